@@ -1,0 +1,180 @@
+//! Strided matrix views and the one GEMM entry point (the `gemm` crate does the work).
+
+use crate::tensor::Element;
+
+/// A read-only strided matrix view: element (i, j) is `data[i*rs + j*cs]`.
+#[derive(Clone, Copy)]
+pub struct Mat<'a, T> {
+    pub data: &'a [T],
+    pub rows: usize,
+    pub cols: usize,
+    pub rs: usize,
+    pub cs: usize,
+}
+
+impl<'a, T> Mat<'a, T> {
+    /// The transpose, as a view (no copy).
+    pub fn t(self) -> Mat<'a, T> {
+        Mat {
+            data: self.data,
+            rows: self.cols,
+            cols: self.rows,
+            rs: self.cs,
+            cs: self.rs,
+        }
+    }
+    fn max_index(&self) -> usize {
+        if self.rows == 0 || self.cols == 0 {
+            0
+        } else {
+            (self.rows - 1) * self.rs + (self.cols - 1) * self.cs
+        }
+    }
+}
+
+/// A mutable strided matrix view.
+pub struct MatMut<'a, T> {
+    pub data: &'a mut [T],
+    pub rows: usize,
+    pub cols: usize,
+    pub rs: usize,
+    pub cs: usize,
+}
+
+/// Work below which threads cost more than they save (~ a 64×64×64 product).
+const PARALLEL_FLOPS: usize = 1 << 18;
+
+/// `c = a·b` (or `c += a·b` when `accumulate`).
+pub fn gemm<T: Element>(a: &Mat<T>, b: &Mat<T>, c: &mut MatMut<T>, accumulate: bool) {
+    assert_eq!(a.cols, b.rows, "gemm inner dimensions");
+    assert_eq!((a.rows, b.cols), (c.rows, c.cols), "gemm output dimensions");
+    if c.rows == 0 || c.cols == 0 {
+        return;
+    }
+    // The views must stay inside their slices: checked here so the unsafe call is sound.
+    assert!(
+        a.rows == 0 || a.cols == 0 || a.max_index() < a.data.len(),
+        "gemm lhs view out of bounds"
+    );
+    assert!(
+        b.rows == 0 || b.cols == 0 || b.max_index() < b.data.len(),
+        "gemm rhs view out of bounds"
+    );
+    let cmax = (c.rows - 1) * c.rs + (c.cols - 1) * c.cs;
+    assert!(cmax < c.data.len(), "gemm dst view out of bounds");
+    if a.cols == 0 {
+        if !accumulate {
+            for i in 0..c.rows {
+                for j in 0..c.cols {
+                    c.data[i * c.rs + j * c.cs] = T::zero();
+                }
+            }
+        }
+        return;
+    }
+    let work = a.rows * a.cols * b.cols;
+    let par = if work >= PARALLEL_FLOPS {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: every index the kernel touches is (i*rs + j*cs) within the bounds
+    // asserted above; `c` is uniquely borrowed and does not alias `a` or `b`.
+    unsafe {
+        gemm::gemm(
+            c.rows,
+            c.cols,
+            a.cols,
+            c.data.as_mut_ptr(),
+            c.cs as isize,
+            c.rs as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.cs as isize,
+            a.rs as isize,
+            b.data.as_ptr(),
+            b.cs as isize,
+            b.rs as isize,
+            T::one(),
+            T::one(),
+            false,
+            false,
+            false,
+            par,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn strided_products_match_naive() {
+        let a: Vec<f64> = (0..6).map(|x| x as f64).collect(); // 2×3
+        let b: Vec<f64> = (0..12).map(|x| (x as f64) * 0.5).collect(); // 3×4
+        let mut c = vec![1.0; 8];
+        gemm(
+            &Mat {
+                data: &a,
+                rows: 2,
+                cols: 3,
+                rs: 3,
+                cs: 1,
+            },
+            &Mat {
+                data: &b,
+                rows: 3,
+                cols: 4,
+                rs: 4,
+                cs: 1,
+            },
+            &mut MatMut {
+                data: &mut c,
+                rows: 2,
+                cols: 4,
+                rs: 4,
+                cs: 1,
+            },
+            true,
+        );
+        for i in 0..2 {
+            for j in 0..4 {
+                let s: f64 = (0..3).map(|k| a[i * 3 + k] * b[k * 4 + j]).sum();
+                assert_eq!(c[i * 4 + j], 1.0 + s);
+            }
+        }
+        // transposed view: (bᵀ)(4×3) · aᵀ(3×2)
+        let mut d = vec![0.0; 8];
+        gemm(
+            &Mat {
+                data: &b,
+                rows: 3,
+                cols: 4,
+                rs: 4,
+                cs: 1,
+            }
+            .t(),
+            &Mat {
+                data: &a,
+                rows: 2,
+                cols: 3,
+                rs: 3,
+                cs: 1,
+            }
+            .t(),
+            &mut MatMut {
+                data: &mut d,
+                rows: 4,
+                cols: 2,
+                rs: 2,
+                cs: 1,
+            },
+            false,
+        );
+        for i in 0..4 {
+            for j in 0..2 {
+                assert_eq!(d[i * 2 + j], c[j * 4 + i] - 1.0);
+            }
+        }
+    }
+}

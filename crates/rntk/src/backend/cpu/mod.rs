@@ -1,0 +1,7 @@
+//! CPU kernels: GEMM through the `gemm` crate, vectorized element-wise math.
+
+mod gemm;
+mod simd;
+
+pub use gemm::{gemm, Mat, MatMut};
+pub use simd::{exp, sigmoid, tanh};

@@ -1,0 +1,4 @@
+//! Kernels, by family: GEMM, element-wise math, copies. Ops call these and nothing
+//! below them; a new device (CUDA) provides the same families.
+
+pub mod cpu;

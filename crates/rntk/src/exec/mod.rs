@@ -1,0 +1,868 @@
+//! The runtime: an `Executor` runs a compiled plan forward and backward over
+//! minibatches. Buffers live per slot and are reused across calls (they only grow),
+//! so a warm executor allocates nothing inside its time loops.
+
+mod compile;
+
+use crate::error::{Error, Result};
+use crate::graph::{DynamicAxes, Variable};
+use crate::ops::delay::Delay;
+use crate::ops::{Arg, ExecKind, NodeState, Op, RowCtx, SparseRows, WholeArg};
+use crate::tensor::{Csr, Element, Layout, Tensor, Value, ValueData};
+use compile::{compile, Plan, Source, Step};
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+
+/// Runs one compiled set of roots, in element type `T`.
+pub struct Executor<T: Element> {
+    plan: Plan,
+    data: Vec<Vec<T>>,
+    sparse: Vec<Option<Csr<T>>>,
+    layouts: Vec<Layout>,
+    grads: Vec<Vec<T>>,
+    states: Vec<NodeState<T>>,
+    /// Shared storage of parameter and constant slots.
+    stores: Vec<Option<Arc<RwLock<Tensor>>>>,
+    forwarded: bool,
+    training: bool,
+}
+
+/// Read access to parameter storage for the duration of one call.
+struct Params<'a> {
+    guards: Vec<Option<RwLockReadGuard<'a, Tensor>>>,
+}
+
+impl Params<'_> {
+    fn get<T: Element>(&self, slot: usize) -> Option<&[T]> {
+        self.guards[slot].as_ref().and_then(|g| g.as_slice::<T>())
+    }
+}
+
+fn runtime_err(op: &Op, name: &str, detail: String) -> Error {
+    Error::Runtime {
+        op: op.name().to_string(),
+        name: name.to_string(),
+        detail,
+    }
+}
+
+impl<T: Element> Executor<T> {
+    /// Compile `roots` (and everything they depend on) for element type `T`.
+    pub fn new(roots: &[Variable]) -> Result<Self> {
+        let plan = compile(roots)?;
+        for s in &plan.slots {
+            let dt = match &s.source {
+                Source::Input(v) | Source::Param(v) | Source::Const(v) => v.dtype(),
+                Source::Node(_) => T::DTYPE,
+            };
+            if dt != T::DTYPE {
+                return Err(Error::DType {
+                    context: format!("compiling {}", s.label),
+                    expected: T::DTYPE.to_string(),
+                    got: dt.to_string(),
+                });
+            }
+        }
+        let n = plan.slots.len();
+        let stores = plan
+            .slots
+            .iter()
+            .map(|s| match &s.source {
+                Source::Param(v) | Source::Const(v) => v.storage(),
+                _ => None,
+            })
+            .collect();
+        let states = (0..plan.nodes.len())
+            .map(|_| NodeState::default())
+            .collect();
+        Ok(Executor {
+            data: vec![Vec::new(); n],
+            sparse: vec![None; n],
+            layouts: vec![Layout::Static; n],
+            grads: vec![Vec::new(); n],
+            states,
+            stores,
+            plan,
+            forwarded: false,
+            training: false,
+        })
+    }
+
+    /// The input variables this plan needs fed.
+    pub fn arguments(&self) -> Vec<Variable> {
+        self.plan
+            .slots
+            .iter()
+            .filter_map(|s| match &s.source {
+                Source::Input(v) => Some(v.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The parameters this plan reads.
+    pub fn parameters(&self) -> Vec<Variable> {
+        self.plan
+            .slots
+            .iter()
+            .filter_map(|s| match &s.source {
+                Source::Param(v) => Some(v.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn bind_feeds(&mut self, feeds: &[(&Variable, &Value)]) -> Result<()> {
+        for (v, _) in feeds {
+            if !matches!(
+                self.plan
+                    .var_slots
+                    .get(&v.key())
+                    .map(|&s| &self.plan.slots[s].source),
+                Some(Source::Input(_))
+            ) {
+                return Err(Error::Argument(format!(
+                    "{} is fed but is not an input of this function",
+                    v.label()
+                )));
+            }
+        }
+        for s in 0..self.plan.slots.len() {
+            let Source::Input(var) = &self.plan.slots[s].source else {
+                continue;
+            };
+            let val = feeds
+                .iter()
+                .find(|(v, _)| v.key() == var.key())
+                .map(|(_, val)| *val)
+                .ok_or_else(|| Error::Argument(format!("input {} was not fed", var.label())))?;
+            let info = &self.plan.slots[s];
+            if val.shape() != &info.shape {
+                return Err(Error::Argument(format!(
+                    "input {} has sample shape {} but was fed data of shape {}",
+                    var.label(),
+                    info.shape,
+                    val.shape()
+                )));
+            }
+            if val.dtype() != T::DTYPE {
+                return Err(Error::DType {
+                    context: format!("input {}", var.label()),
+                    expected: T::DTYPE.to_string(),
+                    got: val.dtype().to_string(),
+                });
+            }
+            let ok = matches!(
+                (&info.axes, val.layout()),
+                (DynamicAxes::Sequence(_), Layout::Sequence(_))
+                    | (DynamicAxes::Batch, Layout::Batch(_))
+                    | (DynamicAxes::None, Layout::Static)
+            );
+            if !ok {
+                return Err(Error::Argument(format!(
+                    "input {} has dynamic axes {} but was fed {}",
+                    var.label(),
+                    info.axes.notation(),
+                    val.layout().describe()
+                )));
+            }
+            self.layouts[s] = val.layout().clone();
+            match val.data() {
+                ValueData::Dense(st) => {
+                    let src = T::slice(st).expect("dtype checked");
+                    let buf = &mut self.data[s];
+                    buf.clear();
+                    buf.extend_from_slice(src);
+                    self.sparse[s] = None;
+                }
+                ValueData::SparseF32(_) | ValueData::SparseF64(_) => {
+                    let csr = match val.data() {
+                        ValueData::SparseF32(c) => convert_csr::<f32, T>(c),
+                        ValueData::SparseF64(c) => convert_csr::<f64, T>(c),
+                        ValueData::Dense(_) => unreachable!("matched above"),
+                    };
+                    self.sparse[s] = Some(csr);
+                    self.data[s].clear();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn lock_params(&self) -> Params<'_> {
+        Params {
+            guards: self
+                .stores
+                .iter()
+                .map(|s| s.as_ref().map(|a| a.read().expect("parameter lock")))
+                .collect(),
+        }
+    }
+
+    /// Run the plan forward. `training` turns dropout on.
+    pub fn forward(&mut self, feeds: &[(&Variable, &Value)], training: bool) -> Result<()> {
+        self.forwarded = false;
+        self.training = training;
+        self.bind_feeds(feeds)?;
+        let stores = std::mem::take(&mut self.stores);
+        let result = {
+            let params = Params {
+                guards: stores
+                    .iter()
+                    .map(|s| s.as_ref().map(|a| a.read().expect("parameter lock")))
+                    .collect(),
+            };
+            for (s, g) in params.guards.iter().enumerate() {
+                if g.is_some() {
+                    self.layouts[s] = Layout::Static;
+                }
+            }
+            self.run_forward(&params)
+        };
+        self.stores = stores;
+        result?;
+        self.forwarded = true;
+        Ok(())
+    }
+
+    fn run_forward(&mut self, params: &Params) -> Result<()> {
+        let steps = std::mem::take(&mut self.plan.steps);
+        let mut res = Ok(());
+        for step in &steps {
+            res = match step {
+                Step::Node(n) => self.forward_node(*n, params),
+                Step::Loop(lp) => self.forward_loop(&lp.nodes, lp.backward_in_time, params),
+            };
+            if res.is_err() {
+                break;
+            }
+        }
+        self.plan.steps = steps;
+        res
+    }
+
+    /// The common layout of a row-local node's per-row operands.
+    fn row_layout(&self, n: usize) -> Result<Layout> {
+        let node = &self.plan.nodes[n];
+        let mut layout = Layout::Static;
+        for &s in &node.ins {
+            let l = &self.layouts[s];
+            if matches!(l, Layout::Static) {
+                continue;
+            }
+            if matches!(layout, Layout::Static) {
+                layout = l.clone();
+            } else if !layout.same_as(l) {
+                return Err(runtime_err(
+                    &node.op,
+                    &node.name,
+                    format!(
+                        "operands have different dynamic layouts: {} vs {}",
+                        layout.describe(),
+                        l.describe()
+                    ),
+                ));
+            }
+        }
+        Ok(layout)
+    }
+
+    fn arg<'a>(&'a self, s: usize, params: &'a Params, rows: std::ops::Range<usize>) -> Arg<'a, T> {
+        if let Some(p) = params.get::<T>(s) {
+            return Arg::Static(p);
+        }
+        if let Some(c) = &self.sparse[s] {
+            return Arg::Sparse(SparseRows {
+                indptr: &c.indptr[rows.start..=rows.end],
+                indices: &c.indices,
+                values: &c.values,
+            });
+        }
+        if matches!(self.layouts[s], Layout::Static) {
+            return Arg::Static(&self.data[s]);
+        }
+        let d = self.plan.slots[s].shape.numel();
+        Arg::Rows(&self.data[s][rows.start * d..rows.end * d])
+    }
+
+    fn whole_arg<'a>(&'a self, s: usize, params: &'a Params) -> WholeArg<'a, T> {
+        WholeArg {
+            data: self.arg(s, params, 0..self.layouts[s].rows()),
+            layout: &self.layouts[s],
+            shape: &self.plan.slots[s].shape,
+        }
+    }
+
+    fn forward_node(&mut self, n: usize, params: &Params) -> Result<()> {
+        let node = &self.plan.nodes[n];
+        let out = node.out;
+        let numel = node.out_shape.numel();
+        match node.op.exec_kind() {
+            ExecKind::RowLocal => {
+                let layout = self.row_layout(n)?;
+                let rows = layout.rows();
+                self.layouts[out] = layout;
+                let mut buf = std::mem::take(&mut self.data[out]);
+                buf.resize(rows * numel, T::zero());
+                let mut st = std::mem::take(&mut self.states[n]);
+                let node = &self.plan.nodes[n];
+                let args: Vec<Arg<T>> = node
+                    .ins
+                    .iter()
+                    .map(|&s| self.arg(s, params, 0..rows))
+                    .collect();
+                let ctx = RowCtx {
+                    n: rows,
+                    row0: 0,
+                    training: self.training,
+                };
+                let r = node.op.forward_rows(
+                    &args,
+                    &node.in_shapes,
+                    &node.out_shape,
+                    &mut buf,
+                    ctx,
+                    &mut st,
+                );
+                drop(args);
+                self.states[n] = st;
+                self.data[out] = buf;
+                r
+            }
+            ExecKind::Delay => {
+                let layout = self.layouts[node.ins[0]].clone();
+                self.layouts[out] = layout.clone();
+                let mut buf = std::mem::take(&mut self.data[out]);
+                buf.resize(layout.rows() * numel, T::zero());
+                let r = self.delay_apply(
+                    n,
+                    params,
+                    &layout,
+                    |d, x, init, t| d.forward_step(x, init, &mut buf, t),
+                    true,
+                );
+                self.data[out] = buf;
+                r
+            }
+            ExecKind::Whole => {
+                let mut buf = std::mem::take(&mut self.data[out]);
+                let node = &self.plan.nodes[n];
+                let args: Vec<WholeArg<T>> = node
+                    .ins
+                    .iter()
+                    .map(|&s| self.whole_arg(s, params))
+                    .collect();
+                let r = node.op.whole_layout(&args).and_then(|layout| {
+                    buf.clear();
+                    buf.resize(layout.rows() * numel, T::zero());
+                    node.op
+                        .forward_whole(&args, &node.out_shape, &layout, &mut buf)
+                        .map(|_| layout)
+                });
+                drop(args);
+                self.data[out] = buf;
+                let layout = r?;
+                self.layouts[out] = layout;
+                Ok(())
+            }
+        }
+    }
+
+    /// Run `f` over every step of a delay node outside a loop.
+    fn delay_apply(
+        &self,
+        n: usize,
+        params: &Params,
+        layout: &Layout,
+        mut f: impl FnMut(&Delay, &[T], &[T], usize),
+        _forward: bool,
+    ) -> Result<()> {
+        let node = &self.plan.nodes[n];
+        let (d, x, init) = self.delay_parts(n, params, layout)?;
+        let steps = d.layout.max_len();
+        let _ = node;
+        for t in 0..steps {
+            f(&d, x, init, t);
+        }
+        Ok(())
+    }
+
+    fn delay_parts<'a>(
+        &'a self,
+        n: usize,
+        params: &'a Params,
+        layout: &'a Layout,
+    ) -> Result<(Delay<'a>, &'a [T], &'a [T])> {
+        let node = &self.plan.nodes[n];
+        let packed = layout.packed().ok_or_else(|| {
+            runtime_err(
+                &node.op,
+                &node.name,
+                format!("needs sequences, got {}", layout.describe()),
+            )
+        })?;
+        let (offset, future) = match node.op {
+            Op::PastValue { offset } => (offset, false),
+            Op::FutureValue { offset } => (offset, true),
+            _ => unreachable!("delay node"),
+        };
+        let (xs, is) = (node.ins[0], node.ins[1]);
+        let numel = node.out_shape.numel();
+        let init_layout = &self.layouts[is];
+        let init_per_seq = matches!(init_layout, Layout::Batch(_));
+        if let Layout::Batch(b) = init_layout {
+            if *b != packed.num_sequences() {
+                return Err(runtime_err(
+                    &node.op,
+                    &node.name,
+                    format!(
+                        "initial state has {b} samples but the operand has {} sequences",
+                        packed.num_sequences()
+                    ),
+                ));
+            }
+        }
+        let init_scalar = self.plan.slots[is].shape.numel() == 1 && numel != 1;
+        let x: &[T] = &self.data[xs];
+        let init: &[T] = match params.get::<T>(is) {
+            Some(p) => p,
+            None => &self.data[is],
+        };
+        Ok((
+            Delay {
+                layout: packed,
+                offset,
+                future,
+                numel,
+                init_scalar: init_scalar || self.plan.slots[is].shape.numel() == 1,
+                init_per_seq,
+            },
+            x,
+            init,
+        ))
+    }
+
+    fn loop_layout(&self, nodes: &[usize]) -> Result<Layout> {
+        let inside =
+            |s: usize| matches!(self.plan.slots[s].source, Source::Node(m) if nodes.contains(&m));
+        let mut layout: Option<Layout> = None;
+        for &n in nodes {
+            let node = &self.plan.nodes[n];
+            let is_delay = node.op.exec_kind() == ExecKind::Delay;
+            for (i, &s) in node.ins.iter().enumerate() {
+                if inside(s) || (is_delay && i == 1) || matches!(self.layouts[s], Layout::Static) {
+                    continue;
+                }
+                let l = &self.layouts[s];
+                match &layout {
+                    None => layout = Some(l.clone()),
+                    Some(cur) if !cur.same_as(l) => {
+                        return Err(runtime_err(
+                            &node.op,
+                            &node.name,
+                            format!(
+                                "recurrent loop operands have different layouts: {} vs {}",
+                                cur.describe(),
+                                l.describe()
+                            ),
+                        ))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let layout = layout.ok_or_else(|| {
+            let node = &self.plan.nodes[nodes[0]];
+            runtime_err(
+                &node.op,
+                &node.name,
+                "recurrent loop has no sequence operand to iterate over".into(),
+            )
+        })?;
+        if layout.packed().is_none() {
+            let node = &self.plan.nodes[nodes[0]];
+            return Err(runtime_err(
+                &node.op,
+                &node.name,
+                format!("recurrent loop over {}", layout.describe()),
+            ));
+        }
+        Ok(layout)
+    }
+
+    fn forward_loop(&mut self, nodes: &[usize], reverse: bool, params: &Params) -> Result<()> {
+        let layout = self.loop_layout(nodes)?;
+        let packed = layout.packed().expect("checked").clone();
+        let rows = layout.rows();
+        for &n in nodes {
+            let out = self.plan.nodes[n].out;
+            let numel = self.plan.nodes[n].out_shape.numel();
+            self.layouts[out] = layout.clone();
+            self.data[out].resize(rows * numel, T::zero());
+        }
+        let steps = packed.max_len();
+        for k in 0..steps {
+            let t = if reverse { steps - 1 - k } else { k };
+            let r = packed.step_rows(t);
+            for &n in nodes {
+                let node = &self.plan.nodes[n];
+                let out = node.out;
+                let numel = node.out_shape.numel();
+                let mut buf = std::mem::take(&mut self.data[out]);
+                let res = if node.op.exec_kind() == ExecKind::Delay {
+                    self.delay_parts(n, params, &layout)
+                        .map(|(d, x, init)| d.forward_step(x, init, &mut buf, t))
+                } else {
+                    let mut st = std::mem::take(&mut self.states[n]);
+                    let args: Vec<Arg<T>> = node
+                        .ins
+                        .iter()
+                        .map(|&s| self.arg(s, params, r.clone()))
+                        .collect();
+                    let ctx = RowCtx {
+                        n: r.len(),
+                        row0: r.start,
+                        training: self.training,
+                    };
+                    let res = node.op.forward_rows(
+                        &args,
+                        &node.in_shapes,
+                        &node.out_shape,
+                        &mut buf[r.start * numel..r.end * numel],
+                        ctx,
+                        &mut st,
+                    );
+                    drop(args);
+                    self.states[n] = st;
+                    res
+                };
+                self.data[out] = buf;
+                res?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The value of a root, input or parameter after `forward`.
+    pub fn value(&self, v: &Variable) -> Result<Value> {
+        let s = *self.plan.var_slots.get(&v.key()).ok_or_else(|| {
+            Error::Argument(format!("{} is not computed by this executor", v.label()))
+        })?;
+        if !self.forwarded {
+            return Err(Error::Argument(
+                "value() before a successful forward()".into(),
+            ));
+        }
+        let shape = self.plan.slots[s].shape.clone();
+        if let Some(st) = &self.stores[s] {
+            let t = st.read().expect("parameter lock");
+            return Value::new(shape, Layout::Static, ValueData::Dense(t.storage().clone()));
+        }
+        Value::from_rows(shape, self.layouts[s].clone(), self.data[s].clone())
+    }
+
+    /// Backpropagate from `seeds` (root, gradient; `None` = all ones) and return the
+    /// gradients of `wrt`, in order. Only what leads from `wrt` to the roots is computed.
+    pub fn backward(
+        &mut self,
+        seeds: &[(&Variable, Option<&Value>)],
+        wrt: &[&Variable],
+    ) -> Result<Vec<Value>> {
+        if !self.forwarded {
+            return Err(Error::Argument(
+                "backward() needs a successful forward() first".into(),
+            ));
+        }
+        let nslots = self.plan.slots.len();
+        let mut wrt_slots = Vec::with_capacity(wrt.len());
+        for v in wrt {
+            let s = *self.plan.var_slots.get(&v.key()).ok_or_else(|| {
+                Error::Argument(format!(
+                    "cannot differentiate with respect to {}: not part of this function",
+                    v.label()
+                ))
+            })?;
+            wrt_slots.push(s);
+        }
+        // Which slots carry gradient: those that depend on a wrt slot.
+        let mut reach = vec![false; nslots];
+        for &s in &wrt_slots {
+            reach[s] = true;
+        }
+        loop {
+            let mut changed = false;
+            for node in &self.plan.nodes {
+                if !reach[node.out]
+                    && node
+                        .ins
+                        .iter()
+                        .enumerate()
+                        .any(|(i, &s)| reach[s] && node.op.differentiable(i))
+                {
+                    reach[node.out] = true;
+                    changed = true;
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+        for s in 0..nslots {
+            if reach[s] {
+                let len = self.layouts[s].rows() * self.plan.slots[s].shape.numel();
+                let g = &mut self.grads[s];
+                g.clear();
+                g.resize(len, T::zero());
+            }
+        }
+        for (v, seed) in seeds {
+            let s = *self.plan.var_slots.get(&v.key()).ok_or_else(|| {
+                Error::Argument(format!("{} is not a root of this executor", v.label()))
+            })?;
+            if !reach[s] {
+                continue;
+            }
+            match seed {
+                None => self.grads[s].iter_mut().for_each(|g| *g += T::one()),
+                Some(val) => {
+                    let d = val.dense_rows::<T>();
+                    if d.len() != self.grads[s].len() || !val.layout().same_as(&self.layouts[s]) {
+                        return Err(Error::Argument(format!(
+                            "gradient seed for {} does not match its value's layout ({})",
+                            v.label(),
+                            self.layouts[s].describe()
+                        )));
+                    }
+                    for (g, x) in self.grads[s].iter_mut().zip(d) {
+                        *g += x;
+                    }
+                }
+            }
+        }
+        let stores = std::mem::take(&mut self.stores);
+        let res = {
+            let params = Params {
+                guards: stores
+                    .iter()
+                    .map(|s| s.as_ref().map(|a| a.read().expect("parameter lock")))
+                    .collect(),
+            };
+            self.run_backward(&params, &reach)
+        };
+        self.stores = stores;
+        res?;
+        wrt_slots
+            .iter()
+            .map(|&s| {
+                Value::from_rows(
+                    self.plan.slots[s].shape.clone(),
+                    self.layouts[s].clone(),
+                    self.grads[s].clone(),
+                )
+            })
+            .collect()
+    }
+
+    fn run_backward(&mut self, params: &Params, reach: &[bool]) -> Result<()> {
+        let steps = std::mem::take(&mut self.plan.steps);
+        let mut res = Ok(());
+        for step in steps.iter().rev() {
+            res = match step {
+                Step::Node(n) => self.backward_node(*n, params, reach),
+                Step::Loop(lp) => self.backward_loop(&lp.nodes, lp.backward_in_time, params, reach),
+            };
+            if res.is_err() {
+                break;
+            }
+        }
+        self.plan.steps = steps;
+        res
+    }
+
+    /// Backward of one row-local node over `rows`, for the operands selected by `which`.
+    fn backward_rows_of(
+        &mut self,
+        n: usize,
+        params: &Params,
+        reach: &[bool],
+        rows: std::ops::Range<usize>,
+        which: impl Fn(bool) -> bool,
+    ) -> Result<()> {
+        let node = &self.plan.nodes[n];
+        let out = node.out;
+        let numel = node.out_shape.numel();
+        for (i, &s) in node.ins.iter().enumerate() {
+            if !reach[s] || !node.op.differentiable(i) {
+                continue;
+            }
+            let is_static =
+                matches!(self.layouts[s], Layout::Static) || params.get::<T>(s).is_some();
+            if !which(is_static) {
+                continue;
+            }
+            let mut din = std::mem::take(&mut self.grads[s]);
+            let mut st = std::mem::take(&mut self.states[n]);
+            let res = {
+                let args: Vec<Arg<T>> = node
+                    .ins
+                    .iter()
+                    .map(|&x| self.arg(x, params, rows.clone()))
+                    .collect();
+                let d = self.plan.slots[s].shape.numel();
+                let din_view = if is_static {
+                    &mut din[..]
+                } else {
+                    &mut din[rows.start * d..rows.end * d]
+                };
+                let ctx = RowCtx {
+                    n: rows.len(),
+                    row0: rows.start,
+                    training: self.training,
+                };
+                node.op.backward_rows(
+                    i,
+                    &args,
+                    &node.in_shapes,
+                    &node.out_shape,
+                    &self.data[out][rows.start * numel..rows.end * numel],
+                    &self.grads[out][rows.start * numel..rows.end * numel],
+                    din_view,
+                    ctx,
+                    &mut st,
+                )
+            };
+            self.states[n] = st;
+            self.grads[s] = din;
+            res?;
+        }
+        Ok(())
+    }
+
+    fn backward_node(&mut self, n: usize, params: &Params, reach: &[bool]) -> Result<()> {
+        let node = &self.plan.nodes[n];
+        let out = node.out;
+        if !reach[out] {
+            return Ok(());
+        }
+        match node.op.exec_kind() {
+            ExecKind::RowLocal => {
+                let rows = self.layouts[out].rows();
+                self.backward_rows_of(n, params, reach, 0..rows, |_| true)
+            }
+            ExecKind::Delay => {
+                let layout = self.layouts[out].clone();
+                let steps = layout.packed().map(|p| p.max_len()).unwrap_or(0);
+                for t in 0..steps {
+                    self.delay_backward(n, params, reach, &layout, t)?;
+                }
+                Ok(())
+            }
+            ExecKind::Whole => {
+                let node = &self.plan.nodes[n];
+                for (i, &s) in node.ins.iter().enumerate() {
+                    if !reach[s] || !node.op.differentiable(i) {
+                        continue;
+                    }
+                    let mut din = std::mem::take(&mut self.grads[s]);
+                    let res = {
+                        let args: Vec<WholeArg<T>> = node
+                            .ins
+                            .iter()
+                            .map(|&x| self.whole_arg(x, params))
+                            .collect();
+                        node.op.backward_whole(
+                            i,
+                            &args,
+                            &node.out_shape,
+                            &self.layouts[out],
+                            &self.data[out],
+                            &self.grads[out],
+                            &mut din,
+                        )
+                    };
+                    self.grads[s] = din;
+                    res?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn delay_backward(
+        &mut self,
+        n: usize,
+        params: &Params,
+        reach: &[bool],
+        layout: &Layout,
+        t: usize,
+    ) -> Result<()> {
+        let node = &self.plan.nodes[n];
+        let (xs, is, out) = (node.ins[0], node.ins[1], node.out);
+        let mut dx = if reach[xs] {
+            Some(std::mem::take(&mut self.grads[xs]))
+        } else {
+            None
+        };
+        let mut dinit = if reach[is] {
+            Some(std::mem::take(&mut self.grads[is]))
+        } else {
+            None
+        };
+        let res = self.delay_parts(n, params, layout).map(|(d, _, _)| {
+            d.backward_step(&self.grads[out], dx.as_deref_mut(), dinit.as_deref_mut(), t)
+        });
+        if let Some(g) = dx {
+            self.grads[xs] = g;
+        }
+        if let Some(g) = dinit {
+            self.grads[is] = g;
+        }
+        res
+    }
+
+    fn backward_loop(
+        &mut self,
+        nodes: &[usize],
+        reverse: bool,
+        params: &Params,
+        reach: &[bool],
+    ) -> Result<()> {
+        let out0 = self.plan.nodes[nodes[0]].out;
+        let layout = self.layouts[out0].clone();
+        let packed = layout.packed().expect("loop layout").clone();
+        let steps = packed.max_len();
+        for k in 0..steps {
+            // Opposite time order of the forward.
+            let t = if reverse { k } else { steps - 1 - k };
+            let r = packed.step_rows(t);
+            for &n in nodes.iter().rev() {
+                if !reach[self.plan.nodes[n].out] {
+                    continue;
+                }
+                if self.plan.nodes[n].op.exec_kind() == ExecKind::Delay {
+                    self.delay_backward(n, params, reach, &layout, t)?;
+                } else {
+                    // Static operands (weights) wait: one product over all steps below.
+                    self.backward_rows_of(n, params, reach, r.clone(), |is_static| !is_static)?;
+                }
+            }
+        }
+        let rows = layout.rows();
+        for &n in nodes {
+            if reach[self.plan.nodes[n].out] && self.plan.nodes[n].op.exec_kind() != ExecKind::Delay
+            {
+                self.backward_rows_of(n, params, reach, 0..rows, |is_static| is_static)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn convert_csr<S: Element, T: Element>(c: &Csr<S>) -> Csr<T> {
+    Csr {
+        rows: c.rows,
+        cols: c.cols,
+        indptr: c.indptr.clone(),
+        indices: c.indices.clone(),
+        values: c.values.iter().map(|v| T::from_f64(v.as_f64())).collect(),
+    }
+}

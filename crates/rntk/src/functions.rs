@@ -1,0 +1,243 @@
+//! Constructors of primitive functions, named as in CNTK's Python API. Each returns
+//! the function's output variable (its owner is reachable with `Variable::owner`).
+
+use crate::error::Result;
+use crate::graph::{Function, Variable};
+use crate::ops::{BinaryOp, Op, ReduceOp, UnaryOp};
+use crate::tensor::Shape;
+
+fn prim(op: Op, inputs: &[&Variable], name: &str) -> Result<Variable> {
+    let ins: Vec<Variable> = inputs.iter().map(|v| (*v).clone()).collect();
+    Function::primitive(op, &ins, name)?.output()
+}
+
+/// A primitive with an explicit name (names appear in error messages and saved models).
+pub fn named(op: Op, inputs: &[&Variable], name: &str) -> Result<Variable> {
+    prim(op, inputs, name)
+}
+
+macro_rules! unary {
+    ($($(#[$m:meta])* $f:ident => $op:expr;)*) => {$(
+        $(#[$m])*
+        pub fn $f(x: &Variable) -> Result<Variable> {
+            prim(Op::Unary($op), &[x], "")
+        }
+    )*};
+}
+
+unary! {
+    negate => UnaryOp::Negate;
+    /// Logistic sigmoid (CNTK's StableSigmoid).
+    sigmoid => UnaryOp::Sigmoid;
+    tanh => UnaryOp::Tanh;
+    relu => UnaryOp::Relu;
+    /// exp(x) − 1 for x < 0, x otherwise.
+    elu => UnaryOp::Elu;
+    /// log(1 + exp(x)).
+    softplus => UnaryOp::Softplus;
+    exp => UnaryOp::Exp;
+    log => UnaryOp::Log;
+    sqrt => UnaryOp::Sqrt;
+    square => UnaryOp::Square;
+    abs => UnaryOp::Abs;
+    reciprocal => UnaryOp::Reciprocal;
+    /// Identity whose gradient is zero.
+    stop_gradient => UnaryOp::StopGradient;
+}
+
+/// x for x > 0, `alpha`·x otherwise (CNTK's default alpha is 0.01).
+pub fn leaky_relu(x: &Variable, alpha: f64) -> Result<Variable> {
+    prim(Op::Unary(UnaryOp::LeakyRelu(alpha)), &[x], "")
+}
+
+/// A named identity.
+pub fn alias(x: &Variable, name: &str) -> Result<Variable> {
+    prim(Op::Unary(UnaryOp::Alias), &[x], name)
+}
+
+macro_rules! binary {
+    ($($(#[$m:meta])* $f:ident => $op:expr;)*) => {$(
+        $(#[$m])*
+        pub fn $f(a: &Variable, b: &Variable) -> Result<Variable> {
+            prim(Op::Binary($op), &[a, b], "")
+        }
+    )*};
+}
+
+binary! {
+    plus => BinaryOp::Plus;
+    minus => BinaryOp::Minus;
+    element_times => BinaryOp::ElementTimes;
+    element_divide => BinaryOp::ElementDivide;
+    /// a raised to b, element-wise.
+    pow => BinaryOp::Pow;
+    element_max => BinaryOp::ElementMax;
+    element_min => BinaryOp::ElementMin;
+    equal => BinaryOp::Equal;
+    not_equal => BinaryOp::NotEqual;
+    less => BinaryOp::Less;
+    less_equal => BinaryOp::LessEqual;
+    greater => BinaryOp::Greater;
+    greater_equal => BinaryOp::GreaterEqual;
+}
+
+/// `times(x, W)` with output_rank 1 and inferred input rank.
+pub fn times(x: &Variable, w: &Variable) -> Result<Variable> {
+    times_with(x, w, 1, -1)
+}
+
+/// `times` with CNTK's `output_rank` and `infer_input_rank_to_map`.
+pub fn times_with(
+    x: &Variable,
+    w: &Variable,
+    output_rank: usize,
+    infer_input_rank_to_map: i32,
+) -> Result<Variable> {
+    prim(
+        Op::Times {
+            output_rank,
+            infer_input_rank_to_map,
+        },
+        &[x, w],
+        "",
+    )
+}
+
+/// `times_transpose(a, b)` = a·bᵀ (b of rank 1 or 2).
+pub fn times_transpose(a: &Variable, b: &Variable) -> Result<Variable> {
+    prim(Op::TransposeTimes { output_rank: 1 }, &[a, b], "")
+}
+
+/// Softmax along `axis` (CNTK's default `None` normalizes over all static axes:
+/// reshape to one axis first for that).
+pub fn softmax(x: &Variable, axis: isize) -> Result<Variable> {
+    prim(Op::Softmax { axis }, &[x], "")
+}
+
+pub fn log_softmax(x: &Variable, axis: isize) -> Result<Variable> {
+    prim(Op::LogSoftmax { axis }, &[x], "")
+}
+
+fn reduce(op: ReduceOp, x: &Variable, axes: Option<&[isize]>, keepdims: bool) -> Result<Variable> {
+    prim(
+        Op::Reduce {
+            op,
+            axes: axes.map(|a| a.to_vec()),
+            keepdims,
+        },
+        &[x],
+        "",
+    )
+}
+
+/// Sum over the given static axes (`None` = all static axes), per sample.
+pub fn reduce_sum(x: &Variable, axes: Option<&[isize]>, keepdims: bool) -> Result<Variable> {
+    reduce(ReduceOp::Sum, x, axes, keepdims)
+}
+pub fn reduce_mean(x: &Variable, axes: Option<&[isize]>, keepdims: bool) -> Result<Variable> {
+    reduce(ReduceOp::Mean, x, axes, keepdims)
+}
+pub fn reduce_max(x: &Variable, axes: Option<&[isize]>, keepdims: bool) -> Result<Variable> {
+    reduce(ReduceOp::Max, x, axes, keepdims)
+}
+pub fn reduce_min(x: &Variable, axes: Option<&[isize]>, keepdims: bool) -> Result<Variable> {
+    reduce(ReduceOp::Min, x, axes, keepdims)
+}
+pub fn reduce_log_sum_exp(
+    x: &Variable,
+    axes: Option<&[isize]>,
+    keepdims: bool,
+) -> Result<Variable> {
+    reduce(ReduceOp::LogSumExp, x, axes, keepdims)
+}
+
+/// Reduce over everything, batch and sequence axes included (`Axis.all_axes()`).
+pub fn reduce_all(op: ReduceOp, x: &Variable) -> Result<Variable> {
+    prim(Op::ReduceAll { op }, &[x], "")
+}
+
+/// Concatenate along a static axis.
+pub fn splice(xs: &[&Variable], axis: isize) -> Result<Variable> {
+    prim(Op::Splice { axis }, xs, "")
+}
+
+/// `x[begin:end]` along a static axis (negative = from the end, end 0 = to the end).
+pub fn slice(x: &Variable, axis: isize, begin: isize, end: isize) -> Result<Variable> {
+    slice_strided(x, axis, begin, end, 1)
+}
+
+pub fn slice_strided(
+    x: &Variable,
+    axis: isize,
+    begin: isize,
+    end: isize,
+    stride: isize,
+) -> Result<Variable> {
+    prim(
+        Op::Slice {
+            axis,
+            begin,
+            end,
+            stride,
+        },
+        &[x],
+        "",
+    )
+}
+
+/// New static shape with the same number of elements (one dim may be `INFERRED`).
+pub fn reshape(x: &Variable, shape: impl Into<Shape>) -> Result<Variable> {
+    prim(
+        Op::Reshape {
+            shape: shape.into(),
+        },
+        &[x],
+        "",
+    )
+}
+
+/// Permute static axes: output axis i is input axis `perm[i]`.
+pub fn transpose(x: &Variable, perm: &[usize]) -> Result<Variable> {
+    prim(
+        Op::Transpose {
+            perm: perm.to_vec(),
+        },
+        &[x],
+        "",
+    )
+}
+
+/// Swap two static axes.
+pub fn swapaxes(x: &Variable, a: usize, b: usize) -> Result<Variable> {
+    let mut perm: Vec<usize> = (0..x.shape().rank()).collect();
+    if a < perm.len() && b < perm.len() {
+        perm.swap(a, b);
+    }
+    transpose(x, &perm)
+}
+
+/// Clamp x to [min, max] (bounds may be tensors that broadcast).
+pub fn clip(x: &Variable, min: &Variable, max: &Variable) -> Result<Variable> {
+    prim(Op::Clip, &[x, min, max], "")
+}
+
+/// `cond ? a : b`, element-wise.
+pub fn element_select(cond: &Variable, a: &Variable, b: &Variable) -> Result<Variable> {
+    prim(Op::Select, &[cond, a, b], "")
+}
+
+/// Zero each element with probability `rate` in training, scaling survivors by
+/// 1/(1−rate); identity in inference. `rate` must be in [0, 1).
+pub fn dropout(x: &Variable, rate: f64, seed: u64) -> Result<Variable> {
+    prim(Op::Dropout { rate, seed }, &[x], "")
+}
+
+/// One-hot encoding of integer-valued x into `num_classes` classes (new last axis).
+pub fn one_hot(x: &Variable, num_classes: usize) -> Result<Variable> {
+    prim(Op::OneHot { num_classes }, &[x], "")
+}
+
+/// Rows of `reference` (along its first axis) picked by integer-valued `indices`.
+pub fn gather(reference: &Variable, indices: &Variable) -> Result<Variable> {
+    prim(Op::Gather, &[reference, indices], "")
+}

@@ -1,0 +1,506 @@
+//! Functions: primitive ops, composites (`combine`) and named blocks, with shape and
+//! dynamic-axis inference at build time, placeholder replacement and cloning.
+
+use super::variable::{next_id, VarInfo, VarKey, VarKind, Variable};
+use crate::error::{Error, Result};
+use crate::ops::Op;
+use crate::tensor::Tensor;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::Arc;
+
+pub(crate) enum FnKind {
+    Primitive(Op),
+    /// A group of existing variables presented as one function's outputs.
+    Composite {
+        outputs: Vec<Variable>,
+    },
+    /// A named sub-graph (a layer): `body`'s placeholders `args[i]` stand for `inputs[i]`.
+    Block {
+        op_name: String,
+        body: Function,
+        args: Vec<Variable>,
+    },
+}
+
+pub(crate) struct FnNode {
+    pub id: u64,
+    pub uid: String,
+    pub name: String,
+    pub kind: FnKind,
+    pub inputs: Vec<Variable>,
+    pub out_infos: Vec<VarInfo>,
+}
+
+/// A symbolic function. Cheap to clone; equality is identity.
+#[derive(Clone)]
+pub struct Function(pub(crate) Arc<FnNode>);
+
+/// How `Function::clone_with` treats parameters (CNTK's `CloneMethod`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloneMethod {
+    /// The clone uses the very same parameters (training one trains both).
+    Share,
+    /// The clone gets new parameters holding a copy of the current values.
+    Clone,
+    /// Parameters become constants holding a copy of the current values.
+    Freeze,
+}
+
+impl Function {
+    /// Build a primitive function; shapes and dynamic axes are inferred now, and
+    /// parameters with inferred dimensions get their size (and value) here.
+    pub fn primitive(op: Op, inputs: &[Variable], name: &str) -> Result<Function> {
+        let infos: Vec<VarInfo> = inputs.iter().map(|v| v.info()).collect();
+        if let Some(first) = infos.first() {
+            for (v, i) in inputs.iter().zip(&infos) {
+                if i.dtype != first.dtype {
+                    return Err(Error::DType {
+                        context: format!("{} '{}' operand {}", op.name(), name, v.label()),
+                        expected: first.dtype.to_string(),
+                        got: i.dtype.to_string(),
+                    });
+                }
+            }
+        }
+        let inferred = op.infer(&infos, name)?;
+        for (idx, shape) in &inferred.resolved_inputs {
+            inputs[*idx].resolve().resolve_inferred_shape(shape)?;
+        }
+        let id = next_id();
+        Ok(Function(Arc::new(FnNode {
+            id,
+            uid: format!("{}{id}", op.name()),
+            name: name.to_string(),
+            kind: FnKind::Primitive(op),
+            inputs: inputs.to_vec(),
+            out_infos: inferred.outputs,
+        })))
+    }
+
+    /// A named block over `body`: each `(placeholder, outer)` pair feeds `outer` where
+    /// the body uses `placeholder`.
+    pub fn block(
+        body: &Function,
+        args: &[(Variable, Variable)],
+        op_name: &str,
+        name: &str,
+    ) -> Result<Function> {
+        for (ph, outer) in args {
+            if !ph.is_placeholder() {
+                return Err(Error::Argument(format!(
+                    "block {op_name} '{name}': {} is not a placeholder",
+                    ph.label()
+                )));
+            }
+            let (a, b) = (ph.info(), outer.info());
+            if a.shape != b.shape || a.axes != b.axes || a.dtype != b.dtype {
+                return Err(Error::shape(
+                    op_name,
+                    name,
+                    format!(
+                        "argument {} is declared {}{} {} but {} is {}{} {}",
+                        ph.label(),
+                        a.axes.notation(),
+                        a.shape,
+                        a.dtype,
+                        outer.label(),
+                        b.axes.notation(),
+                        b.shape,
+                        b.dtype
+                    ),
+                ));
+            }
+        }
+        let id = next_id();
+        Ok(Function(Arc::new(FnNode {
+            id,
+            uid: format!("Block{id}"),
+            name: name.to_string(),
+            kind: FnKind::Block {
+                op_name: op_name.to_string(),
+                body: body.clone(),
+                args: args.iter().map(|(p, _)| p.clone()).collect(),
+            },
+            inputs: args.iter().map(|(_, o)| o.clone()).collect(),
+            out_infos: body.outputs().iter().map(|v| v.info()).collect(),
+        })))
+    }
+
+    /// CNTK's `combine`: one function whose outputs are the given variables.
+    pub fn combine(outputs: &[Variable], name: &str) -> Result<Function> {
+        if outputs.is_empty() {
+            return Err(Error::Argument(
+                "combine needs at least one variable".into(),
+            ));
+        }
+        let id = next_id();
+        Ok(Function(Arc::new(FnNode {
+            id,
+            uid: format!("Combine{id}"),
+            name: name.to_string(),
+            out_infos: outputs.iter().map(|v| v.info()).collect(),
+            inputs: outputs.to_vec(),
+            kind: FnKind::Composite {
+                outputs: outputs.to_vec(),
+            },
+        })))
+    }
+
+    pub(crate) fn id(&self) -> u64 {
+        self.0.id
+    }
+    pub fn uid(&self) -> &str {
+        &self.0.uid
+    }
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// A name for messages: the name if there is one, else the uid.
+    pub fn label(&self) -> String {
+        if self.0.name.is_empty() {
+            self.0.uid.clone()
+        } else {
+            self.0.name.clone()
+        }
+    }
+    /// The op name: a primitive's CNTK op name, a block's op name, or "Combine".
+    pub fn op_name(&self) -> String {
+        match &self.0.kind {
+            FnKind::Primitive(op) => op.name().to_string(),
+            FnKind::Block { op_name, .. } => op_name.clone(),
+            FnKind::Composite { .. } => "Combine".into(),
+        }
+    }
+    pub(crate) fn kind(&self) -> &FnKind {
+        &self.0.kind
+    }
+    pub fn primitive_op(&self) -> Option<&Op> {
+        match &self.0.kind {
+            FnKind::Primitive(op) => Some(op),
+            _ => None,
+        }
+    }
+    pub fn is_block(&self) -> bool {
+        matches!(self.0.kind, FnKind::Block { .. })
+    }
+    /// The block's inner composite.
+    pub fn block_root(&self) -> Option<Function> {
+        match &self.0.kind {
+            FnKind::Block { body, .. } => Some(body.clone()),
+            _ => None,
+        }
+    }
+    /// The operands, in order (placeholders as they were given).
+    pub fn inputs(&self) -> &[Variable] {
+        &self.0.inputs
+    }
+    pub(crate) fn output_info(&self, index: usize) -> VarInfo {
+        match &self.0.kind {
+            FnKind::Composite { outputs } => outputs[index].info(),
+            _ => self.0.out_infos[index].clone(),
+        }
+    }
+    /// The output variables.
+    pub fn outputs(&self) -> Vec<Variable> {
+        match &self.0.kind {
+            FnKind::Composite { outputs } => outputs.clone(),
+            _ => (0..self.0.out_infos.len())
+                .map(|i| Variable::output_of(self.clone(), i))
+                .collect(),
+        }
+    }
+    /// The single output; an error if there are several.
+    pub fn output(&self) -> Result<Variable> {
+        let outs = self.outputs();
+        if outs.len() != 1 {
+            return Err(Error::Argument(format!(
+                "{} '{}' has {} outputs; pick one with outputs()",
+                self.op_name(),
+                self.label(),
+                outs.len()
+            )));
+        }
+        Ok(outs.into_iter().next().expect("one output"))
+    }
+
+    /// Visit every variable reachable from the outputs once, depth first, following
+    /// placeholder replacements and descending into block bodies. Block-argument
+    /// placeholders are not reported (their outer operand is).
+    fn walk(&self, mut visit: impl FnMut(&Variable)) {
+        let mut seen_vars: HashSet<VarKey> = HashSet::new();
+        let mut seen_fns: HashSet<u64> = HashSet::new();
+        let mut block_args: HashSet<VarKey> = HashSet::new();
+        let mut stack: Vec<Variable> = self.outputs();
+        stack.reverse();
+        while let Some(v) = stack.pop() {
+            if !seen_vars.insert(v.key()) {
+                continue;
+            }
+            if !block_args.contains(&v.key()) {
+                visit(&v);
+            }
+            let r = v.resolve();
+            if r.key() != v.key() {
+                stack.push(r);
+                continue;
+            }
+            if let Some(f) = v.owner() {
+                if !seen_fns.insert(f.id()) {
+                    continue;
+                }
+                if let FnKind::Block { body, args, .. } = &f.0.kind {
+                    for a in args {
+                        block_args.insert(a.key());
+                    }
+                    stack.extend(body.outputs().into_iter().rev());
+                }
+                stack.extend(f.0.inputs.iter().rev().cloned());
+            }
+        }
+    }
+
+    /// Learnable parameters, in first-visit order.
+    pub fn parameters(&self) -> Vec<Variable> {
+        let mut out = Vec::new();
+        self.walk(|v| {
+            if v.kind() == VarKind::Parameter {
+                out.push(v.clone())
+            }
+        });
+        out
+    }
+    /// Constants, in first-visit order.
+    pub fn constants(&self) -> Vec<Variable> {
+        let mut out = Vec::new();
+        self.walk(|v| {
+            if v.kind() == VarKind::Constant {
+                out.push(v.clone())
+            }
+        });
+        out
+    }
+    /// Inputs that must be fed (input variables and unreplaced placeholders).
+    pub fn arguments(&self) -> Vec<Variable> {
+        let mut out = Vec::new();
+        self.walk(|v| {
+            let unbound_ph = v.is_placeholder() && v.resolve().key() == v.key();
+            if v.kind() == VarKind::Input || unbound_ph {
+                out.push(v.clone())
+            }
+        });
+        out
+    }
+    /// Placeholders not replaced yet.
+    pub fn placeholders(&self) -> Vec<Variable> {
+        self.arguments()
+            .into_iter()
+            .filter(|v| v.is_placeholder())
+            .collect()
+    }
+
+    /// Replace placeholders by variables (closing recurrent loops). Each replacement
+    /// must have the placeholder's shape, dtype and dynamic axes.
+    pub fn replace_placeholders(&self, map: &[(Variable, Variable)]) -> Result<Function> {
+        for (ph, by) in map {
+            let leaf = match ph.as_leaf() {
+                Some(l) if l.kind == VarKind::Placeholder => l,
+                _ => {
+                    return Err(Error::Argument(format!(
+                        "replace_placeholders: {} is not a placeholder",
+                        ph.label()
+                    )))
+                }
+            };
+            let (a, b) = (ph.info(), by.info());
+            if a.shape != b.shape || a.axes != b.axes || a.dtype != b.dtype {
+                return Err(Error::Shape {
+                    op: "replace_placeholders".into(),
+                    name: ph.label(),
+                    detail: format!(
+                        "placeholder is {}{} {} but its replacement {} is {}{} {}",
+                        a.axes.notation(),
+                        a.shape,
+                        a.dtype,
+                        by.label(),
+                        b.axes.notation(),
+                        b.shape,
+                        b.dtype
+                    ),
+                });
+            }
+            let mut slot = leaf.binding.write().expect("binding lock");
+            if slot.is_some() {
+                return Err(Error::Argument(format!(
+                    "placeholder {} was already replaced",
+                    ph.label()
+                )));
+            }
+            *slot = Some(by.clone());
+        }
+        Ok(self.clone())
+    }
+
+    /// A copy of this graph. `substitutions` replace variables (typically inputs or
+    /// placeholders) by others; parameters follow `method`.
+    pub fn clone_with(
+        &self,
+        method: CloneMethod,
+        substitutions: &[(Variable, Variable)],
+    ) -> Result<Function> {
+        let mut c = Cloner {
+            method,
+            vars: substitutions
+                .iter()
+                .map(|(a, b)| (a.key(), b.clone()))
+                .collect(),
+            fns: HashMap::new(),
+        };
+        let outs = self
+            .outputs()
+            .iter()
+            .map(|v| c.var(v))
+            .collect::<Result<Vec<_>>>()?;
+        match &self.0.kind {
+            FnKind::Composite { .. } => Function::combine(&outs, self.name()),
+            _ => outs[0]
+                .owner()
+                .ok_or_else(|| Error::Argument("clone produced no function".into())),
+        }
+    }
+
+    /// Evaluate on the given feeds (forward only, inference mode).
+    pub fn eval(
+        &self,
+        feeds: &[(&Variable, &crate::tensor::Value)],
+    ) -> Result<Vec<crate::tensor::Value>> {
+        let outs = self.outputs();
+        let dtype = outs
+            .first()
+            .map(|v| v.dtype())
+            .unwrap_or(crate::tensor::DType::F32);
+        match dtype {
+            crate::tensor::DType::F32 => {
+                let mut ex = crate::exec::Executor::<f32>::new(&outs)?;
+                ex.forward(feeds, false)?;
+                outs.iter().map(|o| ex.value(o)).collect()
+            }
+            crate::tensor::DType::F64 => {
+                let mut ex = crate::exec::Executor::<f64>::new(&outs)?;
+                ex.forward(feeds, false)?;
+                outs.iter().map(|o| ex.value(o)).collect()
+            }
+        }
+    }
+}
+
+struct Cloner {
+    method: CloneMethod,
+    vars: HashMap<VarKey, Variable>,
+    fns: HashMap<u64, Function>,
+}
+
+impl Cloner {
+    fn var(&mut self, v: &Variable) -> Result<Variable> {
+        if let Some(n) = self.vars.get(&v.key()) {
+            return Ok(n.clone());
+        }
+        let out = match v.kind() {
+            VarKind::Input | VarKind::Constant => v.clone(),
+            VarKind::Parameter => match self.method {
+                CloneMethod::Share => v.clone(),
+                CloneMethod::Clone => {
+                    let t: Tensor = v.value()?;
+                    Variable::leaf(VarKind::Parameter, v.info(), &v.name(), Some(t), None)
+                }
+                CloneMethod::Freeze => {
+                    let t: Tensor = v.value()?;
+                    let mut info = v.info();
+                    info.needs_gradient = false;
+                    Variable::leaf(VarKind::Constant, info, &v.name(), Some(t), None)
+                }
+            },
+            VarKind::Placeholder => {
+                let target = v.resolve();
+                if target.key() == v.key() {
+                    v.clone()
+                } else {
+                    // A closed loop: clone the placeholder first so the cycle can refer to it.
+                    let ph = Variable::leaf(VarKind::Placeholder, v.info(), &v.name(), None, None);
+                    self.vars.insert(v.key(), ph.clone());
+                    let t = self.var(&target)?;
+                    if let Some(l) = ph.as_leaf() {
+                        *l.binding.write().expect("binding lock") = Some(t);
+                    }
+                    return Ok(ph);
+                }
+            }
+            VarKind::Output => {
+                let f = v.owner().expect("output has an owner");
+                let nf = self.function(&f)?;
+                nf.outputs()[v.output_index()].clone()
+            }
+        };
+        self.vars.insert(v.key(), out.clone());
+        Ok(out)
+    }
+
+    fn function(&mut self, f: &Function) -> Result<Function> {
+        if let Some(n) = self.fns.get(&f.id()) {
+            return Ok(n.clone());
+        }
+        let inputs = f
+            .inputs()
+            .iter()
+            .map(|v| self.var(v))
+            .collect::<Result<Vec<_>>>()?;
+        let nf = match f.kind() {
+            FnKind::Primitive(op) => Function::primitive(op.clone(), &inputs, f.name())?,
+            FnKind::Composite { .. } => Function::combine(&inputs, f.name())?,
+            FnKind::Block {
+                op_name,
+                body,
+                args,
+            } => {
+                // Block arguments stay placeholders of the cloned body.
+                let mut sub = Cloner {
+                    method: self.method,
+                    vars: args.iter().map(|a| (a.key(), a.clone())).collect(),
+                    fns: HashMap::new(),
+                };
+                let outs = body
+                    .outputs()
+                    .iter()
+                    .map(|v| sub.var(v))
+                    .collect::<Result<Vec<_>>>()?;
+                let nbody = Function::combine(&outs, body.name())?;
+                let pairs: Vec<(Variable, Variable)> =
+                    args.iter().cloned().zip(inputs.iter().cloned()).collect();
+                Function::block(&nbody, &pairs, op_name, f.name())?
+            }
+        };
+        self.fns.insert(f.id(), nf.clone());
+        Ok(nf)
+    }
+}
+
+impl PartialEq for Function {
+    fn eq(&self, other: &Self) -> bool {
+        self.id() == other.id()
+    }
+}
+impl Eq for Function {}
+
+impl fmt::Debug for Function {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}('{}') -> [", self.op_name(), self.label())?;
+        for (i, o) in self.outputs().iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            let inf = o.info();
+            write!(f, "{}{}", inf.axes.notation(), inf.shape)?;
+        }
+        f.write_str("]")
+    }
+}

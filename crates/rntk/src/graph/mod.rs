@@ -1,0 +1,158 @@
+//! The symbolic graph: variables with dynamic axes, functions, and their constructors.
+
+mod axes;
+mod function;
+mod variable;
+
+pub use axes::{Axis, DynamicAxes};
+pub(crate) use function::FnKind;
+pub use function::{CloneMethod, Function};
+pub use variable::{VarInfo, VarKey, VarKind, Variable};
+
+use crate::error::{Error, Result};
+use crate::initializer::Initializer;
+use crate::tensor::{DType, Shape, Tensor};
+
+/// Options of an input variable (CNTK's keyword arguments).
+#[derive(Clone, Debug)]
+pub struct InputOptions {
+    pub dtype: DType,
+    pub is_sparse: bool,
+    pub needs_gradient: bool,
+    pub dynamic_axes: DynamicAxes,
+    pub name: String,
+}
+
+impl Default for InputOptions {
+    fn default() -> Self {
+        InputOptions {
+            dtype: DType::F32,
+            is_sparse: false,
+            needs_gradient: false,
+            dynamic_axes: DynamicAxes::Batch,
+            name: String::new(),
+        }
+    }
+}
+
+/// `C.input_variable(shape)`: a float32 input with a batch axis.
+pub fn input_variable(shape: impl Into<Shape>) -> Variable {
+    input_variable_with(shape, InputOptions::default())
+}
+
+/// An input variable with explicit options.
+pub fn input_variable_with(shape: impl Into<Shape>, o: InputOptions) -> Variable {
+    Variable::leaf(
+        VarKind::Input,
+        VarInfo {
+            shape: shape.into(),
+            dtype: o.dtype,
+            axes: o.dynamic_axes,
+            is_sparse: o.is_sparse,
+            needs_gradient: o.needs_gradient,
+        },
+        &o.name,
+        None,
+        None,
+    )
+}
+
+/// A learnable parameter. Dimensions given as `INFERRED` are fixed (and the value
+/// drawn from `init`) when the parameter is first connected to an op.
+pub fn parameter(
+    shape: impl Into<Shape>,
+    dtype: DType,
+    init: Initializer,
+    name: &str,
+) -> Result<Variable> {
+    let shape = shape.into();
+    let value = if shape.has_inferred() {
+        Tensor::zeros(Shape::scalar(), dtype)
+    } else {
+        init.generate(&shape, dtype)?
+    };
+    Ok(Variable::leaf(
+        VarKind::Parameter,
+        VarInfo {
+            shape,
+            dtype,
+            axes: DynamicAxes::None,
+            is_sparse: false,
+            needs_gradient: true,
+        },
+        name,
+        Some(value),
+        Some(init),
+    ))
+}
+
+/// A parameter holding the given tensor.
+pub fn parameter_from(t: Tensor, name: &str) -> Variable {
+    Variable::leaf(
+        VarKind::Parameter,
+        VarInfo {
+            shape: t.shape().clone(),
+            dtype: t.dtype(),
+            axes: DynamicAxes::None,
+            is_sparse: false,
+            needs_gradient: true,
+        },
+        name,
+        Some(t),
+        None,
+    )
+}
+
+/// A constant tensor.
+pub fn constant(t: Tensor, name: &str) -> Variable {
+    Variable::leaf(
+        VarKind::Constant,
+        VarInfo {
+            shape: t.shape().clone(),
+            dtype: t.dtype(),
+            axes: DynamicAxes::None,
+            is_sparse: false,
+            needs_gradient: false,
+        },
+        name,
+        Some(t),
+        None,
+    )
+}
+
+/// A scalar constant (shape `()`).
+pub fn scalar(v: f64, dtype: DType) -> Variable {
+    constant(
+        Tensor::from_f64(Shape::scalar(), dtype, &[v]).expect("one element"),
+        "",
+    )
+}
+
+/// A placeholder to be replaced later (e.g. the state of a recurrence).
+pub fn placeholder(
+    shape: impl Into<Shape>,
+    dtype: DType,
+    axes: DynamicAxes,
+    name: &str,
+) -> Result<Variable> {
+    let shape = shape.into();
+    if shape.has_inferred() {
+        return Err(Error::invalid(
+            format!("placeholder '{name}'"),
+            format!("shape {shape} must be fully known"),
+        ));
+    }
+    Ok(Variable::leaf(
+        VarKind::Placeholder,
+        VarInfo {
+            shape,
+            dtype,
+            axes,
+            is_sparse: false,
+            needs_gradient: false,
+        },
+        name,
+        None,
+        None,
+    ))
+}

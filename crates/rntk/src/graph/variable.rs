@@ -1,0 +1,310 @@
+//! Variables: the typed, named edges of a graph — inputs, parameters, constants,
+//! placeholders and function outputs.
+
+use super::axes::DynamicAxes;
+use super::function::Function;
+use crate::error::{Error, Result};
+use crate::initializer::Initializer;
+use crate::tensor::{DType, Shape, Tensor};
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+pub(crate) fn next_id() -> u64 {
+    NEXT_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+/// What a variable is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum VarKind {
+    Input,
+    Output,
+    Parameter,
+    Constant,
+    Placeholder,
+}
+
+/// Everything shape inference knows about a variable.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VarInfo {
+    pub shape: Shape,
+    pub dtype: DType,
+    pub axes: DynamicAxes,
+    pub is_sparse: bool,
+    pub needs_gradient: bool,
+}
+
+/// Stable identity of a variable: a leaf's id, or (owner function id, output index).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum VarKey {
+    Leaf(u64),
+    Output(u64, usize),
+}
+
+pub(crate) struct Leaf {
+    pub id: u64,
+    pub uid: String,
+    pub name: String,
+    pub kind: VarKind,
+    pub info: RwLock<VarInfo>,
+    /// Parameter / constant data, shared by every clone that shares parameters.
+    pub value: Option<Arc<RwLock<Tensor>>>,
+    /// How a parameter with inferred dimensions is filled once they are known.
+    pub init: Option<Initializer>,
+    /// What a placeholder has been replaced by.
+    pub binding: RwLock<Option<Variable>>,
+}
+
+pub(crate) enum VarNode {
+    Leaf(Leaf),
+    Output { owner: Function, index: usize },
+}
+
+/// A symbolic variable. Cheap to clone; equality is identity.
+#[derive(Clone)]
+pub struct Variable(pub(crate) Arc<VarNode>);
+
+impl Variable {
+    pub(crate) fn leaf(
+        kind: VarKind,
+        info: VarInfo,
+        name: &str,
+        value: Option<Tensor>,
+        init: Option<Initializer>,
+    ) -> Variable {
+        let id = next_id();
+        let prefix = match kind {
+            VarKind::Input => "Input",
+            VarKind::Parameter => "Parameter",
+            VarKind::Constant => "Constant",
+            VarKind::Placeholder => "Placeholder",
+            VarKind::Output => "Output",
+        };
+        Variable(Arc::new(VarNode::Leaf(Leaf {
+            id,
+            uid: format!("{prefix}{id}"),
+            name: name.to_string(),
+            kind,
+            info: RwLock::new(info),
+            value: value.map(|t| Arc::new(RwLock::new(t))),
+            init,
+            binding: RwLock::new(None),
+        })))
+    }
+
+    pub(crate) fn output_of(owner: Function, index: usize) -> Variable {
+        Variable(Arc::new(VarNode::Output { owner, index }))
+    }
+
+    pub fn key(&self) -> VarKey {
+        match &*self.0 {
+            VarNode::Leaf(l) => VarKey::Leaf(l.id),
+            VarNode::Output { owner, index } => VarKey::Output(owner.id(), *index),
+        }
+    }
+
+    pub fn kind(&self) -> VarKind {
+        match &*self.0 {
+            VarNode::Leaf(l) => l.kind,
+            VarNode::Output { .. } => VarKind::Output,
+        }
+    }
+
+    pub fn is_parameter(&self) -> bool {
+        self.kind() == VarKind::Parameter
+    }
+    pub fn is_input(&self) -> bool {
+        self.kind() == VarKind::Input
+    }
+    pub fn is_placeholder(&self) -> bool {
+        self.kind() == VarKind::Placeholder
+    }
+
+    /// CNTK-style unique id: `Input3`, `Parameter7`, `Times12_Output_0`.
+    pub fn uid(&self) -> String {
+        match &*self.0 {
+            VarNode::Leaf(l) => l.uid.clone(),
+            VarNode::Output { owner, index } => format!("{}_Output_{index}", owner.uid()),
+        }
+    }
+
+    /// The user's name; an output takes its function's name.
+    pub fn name(&self) -> String {
+        match &*self.0 {
+            VarNode::Leaf(l) => l.name.clone(),
+            VarNode::Output { owner, .. } => owner.name().to_string(),
+        }
+    }
+
+    /// A name for messages: the name if there is one, else the uid.
+    pub fn label(&self) -> String {
+        let n = self.name();
+        if n.is_empty() {
+            self.uid()
+        } else {
+            n
+        }
+    }
+
+    pub fn info(&self) -> VarInfo {
+        match &*self.0 {
+            VarNode::Leaf(l) => l.info.read().expect("variable info lock").clone(),
+            VarNode::Output { owner, index } => owner.output_info(*index),
+        }
+    }
+    pub fn shape(&self) -> Shape {
+        self.info().shape
+    }
+    pub fn dtype(&self) -> DType {
+        self.info().dtype
+    }
+    pub fn dynamic_axes(&self) -> DynamicAxes {
+        self.info().axes
+    }
+    pub fn is_sparse(&self) -> bool {
+        self.info().is_sparse
+    }
+    pub fn needs_gradient(&self) -> bool {
+        self.info().needs_gradient
+    }
+
+    /// The function this variable is an output of.
+    pub fn owner(&self) -> Option<Function> {
+        match &*self.0 {
+            VarNode::Output { owner, .. } => Some(owner.clone()),
+            _ => None,
+        }
+    }
+    pub(crate) fn output_index(&self) -> usize {
+        match &*self.0 {
+            VarNode::Output { index, .. } => *index,
+            _ => 0,
+        }
+    }
+
+    pub(crate) fn as_leaf(&self) -> Option<&Leaf> {
+        match &*self.0 {
+            VarNode::Leaf(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    /// Follow placeholder replacements to the variable that really feeds this edge.
+    pub fn resolve(&self) -> Variable {
+        let mut v = self.clone();
+        // Bounded: a chain of replacements cannot be longer than the number of placeholders.
+        for _ in 0..1_000_000 {
+            let next = match v.as_leaf() {
+                Some(l) if l.kind == VarKind::Placeholder => {
+                    l.binding.read().expect("binding lock").clone()
+                }
+                _ => None,
+            };
+            match next {
+                Some(n) => v = n,
+                None => return v,
+            }
+        }
+        v
+    }
+
+    /// The current value of a parameter or constant.
+    pub fn value(&self) -> Result<Tensor> {
+        match self.as_leaf().and_then(|l| l.value.as_ref()) {
+            Some(v) => Ok(v.read().expect("parameter lock").clone()),
+            None => Err(Error::Argument(format!(
+                "{} is a {:?}, which has no stored value",
+                self.label(),
+                self.kind()
+            ))),
+        }
+    }
+
+    /// The shared storage of a parameter or constant (learners update it in place).
+    pub fn storage(&self) -> Option<Arc<RwLock<Tensor>>> {
+        self.as_leaf().and_then(|l| l.value.clone())
+    }
+
+    /// Overwrite a parameter's value; shape and dtype must match.
+    pub fn set_value(&self, t: Tensor) -> Result<()> {
+        let slot = self.storage().ok_or_else(|| {
+            Error::Argument(format!("{} has no stored value to set", self.label()))
+        })?;
+        let mut g = slot.write().expect("parameter lock");
+        if g.shape() != t.shape() || g.dtype() != t.dtype() {
+            return Err(Error::invalid(
+                format!("set_value of {}", self.label()),
+                format!(
+                    "expected {} {}, got {} {}",
+                    g.dtype(),
+                    g.shape(),
+                    t.dtype(),
+                    t.shape()
+                ),
+            ));
+        }
+        *g = t;
+        Ok(())
+    }
+
+    /// Fix the inferred dimensions of a parameter and create its value.
+    pub(crate) fn resolve_inferred_shape(&self, shape: &Shape) -> Result<()> {
+        let leaf = self
+            .as_leaf()
+            .ok_or_else(|| Error::Argument(format!("{} is not a parameter", self.label())))?;
+        let mut info = leaf.info.write().expect("variable info lock");
+        if !info.shape.has_inferred() {
+            return Ok(());
+        }
+        let compatible = info.shape.rank() == shape.rank()
+            && info
+                .shape
+                .dims()
+                .iter()
+                .zip(shape.dims())
+                .all(|(&a, &b)| a == crate::tensor::INFERRED || a == b);
+        if !compatible || shape.has_inferred() {
+            return Err(Error::invalid(
+                format!("parameter {}", self.label()),
+                format!("declared shape {} cannot become {shape}", info.shape),
+            ));
+        }
+        let init = leaf.init.clone().unwrap_or(Initializer::Constant(0.0));
+        let t = init.generate(shape, info.dtype)?;
+        if let Some(v) = &leaf.value {
+            *v.write().expect("parameter lock") = t;
+        }
+        info.shape = shape.clone();
+        Ok(())
+    }
+}
+
+impl PartialEq for Variable {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+impl Eq for Variable {}
+impl Hash for Variable {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.key().hash(state)
+    }
+}
+
+impl fmt::Debug for Variable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let i = self.info();
+        write!(
+            f,
+            "{:?}('{}', {}{}, {})",
+            self.kind(),
+            self.label(),
+            i.axes.notation(),
+            i.shape,
+            i.dtype
+        )
+    }
+}

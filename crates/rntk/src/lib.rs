@@ -1,0 +1,20 @@
+//! rntk: CNTK's computation model in Rust — Functions over Variables with dynamic
+//! axes, compiled into plans that run recurrent loops over packed sequences.
+
+pub mod backend;
+pub mod error;
+pub mod exec;
+pub mod functions;
+pub mod graph;
+pub mod initializer;
+pub mod ops;
+pub mod sequence;
+pub mod tensor;
+
+pub use error::{Error, Result};
+pub use exec::Executor;
+pub use graph::{
+    constant, input_variable, input_variable_with, parameter, parameter_from, placeholder, scalar,
+    Axis, CloneMethod, DynamicAxes, Function, InputOptions, VarKind, Variable,
+};
+pub use tensor::{DType, Shape, Tensor, Value};

@@ -1,0 +1,379 @@
+//! Element-wise binary ops with NumPy-style broadcasting of static axes (shapes are
+//! aligned at their trailing axes; size-1 axes stretch) and broadcasting of static
+//! operands over the rows of dynamic ones.
+
+use super::{dense_info, expect_arity, join_axes, Arg, Inferred, RowCtx};
+use crate::error::{Error, Result};
+use crate::graph::VarInfo;
+use crate::tensor::{Element, Shape};
+
+/// An element-wise function of two operands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinaryOp {
+    Plus,
+    Minus,
+    ElementTimes,
+    ElementDivide,
+    Pow,
+    /// Ties send the whole gradient to the second operand (as CNTK does).
+    ElementMax,
+    ElementMin,
+    Equal,
+    NotEqual,
+    Less,
+    LessEqual,
+    Greater,
+    GreaterEqual,
+}
+
+impl BinaryOp {
+    pub fn name(self) -> &'static str {
+        match self {
+            BinaryOp::Plus => "Plus",
+            BinaryOp::Minus => "Minus",
+            BinaryOp::ElementTimes => "ElementTimes",
+            BinaryOp::ElementDivide => "ElementDivide",
+            BinaryOp::Pow => "Pow",
+            BinaryOp::ElementMax => "ElementMax",
+            BinaryOp::ElementMin => "ElementMin",
+            BinaryOp::Equal => "Equal",
+            BinaryOp::NotEqual => "NotEqual",
+            BinaryOp::Less => "Less",
+            BinaryOp::LessEqual => "LessEqual",
+            BinaryOp::Greater => "Greater",
+            BinaryOp::GreaterEqual => "GreaterEqual",
+        }
+    }
+
+    #[inline(always)]
+    fn apply<T: Element>(self, a: T, b: T) -> T {
+        let t = |c: bool| if c { T::one() } else { T::zero() };
+        match self {
+            BinaryOp::Plus => a + b,
+            BinaryOp::Minus => a - b,
+            BinaryOp::ElementTimes => a * b,
+            BinaryOp::ElementDivide => a / b,
+            BinaryOp::Pow => a.powf(b),
+            BinaryOp::ElementMax => {
+                if a > b {
+                    a
+                } else {
+                    b
+                }
+            }
+            BinaryOp::ElementMin => {
+                if a < b {
+                    a
+                } else {
+                    b
+                }
+            }
+            BinaryOp::Equal => t(a == b),
+            BinaryOp::NotEqual => t(a != b),
+            BinaryOp::Less => t(a < b),
+            BinaryOp::LessEqual => t(a <= b),
+            BinaryOp::Greater => t(a > b),
+            BinaryOp::GreaterEqual => t(a >= b),
+        }
+    }
+
+    /// ∂f/∂a or ∂f/∂b at (a, b) with output `o`.
+    #[inline(always)]
+    fn partial<T: Element>(self, wrt_b: bool, a: T, b: T, o: T) -> T {
+        let (zero, one) = (T::zero(), T::one());
+        match (self, wrt_b) {
+            (BinaryOp::Plus, _) => one,
+            (BinaryOp::Minus, false) => one,
+            (BinaryOp::Minus, true) => -one,
+            (BinaryOp::ElementTimes, false) => b,
+            (BinaryOp::ElementTimes, true) => a,
+            (BinaryOp::ElementDivide, false) => one / b,
+            (BinaryOp::ElementDivide, true) => -o / b,
+            (BinaryOp::Pow, false) => b * a.powf(b - one),
+            (BinaryOp::Pow, true) => o * a.ln(),
+            (BinaryOp::ElementMax, false) => {
+                if a > b {
+                    one
+                } else {
+                    zero
+                }
+            }
+            (BinaryOp::ElementMax, true) => {
+                if a > b {
+                    zero
+                } else {
+                    one
+                }
+            }
+            (BinaryOp::ElementMin, false) => {
+                if a < b {
+                    one
+                } else {
+                    zero
+                }
+            }
+            (BinaryOp::ElementMin, true) => {
+                if a < b {
+                    zero
+                } else {
+                    one
+                }
+            }
+            _ => zero,
+        }
+    }
+}
+
+/// NumPy broadcast of two static shapes.
+pub(crate) fn broadcast_shape(a: &Shape, b: &Shape) -> Option<Shape> {
+    let r = a.rank().max(b.rank());
+    let mut out = vec![0; r];
+    for i in 0..r {
+        let da = if i + a.rank() >= r {
+            a.dims()[i + a.rank() - r]
+        } else {
+            1
+        };
+        let db = if i + b.rank() >= r {
+            b.dims()[i + b.rank() - r]
+        } else {
+            1
+        };
+        out[i] = if da == db || db == 1 {
+            da
+        } else if da == 1 {
+            db
+        } else {
+            return None;
+        };
+    }
+    Some(Shape::new(out))
+}
+
+pub(crate) fn infer(op: &str, name: &str, infos: &[VarInfo]) -> Result<Inferred> {
+    expect_arity(op, name, infos, 2)?;
+    let (a, b) = (&infos[0], &infos[1]);
+    let shape = broadcast_shape(&a.shape, &b.shape).ok_or_else(|| {
+        Error::shape(
+            op,
+            name,
+            format!(
+                "operand shapes {} and {} cannot be broadcast together",
+                a.shape, b.shape
+            ),
+        )
+    })?;
+    let axes = join_axes(op, name, &[a, b])?;
+    Ok(Inferred::one(dense_info(shape, a, axes)))
+}
+
+const MAX_RANK: usize = 8;
+
+/// Index maps from an output element to the operands' elements, computed without
+/// heap allocation (ranks up to 8).
+struct Bcast {
+    rank: usize,
+    dims: [usize; MAX_RANK],
+    sa: [usize; MAX_RANK],
+    sb: [usize; MAX_RANK],
+}
+
+impl Bcast {
+    fn new(a: &Shape, b: &Shape, out: &Shape) -> Result<Self> {
+        let r = out.rank();
+        if r > MAX_RANK {
+            return Err(Error::Unsupported(format!(
+                "broadcasting beyond rank {MAX_RANK}"
+            )));
+        }
+        let mut s = Bcast {
+            rank: r,
+            dims: [1; MAX_RANK],
+            sa: [0; MAX_RANK],
+            sb: [0; MAX_RANK],
+        };
+        let strides = |sh: &Shape, st: &mut [usize; MAX_RANK]| {
+            let mut acc = 1;
+            for k in (0..sh.rank()).rev() {
+                let d = sh.dims()[k];
+                st[k + r - sh.rank()] = if d == 1 { 0 } else { acc };
+                acc *= d;
+            }
+        };
+        s.dims[..r].copy_from_slice(out.dims());
+        strides(a, &mut s.sa);
+        strides(b, &mut s.sb);
+        Ok(s)
+    }
+
+    /// Call `f(out_index, a_index, b_index)` for every output element.
+    #[inline]
+    fn for_each(&self, mut f: impl FnMut(usize, usize, usize)) {
+        let total: usize = self.dims[..self.rank].iter().product();
+        let mut idx = [0usize; MAX_RANK];
+        let (mut ia, mut ib) = (0usize, 0usize);
+        for e in 0..total {
+            f(e, ia, ib);
+            // odometer increment
+            let mut k = self.rank;
+            while k > 0 {
+                k -= 1;
+                idx[k] += 1;
+                ia += self.sa[k];
+                ib += self.sb[k];
+                if idx[k] < self.dims[k] {
+                    break;
+                }
+                ia -= self.sa[k] * self.dims[k];
+                ib -= self.sb[k] * self.dims[k];
+                idx[k] = 0;
+            }
+        }
+    }
+}
+
+fn operands<'a, T: Element>(
+    op: BinaryOp,
+    args: &[Arg<'a, T>],
+) -> Result<(&'a [T], bool, &'a [T], bool)> {
+    let d = |a: &Arg<'a, T>| {
+        a.dense()
+            .ok_or_else(|| Error::Unsupported(format!("{} on a sparse operand", op.name())))
+    };
+    Ok((
+        d(&args[0])?,
+        !args[0].is_static(),
+        d(&args[1])?,
+        !args[1].is_static(),
+    ))
+}
+
+pub(crate) fn forward<T: Element>(
+    op: BinaryOp,
+    args: &[Arg<T>],
+    shapes: &[Shape],
+    out_shape: &Shape,
+    out: &mut [T],
+    ctx: RowCtx,
+) -> Result<()> {
+    let (a, ra, b, rb) = operands(op, args)?;
+    let (na, nb, no) = (shapes[0].numel(), shapes[1].numel(), out_shape.numel());
+    let same = na == no && nb == no;
+    let bc = if same {
+        None
+    } else {
+        Some(Bcast::new(&shapes[0], &shapes[1], out_shape)?)
+    };
+    for r in 0..ctx.n {
+        let ar = if ra { &a[r * na..(r + 1) * na] } else { a };
+        let br = if rb { &b[r * nb..(r + 1) * nb] } else { b };
+        let or = &mut out[r * no..(r + 1) * no];
+        match &bc {
+            None => {
+                for ((o, &x), &y) in or.iter_mut().zip(ar).zip(br) {
+                    *o = op.apply(x, y);
+                }
+            }
+            Some(bc) => bc.for_each(|e, i, j| or[e] = op.apply(ar[i], br[j])),
+        }
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn backward<T: Element>(
+    op: BinaryOp,
+    i: usize,
+    args: &[Arg<T>],
+    shapes: &[Shape],
+    out_shape: &Shape,
+    out: &[T],
+    dout: &[T],
+    din: &mut [T],
+    ctx: RowCtx,
+) -> Result<()> {
+    let (a, ra, b, rb) = operands(op, args)?;
+    let (na, nb, no) = (shapes[0].numel(), shapes[1].numel(), out_shape.numel());
+    let wrt_b = i == 1;
+    let per_row_din = if wrt_b { rb } else { ra };
+    let nd = if wrt_b { nb } else { na };
+    let same = na == no && nb == no;
+    let bc = if same {
+        None
+    } else {
+        Some(Bcast::new(&shapes[0], &shapes[1], out_shape)?)
+    };
+    for r in 0..ctx.n {
+        let ar = if ra { &a[r * na..(r + 1) * na] } else { a };
+        let br = if rb { &b[r * nb..(r + 1) * nb] } else { b };
+        let or = &out[r * no..(r + 1) * no];
+        let gr = &dout[r * no..(r + 1) * no];
+        let dr = if per_row_din {
+            &mut din[r * nd..(r + 1) * nd]
+        } else {
+            &mut din[..]
+        };
+        match &bc {
+            None => {
+                for e in 0..no {
+                    dr[e] += gr[e] * op.partial(wrt_b, ar[e], br[e], or[e]);
+                }
+            }
+            Some(bc) => bc.for_each(|e, x, y| {
+                let g = gr[e] * op.partial(wrt_b, ar[x], br[y], or[e]);
+                dr[if wrt_b { y } else { x }] += g;
+            }),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn broadcast_shapes_follow_numpy() {
+        let s = |d: &[usize]| Shape::from(d);
+        assert_eq!(broadcast_shape(&s(&[2, 3]), &s(&[3])), Some(s(&[2, 3])));
+        assert_eq!(broadcast_shape(&s(&[2, 3]), &s(&[2, 1])), Some(s(&[2, 3])));
+        assert_eq!(broadcast_shape(&s(&[2, 3]), &s(&[])), Some(s(&[2, 3])));
+        assert_eq!(broadcast_shape(&s(&[2, 3]), &s(&[2])), None);
+    }
+    #[test]
+    fn bias_add_over_rows() {
+        let x = [1.0f64, 2., 3., 4., 5., 6.];
+        let b = [10.0f64, 20., 30.];
+        let mut y = [0.0; 6];
+        let sh = [Shape::from([3]), Shape::from([3])];
+        let ctx = RowCtx {
+            n: 2,
+            row0: 0,
+            training: false,
+        };
+        forward(
+            BinaryOp::Plus,
+            &[Arg::Rows(&x), Arg::Static(&b)],
+            &sh,
+            &Shape::from([3]),
+            &mut y,
+            ctx,
+        )
+        .unwrap();
+        assert_eq!(y, [11., 22., 33., 14., 25., 36.]);
+        let mut db = [0.0; 3];
+        let g = [1.0; 6];
+        backward(
+            BinaryOp::Plus,
+            1,
+            &[Arg::Rows(&x), Arg::Static(&b)],
+            &sh,
+            &Shape::from([3]),
+            &y,
+            &g,
+            &mut db,
+            ctx,
+        )
+        .unwrap();
+        assert_eq!(db, [2., 2., 2.]);
+    }
+}

@@ -1,0 +1,533 @@
+//! The closed set of primitive ops. Each family file holds, for its ops, the shape
+//! rule (`infer`), the forward and the backward (vector-Jacobian product) together.
+//!
+//! Execution classes:
+//! * **row-local** ops compute each output sample from the same sample of their
+//!   per-row operands (plus static operands broadcast to every row). They run over
+//!   any contiguous block of rows, so the runtime calls them once over a whole
+//!   minibatch outside loops and once per time step inside a recurrent loop.
+//! * **delay** ops (past_value / future_value) read another time step; the runtime
+//!   drives them step by step (see `delay.rs`).
+//! * **whole** ops change the dynamic layout (sequence.*, reductions over all axes)
+//!   and see entire values with their layouts; they cannot sit inside a loop.
+
+pub(crate) mod binary;
+pub(crate) mod delay;
+pub(crate) mod misc;
+pub(crate) mod reduce;
+pub(crate) mod sequence;
+pub(crate) mod shape_ops;
+pub(crate) mod softmax;
+pub(crate) mod times;
+pub(crate) mod unary;
+
+pub use binary::BinaryOp;
+pub use reduce::ReduceOp;
+pub use unary::UnaryOp;
+
+use crate::error::{Error, Result};
+use crate::graph::{DynamicAxes, VarInfo};
+use crate::tensor::{Element, Layout, Shape};
+
+/// A primitive op with its attributes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// Element-wise unary math (sigmoid, tanh, exp, …, stop_gradient, alias).
+    Unary(UnaryOp),
+    /// Element-wise binary math with NumPy-style broadcasting of static axes.
+    Binary(BinaryOp),
+    /// `times(x, W)`: contracts the trailing axes of `x` with the leading axes of `W`;
+    /// the last `output_rank` axes of `W` are the output axes.
+    Times {
+        output_rank: usize,
+        infer_input_rank_to_map: i32,
+    },
+    /// `transpose_times(a, b)` = `times(transpose(a), b)` for `a` of rank ≤ 2.
+    TransposeTimes {
+        output_rank: usize,
+    },
+    Softmax {
+        axis: isize,
+    },
+    LogSoftmax {
+        axis: isize,
+    },
+    /// Reduction over static axes (`None` = all static axes).
+    Reduce {
+        op: ReduceOp,
+        axes: Option<Vec<isize>>,
+        keepdims: bool,
+    },
+    /// Reduction over everything, dynamic axes included (`Axis.all_axes()`).
+    ReduceAll {
+        op: ReduceOp,
+    },
+    Splice {
+        axis: isize,
+    },
+    Slice {
+        axis: isize,
+        begin: isize,
+        end: isize,
+        stride: isize,
+    },
+    Reshape {
+        shape: Shape,
+    },
+    /// Permutation of the static axes: output axis `i` is input axis `perm[i]`.
+    Transpose {
+        perm: Vec<usize>,
+    },
+    /// `clip(x, min, max)`.
+    Clip,
+    /// `element_select(cond, a, b)`.
+    Select,
+    Dropout {
+        rate: f64,
+        seed: u64,
+    },
+    OneHot {
+        num_classes: usize,
+    },
+    /// `gather(reference, indices)` along the first axis of `reference`.
+    Gather,
+    PastValue {
+        offset: usize,
+    },
+    FutureValue {
+        offset: usize,
+    },
+    SeqFirst,
+    SeqLast,
+    SeqReduceSum,
+    SeqReduceMax,
+    /// `sequence.broadcast_as(operand, like)`.
+    SeqBroadcastAs,
+    SeqSlice {
+        begin: isize,
+        end: isize,
+    },
+    SeqIsFirst,
+    SeqIsLast,
+    SeqSoftmax,
+    SeqWhere,
+    /// `sequence.gather(x, cond)`.
+    SeqGather,
+    /// `sequence.scatter(x, cond)`: back onto `cond`'s sequence axis.
+    SeqScatter,
+    /// `sequence.unpack(x, padding)`: padded `(max_len,)+shape` per batch item.
+    SeqUnpack {
+        padding: f64,
+    },
+    /// The mask output of `sequence.unpack`: 1 for real steps, 0 for padding.
+    SeqUnpackMask,
+}
+
+/// What shape inference found: the outputs, and the final shapes of parameter
+/// operands whose inferred dimensions became known.
+pub(crate) struct Inferred {
+    pub outputs: Vec<VarInfo>,
+    pub resolved_inputs: Vec<(usize, Shape)>,
+}
+
+impl Inferred {
+    pub fn one(info: VarInfo) -> Self {
+        Inferred {
+            outputs: vec![info],
+            resolved_inputs: Vec::new(),
+        }
+    }
+}
+
+/// How the runtime drives an op.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ExecKind {
+    RowLocal,
+    Delay,
+    Whole,
+}
+
+/// Sparse rows `r0..r0+n` of a CSR matrix, indexed with absolute `indptr` values.
+#[derive(Clone, Copy)]
+pub(crate) struct SparseRows<'a, T> {
+    pub indptr: &'a [usize],
+    pub indices: &'a [u32],
+    pub values: &'a [T],
+}
+
+/// One operand of a row-local op over a block of `n` rows.
+#[derive(Clone, Copy)]
+pub(crate) enum Arg<'a, T> {
+    /// `n` samples, one per row.
+    Rows(&'a [T]),
+    /// One sample shared by every row (parameters, constants).
+    Static(&'a [T]),
+    /// `n` sparse samples.
+    Sparse(SparseRows<'a, T>),
+}
+
+impl<'a, T> Arg<'a, T> {
+    pub fn dense(&self) -> Option<&'a [T]> {
+        match *self {
+            Arg::Rows(x) | Arg::Static(x) => Some(x),
+            Arg::Sparse(_) => None,
+        }
+    }
+    pub fn is_static(&self) -> bool {
+        matches!(self, Arg::Static(_))
+    }
+}
+
+/// Where a row block sits and what mode the forward runs in.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RowCtx {
+    /// Number of rows in this block.
+    pub n: usize,
+    /// Absolute index of the block's first row (per-node state is indexed by it).
+    pub row0: usize,
+    pub training: bool,
+}
+
+/// One operand of a whole-value op.
+pub(crate) struct WholeArg<'a, T> {
+    pub data: Arg<'a, T>,
+    pub layout: &'a Layout,
+    pub shape: &'a Shape,
+}
+
+/// Per-node scratch kept across calls (masks, counters); sized on first use.
+#[derive(Default, Debug)]
+pub(crate) struct NodeState<T> {
+    pub aux: Vec<T>,
+    /// How many training forwards have run (dropout's rng offset).
+    pub calls: u64,
+}
+
+/// The join of the operands' dynamic axes for an element-wise op.
+pub(crate) fn join_axes(op: &str, name: &str, infos: &[&VarInfo]) -> Result<DynamicAxes> {
+    let mut axes = DynamicAxes::None;
+    for i in infos {
+        axes = axes.join(&i.axes).map_err(|d| Error::axes(op, name, d))?;
+    }
+    Ok(axes)
+}
+
+pub(crate) fn expect_arity(op: &str, name: &str, infos: &[VarInfo], n: usize) -> Result<()> {
+    if infos.len() != n {
+        return Err(Error::shape(
+            op,
+            name,
+            format!("expects {n} operands, got {}", infos.len()),
+        ));
+    }
+    Ok(())
+}
+
+/// Output info for a dense op result.
+pub(crate) fn dense_info(shape: Shape, like: &VarInfo, axes: DynamicAxes) -> VarInfo {
+    VarInfo {
+        shape,
+        dtype: like.dtype,
+        axes,
+        is_sparse: false,
+        needs_gradient: false,
+    }
+}
+
+impl Op {
+    /// CNTK's op name (as in saved models and CNTK's messages).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Unary(u) => u.name(),
+            Op::Binary(b) => b.name(),
+            Op::Times { .. } => "Times",
+            Op::TransposeTimes { .. } => "TransposeTimes",
+            Op::Softmax { .. } => "Softmax",
+            Op::LogSoftmax { .. } => "LogSoftmax",
+            Op::Reduce { .. } => "ReduceElements",
+            Op::ReduceAll { .. } => "ReduceElements",
+            Op::Splice { .. } => "Splice",
+            Op::Slice { .. } => "Slice",
+            Op::Reshape { .. } => "Reshape",
+            Op::Transpose { .. } => "TransposeAxes",
+            Op::Clip => "Clip",
+            Op::Select => "Select",
+            Op::Dropout { .. } => "Dropout",
+            Op::OneHot { .. } => "OneHot",
+            Op::Gather => "Gather",
+            Op::PastValue { .. } => "PastValue",
+            Op::FutureValue { .. } => "FutureValue",
+            Op::SeqFirst => "Sequence::First",
+            Op::SeqLast => "Sequence::Last",
+            Op::SeqReduceSum => "Sequence::ReduceSum",
+            Op::SeqReduceMax => "Sequence::ReduceMax",
+            Op::SeqBroadcastAs => "Sequence::BroadcastAs",
+            Op::SeqSlice { .. } => "Sequence::Slice",
+            Op::SeqIsFirst => "Sequence::IsFirst",
+            Op::SeqIsLast => "Sequence::IsLast",
+            Op::SeqSoftmax => "Sequence::Softmax",
+            Op::SeqWhere => "Where",
+            Op::SeqGather => "Sequence::Gather",
+            Op::SeqScatter => "Sequence::Scatter",
+            Op::SeqUnpack { .. } => "UnpackSequence",
+            Op::SeqUnpackMask => "UnpackSequenceMask",
+        }
+    }
+
+    pub(crate) fn exec_kind(&self) -> ExecKind {
+        match self {
+            Op::PastValue { .. } | Op::FutureValue { .. } => ExecKind::Delay,
+            Op::ReduceAll { .. }
+            | Op::SeqFirst
+            | Op::SeqLast
+            | Op::SeqReduceSum
+            | Op::SeqReduceMax
+            | Op::SeqBroadcastAs
+            | Op::SeqSlice { .. }
+            | Op::SeqIsFirst
+            | Op::SeqIsLast
+            | Op::SeqSoftmax
+            | Op::SeqWhere
+            | Op::SeqGather
+            | Op::SeqScatter
+            | Op::SeqUnpack { .. }
+            | Op::SeqUnpackMask => ExecKind::Whole,
+            _ => ExecKind::RowLocal,
+        }
+    }
+
+    /// Whether operand `i` can receive a gradient at all (indices, conditions and
+    /// stop_gradient cannot).
+    pub(crate) fn differentiable(&self, i: usize) -> bool {
+        match self {
+            Op::Unary(UnaryOp::StopGradient) => false,
+            Op::Select => i != 0,
+            Op::Gather => i == 0,
+            Op::OneHot { .. } => false,
+            Op::SeqBroadcastAs => i == 0,
+            Op::SeqGather | Op::SeqScatter => i == 0,
+            Op::SeqWhere | Op::SeqIsFirst | Op::SeqIsLast => false,
+            Op::SeqUnpackMask => false,
+            _ => true,
+        }
+    }
+
+    /// Shape and dynamic-axis rule.
+    pub(crate) fn infer(&self, infos: &[VarInfo], name: &str) -> Result<Inferred> {
+        let op = self.name();
+        match self {
+            Op::Unary(_) => {
+                expect_arity(op, name, infos, 1)?;
+                Ok(Inferred::one(dense_info(
+                    infos[0].shape.clone(),
+                    &infos[0],
+                    infos[0].axes.clone(),
+                )))
+            }
+            Op::Binary(_) => binary::infer(op, name, infos),
+            Op::Times {
+                output_rank,
+                infer_input_rank_to_map,
+            } => times::infer(
+                op,
+                name,
+                infos,
+                *output_rank,
+                *infer_input_rank_to_map,
+                false,
+            ),
+            Op::TransposeTimes { output_rank } => {
+                times::infer(op, name, infos, *output_rank, -1, true)
+            }
+            Op::Softmax { axis } | Op::LogSoftmax { axis } => {
+                softmax::infer(op, name, infos, *axis)
+            }
+            Op::Reduce { axes, keepdims, .. } => {
+                reduce::infer(op, name, infos, axes.as_deref(), *keepdims)
+            }
+            Op::ReduceAll { .. } => reduce::infer_all(op, name, infos),
+            Op::Splice { axis } => shape_ops::infer_splice(op, name, infos, *axis),
+            Op::Slice {
+                axis,
+                begin,
+                end,
+                stride,
+            } => shape_ops::infer_slice(op, name, infos, *axis, *begin, *end, *stride),
+            Op::Reshape { shape } => shape_ops::infer_reshape(op, name, infos, shape),
+            Op::Transpose { perm } => shape_ops::infer_transpose(op, name, infos, perm),
+            Op::Clip | Op::Select | Op::Dropout { .. } | Op::OneHot { .. } | Op::Gather => {
+                misc::infer(self, op, name, infos)
+            }
+            Op::PastValue { .. } | Op::FutureValue { .. } => delay::infer(op, name, infos),
+            _ => sequence::infer(self, op, name, infos),
+        }
+    }
+
+    /// Forward of a row-local op over `ctx.n` rows.
+    pub(crate) fn forward_rows<T: Element>(
+        &self,
+        args: &[Arg<T>],
+        shapes: &[Shape],
+        out_shape: &Shape,
+        out: &mut [T],
+        ctx: RowCtx,
+        st: &mut NodeState<T>,
+    ) -> Result<()> {
+        match self {
+            Op::Unary(u) => unary::forward(*u, args[0], out),
+            Op::Binary(b) => binary::forward(*b, args, shapes, out_shape, out, ctx),
+            Op::Times { output_rank, .. } => {
+                times::forward(args, shapes, out_shape, out, ctx, *output_rank, false)
+            }
+            Op::TransposeTimes { output_rank } => {
+                times::forward(args, shapes, out_shape, out, ctx, *output_rank, true)
+            }
+            Op::Softmax { axis } => softmax::forward(false, *axis, args[0], &shapes[0], out, ctx),
+            Op::LogSoftmax { axis } => softmax::forward(true, *axis, args[0], &shapes[0], out, ctx),
+            Op::Reduce { op, axes, .. } => {
+                reduce::forward(*op, axes.as_deref(), args[0], &shapes[0], out, ctx)
+            }
+            Op::Splice { axis } => {
+                shape_ops::forward_splice(*axis, args, shapes, out_shape, out, ctx)
+            }
+            Op::Slice {
+                axis,
+                begin,
+                end,
+                stride,
+            } => shape_ops::forward_slice(
+                *axis, *begin, *end, *stride, args[0], &shapes[0], out, ctx,
+            ),
+            Op::Reshape { .. } => shape_ops::forward_reshape(args[0], out, ctx),
+            Op::Transpose { perm } => {
+                shape_ops::forward_transpose(perm, args[0], &shapes[0], out, ctx)
+            }
+            Op::Clip | Op::Select | Op::Dropout { .. } | Op::OneHot { .. } | Op::Gather => {
+                misc::forward(self, args, shapes, out_shape, out, ctx, st)
+            }
+            _ => Err(Error::Unsupported(format!(
+                "{} is not a row-local op",
+                self.name()
+            ))),
+        }
+    }
+
+    /// Backward of a row-local op: accumulate into `din` the gradient for operand `i`
+    /// (`din` covers `ctx.n` rows for a per-row operand, one sample for a static one).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn backward_rows<T: Element>(
+        &self,
+        i: usize,
+        args: &[Arg<T>],
+        shapes: &[Shape],
+        out_shape: &Shape,
+        out: &[T],
+        dout: &[T],
+        din: &mut [T],
+        ctx: RowCtx,
+        st: &mut NodeState<T>,
+    ) -> Result<()> {
+        match self {
+            Op::Unary(u) => unary::backward(*u, args[0], out, dout, din),
+            Op::Binary(b) => binary::backward(*b, i, args, shapes, out_shape, out, dout, din, ctx),
+            Op::Times { output_rank, .. } => times::backward(
+                i,
+                args,
+                shapes,
+                out_shape,
+                dout,
+                din,
+                ctx,
+                *output_rank,
+                false,
+            ),
+            Op::TransposeTimes { output_rank } => times::backward(
+                i,
+                args,
+                shapes,
+                out_shape,
+                dout,
+                din,
+                ctx,
+                *output_rank,
+                true,
+            ),
+            Op::Softmax { axis } => {
+                softmax::backward(false, *axis, &shapes[0], out, dout, din, ctx)
+            }
+            Op::LogSoftmax { axis } => {
+                softmax::backward(true, *axis, &shapes[0], out, dout, din, ctx)
+            }
+            Op::Reduce { op, axes, .. } => reduce::backward(
+                *op,
+                axes.as_deref(),
+                args[0],
+                &shapes[0],
+                out,
+                dout,
+                din,
+                ctx,
+            ),
+            Op::Splice { axis } => {
+                shape_ops::backward_splice(*axis, i, shapes, out_shape, dout, din, ctx)
+            }
+            Op::Slice {
+                axis,
+                begin,
+                end,
+                stride,
+            } => {
+                shape_ops::backward_slice(*axis, *begin, *end, *stride, &shapes[0], dout, din, ctx)
+            }
+            Op::Reshape { .. } => shape_ops::backward_reshape(dout, din),
+            Op::Transpose { perm } => {
+                shape_ops::backward_transpose(perm, &shapes[0], dout, din, ctx)
+            }
+            Op::Clip | Op::Select | Op::Dropout { .. } | Op::OneHot { .. } | Op::Gather => {
+                misc::backward(self, i, args, shapes, out_shape, out, dout, din, ctx, st)
+            }
+            _ => Err(Error::Unsupported(format!(
+                "{} is not a row-local op",
+                self.name()
+            ))),
+        }
+    }
+
+    /// Layout of a whole op's output (may depend on data, as for sequence.where).
+    pub(crate) fn whole_layout<T: Element>(&self, args: &[WholeArg<T>]) -> Result<Layout> {
+        match self {
+            Op::ReduceAll { .. } => Ok(Layout::Static),
+            _ => sequence::layout(self, args),
+        }
+    }
+
+    pub(crate) fn forward_whole<T: Element>(
+        &self,
+        args: &[WholeArg<T>],
+        out_shape: &Shape,
+        out_layout: &Layout,
+        out: &mut [T],
+    ) -> Result<()> {
+        match self {
+            Op::ReduceAll { op } => reduce::forward_all(*op, &args[0], out),
+            _ => sequence::forward(self, args, out_shape, out_layout, out),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn backward_whole<T: Element>(
+        &self,
+        i: usize,
+        args: &[WholeArg<T>],
+        out_shape: &Shape,
+        out_layout: &Layout,
+        out: &[T],
+        dout: &[T],
+        din: &mut [T],
+    ) -> Result<()> {
+        match self {
+            Op::ReduceAll { op } => reduce::backward_all(*op, &args[0], out, dout, din),
+            _ => sequence::backward(self, i, args, out_shape, out_layout, out, dout, din),
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! Static shapes in Python (row-major) order; dynamic axes are never part of a shape.
+
+use std::fmt;
+
+/// A dimension not known yet; fixed when the owning parameter is first connected
+/// (CNTK's `InferredDimension`, written `-1` in Python).
+pub const INFERRED: usize = usize::MAX;
+
+/// The static shape of one sample, outermost axis first (NumPy C order).
+#[derive(Clone, PartialEq, Eq, Hash, Default)]
+pub struct Shape(Vec<usize>);
+
+impl Shape {
+    pub fn new(dims: impl Into<Vec<usize>>) -> Self {
+        Shape(dims.into())
+    }
+    /// The shape of a scalar: rank 0, one element.
+    pub fn scalar() -> Self {
+        Shape(Vec::new())
+    }
+    pub fn dims(&self) -> &[usize] {
+        &self.0
+    }
+    pub fn rank(&self) -> usize {
+        self.0.len()
+    }
+    /// Number of elements; 0 if any dimension is still inferred.
+    pub fn numel(&self) -> usize {
+        if self.has_inferred() {
+            0
+        } else {
+            self.0.iter().product()
+        }
+    }
+    pub fn has_inferred(&self) -> bool {
+        self.0.contains(&INFERRED)
+    }
+    /// Product of the dims in `range` (empty product = 1).
+    pub fn prod(&self, range: std::ops::Range<usize>) -> usize {
+        self.0[range].iter().product()
+    }
+    /// Resolve a possibly negative Python axis against this rank.
+    pub fn axis(&self, axis: isize) -> Option<usize> {
+        let r = self.rank() as isize;
+        let a = if axis < 0 { axis + r } else { axis };
+        (0..r).contains(&a).then_some(a as usize)
+    }
+    /// Row-major strides of this shape, in elements.
+    pub fn strides(&self) -> Vec<usize> {
+        let mut s = vec![1; self.rank()];
+        for i in (0..self.rank().saturating_sub(1)).rev() {
+            s[i] = s[i + 1] * self.0[i + 1];
+        }
+        s
+    }
+}
+
+impl From<&[usize]> for Shape {
+    fn from(d: &[usize]) -> Self {
+        Shape(d.to_vec())
+    }
+}
+impl From<Vec<usize>> for Shape {
+    fn from(d: Vec<usize>) -> Self {
+        Shape(d)
+    }
+}
+impl<const N: usize> From<[usize; N]> for Shape {
+    fn from(d: [usize; N]) -> Self {
+        Shape(d.to_vec())
+    }
+}
+
+impl fmt::Debug for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("(")?;
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            if *d == INFERRED {
+                f.write_str("?")?;
+            } else {
+                write!(f, "{d}")?;
+            }
+        }
+        if self.0.len() == 1 {
+            f.write_str(",")?;
+        }
+        f.write_str(")")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn display_and_strides() {
+        assert_eq!(Shape::from([3]).to_string(), "(3,)");
+        assert_eq!(Shape::from([2, INFERRED]).to_string(), "(2, ?)");
+        assert_eq!(Shape::from([2, 3, 4]).strides(), vec![12, 4, 1]);
+        assert_eq!(Shape::scalar().numel(), 1);
+        assert_eq!(Shape::from([2, 3]).axis(-1), Some(1));
+        assert_eq!(Shape::from([2, 3]).axis(2), None);
+    }
+}

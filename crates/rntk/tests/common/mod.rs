@@ -1,0 +1,314 @@
+//! Shared test helpers: CNTK-oracle fixture loading and finite-difference gradient checks.
+#![allow(dead_code)]
+
+use rntk::exec::Executor;
+use rntk::tensor::{Layout, Value};
+use rntk::{Tensor, Variable};
+use serde_json::Value as Json;
+use std::path::PathBuf;
+
+/// Path of a fixture file under the repository's tests/fixtures.
+pub fn fixture_path(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures")
+        .join(rel)
+}
+
+/// All cases of a fixture file.
+pub fn load_cases(rel: &str) -> Vec<Json> {
+    let text = std::fs::read_to_string(fixture_path(rel)).expect("fixture file");
+    let j: Json = serde_json::from_str(&text).expect("fixture json");
+    j["cases"].as_array().expect("cases").clone()
+}
+
+pub fn case<'a>(cases: &'a [Json], name: &str) -> &'a Json {
+    cases
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("fixture case {name} missing"))
+}
+
+/// Flatten a nested JSON array of numbers.
+pub fn flat(j: &Json) -> Vec<f64> {
+    let mut out = Vec::new();
+    fn go(j: &Json, out: &mut Vec<f64>) {
+        match j {
+            Json::Array(a) => a.iter().for_each(|x| go(x, out)),
+            Json::Number(n) => out.push(n.as_f64().expect("number")),
+            other => panic!("not a number: {other}"),
+        }
+    }
+    go(j, &mut out);
+    out
+}
+
+pub fn shape_of(j: &Json) -> Vec<usize> {
+    j.as_array()
+        .expect("shape")
+        .iter()
+        .map(|d| d.as_u64().expect("dim") as usize)
+        .collect()
+}
+
+/// A fixture VALUE as an rntk value (f64).
+pub fn value_of(v: &Json) -> Value {
+    let shape = shape_of(&v["shape"]);
+    match v["kind"].as_str().expect("kind") {
+        "sequence" => {
+            let seqs: Vec<Vec<f64>> = v["data"]
+                .as_array()
+                .expect("seqs")
+                .iter()
+                .map(flat)
+                .collect();
+            Value::from_sequences(shape, &seqs).expect("sequence value")
+        }
+        "batch" => Value::batch(shape, flat(&v["data"])).expect("batch value"),
+        "static" => Value::from_static(shape, flat(&v["data"])).expect("static value"),
+        k => panic!("unknown kind {k}"),
+    }
+}
+
+/// A fixture VALUE as a tensor (for parameters and constants).
+pub fn tensor_of(v: &Json) -> Tensor {
+    Tensor::from_vec(shape_of(&v["shape"]), flat(&v["data"])).expect("tensor")
+}
+
+/// Compare in the caller's order; panics with the first mismatch.
+pub fn assert_close(what: &str, got: &[f64], want: &[f64], rtol: f64, atol: f64) {
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "{what}: length {} vs expected {}",
+        got.len(),
+        want.len()
+    );
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (g - w).abs() <= atol + rtol * w.abs(),
+            "{what}: element {i}: got {g}, expected {w} (rtol {rtol}, atol {atol})"
+        );
+    }
+}
+
+/// Deterministic, non-constant gradient seed for `v`'s layout.
+pub fn seed_like(v: &Value) -> Value {
+    let n = v.num_samples() * v.shape().numel();
+    let rows: Vec<f64> = (0..n)
+        .map(|i| 0.1 * (((7 * i + 3) % 11) as f64 - 5.0) + 0.05)
+        .collect();
+    Value::from_rows(v.shape().clone(), v.layout().clone(), rows).expect("seed")
+}
+
+fn loss(ex: &mut Executor<f64>, out: &Variable, feeds: &[(Variable, Value)], r: &Value) -> f64 {
+    let fr: Vec<(&Variable, &Value)> = feeds.iter().map(|(a, b)| (a, b)).collect();
+    ex.forward(&fr, false).expect("forward");
+    let y = ex.value(out).expect("value").dense_rows::<f64>();
+    y.iter()
+        .zip(r.dense_rows::<f64>())
+        .map(|(a, b)| a * b)
+        .sum()
+}
+
+/// Central finite differences of Σ out·r against the executor's backward, for every
+/// element of every `wrt` variable (inputs and parameters), in f64.
+pub fn gradcheck(out: &Variable, feeds: &[(Variable, Value)], wrt: &[Variable], tol: f64) {
+    let mut ex = Executor::<f64>::new(std::slice::from_ref(out)).expect("compile");
+    let fr: Vec<(&Variable, &Value)> = feeds.iter().map(|(a, b)| (a, b)).collect();
+    ex.forward(&fr, false).expect("forward");
+    let y = ex.value(out).expect("value");
+    let r = seed_like(&y);
+    let wr: Vec<&Variable> = wrt.iter().collect();
+    let analytic = ex.backward(&[(out, Some(&r))], &wr).expect("backward");
+    let h = 1e-6;
+    for (w, g) in wrt.iter().zip(&analytic) {
+        let g = g.dense_rows::<f64>();
+        if w.is_parameter() || w.kind() == rntk::VarKind::Constant {
+            let orig = w.value().expect("param value");
+            let base = orig.as_slice::<f64>().expect("f64 param").to_vec();
+            for e in 0..base.len() {
+                let mut p = base.clone();
+                p[e] += h;
+                w.set_value(Tensor::from_vec(orig.shape().clone(), p.clone()).unwrap())
+                    .unwrap();
+                let lp = loss(&mut ex, out, feeds, &r);
+                p[e] -= 2.0 * h;
+                w.set_value(Tensor::from_vec(orig.shape().clone(), p).unwrap())
+                    .unwrap();
+                let lm = loss(&mut ex, out, feeds, &r);
+                w.set_value(orig.clone()).unwrap();
+                let num = (lp - lm) / (2.0 * h);
+                assert!(
+                    (num - g[e]).abs() <= tol * (1.0 + num.abs()),
+                    "d/d{}[{e}]: analytic {} vs numeric {num}",
+                    w.label(),
+                    g[e]
+                );
+            }
+        } else {
+            let idx = feeds
+                .iter()
+                .position(|(v, _)| v == w)
+                .expect("wrt input must be fed");
+            let val = &feeds[idx].1;
+            let base = val.dense_rows::<f64>();
+            for e in 0..base.len() {
+                let mut fp = feeds.to_vec();
+                let mut p = base.clone();
+                p[e] += h;
+                fp[idx].1 =
+                    Value::from_rows(val.shape().clone(), val.layout().clone(), p.clone()).unwrap();
+                let lp = loss(&mut ex, out, &fp, &r);
+                p[e] -= 2.0 * h;
+                fp[idx].1 = Value::from_rows(val.shape().clone(), val.layout().clone(), p).unwrap();
+                let lm = loss(&mut ex, out, &fp, &r);
+                let num = (lp - lm) / (2.0 * h);
+                assert!(
+                    (num - g[e]).abs() <= tol * (1.0 + num.abs()),
+                    "d/d{}[row-major packed {e}]: analytic {} vs numeric {num}",
+                    w.label(),
+                    g[e]
+                );
+            }
+        }
+    }
+}
+
+/// A ragged batch of sequences with lengths (1..=n and a repeat) and sample shape `shape`.
+pub fn ragged(lengths: &[usize], numel: usize, key: usize) -> Vec<Vec<f64>> {
+    let mut n = 0;
+    lengths
+        .iter()
+        .map(|&l| {
+            (0..l * numel)
+                .map(|_| {
+                    n += 1;
+                    ((((7 * n + key) % 11) as f64) - 5.0) / 10.0 + 0.013 * n as f64
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Layout helper re-export for tests.
+pub fn layout_rows(v: &Value) -> usize {
+    match v.layout() {
+        Layout::Static => 1,
+        l => l.rows(),
+    }
+}
+
+/// Create the variables a fixture case declares (f64): sequence / batch inputs,
+/// parameters and constants holding the case's values.
+pub fn case_vars(case: &Json) -> Vec<(String, Variable, Option<Value>)> {
+    use rntk::graph::{input_variable_with, InputOptions};
+    use rntk::{DType, DynamicAxes};
+    case["inputs"]
+        .as_array()
+        .expect("inputs")
+        .iter()
+        .map(|i| {
+            let name = i["name"].as_str().expect("name").to_string();
+            let shape = shape_of(&i["shape"]);
+            let data = &i["data"];
+            let opts = |axes| InputOptions {
+                dtype: DType::F64,
+                dynamic_axes: axes,
+                needs_gradient: true,
+                name: name.clone(),
+                ..Default::default()
+            };
+            match i["kind"].as_str().expect("kind") {
+                "sequence" => (
+                    name.clone(),
+                    input_variable_with(shape, opts(DynamicAxes::default_sequence())),
+                    Some(value_of(data)),
+                ),
+                "batch" => (
+                    name.clone(),
+                    input_variable_with(shape, opts(DynamicAxes::Batch)),
+                    Some(value_of(data)),
+                ),
+                "parameter" => (
+                    name.clone(),
+                    rntk::parameter_from(tensor_of(data), &name),
+                    None,
+                ),
+                "constant" => (name.clone(), rntk::constant(tensor_of(data), &name), None),
+                k => panic!("unknown input kind {k}"),
+            }
+        })
+        .collect()
+}
+
+/// Flat data of a value in the caller's order.
+pub fn caller_order(v: &Value) -> Vec<f64> {
+    v.to_vec::<f64>()
+}
+
+/// Build the case's expression with `build(vars by name)`, then compare the forward
+/// output and every gradient the fixture lists with CNTK's, to `rtol`.
+pub fn run_case(
+    case: &Json,
+    rtol: f64,
+    build: impl FnOnce(&std::collections::HashMap<String, Variable>) -> Variable,
+) {
+    let name = case["name"].as_str().expect("name");
+    let vars = case_vars(case);
+    let by_name: std::collections::HashMap<String, Variable> = vars
+        .iter()
+        .map(|(n, v, _)| (n.clone(), v.clone()))
+        .collect();
+    let out = build(&by_name);
+    let feeds: Vec<(&Variable, &Value)> = vars
+        .iter()
+        .filter_map(|(_, v, val)| val.as_ref().map(|x| (v, x)))
+        .collect();
+    let mut ex = Executor::<f64>::new(std::slice::from_ref(&out))
+        .unwrap_or_else(|e| panic!("{name}: compile: {e}"));
+    ex.forward(&feeds, false)
+        .unwrap_or_else(|e| panic!("{name}: forward: {e}"));
+    let y = ex.value(&out).unwrap();
+    let want = value_of(&case["output"]);
+    assert_eq!(y.shape(), want.shape(), "{name}: output shape");
+    assert_eq!(
+        y.num_sequences(),
+        want.num_sequences(),
+        "{name}: output sequences"
+    );
+    assert_close(
+        &format!("{name}: output"),
+        &caller_order(&y),
+        &caller_order(&want),
+        rtol,
+        1e-12,
+    );
+    let Some(grads) = case["grads"].as_object() else {
+        return;
+    };
+    let r = value_of(&case["r"]);
+    let r = Value::from_rows(r.shape().clone(), y.layout().clone(), {
+        // re-pack r (given in caller order) into y's layout
+        let seqs = r.to_sequences::<f64>();
+        let tmp = match y.layout() {
+            Layout::Sequence(_) => Value::from_sequences(r.shape().clone(), &seqs).unwrap(),
+            _ => r.clone(),
+        };
+        tmp.dense_rows::<f64>()
+    })
+    .unwrap();
+    let wrt: Vec<&Variable> = grads.keys().map(|k| &by_name[k]).collect();
+    let got = ex
+        .backward(&[(&out, Some(&r))], &wrt)
+        .unwrap_or_else(|e| panic!("{name}: backward: {e}"));
+    for ((k, g), w) in grads.iter().zip(&got) {
+        let want = value_of(g);
+        assert_close(
+            &format!("{name}: d/d{k}"),
+            &caller_order(w),
+            &caller_order(&want),
+            rtol,
+            1e-12,
+        );
+    }
+}
