@@ -10,7 +10,12 @@ use crate::ops::delay::Delay;
 use crate::ops::{Arg, ExecKind, NodeState, Op, RowCtx, SparseRows, WholeArg};
 use crate::tensor::{Csr, Element, Layout, Tensor, Value, ValueData};
 use compile::{compile, Plan, Source, Step};
+use smallvec::SmallVec;
 use std::sync::{Arc, RwLock, RwLockReadGuard};
+
+/// Operands of one node: on the stack for the usual ≤ 4, so a warm time loop never allocates.
+type Args<'a, T> = SmallVec<[Arg<'a, T>; 4]>;
+type WholeArgs<'a, T> = SmallVec<[WholeArg<'a, T>; 4]>;
 
 /// Runs one compiled set of roots, in element type `T`.
 pub struct Executor<T: Element> {
@@ -24,6 +29,19 @@ pub struct Executor<T: Element> {
     stores: Vec<Option<Arc<RwLock<Tensor>>>>,
     forwarded: bool,
     training: bool,
+    /// Forward-only mode: intermediate buffers go back to `free` after their last reader.
+    inference: Option<Inference<T>>,
+}
+
+/// Buffer recycling of a forward-only executor: memory grows with the widest point of
+/// the graph, not with its depth. Buffers are assigned to slots once, at compile time
+/// (like registers by liveness), so a warm executor allocates nothing.
+struct Inference<T> {
+    /// The pool buffer each intermediate slot uses.
+    buffer_of: Vec<Option<usize>>,
+    /// Slots whose buffer returns to the pool after each schedule step.
+    release_after: Vec<Vec<usize>>,
+    pool: Vec<Vec<T>>,
 }
 
 /// Read access to parameter storage for the duration of one call.
@@ -84,7 +102,93 @@ impl<T: Element> Executor<T> {
             plan,
             forwarded: false,
             training: false,
+            inference: None,
         })
+    }
+
+    /// A forward-only executor that keeps no activations: each intermediate buffer is
+    /// recycled once its last reader has run. Only roots, inputs and parameters can be
+    /// read back, and `backward` is refused.
+    pub fn new_inference(roots: &[Variable]) -> Result<Self> {
+        let mut ex = Self::new(roots)?;
+        let nsteps = ex.plan.steps.len();
+        let mut last_use: Vec<Option<usize>> = vec![None; ex.plan.slots.len()];
+        for (i, step) in ex.plan.steps.iter().enumerate() {
+            let nodes: &[usize] = match step {
+                Step::Node(n) => std::slice::from_ref(n),
+                Step::Loop(lp) => &lp.nodes,
+            };
+            for &n in nodes {
+                for &s in &ex.plan.nodes[n].ins {
+                    last_use[s] = Some(last_use[s].map_or(i, |u| u.max(i)));
+                }
+            }
+        }
+        let mut release_after = vec![Vec::new(); nsteps];
+        let mut buffer_of = vec![None; ex.plan.slots.len()];
+        let mut free: Vec<usize> = Vec::new();
+        let mut nbuf = 0;
+        for (i, step) in ex.plan.steps.iter().enumerate() {
+            let nodes: &[usize] = match step {
+                Step::Node(n) => std::slice::from_ref(n),
+                Step::Loop(lp) => &lp.nodes,
+            };
+            for &n in nodes {
+                let out = ex.plan.nodes[n].out;
+                let keep = ex.plan.roots.contains(&out);
+                if !keep {
+                    buffer_of[out] = Some(free.pop().unwrap_or_else(|| {
+                        nbuf += 1;
+                        nbuf - 1
+                    }));
+                }
+            }
+            for (s, lu) in last_use.iter().enumerate() {
+                if *lu == Some(i) {
+                    if let Some(b) = buffer_of[s] {
+                        release_after[i].push(s);
+                        free.push(b);
+                    }
+                }
+            }
+        }
+        ex.inference = Some(Inference {
+            buffer_of,
+            release_after,
+            pool: (0..nbuf).map(|_| Vec::new()).collect(),
+        });
+        Ok(ex)
+    }
+
+    /// Hand each output slot of `step` its pool buffer (inference only).
+    fn acquire_outputs(&mut self, step: usize) {
+        let Some(inf) = self.inference.as_mut() else {
+            return;
+        };
+        let nodes: &[usize] = match &self.plan.steps[step] {
+            Step::Node(n) => std::slice::from_ref(n),
+            Step::Loop(lp) => &lp.nodes,
+        };
+        for &n in nodes {
+            let out = self.plan.nodes[n].out;
+            if let Some(b) = inf.buffer_of[out] {
+                self.data[out] = std::mem::take(&mut inf.pool[b]);
+            }
+        }
+    }
+
+    /// Return the buffers of slots read for the last time in `step` to the pool.
+    fn release_after(&mut self, step: usize) {
+        let Some(inf) = self.inference.as_mut() else {
+            return;
+        };
+        for &s in &inf.release_after[step] {
+            if let Some(b) = inf.buffer_of[s] {
+                let mut buf = std::mem::take(&mut self.data[s]);
+                buf.clear();
+                inf.pool[b] = buf;
+            }
+        }
     }
 
     /// The input variables this plan needs fed.
@@ -174,6 +278,14 @@ impl<T: Element> Executor<T> {
                     buf.extend_from_slice(src);
                     self.sparse[s] = None;
                 }
+                ValueData::SparseF32(_) | ValueData::SparseF64(_) if !info.is_sparse => {
+                    // A sparse value for a dense input is densified once here.
+                    let rows = val.dense_rows::<T>();
+                    let buf = &mut self.data[s];
+                    buf.clear();
+                    buf.extend_from_slice(&rows);
+                    self.sparse[s] = None;
+                }
                 ValueData::SparseF32(_) | ValueData::SparseF64(_) => {
                     let csr = match val.data() {
                         ValueData::SparseF32(c) => convert_csr::<f32, T>(c),
@@ -186,16 +298,6 @@ impl<T: Element> Executor<T> {
             }
         }
         Ok(())
-    }
-
-    fn lock_params(&self) -> Params<'_> {
-        Params {
-            guards: self
-                .stores
-                .iter()
-                .map(|s| s.as_ref().map(|a| a.read().expect("parameter lock")))
-                .collect(),
-        }
     }
 
     /// Run the plan forward. `training` turns dropout on.
@@ -225,19 +327,18 @@ impl<T: Element> Executor<T> {
     }
 
     fn run_forward(&mut self, params: &Params) -> Result<()> {
-        let steps = std::mem::take(&mut self.plan.steps);
-        let mut res = Ok(());
-        for step in &steps {
-            res = match step {
+        for i in 0..self.plan.steps.len() {
+            self.acquire_outputs(i);
+            let steps = std::mem::take(&mut self.plan.steps);
+            let res = match &steps[i] {
                 Step::Node(n) => self.forward_node(*n, params),
                 Step::Loop(lp) => self.forward_loop(&lp.nodes, lp.backward_in_time, params),
             };
-            if res.is_err() {
-                break;
-            }
+            self.plan.steps = steps;
+            res?;
+            self.release_after(i);
         }
-        self.plan.steps = steps;
-        res
+        Ok(())
     }
 
     /// The common layout of a row-local node's per-row operands.
@@ -305,7 +406,7 @@ impl<T: Element> Executor<T> {
                 buf.resize(rows * numel, T::zero());
                 let mut st = std::mem::take(&mut self.states[n]);
                 let node = &self.plan.nodes[n];
-                let args: Vec<Arg<T>> = node
+                let args: Args<T> = node
                     .ins
                     .iter()
                     .map(|&s| self.arg(s, params, 0..rows))
@@ -333,20 +434,16 @@ impl<T: Element> Executor<T> {
                 self.layouts[out] = layout.clone();
                 let mut buf = std::mem::take(&mut self.data[out]);
                 buf.resize(layout.rows() * numel, T::zero());
-                let r = self.delay_apply(
-                    n,
-                    params,
-                    &layout,
-                    |d, x, init, t| d.forward_step(x, init, &mut buf, t),
-                    true,
-                );
+                let r = self.delay_apply(n, params, &layout, |d, x, init, t| {
+                    d.forward_step(x, init, &mut buf, t)
+                });
                 self.data[out] = buf;
                 r
             }
             ExecKind::Whole => {
                 let mut buf = std::mem::take(&mut self.data[out]);
                 let node = &self.plan.nodes[n];
-                let args: Vec<WholeArg<T>> = node
+                let args: WholeArgs<T> = node
                     .ins
                     .iter()
                     .map(|&s| self.whole_arg(s, params))
@@ -374,13 +471,9 @@ impl<T: Element> Executor<T> {
         params: &Params,
         layout: &Layout,
         mut f: impl FnMut(&Delay, &[T], &[T], usize),
-        _forward: bool,
     ) -> Result<()> {
-        let node = &self.plan.nodes[n];
         let (d, x, init) = self.delay_parts(n, params, layout)?;
-        let steps = d.layout.max_len();
-        let _ = node;
-        for t in 0..steps {
+        for t in 0..d.layout.max_len() {
             f(&d, x, init, t);
         }
         Ok(())
@@ -513,7 +606,7 @@ impl<T: Element> Executor<T> {
                         .map(|(d, x, init)| d.forward_step(x, init, &mut buf, t))
                 } else {
                     let mut st = std::mem::take(&mut self.states[n]);
-                    let args: Vec<Arg<T>> = node
+                    let args: Args<T> = node
                         .ins
                         .iter()
                         .map(|&s| self.arg(s, params, r.clone()))
@@ -552,6 +645,14 @@ impl<T: Element> Executor<T> {
                 "value() before a successful forward()".into(),
             ));
         }
+        if let Some(inf) = &self.inference {
+            if inf.release_after.iter().any(|r| r.contains(&s)) {
+                return Err(Error::Argument(format!(
+                    "{} is an intermediate value, not kept by a forward-only executor",
+                    v.label()
+                )));
+            }
+        }
         let shape = self.plan.slots[s].shape.clone();
         if let Some(st) = &self.stores[s] {
             let t = st.read().expect("parameter lock");
@@ -567,6 +668,12 @@ impl<T: Element> Executor<T> {
         seeds: &[(&Variable, Option<&Value>)],
         wrt: &[&Variable],
     ) -> Result<Vec<Value>> {
+        if self.inference.is_some() {
+            return Err(Error::Argument(
+                "backward() on a forward-only executor (build it with Executor::new to train)"
+                    .into(),
+            ));
+        }
         if !self.forwarded {
             return Err(Error::Argument(
                 "backward() needs a successful forward() first".into(),
@@ -606,8 +713,8 @@ impl<T: Element> Executor<T> {
                 break;
             }
         }
-        for s in 0..nslots {
-            if reach[s] {
+        for (s, _) in reach.iter().enumerate().filter(|(_, &r)| r) {
+            {
                 let len = self.layouts[s].rows() * self.plan.slots[s].shape.numel();
                 let g = &mut self.grads[s];
                 g.clear();
@@ -702,7 +809,7 @@ impl<T: Element> Executor<T> {
             let mut din = std::mem::take(&mut self.grads[s]);
             let mut st = std::mem::take(&mut self.states[n]);
             let res = {
-                let args: Vec<Arg<T>> = node
+                let args: Args<T> = node
                     .ins
                     .iter()
                     .map(|&x| self.arg(x, params, rows.clone()))
@@ -764,7 +871,7 @@ impl<T: Element> Executor<T> {
                     }
                     let mut din = std::mem::take(&mut self.grads[s]);
                     let res = {
-                        let args: Vec<WholeArg<T>> = node
+                        let args: WholeArgs<T> = node
                             .ins
                             .iter()
                             .map(|&x| self.whole_arg(x, params))

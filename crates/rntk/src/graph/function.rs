@@ -381,12 +381,12 @@ impl Function {
             .unwrap_or(crate::tensor::DType::F32);
         match dtype {
             crate::tensor::DType::F32 => {
-                let mut ex = crate::exec::Executor::<f32>::new(&outs)?;
+                let mut ex = crate::exec::Executor::<f32>::new_inference(&outs)?;
                 ex.forward(feeds, false)?;
                 outs.iter().map(|o| ex.value(o)).collect()
             }
             crate::tensor::DType::F64 => {
-                let mut ex = crate::exec::Executor::<f64>::new(&outs)?;
+                let mut ex = crate::exec::Executor::<f64>::new_inference(&outs)?;
                 ex.forward(feeds, false)?;
                 outs.iter().map(|o| ex.value(o)).collect()
             }

@@ -59,7 +59,7 @@ pub(crate) struct Leaf {
 }
 
 pub(crate) enum VarNode {
-    Leaf(Leaf),
+    Leaf(Box<Leaf>),
     Output { owner: Function, index: usize },
 }
 
@@ -83,7 +83,7 @@ impl Variable {
             VarKind::Placeholder => "Placeholder",
             VarKind::Output => "Output",
         };
-        Variable(Arc::new(VarNode::Leaf(Leaf {
+        Variable(Arc::new(VarNode::Leaf(Box::new(Leaf {
             id,
             uid: format!("{prefix}{id}"),
             name: name.to_string(),
@@ -92,7 +92,7 @@ impl Variable {
             value: value.map(|t| Arc::new(RwLock::new(t))),
             init,
             binding: RwLock::new(None),
-        })))
+        }))))
     }
 
     pub(crate) fn output_of(owner: Function, index: usize) -> Variable {

@@ -1,0 +1,182 @@
+//! Runtime behaviour: inference mode, refusals with actionable errors, determinism.
+
+mod common;
+
+use rntk::functions::*;
+use rntk::graph::{input_variable_with, InputOptions};
+use rntk::ops::{BinaryOp, Op};
+use rntk::{placeholder, sequence, DType, DynamicAxes, Error, Executor, Tensor, Value, Variable};
+
+fn seq_input(dim: usize, name: &str) -> Variable {
+    input_variable_with(
+        [dim],
+        InputOptions {
+            dtype: DType::F64,
+            dynamic_axes: DynamicAxes::default_sequence(),
+            name: name.into(),
+            ..Default::default()
+        },
+    )
+}
+
+/// y = tanh(x·W + past_value(y)·H), a small recurrent net.
+fn rnn(x: &Variable) -> (Variable, Vec<Variable>) {
+    let w = rntk::parameter_from(
+        Tensor::from_vec([2, 3], vec![0.1, -0.2, 0.3, 0.4, 0.5, -0.6]).unwrap(),
+        "W",
+    );
+    let h = rntk::parameter_from(
+        Tensor::from_vec([3, 3], vec![0.2, 0.1, 0.0, -0.1, 0.3, 0.2, 0.05, -0.2, 0.1]).unwrap(),
+        "H",
+    );
+    let ph = placeholder([3], DType::F64, x.dynamic_axes(), "state").unwrap();
+    let prev = sequence::past_value_scalar(&ph, 0.0, 1).unwrap();
+    let y = tanh(&plus(&times(x, &w).unwrap(), &times(&prev, &h).unwrap()).unwrap()).unwrap();
+    y.owner()
+        .unwrap()
+        .replace_placeholders(&[(ph, y.clone())])
+        .unwrap();
+    (y, vec![w, h])
+}
+
+#[test]
+fn inference_executor_matches_training_forward_and_keeps_nothing_else() {
+    let x = seq_input(2, "x");
+    let (y, params) = rnn(&x);
+    let z = reduce_sum_like(&y);
+    let v = Value::from_sequences([2], &common::ragged(&[3, 1, 5, 2], 2, 1)).unwrap();
+    let mut train = Executor::<f64>::new(std::slice::from_ref(&z)).unwrap();
+    train.forward(&[(&x, &v)], true).unwrap();
+    let mut inf = Executor::<f64>::new_inference(std::slice::from_ref(&z)).unwrap();
+    for _ in 0..3 {
+        inf.forward(&[(&x, &v)], false).unwrap();
+        assert_eq!(inf.value(&z).unwrap(), train.value(&z).unwrap());
+    }
+    assert!(matches!(inf.value(&y), Err(Error::Argument(_))));
+    assert!(inf.backward(&[(&z, None)], &[&params[0]]).is_err());
+    // Function::eval is the same forward-only path.
+    let out = z.owner().unwrap().eval(&[(&x, &v)]).unwrap();
+    assert_eq!(out[0], train.value(&z).unwrap());
+}
+
+fn reduce_sum_like(y: &Variable) -> Variable {
+    // A node after the loop, so the loop's output is an intermediate.
+    element_times(y, &rntk::scalar(2.0, DType::F64)).unwrap()
+}
+
+#[test]
+fn cycle_without_delay_is_refused() {
+    let x = seq_input(3, "x");
+    let ph = placeholder([3], DType::F64, x.dynamic_axes(), "ph").unwrap();
+    let y = plus(&x, &ph).unwrap();
+    y.owner()
+        .unwrap()
+        .replace_placeholders(&[(ph, y.clone())])
+        .unwrap();
+    match Executor::<f64>::new(&[y]) {
+        Err(Error::CycleWithoutDelay { path }) => assert!(path.contains("Plus"), "{path}"),
+        Err(e) => panic!("wrong error {e}"),
+        Ok(_) => panic!("a cycle without delay compiled"),
+    }
+}
+
+#[test]
+fn mismatched_shapes_name_op_function_and_shapes() {
+    let a = seq_input(2, "a");
+    let b = seq_input(3, "b");
+    let e = named(Op::Binary(BinaryOp::Plus), &[&a, &b], "my_sum").unwrap_err();
+    let msg = e.to_string();
+    assert!(matches!(e, Error::Shape { .. }), "{e:?}");
+    for part in ["Plus", "my_sum", "(2,)", "(3,)"] {
+        assert!(msg.contains(part), "'{msg}' lacks '{part}'");
+    }
+    let w = rntk::parameter_from(Tensor::from_vec([4, 5], vec![0.0f64; 20]).unwrap(), "W");
+    let msg = times(&a, &w).unwrap_err().to_string();
+    assert!(
+        msg.contains("Times") && msg.contains("(2,)") && msg.contains("(4, 5)"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn unknown_missing_and_mistyped_arguments_are_refused() {
+    let x = seq_input(2, "x");
+    let other = seq_input(2, "other");
+    let y = sigmoid(&x).unwrap();
+    let v = Value::from_sequences([2], &[vec![1.0f64, 2.0]]).unwrap();
+    let mut ex = Executor::<f64>::new(std::slice::from_ref(&y)).unwrap();
+    let e = ex.forward(&[(&x, &v), (&other, &v)], false).unwrap_err();
+    assert!(e.to_string().contains("other"), "{e}");
+    let e = ex.forward(&[], false).unwrap_err();
+    assert!(
+        e.to_string().contains("x") && e.to_string().contains("not fed"),
+        "{e}"
+    );
+    let wrong_shape = Value::from_sequences([1], &[vec![1.0f64, 2.0]]).unwrap();
+    assert!(ex.forward(&[(&x, &wrong_shape)], false).is_err());
+    let batch = Value::batch([2], vec![1.0f64, 2.0]).unwrap();
+    let e = ex.forward(&[(&x, &batch)], false).unwrap_err();
+    assert!(e.to_string().contains("[#, *]"), "{e}");
+    let f32v = Value::from_sequences([2], &[vec![1.0f32, 2.0]]).unwrap();
+    assert!(matches!(
+        ex.forward(&[(&x, &f32v)], false),
+        Err(Error::DType { .. })
+    ));
+    // an f32 graph cannot run in an f64 executor
+    let xf = sequence::input_variable([2]);
+    assert!(matches!(
+        Executor::<f64>::new(&[sigmoid(&xf).unwrap()]),
+        Err(Error::DType { .. })
+    ));
+}
+
+#[test]
+fn unreplaced_placeholder_is_refused() {
+    let x = seq_input(2, "x");
+    let ph = placeholder([2], DType::F64, x.dynamic_axes(), "forgotten").unwrap();
+    let y = plus(&x, &sequence::past_value_scalar(&ph, 0.0, 1).unwrap()).unwrap();
+    let e = Executor::<f64>::new(&[y]).err().expect("must fail");
+    assert!(e.to_string().contains("forgotten"), "{e}");
+}
+
+#[test]
+fn sequences_of_different_lengths_on_one_axis_are_refused_at_run_time() {
+    let a = seq_input(2, "a");
+    let b = seq_input(2, "b");
+    let y = plus(&a, &b).unwrap();
+    let va = Value::from_sequences([2], &[vec![1.0f64, 2.0, 3.0, 4.0]]).unwrap();
+    let vb = Value::from_sequences([2], &[vec![1.0f64, 2.0]]).unwrap();
+    let mut ex = Executor::<f64>::new(std::slice::from_ref(&y)).unwrap();
+    let e = ex.forward(&[(&a, &va), (&b, &vb)], false).unwrap_err();
+    assert!(
+        matches!(e, Error::Runtime { .. }) && e.to_string().contains("Plus"),
+        "{e}"
+    );
+}
+
+#[test]
+fn same_inputs_give_bit_identical_results() {
+    let x = seq_input(2, "x");
+    let (y, params) = rnn(&x);
+    let v = Value::from_sequences([2], &common::ragged(&[4, 2, 7], 2, 3)).unwrap();
+    let run = || {
+        let mut ex = Executor::<f64>::new(std::slice::from_ref(&y)).unwrap();
+        ex.forward(&[(&x, &v)], true).unwrap();
+        let p: Vec<&Variable> = params.iter().collect();
+        (
+            ex.value(&y).unwrap(),
+            ex.backward(&[(&y, None)], &p).unwrap(),
+        )
+    };
+    assert_eq!(run(), run());
+}
+
+#[test]
+fn gradient_of_rnn_on_ragged_batch_with_length_one() {
+    let x = seq_input(2, "x");
+    let (y, params) = rnn(&x);
+    let v = Value::from_sequences([2], &common::ragged(&[3, 1, 5, 2], 2, 7)).unwrap();
+    let mut wrt = params.clone();
+    wrt.push(x.clone());
+    common::gradcheck(&y, &[(x, v)], &wrt, 1e-6);
+}
