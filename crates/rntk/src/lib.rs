@@ -2,6 +2,7 @@
 //! axes, compiled into plans that run recurrent loops over packed sequences.
 
 pub mod backend;
+pub mod datasets;
 pub mod error;
 pub mod exec;
 pub mod functions;

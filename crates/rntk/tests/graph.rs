@@ -8,8 +8,8 @@ use rntk::graph::{input_variable_with, InputOptions};
 use rntk::initializer::Initializer;
 use rntk::tensor::INFERRED;
 use rntk::{
-    constant, parameter, placeholder, sequence, CloneMethod, DType, DynamicAxes, Error, Executor, Function, Tensor,
-    Value, VarKind, Variable,
+    constant, parameter, placeholder, sequence, CloneMethod, DType, DynamicAxes, Error, Executor,
+    Function, Tensor, Value, VarKind, Variable,
 };
 
 fn seq_input(dim: usize, name: &str) -> Variable {
@@ -26,7 +26,9 @@ fn seq_input(dim: usize, name: &str) -> Variable {
 
 fn param(shape: [usize; 2], name: &str, k: usize) -> Variable {
     let n = shape[0] * shape[1];
-    let d: Vec<f64> = (0..n).map(|i| (((7 * i + k) % 11) as f64 - 5.0) / 10.0).collect();
+    let d: Vec<f64> = (0..n)
+        .map(|i| (((7 * i + k) % 11) as f64 - 5.0) / 10.0)
+        .collect();
     rntk::parameter_from(Tensor::from_vec(shape, d).unwrap(), name)
 }
 
@@ -35,7 +37,10 @@ fn rnn(x: &Variable, w: &Variable, h: &Variable) -> Variable {
     let ph = placeholder([3], DType::F64, x.dynamic_axes(), "h_prev").unwrap();
     let prev = sequence::past_value_scalar(&ph, 0.0, 1).unwrap();
     let y = tanh(&plus(&times(x, w).unwrap(), &times(&prev, h).unwrap()).unwrap()).unwrap();
-    y.owner().unwrap().replace_placeholders(&[(ph, y.clone())]).unwrap();
+    y.owner()
+        .unwrap()
+        .replace_placeholders(&[(ph, y.clone())])
+        .unwrap();
     y
 }
 
@@ -59,7 +64,11 @@ fn introspection_finds_parameters_arguments_and_outputs() {
     assert_eq!(f.outputs(), vec![y.clone()]);
     assert_eq!(f.op_name(), "Tanh");
     assert_eq!(y.kind(), VarKind::Output);
-    assert!(y.uid().starts_with("Tanh") && y.uid().ends_with("_Output_0"), "{}", y.uid());
+    assert!(
+        y.uid().starts_with("Tanh") && y.uid().ends_with("_Output_0"),
+        "{}",
+        y.uid()
+    );
     assert_eq!(y.shape().dims(), &[3]);
     assert_eq!(y.dynamic_axes(), DynamicAxes::default_sequence());
 }
@@ -69,13 +78,27 @@ fn replace_placeholders_checks_shape_and_refuses_rebinding() {
     let x = seq_input(2, "x");
     let ph = placeholder([3], DType::F64, x.dynamic_axes(), "p").unwrap();
     let y = plus(&ph, &ph).unwrap();
-    let e = y.owner().unwrap().replace_placeholders(&[(ph.clone(), x.clone())]).unwrap_err();
-    assert!(e.to_string().contains("(3,)") && e.to_string().contains("(2,)"), "{e}");
+    let e = y
+        .owner()
+        .unwrap()
+        .replace_placeholders(&[(ph.clone(), x.clone())])
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("(3,)") && e.to_string().contains("(2,)"),
+        "{e}"
+    );
     let z = seq_input(3, "z");
-    y.owner().unwrap().replace_placeholders(&[(ph.clone(), z.clone())]).unwrap();
+    y.owner()
+        .unwrap()
+        .replace_placeholders(&[(ph.clone(), z.clone())])
+        .unwrap();
     assert_eq!(y.owner().unwrap().arguments(), vec![z.clone()]);
     assert!(y.owner().unwrap().replace_placeholders(&[(ph, z)]).is_err());
-    assert!(y.owner().unwrap().replace_placeholders(&[(x.clone(), x)]).is_err());
+    assert!(y
+        .owner()
+        .unwrap()
+        .replace_placeholders(&[(x.clone(), x)])
+        .is_err());
 }
 
 #[test]
@@ -88,7 +111,9 @@ fn clone_share_clone_and_freeze_parameters() {
     let base = eval(&y, &[(&x, &v)]);
 
     let x2 = seq_input(2, "x2");
-    let shared = f.clone_with(CloneMethod::Share, &[(x.clone(), x2.clone())]).unwrap();
+    let shared = f
+        .clone_with(CloneMethod::Share, &[(x.clone(), x2.clone())])
+        .unwrap();
     let cloned = f.clone_with(CloneMethod::Clone, &[]).unwrap();
     let frozen = f.clone_with(CloneMethod::Freeze, &[]).unwrap();
     assert_eq!(shared.arguments(), vec![x2.clone()]);
@@ -134,13 +159,25 @@ fn combine_and_blocks_compute_like_their_bodies() {
     assert_eq!(outs[0].to_vec::<f64>(), direct);
     // Errors inside a block name the block.
     let bad_arg = placeholder([2], DType::F64, x.dynamic_axes(), "a2").unwrap();
-    let inner = plus(&bad_arg, &sequence::past_value_scalar(&bad_arg, 0.0, 1).unwrap()).unwrap();
-    let b2 = Function::block(&inner.owner().unwrap(), &[(bad_arg, x.clone())], "Twice", "tw").unwrap();
+    let inner = plus(
+        &bad_arg,
+        &sequence::past_value_scalar(&bad_arg, 0.0, 1).unwrap(),
+    )
+    .unwrap();
+    let b2 = Function::block(
+        &inner.owner().unwrap(),
+        &[(bad_arg, x.clone())],
+        "Twice",
+        "tw",
+    )
+    .unwrap();
     let other = seq_input(2, "other");
     let sum = plus(&b2.output().unwrap(), &other).unwrap();
     let mut ex = Executor::<f64>::new(std::slice::from_ref(&sum)).unwrap();
     let short = Value::from_sequences([2], &[vec![1.0, 2.0]]).unwrap();
-    let e = ex.forward(&[(&x, &v), (&other, &short)], false).unwrap_err();
+    let e = ex
+        .forward(&[(&x, &v), (&other, &short)], false)
+        .unwrap_err();
     assert!(matches!(e, Error::Runtime { .. }), "{e}");
 }
 
@@ -150,7 +187,11 @@ fn inferred_dimensions_are_resolved_on_first_connection() {
     let w = parameter(
         [INFERRED, 4],
         DType::F64,
-        Initializer::GlorotUniform { scale: 1.0, output_rank: 1, seed: Some(3) },
+        Initializer::GlorotUniform {
+            scale: 1.0,
+            output_rank: 1,
+            seed: Some(3),
+        },
         "W",
     )
     .unwrap();
@@ -163,7 +204,13 @@ fn inferred_dimensions_are_resolved_on_first_connection() {
     assert_eq!(vals.len(), 20);
     assert!(vals.iter().all(|v| v.abs() <= bound) && vals.iter().any(|v| *v != 0.0));
     // A map-rank-0 Dense-style weight takes all input axes.
-    let x2 = input_variable_with([2, 3], InputOptions { dtype: DType::F64, ..Default::default() });
+    let x2 = input_variable_with(
+        [2, 3],
+        InputOptions {
+            dtype: DType::F64,
+            ..Default::default()
+        },
+    );
     let w2 = parameter([INFERRED, 7], DType::F64, Initializer::Constant(0.5), "W2").unwrap();
     let y2 = times_with(&x2, &w2, 1, 0).unwrap();
     assert_eq!(w2.shape().dims(), &[2, 3, 7]);
@@ -193,7 +240,10 @@ fn sparse_one_hot_input_times_dense_equals_dense_input() {
     exs.forward(&[(&xs, &sparse)], false).unwrap();
     let mut exd = Executor::<f64>::new(std::slice::from_ref(&yd)).unwrap();
     exd.forward(&[(&xd, &dense)], false).unwrap();
-    assert_eq!(exs.value(&ys).unwrap().to_vec::<f64>(), exd.value(&yd).unwrap().to_vec::<f64>());
+    assert_eq!(
+        exs.value(&ys).unwrap().to_vec::<f64>(),
+        exd.value(&yd).unwrap().to_vec::<f64>()
+    );
     let gs = exs.backward(&[(&ys, None)], &[&e]).unwrap();
     let gd = exd.backward(&[(&yd, None)], &[&e]).unwrap();
     assert_eq!(gs[0].to_vec::<f64>(), gd[0].to_vec::<f64>());

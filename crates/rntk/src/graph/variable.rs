@@ -263,7 +263,9 @@ impl Variable {
         // leading inferred axis standing for several input axes, known suffix kept.
         let (d, n) = (info.shape.dims(), shape.dims());
         let same_rank = d.len() == n.len()
-            && d.iter().zip(n).all(|(&a, &b)| a == crate::tensor::INFERRED || a == b);
+            && d.iter()
+                .zip(n)
+                .all(|(&a, &b)| a == crate::tensor::INFERRED || a == b);
         let expanded = d.len() < n.len()
             && d.first() == Some(&crate::tensor::INFERRED)
             && d[1..] == n[n.len() - (d.len() - 1)..];
