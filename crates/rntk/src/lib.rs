@@ -8,6 +8,7 @@ pub mod exec;
 pub mod functions;
 pub mod graph;
 pub mod initializer;
+pub mod layers;
 pub mod ops;
 pub mod sequence;
 pub mod tensor;

@@ -1,0 +1,99 @@
+//! CNTK's Layers library: layer objects that create their parameters when first applied
+//! (inferring input sizes) and share them on every later application, each application
+//! wrapped in a named block.
+
+mod activation;
+mod defaults;
+mod dense;
+mod dropout;
+mod embedding;
+mod recurrence;
+mod recurrent_steps;
+mod sequential;
+mod stabilizer;
+
+pub use activation::Activation;
+pub use defaults::{default_options, default_options_for, DefaultOptions};
+pub use dense::Dense;
+pub use dropout::Dropout;
+pub use embedding::Embedding;
+pub use recurrence::{Fold, InitialState, Recurrence, RecurrenceFrom};
+pub use recurrent_steps::{Gru, Lstm, RecurrentStep, RnnStep};
+pub use sequential::{Concat, Identity, Label, Sequential};
+pub use stabilizer::Stabilizer;
+
+use crate::error::{Error, Result};
+use crate::graph::{placeholder, Function, Variable};
+use std::sync::Arc;
+
+/// A layer: a function of one variable with its own (shared) parameters.
+pub trait Layer: Send + Sync {
+    /// Apply to `x` (a sequence, batch-only or static variable).
+    fn apply(&self, x: &Variable) -> Result<Variable>;
+    /// The parameters created so far (empty before the first application).
+    fn parameters(&self) -> Vec<Variable>;
+    /// The layer's name (may be empty).
+    fn name(&self) -> &str {
+        ""
+    }
+}
+
+/// A shareable layer handle.
+pub type LayerRef = Arc<dyn Layer>;
+
+/// Build `body(placeholder standing for x)` and wrap it in a block named like CNTK's
+/// (`op_name` "Dense", "LSTM", …, `name` the user's), applied to `x`.
+pub(crate) fn as_block(
+    x: &Variable,
+    op_name: &str,
+    name: &str,
+    body: impl FnOnce(&Variable) -> Result<Vec<Variable>>,
+) -> Result<Vec<Variable>> {
+    let info = x.info();
+    let arg = placeholder(info.shape.clone(), info.dtype, info.axes.clone(), "x")?;
+    let outs = body(&arg)?;
+    let body_fn = Function::combine(&outs, op_name)?;
+    let block = Function::block(&body_fn, &[(arg, x.clone())], op_name, name)?;
+    Ok(block.outputs())
+}
+
+/// Several operands: like `as_block` for a step function `(states…, x)`.
+pub(crate) fn as_block_n(
+    operands: &[Variable],
+    op_name: &str,
+    name: &str,
+    body: impl FnOnce(&[Variable]) -> Result<Vec<Variable>>,
+) -> Result<Vec<Variable>> {
+    let mut args = Vec::with_capacity(operands.len());
+    for (i, v) in operands.iter().enumerate() {
+        let info = v.info();
+        args.push(placeholder(
+            info.shape.clone(),
+            info.dtype,
+            info.axes.clone(),
+            &format!("arg{i}"),
+        )?);
+    }
+    let outs = body(&args)?;
+    let body_fn = Function::combine(&outs, op_name)?;
+    let pairs: Vec<(Variable, Variable)> = args.into_iter().zip(operands.iter().cloned()).collect();
+    let block = Function::block(&body_fn, &pairs, op_name, name)?;
+    Ok(block.outputs())
+}
+
+pub(crate) fn layer_err(layer: &str, name: &str, detail: impl Into<String>) -> Error {
+    Error::InvalidArgument {
+        context: if name.is_empty() {
+            layer.to_string()
+        } else {
+            format!("{layer} '{name}'")
+        },
+        detail: detail.into(),
+    }
+}
+
+pub(crate) fn first(v: Vec<Variable>) -> Result<Variable> {
+    v.into_iter()
+        .next()
+        .ok_or_else(|| Error::Argument("layer produced no output".into()))
+}
