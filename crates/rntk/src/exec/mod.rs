@@ -203,6 +203,13 @@ impl<T: Element> Executor<T> {
         self.forwarded = false;
         self.training = training;
         self.bind_feeds(feeds)?;
+        if training {
+            // One training pass: every block a node runs in it (a whole minibatch or
+            // one loop step) sees the same counter (dropout's rng offset).
+            for st in &mut self.states {
+                st.calls += 1;
+            }
+        }
         let stores = std::mem::take(&mut self.stores);
         let result = {
             let params = Params {
