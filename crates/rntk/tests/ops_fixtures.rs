@@ -267,7 +267,10 @@ fn skipped_cases_exist() {
         }
     }
     for (n, _) in SKIPPED {
-        assert!(names.iter().any(|m| m == n), "skipped case {n} is not in the fixtures");
+        assert!(
+            names.iter().any(|m| m == n),
+            "skipped case {n} is not in the fixtures"
+        );
     }
 }
 

@@ -188,6 +188,7 @@ impl<T: Element> Executor<T> {
         Ok(())
     }
 
+    #[allow(dead_code)]
     fn lock_params(&self) -> Params<'_> {
         Params {
             guards: self
@@ -613,13 +614,11 @@ impl<T: Element> Executor<T> {
                 break;
             }
         }
-        for s in 0..nslots {
-            if reach[s] {
-                let len = self.layouts[s].rows() * self.plan.slots[s].shape.numel();
-                let g = &mut self.grads[s];
-                g.clear();
-                g.resize(len, T::zero());
-            }
+        for s in (0..nslots).filter(|&s| reach[s]) {
+            let len = self.layouts[s].rows() * self.plan.slots[s].shape.numel();
+            let g = &mut self.grads[s];
+            g.clear();
+            g.resize(len, T::zero());
         }
         for (v, seed) in seeds {
             let s = *self.plan.var_slots.get(&v.key()).ok_or_else(|| {

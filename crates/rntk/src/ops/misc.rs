@@ -68,7 +68,11 @@ pub(crate) fn infer(op: &Op, op_name: &str, name: &str, infos: &[VarInfo]) -> Re
             }
             let x = &infos[0];
             if x.is_sparse {
-                return Err(Error::shape(op_name, name, "cannot drop out a sparse operand"));
+                return Err(Error::shape(
+                    op_name,
+                    name,
+                    "cannot drop out a sparse operand",
+                ));
             }
             Ok(Inferred::one(dense_info(
                 x.shape.clone(),
@@ -194,7 +198,14 @@ fn three<'a, T>(op: &Op, args: &[Arg<'a, T>], shapes: &[Shape]) -> Result<[(&'a 
         let d = args[k]
             .dense()
             .ok_or_else(|| Error::Unsupported(format!("{} of a sparse operand", op.name())))?;
-        Ok((d, if args[k].is_static() { 0 } else { shapes[k].numel() }))
+        Ok((
+            d,
+            if args[k].is_static() {
+                0
+            } else {
+                shapes[k].numel()
+            },
+        ))
     };
     Ok([get(0)?, get(1)?, get(2)?])
 }
@@ -354,7 +365,10 @@ pub(crate) fn forward<T: Element>(
             }
             Ok(())
         }
-        _ => Err(Error::Unsupported(format!("{} is not a misc op", op.name()))),
+        _ => Err(Error::Unsupported(format!(
+            "{} is not a misc op",
+            op.name()
+        ))),
     }
 }
 
@@ -452,7 +466,10 @@ pub(crate) fn backward<T: Element>(
             }
             Ok(())
         }
-        _ => Err(Error::Unsupported(format!("{} is not a misc op", op.name()))),
+        _ => Err(Error::Unsupported(format!(
+            "{} is not a misc op",
+            op.name()
+        ))),
     }
 }
 
@@ -466,10 +483,7 @@ mod tests {
 
     #[test]
     fn dropout_blocks_match_whole_run() {
-        let op = Op::Dropout {
-            rate: 0.5,
-            seed: 7,
-        };
+        let op = Op::Dropout { rate: 0.5, seed: 7 };
         let sh = [Shape::from([4])];
         let x: Vec<f64> = (0..40).map(|v| v as f64 + 1.0).collect();
         let mut whole = vec![0.0; 40];

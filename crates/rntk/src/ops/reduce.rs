@@ -30,7 +30,10 @@ const MAX_RANK: usize = 8;
 
 /// Which axes of a shape of rank `rank` are reduced (`None` = all). Errors name the
 /// offending axis.
-fn reduced_mask(rank: usize, axes: Option<&[isize]>) -> std::result::Result<[bool; MAX_RANK], String> {
+fn reduced_mask(
+    rank: usize,
+    axes: Option<&[isize]>,
+) -> std::result::Result<[bool; MAX_RANK], String> {
     if rank > MAX_RANK {
         return Err(format!("reductions support static ranks up to {MAX_RANK}"));
     }
@@ -158,10 +161,8 @@ impl Geom {
 
     /// Call `f(out_index, input_base)` for every output element, in row-major order.
     #[inline]
-    fn for_each_out(&self, mut f: impl FnMut(usize, usize)) {
-        odometer(&self.kdims[..self.kept], &self.kstr[..self.kept], |e, off| {
-            f(e, off)
-        });
+    fn for_each_out(&self, f: impl FnMut(usize, usize)) {
+        odometer(&self.kdims[..self.kept], &self.kstr[..self.kept], f);
     }
 
     /// Call `f(input_offset)` for every input element reduced into one output.
@@ -203,7 +204,11 @@ fn dense<'a, T>(x: &Arg<'a, T>) -> Result<&'a [T]> {
 
 /// Reduce the values that `visit` feeds (it may be called twice: max, then sum).
 #[inline]
-fn reduce_one<T: Element>(op: ReduceOp, count: usize, mut visit: impl FnMut(&mut dyn FnMut(T))) -> T {
+fn reduce_one<T: Element>(
+    op: ReduceOp,
+    count: usize,
+    mut visit: impl FnMut(&mut dyn FnMut(T)),
+) -> T {
     match op {
         ReduceOp::Sum | ReduceOp::Mean => {
             let mut s = T::zero();
@@ -378,7 +383,15 @@ mod tests {
         forward(ReduceOp::Sum, Some(&[0]), Arg::Rows(&x), &s, &mut y, ctx(1)).unwrap();
         assert_eq!(y, [5., 7., 9.]);
         let mut y = [0.0; 2];
-        forward(ReduceOp::Max, Some(&[-1]), Arg::Rows(&x), &s, &mut y, ctx(1)).unwrap();
+        forward(
+            ReduceOp::Max,
+            Some(&[-1]),
+            Arg::Rows(&x),
+            &s,
+            &mut y,
+            ctx(1),
+        )
+        .unwrap();
         assert_eq!(y, [3., 6.]);
         let mut y = [0.0; 1];
         forward(ReduceOp::Mean, None, Arg::Rows(&x), &s, &mut y, ctx(1)).unwrap();

@@ -32,9 +32,9 @@ pub(crate) fn infer(op: &str, name: &str, infos: &[VarInfo], axis: isize) -> Res
 
 /// (outer, dim, inner) around `axis`.
 fn geom(shape: &Shape, axis: isize) -> Result<(usize, usize, usize)> {
-    let a = shape.axis(axis).ok_or_else(|| {
-        Error::Unsupported(format!("softmax axis {axis} of shape {shape}"))
-    })?;
+    let a = shape
+        .axis(axis)
+        .ok_or_else(|| Error::Unsupported(format!("softmax axis {axis} of shape {shape}")))?;
     Ok((
         shape.prod(0..a),
         shape.dims()[a],
