@@ -305,6 +305,13 @@ impl<T: Element> Executor<T> {
         self.forwarded = false;
         self.training = training;
         self.bind_feeds(feeds)?;
+        if training {
+            // One training pass: every block a node runs in it (a whole minibatch or
+            // one loop step) sees the same counter (dropout's rng offset).
+            for st in &mut self.states {
+                st.calls += 1;
+            }
+        }
         let stores = std::mem::take(&mut self.stores);
         let result = {
             let params = Params {
@@ -713,13 +720,11 @@ impl<T: Element> Executor<T> {
                 break;
             }
         }
-        for (s, _) in reach.iter().enumerate().filter(|(_, &r)| r) {
-            {
-                let len = self.layouts[s].rows() * self.plan.slots[s].shape.numel();
-                let g = &mut self.grads[s];
-                g.clear();
-                g.resize(len, T::zero());
-            }
+        for s in (0..nslots).filter(|&s| reach[s]) {
+            let len = self.layouts[s].rows() * self.plan.slots[s].shape.numel();
+            let g = &mut self.grads[s];
+            g.clear();
+            g.resize(len, T::zero());
         }
         for (v, seed) in seeds {
             let s = *self.plan.var_slots.get(&v.key()).ok_or_else(|| {

@@ -58,6 +58,7 @@ pub(crate) struct Leaf {
     pub binding: RwLock<Option<Variable>>,
 }
 
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum VarNode {
     Leaf(Box<Leaf>),
     Output { owner: Function, index: usize },

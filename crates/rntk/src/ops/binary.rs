@@ -128,7 +128,7 @@ impl BinaryOp {
 pub(crate) fn broadcast_shape(a: &Shape, b: &Shape) -> Option<Shape> {
     let r = a.rank().max(b.rank());
     let mut out = vec![0; r];
-    for i in 0..r {
+    for (i, o) in out.iter_mut().enumerate() {
         let da = if i + a.rank() >= r {
             a.dims()[i + a.rank() - r]
         } else {
@@ -139,7 +139,7 @@ pub(crate) fn broadcast_shape(a: &Shape, b: &Shape) -> Option<Shape> {
         } else {
             1
         };
-        out[i] = if da == db || db == 1 {
+        *o = if da == db || db == 1 {
             da
         } else if da == 1 {
             db

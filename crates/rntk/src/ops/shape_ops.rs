@@ -322,7 +322,7 @@ pub(crate) fn infer_reshape(
     let total = x.shape.numel();
     let resolved = match n_inf {
         0 if known == total => shape.clone(),
-        1 if known > 0 && total % known == 0 => Shape::new(
+        1 if known > 0 && total.is_multiple_of(known) => Shape::new(
             shape
                 .dims()
                 .iter()

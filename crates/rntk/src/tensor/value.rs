@@ -177,7 +177,7 @@ impl Value {
     pub fn batch<T: Element>(shape: impl Into<Shape>, data: Vec<T>) -> Result<Self> {
         let shape = shape.into();
         let numel = shape.numel();
-        if numel == 0 || data.len() % numel != 0 || data.is_empty() {
+        if numel == 0 || !data.len().is_multiple_of(numel) || data.is_empty() {
             return Err(Error::InvalidValue(format!(
                 "{} elements do not form a whole number (≥ 1) of samples of shape {shape}",
                 data.len()
