@@ -40,7 +40,9 @@ fn build_seq_op(name: &str, v: &HashMap<String, Variable>) -> rntk::Result<Varia
             sequence::scatter(&element_times(&g, &f64_scalar(2.0))?, &v["cond"])?
         }
         "seq_softmax" => sequence::softmax(x())?,
-        "seq_last_of_past_value" => sequence::last(&sequence::past_value(x(), &f64_scalar(0.0), 1)?)?,
+        "seq_last_of_past_value" => {
+            sequence::last(&sequence::past_value(x(), &f64_scalar(0.0), 1)?)?
+        }
         "seq_reduce_sum_of_past_value_scalar_init" => {
             sequence::reduce_sum(&sequence::past_value(x(), &f64_scalar(0.5), 1)?)?
         }
@@ -159,7 +161,10 @@ fn fixture_error_cases_are_refused() {
         let msg = e.to_string();
         assert!(matches!(e, Error::Runtime { .. }), "{name}: {msg}");
         assert!(msg.contains("Sequence::Slice"), "{name}: {msg}");
-        assert!(msg.contains("leaves sequence 1 (length 1) empty"), "{name}: {msg}");
+        assert!(
+            msg.contains("leaves sequence 1 (length 1) empty"),
+            "{name}: {msg}"
+        );
         assert!(msg.contains(&out.owner().unwrap().label()), "{name}: {msg}");
     }
 }
@@ -215,9 +220,15 @@ fn mismatched_sequence_counts_are_runtime_errors_naming_the_op() {
     // broadcast_as: one sample per sequence.
     let b = batch_input(&[2], "b");
     let bv = Value::batch([2], vec![1.0, 2.0, 3.0, 4.0]).unwrap();
-    let e = forward_err(&sequence::broadcast_as(&b, &x).unwrap(), &[(&b, &bv), (&x, &xv)]);
+    let e = forward_err(
+        &sequence::broadcast_as(&b, &x).unwrap(),
+        &[(&b, &bv), (&x, &xv)],
+    );
     assert!(e.to_string().contains("Sequence::BroadcastAs"), "{e}");
     // past_value with one initial state per sequence.
-    let e = forward_err(&sequence::past_value(&x, &b, 1).unwrap(), &[(&b, &bv), (&x, &xv)]);
+    let e = forward_err(
+        &sequence::past_value(&x, &b, 1).unwrap(),
+        &[(&b, &bv), (&x, &xv)],
+    );
     assert!(e.to_string().contains("PastValue"), "{e}");
 }

@@ -426,7 +426,11 @@ pub(crate) fn layout<T: Element>(op: &Op, args: &[WholeArg<T>]) -> Result<Layout
 
 /// The output's sample shape for this minibatch: the static shape, except that the
 /// free leading dimension of unpack / unpack_mask becomes the longest length.
-pub(crate) fn shape<T: Element>(op: &Op, args: &[WholeArg<T>], static_shape: &Shape) -> Result<Shape> {
+pub(crate) fn shape<T: Element>(
+    op: &Op,
+    args: &[WholeArg<T>],
+    static_shape: &Shape,
+) -> Result<Shape> {
     match op {
         Op::SeqUnpack { .. } | Op::SeqUnpackMask => {
             let p = packed(op, &args[0], "the operand")?;
@@ -638,7 +642,11 @@ pub(crate) fn backward<T: Element>(
                 let g = &dout[s * d..(s + 1) * d];
                 match op {
                     Op::SeqFirst | Op::SeqLast => {
-                        let t = if matches!(op, Op::SeqFirst) { 0 } else { len - 1 };
+                        let t = if matches!(op, Op::SeqFirst) {
+                            0
+                        } else {
+                            len - 1
+                        };
                         let r = p.row(s, t);
                         add_to(&mut din[r * d..(r + 1) * d], g);
                     }
