@@ -91,7 +91,12 @@ fn reductions_first_last_softmax() {
         ];
         for f in fs {
             let out = f(&x).unwrap();
-            gradcheck(&out, &[(x.clone(), xv.clone())], &[x.clone()], TOL);
+            gradcheck(
+                &out,
+                &[(x.clone(), xv.clone())],
+                std::slice::from_ref(&x),
+                TOL,
+            );
         }
     }
 }
@@ -130,12 +135,22 @@ fn slices() {
     let xv = seqs(&[2], LENS, 2);
     for (b, e) in [(-2, 0), (-1, 0), (0, 1), (0, 0), (0, 7), (-9, 0)] {
         let out = sequence::slice(&x, b, e).unwrap();
-        gradcheck(&out, &[(x.clone(), xv.clone())], &[x.clone()], TOL);
+        gradcheck(
+            &out,
+            &[(x.clone(), xv.clone())],
+            std::slice::from_ref(&x),
+            TOL,
+        );
     }
     let xv = seqs(&[2], LENS_GE2, 3);
     for (b, e) in [(1, 3), (0, -1), (1, 0), (-3, -1), (1, 2)] {
         let out = sequence::slice(&x, b, e).unwrap();
-        gradcheck(&out, &[(x.clone(), xv.clone())], &[x.clone()], TOL);
+        gradcheck(
+            &out,
+            &[(x.clone(), xv.clone())],
+            std::slice::from_ref(&x),
+            TOL,
+        );
     }
     // A slice has its own sequence axis: it cannot be mixed with x element-wise.
     let s = sequence::slice(&x, 0, -1).unwrap();
@@ -172,13 +187,23 @@ fn broadcast_as_and_is_first_is_last() {
     // is_first / is_last: 0/1 markers of shape () per step; no gradient through them,
     // but they weight x in a product.
     let xf = element_times(&x, &sequence::is_first(&x).unwrap()).unwrap();
-    gradcheck(&xf, &[(x.clone(), xv.clone())], &[x.clone()], TOL);
+    gradcheck(
+        &xf,
+        &[(x.clone(), xv.clone())],
+        std::slice::from_ref(&x),
+        TOL,
+    );
     let xl = plus(
         &x,
         &element_times(&x, &sequence::is_last(&x).unwrap()).unwrap(),
     )
     .unwrap();
-    gradcheck(&xl, &[(x.clone(), xv.clone())], &[x.clone()], TOL);
+    gradcheck(
+        &xl,
+        &[(x.clone(), xv.clone())],
+        std::slice::from_ref(&x),
+        TOL,
+    );
     let m = eval(&sequence::is_last(&x).unwrap(), &[(&x, &xv)]).unwrap();
     assert_eq!(m.shape(), &rntk::Shape::scalar());
     for (i, s) in m.to_sequences::<f64>().iter().enumerate() {
@@ -222,7 +247,7 @@ fn gather_and_scatter() {
         let cv = cond_value(LENS, pattern);
         let feeds = [(x.clone(), xv.clone()), (c.clone(), cv.clone())];
         let g = sequence::gather(&x, &c).unwrap();
-        gradcheck(&g, &feeds, &[x.clone()], TOL);
+        gradcheck(&g, &feeds, std::slice::from_ref(&x), TOL);
         let w = param(&[2], 7, "w");
         let sg = sequence::scatter(&element_times(&g, &w).unwrap(), &c).unwrap();
         gradcheck(&sg, &feeds, &[x.clone(), w.clone()], TOL);
@@ -238,7 +263,7 @@ fn gather_and_scatter() {
         let zv = seqs(&[2], &counts, 8);
         let s = sequence::scatter(&z, &c).unwrap();
         let sfeeds = [(z.clone(), zv.clone()), (c.clone(), cv.clone())];
-        gradcheck(&s, &sfeeds, &[z.clone()], TOL);
+        gradcheck(&s, &sfeeds, std::slice::from_ref(&z), TOL);
         // scatter(gather(x)) = x times the repeat count where kept, 0 elsewhere.
         let back = eval(&sequence::scatter(&g, &c).unwrap(), &[(&x, &xv), (&c, &cv)]).unwrap();
         let (got, xs, cs) = (back.to_vec::<f64>(), xv.to_vec::<f64>(), cv.to_vec::<f64>());
@@ -310,7 +335,12 @@ fn unpack_and_mask() {
     let xv = seqs(&[2], LENS, 9);
     let (u, m) = sequence::unpack(&x, -3.5).unwrap();
     assert_eq!(u.dynamic_axes(), DynamicAxes::Batch);
-    gradcheck(&u, &[(x.clone(), xv.clone())], &[x.clone()], TOL);
+    gradcheck(
+        &u,
+        &[(x.clone(), xv.clone())],
+        std::slice::from_ref(&x),
+        TOL,
+    );
     let uv = eval(&u, &[(&x, &xv)]).unwrap();
     assert_eq!(uv.shape(), &rntk::Shape::from([5, 2]));
     assert_eq!(uv.layout(), &rntk::tensor::Layout::Batch(LENS.len()));
@@ -340,8 +370,11 @@ fn unpack_and_mask() {
     assert!(matches!(plus(&u, &u), Err(Error::Unsupported(_))));
 }
 
+/// An initial state: what it is, the variable, and its feed if it is an input.
+type Init = (&'static str, Variable, Option<(Variable, Value)>);
+
 /// Initial states of every kind for x of sample shape (2,).
-fn inits() -> Vec<(&'static str, Variable, Option<(Variable, Value)>)> {
+fn inits() -> Vec<Init> {
     let s = batch_in(&[2], "s");
     let sv = Value::batch([2], fill(2 * LENS.len(), 3)).unwrap();
     vec![

@@ -94,8 +94,8 @@ pub(crate) fn infer(op: &Op, op_name: &str, name: &str, infos: &[VarInfo]) -> Re
             let x = &infos[0];
             need_seq(x, "the operand")?;
             // Bounds of the same sign that leave nothing for any length.
-            let empty_always = (*begin >= 0 && *end > 0 && end <= begin)
-                || (*begin < 0 && *end < 0 && end <= begin);
+            let same_side = (*begin >= 0 && *end > 0) || (*begin < 0 && *end < 0);
+            let empty_always = same_side && end <= begin;
             if empty_always {
                 return Err(Error::invalid(
                     format!("{op_name} '{name}'"),
