@@ -63,6 +63,22 @@ fn runtime_err(op: &Op, name: &str, detail: String) -> Error {
     }
 }
 
+/// Whole ops report run-time errors without the function's name; add it.
+fn with_name(e: Error, name: &str) -> Error {
+    match e {
+        Error::Runtime {
+            op,
+            name: n,
+            detail,
+        } if n.is_empty() => Error::Runtime {
+            op,
+            name: name.to_string(),
+            detail,
+        },
+        e => e,
+    }
+}
+
 impl<T: Element> Executor<T> {
     /// Compile `roots` (and everything they depend on) for element type `T`.
     pub fn new(roots: &[Variable]) -> Result<Self> {
@@ -455,17 +471,24 @@ impl<T: Element> Executor<T> {
                     .iter()
                     .map(|&s| self.whole_arg(s, params))
                     .collect();
-                let r = node.op.whole_layout(&args).and_then(|layout| {
-                    buf.clear();
-                    buf.resize(layout.rows() * numel, T::zero());
-                    node.op
-                        .forward_whole(&args, &node.out_shape, &layout, &mut buf)
-                        .map(|_| layout)
-                });
+                let r = node
+                    .op
+                    .whole_layout(&args)
+                    .and_then(|layout| {
+                        // The sample shape may depend on the data (sequence.unpack).
+                        let shape = node.op.whole_shape(&args, &node.out_shape)?;
+                        buf.clear();
+                        buf.resize(layout.rows() * shape.numel(), T::zero());
+                        node.op
+                            .forward_whole(&args, &shape, &layout, &mut buf)
+                            .map(|_| (layout, shape))
+                    })
+                    .map_err(|e| with_name(e, &node.name));
                 drop(args);
                 self.data[out] = buf;
-                let layout = r?;
+                let (layout, shape) = r?;
                 self.layouts[out] = layout;
+                self.plan.slots[out].shape = shape;
                 Ok(())
             }
         }
@@ -881,15 +904,17 @@ impl<T: Element> Executor<T> {
                             .iter()
                             .map(|&x| self.whole_arg(x, params))
                             .collect();
-                        node.op.backward_whole(
-                            i,
-                            &args,
-                            &node.out_shape,
-                            &self.layouts[out],
-                            &self.data[out],
-                            &self.grads[out],
-                            &mut din,
-                        )
+                        node.op
+                            .backward_whole(
+                                i,
+                                &args,
+                                &self.plan.slots[out].shape,
+                                &self.layouts[out],
+                                &self.data[out],
+                                &self.grads[out],
+                                &mut din,
+                            )
+                            .map_err(|e| with_name(e, &node.name))
                     };
                     self.grads[s] = din;
                     res?;

@@ -315,6 +315,18 @@ impl Op {
     /// Shape and dynamic-axis rule.
     pub(crate) fn infer(&self, infos: &[VarInfo], name: &str) -> Result<Inferred> {
         let op = self.name();
+        // A free dimension on a data operand comes from sequence.unpack, whose size is
+        // only known per minibatch; the static shapes of other ops cannot follow it.
+        if let Some(v) = infos
+            .iter()
+            .find(|i| !i.axes.is_none() && i.shape.has_inferred())
+        {
+            return Err(Error::Unsupported(format!(
+                "{op} '{name}': operand of shape {} has a free dimension (the output of \
+                 sequence.unpack); such a value can only be returned, not computed with",
+                v.shape
+            )));
+        }
         match self {
             Op::Unary(_) => {
                 expect_arity(op, name, infos, 1)?;
@@ -498,6 +510,19 @@ impl Op {
         match self {
             Op::ReduceAll { .. } => Ok(Layout::Static),
             _ => sequence::layout(self, args),
+        }
+    }
+
+    /// Sample shape of a whole op's output for this minibatch: `static_shape`,
+    /// except for sequence.unpack's free leading dimension (the longest length).
+    pub(crate) fn whole_shape<T: Element>(
+        &self,
+        args: &[WholeArg<T>],
+        static_shape: &Shape,
+    ) -> Result<Shape> {
+        match self {
+            Op::ReduceAll { .. } => Ok(static_shape.clone()),
+            _ => sequence::shape(self, args, static_shape),
         }
     }
 
