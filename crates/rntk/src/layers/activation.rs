@@ -6,6 +6,9 @@ use crate::graph::Variable;
 use std::fmt;
 use std::sync::Arc;
 
+/// A user-supplied activation function.
+pub type ActivationFn = Arc<dyn Fn(&Variable) -> Result<Variable> + Send + Sync>;
+
 /// An element-wise (or per-sample) activation.
 #[derive(Clone)]
 pub enum Activation {
@@ -19,7 +22,7 @@ pub enum Activation {
     /// Softmax over the last axis.
     Softmax,
     /// Any function of one variable.
-    Custom(Arc<dyn Fn(&Variable) -> Result<Variable> + Send + Sync>),
+    Custom(ActivationFn),
 }
 
 impl Activation {
