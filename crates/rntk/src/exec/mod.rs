@@ -439,14 +439,17 @@ impl<T: Element> Executor<T> {
                     row0: 0,
                     training: self.training,
                 };
-                let r = node.op.forward_rows(
-                    &args,
-                    &node.in_shapes,
-                    &node.out_shape,
-                    &mut buf,
-                    ctx,
-                    &mut st,
-                );
+                let r = node
+                    .op
+                    .forward_rows(
+                        &args,
+                        &node.in_shapes,
+                        &node.out_shape,
+                        &mut buf,
+                        ctx,
+                        &mut st,
+                    )
+                    .map_err(|e| with_name(e, &node.name));
                 drop(args);
                 self.states[n] = st;
                 self.data[out] = buf;
@@ -646,14 +649,17 @@ impl<T: Element> Executor<T> {
                         row0: r.start,
                         training: self.training,
                     };
-                    let res = node.op.forward_rows(
-                        &args,
-                        &node.in_shapes,
-                        &node.out_shape,
-                        &mut buf[r.start * numel..r.end * numel],
-                        ctx,
-                        &mut st,
-                    );
+                    let res = node
+                        .op
+                        .forward_rows(
+                            &args,
+                            &node.in_shapes,
+                            &node.out_shape,
+                            &mut buf[r.start * numel..r.end * numel],
+                            ctx,
+                            &mut st,
+                        )
+                        .map_err(|e| with_name(e, &node.name));
                     drop(args);
                     self.states[n] = st;
                     res
@@ -853,17 +859,19 @@ impl<T: Element> Executor<T> {
                     row0: rows.start,
                     training: self.training,
                 };
-                node.op.backward_rows(
-                    i,
-                    &args,
-                    &node.in_shapes,
-                    &node.out_shape,
-                    &self.data[out][rows.start * numel..rows.end * numel],
-                    &self.grads[out][rows.start * numel..rows.end * numel],
-                    din_view,
-                    ctx,
-                    &mut st,
-                )
+                node.op
+                    .backward_rows(
+                        i,
+                        &args,
+                        &node.in_shapes,
+                        &node.out_shape,
+                        &self.data[out][rows.start * numel..rows.end * numel],
+                        &self.grads[out][rows.start * numel..rows.end * numel],
+                        din_view,
+                        ctx,
+                        &mut st,
+                    )
+                    .map_err(|e| with_name(e, &node.name))
             };
             self.states[n] = st;
             self.grads[s] = din;
