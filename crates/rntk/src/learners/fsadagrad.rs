@@ -65,7 +65,7 @@ impl FsAdaGrad {
             let mut h = gi;
             if *vi != T::zero() {
                 let w = (target * (T::one() / vi.sqrt())).min(cap);
-                h = h * w;
+                h *= w;
             }
             if use_momentum {
                 *ri = mu * *ri + unit * h;

@@ -33,10 +33,10 @@ impl MomentumSgd {
             *vi = alpha * gi + mu * *vi;
             if self.nesterov {
                 // two separate axpy passes in CNTK: p -= μ·v, then p -= α·g
-                *pi = *pi + -mu * *vi;
-                *pi = *pi + -alpha * gi;
+                *pi += -mu * *vi;
+                *pi += -alpha * gi;
             } else {
-                *pi = *pi - *vi;
+                *pi -= *vi;
             }
         }
     }

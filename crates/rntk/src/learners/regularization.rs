@@ -58,7 +58,8 @@ impl LearnerOptions {
                 ">= 0 and finite",
             );
         }
-        if !(self.gradient_clipping_threshold_per_sample > 0.0) {
+        let c = self.gradient_clipping_threshold_per_sample;
+        if c.is_nan() || c <= 0.0 {
             return bad(
                 "gradient_clipping_threshold_per_sample",
                 self.gradient_clipping_threshold_per_sample,

@@ -106,7 +106,7 @@ impl Schedule {
     ) -> Result<Schedule> {
         let mut converted = Vec::with_capacity(pairs.len());
         for &(n, t) in pairs {
-            if !(t >= 0.0) {
+            if t.is_nan() || t < 0.0 {
                 return Err(Error::invalid(
                     "momentum_as_time_constant schedule",
                     format!("time constant {t} must be a number >= 0 (samples)"),
