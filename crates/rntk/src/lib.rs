@@ -9,6 +9,7 @@ pub mod functions;
 pub mod graph;
 pub mod initializer;
 pub mod layers;
+pub mod learners;
 pub mod ops;
 pub mod sequence;
 pub mod tensor;
