@@ -2,14 +2,15 @@
 //! day's solar output from a prefix of its cumulative readings.
 //!
 //! The model is written with engine primitives (times, slice, sigmoid, tanh, past_value,
-//! sequence.last); the Layers, learners and training issues replace those lines with
-//! `Sequential([Fold(LSTM(15)), Dense(1)])`, `adam` and `Function::train`.
+//! sequence.last) and trained with CNTK's `adam(lr=0.005, momentum=0.9)`; the training
+//! issue replaces the loop with `Function::train` and CNTK's progress output.
 //!
 //!     cargo run --release --example seed_rnn
 
 use rntk::datasets::Solar;
 use rntk::functions::*;
 use rntk::initializer::Initializer;
+use rntk::learners::{adam, AdamOptions, Learner, Schedule};
 use rntk::{
     input_variable, parameter, placeholder, sequence, DType, Executor, Result, Value, Variable,
 };
@@ -17,7 +18,6 @@ use rntk::{
 const HIDDEN: usize = 15;
 const BATCH_SIZE: usize = 14 * 10;
 const EPOCHS: usize = 10;
-const LEARNING_RATE: f32 = 0.005;
 
 struct Model {
     features: Variable,
@@ -103,36 +103,6 @@ fn feed(data: &Solar, batch: &[usize]) -> Result<(Value, Value)> {
     Ok((Value::from_sequences([1], &xs)?, Value::batch([1], ys)?))
 }
 
-/// Adam with CNTK's defaults for the seed (momentum 0.9, variance momentum 0.999).
-struct Adam {
-    m: Vec<Vec<f32>>,
-    v: Vec<Vec<f32>>,
-    t: i32,
-}
-
-impl Adam {
-    fn step(&mut self, params: &[Variable], grads: &[Value]) {
-        self.t += 1;
-        let (b1, b2, eps) = (0.9f32, 0.999f32, 1e-8f32);
-        let corr = (1.0 - b2.powi(self.t)).sqrt() / (1.0 - b1.powi(self.t));
-        for (k, (p, g)) in params.iter().zip(grads).enumerate() {
-            let g = g.dense_rows::<f32>();
-            let store = p.storage().expect("parameter storage");
-            let mut t = store.write().expect("parameter lock");
-            let w = t.as_mut_slice::<f32>().expect("f32 parameter");
-            if self.m.len() <= k {
-                self.m.push(vec![0.0; w.len()]);
-                self.v.push(vec![0.0; w.len()]);
-            }
-            for j in 0..w.len() {
-                self.m[k][j] = b1 * self.m[k][j] + (1.0 - b1) * g[j];
-                self.v[k][j] = b2 * self.v[k][j] + (1.0 - b2) * g[j] * g[j];
-                w[j] -= LEARNING_RATE * corr * self.m[k][j] / (self.v[k][j].sqrt() + eps);
-            }
-        }
-    }
-}
-
 fn main() -> Result<()> {
     let train = Solar::generate(true, 1);
     let test = Solar::generate(false, 1);
@@ -140,11 +110,12 @@ fn main() -> Result<()> {
     let mut ex = Executor::<f32>::new(std::slice::from_ref(&m.loss))?;
     let wrt: Vec<&Variable> = m.params.iter().collect();
     let lengths: Vec<usize> = train.features.iter().map(|s| s.len()).collect();
-    let mut adam = Adam {
-        m: Vec::new(),
-        v: Vec::new(),
-        t: 0,
-    };
+    let mut learner = adam(
+        &m.params,
+        Schedule::constant(0.005),
+        Schedule::constant(0.9),
+        AdamOptions::default(),
+    )?;
     let mut order: Vec<usize> = (0..lengths.len()).collect();
     let mut shuffle = 0x9e37_79b9_7f4a_7c15u64;
     println!(" epoch   sequences   avg loss (per sequence)");
@@ -168,7 +139,13 @@ fn main() -> Result<()> {
                 .sum::<f64>();
             count += batch.len();
             let grads = ex.backward(&[(&m.loss, None)], &wrt)?;
-            adam.step(&m.params, &grads);
+            let pairs = m
+                .params
+                .iter()
+                .zip(&grads)
+                .map(|(p, g)| Ok((p.clone(), g.to_tensor()?)))
+                .collect::<Result<Vec<_>>>()?;
+            learner.update(&pairs, batch.len(), false)?;
         }
         println!("{epoch:>6} {count:>11} {:>12.6}", total / count as f64);
     }

@@ -44,7 +44,12 @@ fn negative_learning_rate_is_refused() {
     );
     let bad = Schedule::piecewise(&[0.1, -0.5], Some(10)).unwrap();
     expect_err(
-        learners::adagrad(std::slice::from_ref(&p), bad, true, LearnerOptions::default()),
+        learners::adagrad(
+            std::slice::from_ref(&p),
+            bad,
+            true,
+            LearnerOptions::default(),
+        ),
         &["adagrad", "-0.5"],
     );
     let mut l = learners::sgd(&[p], Schedule::constant(0.1), LearnerOptions::default()).unwrap();
@@ -60,11 +65,23 @@ fn momentum_outside_unit_interval_is_refused() {
     let lr = || Schedule::constant(0.1);
     let o = LearnerOptions::default;
     expect_err(
-        learners::momentum_sgd(std::slice::from_ref(&p), lr(), Schedule::constant(1.0), true, o()),
+        learners::momentum_sgd(
+            std::slice::from_ref(&p),
+            lr(),
+            Schedule::constant(1.0),
+            true,
+            o(),
+        ),
         &["momentum_sgd", "momentum", "1 "],
     );
     expect_err(
-        learners::nesterov(std::slice::from_ref(&p), lr(), Schedule::constant(-0.2), true, o()),
+        learners::nesterov(
+            std::slice::from_ref(&p),
+            lr(),
+            Schedule::constant(-0.2),
+            true,
+            o(),
+        ),
         &["nesterov", "-0.2"],
     );
     expect_err(

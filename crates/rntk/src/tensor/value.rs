@@ -270,6 +270,21 @@ impl Value {
         }
     }
 
+    /// A value without dynamic axes (e.g. a parameter's gradient) as a tensor.
+    pub fn to_tensor(&self) -> Result<super::Tensor> {
+        match (&self.layout, &self.data) {
+            (Layout::Static, ValueData::Dense(s)) => {
+                let mut t = super::Tensor::zeros(self.shape.clone(), s.dtype());
+                *t.storage_mut() = s.clone();
+                Ok(t)
+            }
+            _ => Err(Error::InvalidValue(format!(
+                "only a dense value without dynamic axes converts to a tensor, this one has {}",
+                self.layout.describe()
+            ))),
+        }
+    }
+
     /// All samples in the caller's order, flattened (sequence after sequence).
     pub fn to_vec<T: Element>(&self) -> Vec<T> {
         match &self.layout {
