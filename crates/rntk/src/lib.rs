@@ -13,6 +13,7 @@ pub mod learners;
 pub mod ops;
 pub mod sequence;
 pub mod tensor;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use exec::Executor;

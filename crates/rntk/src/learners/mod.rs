@@ -70,6 +70,21 @@ pub trait Learner: Send {
     /// Resume from a [`LearnerState`] taken from a learner of the same kind over
     /// parameters of the same shapes and types.
     fn restore_state(&mut self, state: &LearnerState) -> Result<()>;
+
+    /// The hyper-parameters CNTK's learners report to progress writers, as
+    /// `(key, value)`: `("Learning rate per minibatch", 0.005)`,
+    /// `("Momentum per 1 samples", 0.99)`. A trainer prints a line when a value changes.
+    fn progress_lines(&self) -> Vec<(String, f64)> {
+        Vec::new()
+    }
+}
+
+/// CNTK's wording of a schedule's unit: "per minibatch" or "per M samples".
+pub fn schedule_unit(s: &Schedule) -> String {
+    match s.minibatch_size() {
+        0 => "per minibatch".to_string(),
+        m => format!("per {m} samples"),
+    }
 }
 
 /// A learner's checkpoint, as a plain struct (no serialization format is fixed yet).
@@ -144,6 +159,11 @@ pub trait UpdateRule: Send {
     /// A learner-level `minibatch_size`: apply it to the rule's own schedules that did
     /// not set a reference minibatch size.
     fn adopt_minibatch_size(&mut self, _minibatch_size: Option<usize>) {}
+    /// A momentum schedule the learner reports to progress writers (momentum_sgd and
+    /// nesterov do; adam does not, as in CNTK).
+    fn reported_momentum(&self) -> Option<&Schedule> {
+        None
+    }
     /// Update one f32 parameter `p` from its preprocessed gradient `g`.
     fn apply_f32(&mut self, ctx: &StepContext, p: &mut [f32], g: &[f32], s: &mut RuleState<f32>);
     /// Update one f64 parameter `p` from its preprocessed gradient `g`.

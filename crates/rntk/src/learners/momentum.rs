@@ -56,6 +56,9 @@ impl UpdateRule for MomentumSgd {
     fn adopt_minibatch_size(&mut self, m: Option<usize>) {
         self.momentum.adopt_minibatch_size(m);
     }
+    fn reported_momentum(&self) -> Option<&Schedule> {
+        Some(&self.momentum)
+    }
     impl_apply_with_step!();
 }
 

@@ -319,6 +319,20 @@ impl Learner for StandardLearner {
         self.lr.value_at(samples, sweeps)
     }
 
+    fn progress_lines(&self) -> Vec<(String, f64)> {
+        let mut lines = vec![(
+            format!("Learning rate {}", super::schedule_unit(&self.lr)),
+            self.learning_rate(),
+        )];
+        if let Some(m) = self.rule.reported_momentum() {
+            lines.push((
+                format!("Momentum {}", super::schedule_unit(m)),
+                m.value_at(self.sample_count, self.sweep_count),
+            ));
+        }
+        lines
+    }
+
     fn reset_learning_rate(&mut self, mut schedule: Schedule) -> Result<()> {
         // CNTK keeps the reference minibatch size of the schedule in use: only the
         // values and the epoch size come from the new schedule (verified: a learner
