@@ -191,42 +191,39 @@ impl ProgressWriter for ProgressPrinter {
         let u = t.updates;
         match self.freq {
             None => {}
-            Some(0) => {
-                // after updates 1, 3, 7, 15, …
-                if (u + 1).is_power_of_two() {
-                    let w = Totals {
-                        updates: u - self.last_line.updates,
-                        samples: t.samples - self.last_line.samples,
-                        loss: t.loss - self.last_line.loss,
-                        metric: t.metric - self.last_line.metric,
-                    };
-                    let s = format!(
-                        " {}   {}   {}   {}    {:>10}",
-                        fmt_g(avg(t.loss, t.samples), 8, 3),
-                        fmt_g(avg(w.loss, w.samples), 8, 3),
-                        fmt_g(avg(t.metric, t.samples), 8, 3),
-                        fmt_g(avg(w.metric, w.samples), 8, 3),
-                        t.samples
-                    );
-                    self.line(&s);
-                    self.last_line = *t;
-                }
+            // after updates 1, 3, 7, 15, …
+            Some(0) if (u + 1).is_power_of_two() => {
+                let w = Totals {
+                    updates: u - self.last_line.updates,
+                    samples: t.samples - self.last_line.samples,
+                    loss: t.loss - self.last_line.loss,
+                    metric: t.metric - self.last_line.metric,
+                };
+                let s = format!(
+                    " {}   {}   {}   {}    {:>10}",
+                    fmt_g(avg(t.loss, t.samples), 8, 3),
+                    fmt_g(avg(w.loss, w.samples), 8, 3),
+                    fmt_g(avg(t.metric, t.samples), 8, 3),
+                    fmt_g(avg(w.metric, w.samples), 8, 3),
+                    t.samples
+                );
+                self.line(&s);
+                self.last_line = *t;
             }
-            Some(n) => {
-                if u % n == 0 || u <= self.first {
-                    let a = self.last_line.updates + 1;
-                    let samples = t.samples - self.last_line.samples;
-                    let s = format!(
-                        " Minibatch[{:>4}-{:>4}]: loss = {:.6} * {samples}, metric = {} * {samples};",
-                        a,
-                        u,
-                        avg(t.loss - self.last_line.loss, samples),
-                        self.metric_text(avg(t.metric - self.last_line.metric, samples)),
-                    );
-                    self.line(&s);
-                    self.last_line = *t;
-                }
+            Some(n) if u.is_multiple_of(n) || u <= self.first => {
+                let a = self.last_line.updates + 1;
+                let samples = t.samples - self.last_line.samples;
+                let s = format!(
+                    " Minibatch[{:>4}-{:>4}]: loss = {:.6} * {samples}, metric = {} * {samples};",
+                    a,
+                    u,
+                    avg(t.loss - self.last_line.loss, samples),
+                    self.metric_text(avg(t.metric - self.last_line.metric, samples)),
+                );
+                self.line(&s);
+                self.last_line = *t;
             }
+            Some(_) => {}
         }
     }
 
