@@ -262,7 +262,7 @@ impl ProgressWriter for ProgressPrinter {
 
     fn on_test_update(&mut self, t: &Totals) {
         if let Some(n) = self.test_freq.filter(|&n| n > 0) {
-            if t.updates % n == 0 {
+            if t.updates.is_multiple_of(n) {
                 let samples = t.samples - self.last_test_line.samples;
                 let s = format!(
                     " Evaluation Minibatch[{:>4}-{:>4}]: metric = {} * {samples};",

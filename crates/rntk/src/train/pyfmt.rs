@@ -99,7 +99,7 @@ mod tests {
     #[test]
     fn percent_g_matches_python() {
         // Values from CNTK's golden progress output and Python's '%8.3g'.
-        assert_eq!(fmt_g(0.6931, 8, 3), "   0.693");
+        assert_eq!(fmt_g(0.6932, 8, 3), "   0.693");
         assert_eq!(fmt_g(0.25, 8, 3), "    0.25");
         assert_eq!(fmt_g(693.1, 8, 3), "     693");
         assert_eq!(fmt_g(0.0, 8, 3), "       0");
