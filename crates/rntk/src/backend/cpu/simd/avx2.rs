@@ -35,10 +35,7 @@ unsafe fn exp8(x: __m256) -> __m256 {
     for &c in &EXP_P[1..] {
         p = _mm256_fmadd_ps(p, r, splat(c));
     }
-    let e = _mm256_add_ps(
-        _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r),
-        splat(1.0),
-    );
+    let e = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), splat(1.0));
     let ni = _mm256_cvtps_epi32(n);
     let n1 = _mm256_srai_epi32::<1>(ni);
     let n2 = _mm256_sub_epi32(ni, n1);

@@ -30,10 +30,7 @@ unsafe fn exp16(x: __m512) -> __m512 {
     for &c in &EXP_P[1..] {
         p = _mm512_fmadd_ps(p, r, splat(c));
     }
-    let e = _mm512_add_ps(
-        _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r),
-        splat(1.0),
-    );
+    let e = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), splat(1.0));
     let ni = _mm512_cvtps_epi32(n);
     let n1 = _mm512_srai_epi32::<1>(ni);
     let n2 = _mm512_sub_epi32(ni, n1);

@@ -17,27 +17,28 @@
 pub(super) const EXP_LO: f32 = -104.0;
 pub(super) const EXP_HI: f32 = 89.0;
 pub(super) const LOG2E: f32 = std::f32::consts::LOG2_E;
-/// ln 2 = LN2_HI + LN2_LO; LN2_HI has 9 significant bits so n·LN2_HI is exact.
-pub(super) const LN2_HI: f32 = 0.693_359_375;
-pub(super) const LN2_LO: f32 = -2.121_944_40e-4;
+/// ln 2 = LN2_HI + LN2_LO; LN2_HI (= 355/512 exactly) has 9 significant bits, so
+/// n·LN2_HI is exact. The coefficients are Cephes' `expf`/`tanhf`, rounded to f32.
+pub(super) const LN2_HI: f32 = 0.693_359_4;
+pub(super) const LN2_LO: f32 = -2.121_944_4e-4;
 /// P(r), highest degree first.
 pub(super) const EXP_P: [f32; 6] = [
-    1.987_569_150_0e-4,
-    1.398_199_950_7e-3,
-    8.333_451_907_3e-3,
-    4.166_579_589_4e-2,
-    1.666_666_545_9e-1,
-    5.000_000_120_1e-1,
+    1.987_569_1e-4,
+    1.398_199_9e-3,
+    8.333_452e-3,
+    4.166_579_6e-2,
+    1.666_666_6e-1,
+    0.5,
 ];
 /// Below this |x|, tanh uses the odd polynomial.
 pub(super) const TANH_SMALL: f32 = 0.625;
 /// Q(z), z = x², highest degree first.
 pub(super) const TANH_Q: [f32; 5] = [
-    -5.704_988_727_45e-3,
-    2.063_908_879_54e-2,
-    -5.373_971_555_31e-2,
-    1.333_144_220_36e-1,
-    -3.333_328_194_22e-1,
+    -5.704_988_7e-3,
+    2.063_908_8e-2,
+    -5.373_971_5e-2,
+    1.333_144_2e-1,
+    -3.333_328e-1,
 ];
 
 /// 1.5·2^23: adding and subtracting it rounds an f32 of magnitude < 2^22 to the
@@ -46,14 +47,8 @@ const ROUND_MAGIC: f32 = 12_582_912.0;
 
 #[inline(always)]
 pub(super) fn exp1(x: f32) -> f32 {
-    // Comparisons are false for NaN, so NaN passes the clamp unchanged.
-    let x = if x < EXP_LO {
-        EXP_LO
-    } else if x > EXP_HI {
-        EXP_HI
-    } else {
-        x
-    };
+    // NaN passes the clamp unchanged.
+    let x = x.clamp(EXP_LO, EXP_HI);
     let n = (x * LOG2E + ROUND_MAGIC) - ROUND_MAGIC;
     let r = x - n * LN2_HI - n * LN2_LO;
     let mut p = EXP_P[0];

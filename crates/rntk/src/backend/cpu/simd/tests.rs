@@ -6,10 +6,7 @@ const LEVELS: [SimdLevel; 3] = [SimdLevel::Scalar, SimdLevel::Avx2, SimdLevel::A
 
 /// The levels this CPU can run (others would silently run a lower one).
 fn levels() -> Vec<SimdLevel> {
-    LEVELS
-        .into_iter()
-        .filter(|&l| l <= simd_level())
-        .collect()
+    LEVELS.into_iter().filter(|&l| l <= simd_level()).collect()
 }
 
 fn run(k: Kernel, l: SimdLevel, x: &[f32]) -> Vec<f32> {
@@ -72,13 +69,19 @@ fn exp_underflows_gradually_and_overflows_to_inf() {
             );
         }
         let big = [88.73f32, 89.0, 100.0, 1e10, f32::MAX, f32::INFINITY];
-        assert!(run(Kernel::Exp, l, &big).iter().all(|&y| y == f32::INFINITY));
+        assert!(run(Kernel::Exp, l, &big)
+            .iter()
+            .all(|&y| y == f32::INFINITY));
         let small = [-104.0f32, -110.0, -1e10, f32::MIN, f32::NEG_INFINITY];
         assert!(run(Kernel::Exp, l, &small).iter().all(|&y| y == 0.0));
         let y = run(Kernel::Exp, l, &[0.0, -0.0, 1.0, f32::NAN, -f32::NAN]);
         assert_eq!(&y[..2], &[1.0, 1.0]);
         assert!((y[2] as f64 - std::f64::consts::E).abs() < 2.5e-7);
-        assert!(y[3].is_nan() && y[4].is_nan(), "exp {l:?}: NaN → {:?}", &y[3..]);
+        assert!(
+            y[3].is_nan() && y[4].is_nan(),
+            "exp {l:?}: NaN → {:?}",
+            &y[3..]
+        );
     }
 }
 
@@ -114,7 +117,10 @@ fn sigmoid_and_tanh_saturate_and_propagate_nan() {
         assert!(run(Kernel::Tanh, l, &neg).iter().all(|&y| y == -1.0));
         let s = run(Kernel::Sigmoid, l, &neg);
         assert!(s.iter().all(|&y| (0.0..1e-13).contains(&y)), "{l:?}: {s:?}");
-        assert_eq!(run(Kernel::Sigmoid, l, &[f32::NEG_INFINITY, 0.0]), [0.0, 0.5]);
+        assert_eq!(
+            run(Kernel::Sigmoid, l, &[f32::NEG_INFINITY, 0.0]),
+            [0.0, 0.5]
+        );
         let z = run(Kernel::Tanh, l, &[0.0, -0.0]);
         assert!(z[0] == 0.0 && z[1] == 0.0 && z[1].is_sign_negative());
         for k in [Kernel::Sigmoid, Kernel::Tanh] {
@@ -132,7 +138,11 @@ fn tails_match_the_vector_body_for_every_length() {
                 let y = run(k, l, &x);
                 for (i, (&x, &y)) in x.iter().zip(&y).enumerate() {
                     // alone, element i goes through the tail path
-                    assert_eq!(y.to_bits(), run(k, l, &[x])[0].to_bits(), "{k:?} {l:?} n={n} i={i}");
+                    assert_eq!(
+                        y.to_bits(),
+                        run(k, l, &[x])[0].to_bits(),
+                        "{k:?} {l:?} n={n} i={i}"
+                    );
                     assert!(ulps(y, reference(k, x)) <= 4.0, "{k:?} {l:?}({x}) = {y}");
                 }
             }
@@ -176,7 +186,10 @@ fn generic_entry_points_dispatch_by_type() {
                 Kernel::Sigmoid => 1.0 / (1.0 + (-x).exp()),
                 Kernel::Tanh => x.tanh(),
             };
-            assert!((y - want).abs() <= 1e-15 * want.abs().max(1.0), "{k:?} f64({x})");
+            assert!(
+                (y - want).abs() <= 1e-15 * want.abs().max(1.0),
+                "{k:?} f64({x})"
+            );
         }
     }
 }
