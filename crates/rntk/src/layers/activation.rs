@@ -56,3 +56,13 @@ impl fmt::Debug for Activation {
         }
     }
 }
+
+/// CNTK's `Activation(act)` layer: the activation applied to its input.
+impl super::Layer for Activation {
+    fn apply(&self, x: &Variable) -> Result<Variable> {
+        Activation::apply(self, x)
+    }
+    fn parameters(&self) -> Vec<Variable> {
+        Vec::new()
+    }
+}

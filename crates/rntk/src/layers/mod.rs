@@ -4,23 +4,29 @@
 
 mod activation;
 mod defaults;
+mod delay;
 mod dense;
 mod dropout;
 mod embedding;
+mod normalization;
 mod recurrence;
 mod recurrent_steps;
 mod sequential;
 mod stabilizer;
+mod unfold;
 
 pub use activation::Activation;
 pub use defaults::{default_options, default_options_for, DefaultOptions};
+pub use delay::Delay;
 pub use dense::Dense;
 pub use dropout::Dropout;
 pub use embedding::Embedding;
+pub use normalization::{BatchNormalization, LayerNormalization};
 pub use recurrence::{Fold, InitialState, Recurrence, RecurrenceFrom};
 pub use recurrent_steps::{Gru, Lstm, RecurrentStep, RnnStep};
-pub use sequential::{Concat, Identity, Label, Sequential};
+pub use sequential::{Concat, For, Identity, Label, ResNetBlock, Sequential};
 pub use stabilizer::Stabilizer;
+pub use unfold::{Generator, Predicate, UnfoldFrom};
 
 use crate::error::{Error, Result};
 use crate::graph::{placeholder, Function, Variable};
