@@ -51,7 +51,10 @@ fn check_seq(layer: &dyn Layer, shape: &[usize]) {
     let y = layer.apply(&x).unwrap();
     let mut wrt = vec![x.clone()];
     let params = layer.parameters();
-    assert!(!params.is_empty() || layer.name() == "noparams", "layer has no parameters");
+    assert!(
+        !params.is_empty() || layer.name() == "noparams",
+        "layer has no parameters"
+    );
     wrt.extend(params);
     gradcheck(&y, &[(x, seqs(shape))], &wrt, TOL);
 }
@@ -71,7 +74,10 @@ fn lstm_every_variant() {
             &[2],
         );
     }
-    check_seq(&Recurrence::new(Lstm::new(3).activation(Activation::Relu)), &[2]);
+    check_seq(
+        &Recurrence::new(Lstm::new(3).activation(Activation::Relu)),
+        &[2],
+    );
 }
 
 #[test]
@@ -92,11 +98,17 @@ fn gru_and_rnn_step() {
 
 #[test]
 fn learnable_initial_state_and_full_state() {
-    let s0 = rntk::parameter_from(Tensor::from_vec(vec![3], vec![0.1f64, -0.2, 0.3]).unwrap(), "s0");
+    let s0 = rntk::parameter_from(
+        Tensor::from_vec(vec![3], vec![0.1f64, -0.2, 0.3]).unwrap(),
+        "s0",
+    );
     let r = Recurrence::new(Lstm::new(3))
         .go_backwards(true)
         .initial_state(InitialState::Variable(s0));
-    assert_eq!(r.parameters().iter().filter(|p| p.name() == "s0").count(), 1);
+    assert_eq!(
+        r.parameters().iter().filter(|p| p.name() == "s0").count(),
+        1
+    );
     check_seq(&r, &[2]);
     let x = seq_in(&[2]);
     let r = Recurrence::new(Lstm::new(3));
@@ -126,9 +138,18 @@ fn fold_recurrence_from_stacked_and_bidirectional() {
     let x = seq_in(&[2]);
     let h0 = batch_in(&[3], "h0");
     let rf = RecurrenceFrom::new(RnnStep::new(3).activation(Activation::Tanh));
-    let y = rntk::layers::RecurrenceFrom::apply_from(&rf, &[h0.clone()], &x).unwrap()[0].clone();
-    let h0v = Value::batch(vec![3], (0..LENS.len() * 3).map(|i| 0.1 * i as f64 - 0.5).collect()).unwrap();
-    gradcheck(&y, &[(x.clone(), seqs(&[2])), (h0.clone(), h0v)], &[x, h0], TOL);
+    let y = rf.apply_from(std::slice::from_ref(&h0), &x).unwrap()[0].clone();
+    let h0v = Value::batch(
+        vec![3],
+        (0..LENS.len() * 3).map(|i| 0.1 * i as f64 - 0.5).collect(),
+    )
+    .unwrap();
+    gradcheck(
+        &y,
+        &[(x.clone(), seqs(&[2])), (h0.clone(), h0v)],
+        &[x, h0],
+        TOL,
+    );
 }
 
 #[test]
@@ -146,9 +167,14 @@ fn dense_embedding_stabilizer_and_compositions() {
     check_seq(&Dense::new([2, 2]).input_rank(2), &[2, 3, 2]);
     check_seq(&Embedding::new(3), &[4]);
     check_seq(&Stabilizer::new(), &[3]);
-    check_seq(&ResNetBlock(Arc::new(Dense::new(3).activation(Activation::Tanh))), &[3]);
     check_seq(
-        &For::new(0..2, |_| Arc::new(Dense::new(3).activation(Activation::Tanh)) as LayerRef),
+        &ResNetBlock(Arc::new(Dense::new(3).activation(Activation::Tanh))),
+        &[3],
+    );
+    check_seq(
+        &For::new(0..2, |_| {
+            Arc::new(Dense::new(3).activation(Activation::Tanh)) as LayerRef
+        }),
         &[3],
     );
     check_seq(&LayerNormalization::new(), &[4]);
@@ -174,11 +200,18 @@ fn unfold_from_with_length_increase_and_predicate() {
         let mut u = UnfoldFrom::from_layer(d.clone()).length_increase(li);
         if until {
             u = u.until_predicate(Arc::new(|y: &Variable| {
-                less(&reduce_sum(y, None, true)?, &rntk::graph::scalar(0.0, DType::F64))
+                less(
+                    &reduce_sum(y, None, true)?,
+                    &rntk::graph::scalar(0.0, DType::F64),
+                )
             }));
         }
         let y = u.apply_from(&s, &x).unwrap();
-        let sv = Value::batch(vec![3], (0..LENS.len() * 3).map(|i| 0.3 - 0.07 * i as f64).collect()).unwrap();
+        let sv = Value::batch(
+            vec![3],
+            (0..LENS.len() * 3).map(|i| 0.3 - 0.07 * i as f64).collect(),
+        )
+        .unwrap();
         let mut wrt = vec![s.clone()];
         wrt.extend(d.parameters());
         gradcheck(&y, &[(x, seqs(&[2])), (s, sv)], &wrt, TOL);
@@ -199,7 +232,8 @@ fn batch_normalization_both_modes() {
         // Give the estimates and the affine parameters non-trivial values.
         let c = if spatial { 2 } else { 3 };
         let set = |v: &Variable, f: &dyn Fn(usize) -> f64| {
-            v.set_value(Tensor::from_vec(vec![c], (0..c).map(f).collect()).unwrap()).unwrap()
+            v.set_value(Tensor::from_vec(vec![c], (0..c).map(f).collect()).unwrap())
+                .unwrap()
         };
         set(&bn.aggregate_mean().unwrap(), &|i| 0.1 * i as f64 - 0.05);
         set(&bn.aggregate_variance().unwrap(), &|i| 0.5 + 0.3 * i as f64);
@@ -214,7 +248,10 @@ fn batch_normalization_both_modes() {
         let loss = |ex: &mut Executor<f64>, xv: &Value, r: &Value| -> f64 {
             ex.forward(&[(&x, xv)], true).unwrap();
             let out = ex.value(&y).unwrap().dense_rows::<f64>();
-            out.iter().zip(r.dense_rows::<f64>()).map(|(a, b)| a * b).sum()
+            out.iter()
+                .zip(r.dense_rows::<f64>())
+                .map(|(a, b)| a * b)
+                .sum()
         };
         ex.forward(&[(&x, &xv)], true).unwrap();
         let r = seed_like(&ex.value(&y).unwrap());
@@ -224,11 +261,23 @@ fn batch_normalization_both_modes() {
         for e in 0..base.len() {
             let mut p = base.clone();
             p[e] += h;
-            let lp = loss(&mut ex, &Value::from_rows(xv.shape().clone(), xv.layout().clone(), p.clone()).unwrap(), &r);
+            let lp = loss(
+                &mut ex,
+                &Value::from_rows(xv.shape().clone(), xv.layout().clone(), p.clone()).unwrap(),
+                &r,
+            );
             p[e] -= 2.0 * h;
-            let lm = loss(&mut ex, &Value::from_rows(xv.shape().clone(), xv.layout().clone(), p).unwrap(), &r);
+            let lm = loss(
+                &mut ex,
+                &Value::from_rows(xv.shape().clone(), xv.layout().clone(), p).unwrap(),
+                &r,
+            );
             let num = (lp - lm) / (2.0 * h);
-            assert!((num - g[e]).abs() <= TOL * (1.0 + num.abs()), "training d/dx[{e}]: {} vs {num}", g[e]);
+            assert!(
+                (num - g[e]).abs() <= TOL * (1.0 + num.abs()),
+                "training d/dx[{e}]: {} vs {num}",
+                g[e]
+            );
         }
     }
 }

@@ -209,10 +209,15 @@ fn build(name: &str, v: &HashMap<String, Variable>) -> Built {
             let c = Concat::new(vec![f.clone(), b.clone()]);
             Built {
                 out: c.apply(x).unwrap(),
-                layers: vec![("fwd".into(), f.parameters()), ("bwd".into(), b.parameters())],
+                layers: vec![
+                    ("fwd".into(), f.parameters()),
+                    ("bwd".into(), b.parameters()),
+                ],
             }
         }
-        "fold_gru" | "fold_gru_back" => single(&Fold::new(Gru::new(4)).go_backwards(name.ends_with("_back"))),
+        "fold_gru" | "fold_gru_back" => {
+            single(&Fold::new(Gru::new(4)).go_backwards(name.ends_with("_back")))
+        }
         "fold_lstm" | "fold_lstm_back" => {
             single(&Fold::new(Lstm::new(4)).go_backwards(name.ends_with("_back")))
         }
@@ -228,11 +233,9 @@ fn build(name: &str, v: &HashMap<String, Variable>) -> Built {
         "dense_rank3_input_rank2" => single(&Dense::new(4).input_rank(2)),
         "dense_rank3_map_rank1" => single(&Dense::new(4).map_rank(1)),
         "dense_rank3_map_rank2_seq" => single(&Dense::new(4).map_rank(2)),
-        "dense_shape2x3_nobias_tanh" => single(
-            &Dense::new([2, 3])
-                .bias(false)
-                .activation(Activation::Tanh),
-        ),
+        "dense_shape2x3_nobias_tanh" => {
+            single(&Dense::new([2, 3]).bias(false).activation(Activation::Tanh))
+        }
         "embedding_sparse" | "embedding_dense" => single(&Embedding::new(4)),
         "embedding_weights_sparse" => single(&Embedding::from_weights(pfill(&[6, 3], 4))),
         "stabilizer" => single(&Stabilizer::new()),
@@ -243,7 +246,10 @@ fn build(name: &str, v: &HashMap<String, Variable>) -> Built {
             let b = arc(Dense::new(3));
             let s = Sequential::new(vec![
                 a.clone(),
-                Arc::new(Sequential::new(vec![b.clone(), Arc::new(Label("out".into()))])),
+                Arc::new(Sequential::new(vec![
+                    b.clone(),
+                    Arc::new(Label("out".into())),
+                ])),
             ]);
             Built {
                 out: s.apply(x).unwrap(),
@@ -313,7 +319,12 @@ fn build(name: &str, v: &HashMap<String, Variable>) -> Built {
 /// self-stabilizers in creation order (dh, dc, ct, ht), as the fixture lists them.
 fn name_params(case: &Json, layers: &[(String, Vec<Variable>)]) -> BTreeMap<String, Variable> {
     const ORDER: [&str; 5] = ["alpha_dh", "alpha_dc", "alpha_ct", "alpha_ht", "alpha_st"];
-    let fixture: Vec<String> = case["params"].as_object().unwrap().keys().cloned().collect();
+    let fixture: Vec<String> = case["params"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
     let mut out = BTreeMap::new();
     for (prefix, params) in layers {
         let path = |k: &str| {
@@ -335,7 +346,10 @@ fn name_params(case: &Json, layers: &[(String, Vec<Variable>)]) -> BTreeMap<Stri
             } else {
                 path(&p.name())
             };
-            assert!(out.insert(key.clone(), p.clone()).is_none(), "duplicate {key}");
+            assert!(
+                out.insert(key.clone(), p.clone()).is_none(),
+                "duplicate {key}"
+            );
         }
     }
     let mine: Vec<&String> = out.keys().collect();
@@ -348,7 +362,11 @@ fn name_params(case: &Json, layers: &[(String, Vec<Variable>)]) -> BTreeMap<Stri
 fn set_params(case: &Json, named: &BTreeMap<String, Variable>) {
     for (k, p) in named {
         let v = &case["params"][k];
-        let t = Tensor::from_vec(shape_of(&v["shape"]), flat(&v["data"]).iter().map(|&x| x as f32).collect()).unwrap();
+        let t = Tensor::from_vec(
+            shape_of(&v["shape"]),
+            flat(&v["data"]).iter().map(|&x| x as f32).collect(),
+        )
+        .unwrap();
         assert_eq!(p.shape(), t.shape().clone(), "{k}: shape");
         p.set_value(t).unwrap();
     }
@@ -371,9 +389,9 @@ fn compare(what: &str, got: &[f64], want: &[f64], worst: &mut f64) {
 fn seed(r: &Json, like: &Value) -> Value {
     let r = value_of(r);
     let rows = match like.layout() {
-        Layout::Sequence(_) => {
-            Value::from_sequences(r.shape().clone(), &r.to_sequences::<f64>()).unwrap().dense_rows::<f32>()
-        }
+        Layout::Sequence(_) => Value::from_sequences(r.shape().clone(), &r.to_sequences::<f64>())
+            .unwrap()
+            .dense_rows::<f32>(),
         _ => r.dense_rows::<f32>(),
     };
     Value::from_rows(like.shape().clone(), like.layout().clone(), rows).unwrap()
@@ -382,32 +400,63 @@ fn seed(r: &Json, like: &Value) -> Value {
 fn run_plain(case: &Json, worst: &mut f64) {
     let name = case["name"].as_str().unwrap();
     let ins = inputs(case);
-    let vars: HashMap<String, Variable> = ins.iter().map(|(n, v, _)| (n.clone(), v.clone())).collect();
+    let vars: HashMap<String, Variable> =
+        ins.iter().map(|(n, v, _)| (n.clone(), v.clone())).collect();
     let b = build(name, &vars);
     let params = name_params(case, &b.layers);
     set_params(case, &params);
     let feeds: Vec<(&Variable, &Value)> = ins.iter().map(|(_, v, x)| (v, x)).collect();
-    let mut ex = Executor::<f32>::new(std::slice::from_ref(&b.out)).unwrap_or_else(|e| panic!("{name}: {e}"));
-    ex.forward(&feeds, false).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let mut ex = Executor::<f32>::new(std::slice::from_ref(&b.out))
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    ex.forward(&feeds, false)
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
     let y = ex.value(&b.out).unwrap();
     let want = value_of(&case["output"]);
     assert_eq!(y.shape(), want.shape(), "{name}: output shape");
-    assert_eq!(y.to_sequences::<f64>().iter().map(Vec::len).collect::<Vec<_>>(),
-               want.to_sequences::<f64>().iter().map(Vec::len).collect::<Vec<_>>(), "{name}: lengths");
-    compare(&format!("{name}: output"), &y.to_vec::<f64>(), &want.to_vec::<f64>(), worst);
+    assert_eq!(
+        y.to_sequences::<f64>()
+            .iter()
+            .map(Vec::len)
+            .collect::<Vec<_>>(),
+        want.to_sequences::<f64>()
+            .iter()
+            .map(Vec::len)
+            .collect::<Vec<_>>(),
+        "{name}: lengths"
+    );
+    compare(
+        &format!("{name}: output"),
+        &y.to_vec::<f64>(),
+        &want.to_vec::<f64>(),
+        worst,
+    );
     let Some(grads) = case.get("grads").and_then(|g| g.as_object()) else {
         return;
     };
     let r = seed(&case["r"], &y);
     let wrt: Vec<&Variable> = grads
         .keys()
-        .map(|k| vars.get(k).or_else(|| params.get(k)).unwrap_or_else(|| panic!("{name}: no {k}")))
+        .map(|k| {
+            vars.get(k)
+                .or_else(|| params.get(k))
+                .unwrap_or_else(|| panic!("{name}: no {k}"))
+        })
         .collect();
-    assert_eq!(grads.len(), ins.iter().filter(|(_, v, _)| !v.is_sparse()).count() + params.len(),
-               "{name}: every input and parameter has a CNTK gradient");
-    let got = ex.backward(&[(&b.out, Some(&r))], &wrt).unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert_eq!(
+        grads.len(),
+        ins.iter().filter(|(_, v, _)| !v.is_sparse()).count() + params.len(),
+        "{name}: every input and parameter has a CNTK gradient"
+    );
+    let got = ex
+        .backward(&[(&b.out, Some(&r))], &wrt)
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
     for ((k, g), w) in grads.iter().zip(&got) {
-        compare(&format!("{name}: d/d{k}"), &w.to_vec::<f64>(), &value_of(g).to_vec::<f64>(), worst);
+        compare(
+            &format!("{name}: d/d{k}"),
+            &w.to_vec::<f64>(),
+            &value_of(g).to_vec::<f64>(),
+            worst,
+        );
     }
 }
 
@@ -441,28 +490,55 @@ fn run_batchnorm(case: &Json, worst: &mut f64) {
     ];
     for (s, step) in case["train_steps"].as_array().unwrap().iter().enumerate() {
         let xv = f32_value(&step["input"]);
-        ex.forward(&[(&x, &xv)], true).unwrap_or_else(|e| panic!("{name}: {e}"));
+        ex.forward(&[(&x, &xv)], true)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         let y = ex.value(&out).unwrap();
-        compare(&format!("{name} step {s}: output"), &y.to_vec::<f64>(), &value_of(&step["output"]).to_vec::<f64>(), worst);
+        compare(
+            &format!("{name} step {s}: output"),
+            &y.to_vec::<f64>(),
+            &value_of(&step["output"]).to_vec::<f64>(),
+            worst,
+        );
         let r = seed(&step["r"], &y);
         let grads = step["grads"].as_object().unwrap();
-        let wrt: Vec<&Variable> = grads.keys().map(|k| if k == "x" { &x } else { &params[k] }).collect();
+        let wrt: Vec<&Variable> = grads
+            .keys()
+            .map(|k| if k == "x" { &x } else { &params[k] })
+            .collect();
         let got = ex.backward(&[(&out, Some(&r))], &wrt).unwrap();
         for ((k, g), w) in grads.iter().zip(&got) {
-            compare(&format!("{name} step {s}: d/d{k}"), &w.to_vec::<f64>(), &value_of(g).to_vec::<f64>(), worst);
+            compare(
+                &format!("{name} step {s}: d/d{k}"),
+                &w.to_vec::<f64>(),
+                &value_of(g).to_vec::<f64>(),
+                worst,
+            );
         }
         for (k, v) in &stats {
             let got = v.value().unwrap().to_f64_vec();
-            compare(&format!("{name} step {s}: {k}"), &got, &flat(&step["stats_after"][k]["data"]), worst);
+            compare(
+                &format!("{name} step {s}: {k}"),
+                &got,
+                &flat(&step["stats_after"][k]["data"]),
+                worst,
+            );
         }
     }
     let xv = &ins[0].2;
     ex.forward(&[(&x, xv)], false).unwrap();
     let y = ex.value(&out).unwrap();
-    compare(&format!("{name}: eval output"), &y.to_vec::<f64>(), &value_of(&case["eval_output"]).to_vec::<f64>(), worst);
+    compare(
+        &format!("{name}: eval output"),
+        &y.to_vec::<f64>(),
+        &value_of(&case["eval_output"]).to_vec::<f64>(),
+        worst,
+    );
     // Inference leaves the estimates alone.
     let after = bn.aggregate_count().unwrap().value().unwrap().to_f64_vec();
-    assert_eq!(after, flat(&case["train_steps"][1]["stats_after"]["aggregate_count"]["data"]));
+    assert_eq!(
+        after,
+        flat(&case["train_steps"][1]["stats_after"]["aggregate_count"]["data"])
+    );
 }
 
 #[test]
@@ -472,7 +548,11 @@ fn every_layer_matches_cntk() {
     let mut worst = 0.0f64;
     let mut n = 0;
     for case in &cases {
-        assert!(case.get("error").is_none(), "{}: CNTK refused", case["name"]);
+        assert!(
+            case.get("error").is_none(),
+            "{}: CNTK refused",
+            case["name"]
+        );
         if case.get("train_steps").is_some() {
             run_batchnorm(case, &mut worst);
         } else {

@@ -360,8 +360,7 @@ impl<T: Element> Executor<T> {
             if !matches!(node.op, Op::BatchNorm { .. }) {
                 continue;
             }
-            let Some((mean, var, count)) =
-                crate::ops::batchnorm::pending_update(&self.states[n])
+            let Some((mean, var, count)) = crate::ops::batchnorm::pending_update(&self.states[n])
             else {
                 continue;
             };

@@ -4,9 +4,7 @@
 use super::defaults::lookup;
 use super::{as_block, first, layer_err, Layer};
 use crate::error::{Error, Result};
-use crate::functions::{
-    element_divide, element_times, minus, named, plus, reduce_mean, sqrt,
-};
+use crate::functions::{element_divide, element_times, minus, named, plus, reduce_mean, sqrt};
 use crate::graph::{constant, parameter, scalar, Variable};
 use crate::initializer::Initializer;
 use crate::ops::batchnorm::stat_shape;
@@ -273,9 +271,9 @@ impl BatchNormalization {
                 input: shape,
             });
         }
-        let p = g.as_ref().ok_or_else(|| {
-            Error::Argument("BatchNormalization: parameters missing".into())
-        })?;
+        let p = g
+            .as_ref()
+            .ok_or_else(|| Error::Argument("BatchNormalization: parameters missing".into()))?;
         Ok(BnParams {
             scale: p.scale.clone(),
             bias: p.bias.clone(),

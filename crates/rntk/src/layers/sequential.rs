@@ -98,7 +98,10 @@ impl Layer for Identity {
 pub struct For(Sequential);
 
 impl For {
-    pub fn new(range: impl IntoIterator<Item = usize>, mut ctor: impl FnMut(usize) -> LayerRef) -> Self {
+    pub fn new(
+        range: impl IntoIterator<Item = usize>,
+        mut ctor: impl FnMut(usize) -> LayerRef,
+    ) -> Self {
         For(Sequential::new(range.into_iter().map(&mut ctor).collect()))
     }
     pub fn layers(&self) -> &[LayerRef] {

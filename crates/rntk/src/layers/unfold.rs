@@ -112,9 +112,9 @@ impl UnfoldFrom {
                 initial_state.shape()
             )));
         }
-        let owner = new_state
-            .owner()
-            .ok_or_else(|| err("the generator's new state must be computed from the state".into()))?;
+        let owner = new_state.owner().ok_or_else(|| {
+            err("the generator's new state must be computed from the state".into())
+        })?;
         owner.replace_placeholders(&[(state, new_state.clone())])?;
         let Some(until) = &self.until else {
             return Ok(output);

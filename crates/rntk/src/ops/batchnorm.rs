@@ -42,13 +42,25 @@ pub(crate) fn infer(op: &str, name: &str, infos: &[VarInfo], spatial: bool) -> R
         Error::shape(
             op,
             name,
-            format!("spatial normalization needs an operand of rank ≥ 1, got {}", x.shape),
+            format!(
+                "spatial normalization needs an operand of rank ≥ 1, got {}",
+                x.shape
+            ),
         )
     })?;
-    for (k, what) in [(1, "scale"), (2, "bias"), (3, "running mean"), (4, "running variance")] {
+    for (k, what) in [
+        (1, "scale"),
+        (2, "bias"),
+        (3, "running mean"),
+        (4, "running variance"),
+    ] {
         let i = &infos[k];
         if i.axes != DynamicAxes::None {
-            return Err(Error::axes(op, name, format!("{what} must be a static tensor")));
+            return Err(Error::axes(
+                op,
+                name,
+                format!("{what} must be a static tensor"),
+            ));
         }
         if i.shape != stat_shape {
             return Err(Error::shape(
@@ -71,7 +83,11 @@ pub(crate) fn infer(op: &str, name: &str, infos: &[VarInfo], spatial: bool) -> R
             ),
         ));
     }
-    Ok(Inferred::one(dense_info(x.shape.clone(), x, x.axes.clone())))
+    Ok(Inferred::one(dense_info(
+        x.shape.clone(),
+        x,
+        x.axes.clone(),
+    )))
 }
 
 /// Shape of the statistics: one per sample element, as a flat vector (CNTK infers
