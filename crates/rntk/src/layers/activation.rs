@@ -9,7 +9,8 @@ use std::sync::Arc;
 /// A user-supplied activation function.
 pub type ActivationFn = Arc<dyn Fn(&Variable) -> Result<Variable> + Send + Sync>;
 
-/// An element-wise (or per-sample) activation.
+/// An element-wise (or per-sample) activation: the `activation=` argument of CNTK's layers,
+/// and as a `Layer` CNTK's `Activation(act)`.
 #[derive(Clone)]
 pub enum Activation {
     Identity,

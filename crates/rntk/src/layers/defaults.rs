@@ -6,7 +6,7 @@ use super::Activation;
 use crate::initializer::Initializer;
 use std::cell::RefCell;
 
-/// Options a scope sets; `None` leaves the outer scope's (or the built-in) value.
+/// The options of CNTK's `default_options(...)`; `None` leaves the outer scope's (or the built-in) value.
 #[derive(Clone, Debug, Default)]
 pub struct DefaultOptions {
     pub init: Option<Initializer>,

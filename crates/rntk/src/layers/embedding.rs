@@ -10,7 +10,7 @@ use crate::initializer::Initializer;
 use crate::tensor::{Shape, Tensor};
 use std::sync::Mutex;
 
-/// A learned (or fixed) lookup table.
+/// CNTK's `Embedding(shape)` (learned) or `Embedding(weights=…)` (fixed): a lookup table.
 pub struct Embedding {
     shape: Option<Shape>,
     init: Initializer,

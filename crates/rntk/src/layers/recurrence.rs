@@ -12,7 +12,8 @@ use crate::sequence;
 use crate::tensor::Shape;
 use std::sync::Arc;
 
-/// The state before the first step (after the last, going backwards).
+/// The `initial_state` of CNTK's `Recurrence`/`Fold`: the state before the first step
+/// (after the last, going backwards).
 #[derive(Clone, Debug)]
 pub enum InitialState {
     /// A constant broadcast to the state's shape (CNTK's default 0).

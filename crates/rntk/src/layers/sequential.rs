@@ -7,7 +7,7 @@ use crate::functions::{alias, splice};
 use crate::graph::Variable;
 use std::sync::Arc;
 
-/// `Sequential([f, g, h])(x) = h(g(f(x)))`; empty = identity.
+/// CNTK's `Sequential([f, g, h])`: `(x) = h(g(f(x)))`; empty = identity.
 #[derive(Clone, Default)]
 pub struct Sequential {
     layers: Vec<LayerRef>,
@@ -82,7 +82,7 @@ impl Layer for Label {
     }
 }
 
-/// The identity layer.
+/// The identity layer (CNTK's `identity`).
 pub struct Identity;
 
 impl Layer for Identity {
