@@ -345,7 +345,48 @@ impl<T: Element> Executor<T> {
         };
         self.stores = stores;
         result?;
+        if training {
+            self.commit_running_stats()?;
+        }
         self.forwarded = true;
+        Ok(())
+    }
+
+    /// Write the running statistics that training forwards of batch normalization
+    /// computed into the constants that hold them (after the forward, when no reader
+    /// holds their locks any more).
+    fn commit_running_stats(&mut self) -> Result<()> {
+        for (n, node) in self.plan.nodes.iter().enumerate() {
+            if !matches!(node.op, Op::BatchNorm { .. }) {
+                continue;
+            }
+            let Some((mean, var, count)) = crate::ops::batchnorm::pending_update(&self.states[n])
+            else {
+                continue;
+            };
+            let count = [count];
+            for (k, vals) in [(3, mean), (4, var), (5, &count[..])] {
+                let slot = node.ins[k];
+                let Some(store) = &self.stores[slot] else {
+                    return Err(runtime_err(
+                        &node.op,
+                        &node.name,
+                        "running statistics must be parameters or constants".into(),
+                    ));
+                };
+                let mut t = store.write().expect("parameter lock");
+                match t.as_mut_slice::<T>() {
+                    Some(dst) if dst.len() == vals.len() => dst.copy_from_slice(vals),
+                    _ => {
+                        return Err(runtime_err(
+                            &node.op,
+                            &node.name,
+                            "running statistics changed shape or type".into(),
+                        ))
+                    }
+                }
+            }
+        }
         Ok(())
     }
 
@@ -468,6 +509,8 @@ impl<T: Element> Executor<T> {
             }
             ExecKind::Whole => {
                 let mut buf = std::mem::take(&mut self.data[out]);
+                let mut st = std::mem::take(&mut self.states[n]);
+                let training = self.training;
                 let node = &self.plan.nodes[n];
                 let args: WholeArgs<T> = node
                     .ins
@@ -483,11 +526,12 @@ impl<T: Element> Executor<T> {
                         buf.clear();
                         buf.resize(layout.rows() * shape.numel(), T::zero());
                         node.op
-                            .forward_whole(&args, &shape, &layout, &mut buf)
+                            .forward_whole(&args, &shape, &layout, &mut buf, training, &mut st)
                             .map(|_| (layout, shape))
                     })
                     .map_err(|e| with_name(e, &node.name));
                 drop(args);
+                self.states[n] = st;
                 self.data[out] = buf;
                 let (layout, shape) = r?;
                 self.layouts[out] = layout;
@@ -921,6 +965,7 @@ impl<T: Element> Executor<T> {
                                 &self.data[out],
                                 &self.grads[out],
                                 &mut din,
+                                &self.states[n],
                             )
                             .map_err(|e| with_name(e, &node.name))
                     };

@@ -9,7 +9,8 @@ use std::sync::Arc;
 /// A user-supplied activation function.
 pub type ActivationFn = Arc<dyn Fn(&Variable) -> Result<Variable> + Send + Sync>;
 
-/// An element-wise (or per-sample) activation.
+/// An element-wise (or per-sample) activation: the `activation=` argument of CNTK's layers,
+/// and as a `Layer` CNTK's `Activation(act)`.
 #[derive(Clone)]
 pub enum Activation {
     Identity,
@@ -54,5 +55,15 @@ impl fmt::Debug for Activation {
             Activation::Softmax => f.write_str("softmax"),
             Activation::Custom(_) => f.write_str("custom"),
         }
+    }
+}
+
+/// CNTK's `Activation(act)` layer: the activation applied to its input.
+impl super::Layer for Activation {
+    fn apply(&self, x: &Variable) -> Result<Variable> {
+        Activation::apply(self, x)
+    }
+    fn parameters(&self) -> Vec<Variable> {
+        Vec::new()
     }
 }

@@ -6,7 +6,7 @@ use super::Activation;
 use crate::initializer::Initializer;
 use std::cell::RefCell;
 
-/// Options a scope sets; `None` leaves the outer scope's (or the built-in) value.
+/// The options of CNTK's `default_options(...)`; `None` leaves the outer scope's (or the built-in) value.
 #[derive(Clone, Debug, Default)]
 pub struct DefaultOptions {
     pub init: Option<Initializer>,
@@ -18,6 +18,12 @@ pub struct DefaultOptions {
     pub use_peepholes: Option<bool>,
     pub go_backwards: Option<bool>,
     pub pad: Option<bool>,
+    /// BatchNormalization: `Some(1)` normalizes per leading-axis channel.
+    pub map_rank: Option<usize>,
+    /// BatchNormalization's running-estimate time constant (samples).
+    pub normalization_time_constant: Option<f64>,
+    /// BatchNormalization / LayerNormalization.
+    pub epsilon: Option<f64>,
 }
 
 struct Scope {

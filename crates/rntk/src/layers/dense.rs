@@ -16,7 +16,7 @@ struct Params {
     input: Shape,
 }
 
-/// A fully connected layer.
+/// CNTK's `Dense(shape)`: a fully connected layer.
 pub struct Dense {
     shape: Shape,
     activation: Activation,

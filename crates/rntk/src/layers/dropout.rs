@@ -7,7 +7,7 @@ use crate::functions::dropout;
 use crate::graph::Variable;
 use crate::initializer::next_seed;
 
-/// CNTK's Dropout layer.
+/// CNTK's `Dropout(dropout_rate)` / `Dropout(keep_prob=…)`.
 pub struct Dropout {
     rate: f64,
     seed: u64,

@@ -10,7 +10,7 @@ use crate::initializer::Initializer;
 use crate::tensor::{Shape, Tensor};
 use std::sync::Mutex;
 
-/// A learned (or fixed) lookup table.
+/// CNTK's `Embedding(shape)` (learned) or `Embedding(weights=…)` (fixed): a lookup table.
 pub struct Embedding {
     shape: Option<Shape>,
     init: Initializer,
@@ -59,10 +59,22 @@ impl Embedding {
             .table
             .lock()
             .map_err(|_| layer_err("Embedding", &self.name, "lock poisoned"))?;
+        let xs = x.shape();
         if let Some(t) = g.as_ref() {
+            // The table's first axis is the input dimension it was built for.
+            if t.shape().dims().first() != xs.dims().first() || xs.rank() != 1 {
+                return Err(layer_err(
+                    "Embedding",
+                    &self.name,
+                    format!(
+                        "table of shape {} was built for inputs of shape ({},) and is now applied to {xs}",
+                        t.shape(),
+                        t.shape().dims().first().copied().unwrap_or(0)
+                    ),
+                ));
+            }
             return Ok(t.clone());
         }
-        let xs = x.shape();
         if xs.rank() != 1 {
             return Err(layer_err(
                 "Embedding",

@@ -9,9 +9,11 @@ use super::{as_block, as_block_n, first, layer_err, Layer, RecurrentStep};
 use crate::error::Result;
 use crate::graph::{placeholder, scalar, DynamicAxes, Variable};
 use crate::sequence;
+use crate::tensor::Shape;
 use std::sync::Arc;
 
-/// The state before the first step (after the last, going backwards).
+/// The `initial_state` of CNTK's `Recurrence`/`Fold`: the state before the first step
+/// (after the last, going backwards).
 #[derive(Clone, Debug)]
 pub enum InitialState {
     /// A constant broadcast to the state's shape (CNTK's default 0).
@@ -24,17 +26,17 @@ pub enum InitialState {
 }
 
 impl InitialState {
-    fn for_state(&self, k: usize, x: &Variable) -> Result<Variable> {
+    fn for_state(&self, k: usize, x: &Variable, name: &str) -> Result<Variable> {
         Ok(match self {
             InitialState::Scalar(v) => scalar(*v, x.dtype()),
             InitialState::Variable(v) => v.clone(),
             InitialState::PerState(list) => match list.get(k) {
-                Some(s) => return s.for_state(0, x),
+                Some(s) => return s.for_state(0, x, name),
                 None => {
                     return Err(layer_err(
                         "Recurrence",
-                        "",
-                        format!("no initial state given for state {k}"),
+                        name,
+                        format!("initial_state lists {} states but the step has more (no entry for state {k})", list.len()),
                     ))
                 }
             },
@@ -45,6 +47,7 @@ impl InitialState {
 /// Close the loop: states are placeholders, delayed by one step, fed to `step`, and
 /// replaced by its outputs. Returns the state sequences.
 fn scan(
+    (layer, name): (&str, &str),
     step: &dyn RecurrentStep,
     x: &Variable,
     go_backwards: bool,
@@ -53,9 +56,13 @@ fn scan(
     let info = x.info();
     if !info.axes.has_sequence() {
         return Err(layer_err(
-            "Recurrence",
-            "",
-            format!("needs a sequence input, got {}", info.axes.notation()),
+            layer,
+            name,
+            format!(
+                "needs a sequence input (it scans the sequence axis), got an input of shape {} with dynamic axes {}",
+                info.shape,
+                info.axes.notation()
+            ),
         ));
     }
     let shapes = step.state_shapes(&info)?;
@@ -69,6 +76,7 @@ fn scan(
             &format!("state{k}"),
         )?;
         let init = initial(k)?;
+        check_initial(layer, name, step, k, s, &init)?;
         let d = if go_backwards {
             sequence::future_value(&ph, &init, 1)?
         } else {
@@ -80,10 +88,10 @@ fn scan(
     let outs = step.step(&delayed, x)?;
     if outs.len() != phs.len() {
         return Err(layer_err(
-            "Recurrence",
-            "",
+            layer,
+            name,
             format!(
-                "{} returned {} states, expected {}",
+                "the step function {} returned {} states, expected {}",
                 step.op_name(),
                 outs.len(),
                 phs.len()
@@ -95,6 +103,36 @@ fn scan(
         f.replace_placeholders(&pairs)?;
     }
     Ok(outs)
+}
+
+/// An initial state must be a scalar (broadcast) or have exactly the state's shape;
+/// anything else is refused here, naming the layer and both shapes, rather than deep
+/// inside past_value's shape rule.
+fn check_initial(
+    layer: &str,
+    name: &str,
+    step: &dyn RecurrentStep,
+    k: usize,
+    state: &Shape,
+    init: &Variable,
+) -> Result<()> {
+    let s = init.shape();
+    if s.numel() == 1 && s.rank() <= 1 || s == *state {
+        return Ok(());
+    }
+    let which = match (step.op_name(), k) {
+        ("LSTM", 0) => " (h)".to_string(),
+        ("LSTM", 1) => " (c)".to_string(),
+        _ => String::new(),
+    };
+    Err(layer_err(
+        layer,
+        name,
+        format!(
+            "initial state of shape {s} does not match state {k}{which} of the {} step, of shape {state} (give a scalar or a tensor of shape {state})",
+            step.op_name()
+        ),
+    ))
 }
 
 /// CNTK's `Recurrence(step, go_backwards, initial_state, return_full_state)`.
@@ -136,9 +174,13 @@ impl Recurrence {
     pub fn apply_full(&self, x: &Variable) -> Result<Vec<Variable>> {
         let init = self.initial_state.clone();
         as_block(x, "Recurrence", &self.name, |x| {
-            scan(self.step.as_ref(), x, self.go_backwards, &|k| {
-                init.for_state(k, x)
-            })
+            scan(
+                ("Recurrence", &self.name),
+                self.step.as_ref(),
+                x,
+                self.go_backwards,
+                &|k| init.for_state(k, x, &self.name),
+            )
         })
     }
 }
@@ -149,11 +191,17 @@ impl Layer for Recurrence {
     }
     fn parameters(&self) -> Vec<Variable> {
         let mut p = self.step.parameters();
-        if let InitialState::Variable(v) = &self.initial_state {
-            if v.is_parameter() {
-                p.push(v.clone());
+        // Learnable initial states, also inside a per-state list (each listed once).
+        fn learnable(s: &InitialState, out: &mut Vec<Variable>) {
+            match s {
+                InitialState::Variable(v) if v.is_parameter() && !out.contains(v) => {
+                    out.push(v.clone())
+                }
+                InitialState::PerState(list) => list.iter().for_each(|s| learnable(s, out)),
+                _ => {}
             }
         }
+        learnable(&self.initial_state, &mut p);
         p
     }
     fn name(&self) -> &str {
@@ -234,6 +282,18 @@ impl RecurrenceFrom {
     }
     /// Scan `x` starting from `initial` (one variable per state); every state sequence.
     pub fn apply_from(&self, initial: &[Variable], x: &Variable) -> Result<Vec<Variable>> {
+        let n_states = self.step.state_shapes(&x.info())?.len();
+        if initial.len() != n_states {
+            return Err(layer_err(
+                "RecurrenceFrom",
+                &self.name,
+                format!(
+                    "the {} step has {n_states} states but {} initial states were given",
+                    self.step.op_name(),
+                    initial.len()
+                ),
+            ));
+        }
         let mut starts = Vec::with_capacity(initial.len());
         for s in initial {
             starts.push(match s.dynamic_axes() {
@@ -247,15 +307,21 @@ impl RecurrenceFrom {
         let n = starts.len();
         as_block_n(&operands, "RecurrenceFrom", &self.name, |a| {
             let (inits, x) = (&a[..n], &a[n]);
-            scan(self.step.as_ref(), x, self.go_backwards, &|k| {
-                inits.get(k).cloned().ok_or_else(|| {
-                    layer_err(
-                        "RecurrenceFrom",
-                        "",
-                        format!("no initial state given for state {k}"),
-                    )
-                })
-            })
+            scan(
+                ("RecurrenceFrom", &self.name),
+                self.step.as_ref(),
+                x,
+                self.go_backwards,
+                &|k| {
+                    inits.get(k).cloned().ok_or_else(|| {
+                        layer_err(
+                            "RecurrenceFrom",
+                            "",
+                            format!("no initial state given for state {k}"),
+                        )
+                    })
+                },
+            )
         })
     }
 }

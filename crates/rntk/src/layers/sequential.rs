@@ -7,7 +7,7 @@ use crate::functions::{alias, splice};
 use crate::graph::Variable;
 use std::sync::Arc;
 
-/// `Sequential([f, g, h])(x) = h(g(f(x)))`; empty = identity.
+/// CNTK's `Sequential([f, g, h])`: `(x) = h(g(f(x)))`; empty = identity.
 #[derive(Clone, Default)]
 pub struct Sequential {
     layers: Vec<LayerRef>,
@@ -82,7 +82,7 @@ impl Layer for Label {
     }
 }
 
-/// The identity layer.
+/// The identity layer (CNTK's `identity`).
 pub struct Identity;
 
 impl Layer for Identity {
@@ -91,5 +91,53 @@ impl Layer for Identity {
     }
     fn parameters(&self) -> Vec<Variable> {
         Vec::new()
+    }
+}
+
+/// CNTK's `For(range, constructor)`: `Sequential` of `constructor(i)` for each i.
+pub struct For(Sequential);
+
+impl For {
+    pub fn new(
+        range: impl IntoIterator<Item = usize>,
+        mut ctor: impl FnMut(usize) -> LayerRef,
+    ) -> Self {
+        For(Sequential::new(range.into_iter().map(&mut ctor).collect()))
+    }
+    pub fn layers(&self) -> &[LayerRef] {
+        self.0.layers()
+    }
+}
+
+impl Layer for For {
+    fn apply(&self, x: &Variable) -> Result<Variable> {
+        self.0.apply(x)
+    }
+    fn parameters(&self) -> Vec<Variable> {
+        self.0.parameters()
+    }
+}
+
+/// CNTK's `ResNetBlock(f)`: `f(x) + x` (f must keep the shape).
+pub struct ResNetBlock(pub LayerRef);
+
+impl Layer for ResNetBlock {
+    fn apply(&self, x: &Variable) -> Result<Variable> {
+        let y = self.0.apply(x)?;
+        if y.shape() != x.shape() {
+            return Err(super::layer_err(
+                "ResNetBlock",
+                self.0.name(),
+                format!(
+                    "the inner layer maps shape {} to {}; the skip connection needs them equal",
+                    x.shape(),
+                    y.shape()
+                ),
+            ));
+        }
+        crate::functions::plus(&y, x)
+    }
+    fn parameters(&self) -> Vec<Variable> {
+        self.0.parameters()
     }
 }

@@ -11,6 +11,7 @@
 //! * **whole** ops change the dynamic layout (sequence.*, reductions over all axes)
 //!   and see entire values with their layouts; they cannot sit inside a loop.
 
+pub(crate) mod batchnorm;
 pub(crate) mod binary;
 pub(crate) mod delay;
 pub(crate) mod misc;
@@ -121,6 +122,14 @@ pub enum Op {
     },
     /// The mask output of `sequence.unpack`: 1 for real steps, 0 for padding.
     SeqUnpackMask,
+    /// `batch_normalization(x, scale, bias, running_mean, running_variance,
+    /// running_count)`: minibatch statistics in training (updating the running
+    /// estimates), the running estimates in inference (see `batchnorm.rs`).
+    BatchNorm {
+        spatial: bool,
+        epsilon: f64,
+        normalization_time_constant: f64,
+    },
 }
 
 /// What shape inference found: the outputs, and the final shapes of parameter
@@ -271,6 +280,7 @@ impl Op {
             Op::SeqScatter => "Sequence::Scatter",
             Op::SeqUnpack { .. } => "UnpackSequence",
             Op::SeqUnpackMask => "UnpackSequenceMask",
+            Op::BatchNorm { .. } => "BatchNormalization",
         }
     }
 
@@ -291,7 +301,8 @@ impl Op {
             | Op::SeqGather
             | Op::SeqScatter
             | Op::SeqUnpack { .. }
-            | Op::SeqUnpackMask => ExecKind::Whole,
+            | Op::SeqUnpackMask
+            | Op::BatchNorm { .. } => ExecKind::Whole,
             _ => ExecKind::RowLocal,
         }
     }
@@ -308,6 +319,8 @@ impl Op {
             Op::SeqGather | Op::SeqScatter => i == 0,
             Op::SeqWhere | Op::SeqIsFirst | Op::SeqIsLast => false,
             Op::SeqUnpackMask => false,
+            // The running statistics are state, not inputs of the function.
+            Op::BatchNorm { .. } => i < 3,
             _ => true,
         }
     }
@@ -371,6 +384,7 @@ impl Op {
                 misc::infer(self, op, name, infos)
             }
             Op::PastValue { .. } | Op::FutureValue { .. } => delay::infer(op, name, infos),
+            Op::BatchNorm { spatial, .. } => batchnorm::infer(op, name, infos, *spatial),
             _ => sequence::infer(self, op, name, infos),
         }
     }
@@ -509,6 +523,7 @@ impl Op {
     pub(crate) fn whole_layout<T: Element>(&self, args: &[WholeArg<T>]) -> Result<Layout> {
         match self {
             Op::ReduceAll { .. } => Ok(Layout::Static),
+            Op::BatchNorm { .. } => Ok(args[0].layout.clone()),
             _ => sequence::layout(self, args),
         }
     }
@@ -521,7 +536,7 @@ impl Op {
         static_shape: &Shape,
     ) -> Result<Shape> {
         match self {
-            Op::ReduceAll { .. } => Ok(static_shape.clone()),
+            Op::ReduceAll { .. } | Op::BatchNorm { .. } => Ok(static_shape.clone()),
             _ => sequence::shape(self, args, static_shape),
         }
     }
@@ -532,9 +547,24 @@ impl Op {
         out_shape: &Shape,
         out_layout: &Layout,
         out: &mut [T],
+        training: bool,
+        st: &mut NodeState<T>,
     ) -> Result<()> {
         match self {
             Op::ReduceAll { op } => reduce::forward_all(*op, &args[0], out),
+            Op::BatchNorm {
+                spatial,
+                epsilon,
+                normalization_time_constant,
+            } => batchnorm::forward(
+                *spatial,
+                *epsilon,
+                *normalization_time_constant,
+                args,
+                out,
+                training,
+                st,
+            ),
             _ => sequence::forward(self, args, out_shape, out_layout, out),
         }
     }
@@ -549,9 +579,11 @@ impl Op {
         out: &[T],
         dout: &[T],
         din: &mut [T],
+        st: &NodeState<T>,
     ) -> Result<()> {
         match self {
             Op::ReduceAll { op } => reduce::backward_all(*op, &args[0], out, dout, din),
+            Op::BatchNorm { spatial, .. } => batchnorm::backward(*spatial, i, args, dout, din, st),
             _ => sequence::backward(self, i, args, out_shape, out_layout, out, dout, din),
         }
     }
