@@ -9,6 +9,8 @@ pub mod functions;
 pub mod graph;
 pub mod initializer;
 pub mod layers;
+pub mod losses;
+pub mod metrics;
 pub mod ops;
 pub mod sequence;
 pub mod tensor;

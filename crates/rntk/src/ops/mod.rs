@@ -13,6 +13,7 @@
 
 pub(crate) mod binary;
 pub(crate) mod delay;
+pub(crate) mod metrics_ops;
 pub(crate) mod misc;
 pub(crate) mod reduce;
 pub(crate) mod sequence;
@@ -121,6 +122,20 @@ pub enum Op {
     },
     /// The mask output of `sequence.unpack`: 1 for real steps, 0 for padding.
     SeqUnpackMask,
+    /// One-hot of the first maximal element over all static elements of a sample;
+    /// no gradient.
+    Hardmax,
+    /// `weighted_binary_cross_entropy(o, t, w)` over the whole minibatch.
+    WeightedLogistic,
+    /// `classification_error(o, t, topN)` for topN > 1: the number of samples whose
+    /// target index is not among the topN largest outputs.
+    ClassificationErrorTopN {
+        top_n: usize,
+    },
+    /// `lambda_rank(score, gain, group)`.
+    LambdaRank,
+    /// `ndcg_at_1(score, gain, group)`.
+    Ndcg1,
 }
 
 /// What shape inference found: the outputs, and the final shapes of parameter
@@ -271,6 +286,11 @@ impl Op {
             Op::SeqScatter => "Sequence::Scatter",
             Op::SeqUnpack { .. } => "UnpackSequence",
             Op::SeqUnpackMask => "UnpackSequenceMask",
+            Op::Hardmax => "Hardmax",
+            Op::WeightedLogistic => "WeightedLogistic",
+            Op::ClassificationErrorTopN { .. } => "ClassificationError",
+            Op::LambdaRank => "LambdaRank",
+            Op::Ndcg1 => "NDCG1Eval",
         }
     }
 
@@ -291,7 +311,11 @@ impl Op {
             | Op::SeqGather
             | Op::SeqScatter
             | Op::SeqUnpack { .. }
-            | Op::SeqUnpackMask => ExecKind::Whole,
+            | Op::SeqUnpackMask
+            | Op::WeightedLogistic
+            | Op::ClassificationErrorTopN { .. }
+            | Op::LambdaRank
+            | Op::Ndcg1 => ExecKind::Whole,
             _ => ExecKind::RowLocal,
         }
     }
@@ -308,6 +332,8 @@ impl Op {
             Op::SeqGather | Op::SeqScatter => i == 0,
             Op::SeqWhere | Op::SeqIsFirst | Op::SeqIsLast => false,
             Op::SeqUnpackMask => false,
+            Op::Hardmax | Op::ClassificationErrorTopN { .. } | Op::Ndcg1 => false,
+            Op::WeightedLogistic | Op::LambdaRank => i == 0,
             _ => true,
         }
     }
@@ -371,6 +397,22 @@ impl Op {
                 misc::infer(self, op, name, infos)
             }
             Op::PastValue { .. } | Op::FutureValue { .. } => delay::infer(op, name, infos),
+            Op::Hardmax => {
+                expect_arity(op, name, infos, 1)?;
+                if infos[0].is_sparse {
+                    return Err(Error::shape(op, name, "the operand cannot be sparse"));
+                }
+                Ok(Inferred::one(dense_info(
+                    infos[0].shape.clone(),
+                    &infos[0],
+                    infos[0].axes.clone(),
+                )))
+            }
+            Op::WeightedLogistic => metrics_ops::infer_weighted_logistic(op, name, infos),
+            Op::ClassificationErrorTopN { top_n } => {
+                metrics_ops::infer_topn(op, name, infos, *top_n)
+            }
+            Op::LambdaRank | Op::Ndcg1 => metrics_ops::infer_ranking(op, name, infos),
             _ => sequence::infer(self, op, name, infos),
         }
     }
@@ -416,6 +458,10 @@ impl Op {
             }
             Op::Clip | Op::Select | Op::Dropout { .. } | Op::OneHot { .. } | Op::Gather => {
                 misc::forward(self, args, shapes, out_shape, out, ctx, st)
+            }
+            Op::Hardmax => {
+                metrics_ops::hardmax_forward(args[0], &shapes[0], out, ctx.n);
+                Ok(())
             }
             _ => Err(Error::Unsupported(format!(
                 "{} is not a row-local op",
@@ -498,6 +544,8 @@ impl Op {
             Op::Clip | Op::Select | Op::Dropout { .. } | Op::OneHot { .. } | Op::Gather => {
                 misc::backward(self, i, args, shapes, out_shape, out, dout, din, ctx, st)
             }
+            // not differentiable: the runtime never asks
+            Op::Hardmax => Ok(()),
             _ => Err(Error::Unsupported(format!(
                 "{} is not a row-local op",
                 self.name()
@@ -508,7 +556,11 @@ impl Op {
     /// Layout of a whole op's output (may depend on data, as for sequence.where).
     pub(crate) fn whole_layout<T: Element>(&self, args: &[WholeArg<T>]) -> Result<Layout> {
         match self {
-            Op::ReduceAll { .. } => Ok(Layout::Static),
+            Op::ReduceAll { .. }
+            | Op::WeightedLogistic
+            | Op::ClassificationErrorTopN { .. }
+            | Op::LambdaRank
+            | Op::Ndcg1 => Ok(Layout::Static),
             _ => sequence::layout(self, args),
         }
     }
@@ -521,7 +573,11 @@ impl Op {
         static_shape: &Shape,
     ) -> Result<Shape> {
         match self {
-            Op::ReduceAll { .. } => Ok(static_shape.clone()),
+            Op::ReduceAll { .. }
+            | Op::WeightedLogistic
+            | Op::ClassificationErrorTopN { .. }
+            | Op::LambdaRank
+            | Op::Ndcg1 => Ok(static_shape.clone()),
             _ => sequence::shape(self, args, static_shape),
         }
     }
@@ -535,6 +591,12 @@ impl Op {
     ) -> Result<()> {
         match self {
             Op::ReduceAll { op } => reduce::forward_all(*op, &args[0], out),
+            Op::WeightedLogistic => metrics_ops::weighted_logistic_forward(self.name(), args, out),
+            Op::ClassificationErrorTopN { top_n } => {
+                metrics_ops::topn_forward(self.name(), *top_n, args, out)
+            }
+            Op::LambdaRank => metrics_ops::lambda_rank_forward(self.name(), args, out),
+            Op::Ndcg1 => metrics_ops::ndcg1_forward(self.name(), args, out),
             _ => sequence::forward(self, args, out_shape, out_layout, out),
         }
     }
@@ -552,6 +614,16 @@ impl Op {
     ) -> Result<()> {
         match self {
             Op::ReduceAll { op } => reduce::backward_all(*op, &args[0], out, dout, din),
+            Op::WeightedLogistic if i == 0 => {
+                metrics_ops::weighted_logistic_backward(self.name(), args, dout, din)
+            }
+            Op::LambdaRank if i == 0 => {
+                metrics_ops::lambda_rank_backward(self.name(), args, dout, din)
+            }
+            Op::WeightedLogistic
+            | Op::LambdaRank
+            | Op::ClassificationErrorTopN { .. }
+            | Op::Ndcg1 => Ok(()),
             _ => sequence::backward(self, i, args, out_shape, out_layout, out, dout, din),
         }
     }
