@@ -10,6 +10,8 @@ pub mod graph;
 pub mod initializer;
 pub mod layers;
 pub mod learners;
+pub mod losses;
+pub mod metrics;
 pub mod ops;
 pub mod sequence;
 pub mod tensor;

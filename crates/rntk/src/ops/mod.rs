@@ -14,6 +14,7 @@
 pub(crate) mod batchnorm;
 pub(crate) mod binary;
 pub(crate) mod delay;
+pub(crate) mod metrics_ops;
 pub(crate) mod misc;
 pub(crate) mod reduce;
 pub(crate) mod sequence;
@@ -130,6 +131,20 @@ pub enum Op {
         epsilon: f64,
         normalization_time_constant: f64,
     },
+    /// One-hot of the first maximal element over all static elements of a sample;
+    /// no gradient.
+    Hardmax,
+    /// `weighted_binary_cross_entropy(o, t, w)` over the whole minibatch.
+    WeightedLogistic,
+    /// `classification_error(o, t, topN)` for topN > 1: the number of samples whose
+    /// target index is not among the topN largest outputs.
+    ClassificationErrorTopN {
+        top_n: usize,
+    },
+    /// `lambda_rank(score, gain, group)`.
+    LambdaRank,
+    /// `ndcg_at_1(score, gain, group)`.
+    Ndcg1,
 }
 
 /// What shape inference found: the outputs, and the final shapes of parameter
@@ -281,6 +296,11 @@ impl Op {
             Op::SeqUnpack { .. } => "UnpackSequence",
             Op::SeqUnpackMask => "UnpackSequenceMask",
             Op::BatchNorm { .. } => "BatchNormalization",
+            Op::Hardmax => "Hardmax",
+            Op::WeightedLogistic => "WeightedLogistic",
+            Op::ClassificationErrorTopN { .. } => "ClassificationError",
+            Op::LambdaRank => "LambdaRank",
+            Op::Ndcg1 => "NDCG1Eval",
         }
     }
 
@@ -302,7 +322,11 @@ impl Op {
             | Op::SeqScatter
             | Op::SeqUnpack { .. }
             | Op::SeqUnpackMask
-            | Op::BatchNorm { .. } => ExecKind::Whole,
+            | Op::BatchNorm { .. }
+            | Op::WeightedLogistic
+            | Op::ClassificationErrorTopN { .. }
+            | Op::LambdaRank
+            | Op::Ndcg1 => ExecKind::Whole,
             _ => ExecKind::RowLocal,
         }
     }
@@ -321,6 +345,8 @@ impl Op {
             Op::SeqUnpackMask => false,
             // The running statistics are state, not inputs of the function.
             Op::BatchNorm { .. } => i < 3,
+            Op::Hardmax | Op::ClassificationErrorTopN { .. } | Op::Ndcg1 => false,
+            Op::WeightedLogistic | Op::LambdaRank => i == 0,
             _ => true,
         }
     }
@@ -385,6 +411,22 @@ impl Op {
             }
             Op::PastValue { .. } | Op::FutureValue { .. } => delay::infer(op, name, infos),
             Op::BatchNorm { spatial, .. } => batchnorm::infer(op, name, infos, *spatial),
+            Op::Hardmax => {
+                expect_arity(op, name, infos, 1)?;
+                if infos[0].is_sparse {
+                    return Err(Error::shape(op, name, "the operand cannot be sparse"));
+                }
+                Ok(Inferred::one(dense_info(
+                    infos[0].shape.clone(),
+                    &infos[0],
+                    infos[0].axes.clone(),
+                )))
+            }
+            Op::WeightedLogistic => metrics_ops::infer_weighted_logistic(op, name, infos),
+            Op::ClassificationErrorTopN { top_n } => {
+                metrics_ops::infer_topn(op, name, infos, *top_n)
+            }
+            Op::LambdaRank | Op::Ndcg1 => metrics_ops::infer_ranking(op, name, infos),
             _ => sequence::infer(self, op, name, infos),
         }
     }
@@ -430,6 +472,10 @@ impl Op {
             }
             Op::Clip | Op::Select | Op::Dropout { .. } | Op::OneHot { .. } | Op::Gather => {
                 misc::forward(self, args, shapes, out_shape, out, ctx, st)
+            }
+            Op::Hardmax => {
+                metrics_ops::hardmax_forward(args[0], &shapes[0], out, ctx.n);
+                Ok(())
             }
             _ => Err(Error::Unsupported(format!(
                 "{} is not a row-local op",
@@ -512,6 +558,8 @@ impl Op {
             Op::Clip | Op::Select | Op::Dropout { .. } | Op::OneHot { .. } | Op::Gather => {
                 misc::backward(self, i, args, shapes, out_shape, out, dout, din, ctx, st)
             }
+            // not differentiable: the runtime never asks
+            Op::Hardmax => Ok(()),
             _ => Err(Error::Unsupported(format!(
                 "{} is not a row-local op",
                 self.name()
@@ -524,6 +572,10 @@ impl Op {
         match self {
             Op::ReduceAll { .. } => Ok(Layout::Static),
             Op::BatchNorm { .. } => Ok(args[0].layout.clone()),
+            Op::WeightedLogistic
+            | Op::ClassificationErrorTopN { .. }
+            | Op::LambdaRank
+            | Op::Ndcg1 => Ok(Layout::Static),
             _ => sequence::layout(self, args),
         }
     }
@@ -537,6 +589,10 @@ impl Op {
     ) -> Result<Shape> {
         match self {
             Op::ReduceAll { .. } | Op::BatchNorm { .. } => Ok(static_shape.clone()),
+            Op::WeightedLogistic
+            | Op::ClassificationErrorTopN { .. }
+            | Op::LambdaRank
+            | Op::Ndcg1 => Ok(static_shape.clone()),
             _ => sequence::shape(self, args, static_shape),
         }
     }
@@ -565,6 +621,12 @@ impl Op {
                 training,
                 st,
             ),
+            Op::WeightedLogistic => metrics_ops::weighted_logistic_forward(self.name(), args, out),
+            Op::ClassificationErrorTopN { top_n } => {
+                metrics_ops::topn_forward(self.name(), *top_n, args, out)
+            }
+            Op::LambdaRank => metrics_ops::lambda_rank_forward(self.name(), args, out),
+            Op::Ndcg1 => metrics_ops::ndcg1_forward(self.name(), args, out),
             _ => sequence::forward(self, args, out_shape, out_layout, out),
         }
     }
@@ -584,6 +646,16 @@ impl Op {
         match self {
             Op::ReduceAll { op } => reduce::backward_all(*op, &args[0], out, dout, din),
             Op::BatchNorm { spatial, .. } => batchnorm::backward(*spatial, i, args, dout, din, st),
+            Op::WeightedLogistic if i == 0 => {
+                metrics_ops::weighted_logistic_backward(self.name(), args, dout, din)
+            }
+            Op::LambdaRank if i == 0 => {
+                metrics_ops::lambda_rank_backward(self.name(), args, dout, din)
+            }
+            Op::WeightedLogistic
+            | Op::LambdaRank
+            | Op::ClassificationErrorTopN { .. }
+            | Op::Ndcg1 => Ok(()),
             _ => sequence::backward(self, i, args, out_shape, out_layout, out, dout, din),
         }
     }
