@@ -11,6 +11,7 @@ pub mod initializer;
 pub mod layers;
 pub mod learners;
 pub mod ops;
+pub mod persist;
 pub mod sequence;
 pub mod tensor;
 pub mod train;
@@ -21,4 +22,5 @@ pub use graph::{
     constant, input_variable, input_variable_with, parameter, parameter_from, placeholder, scalar,
     Axis, CloneMethod, DynamicAxes, Function, InputOptions, VarKind, Variable,
 };
+pub use persist::{load_model, save_model};
 pub use tensor::{DType, Shape, Tensor, Value};
