@@ -168,11 +168,37 @@ fn description(file: &str, metadata: &HashMap<String, String>) -> Result<GraphDe
     })
 }
 
+/// Graphs up to this many nodes are rebuilt on the caller's thread.
+const INLINE_NODES: usize = 1000;
+/// Stack reserved per node for larger graphs: the compiler's check for cycles without
+/// a delay walks the graph recursively (a few hundred bytes per level).
+const STACK_PER_NODE: usize = 4096;
+
 fn decode(file: &str, bytes: &[u8]) -> Result<Function> {
     let metadata = weights::metadata(file, bytes)?;
     let desc = description(file, &metadata)?;
-    let container = weights::decode(file, bytes)?;
-    load::rebuild(file, &desc, container.tensors)
+    let tensors = weights::decode(file, bytes)?.tensors;
+    let nodes = desc.functions.len().saturating_add(desc.variables.len());
+    if nodes <= INLINE_NODES {
+        return load::rebuild(file, &desc, tensors);
+    }
+    // A deep graph (legitimately large, or a hostile file) must not overflow the
+    // caller's stack: rebuild it on a thread whose stack grows with the graph.
+    let stack = nodes.saturating_mul(STACK_PER_NODE).saturating_add(1 << 20);
+    let too_big = |detail: String| Error::Format {
+        file: file.to_string(),
+        detail: format!("a graph of {nodes} functions and variables cannot be rebuilt: {detail}"),
+    };
+    std::thread::scope(|s| {
+        let worker = std::thread::Builder::new()
+            .name("rntk-load".into())
+            .stack_size(stack)
+            .spawn_scoped(s, || load::rebuild(file, &desc, tensors))
+            .map_err(|e| too_big(format!("no thread with a {stack}-byte stack: {e}")))?;
+        worker
+            .join()
+            .map_err(|_| too_big("rebuilding it failed unexpectedly".into()))?
+    })
 }
 
 /// Rebuild a model from the bytes of a model file.
