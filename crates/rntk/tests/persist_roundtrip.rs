@@ -403,14 +403,73 @@ fn saving_is_deterministic_and_file_equals_bytes() {
 }
 
 #[test]
-#[ignore]
-fn print_description() {
-    let x = sequence::input_variable([2]);
-    let (h, _) = lstm_loop(&x, false);
-    let f = h.owner().unwrap();
-    let dir = TempDir::new("print");
-    let p = dir.file("m.rntk");
-    f.save(&p).unwrap();
-    let d = rntk::persist::read_description(&p).unwrap();
-    println!("{}", serde_json::to_string_pretty(&d).unwrap());
+fn tensor_values_come_back_bit_for_bit() {
+    let specials32 = vec![
+        0.0f32,
+        -0.0,
+        f32::NAN,
+        f32::from_bits(0x7fc0_1234),
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::MIN_POSITIVE / 3.0,
+        f32::MAX,
+        1.0 / 3.0,
+    ];
+    let specials64: Vec<f64> = vec![
+        -0.0,
+        f64::NAN,
+        f64::from_bits(0xfff8_0000_dead_beef),
+        f64::MIN_POSITIVE / 7.0,
+        f64::MAX,
+        std::f64::consts::PI,
+    ];
+    let p32 = rntk::parameter_from(
+        rntk::Tensor::from_vec([3, 3], specials32.clone()).unwrap(),
+        "p32",
+    );
+    let c64 = rntk::constant(
+        rntk::Tensor::from_vec([2, 3], specials64.clone()).unwrap(),
+        "c64",
+    );
+    let x32 = input_variable([3]);
+    let x64 = rntk::input_variable_with(
+        [3],
+        InputOptions {
+            dtype: DType::F64,
+            ..Default::default()
+        },
+    );
+    let root = Function::combine(
+        &[
+            times(&x32, &p32).unwrap(),
+            times(&x64, &transpose(&c64, &[1, 0]).unwrap()).unwrap(),
+        ],
+        "",
+    )
+    .unwrap();
+    let loaded =
+        rntk::persist::model_from_bytes(&rntk::persist::model_to_bytes(&root).unwrap()).unwrap();
+    let p = loaded.parameters()[0].value().unwrap();
+    let c = loaded.constants()[0].value().unwrap();
+    let b32: Vec<u32> = p
+        .as_slice::<f32>()
+        .unwrap()
+        .iter()
+        .map(|v| v.to_bits())
+        .collect();
+    let b64: Vec<u64> = c
+        .as_slice::<f64>()
+        .unwrap()
+        .iter()
+        .map(|v| v.to_bits())
+        .collect();
+    assert_eq!(
+        b32,
+        specials32.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        b64,
+        specials64.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+    );
+    assert_eq!(loaded.outputs()[1].dtype(), DType::F64);
 }
