@@ -76,7 +76,7 @@ pub fn encode(
             format!("two tensors are named '{}'", w[0]),
         ));
     }
-    safetensors::serialize(views, Some(metadata))
+    safetensors::serialize(views, &Some(metadata))
         .map_err(|e| Error::invalid(format!("saving {file}"), e.to_string()))
 }
 
