@@ -53,6 +53,10 @@ pub enum Error {
     /// A file that cannot be opened, read or written.
     #[error("{file}: {detail}")]
     Io { file: String, detail: String },
+    /// A file whose contents are not what its format requires: `detail` says what was
+    /// expected and what was found.
+    #[error("{file}: {detail}")]
+    Format { file: String, detail: String },
     /// A feature that exists in CNTK but not (yet) in rntk; never silently ignored.
     #[error("not supported: {0}")]
     Unsupported(String),

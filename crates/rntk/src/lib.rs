@@ -13,6 +13,7 @@ pub mod learners;
 pub mod losses;
 pub mod metrics;
 pub mod ops;
+pub mod persist;
 pub mod sequence;
 pub mod tensor;
 pub mod train;
@@ -23,4 +24,5 @@ pub use graph::{
     constant, input_variable, input_variable_with, parameter, parameter_from, placeholder, scalar,
     Axis, CloneMethod, DynamicAxes, Function, InputOptions, VarKind, Variable,
 };
+pub use persist::{load_model, save_model};
 pub use tensor::{DType, Shape, Tensor, Value};

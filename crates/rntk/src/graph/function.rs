@@ -1,7 +1,7 @@
 //! Functions: primitive ops, composites (`combine`) and named blocks, with shape and
 //! dynamic-axis inference at build time, placeholder replacement and cloning.
 
-use super::variable::{next_id, VarInfo, VarKey, VarKind, Variable};
+use super::variable::{next_id, VarInfo, VarKey, VarKind, VarNode, Variable};
 use crate::error::{Error, Result};
 use crate::ops::Op;
 use crate::tensor::Tensor;
@@ -481,6 +481,58 @@ impl Cloner {
         };
         self.fns.insert(f.id(), nf.clone());
         Ok(nf)
+    }
+}
+
+/// Dropping a graph frees its nodes one by one from a work list, not recursively, so
+/// graphs of any depth (long unrolled chains, loaded models) can be dropped on a
+/// small thread stack.
+impl Drop for FnNode {
+    fn drop(&mut self) {
+        let mut vars: Vec<Variable> = std::mem::take(&mut self.inputs);
+        let mut fns: Vec<Function> = Vec::new();
+        let take_kind = |kind: FnKind, vars: &mut Vec<Variable>, fns: &mut Vec<Function>| match kind
+        {
+            FnKind::Primitive(_) => {}
+            FnKind::Composite { outputs } => vars.extend(outputs),
+            FnKind::Block { body, args, .. } => {
+                fns.push(body);
+                vars.extend(args);
+            }
+        };
+        let empty = || FnKind::Composite {
+            outputs: Vec::new(),
+        };
+        take_kind(
+            std::mem::replace(&mut self.kind, empty()),
+            &mut vars,
+            &mut fns,
+        );
+        loop {
+            if let Some(v) = vars.pop() {
+                // Only the last owner of a node takes it apart; others just let go.
+                match Arc::into_inner(v.0) {
+                    Some(VarNode::Output { owner, .. }) => fns.push(owner),
+                    Some(VarNode::Leaf(leaf)) => {
+                        let b = leaf.binding.into_inner().unwrap_or_else(|e| e.into_inner());
+                        vars.extend(b);
+                    }
+                    None => {}
+                }
+            } else if let Some(f) = fns.pop() {
+                if let Some(mut node) = Arc::into_inner(f.0) {
+                    vars.append(&mut node.inputs);
+                    take_kind(
+                        std::mem::replace(&mut node.kind, empty()),
+                        &mut vars,
+                        &mut fns,
+                    );
+                    // `node` drops here with nothing left to recurse into.
+                }
+            } else {
+                break;
+            }
+        }
     }
 }
 

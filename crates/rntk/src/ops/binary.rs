@@ -8,7 +8,7 @@ use crate::graph::VarInfo;
 use crate::tensor::{Element, Shape};
 
 /// An element-wise function of two operands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum BinaryOp {
     Plus,
     Minus,

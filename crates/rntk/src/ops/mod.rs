@@ -31,8 +31,10 @@ use crate::error::{Error, Result};
 use crate::graph::{DynamicAxes, VarInfo};
 use crate::tensor::{Element, Layout, Shape};
 
-/// A primitive op with its attributes.
-#[derive(Clone, Debug, PartialEq)]
+/// A primitive op with its attributes. Its serde form (external tagging by variant
+/// name) is part of the model file format (docs/model-format.md): renaming a variant
+/// or an attribute needs a new format version.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Op {
     /// Element-wise unary math (sigmoid, tanh, exp, …, stop_gradient, alias).
     Unary(UnaryOp),

@@ -17,7 +17,7 @@ use crate::graph::{DynamicAxes, VarInfo};
 use crate::tensor::{Element, Shape};
 
 /// The reduction applied.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ReduceOp {
     Sum,
     Mean,

@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::tensor::Element;
 
 /// An element-wise function of one operand.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum UnaryOp {
     Negate,
     Sigmoid,

@@ -77,6 +77,40 @@ impl<const N: usize> From<[usize; N]> for Shape {
     }
 }
 
+/// Serialized as a list of dimensions with `-1` for `INFERRED` (as in Python), so the
+/// model file stays readable from any language.
+impl serde::Serialize for Shape {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for &d in &self.0 {
+            if d == INFERRED {
+                seq.serialize_element(&-1i64)?;
+            } else {
+                seq.serialize_element(&(d as u64))?;
+            }
+        }
+        seq.end()
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Shape {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let dims = Vec::<i64>::deserialize(d)?;
+        dims.into_iter()
+            .map(|x| match x {
+                -1 => Ok(INFERRED),
+                x if x >= 0 && (x as u64) < INFERRED as u64 => Ok(x as usize),
+                x => Err(D::Error::custom(format!(
+                    "dimension {x}: expected a size ≥ 0, or -1 for an inferred one"
+                ))),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Shape)
+    }
+}
+
 impl fmt::Debug for Shape {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self, f)
