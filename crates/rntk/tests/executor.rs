@@ -180,3 +180,50 @@ fn gradient_of_rnn_on_ragged_batch_with_length_one() {
     wrt.push(x.clone());
     common::gradcheck(&y, &[(x, v)], &wrt, 1e-6);
 }
+
+#[test]
+fn large_minibatches_run_in_the_pool_and_stay_deterministic() {
+    // Big enough to run inside rntk's thread pool with parallel GEMMs.
+    let x = seq_input(64, "x");
+    let w = rntk::parameter(
+        [64, 256],
+        DType::F64,
+        rntk::initializer::Initializer::glorot_uniform().with_seed(1),
+        "W",
+    )
+    .unwrap();
+    let h = rntk::parameter(
+        [256, 256],
+        DType::F64,
+        rntk::initializer::Initializer::glorot_uniform().with_seed(2),
+        "H",
+    )
+    .unwrap();
+    let ph = placeholder([256], DType::F64, x.dynamic_axes(), "s").unwrap();
+    let prev = sequence::past_value_scalar(&ph, 0.0, 1).unwrap();
+    let y = tanh(&plus(&times(&x, &w).unwrap(), &times(&prev, &h).unwrap()).unwrap()).unwrap();
+    y.owner()
+        .unwrap()
+        .replace_placeholders(&[(ph, y.clone())])
+        .unwrap();
+    let lengths: Vec<usize> = (0..80).map(|i| 1 + i % 24).collect();
+    let v = Value::from_sequences([64], &common::ragged(&lengths, 64, 5)).unwrap();
+    let run = || {
+        let mut ex = Executor::<f64>::new(std::slice::from_ref(&y)).unwrap();
+        ex.forward(&[(&x, &v)], true).unwrap();
+        let g = ex.backward(&[(&y, None)], &[&w, &h]).unwrap();
+        (ex.value(&y).unwrap(), g)
+    };
+    let a = run();
+    assert_eq!(a, run());
+    // and equal to running it one sequence at a time (small, outside the pool)
+    let mut ex = Executor::<f64>::new(std::slice::from_ref(&y)).unwrap();
+    let seqs = v.to_sequences::<f64>();
+    let single = Value::from_sequences([64], &seqs[..1]).unwrap();
+    ex.forward(&[(&x, &single)], false).unwrap();
+    let first = ex.value(&y).unwrap().to_sequences::<f64>().remove(0);
+    let full = a.0.to_sequences::<f64>().remove(0);
+    for (p, q) in first.iter().zip(&full) {
+        assert!((p - q).abs() < 1e-12, "{p} vs {q}");
+    }
+}

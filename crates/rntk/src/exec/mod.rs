@@ -64,6 +64,37 @@ fn runtime_err(op: &Op, name: &str, detail: String) -> Error {
 }
 
 /// Whole ops report run-time errors without the function's name; add it.
+/// Elements a call must produce before it runs inside the thread pool: entering a
+/// rayon pool from outside costs ~16 µs, paid once per call here instead of once per
+/// parallel GEMM; tiny models (the seed's 5 µs inference) never pay it.
+const POOL_WORK: usize = 1 << 20;
+
+fn pool() -> &'static rayon::ThreadPool {
+    static POOL: std::sync::OnceLock<rayon::ThreadPool> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .thread_name(|i| format!("rntk-{i}"))
+            .build()
+            .unwrap_or_else(|_| {
+                // Thread creation refused (limits): a one-thread pool still works.
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(1)
+                    .build()
+                    .expect("a single-thread pool")
+            })
+    })
+}
+
+/// Run `f` inside rntk's pool when `parallel`, so every parallel kernel in it reuses the
+/// pool's threads without re-entering.
+fn in_pool<R: Send>(parallel: bool, f: impl FnOnce() -> R + Send) -> R {
+    if parallel && rayon::current_thread_index().is_none() {
+        pool().install(f)
+    } else {
+        f()
+    }
+}
+
 fn with_name(e: Error, name: &str) -> Error {
     match e {
         Error::Runtime {
@@ -207,6 +238,21 @@ impl<T: Element> Executor<T> {
         }
     }
 
+    /// Whether this minibatch is large enough to run inside the thread pool.
+    fn worth_a_pool(&self) -> bool {
+        let rows = self
+            .plan
+            .slots
+            .iter()
+            .zip(&self.layouts)
+            .filter(|(s, _)| matches!(s.source, Source::Input(_)))
+            .map(|(_, l)| l.rows())
+            .max()
+            .unwrap_or(1);
+        let per_row: usize = self.plan.nodes.iter().map(|n| n.out_shape.numel()).sum();
+        rows.saturating_mul(per_row) >= POOL_WORK
+    }
+
     /// The input variables this plan needs fed.
     pub fn arguments(&self) -> Vec<Variable> {
         self.plan
@@ -329,7 +375,8 @@ impl<T: Element> Executor<T> {
             }
         }
         let stores = std::mem::take(&mut self.stores);
-        let result = {
+        let parallel = self.worth_a_pool();
+        let result = in_pool(parallel, || {
             let params = Params {
                 guards: stores
                     .iter()
@@ -342,7 +389,7 @@ impl<T: Element> Executor<T> {
                 }
             }
             self.run_forward(&params)
-        };
+        });
         self.stores = stores;
         result?;
         if training {
@@ -824,7 +871,8 @@ impl<T: Element> Executor<T> {
             }
         }
         let stores = std::mem::take(&mut self.stores);
-        let res = {
+        let parallel = self.worth_a_pool();
+        let res = in_pool(parallel, || {
             let params = Params {
                 guards: stores
                     .iter()
@@ -832,7 +880,7 @@ impl<T: Element> Executor<T> {
                     .collect(),
             };
             self.run_backward(&params, &reach)
-        };
+        });
         self.stores = stores;
         res?;
         wrt_slots
