@@ -351,22 +351,30 @@ fn trainer_drives_the_writer() {
     .unwrap();
     let mut want = Vec::new();
     let exp = |t: &str, s: i64, v: f64| (t.to_string(), s, v as f32);
+    // As in CNTK, the writer gets the trainer's running totals (float32 accumulators for
+    // a float32 model) and writes their differences: CNTK 2.7 writes 10.5, 0.046666463,
+    // 0.00020726522, 6.357829e-7 here, while previous_minibatch_loss_average is
+    // 10.5, 0.046666577, 0.00020740701, 9.216771e-7 (the late steps cancel in float32).
+    let mut before = trainer.training_totals();
     for step in 1..=4i64 {
         let xv = Value::batch([1], vec![1.0f32, 2.0, 3.0]).unwrap();
         let tv = Value::batch([1], vec![2.0f32, 4.0, 6.0]).unwrap();
         trainer
             .train_minibatch(&[(&x, &xv), (&t, &tv)], false)
             .unwrap();
+        let now = trainer.training_totals();
+        let n = (now.samples - before.samples) as f64;
         want.push(exp(
             "minibatch/avg_loss",
             step,
-            trainer.previous_minibatch_loss_average(),
+            (now.loss - before.loss) / n,
         ));
         want.push(exp(
             "minibatch/avg_metric",
             step,
-            trainer.previous_minibatch_evaluation_average(),
+            (now.metric - before.metric) / n,
         ));
+        before = now;
     }
     let e = trainer.summarize_training_progress();
     want.push(exp("summary/avg_loss", 1, e.loss / e.samples as f64));
@@ -376,6 +384,15 @@ fn trainer_drives_the_writer() {
     tb.flush().unwrap();
     let got = scalars(&tb.path().unwrap());
     assert_eq!(got, want);
+    // CNTK 2.7's values for minibatches 2-4 (measured with a Python ProgressWriter
+    // printing the aggregate_loss pairs it receives).
+    for (k, cntk) in [(2, 0.046666463f32), (4, 0.00020726522), (6, 6.357829e-7)] {
+        assert!(
+            (got[k].2 - cntk).abs() <= 1e-6 * cntk.abs(),
+            "{:?} vs CNTK {cntk}",
+            got[k]
+        );
+    }
     // The loss falls as the trainer learns w → 2.
     assert!(got[6].2 < got[0].2, "{got:?}");
 }

@@ -16,9 +16,10 @@ pub struct Totals {
     pub updates: u64,
     /// Samples as the trainer counts them (dynamic-axes.md §6).
     pub samples: u64,
-    /// Σ loss elements.
+    /// Σ loss elements, accumulated in the model's element type (CNTK's `Accumulator`:
+    /// float32 running sums for a float32 model).
     pub loss: f64,
-    /// Σ metric elements.
+    /// Σ metric elements, accumulated likewise.
     pub metric: f64,
 }
 

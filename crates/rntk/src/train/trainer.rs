@@ -28,9 +28,24 @@ pub struct Trainer<T: Element = f32> {
     clock: EpochClock,
 }
 
-/// Sum of every element of a value.
+/// Sum of every element of a value, rounded to `T`: CNTK's minibatch aggregate of the
+/// loss (and metric) is a scalar of the model's element type.
 fn sum<T: Element>(v: &Value) -> f64 {
-    v.dense_rows::<T>().iter().map(|x| x.as_f64()).sum()
+    to_t::<T>(v.dense_rows::<T>().iter().map(|x| x.as_f64()).sum())
+}
+
+/// `x` rounded to `T`.
+fn to_t<T: Element>(x: f64) -> f64 {
+    T::from_f64(x).as_f64()
+}
+
+/// `acc + x` in `T` arithmetic. CNTK's trainer accumulates the minibatch aggregates since
+/// the last summary in an `Accumulator` of the model's element type (float32 for a
+/// float32 model), and progress writers print differences of those running totals
+/// (e.g. `Minibatch[81-90]` = (total after 90 − total after 80) / samples), so their
+/// last printed digit depends on this rounding (seed_oracle.rs shows both cases).
+fn accumulate<T: Element>(acc: f64, x: f64) -> f64 {
+    to_t::<T>(acc + x)
 }
 
 /// CNTK's N: valid positions of the loss output over its dynamic axes; a loss without
@@ -181,8 +196,8 @@ impl<T: Element> Trainer<T> {
         self.total_samples += n as u64;
         self.train_acc.updates += 1;
         self.train_acc.samples += n as u64;
-        self.train_acc.loss += loss_sum;
-        self.train_acc.metric += metric_sum;
+        self.train_acc.loss = accumulate::<T>(self.train_acc.loss, loss_sum);
+        self.train_acc.metric = accumulate::<T>(self.train_acc.metric, metric_sum);
         let acc = self.train_acc;
         for w in &mut self.writers {
             w.on_training_update(&acc);
@@ -204,7 +219,7 @@ impl<T: Element> Trainer<T> {
         let s = sum::<T>(&v);
         self.test_acc.updates += 1;
         self.test_acc.samples += n as u64;
-        self.test_acc.metric += s;
+        self.test_acc.metric = accumulate::<T>(self.test_acc.metric, s);
         let acc = self.test_acc;
         for w in &mut self.writers {
             w.on_test_update(&acc);
