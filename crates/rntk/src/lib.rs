@@ -7,6 +7,7 @@ pub mod exec;
 pub mod functions;
 pub mod graph;
 pub mod initializer;
+pub mod io;
 pub mod ops;
 pub mod sequence;
 pub mod tensor;
