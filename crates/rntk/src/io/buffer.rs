@@ -57,13 +57,13 @@ impl Floats {
 
 /// The element types readers decode into (f32 and f64).
 pub trait IoFloat: Element + fast_float2::FastFloat {
-    fn wrap(v: Vec<Self>) -> Floats;
+    fn into_floats(v: Vec<Self>) -> Floats;
     fn view(f: &Floats) -> Option<&[Self]>;
     fn view_mut(f: &mut Floats) -> Option<&mut Vec<Self>>;
 }
 
 impl IoFloat for f32 {
-    fn wrap(v: Vec<Self>) -> Floats {
+    fn into_floats(v: Vec<Self>) -> Floats {
         Floats::F32(v)
     }
     fn view(f: &Floats) -> Option<&[Self]> {
@@ -81,7 +81,7 @@ impl IoFloat for f32 {
 }
 
 impl IoFloat for f64 {
-    fn wrap(v: Vec<Self>) -> Floats {
+    fn into_floats(v: Vec<Self>) -> Floats {
         Floats::F64(v)
     }
     fn view(f: &Floats) -> Option<&[Self]> {
