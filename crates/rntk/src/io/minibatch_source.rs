@@ -386,9 +386,22 @@ impl MinibatchSource {
         self.rand.total_sequences()
     }
 
-    /// Number of chunks currently held in memory (the randomization window).
+    /// Number of chunks currently held in memory (the randomization window; the
+    /// prefetch thread holds at most two more).
     pub fn resident_chunks(&self) -> usize {
         self.resident.len()
+    }
+
+    /// Samples of the chunks currently held in memory.
+    pub fn resident_samples(&self) -> u64 {
+        self.resident
+            .values()
+            .map(|c| {
+                (0..c.sets[0].num_sequences())
+                    .map(|i| c.sets[0].samples_of(i) as u64)
+                    .sum::<u64>()
+            })
+            .sum()
     }
 
     fn draw(&mut self) -> Result<Option<Picked>> {

@@ -80,7 +80,7 @@ impl<W: Write> CtfWriter<W> {
                 ));
             }
             if let SeqStream::Dense { dim, values } = s {
-                if *dim == 0 || values.len() % dim != 0 {
+                if *dim == 0 || values.len() / dim * dim != values.len() {
                     return Err(Error::invalid(
                         "CTF writer",
                         format!(
