@@ -57,12 +57,30 @@ impl Floats {
 
 /// The element types readers decode into (f32 and f64).
 pub trait IoFloat: Element + fast_float2::FastFloat {
+    /// `±m / 10^frac` when both operands are exact in this type, so the one
+    /// division rounds correctly (Clinger's fast path, the same one fast-float
+    /// takes first); `None` otherwise.
+    fn from_decimal(m: u64, frac: usize, negative: bool) -> Option<Self>;
     fn into_floats(v: Vec<Self>) -> Floats;
     fn view(f: &Floats) -> Option<&[Self]>;
     fn view_mut(f: &mut Floats) -> Option<&mut Vec<Self>>;
 }
 
+const POW10_F32: [f32; 11] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10];
+const POW10_F64: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
 impl IoFloat for f32 {
+    #[inline(always)]
+    fn from_decimal(m: u64, frac: usize, negative: bool) -> Option<Self> {
+        if m > 1 << 24 || frac >= POW10_F32.len() {
+            return None;
+        }
+        let v = m as f32 / POW10_F32[frac];
+        Some(if negative { -v } else { v })
+    }
     fn into_floats(v: Vec<Self>) -> Floats {
         Floats::F32(v)
     }
@@ -81,6 +99,14 @@ impl IoFloat for f32 {
 }
 
 impl IoFloat for f64 {
+    #[inline(always)]
+    fn from_decimal(m: u64, frac: usize, negative: bool) -> Option<Self> {
+        if m > 1 << 53 || frac >= POW10_F64.len() {
+            return None;
+        }
+        let v = m as f64 / POW10_F64[frac];
+        Some(if negative { -v } else { v })
+    }
     fn into_floats(v: Vec<Self>) -> Floats {
         Floats::F64(v)
     }

@@ -42,6 +42,42 @@ fn is_delim(c: u8) -> bool {
 const NUMBER: &str =
     "a number (digits with optional sign, fraction and exponent, e.g. 1, -2.5, 1e-3)";
 
+/// Plain decimals (`-0.168231`, `1`, `007`, `0.`) without exponent and with few
+/// enough digits to be exact: read directly. Anything else returns `None` and goes
+/// through fast-float (the result is the same; this only skips its generic path).
+#[inline(always)]
+fn plain_decimal<T: IoFloat>(s: &[u8]) -> Option<(T, usize)> {
+    let (negative, mut i) = match s.first() {
+        Some(b'-') => (true, 1),
+        Some(b'+') => (false, 1),
+        _ => (false, 0),
+    };
+    let start = i;
+    let mut m: u64 = 0;
+    // 19 digits always fit in a u64
+    while i < s.len() && s[i].is_ascii_digit() && i - start < 19 {
+        m = m * 10 + u64::from(s[i] - b'0');
+        i += 1;
+    }
+    if i == start {
+        return None;
+    }
+    let mut frac = 0;
+    if i < s.len() && s[i] == b'.' {
+        i += 1;
+        let f0 = i;
+        while i < s.len() && s[i].is_ascii_digit() && i - start < 20 {
+            m = m * 10 + u64::from(s[i] - b'0');
+            i += 1;
+        }
+        frac = i - f0;
+    }
+    if i < s.len() && !is_delim(s[i]) {
+        return None;
+    }
+    T::from_decimal(m, frac, negative).map(|v| (v, i))
+}
+
 /// Parse a number at `p` (line content ends at `le`): value and bytes consumed, or
 /// (position of the bad character, what was expected).
 #[inline]
@@ -51,6 +87,9 @@ pub(crate) fn parse_number<T: IoFloat>(
     le: usize,
 ) -> std::result::Result<(T, usize), (usize, String)> {
     let s = &bytes[p..le];
+    if let Some(r) = plain_decimal::<T>(s) {
+        return Ok(r);
+    }
     let q = usize::from(matches!(s.first(), Some(b'+') | Some(b'-')));
     // fast-float also reads "nan", "inf" and "infinity"; CTF has no such numbers.
     match s.get(q) {
@@ -99,6 +138,9 @@ pub(crate) struct BlockParser<'a, 'c, T> {
     /// Rows (1-based, within the sequence) on which each stream appears.
     stream_rows: Vec<Vec<u32>>,
     row_no: u64,
+    /// The field expected next: rows usually list fields in the same order, so
+    /// this guess saves comparing names against every configured field.
+    hint: usize,
     line: u64,
     line_start: usize,
     _t: std::marker::PhantomData<T>,
@@ -106,10 +148,23 @@ pub(crate) struct BlockParser<'a, 'c, T> {
 
 impl<'a, 'c, T: IoFloat> BlockParser<'a, 'c, T> {
     pub fn parse(ctx: &'c ParseCtx<'a>, block: &'c Block) -> Result<SequenceSet> {
+        // Reserve from the block size so buffers do not grow by doubling (a number
+        // takes at least two bytes of text, usually about eight).
+        let share = (block.end - block.start) / ctx.fields.len().max(1);
         let streams = ctx
             .fields
             .iter()
-            .map(|f| StreamBuffer::new(f.dim, f.sparse, T::DTYPE))
+            .map(|f| {
+                let mut b = StreamBuffer::new(f.dim, f.sparse, T::DTYPE);
+                if let Some(v) = T::view_mut(&mut b.values) {
+                    v.reserve(share / 8);
+                }
+                if f.sparse {
+                    b.indices.reserve(share / 8);
+                    b.indptr.reserve(share / 16);
+                }
+                b
+            })
             .collect();
         let mut p = BlockParser::<T> {
             ctx,
@@ -118,6 +173,7 @@ impl<'a, 'c, T: IoFloat> BlockParser<'a, 'c, T> {
             seen_on_row: vec![0; ctx.fields.len()],
             stream_rows: vec![Vec::new(); ctx.fields.len()],
             row_no: 0,
+            hint: 0,
             line: 0,
             line_start: block.start,
             _t: std::marker::PhantomData,
@@ -335,7 +391,13 @@ impl<'a, 'c, T: IoFloat> BlockParser<'a, 'c, T> {
                 return Err(self.err(name_start, "a stream name right after '|'"));
             }
             let name = &bytes[name_start..p];
-            let Some(k) = self.ctx.fields.iter().position(|f| f.field == name) else {
+            let fields = self.ctx.fields;
+            let guess = fields.get(self.hint).filter(|f| f.field == name);
+            let found = match guess {
+                Some(_) => Some(self.hint),
+                None => fields.iter().position(|f| f.field == name),
+            };
+            let Some(k) = found else {
                 // Streams not configured are ignored (readers.md §1.3).
                 p = memchr::memchr(b'|', &bytes[p..le]).map_or(le, |i| p + i);
                 continue;
@@ -351,6 +413,7 @@ impl<'a, 'c, T: IoFloat> BlockParser<'a, 'c, T> {
                 ));
             }
             self.seen_on_row[k] = self.row_no;
+            self.hint = if k + 1 == fields.len() { 0 } else { k + 1 };
             self.stream_rows[k].push(row_in_seq as u32);
             p = if self.ctx.fields[k].sparse {
                 self.sparse_values(k, p, le)?
@@ -379,34 +442,16 @@ impl<'a, 'c, T: IoFloat> BlockParser<'a, 'c, T> {
         let dim = self.ctx.fields[k].dim;
         let field_start = p;
         let mut count = 0usize;
-        loop {
-            while p < le && is_blank(bytes[p]) {
-                p += 1;
-            }
-            if p >= le || bytes[p] == b'|' || bytes[p] == b'\r' {
-                break;
-            }
-            if count == dim {
-                let f = &self.ctx.fields[k];
-                return Err(self.err(
-                    p,
-                    format!(
-                        "at most {dim} values for dense stream '{}' (its dimension)",
-                        f.name
-                    ),
-                ));
-            }
-            match parse_number::<T>(bytes, p, le) {
-                Ok((v, n)) => {
-                    if let Some(vals) = T::view_mut(&mut self.set.streams[k].values) {
-                        vals.push(v);
-                    }
-                    count += 1;
-                    p += n;
-                }
-                Err((at, expected)) => return Err(self.err(at, expected)),
-            }
+        // Work on the typed vector directly (put back below, also on error).
+        let mut vals = match T::view_mut(&mut self.set.streams[k].values) {
+            Some(v) => std::mem::take(v),
+            None => Vec::new(),
+        };
+        let r = self.dense_loop(k, &mut p, le, dim, &mut count, &mut vals);
+        if let Some(v) = T::view_mut(&mut self.set.streams[k].values) {
+            *v = vals;
         }
+        r?;
         if count < dim {
             // CNTK's "sparse suffix" warning: the missing tail is zero.
             let f = &self.ctx.fields[k];
@@ -424,6 +469,48 @@ impl<'a, 'c, T: IoFloat> BlockParser<'a, 'c, T> {
             }
         }
         Ok(p)
+    }
+
+    #[inline(always)]
+    fn dense_loop(
+        &self,
+        k: usize,
+        p: &mut usize,
+        le: usize,
+        dim: usize,
+        count: &mut usize,
+        vals: &mut Vec<T>,
+    ) -> Result<()> {
+        let bytes = self.ctx.bytes;
+        let mut q = *p;
+        let r = loop {
+            while q < le && is_blank(bytes[q]) {
+                q += 1;
+            }
+            if q >= le || bytes[q] == b'|' || bytes[q] == b'\r' {
+                break Ok(());
+            }
+            if *count == dim {
+                let f = &self.ctx.fields[k];
+                break Err(self.err(
+                    q,
+                    format!(
+                        "at most {dim} values for dense stream '{}' (its dimension)",
+                        f.name
+                    ),
+                ));
+            }
+            match parse_number::<T>(bytes, q, le) {
+                Ok((v, n)) => {
+                    vals.push(v);
+                    *count += 1;
+                    q += n;
+                }
+                Err((at, expected)) => break Err(self.err(at, expected)),
+            }
+        };
+        *p = q;
+        r
     }
 
     #[inline]
@@ -533,6 +620,34 @@ fn line_text(bytes: &[u8], pos: usize) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+        /// The direct path for plain decimals gives exactly fast-float's value.
+        #[test]
+        fn plain_decimals_match_fast_float(
+            sign in prop::sample::select(vec!["", "-", "+"]),
+            int in "[0-9]{1,12}",
+            frac in prop::option::of("[0-9]{0,12}"),
+        ) {
+            let text = match &frac {
+                Some(f) => format!("{sign}{int}.{f}"),
+                None => format!("{sign}{int}"),
+            };
+            let b = text.as_bytes();
+            if let Some((v, n)) = plain_decimal::<f32>(b) {
+                prop_assert_eq!(n, b.len());
+                let want: f32 = fast_float2::parse(b).expect("valid");
+                prop_assert_eq!(v.to_bits(), want.to_bits(), "{}", text);
+            }
+            if let Some((v, n)) = plain_decimal::<f64>(b) {
+                prop_assert_eq!(n, b.len());
+                let want: f64 = fast_float2::parse(b).expect("valid");
+                prop_assert_eq!(v.to_bits(), want.to_bits(), "{}", text);
+            }
+        }
+    }
     #[test]
     fn numbers_follow_the_ctf_grammar() {
         let ok = |s: &str| parse_number::<f32>(s.as_bytes(), 0, s.len()).map(|r| r.0);
