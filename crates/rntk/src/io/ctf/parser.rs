@@ -80,7 +80,7 @@ fn plain_decimal<T: IoFloat>(s: &[u8]) -> Option<(T, usize)> {
 
 /// Parse a number at `p` (line content ends at `le`): value and bytes consumed, or
 /// (position of the bad character, what was expected).
-#[inline]
+#[inline(never)]
 pub(crate) fn parse_number<T: IoFloat>(
     bytes: &[u8],
     p: usize,
@@ -392,10 +392,10 @@ impl<'a, 'c, T: IoFloat> BlockParser<'a, 'c, T> {
             }
             let name = &bytes[name_start..p];
             let fields = self.ctx.fields;
-            let guess = fields.get(self.hint).filter(|f| f.field == name);
+            let guess = fields.get(self.hint).filter(|f| same(&f.field, name));
             let found = match guess {
                 Some(_) => Some(self.hint),
-                None => fields.iter().position(|f| f.field == name),
+                None => fields.iter().position(|f| same(&f.field, name)),
             };
             let Some(k) = found else {
                 // Streams not configured are ignored (readers.md §1.3).
@@ -500,6 +500,13 @@ impl<'a, 'c, T: IoFloat> BlockParser<'a, 'c, T> {
                     ),
                 ));
             }
+            // the common case inline, everything else (and errors) out of line
+            if let Some((v, n)) = plain_decimal::<T>(&bytes[q..le]) {
+                vals.push(v);
+                *count += 1;
+                q += n;
+                continue;
+            }
             match parse_number::<T>(bytes, q, le) {
                 Ok((v, n)) => {
                     vals.push(v);
@@ -547,9 +554,12 @@ impl<'a, 'c, T: IoFloat> BlockParser<'a, 'c, T> {
                 return Err(self.err(idx_pos, format!("':' right after the sparse index {idx}")));
             }
             p += 1;
-            let (v, n) = match parse_number::<T>(bytes, p, le) {
-                Ok(r) => r,
-                Err((at, expected)) => return Err(self.err(at, expected)),
+            let (v, n) = match plain_decimal::<T>(&bytes[p..le]) {
+                Some(r) => r,
+                None => match parse_number::<T>(bytes, p, le) {
+                    Ok(r) => r,
+                    Err((at, expected)) => return Err(self.err(at, expected)),
+                },
             };
             if idx >= dim as u64 {
                 let f = &self.ctx.fields[k];
@@ -609,6 +619,13 @@ fn normalize_row<T: IoFloat>(buf: &mut StreamBuffer, begin: usize) {
             vals.push(v);
         }
     }
+}
+
+/// Byte equality inlined for short names (a `memcmp` call costs more than the
+/// comparison of a few bytes).
+#[inline(always)]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 /// The row containing `pos`, without its line end (for messages).
