@@ -7,6 +7,7 @@
 //! cargo run --release --example ctf_bench -- gen sparse /tmp/sparse.ctf 200
 //! RAYON_NUM_THREADS=1 cargo run --release --example ctf_bench -- read dense /tmp/dense.ctf
 //! cargo run --release --example ctf_bench -- parse sparse /tmp/sparse.ctf
+//! cargo run --release --example ctf_bench -- read dense /tmp/huge.ctf 8   # randomized, 8-chunk window
 //! ```
 //! Shapes: dense = sequences of 1..20 rows, `features` dim 40 ("%.6f" values) and a
 //! one-row dense `labels` dim 10; sparse = the synth.py `lm` shape, sequences of 35
@@ -125,8 +126,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     seqs += s.num_sequences() as u64;
                 }
             } else {
+                // optional 4th argument: randomize with a window of that many chunks
+                let window: usize = arg(4).parse().unwrap_or(0);
                 let cfg = MinibatchSourceConfig {
-                    randomize: false,
+                    randomize: window > 0,
+                    randomization_window_in_chunks: window,
                     max_sweeps: 1,
                     ..MinibatchSourceConfig::default()
                 };

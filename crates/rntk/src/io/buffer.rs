@@ -241,6 +241,27 @@ impl SequenceSet {
     pub fn samples_of(&self, i: usize) -> usize {
         self.streams.iter().map(|s| s.len_of(i)).max().unwrap_or(0)
     }
+    /// Reserve room for the sequences of all `parts` (before appending them).
+    pub fn reserve_like(&mut self, parts: &[SequenceSet]) {
+        let n: usize = parts.iter().map(|p| p.num_sequences()).sum();
+        self.keys.reserve(n);
+        self.lines.reserve(n);
+        self.valid.reserve(n);
+        for (k, b) in self.streams.iter_mut().enumerate() {
+            let of = |f: fn(&StreamBuffer) -> usize| -> usize {
+                parts.iter().filter_map(|p| p.streams.get(k)).map(f).sum()
+            };
+            b.seq_rows.reserve(n);
+            b.indptr.reserve(of(|s| s.indptr.len()));
+            b.indices.reserve(of(|s| s.indices.len()));
+            let vals = of(|s| s.values.len());
+            match &mut b.values {
+                Floats::F32(v) => v.reserve(vals),
+                Floats::F64(v) => v.reserve(vals),
+            }
+        }
+    }
+
     /// Append all sequences of `other` (same streams, same element type).
     pub fn append(&mut self, other: &SequenceSet) -> Result<()> {
         self.check_streams(other)?;

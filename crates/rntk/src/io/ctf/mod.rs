@@ -298,13 +298,19 @@ impl CtfDeserializer {
                 r
             })
             .collect();
-        let mut parts = parts.into_iter();
-        let mut set = match parts.next() {
-            Some(first) => first?,
-            None => return Ok(self.empty_set()),
-        };
-        for p in parts {
-            set.append(&p?)?;
+        let parts = parts.into_iter().collect::<Result<Vec<SequenceSet>>>()?;
+        if parts.len() == 1 {
+            if let Some(only) = parts.into_iter().next() {
+                return Ok(only);
+            }
+            return Ok(self.empty_set());
+        }
+        // One exact allocation per buffer: growing by doubling would hold up to
+        // twice the chunk while it is joined.
+        let mut set = self.empty_set();
+        set.reserve_like(&parts);
+        for p in &parts {
+            set.append(p)?;
         }
         Ok(set)
     }
