@@ -334,7 +334,7 @@ impl CtfIndex {
                         b.start = absorb_end;
                         b.num_rows -= rows;
                         b.first_line += rows;
-                        b.num_sequences -= absorb_seqs - moved_seqs;
+                        b.num_sequences = b.num_sequences.saturating_sub(absorb_seqs - moved_seqs);
                         moved_rows = absorb_rows;
                     }
                 }
@@ -449,6 +449,60 @@ mod tests {
                 }
                 assert_eq!(at, text.len());
             }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 300, ..Default::default() })]
+        /// Any mix of id rows, rows without id and repeated ids: indexing in tiny
+        /// ranges finds the same sequences as one range, in blocks that tile the
+        /// data, with the right line numbers.
+        #[test]
+        fn tiny_ranges_agree_with_one_range(
+            rows in proptest::collection::vec(proptest::option::of(0u64..4), 1..60),
+            range in 1usize..40,
+            chunk in 1usize..200,
+        ) {
+            let mut text = String::new();
+            for (i, r) in rows.iter().enumerate() {
+                match (i, r) {
+                    (0, _) => text.push_str("0 |x 1\n"),
+                    (_, Some(id)) => text.push_str(&format!("{id} |x 1\n")),
+                    (_, None) => text.push_str("|x 2\n"),
+                }
+            }
+            // naive reference: offsets where a sequence starts
+            let mut starts = Vec::new();
+            let mut cur = None;
+            let mut off = 0;
+            for (i, r) in rows.iter().enumerate() {
+                let id = if i == 0 { Some(0) } else { *r };
+                if i == 0 || (id.is_some() && id != cur) {
+                    starts.push(off);
+                }
+                if id.is_some() {
+                    cur = id;
+                }
+                off += if i == 0 || r.is_some() { 7 } else { 5 };
+            }
+            let one = CtfIndex::build_ranged(text.as_bytes(), "t", 1 << 20, 1 << 30, &|_, _| {}).unwrap();
+            proptest::prop_assert_eq!(one.num_sequences(), starts.len() as u64);
+            let i = CtfIndex::build_ranged(text.as_bytes(), "t", chunk, range, &|_, _| {}).unwrap();
+            proptest::prop_assert_eq!(i.num_sequences(), one.num_sequences());
+            let mut at = 0;
+            let mut seq = 0;
+            for b in &i.blocks {
+                proptest::prop_assert_eq!(b.start, at);
+                proptest::prop_assert_eq!(b.first_seq, seq);
+                proptest::prop_assert!(b.num_sequences > 0);
+                proptest::prop_assert!(starts.contains(&b.start), "block at {} is not a sequence start", b.start);
+                let line = text[..b.start].matches('\n').count() as u64 + 1;
+                proptest::prop_assert_eq!(b.first_line, line);
+                proptest::prop_assert_eq!(b.num_rows, text[b.start..b.end].matches('\n').count() as u64);
+                at = b.end;
+                seq += b.num_sequences;
+            }
+            proptest::prop_assert_eq!(at, text.len());
         }
     }
 
