@@ -60,7 +60,7 @@ pub enum Error {
         text: String,
         expected: String,
     },
-    /// An input file that cannot be opened or read.
+    /// A file that cannot be opened, read or written.
     #[error("{file}: {detail}")]
     Io { file: String, detail: String },
     /// A feature that exists in CNTK but not (yet) in rntk; never silently ignored.

@@ -114,6 +114,8 @@ pub fn softmax(x: &Variable, axis: isize) -> Result<Variable> {
     prim(Op::Softmax { axis }, &[x], "")
 }
 
+/// log(softmax(x)) along `axis`. Unlike `softmax`, CNTK's `log_softmax(x)` with the
+/// default `axis=None` works along the last axis (`axis = -1`), not over all elements.
 pub fn log_softmax(x: &Variable, axis: isize) -> Result<Variable> {
     prim(Op::LogSoftmax { axis }, &[x], "")
 }

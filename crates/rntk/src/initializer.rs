@@ -20,32 +20,183 @@ pub fn set_fixed_random_seed(seed: u64) {
     NEXT_SEED.store(seed, Ordering::Relaxed);
 }
 
-/// How a parameter's first value is made.
+/// How a parameter's first value is made (CNTK's `cntk.initializer`).
+///
+/// Fans follow CNTK: for a parameter of shape `S` and `output_rank` r, fan_out is the
+/// product of the last r axes and fan_in the product of the rest; `filter_rank` > 0
+/// (convolution kernels) multiplies both by the receptive field, the product of the
+/// last `filter_rank` axes, which are then excluded from the fans themselves.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Initializer {
-    /// Every element equal to the constant.
+    /// Every element equal to the constant (CNTK's scalar `init=c`; 0 for biases).
     Constant(f64),
     /// U(-scale, scale).
     Uniform { scale: f64, seed: Option<u64> },
-    /// Glorot/Xavier uniform with CNTK's fan rule: fan_out = product of the last
-    /// `output_rank` axes, fan_in = product of the rest.
+    /// N(0, scale²).
+    Normal { scale: f64, seed: Option<u64> },
+    /// N(0, stdev²) truncated to ±2·stdev.
+    TruncatedNormal { stdev: f64, seed: Option<u64> },
+    /// U(−a, a), a = scale·√(6/(fan_in+fan_out)) — the default everywhere in CNTK.
     GlorotUniform {
         scale: f64,
         output_rank: usize,
         seed: Option<u64>,
     },
-    /// N(0, scale²).
-    Normal { scale: f64, seed: Option<u64> },
+    /// N(0, σ²), σ = scale·√(2/(fan_in+fan_out)).
+    GlorotNormal {
+        scale: f64,
+        output_rank: usize,
+        seed: Option<u64>,
+    },
+    /// U(−a, a), a = scale·√(6/fan_in); fan_in = the leading axis (CNTK pins it there).
+    HeUniform {
+        scale: f64,
+        output_rank: usize,
+        seed: Option<u64>,
+    },
+    /// N(0, σ²), σ = scale·√(2/fan_in).
+    HeNormal {
+        scale: f64,
+        output_rank: usize,
+        seed: Option<u64>,
+    },
+    /// CNTK's `xavier`: **uniform** U(−a, a), a = scale·√(3/fan_in).
+    Xavier {
+        scale: f64,
+        output_rank: usize,
+        seed: Option<u64>,
+    },
+    /// Fan-based initializer of a convolution kernel `(out, in, k...)`.
+    Kernel {
+        kind: KernelInit,
+        scale: f64,
+        filter_rank: usize,
+        seed: Option<u64>,
+    },
     /// An explicit array (its shape must match).
     Array(Tensor),
 }
 
+/// Which fan rule a convolution kernel initializer uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelInit {
+    GlorotUniform,
+    GlorotNormal,
+    HeUniform,
+    HeNormal,
+}
+
 impl Initializer {
+    /// glorot_uniform with scale 1, output rank 1 and a seed from the process sequence.
     pub fn glorot_uniform() -> Self {
         Initializer::GlorotUniform {
             scale: 1.0,
             output_rank: 1,
             seed: None,
+        }
+    }
+
+    /// The zero initializer (CNTK's `zero`).
+    pub fn zero() -> Self {
+        Initializer::Constant(0.0)
+    }
+
+    /// The same initializer with an explicit seed (no effect on deterministic ones).
+    pub fn with_seed(self, seed: u64) -> Self {
+        use Initializer::*;
+        match self {
+            Uniform { scale, .. } => Uniform {
+                scale,
+                seed: Some(seed),
+            },
+            Normal { scale, .. } => Normal {
+                scale,
+                seed: Some(seed),
+            },
+            TruncatedNormal { stdev, .. } => TruncatedNormal {
+                stdev,
+                seed: Some(seed),
+            },
+            GlorotUniform {
+                scale, output_rank, ..
+            } => GlorotUniform {
+                scale,
+                output_rank,
+                seed: Some(seed),
+            },
+            GlorotNormal {
+                scale, output_rank, ..
+            } => GlorotNormal {
+                scale,
+                output_rank,
+                seed: Some(seed),
+            },
+            HeUniform {
+                scale, output_rank, ..
+            } => HeUniform {
+                scale,
+                output_rank,
+                seed: Some(seed),
+            },
+            HeNormal {
+                scale, output_rank, ..
+            } => HeNormal {
+                scale,
+                output_rank,
+                seed: Some(seed),
+            },
+            Xavier {
+                scale, output_rank, ..
+            } => Xavier {
+                scale,
+                output_rank,
+                seed: Some(seed),
+            },
+            Kernel {
+                kind,
+                scale,
+                filter_rank,
+                ..
+            } => Kernel {
+                kind,
+                scale,
+                filter_rank,
+                seed: Some(seed),
+            },
+            other => other,
+        }
+    }
+
+    /// The same initializer with the given output rank (layers set it from their output shape).
+    pub fn with_output_rank(self, r: usize) -> Self {
+        use Initializer::*;
+        match self {
+            GlorotUniform { scale, seed, .. } => GlorotUniform {
+                scale,
+                output_rank: r,
+                seed,
+            },
+            GlorotNormal { scale, seed, .. } => GlorotNormal {
+                scale,
+                output_rank: r,
+                seed,
+            },
+            HeUniform { scale, seed, .. } => HeUniform {
+                scale,
+                output_rank: r,
+                seed,
+            },
+            HeNormal { scale, seed, .. } => HeNormal {
+                scale,
+                output_rank: r,
+                seed,
+            },
+            Xavier { scale, seed, .. } => Xavier {
+                scale,
+                output_rank: r,
+                seed,
+            },
+            other => other,
         }
     }
 
@@ -58,31 +209,96 @@ impl Initializer {
             ));
         }
         let n = shape.numel();
+        let fans = |output_rank: usize| {
+            let r = output_rank.min(shape.rank());
+            let fan_out = shape.prod(shape.rank() - r..shape.rank()) as f64;
+            let fan_in = shape.prod(0..shape.rank() - r) as f64;
+            (fan_in.max(1.0), fan_out.max(1.0))
+        };
+        let uniform = |a: f64, seed: Option<u64>| {
+            let mut rng = rng(seed);
+            (0..n)
+                .map(|_| a * (2.0 * unit(&mut rng) - 1.0))
+                .collect::<Vec<f64>>()
+        };
+        let normal = |sd: f64, seed: Option<u64>| {
+            let mut rng = rng(seed);
+            (0..n)
+                .map(|_| sd * gaussian(&mut rng))
+                .collect::<Vec<f64>>()
+        };
+        use Initializer::*;
         let data: Vec<f64> = match self {
-            Initializer::Constant(c) => vec![*c; n],
-            Initializer::Uniform { scale, seed } => {
+            Constant(c) => vec![*c; n],
+            Uniform { scale, seed } => uniform(*scale, *seed),
+            Normal { scale, seed } => normal(*scale, *seed),
+            TruncatedNormal { stdev, seed } => {
                 let mut rng = rng(*seed);
                 (0..n)
-                    .map(|_| scale * (2.0 * unit(&mut rng) - 1.0))
+                    .map(|_| loop {
+                        let v = gaussian(&mut rng);
+                        if v.abs() <= 2.0 {
+                            break stdev * v;
+                        }
+                    })
                     .collect()
             }
-            Initializer::GlorotUniform {
+            GlorotUniform {
                 scale,
                 output_rank,
                 seed,
             } => {
-                let r = (*output_rank).min(shape.rank());
-                let fan_out = shape.prod(shape.rank() - r..shape.rank()) as f64;
-                let fan_in = shape.prod(0..shape.rank() - r) as f64;
-                let a = scale * (6.0 / (fan_in + fan_out)).sqrt();
-                let mut rng = rng(*seed);
-                (0..n).map(|_| a * (2.0 * unit(&mut rng) - 1.0)).collect()
+                let (fi, fo) = fans(*output_rank);
+                uniform(scale * (6.0 / (fi + fo)).sqrt(), *seed)
             }
-            Initializer::Normal { scale, seed } => {
-                let mut rng = rng(*seed);
-                (0..n).map(|_| scale * gaussian(&mut rng)).collect()
+            GlorotNormal {
+                scale,
+                output_rank,
+                seed,
+            } => {
+                let (fi, fo) = fans(*output_rank);
+                normal(scale * (2.0 / (fi + fo)).sqrt(), *seed)
             }
-            Initializer::Array(t) => {
+            HeUniform { scale, seed, .. } => {
+                let fi = shape.dims().first().copied().unwrap_or(1).max(1) as f64;
+                uniform(scale * (6.0 / fi).sqrt(), *seed)
+            }
+            HeNormal { scale, seed, .. } => {
+                let fi = shape.dims().first().copied().unwrap_or(1).max(1) as f64;
+                normal(scale * (2.0 / fi).sqrt(), *seed)
+            }
+            Xavier {
+                scale,
+                output_rank,
+                seed,
+            } => {
+                let (fi, _) = fans(*output_rank);
+                uniform(scale * (3.0 / fi).sqrt(), *seed)
+            }
+            Kernel {
+                kind,
+                scale,
+                filter_rank,
+                seed,
+            } => {
+                // (out, in, k...) : receptive field = product of the kernel axes
+                let r = shape.rank();
+                let fr = (*filter_rank).min(r.saturating_sub(2));
+                let field = shape.prod(r - fr..r) as f64;
+                let fan_out = shape.dims().first().copied().unwrap_or(1) as f64 * field;
+                let fan_in = shape.prod(1.min(r)..r - fr) as f64 * field;
+                match kind {
+                    KernelInit::GlorotUniform => {
+                        uniform(scale * (6.0 / (fan_in + fan_out)).sqrt(), *seed)
+                    }
+                    KernelInit::GlorotNormal => {
+                        normal(scale * (2.0 / (fan_in + fan_out)).sqrt(), *seed)
+                    }
+                    KernelInit::HeUniform => uniform(scale * (6.0 / fan_in).sqrt(), *seed),
+                    KernelInit::HeNormal => normal(scale * (2.0 / fan_in).sqrt(), *seed),
+                }
+            }
+            Array(t) => {
                 if t.shape() != shape {
                     return Err(Error::invalid(
                         "initializer",
@@ -120,11 +336,7 @@ mod tests {
     use super::*;
     #[test]
     fn seeded_draws_repeat_and_respect_bounds() {
-        let init = Initializer::GlorotUniform {
-            scale: 1.0,
-            output_rank: 1,
-            seed: Some(7),
-        };
+        let init = Initializer::glorot_uniform().with_seed(7);
         let a = init.generate(&Shape::from([300, 200]), DType::F32).unwrap();
         let b = init.generate(&Shape::from([300, 200]), DType::F32).unwrap();
         assert_eq!(a, b);
@@ -133,5 +345,66 @@ mod tests {
         assert!(init
             .generate(&Shape::from([crate::tensor::INFERRED]), DType::F32)
             .is_err());
+    }
+
+    fn stats(init: Initializer, shape: &[usize]) -> (f64, f64) {
+        let v = init
+            .generate(&Shape::from(shape), DType::F64)
+            .unwrap()
+            .to_f64_vec();
+        let max = v.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+        let sd = (v.iter().map(|x| x * x).sum::<f64>() / v.len() as f64).sqrt();
+        (max, sd)
+    }
+
+    /// The bounds and spreads of recurrence.md §1, over many draws.
+    #[test]
+    fn fan_rules_match_cntk() {
+        let (m, _) = stats(Initializer::glorot_uniform().with_seed(1), &[300, 200]);
+        let b = (6.0f64 / 500.0).sqrt();
+        assert!(m <= b && m > 0.999 * b, "{m}");
+        let (m, _) = stats(Initializer::glorot_uniform().with_seed(2), &[4, 300, 200]);
+        let b = (6.0f64 / 1400.0).sqrt();
+        assert!(m <= b && m > 0.999 * b, "{m}");
+        let (m, _) = stats(Initializer::glorot_uniform().with_seed(3), &[300]);
+        let b = (6.0f64 / 301.0).sqrt();
+        assert!(m <= b && m > 0.99 * b, "{m}");
+        let he = Initializer::HeUniform {
+            scale: 1.0,
+            output_rank: 1,
+            seed: Some(4),
+        };
+        let (m, _) = stats(he, &[300, 200]);
+        let b = (6.0f64 / 300.0).sqrt();
+        assert!(m <= b && m > 0.999 * b, "{m}");
+        let x = Initializer::Xavier {
+            scale: 1.0,
+            output_rank: 1,
+            seed: Some(5),
+        };
+        let (m, _) = stats(x, &[300, 200]);
+        assert!(m <= 0.1 && m > 0.0999, "{m}");
+        let k = Initializer::Kernel {
+            kind: KernelInit::GlorotUniform,
+            scale: 1.0,
+            filter_rank: 2,
+            seed: Some(6),
+        };
+        let (m, _) = stats(k, &[64, 3, 5, 5]);
+        let b = (6.0f64 / 1675.0).sqrt();
+        assert!(m <= b && m > 0.999 * b, "{m}");
+        let gn = Initializer::GlorotNormal {
+            scale: 1.0,
+            output_rank: 1,
+            seed: Some(7),
+        };
+        let (_, sd) = stats(gn, &[300, 200]);
+        assert!((sd - (2.0f64 / 500.0).sqrt()).abs() < 0.002, "{sd}");
+        let tn = Initializer::TruncatedNormal {
+            stdev: 0.5,
+            seed: Some(8),
+        };
+        let (m, _) = stats(tn, &[200, 300]);
+        assert!(m <= 1.0, "{m}");
     }
 }

@@ -2,15 +2,21 @@
 //! axes, compiled into plans that run recurrent loops over packed sequences.
 
 pub mod backend;
+pub mod datasets;
 pub mod error;
 pub mod exec;
 pub mod functions;
 pub mod graph;
 pub mod initializer;
 pub mod io;
+pub mod layers;
+pub mod learners;
+pub mod losses;
+pub mod metrics;
 pub mod ops;
 pub mod sequence;
 pub mod tensor;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use exec::Executor;

@@ -21,6 +21,7 @@ pub(crate) struct SlotInfo {
     pub source: Source,
     pub shape: Shape,
     pub axes: DynamicAxes,
+    #[allow(dead_code)]
     pub is_sparse: bool,
     pub label: String,
 }
@@ -53,6 +54,7 @@ pub(crate) struct Plan {
     pub steps: Vec<Step>,
     /// Slots of the variables visible from outside (roots, inputs, parameters).
     pub var_slots: HashMap<VarKey, usize>,
+    #[allow(dead_code)]
     pub roots: Vec<usize>,
 }
 

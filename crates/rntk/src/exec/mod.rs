@@ -63,6 +63,22 @@ fn runtime_err(op: &Op, name: &str, detail: String) -> Error {
     }
 }
 
+/// Whole ops report run-time errors without the function's name; add it.
+fn with_name(e: Error, name: &str) -> Error {
+    match e {
+        Error::Runtime {
+            op,
+            name: n,
+            detail,
+        } if n.is_empty() => Error::Runtime {
+            op,
+            name: name.to_string(),
+            detail,
+        },
+        e => e,
+    }
+}
+
 impl<T: Element> Executor<T> {
     /// Compile `roots` (and everything they depend on) for element type `T`.
     pub fn new(roots: &[Variable]) -> Result<Self> {
@@ -305,6 +321,13 @@ impl<T: Element> Executor<T> {
         self.forwarded = false;
         self.training = training;
         self.bind_feeds(feeds)?;
+        if training {
+            // One training pass: every block a node runs in it (a whole minibatch or
+            // one loop step) sees the same counter (dropout's rng offset).
+            for st in &mut self.states {
+                st.calls += 1;
+            }
+        }
         let stores = std::mem::take(&mut self.stores);
         let result = {
             let params = Params {
@@ -322,7 +345,48 @@ impl<T: Element> Executor<T> {
         };
         self.stores = stores;
         result?;
+        if training {
+            self.commit_running_stats()?;
+        }
         self.forwarded = true;
+        Ok(())
+    }
+
+    /// Write the running statistics that training forwards of batch normalization
+    /// computed into the constants that hold them (after the forward, when no reader
+    /// holds their locks any more).
+    fn commit_running_stats(&mut self) -> Result<()> {
+        for (n, node) in self.plan.nodes.iter().enumerate() {
+            if !matches!(node.op, Op::BatchNorm { .. }) {
+                continue;
+            }
+            let Some((mean, var, count)) = crate::ops::batchnorm::pending_update(&self.states[n])
+            else {
+                continue;
+            };
+            let count = [count];
+            for (k, vals) in [(3, mean), (4, var), (5, &count[..])] {
+                let slot = node.ins[k];
+                let Some(store) = &self.stores[slot] else {
+                    return Err(runtime_err(
+                        &node.op,
+                        &node.name,
+                        "running statistics must be parameters or constants".into(),
+                    ));
+                };
+                let mut t = store.write().expect("parameter lock");
+                match t.as_mut_slice::<T>() {
+                    Some(dst) if dst.len() == vals.len() => dst.copy_from_slice(vals),
+                    _ => {
+                        return Err(runtime_err(
+                            &node.op,
+                            &node.name,
+                            "running statistics changed shape or type".into(),
+                        ))
+                    }
+                }
+            }
+        }
         Ok(())
     }
 
@@ -416,14 +480,17 @@ impl<T: Element> Executor<T> {
                     row0: 0,
                     training: self.training,
                 };
-                let r = node.op.forward_rows(
-                    &args,
-                    &node.in_shapes,
-                    &node.out_shape,
-                    &mut buf,
-                    ctx,
-                    &mut st,
-                );
+                let r = node
+                    .op
+                    .forward_rows(
+                        &args,
+                        &node.in_shapes,
+                        &node.out_shape,
+                        &mut buf,
+                        ctx,
+                        &mut st,
+                    )
+                    .map_err(|e| with_name(e, &node.name));
                 drop(args);
                 self.states[n] = st;
                 self.data[out] = buf;
@@ -442,23 +509,33 @@ impl<T: Element> Executor<T> {
             }
             ExecKind::Whole => {
                 let mut buf = std::mem::take(&mut self.data[out]);
+                let mut st = std::mem::take(&mut self.states[n]);
+                let training = self.training;
                 let node = &self.plan.nodes[n];
                 let args: WholeArgs<T> = node
                     .ins
                     .iter()
                     .map(|&s| self.whole_arg(s, params))
                     .collect();
-                let r = node.op.whole_layout(&args).and_then(|layout| {
-                    buf.clear();
-                    buf.resize(layout.rows() * numel, T::zero());
-                    node.op
-                        .forward_whole(&args, &node.out_shape, &layout, &mut buf)
-                        .map(|_| layout)
-                });
+                let r = node
+                    .op
+                    .whole_layout(&args)
+                    .and_then(|layout| {
+                        // The sample shape may depend on the data (sequence.unpack).
+                        let shape = node.op.whole_shape(&args, &node.out_shape)?;
+                        buf.clear();
+                        buf.resize(layout.rows() * shape.numel(), T::zero());
+                        node.op
+                            .forward_whole(&args, &shape, &layout, &mut buf, training, &mut st)
+                            .map(|_| (layout, shape))
+                    })
+                    .map_err(|e| with_name(e, &node.name));
                 drop(args);
+                self.states[n] = st;
                 self.data[out] = buf;
-                let layout = r?;
+                let (layout, shape) = r?;
                 self.layouts[out] = layout;
+                self.plan.slots[out].shape = shape;
                 Ok(())
             }
         }
@@ -616,14 +693,17 @@ impl<T: Element> Executor<T> {
                         row0: r.start,
                         training: self.training,
                     };
-                    let res = node.op.forward_rows(
-                        &args,
-                        &node.in_shapes,
-                        &node.out_shape,
-                        &mut buf[r.start * numel..r.end * numel],
-                        ctx,
-                        &mut st,
-                    );
+                    let res = node
+                        .op
+                        .forward_rows(
+                            &args,
+                            &node.in_shapes,
+                            &node.out_shape,
+                            &mut buf[r.start * numel..r.end * numel],
+                            ctx,
+                            &mut st,
+                        )
+                        .map_err(|e| with_name(e, &node.name));
                     drop(args);
                     self.states[n] = st;
                     res
@@ -713,13 +793,11 @@ impl<T: Element> Executor<T> {
                 break;
             }
         }
-        for (s, _) in reach.iter().enumerate().filter(|(_, &r)| r) {
-            {
-                let len = self.layouts[s].rows() * self.plan.slots[s].shape.numel();
-                let g = &mut self.grads[s];
-                g.clear();
-                g.resize(len, T::zero());
-            }
+        for s in (0..nslots).filter(|&s| reach[s]) {
+            let len = self.layouts[s].rows() * self.plan.slots[s].shape.numel();
+            let g = &mut self.grads[s];
+            g.clear();
+            g.resize(len, T::zero());
         }
         for (v, seed) in seeds {
             let s = *self.plan.var_slots.get(&v.key()).ok_or_else(|| {
@@ -825,17 +903,19 @@ impl<T: Element> Executor<T> {
                     row0: rows.start,
                     training: self.training,
                 };
-                node.op.backward_rows(
-                    i,
-                    &args,
-                    &node.in_shapes,
-                    &node.out_shape,
-                    &self.data[out][rows.start * numel..rows.end * numel],
-                    &self.grads[out][rows.start * numel..rows.end * numel],
-                    din_view,
-                    ctx,
-                    &mut st,
-                )
+                node.op
+                    .backward_rows(
+                        i,
+                        &args,
+                        &node.in_shapes,
+                        &node.out_shape,
+                        &self.data[out][rows.start * numel..rows.end * numel],
+                        &self.grads[out][rows.start * numel..rows.end * numel],
+                        din_view,
+                        ctx,
+                        &mut st,
+                    )
+                    .map_err(|e| with_name(e, &node.name))
             };
             self.states[n] = st;
             self.grads[s] = din;
@@ -876,15 +956,18 @@ impl<T: Element> Executor<T> {
                             .iter()
                             .map(|&x| self.whole_arg(x, params))
                             .collect();
-                        node.op.backward_whole(
-                            i,
-                            &args,
-                            &node.out_shape,
-                            &self.layouts[out],
-                            &self.data[out],
-                            &self.grads[out],
-                            &mut din,
-                        )
+                        node.op
+                            .backward_whole(
+                                i,
+                                &args,
+                                &self.plan.slots[out].shape,
+                                &self.layouts[out],
+                                &self.data[out],
+                                &self.grads[out],
+                                &mut din,
+                                &self.states[n],
+                            )
+                            .map_err(|e| with_name(e, &node.name))
                     };
                     self.grads[s] = din;
                     res?;

@@ -58,6 +58,7 @@ pub(crate) struct Leaf {
     pub binding: RwLock<Option<Variable>>,
 }
 
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum VarNode {
     Leaf(Box<Leaf>),
     Output { owner: Function, index: usize },
@@ -259,13 +260,17 @@ impl Variable {
         if !info.shape.has_inferred() {
             return Ok(());
         }
-        let compatible = info.shape.rank() == shape.rank()
-            && info
-                .shape
-                .dims()
-                .iter()
-                .zip(shape.dims())
+        // Same rank with known dims kept; or (CNTK's infer_input_rank_to_map) one
+        // leading inferred axis standing for several input axes, known suffix kept.
+        let (d, n) = (info.shape.dims(), shape.dims());
+        let same_rank = d.len() == n.len()
+            && d.iter()
+                .zip(n)
                 .all(|(&a, &b)| a == crate::tensor::INFERRED || a == b);
+        let expanded = d.len() < n.len()
+            && d.first() == Some(&crate::tensor::INFERRED)
+            && d[1..] == n[n.len() - (d.len() - 1)..];
+        let compatible = same_rank || expanded;
         if !compatible || shape.has_inferred() {
             return Err(Error::invalid(
                 format!("parameter {}", self.label()),

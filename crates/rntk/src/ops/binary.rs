@@ -128,7 +128,7 @@ impl BinaryOp {
 pub(crate) fn broadcast_shape(a: &Shape, b: &Shape) -> Option<Shape> {
     let r = a.rank().max(b.rank());
     let mut out = vec![0; r];
-    for i in 0..r {
+    for (i, o) in out.iter_mut().enumerate() {
         let da = if i + a.rank() >= r {
             a.dims()[i + a.rank() - r]
         } else {
@@ -139,7 +139,7 @@ pub(crate) fn broadcast_shape(a: &Shape, b: &Shape) -> Option<Shape> {
         } else {
             1
         };
-        out[i] = if da == db || db == 1 {
+        *o = if da == db || db == 1 {
             da
         } else if da == 1 {
             db
@@ -256,28 +256,145 @@ pub(crate) fn forward<T: Element>(
     out: &mut [T],
     ctx: RowCtx,
 ) -> Result<()> {
-    let (a, ra, b, rb) = operands(op, args)?;
-    let (na, nb, no) = (shapes[0].numel(), shapes[1].numel(), out_shape.numel());
-    let same = na == no && nb == no;
-    let bc = if same {
-        None
-    } else {
-        Some(Bcast::new(&shapes[0], &shapes[1], out_shape)?)
-    };
-    for r in 0..ctx.n {
-        let ar = if ra { &a[r * na..(r + 1) * na] } else { a };
-        let br = if rb { &b[r * nb..(r + 1) * nb] } else { b };
-        let or = &mut out[r * no..(r + 1) * no];
-        match &bc {
-            None => {
-                for ((o, &x), &y) in or.iter_mut().zip(ar).zip(br) {
-                    *o = op.apply(x, y);
-                }
-            }
-            Some(bc) => bc.for_each(|e, i, j| or[e] = op.apply(ar[i], br[j])),
-        }
+    let g = Geom::new(op, args, shapes, out_shape)?;
+    // One specialized loop per common op: the per-element `match` would block
+    // inlining and vectorization.
+    match op {
+        BinaryOp::Plus => g.forward(|x, y| x + y, out, ctx.n),
+        BinaryOp::Minus => g.forward(|x, y| x - y, out, ctx.n),
+        BinaryOp::ElementTimes => g.forward(|x, y| x * y, out, ctx.n),
+        BinaryOp::ElementDivide => g.forward(|x, y| x / y, out, ctx.n),
+        _ => g.forward(move |x, y| op.apply(x, y), out, ctx.n),
     }
     Ok(())
+}
+
+/// Operands and broadcast plan of one binary node over a block of rows.
+struct Geom<'a, T> {
+    a: &'a [T],
+    ra: bool,
+    b: &'a [T],
+    rb: bool,
+    na: usize,
+    nb: usize,
+    no: usize,
+    bc: Option<Bcast>,
+}
+
+impl<'a, T: Element> Geom<'a, T> {
+    fn new(op: BinaryOp, args: &[Arg<'a, T>], shapes: &[Shape], out_shape: &Shape) -> Result<Self> {
+        let (a, ra, b, rb) = operands(op, args)?;
+        let (na, nb, no) = (shapes[0].numel(), shapes[1].numel(), out_shape.numel());
+        let bc = if na == no && nb == no {
+            None
+        } else {
+            Some(Bcast::new(&shapes[0], &shapes[1], out_shape)?)
+        };
+        Ok(Geom {
+            a,
+            ra,
+            b,
+            rb,
+            na,
+            nb,
+            no,
+            bc,
+        })
+    }
+
+    #[inline(always)]
+    fn forward(&self, f: impl Fn(T, T) -> T, out: &mut [T], n: usize) {
+        let (na, nb, no) = (self.na, self.nb, self.no);
+        if self.bc.is_none() && self.ra && self.rb {
+            // both per-row, same shape: one flat loop over every row
+            for ((o, &x), &y) in out[..n * no]
+                .iter_mut()
+                .zip(&self.a[..n * na])
+                .zip(&self.b[..n * nb])
+            {
+                *o = f(x, y);
+            }
+            return;
+        }
+        for r in 0..n {
+            let ar = if self.ra {
+                &self.a[r * na..(r + 1) * na]
+            } else {
+                self.a
+            };
+            let br = if self.rb {
+                &self.b[r * nb..(r + 1) * nb]
+            } else {
+                self.b
+            };
+            let or = &mut out[r * no..(r + 1) * no];
+            match &self.bc {
+                None => {
+                    for ((o, &x), &y) in or.iter_mut().zip(ar).zip(br) {
+                        *o = f(x, y);
+                    }
+                }
+                Some(bc) => bc.for_each(|e, i, j| or[e] = f(ar[i], br[j])),
+            }
+        }
+    }
+
+    /// `din += dout · ∂f/∂(a or b)`, with `d(x, y, out)` the partial.
+    #[inline(always)]
+    fn backward(
+        &self,
+        wrt_b: bool,
+        d: impl Fn(T, T, T) -> T,
+        out: &[T],
+        dout: &[T],
+        din: &mut [T],
+        n: usize,
+    ) {
+        let (na, nb, no) = (self.na, self.nb, self.no);
+        let per_row_din = if wrt_b { self.rb } else { self.ra };
+        let nd = if wrt_b { nb } else { na };
+        if self.bc.is_none() && self.ra && self.rb {
+            let lhs = self.a[..n * na].iter().zip(&self.b[..n * nb]);
+            let it = din[..n * nd]
+                .iter_mut()
+                .zip(&dout[..n * no])
+                .zip(lhs)
+                .zip(&out[..n * no]);
+            for (((dx, &g), (&x, &y)), &o) in it {
+                *dx += g * d(x, y, o);
+            }
+            return;
+        }
+        for r in 0..n {
+            let ar = if self.ra {
+                &self.a[r * na..(r + 1) * na]
+            } else {
+                self.a
+            };
+            let br = if self.rb {
+                &self.b[r * nb..(r + 1) * nb]
+            } else {
+                self.b
+            };
+            let or = &out[r * no..(r + 1) * no];
+            let gr = &dout[r * no..(r + 1) * no];
+            let dr = if per_row_din {
+                &mut din[r * nd..(r + 1) * nd]
+            } else {
+                &mut din[..]
+            };
+            match &self.bc {
+                None => {
+                    for e in 0..no {
+                        dr[e] += gr[e] * d(ar[e], br[e], or[e]);
+                    }
+                }
+                Some(bc) => bc.for_each(|e, x, y| {
+                    dr[if wrt_b { y } else { x }] += gr[e] * d(ar[x], br[y], or[e]);
+                }),
+            }
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -292,38 +409,16 @@ pub(crate) fn backward<T: Element>(
     din: &mut [T],
     ctx: RowCtx,
 ) -> Result<()> {
-    let (a, ra, b, rb) = operands(op, args)?;
-    let (na, nb, no) = (shapes[0].numel(), shapes[1].numel(), out_shape.numel());
-    let wrt_b = i == 1;
-    let per_row_din = if wrt_b { rb } else { ra };
-    let nd = if wrt_b { nb } else { na };
-    let same = na == no && nb == no;
-    let bc = if same {
-        None
-    } else {
-        Some(Bcast::new(&shapes[0], &shapes[1], out_shape)?)
-    };
-    for r in 0..ctx.n {
-        let ar = if ra { &a[r * na..(r + 1) * na] } else { a };
-        let br = if rb { &b[r * nb..(r + 1) * nb] } else { b };
-        let or = &out[r * no..(r + 1) * no];
-        let gr = &dout[r * no..(r + 1) * no];
-        let dr = if per_row_din {
-            &mut din[r * nd..(r + 1) * nd]
-        } else {
-            &mut din[..]
-        };
-        match &bc {
-            None => {
-                for e in 0..no {
-                    dr[e] += gr[e] * op.partial(wrt_b, ar[e], br[e], or[e]);
-                }
-            }
-            Some(bc) => bc.for_each(|e, x, y| {
-                let g = gr[e] * op.partial(wrt_b, ar[x], br[y], or[e]);
-                dr[if wrt_b { y } else { x }] += g;
-            }),
-        }
+    let g = Geom::new(op, args, shapes, out_shape)?;
+    let n = ctx.n;
+    let one = T::one();
+    match (op, i == 1) {
+        (BinaryOp::Plus, w) => g.backward(w, |_, _, _| one, out, dout, din, n),
+        (BinaryOp::Minus, false) => g.backward(false, |_, _, _| one, out, dout, din, n),
+        (BinaryOp::Minus, true) => g.backward(true, |_, _, _| -one, out, dout, din, n),
+        (BinaryOp::ElementTimes, false) => g.backward(false, |_, y, _| y, out, dout, din, n),
+        (BinaryOp::ElementTimes, true) => g.backward(true, |x, _, _| x, out, dout, din, n),
+        (op, w) => g.backward(w, move |x, y, o| op.partial(w, x, y, o), out, dout, din, n),
     }
     Ok(())
 }

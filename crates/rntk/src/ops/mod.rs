@@ -11,8 +11,10 @@
 //! * **whole** ops change the dynamic layout (sequence.*, reductions over all axes)
 //!   and see entire values with their layouts; they cannot sit inside a loop.
 
+pub(crate) mod batchnorm;
 pub(crate) mod binary;
 pub(crate) mod delay;
+pub(crate) mod metrics_ops;
 pub(crate) mod misc;
 pub(crate) mod reduce;
 pub(crate) mod sequence;
@@ -121,6 +123,28 @@ pub enum Op {
     },
     /// The mask output of `sequence.unpack`: 1 for real steps, 0 for padding.
     SeqUnpackMask,
+    /// `batch_normalization(x, scale, bias, running_mean, running_variance,
+    /// running_count)`: minibatch statistics in training (updating the running
+    /// estimates), the running estimates in inference (see `batchnorm.rs`).
+    BatchNorm {
+        spatial: bool,
+        epsilon: f64,
+        normalization_time_constant: f64,
+    },
+    /// One-hot of the first maximal element over all static elements of a sample;
+    /// no gradient.
+    Hardmax,
+    /// `weighted_binary_cross_entropy(o, t, w)` over the whole minibatch.
+    WeightedLogistic,
+    /// `classification_error(o, t, topN)` for topN > 1: the number of samples whose
+    /// target index is not among the topN largest outputs.
+    ClassificationErrorTopN {
+        top_n: usize,
+    },
+    /// `lambda_rank(score, gain, group)`.
+    LambdaRank,
+    /// `ndcg_at_1(score, gain, group)`.
+    Ndcg1,
 }
 
 /// What shape inference found: the outputs, and the final shapes of parameter
@@ -271,6 +295,12 @@ impl Op {
             Op::SeqScatter => "Sequence::Scatter",
             Op::SeqUnpack { .. } => "UnpackSequence",
             Op::SeqUnpackMask => "UnpackSequenceMask",
+            Op::BatchNorm { .. } => "BatchNormalization",
+            Op::Hardmax => "Hardmax",
+            Op::WeightedLogistic => "WeightedLogistic",
+            Op::ClassificationErrorTopN { .. } => "ClassificationError",
+            Op::LambdaRank => "LambdaRank",
+            Op::Ndcg1 => "NDCG1Eval",
         }
     }
 
@@ -291,7 +321,12 @@ impl Op {
             | Op::SeqGather
             | Op::SeqScatter
             | Op::SeqUnpack { .. }
-            | Op::SeqUnpackMask => ExecKind::Whole,
+            | Op::SeqUnpackMask
+            | Op::BatchNorm { .. }
+            | Op::WeightedLogistic
+            | Op::ClassificationErrorTopN { .. }
+            | Op::LambdaRank
+            | Op::Ndcg1 => ExecKind::Whole,
             _ => ExecKind::RowLocal,
         }
     }
@@ -308,6 +343,10 @@ impl Op {
             Op::SeqGather | Op::SeqScatter => i == 0,
             Op::SeqWhere | Op::SeqIsFirst | Op::SeqIsLast => false,
             Op::SeqUnpackMask => false,
+            // The running statistics are state, not inputs of the function.
+            Op::BatchNorm { .. } => i < 3,
+            Op::Hardmax | Op::ClassificationErrorTopN { .. } | Op::Ndcg1 => false,
+            Op::WeightedLogistic | Op::LambdaRank => i == 0,
             _ => true,
         }
     }
@@ -315,6 +354,18 @@ impl Op {
     /// Shape and dynamic-axis rule.
     pub(crate) fn infer(&self, infos: &[VarInfo], name: &str) -> Result<Inferred> {
         let op = self.name();
+        // A free dimension on a data operand comes from sequence.unpack, whose size is
+        // only known per minibatch; the static shapes of other ops cannot follow it.
+        if let Some(v) = infos
+            .iter()
+            .find(|i| !i.axes.is_none() && i.shape.has_inferred())
+        {
+            return Err(Error::Unsupported(format!(
+                "{op} '{name}': operand of shape {} has a free dimension (the output of \
+                 sequence.unpack); such a value can only be returned, not computed with",
+                v.shape
+            )));
+        }
         match self {
             Op::Unary(_) => {
                 expect_arity(op, name, infos, 1)?;
@@ -359,6 +410,23 @@ impl Op {
                 misc::infer(self, op, name, infos)
             }
             Op::PastValue { .. } | Op::FutureValue { .. } => delay::infer(op, name, infos),
+            Op::BatchNorm { spatial, .. } => batchnorm::infer(op, name, infos, *spatial),
+            Op::Hardmax => {
+                expect_arity(op, name, infos, 1)?;
+                if infos[0].is_sparse {
+                    return Err(Error::shape(op, name, "the operand cannot be sparse"));
+                }
+                Ok(Inferred::one(dense_info(
+                    infos[0].shape.clone(),
+                    &infos[0],
+                    infos[0].axes.clone(),
+                )))
+            }
+            Op::WeightedLogistic => metrics_ops::infer_weighted_logistic(op, name, infos),
+            Op::ClassificationErrorTopN { top_n } => {
+                metrics_ops::infer_topn(op, name, infos, *top_n)
+            }
+            Op::LambdaRank | Op::Ndcg1 => metrics_ops::infer_ranking(op, name, infos),
             _ => sequence::infer(self, op, name, infos),
         }
     }
@@ -404,6 +472,10 @@ impl Op {
             }
             Op::Clip | Op::Select | Op::Dropout { .. } | Op::OneHot { .. } | Op::Gather => {
                 misc::forward(self, args, shapes, out_shape, out, ctx, st)
+            }
+            Op::Hardmax => {
+                metrics_ops::hardmax_forward(args[0], &shapes[0], out, ctx.n);
+                Ok(())
             }
             _ => Err(Error::Unsupported(format!(
                 "{} is not a row-local op",
@@ -486,6 +558,8 @@ impl Op {
             Op::Clip | Op::Select | Op::Dropout { .. } | Op::OneHot { .. } | Op::Gather => {
                 misc::backward(self, i, args, shapes, out_shape, out, dout, din, ctx, st)
             }
+            // not differentiable: the runtime never asks
+            Op::Hardmax => Ok(()),
             _ => Err(Error::Unsupported(format!(
                 "{} is not a row-local op",
                 self.name()
@@ -497,7 +571,29 @@ impl Op {
     pub(crate) fn whole_layout<T: Element>(&self, args: &[WholeArg<T>]) -> Result<Layout> {
         match self {
             Op::ReduceAll { .. } => Ok(Layout::Static),
+            Op::BatchNorm { .. } => Ok(args[0].layout.clone()),
+            Op::WeightedLogistic
+            | Op::ClassificationErrorTopN { .. }
+            | Op::LambdaRank
+            | Op::Ndcg1 => Ok(Layout::Static),
             _ => sequence::layout(self, args),
+        }
+    }
+
+    /// Sample shape of a whole op's output for this minibatch: `static_shape`,
+    /// except for sequence.unpack's free leading dimension (the longest length).
+    pub(crate) fn whole_shape<T: Element>(
+        &self,
+        args: &[WholeArg<T>],
+        static_shape: &Shape,
+    ) -> Result<Shape> {
+        match self {
+            Op::ReduceAll { .. } | Op::BatchNorm { .. } => Ok(static_shape.clone()),
+            Op::WeightedLogistic
+            | Op::ClassificationErrorTopN { .. }
+            | Op::LambdaRank
+            | Op::Ndcg1 => Ok(static_shape.clone()),
+            _ => sequence::shape(self, args, static_shape),
         }
     }
 
@@ -507,9 +603,30 @@ impl Op {
         out_shape: &Shape,
         out_layout: &Layout,
         out: &mut [T],
+        training: bool,
+        st: &mut NodeState<T>,
     ) -> Result<()> {
         match self {
             Op::ReduceAll { op } => reduce::forward_all(*op, &args[0], out),
+            Op::BatchNorm {
+                spatial,
+                epsilon,
+                normalization_time_constant,
+            } => batchnorm::forward(
+                *spatial,
+                *epsilon,
+                *normalization_time_constant,
+                args,
+                out,
+                training,
+                st,
+            ),
+            Op::WeightedLogistic => metrics_ops::weighted_logistic_forward(self.name(), args, out),
+            Op::ClassificationErrorTopN { top_n } => {
+                metrics_ops::topn_forward(self.name(), *top_n, args, out)
+            }
+            Op::LambdaRank => metrics_ops::lambda_rank_forward(self.name(), args, out),
+            Op::Ndcg1 => metrics_ops::ndcg1_forward(self.name(), args, out),
             _ => sequence::forward(self, args, out_shape, out_layout, out),
         }
     }
@@ -524,9 +641,21 @@ impl Op {
         out: &[T],
         dout: &[T],
         din: &mut [T],
+        st: &NodeState<T>,
     ) -> Result<()> {
         match self {
             Op::ReduceAll { op } => reduce::backward_all(*op, &args[0], out, dout, din),
+            Op::BatchNorm { spatial, .. } => batchnorm::backward(*spatial, i, args, dout, din, st),
+            Op::WeightedLogistic if i == 0 => {
+                metrics_ops::weighted_logistic_backward(self.name(), args, dout, din)
+            }
+            Op::LambdaRank if i == 0 => {
+                metrics_ops::lambda_rank_backward(self.name(), args, dout, din)
+            }
+            Op::WeightedLogistic
+            | Op::LambdaRank
+            | Op::ClassificationErrorTopN { .. }
+            | Op::Ndcg1 => Ok(()),
             _ => sequence::backward(self, i, args, out_shape, out_layout, out, dout, din),
         }
     }

@@ -101,6 +101,12 @@ pub(crate) fn forward_slice<T: Element>(
         let xr = &x[r * nx..(r + 1) * nx];
         let orow = &mut out[r * no..(r + 1) * no];
         for o in 0..outer {
+            if s == 1 {
+                // a contiguous run (e.g. one gate of a packed LSTM pre-activation)
+                let (src, dst) = ((o * dim + b) * inner, o * c * inner);
+                orow[dst..dst + c * inner].copy_from_slice(&xr[src..src + c * inner]);
+                continue;
+            }
             for j in 0..c {
                 let src = (o * dim + b + j * s) * inner;
                 let dst = (o * c + j) * inner;
@@ -138,6 +144,16 @@ pub(crate) fn backward_slice<T: Element>(
         };
         let g = &dout[r * no..(r + 1) * no];
         for o in 0..outer {
+            if s == 1 {
+                let (src, dst) = ((o * dim + b) * inner, o * c * inner);
+                for (d, &v) in dr[src..src + c * inner]
+                    .iter_mut()
+                    .zip(&g[dst..dst + c * inner])
+                {
+                    *d += v;
+                }
+                continue;
+            }
             for j in 0..c {
                 let src = (o * dim + b + j * s) * inner;
                 let dst = (o * c + j) * inner;
@@ -322,7 +338,7 @@ pub(crate) fn infer_reshape(
     let total = x.shape.numel();
     let resolved = match n_inf {
         0 if known == total => shape.clone(),
-        1 if known > 0 && total % known == 0 => Shape::new(
+        1 if known > 0 && total.is_multiple_of(known) => Shape::new(
             shape
                 .dims()
                 .iter()

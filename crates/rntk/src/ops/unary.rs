@@ -116,7 +116,8 @@ pub(crate) fn backward<T: Element>(
         }),
         UnaryOp::LeakyRelu(a) => {
             let a = T::from_f64(a);
-            it.for_each(|((d, &g), (&v, _))| *d += if v > zero { g } else { a * g })
+            // CNTK: leaky_relu'(0) = 1 (also at -0.0, which compares equal to 0)
+            it.for_each(|((d, &g), (&v, _))| *d += if v >= zero { g } else { a * g })
         }
         UnaryOp::Elu => {
             it.for_each(|((d, &g), (&v, &o))| *d += if v > zero { g } else { g * (o + one) })

@@ -60,6 +60,12 @@ impl From<&[usize]> for Shape {
         Shape(d.to_vec())
     }
 }
+/// A bare number is a rank-1 shape, as CNTK's `Dense(15)` or `input_variable(1)`.
+impl From<usize> for Shape {
+    fn from(d: usize) -> Self {
+        Shape(vec![d])
+    }
+}
 impl From<Vec<usize>> for Shape {
     fn from(d: Vec<usize>) -> Self {
         Shape(d)

@@ -177,7 +177,7 @@ impl Value {
     pub fn batch<T: Element>(shape: impl Into<Shape>, data: Vec<T>) -> Result<Self> {
         let shape = shape.into();
         let numel = shape.numel();
-        if numel == 0 || data.len() % numel != 0 || data.is_empty() {
+        if numel == 0 || !data.len().is_multiple_of(numel) || data.is_empty() {
             return Err(Error::InvalidValue(format!(
                 "{} elements do not form a whole number (≥ 1) of samples of shape {shape}",
                 data.len()
@@ -267,6 +267,21 @@ impl Value {
                 })
                 .collect(),
             _ => rows.chunks(numel.max(1)).map(|c| c.to_vec()).collect(),
+        }
+    }
+
+    /// A value without dynamic axes (e.g. a parameter's gradient) as a tensor.
+    pub fn to_tensor(&self) -> Result<super::Tensor> {
+        match (&self.layout, &self.data) {
+            (Layout::Static, ValueData::Dense(s)) => {
+                let mut t = super::Tensor::zeros(self.shape.clone(), s.dtype());
+                *t.storage_mut() = s.clone();
+                Ok(t)
+            }
+            _ => Err(Error::InvalidValue(format!(
+                "only a dense value without dynamic axes converts to a tensor, this one has {}",
+                self.layout.describe()
+            ))),
         }
     }
 

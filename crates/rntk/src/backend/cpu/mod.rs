@@ -4,4 +4,4 @@ mod gemm;
 mod simd;
 
 pub use gemm::{gemm, Mat, MatMut};
-pub use simd::{exp, sigmoid, tanh};
+pub use simd::{exp, run_f32, sigmoid, simd_level, tanh, Kernel, SimdLevel};

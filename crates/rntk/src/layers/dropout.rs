@@ -1,0 +1,66 @@
+//! `Dropout(rate)`: zero elements with probability `rate` in training, identity in
+//! inference; `keep_prob` is the CNTK alternative spelling (rate = 1 − keep_prob).
+
+use super::{as_block, first, layer_err, Layer};
+use crate::error::Result;
+use crate::functions::dropout;
+use crate::graph::Variable;
+use crate::initializer::next_seed;
+
+/// CNTK's `Dropout(dropout_rate)` / `Dropout(keep_prob=…)`.
+pub struct Dropout {
+    rate: f64,
+    seed: u64,
+    name: String,
+}
+
+impl Dropout {
+    /// Dropout with `dropout_rate` in [0, 1).
+    pub fn new(dropout_rate: f64) -> Result<Self> {
+        if !(0.0..1.0).contains(&dropout_rate) {
+            return Err(layer_err(
+                "Dropout",
+                "",
+                "dropout_rate must be in the interval [0,1)",
+            ));
+        }
+        Ok(Dropout {
+            rate: dropout_rate,
+            seed: next_seed(),
+            name: String::new(),
+        })
+    }
+    /// Dropout given the probability of keeping an element, in [0, 1) as CNTK requires.
+    pub fn keep_prob(keep_prob: f64) -> Result<Self> {
+        if !(0.0..1.0).contains(&keep_prob) {
+            return Err(layer_err(
+                "Dropout",
+                "",
+                "keep_prob must be in the interval [0,1)",
+            ));
+        }
+        Self::new(1.0 - keep_prob)
+    }
+    pub fn seed(mut self, s: u64) -> Self {
+        self.seed = s;
+        self
+    }
+    pub fn name(mut self, n: &str) -> Self {
+        self.name = n.to_string();
+        self
+    }
+}
+
+impl Layer for Dropout {
+    fn apply(&self, x: &Variable) -> Result<Variable> {
+        first(as_block(x, "Dropout", &self.name, |x| {
+            Ok(vec![dropout(x, self.rate, self.seed)?])
+        })?)
+    }
+    fn parameters(&self) -> Vec<Variable> {
+        Vec::new()
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+}

@@ -1,0 +1,397 @@
+//! Recurrent step blocks — stateless one-step functions that `Recurrence` scans:
+//! `LSTM: (h, c, x) → (h, c)`, `GRU: (h, x) → h`, `RNNStep: (h, x) → h`, with CNTK's
+//! packed gate orders ([i, g, f, o]; GRU [z, r, c̃]), single bias, peepholes, projection
+//! (`cell_shape`) and self-stabilization (recurrence.md §6).
+
+use super::defaults::lookup;
+use super::{as_block_n, layer_err, Activation, Stabilizer};
+use crate::error::Result;
+use crate::functions::{element_times, minus, plus, sigmoid, slice, times};
+use crate::graph::{parameter, scalar, VarInfo, Variable};
+use crate::initializer::Initializer;
+use crate::tensor::Shape;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+/// A step function for `Recurrence`: `(states…, x) → new states`, h first.
+pub trait RecurrentStep: Send + Sync {
+    /// The shapes of the states for an input described by `x`.
+    fn state_shapes(&self, x: &VarInfo) -> Result<Vec<Shape>>;
+    /// One step.
+    fn step(&self, states: &[Variable], x: &Variable) -> Result<Vec<Variable>>;
+    /// Parameters created so far.
+    fn parameters(&self) -> Vec<Variable>;
+    /// CNTK's block name ("LSTM", "GRU", "RNNStep").
+    fn op_name(&self) -> &str;
+}
+
+/// Options shared by the three cells.
+struct Cell {
+    kind: &'static str,
+    shape: usize,
+    cell: Option<usize>,
+    activation: Activation,
+    init: Initializer,
+    init_bias: f64,
+    stabilize: bool,
+    name: String,
+    /// Parameters by CNTK name (W, H, H1, b, Ci, Cf, Co, P), created on the first step.
+    params: Mutex<BTreeMap<&'static str, Variable>>,
+    input: Mutex<Option<Shape>>,
+    /// S_dh, S_dc, S_ct, S_ht: only those actually used get an α.
+    stabilizers: [Stabilizer; 4],
+}
+
+impl Cell {
+    fn new(kind: &'static str, shape: usize, default_act: Activation) -> Self {
+        let stabilize = lookup(kind, |o| o.enable_self_stabilization).unwrap_or(false);
+        let st = || Stabilizer::new().enabled(stabilize);
+        Cell {
+            kind,
+            shape,
+            cell: None,
+            activation: lookup(kind, |o| o.activation.clone()).unwrap_or(default_act),
+            init: lookup(kind, |o| o.init.clone()).unwrap_or_else(Initializer::glorot_uniform),
+            init_bias: lookup(kind, |o| o.init_bias).unwrap_or(0.0),
+            stabilize,
+            name: String::new(),
+            params: Mutex::new(BTreeMap::new()),
+            input: Mutex::new(None),
+            stabilizers: [st(), st(), st(), st()],
+        }
+    }
+
+    fn n(&self) -> usize {
+        self.cell.unwrap_or(self.shape)
+    }
+
+    fn set_stabilize(&mut self, on: bool) {
+        self.stabilize = on;
+        self.stabilizers = [
+            Stabilizer::new().enabled(on),
+            Stabilizer::new().enabled(on),
+            Stabilizer::new().enabled(on),
+            Stabilizer::new().enabled(on),
+        ];
+    }
+
+    fn input_dim(&self, x: &VarInfo) -> Result<usize> {
+        if x.shape.rank() != 1 {
+            return Err(layer_err(
+                self.kind,
+                &self.name,
+                format!("input must be a vector, got shape {}", x.shape),
+            ));
+        }
+        let mut g = self
+            .input
+            .lock()
+            .map_err(|_| layer_err(self.kind, &self.name, "lock poisoned"))?;
+        match g.as_ref() {
+            Some(s) if *s != x.shape => Err(layer_err(
+                self.kind,
+                &self.name,
+                format!(
+                    "was first applied to inputs of shape {s} and now to {}",
+                    x.shape
+                ),
+            )),
+            _ => {
+                *g = Some(x.shape.clone());
+                Ok(x.shape.dims()[0])
+            }
+        }
+    }
+
+    /// The named parameter, created with `shape` on first use.
+    fn param(
+        &self,
+        key: &'static str,
+        shape: &[usize],
+        x: &Variable,
+        bias: bool,
+    ) -> Result<Variable> {
+        let mut g = self
+            .params
+            .lock()
+            .map_err(|_| layer_err(self.kind, &self.name, "lock poisoned"))?;
+        if let Some(p) = g.get(key) {
+            return Ok(p.clone());
+        }
+        let init = if bias {
+            Initializer::Constant(self.init_bias)
+        } else {
+            self.init.clone().with_output_rank(1)
+        };
+        let p = parameter(shape.to_vec(), x.dtype(), init, key)?;
+        g.insert(key, p.clone());
+        Ok(p)
+    }
+
+    fn all_params(&self) -> Vec<Variable> {
+        let mut v: Vec<Variable> = self
+            .params
+            .lock()
+            .map(|g| g.values().cloned().collect())
+            .unwrap_or_default();
+        v.extend(self.stabilizers.iter().filter_map(|s| s.alpha()));
+        v
+    }
+
+    /// Gate slice k of width n.
+    fn gate(a: &Variable, k: usize, n: usize) -> Result<Variable> {
+        slice(a, 0, (k * n) as isize, ((k + 1) * n) as isize)
+    }
+
+    /// Output projection h·P (stabilized) when `cell_shape` was given.
+    fn project(&self, h: Variable, x: &Variable) -> Result<Variable> {
+        match self.cell {
+            Some(n) => {
+                let p = self.param("P", &[n, self.shape], x, false)?;
+                times(&self.stabilizers[3].scale(&h)?, &p)
+            }
+            None => Ok(h),
+        }
+    }
+}
+
+macro_rules! cell_builders {
+    ($t:ty) => {
+        impl $t {
+            /// Projection: the cell works at width `n` and h is projected to `shape`.
+            pub fn cell_shape(mut self, n: usize) -> Self {
+                self.0.cell = Some(n);
+                self
+            }
+            pub fn activation(mut self, a: Activation) -> Self {
+                self.0.activation = a;
+                self
+            }
+            pub fn init(mut self, i: Initializer) -> Self {
+                self.0.init = i;
+                self
+            }
+            pub fn init_bias(mut self, b: f64) -> Self {
+                self.0.init_bias = b;
+                self
+            }
+            pub fn enable_self_stabilization(mut self, on: bool) -> Self {
+                self.0.set_stabilize(on);
+                self
+            }
+            pub fn name(mut self, n: &str) -> Self {
+                self.0.name = n.to_string();
+                self
+            }
+            /// A parameter by its CNTK name ("W", "H", "b", …), once created.
+            pub fn parameter(&self, key: &str) -> Option<Variable> {
+                self.0.params.lock().ok()?.get(key).cloned()
+            }
+            /// The α of stabilizer k (0 = h_prev, 1 = c_prev, 2 = new c, 3 = before P).
+            pub fn stabilizer_alpha(&self, k: usize) -> Option<Variable> {
+                self.0.stabilizers.get(k)?.alpha()
+            }
+        }
+    };
+}
+
+/// CNTK's `LSTM(shape)` step.
+pub struct Lstm(Cell, bool);
+cell_builders!(Lstm);
+
+impl Lstm {
+    pub fn new(shape: usize) -> Self {
+        let peep = lookup("LSTM", |o| o.use_peepholes).unwrap_or(false);
+        Lstm(Cell::new("LSTM", shape, Activation::Tanh), peep)
+    }
+    pub fn use_peepholes(mut self, on: bool) -> Self {
+        self.1 = on;
+        self
+    }
+}
+
+impl RecurrentStep for Lstm {
+    fn state_shapes(&self, x: &VarInfo) -> Result<Vec<Shape>> {
+        self.0.input_dim(x)?;
+        Ok(vec![Shape::from([self.0.shape]), Shape::from([self.0.n()])])
+    }
+
+    fn step(&self, states: &[Variable], x: &Variable) -> Result<Vec<Variable>> {
+        let c = &self.0;
+        if states.len() != 2 {
+            return Err(layer_err(
+                "LSTM",
+                &c.name,
+                format!("takes 2 states (h, c), got {}", states.len()),
+            ));
+        }
+        let (n, d) = (c.n(), c.shape);
+        let i_dim = c.input_dim(&x.info())?;
+        let w = c.param("W", &[i_dim, 4 * n], x, false)?;
+        let h = c.param("H", &[d, 4 * n], x, false)?;
+        let b = c.param("b", &[4 * n], x, true)?;
+        let peep = if self.1 {
+            Some((
+                c.param("Ci", &[n], x, false)?,
+                c.param("Cf", &[n], x, false)?,
+                c.param("Co", &[n], x, false)?,
+            ))
+        } else {
+            None
+        };
+        let operands = [states[0].clone(), states[1].clone(), x.clone()];
+        as_block_n(&operands, "LSTM", &c.name, |a| {
+            let (h_prev, c_prev, x) = (&a[0], &a[1], &a[2]);
+            let dh = c.stabilizers[0].scale(h_prev)?;
+            let act = |v: &Variable| c.activation.apply(v);
+            let pre = plus(&plus(&b, &times(x, &w)?)?, &times(&dh, &h)?)?;
+            let (gi, gg, gf, go) = (
+                Cell::gate(&pre, 0, n)?,
+                Cell::gate(&pre, 1, n)?,
+                Cell::gate(&pre, 2, n)?,
+                Cell::gate(&pre, 3, n)?,
+            );
+            let (gi, gf) = match &peep {
+                Some((ci, cf, _)) => {
+                    let dc = c.stabilizers[1].scale(c_prev)?;
+                    (
+                        plus(&gi, &element_times(ci, &dc)?)?,
+                        plus(&gf, &element_times(cf, &dc)?)?,
+                    )
+                }
+                None => (gi, gf),
+            };
+            let i = sigmoid(&gi)?;
+            let f = sigmoid(&gf)?;
+            let ct = plus(&element_times(&f, c_prev)?, &element_times(&i, &act(&gg)?)?)?;
+            let go = match &peep {
+                Some((_, _, co)) => plus(&go, &element_times(co, &c.stabilizers[2].scale(&ct)?)?)?,
+                None => go,
+            };
+            let o = sigmoid(&go)?;
+            let ht = element_times(&act(&ct)?, &o)?;
+            Ok(vec![c.project(ht, x)?, ct])
+        })
+    }
+
+    fn parameters(&self) -> Vec<Variable> {
+        self.0.all_params()
+    }
+    fn op_name(&self) -> &str {
+        "LSTM"
+    }
+}
+
+/// CNTK's `GRU(shape)` step.
+pub struct Gru(Cell);
+cell_builders!(Gru);
+
+impl Gru {
+    pub fn new(shape: usize) -> Self {
+        Gru(Cell::new("GRU", shape, Activation::Tanh))
+    }
+}
+
+impl RecurrentStep for Gru {
+    fn state_shapes(&self, x: &VarInfo) -> Result<Vec<Shape>> {
+        self.0.input_dim(x)?;
+        if self.0.cell.is_some_and(|n| n != self.0.shape) {
+            return Err(layer_err(
+                "GRU",
+                &self.0.name,
+                "a projected GRU (cell_shape) needs cell_shape equal to shape: the reset gate multiplies h (width shape) by r (width cell_shape)",
+            ));
+        }
+        Ok(vec![Shape::from([self.0.shape])])
+    }
+
+    fn step(&self, states: &[Variable], x: &Variable) -> Result<Vec<Variable>> {
+        let c = &self.0;
+        if states.len() != 1 {
+            return Err(layer_err(
+                "GRU",
+                &c.name,
+                format!("takes 1 state, got {}", states.len()),
+            ));
+        }
+        let (n, d) = (c.n(), c.shape);
+        let i_dim = c.input_dim(&x.info())?;
+        let w = c.param("W", &[i_dim, 3 * n], x, false)?;
+        let h = c.param("H", &[d, 2 * n], x, false)?;
+        let h1 = c.param("H1", &[d, n], x, false)?;
+        let b = c.param("b", &[3 * n], x, true)?;
+        let operands = [states[0].clone(), x.clone()];
+        as_block_n(&operands, "GRU", &c.name, |a| {
+            let (h_prev, x) = (&a[0], &a[1]);
+            let dh = c.stabilizers[0].scale(h_prev)?;
+            let ax = plus(&b, &times(x, &w)?)?;
+            let ah = times(&dh, &h)?;
+            let z = sigmoid(&plus(&Cell::gate(&ax, 0, n)?, &Cell::gate(&ah, 0, n)?)?)?;
+            let r = sigmoid(&plus(&Cell::gate(&ax, 1, n)?, &Cell::gate(&ah, 1, n)?)?)?;
+            let cand = c.activation.apply(&plus(
+                &Cell::gate(&ax, 2, n)?,
+                &times(&element_times(&dh, &r)?, &h1)?,
+            )?)?;
+            let one = scalar(1.0, x.dtype());
+            let ht = plus(
+                &element_times(&minus(&one, &z)?, &cand)?,
+                &element_times(&z, &dh)?,
+            )?;
+            Ok(vec![c.project(ht, x)?])
+        })
+    }
+
+    fn parameters(&self) -> Vec<Variable> {
+        self.0.all_params()
+    }
+    fn op_name(&self) -> &str {
+        "GRU"
+    }
+}
+
+/// CNTK's `RNNStep(shape)`: h = act(x·W + h_prev·H + b); act defaults to **sigmoid**.
+pub struct RnnStep(Cell);
+cell_builders!(RnnStep);
+
+impl RnnStep {
+    pub fn new(shape: usize) -> Self {
+        RnnStep(Cell::new("RNNStep", shape, Activation::Sigmoid))
+    }
+}
+
+impl RecurrentStep for RnnStep {
+    fn state_shapes(&self, x: &VarInfo) -> Result<Vec<Shape>> {
+        self.0.input_dim(x)?;
+        Ok(vec![Shape::from([self.0.shape])])
+    }
+
+    fn step(&self, states: &[Variable], x: &Variable) -> Result<Vec<Variable>> {
+        let c = &self.0;
+        if states.len() != 1 {
+            return Err(layer_err(
+                "RNNStep",
+                &c.name,
+                format!("takes 1 state, got {}", states.len()),
+            ));
+        }
+        let (n, d) = (c.n(), c.shape);
+        let i_dim = c.input_dim(&x.info())?;
+        let w = c.param("W", &[i_dim, n], x, false)?;
+        let h = c.param("H", &[d, n], x, false)?;
+        let b = c.param("b", &[n], x, true)?;
+        let operands = [states[0].clone(), x.clone()];
+        as_block_n(&operands, "RNNStep", &c.name, |a| {
+            let (h_prev, x) = (&a[0], &a[1]);
+            let dh = c.stabilizers[0].scale(h_prev)?;
+            let pre = plus(&plus(&times(x, &w)?, &times(&dh, &h)?)?, &b)?;
+            Ok(vec![c.project(c.activation.apply(&pre)?, x)?])
+        })
+    }
+
+    fn parameters(&self) -> Vec<Variable> {
+        self.0.all_params()
+    }
+    fn op_name(&self) -> &str {
+        "RNNStep"
+    }
+}

@@ -1,0 +1,205 @@
+//! Learners: the update rules that move parameters along their gradients, with CNTK 2.7's
+//! schedules, per-update scaling and regularization pipeline.
+//!
+//! Two extension points: implement [`Learner`] for complete control over an update, or
+//! implement [`UpdateRule`] and wrap it in a [`StandardLearner`] to get CNTK's schedule
+//! handling, clipping, L1/L2, counters and checkpoints for free.
+
+mod adadelta;
+mod adagrad;
+mod adam;
+mod fsadagrad;
+mod momentum;
+pub mod regularization;
+mod rmsprop;
+pub mod schedule;
+mod sgd;
+mod standard;
+
+pub use adadelta::{adadelta, AdaDelta};
+pub use adagrad::{adagrad, AdaGrad};
+pub use adam::{adam, Adam, AdamOptions};
+pub use fsadagrad::{fsadagrad, FsAdaGrad, FsAdaGradOptions};
+pub use momentum::{momentum_sgd, nesterov, MomentumSgd};
+pub use regularization::LearnerOptions;
+pub use rmsprop::{rmsprop, RmsProp, RmsPropOptions};
+pub use schedule::{EpochSize, Schedule, IGNORE};
+pub use sgd::{sgd, Sgd};
+pub use standard::StandardLearner;
+
+use crate::error::Result;
+use crate::graph::Variable;
+use crate::tensor::Tensor;
+
+/// Something that updates a set of parameters from their gradients (CNTK's `Learner`).
+///
+/// Object safe: a trainer holds `Box<dyn Learner>`s, each owning a disjoint set of
+/// parameters.
+pub trait Learner: Send {
+    /// A short name for messages ("sgd", "adam", ...).
+    fn name(&self) -> &str;
+
+    /// The parameters this learner owns, in the order given at construction.
+    fn parameters(&self) -> &[Variable];
+
+    /// Apply one update. `gradients` holds the gradient of the *summed* loss for every
+    /// owned parameter; `sample_count` is the minibatch's N; `is_sweep_end` marks the
+    /// last minibatch of a data sweep. Returns `false` (and changes nothing) when the
+    /// current learning rate is 0, as CNTK does.
+    fn update(
+        &mut self,
+        gradients: &[(Variable, Tensor)],
+        sample_count: usize,
+        is_sweep_end: bool,
+    ) -> Result<bool>;
+
+    /// The current value of the learning-rate schedule (unscaled, as CNTK reports it).
+    fn learning_rate(&self) -> f64;
+
+    /// Replace the learning-rate schedule; its position 0 is "now". As in CNTK, the
+    /// values and epoch size come from `schedule` but the reference minibatch size of
+    /// the schedule in use is kept.
+    fn reset_learning_rate(&mut self, schedule: Schedule) -> Result<()>;
+
+    /// Samples of all updates applied so far.
+    fn total_samples_seen(&self) -> u64;
+
+    /// Everything needed to resume training (counters, schedule, per-parameter state).
+    fn state(&self) -> LearnerState;
+
+    /// Resume from a [`LearnerState`] taken from a learner of the same kind over
+    /// parameters of the same shapes and types.
+    fn restore_state(&mut self, state: &LearnerState) -> Result<()>;
+
+    /// The hyper-parameters CNTK's learners report to progress writers, as
+    /// `(key, value)`: `("Learning rate per minibatch", 0.005)`,
+    /// `("Momentum per 1 samples", 0.99)`. A trainer prints a line when a value changes.
+    fn progress_lines(&self) -> Vec<(String, f64)> {
+        Vec::new()
+    }
+}
+
+/// CNTK's wording of a schedule's unit: "per minibatch" or "per M samples".
+pub fn schedule_unit(s: &Schedule) -> String {
+    match s.minibatch_size() {
+        0 => "per minibatch".to_string(),
+        m => format!("per {m} samples"),
+    }
+}
+
+/// A learner's checkpoint, as a plain struct (no serialization format is fixed yet).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LearnerState {
+    /// The learner kind that produced it; restoring into another kind is refused.
+    pub learner: String,
+    pub sample_count: u64,
+    pub minibatch_count: u64,
+    pub sweep_count: u64,
+    pub learning_rate: Schedule,
+    /// Samples and sweeps at the last `reset_learning_rate` (the schedule's origin).
+    pub learning_rate_origin: (u64, u64),
+    /// Per parameter, in `parameters()` order: the rule's buffers (CNTK's smoothed
+    /// gradients), each shaped and typed like the parameter.
+    pub buffers: Vec<Vec<Tensor>>,
+    /// Per parameter: the rule's scalar state (e.g. FSAdaGrad's smoothed count).
+    pub scalars: Vec<Vec<f64>>,
+}
+
+/// What an update rule knows about the update in progress.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepContext {
+    /// N, the number of samples of this minibatch.
+    pub sample_count: usize,
+    /// Samples seen by the learner before this update (drives sample-based schedules).
+    pub samples_seen: u64,
+    /// Sweeps completed before this update (drives sweep-based schedules).
+    pub sweeps_seen: u64,
+    /// 1 for the first update, counting this one.
+    pub update_count: u64,
+    /// The learning-rate schedule's current value.
+    pub learning_rate: f64,
+    /// The rate to apply to the summed gradient: `lr/M`, or `lr/N` when `M` is IGNORE.
+    pub eta: f64,
+}
+
+impl StepContext {
+    /// A schedule's current value.
+    pub fn value(&self, s: &Schedule) -> f64 {
+        s.value_at(self.samples_seen, self.sweeps_seen)
+    }
+
+    /// A momentum-like schedule's value for this minibatch: `m^(N/M)`, or `m` if `M` is
+    /// IGNORE.
+    pub fn momentum(&self, s: &Schedule) -> f64 {
+        schedule::momentum_for_minibatch(self.value(s), s.minibatch_size(), self.sample_count)
+    }
+}
+
+/// Per-parameter state of an update rule, in the parameter's element type.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct RuleState<T> {
+    /// Parameter-shaped buffers, as many as [`UpdateRule::buffers`] asks for, zeroed.
+    pub buffers: Vec<Vec<T>>,
+    /// Scalars, as many as [`UpdateRule::scalars`] asks for, zeroed.
+    pub scalars: Vec<f64>,
+}
+
+/// The learner-specific part of an update, run by [`StandardLearner`] between the
+/// clipping/L2 and the L1 steps. Implement both element types (a generic helper called
+/// from both is the usual way).
+pub trait UpdateRule: Send {
+    /// The learner's name, used in messages and checkpoints.
+    fn name(&self) -> &str;
+    /// How many parameter-shaped buffers the rule keeps per parameter.
+    fn buffers(&self) -> usize;
+    /// How many scalars the rule keeps per parameter.
+    fn scalars(&self) -> usize {
+        0
+    }
+    /// A learner-level `minibatch_size`: apply it to the rule's own schedules that did
+    /// not set a reference minibatch size.
+    fn adopt_minibatch_size(&mut self, _minibatch_size: Option<usize>) {}
+    /// A momentum schedule the learner reports to progress writers (momentum_sgd and
+    /// nesterov do; adam does not, as in CNTK).
+    fn reported_momentum(&self) -> Option<&Schedule> {
+        None
+    }
+    /// Update one f32 parameter `p` from its preprocessed gradient `g`.
+    fn apply_f32(&mut self, ctx: &StepContext, p: &mut [f32], g: &[f32], s: &mut RuleState<f32>);
+    /// Update one f64 parameter `p` from its preprocessed gradient `g`.
+    fn apply_f64(&mut self, ctx: &StepContext, p: &mut [f64], g: &[f64], s: &mut RuleState<f64>);
+}
+
+/// Implements both `apply_*` methods of an [`UpdateRule`] with a generic `step` method.
+macro_rules! impl_apply_with_step {
+    () => {
+        fn apply_f32(
+            &mut self,
+            ctx: &$crate::learners::StepContext,
+            p: &mut [f32],
+            g: &[f32],
+            s: &mut $crate::learners::RuleState<f32>,
+        ) {
+            self.step(ctx, p, g, s)
+        }
+        fn apply_f64(
+            &mut self,
+            ctx: &$crate::learners::StepContext,
+            p: &mut [f64],
+            g: &[f64],
+            s: &mut $crate::learners::RuleState<f64>,
+        ) {
+            self.step(ctx, p, g, s)
+        }
+    };
+}
+pub(crate) use impl_apply_with_step;
+
+/// Refuse momentum-like values outside [0, 1).
+pub(crate) fn check_momentum(learner: &str, what: &str, s: &Schedule) -> Result<()> {
+    s.check_values(
+        &format!("{learner} learner, {what}"),
+        |m| (0.0..1.0).contains(&m),
+        "in [0, 1)",
+    )
+}
