@@ -32,7 +32,11 @@ fuzz_target!(|data: &[u8]| {
         StreamDef::dense("l", 1).field("label"),
     ];
     // The streams a file mentions vary; also try a single optional-looking stream.
-    let streams: &[StreamDef] = if cfg & 16 == 0 { &streams } else { &streams[..1] };
+    let streams: &[StreamDef] = if cfg & 16 == 0 {
+        &streams
+    } else {
+        &streams[..1]
+    };
     if let Ok(sets) = rntk::io::ctf::parse_all("fuzz.ctf", text, streams, options.clone()) {
         for (k, b) in sets.streams.iter().enumerate() {
             assert_eq!(b.seq_rows.len(), sets.num_sequences() + 1, "stream {k}");
@@ -46,7 +50,11 @@ fuzz_target!(|data: &[u8]| {
         randomization_window_in_chunks: 2,
         max_sweeps: 2,
         frame_mode: cfg & 64 != 0,
-        truncation_length: if cfg & 64 == 0 && cfg & 128 != 0 { 2 } else { 0 },
+        truncation_length: if cfg & 64 == 0 && cfg & 128 != 0 {
+            2
+        } else {
+            0
+        },
         prefetch: false,
         ..MinibatchSourceConfig::default()
     };
