@@ -77,6 +77,15 @@ impl Bptt {
             {
                 let offset = c.slots[k].map_or(0, |s| s.2 as usize);
                 let mut slot = Self::open(src, p)?;
+                if offset >= slot.len {
+                    return Err(Error::invalid(
+                        "restore_from_checkpoint",
+                        format!(
+                            "slot {k} resumes at step {offset} of a sequence of {} steps: the checkpoint is not from this data",
+                            slot.len
+                        ),
+                    ));
+                }
                 slot.offset = offset;
                 self.slots[k] = Some(slot);
             }
