@@ -50,6 +50,16 @@ pub enum Error {
         name: String,
         detail: String,
     },
+    /// Malformed input data: where it is (1-based line and column, in characters),
+    /// what was found there and what the format expects instead.
+    #[error("{file}:{line}:{column}: found {text:?}, expected {expected}")]
+    Reader {
+        file: String,
+        line: u64,
+        column: u64,
+        text: String,
+        expected: String,
+    },
     /// A file that cannot be opened, read or written.
     #[error("{file}: {detail}")]
     Io { file: String, detail: String },

@@ -8,6 +8,7 @@ pub mod exec;
 pub mod functions;
 pub mod graph;
 pub mod initializer;
+pub mod io;
 pub mod layers;
 pub mod learners;
 pub mod losses;
