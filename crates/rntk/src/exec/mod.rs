@@ -238,6 +238,19 @@ impl<T: Element> Executor<T> {
         }
     }
 
+    /// Training forwards run so far (dropout masks depend on it).
+    pub fn training_passes(&self) -> u64 {
+        self.states.first().map_or(0, |s| s.calls)
+    }
+
+    /// Continue from a checkpoint: the next training forward draws the dropout masks
+    /// an uninterrupted run would have drawn.
+    pub fn set_training_passes(&mut self, passes: u64) {
+        for st in &mut self.states {
+            st.calls = passes;
+        }
+    }
+
     /// Whether this minibatch is large enough to run inside the thread pool.
     fn worth_a_pool(&self) -> bool {
         let rows = self

@@ -139,7 +139,7 @@ impl InMemoryStream {
 }
 
 /// Position of a [`MinibatchSourceFromData`] (CNTK: `{'cursor', 'total_num_samples'}`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct FromDataCheckpoint {
     pub cursor: usize,
     pub total_num_samples: u64,

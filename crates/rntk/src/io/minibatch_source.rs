@@ -55,7 +55,7 @@ impl Default for MinibatchSourceConfig {
 }
 
 /// Where a source stands: enough to resume on exactly the same next minibatches.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Checkpoint {
     /// Sweep and draw index (within the sweep) of the next sequence.
     pub sweep: u64,

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 pub const IGNORE: usize = 0;
 
 /// The unit in which a schedule advances from one value to the next.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum EpochSize {
     /// Every value lasts this many samples (times its count, for counted values).
     Samples(u64),
@@ -22,7 +22,7 @@ pub enum EpochSize {
 /// Mirrors CNTK's `TrainingParameterSchedule`: the value an update uses is looked up
 /// with the samples (or sweeps) seen *before* that update, and the last value repeats
 /// forever.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Schedule {
     /// (exclusive end of the segment in schedule units, value), ends increasing.
     segments: Vec<(u64, f64)>,

@@ -1,11 +1,20 @@
 //! Training: the `Trainer`, progress writers with CNTK's exact text, a TensorBoard event
-//! writer, and (next) the `train`/`test` loops with test, cross-validation and checkpoint configs.
+//! writer, and the `train`/`test` loops with test, cross-validation and checkpoint configs.
 
+mod checkpoint;
 mod progress;
 pub mod pyfmt;
+mod session;
+mod source;
 pub mod tensorboard;
 mod trainer;
 
+pub use checkpoint::checkpoint_samples;
 pub use progress::{ProgressPrinter, ProgressWriter, Totals};
+pub use session::{
+    test, train, Callbacks, CheckpointConfig, Criterion, CrossValidationConfig, CvCallback,
+    CvResult, MinibatchSize, Record, TestConfig, TrainHistory, TrainOptions,
+};
+pub use source::{feeds_for, MinibatchProvider};
 pub use tensorboard::TensorBoardProgressWriter;
 pub use trainer::{sample_count, Trainer};

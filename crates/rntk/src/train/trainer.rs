@@ -241,6 +241,27 @@ impl<T: Element> Trainer<T> {
     pub fn total_number_of_samples_seen(&self) -> u64 {
         self.total_samples
     }
+    /// Training forwards run so far (checkpoints keep it so dropout resumes exactly).
+    pub fn training_passes(&self) -> u64 {
+        self.exec.training_passes()
+    }
+
+    /// Resume counters from a checkpoint.
+    pub fn restore_progress(&mut self, total_samples: u64, training_passes: u64) {
+        self.total_samples = total_samples;
+        self.exec.set_training_passes(training_passes);
+    }
+
+    /// The parameters the learners update, in learner order.
+    pub fn parameters(&self) -> &[Variable] {
+        &self.params
+    }
+
+    /// Totals of the current (unsummarized) test pass.
+    pub fn test_totals(&self) -> Totals {
+        self.test_acc
+    }
+
     /// Totals of the current (unsummarized) training epoch.
     pub fn training_totals(&self) -> Totals {
         self.train_acc
