@@ -1,94 +1,105 @@
-//! The seed program — CNTK's time-series tutorial — in rntk, on built-in solar data:
+//! The seed program — the RNN chapter of CNTK's tutorial — line for line in rntk.
 //!
 //! ```text
 //! features = sequence.input_variable(1)
-//! with default_options(initial_state = 0.1):
+//! with default_options(initial_state=0.1):
 //!     model = Sequential([Fold(LSTM(15)), Dense(1)])(features)
-//! target = input_variable(1, dynamic_axes = model.dynamic_axes)
-//! loss = metric = squared_error(model, target)
-//! learner = adam(model.parameters, lr = 0.005, momentum = 0.9)
-//! train with minibatch_size = 140 samples, epoch_size = 12434, 10 epochs, ProgressPrinter(0)
-//! then TestConfig on the test data, and predictions × NORMALIZE
+//! target = input_variable(1, dynamic_axes=model.dynamic_axes)
+//! loss, metric = squared_error(model, target), squared_error(model, target)
+//! learner = adam(model.parameters, lr=0.005, momentum=0.9)
+//! train_datasource = MinibatchSource(CTFDeserializer(train.ctf, features, target), randomize=True)
+//! test_datasource  = ... max_sweeps=1
+//! loss.train(train_datasource, epoch_size=12434, parameter_learners=[learner],
+//!            model_inputs_to_streams=input_map, callbacks=[ProgressPrinter(0), TestConfig(test)],
+//!            minibatch_size=14*10, max_epochs=10)
+//! model(test_samples) * NORMALIZE
 //! ```
 //!
-//! Until the readers and `Function::train` land, the minibatches are formed here the way
-//! CNTK's randomized reader forms them: whole sequences in a new random order each
-//! sweep, at most 140 time steps per minibatch (at least one sequence).
+//! With no arguments the built-in solar-like data (`rntk::datasets::Solar`, generated
+//! deterministically) is written as CTF to a temporary folder and read from there;
+//! `--train PATH --test PATH` reads your CTF files instead.
 //!
-//!     cargo run --release --example seed_rnn
+//!     cargo run --release --example seed_rnn [-- --train train.ctf --test test.ctf]
 
 use rntk::datasets::Solar;
+use rntk::graph::{input_variable_with, InputOptions};
+use rntk::io::{
+    CtfDeserializer, CtfWriter, Deserializer, MinibatchSource, MinibatchSourceConfig, SeqStream,
+    StreamDef, INFINITELY_REPEAT,
+};
 use rntk::layers::{default_options, DefaultOptions, Dense, Fold, Layer, Lstm, Sequential};
 use rntk::learners::{adam, AdamOptions, Schedule};
-use rntk::train::{ProgressPrinter, ProgressWriter, Trainer};
-use rntk::{input_variable, losses, sequence, Executor, Result, Value};
+use rntk::train::{train, Callbacks, Criterion, ProgressPrinter, TestConfig, TrainOptions};
+use rntk::{losses, sequence, Error, Executor, Result, Value};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 const BATCH_SIZE: usize = 14 * 10;
 const EPOCH_SIZE: u64 = 12434;
 const EPOCHS: u64 = 10;
-/// The tutorial scaled its data by the largest value; the synthetic data is already in [0, 1].
+/// The tutorial divided its data by the largest value; the built-in data is already in [0, 1].
 const NORMALIZE: f32 = 1.0;
 
-/// Draws whole sequences in a new random order each sweep (a fixed-seed LCG, so every run
-/// is the same), at most `BATCH_SIZE` time steps per minibatch.
-struct Reader<'a> {
-    data: &'a Solar,
-    order: Vec<usize>,
-    pos: usize,
-    state: u64,
+fn create_datasource(filename: &Path, sweeps: u64) -> Result<MinibatchSource> {
+    let target_stream = StreamDef::dense("target", 1);
+    let features_stream = StreamDef::dense("features", 1);
+    let deserializer = CtfDeserializer::open(filename, &[features_stream, target_stream])?;
+    let config = MinibatchSourceConfig {
+        randomize: true,
+        max_sweeps: sweeps,
+        ..Default::default()
+    };
+    MinibatchSource::new(
+        vec![Arc::new(deserializer) as Arc<dyn Deserializer>],
+        config,
+    )
 }
 
-impl<'a> Reader<'a> {
-    fn new(data: &'a Solar) -> Self {
-        let mut r = Reader {
-            data,
-            order: (0..data.features.len()).collect(),
-            pos: 0,
-            state: 1,
-        };
-        r.shuffle();
-        r
+/// Write a split of the built-in data as CTF: `features` one row per step, `target`
+/// one row per sequence, on its first line (the tutorial's file layout).
+fn write_ctf(path: &Path, data: &Solar) -> Result<()> {
+    let file = std::fs::File::create(path).map_err(|e| Error::Io {
+        file: path.display().to_string(),
+        detail: e.to_string(),
+    })?;
+    let mut w = CtfWriter::new(std::io::BufWriter::new(file), &["features", "target"])?;
+    for (i, (x, y)) in data.features.iter().zip(&data.targets).enumerate() {
+        let y = [*y];
+        w.write_sequence(
+            i as u64,
+            &[
+                SeqStream::Dense { dim: 1, values: x },
+                SeqStream::Dense { dim: 1, values: &y },
+            ],
+        )?;
     }
-    fn shuffle(&mut self) {
-        for i in (1..self.order.len()).rev() {
-            self.state = self
-                .state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            self.order.swap(i, (self.state >> 33) as usize % (i + 1));
-        }
+    Ok(())
+}
+
+fn paths() -> Result<(PathBuf, PathBuf)> {
+    let args: Vec<String> = std::env::args().collect();
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .map(PathBuf::from)
+    };
+    if let (Some(tr), Some(te)) = (flag("--train"), flag("--test")) {
+        return Ok((tr, te));
     }
-    fn next(&mut self) -> Result<(Value, Value, bool)> {
-        let (mut xs, mut ys, mut steps) = (Vec::new(), Vec::new(), 0);
-        let mut end_of_sweep = false;
-        loop {
-            let i = self.order[self.pos];
-            let len = self.data.features[i].len();
-            if !xs.is_empty() && steps + len > BATCH_SIZE {
-                break;
-            }
-            xs.push(self.data.features[i].clone());
-            ys.push(self.data.targets[i]);
-            steps += len;
-            self.pos += 1;
-            if self.pos == self.order.len() {
-                self.pos = 0;
-                self.shuffle();
-                end_of_sweep = true;
-                break;
-            }
-        }
-        Ok((
-            Value::from_sequences([1], &xs)?,
-            Value::batch([1], ys)?,
-            end_of_sweep,
-        ))
-    }
+    let dir = std::env::temp_dir().join(format!("rntk-seed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| Error::Io {
+        file: dir.display().to_string(),
+        detail: e.to_string(),
+    })?;
+    let (tr, te) = (dir.join("train.ctf"), dir.join("test.ctf"));
+    write_ctf(&tr, &Solar::generate(true, 1))?;
+    write_ctf(&te, &Solar::generate(false, 1))?;
+    Ok((tr, te))
 }
 
 fn main() -> Result<()> {
-    let train = Solar::generate(true, 1);
-    let test = Solar::generate(false, 1);
+    let (train_file, test_file) = paths()?;
 
     let features = sequence::input_variable(1);
     let model = default_options(
@@ -103,54 +114,54 @@ fn main() -> Result<()> {
         },
     );
     let z = model.apply(&features)?;
-    let target = input_variable(1);
+    let target = input_variable_with(
+        1,
+        InputOptions {
+            dynamic_axes: z.dynamic_axes(),
+            ..Default::default()
+        },
+    );
+
+    // criterion_factory(z, t) -> (squared_error, squared_error)
     let loss = losses::squared_error(&z, &target)?;
     let metric = losses::squared_error(&z, &target)?;
+    let criterion = Criterion::new(loss, Some(metric));
     let learner = adam(
         &model.parameters(),
         Schedule::constant(0.005),
         Schedule::constant(0.9),
         AdamOptions::default(),
     )?;
-    let printer: Box<dyn ProgressWriter> = Box::new(ProgressPrinter::new(Some(0)));
-    let mut trainer = Trainer::<f32>::new(
-        Some(z.clone()),
-        loss,
-        Some(metric),
+
+    let mut train_datasource = create_datasource(&train_file, INFINITELY_REPEAT)?;
+    let test_datasource = create_datasource(&test_file, 1)?;
+
+    let progress_writer = ProgressPrinter::new(Some(0));
+    let test_config = TestConfig::new(Box::new(test_datasource));
+    let input_map = vec![
+        (features.clone(), "features".to_string()),
+        (target.clone(), "target".to_string()),
+    ];
+    let history = train::<f32>(
+        &criterion,
+        &mut train_datasource,
+        &input_map,
         vec![Box::new(learner)],
-        vec![printer],
+        TrainOptions::new(BATCH_SIZE)
+            .epoch_size(EPOCH_SIZE)
+            .max_epochs(EPOCHS),
+        Callbacks {
+            progress_writers: vec![Box::new(progress_writer)],
+            test: Some(test_config),
+            ..Default::default()
+        },
     )?;
-
-    // Function.train: an epoch ends with the first minibatch that reaches k·EPOCH_SIZE
-    // label samples (here: sequences).
-    let mut reader = Reader::new(&train);
-    let max_samples = EPOCHS * EPOCH_SIZE;
-    let mut next_epoch_end = EPOCH_SIZE;
-    while trainer.total_number_of_samples_seen() < max_samples {
-        let (x, y, sweep_end) = reader.next()?;
-        trainer.train_minibatch(&[(&features, &x), (&target, &y)], sweep_end)?;
-        if trainer.total_number_of_samples_seen() >= next_epoch_end {
-            trainer.summarize_training_progress();
-            next_epoch_end += EPOCH_SIZE;
-        }
+    if let Some((metric, samples)) = history.test_summary {
+        println!("test: mean squared error {metric:.6} over {samples} sequences");
     }
 
-    // TestConfig: one pass over the test data in minibatches of 32 samples.
-    let mut test_reader = Reader::new(&test);
-    test_reader.order = (0..test.features.len()).collect();
-    let mut seen = 0;
-    while seen < test.features.len() {
-        let start = test_reader.pos;
-        let (x, y, _) = next_test(&mut test_reader)?;
-        seen += y.num_samples();
-        trainer.test_minibatch(&[(&features, &x), (&target, &y)])?;
-        if test_reader.pos <= start {
-            break;
-        }
-    }
-    trainer.summarize_test_progress();
-
-    // Predictions on the first test sequences, scaled back.
+    // validation: predictions on test sequences, scaled back by the normalization constant
+    let test = Solar::generate(false, 1);
     let mut eval = Executor::<f32>::new_inference(std::slice::from_ref(&z))?;
     let x = Value::from_sequences([1], &test.features[..5])?;
     eval.forward(&[(&features, &x)], false)?;
@@ -160,29 +171,16 @@ fn main() -> Result<()> {
         .iter()
         .map(|p| p * NORMALIZE)
         .collect();
-    let truth: Vec<f32> = test.targets[..5].iter().map(|t| t * NORMALIZE).collect();
     println!("predictions: {pred:?}");
-    println!("targets:     {truth:?}");
-    Ok(())
-}
-
-/// Test minibatches of at most 32 samples, in file order, one pass.
-fn next_test(r: &mut Reader) -> Result<(Value, Value, bool)> {
-    let (mut xs, mut ys, mut steps) = (Vec::new(), Vec::new(), 0);
-    while r.pos < r.order.len() {
-        let i = r.order[r.pos];
-        let len = r.data.features[i].len();
-        if !xs.is_empty() && steps + len > 32 {
-            break;
-        }
-        xs.push(r.data.features[i].clone());
-        ys.push(r.data.targets[i]);
-        steps += len;
-        r.pos += 1;
+    println!(
+        "targets:     {:?}",
+        test.targets[..5]
+            .iter()
+            .map(|t| t * NORMALIZE)
+            .collect::<Vec<_>>()
+    );
+    if std::env::args().all(|a| a != "--train") {
+        let _ = std::fs::remove_dir_all(train_file.parent().unwrap_or(Path::new(".")));
     }
-    Ok((
-        Value::from_sequences([1], &xs)?,
-        Value::batch([1], ys)?,
-        r.pos == r.order.len(),
-    ))
+    Ok(())
 }
