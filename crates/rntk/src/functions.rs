@@ -243,3 +243,9 @@ pub fn one_hot(x: &Variable, num_classes: usize) -> Result<Variable> {
 pub fn gather(reference: &Variable, indices: &Variable) -> Result<Variable> {
     prim(Op::Gather, &[reference, indices], "")
 }
+
+/// The fused LSTM cell of one step: `[h | c]` from the packed pre-activations
+/// `pre = b + x·W + h_prev·H` (gates [i, g, f, o]) and the previous cell `c_prev`.
+pub fn lstm_cell(pre: &Variable, c_prev: &Variable) -> Result<Variable> {
+    prim(Op::LstmCell, &[pre, c_prev], "")
+}

@@ -6,7 +6,7 @@
 use super::defaults::lookup;
 use super::{as_block_n, layer_err, Activation, Stabilizer};
 use crate::error::Result;
-use crate::functions::{element_times, minus, plus, sigmoid, slice, times};
+use crate::functions::{element_times, lstm_cell, minus, plus, sigmoid, slice, times};
 use crate::graph::{parameter, scalar, VarInfo, Variable};
 use crate::initializer::Initializer;
 use crate::tensor::Shape;
@@ -245,6 +245,13 @@ impl RecurrentStep for Lstm {
             let dh = c.stabilizers[0].scale(h_prev)?;
             let act = |v: &Variable| c.activation.apply(v);
             let pre = plus(&plus(&b, &times(x, &w)?)?, &times(&dh, &h)?)?;
+            if peep.is_none() && matches!(c.activation, Activation::Tanh) {
+                // The common cell in one fused op (same values, far fewer nodes per step).
+                let hc = lstm_cell(&pre, c_prev)?;
+                let ht = slice(&hc, 0, 0, n as isize)?;
+                let ct = slice(&hc, 0, n as isize, 2 * n as isize)?;
+                return Ok(vec![c.project(ht, x)?, ct]);
+            }
             let (gi, gg, gf, go) = (
                 Cell::gate(&pre, 0, n)?,
                 Cell::gate(&pre, 1, n)?,

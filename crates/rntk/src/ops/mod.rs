@@ -14,6 +14,7 @@
 pub(crate) mod batchnorm;
 pub(crate) mod binary;
 pub(crate) mod delay;
+pub(crate) mod lstm_cell;
 pub(crate) mod metrics_ops;
 pub(crate) mod misc;
 pub(crate) mod reduce;
@@ -147,6 +148,8 @@ pub enum Op {
     LambdaRank,
     /// `ndcg_at_1(score, gain, group)`.
     Ndcg1,
+    /// The fused LSTM cell: `lstm_cell(pre, c_prev) = [h | c]` (see `lstm_cell.rs`).
+    LstmCell,
 }
 
 /// What shape inference found: the outputs, and the final shapes of parameter
@@ -303,6 +306,7 @@ impl Op {
             Op::ClassificationErrorTopN { .. } => "ClassificationError",
             Op::LambdaRank => "LambdaRank",
             Op::Ndcg1 => "NDCG1Eval",
+            Op::LstmCell => "LSTMCell",
         }
     }
 
@@ -412,6 +416,7 @@ impl Op {
                 misc::infer(self, op, name, infos)
             }
             Op::PastValue { .. } | Op::FutureValue { .. } => delay::infer(op, name, infos),
+            Op::LstmCell => lstm_cell::infer(op, name, infos),
             Op::BatchNorm { spatial, .. } => batchnorm::infer(op, name, infos, *spatial),
             Op::Hardmax => {
                 expect_arity(op, name, infos, 1)?;
@@ -479,6 +484,7 @@ impl Op {
                 metrics_ops::hardmax_forward(args[0], &shapes[0], out, ctx.n);
                 Ok(())
             }
+            Op::LstmCell => lstm_cell::forward(args, shapes, out, ctx, st),
             _ => Err(Error::Unsupported(format!(
                 "{} is not a row-local op",
                 self.name()
@@ -562,6 +568,7 @@ impl Op {
             }
             // not differentiable: the runtime never asks
             Op::Hardmax => Ok(()),
+            Op::LstmCell => lstm_cell::backward(i, args, shapes, dout, din, ctx, st),
             _ => Err(Error::Unsupported(format!(
                 "{} is not a row-local op",
                 self.name()
