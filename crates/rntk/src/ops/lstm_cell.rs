@@ -76,7 +76,11 @@ pub(crate) fn forward<T: Element>(
     let c_static = args[1].is_static();
     for r in 0..rows {
         let k = &mut kept[r * KEPT * n..(r + 1) * KEPT * n];
-        let cprev = if c_static { cp } else { &cp[r * n..(r + 1) * n] };
+        let cprev = if c_static {
+            cp
+        } else {
+            &cp[r * n..(r + 1) * n]
+        };
         let o = &mut out[r * 2 * n..(r + 1) * 2 * n];
         let (h, c) = o.split_at_mut(n);
         for j in 0..n {
@@ -108,7 +112,9 @@ pub(crate) fn backward<T: Element>(
     // Every forward (training or not) keeps the gates of every row it computed.
     let need = (ctx.row0 + rows) * KEPT * n;
     if st.aux.len() < need {
-        return Err(Error::Unsupported("LSTM cell backward without its forward".into()));
+        return Err(Error::Unsupported(
+            "LSTM cell backward without its forward".into(),
+        ));
     }
     let kept = &st.aux[ctx.row0 * KEPT * n..need];
     let one = T::one();
@@ -117,7 +123,11 @@ pub(crate) fn backward<T: Element>(
         let g = &kept[r * KEPT * n..(r + 1) * KEPT * n];
         let dh = &dout[r * 2 * n..r * 2 * n + n];
         let dc_out = &dout[r * 2 * n + n..(r + 1) * 2 * n];
-        let cprev = if c_static { cp } else { &cp[r * n..(r + 1) * n] };
+        let cprev = if c_static {
+            cp
+        } else {
+            &cp[r * n..(r + 1) * n]
+        };
         for j in 0..n {
             let (gi, gg, gf, go, tc) = (g[j], g[n + j], g[2 * n + j], g[3 * n + j], g[4 * n + j]);
             let dc = dc_out[j] + dh[j] * go * (one - tc * tc);

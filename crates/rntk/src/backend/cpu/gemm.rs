@@ -50,9 +50,44 @@ const PARALLEL_FLOPS: usize = 1 << 18;
 /// Products up to this many multiply-adds use `small_gemm`.
 const SMALL_FLOPS: usize = 1 << 14;
 
+/// Small products, compiled for the widest vector unit the CPU has (the loops are
+/// written to auto-vectorize; plain multiply and add, no FMA contraction, so every
+/// level computes the same bits).
+fn small_gemm<T: Element>(a: &Mat<T>, b: &Mat<T>, c: &mut MatMut<T>, accumulate: bool) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use super::simd::{simd_level, SimdLevel};
+        match simd_level() {
+            // SAFETY: the level was detected on this CPU (simd_level never reports more).
+            SimdLevel::Avx512 => return unsafe { small_gemm_avx512(a, b, c, accumulate) },
+            SimdLevel::Avx2 => return unsafe { small_gemm_avx2(a, b, c, accumulate) },
+            SimdLevel::Scalar => {}
+        }
+    }
+    small_gemm_body(a, b, c, accumulate)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn small_gemm_avx2<T: Element>(a: &Mat<T>, b: &Mat<T>, c: &mut MatMut<T>, accumulate: bool) {
+    small_gemm_body(a, b, c, accumulate)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn small_gemm_avx512<T: Element>(
+    a: &Mat<T>,
+    b: &Mat<T>,
+    c: &mut MatMut<T>,
+    accumulate: bool,
+) {
+    small_gemm_body(a, b, c, accumulate)
+}
+
 /// Loop-order GEMM for small products, picking the order whose inner loop is
 /// contiguous so the compiler vectorizes it.
-fn small_gemm<T: Element>(a: &Mat<T>, b: &Mat<T>, c: &mut MatMut<T>, accumulate: bool) {
+#[inline(always)]
+fn small_gemm_body<T: Element>(a: &Mat<T>, b: &Mat<T>, c: &mut MatMut<T>, accumulate: bool) {
     let (m, n, k) = (c.rows, c.cols, a.cols);
     if !accumulate {
         for i in 0..m {
@@ -85,6 +120,15 @@ fn small_gemm<T: Element>(a: &Mat<T>, b: &Mat<T>, c: &mut MatMut<T>, accumulate:
                 }
             }
         }
+    } else if a.cs == 1 && b.rs == 1 {
+        // both operands contiguous along k (e.g. dX = dY·Wᵀ): dot products
+        for i in 0..m {
+            let arow = &a.data[i * a.rs..i * a.rs + k];
+            for j in 0..n {
+                let bcol = &b.data[j * b.cs..j * b.cs + k];
+                c.data[i * c.rs + j * c.cs] += dot(arow, bcol);
+            }
+        }
     } else {
         for i in 0..m {
             for j in 0..n {
@@ -96,6 +140,24 @@ fn small_gemm<T: Element>(a: &Mat<T>, b: &Mat<T>, c: &mut MatMut<T>, accumulate:
             }
         }
     }
+}
+
+/// A dot product in eight independent partial sums, so it vectorizes.
+#[inline(always)]
+fn dot<T: Element>(x: &[T], y: &[T]) -> T {
+    let mut acc = [T::zero(); 8];
+    let (xc, yc) = (x.chunks_exact(8), y.chunks_exact(8));
+    let (xr, yr) = (xc.remainder(), yc.remainder());
+    for (a, b) in xc.zip(yc) {
+        for l in 0..8 {
+            acc[l] += a[l] * b[l];
+        }
+    }
+    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (a, b) in xr.iter().zip(yr) {
+        s += *a * *b;
+    }
+    s
 }
 
 /// `c = a·b` (or `c += a·b` when `accumulate`).
