@@ -70,7 +70,7 @@ fn resolve_map(args: &Args, inputs: &[Variable], streams: &[String]) -> Result<V
         let name = v.name();
         let s = if let Some((_, s)) = explicit.iter().find(|(i, _)| *i == name) {
             s.clone()
-        } else if streams.iter().any(|s| *s == name) {
+        } else if streams.contains(&name) {
             name.clone()
         } else if inputs.len() == 1 && streams.len() == 1 {
             streams[0].clone()
@@ -171,11 +171,37 @@ fn eval_typed<T: Element + rntk::io::IoFloat>(
         Format::Ctf => Sink::Ctf(CtfWriter::new(writer, &[field.as_str()])?),
     };
     let werr = |e: std::io::Error| Fail::new(format!("writing the output: {e}"));
+    match write_all(&mut src, &mut exec, &feed_map, out, &mut sink, args) {
+        // a closed pipe (`rntk eval … | head`) ends the output quietly
+        Err(Fail(m)) if m.contains("Broken pipe") => return Ok(()),
+        r => r?,
+    }
+    match sink {
+        Sink::Text(mut w) => match w.flush() {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            r => r.map_err(werr),
+        },
+        Sink::Ctf(w) => match w.finish() {
+            Err(e) if e.to_string().contains("Broken pipe") => Ok(()),
+            r => r.map(|_| ()).map_err(Fail::from),
+        },
+    }
+}
+
+fn write_all<T: Element + rntk::io::IoFloat>(
+    src: &mut MinibatchSource,
+    exec: &mut Executor<T>,
+    feed_map: &[(Variable, String)],
+    out: &Variable,
+    sink: &mut Sink,
+    args: &Args,
+) -> Result<()> {
+    let werr = |e: std::io::Error| Fail::new(format!("writing the output: {e}"));
     let dim = out.shape().numel().max(1);
     let mut id = 0u64;
     let mut line = String::new();
     while let Some(mb) = src.next_minibatch(args.minibatch_size.max(1))? {
-        let feeds = rntk::train::feeds_for(&mb, &feed_map)?;
+        let feeds = rntk::train::feeds_for(&mb, feed_map)?;
         let refs: Vec<(&Variable, &Value)> = feeds.iter().map(|(v, x)| (v, x)).collect();
         exec.forward(&refs, false)?;
         let value = exec.value(out)?;
@@ -184,7 +210,7 @@ fn eval_typed<T: Element + rntk::io::IoFloat>(
             _ => value.to_sequences::<T>(),
         };
         for s in &seqs {
-            match &mut sink {
+            match &mut *sink {
                 Sink::Text(w) => {
                     line.clear();
                     for (k, x) in s.iter().enumerate() {
@@ -204,12 +230,6 @@ fn eval_typed<T: Element + rntk::io::IoFloat>(
         }
         if mb.end_of_sweep() {
             break;
-        }
-    }
-    match sink {
-        Sink::Text(mut w) => w.flush().map_err(werr)?,
-        Sink::Ctf(w) => {
-            w.finish()?;
         }
     }
     Ok(())

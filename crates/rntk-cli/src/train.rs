@@ -274,7 +274,22 @@ fn run_typed<T: Element>(cfg: &Config, dtype: DType) -> Result<()> {
                 s.name
             )));
         }
-        inputs.push((s.name.clone(), make_input(s, dtype)?));
+        // rntk's losses take dense targets: a sparse labels stream is densified on
+        // the way in (the reader still reads it as sparse)
+        let var = if s.name == cfg.criterion.labels && s.sparse {
+            make_input(
+                &InputSpec {
+                    name: s.name.clone(),
+                    dim: s.dim,
+                    sequence: s.sequence,
+                    sparse: false,
+                },
+                dtype,
+            )?
+        } else {
+            make_input(s, dtype)?
+        };
+        inputs.push((s.name.clone(), var));
     }
     let find = |name: &str, key: &str| -> Result<Variable> {
         inputs
@@ -461,7 +476,8 @@ fn run_typed<T: Element>(cfg: &Config, dtype: DType) -> Result<()> {
         vec![learner],
         options,
         callbacks,
-    )?;
+    )
+    .context("training")?;
 
     let out = Function::combine(std::slice::from_ref(&z), "model")?;
     if let Some(dir) = t.output.parent().filter(|d| !d.as_os_str().is_empty()) {
