@@ -323,3 +323,33 @@ pub fn toml_error(name: &str, text: &str, e: &toml::de::Error) -> Fail {
         None => Fail::new(format!("{name}: {msg}")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str, name: &str) {
+        let c = Config::parse(text, name).unwrap_or_else(|e| panic!("{e}"));
+        crate::layers::build(&c.model.layers, &c.model.default_options)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+
+    #[test]
+    fn the_example_and_the_documented_configs_parse() {
+        check(include_str!("../../../examples/seed.toml"), "seed.toml");
+        let doc = include_str!("../../../docs/cli-config.md");
+        let blocks: Vec<&str> = doc
+            .split("```toml\n")
+            .skip(1)
+            .map(|b| b.split("```").next().unwrap())
+            .collect();
+        assert_eq!(blocks.len(), 2);
+        for b in blocks {
+            check(b, "docs/cli-config.md");
+        }
+        // the doc's copy of the seed config is the example, minus its header comment
+        let seed = include_str!("../../../examples/seed.toml");
+        let body = &seed[seed.find("# features").unwrap()..];
+        assert!(doc.contains(body.trim_end()));
+    }
+}

@@ -462,6 +462,10 @@ fn run_typed<T: Element>(cfg: &Config, dtype: DType) -> Result<()> {
         callbacks.cross_validation = Some(c);
     }
     if let Some(ck) = &cb.checkpoint {
+        if let Some(dir) = ck.file.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .context(format!("callbacks.checkpoint.file {}", ck.file.display()))?;
+        }
         let mut c = CheckpointConfig::new(&ck.file);
         c.frequency = ck.frequency;
         c.restore = ck.restore;

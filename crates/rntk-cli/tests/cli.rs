@@ -423,3 +423,54 @@ fn user_errors_exit_1_with_one_line() {
     // not TOML at all
     assert_user_error(&config_error("syntax", |c| c + "\n[[[\n"), &["c.toml:"]);
 }
+
+#[test]
+fn checkpoint_cross_validation_tensorboard_and_log_file() {
+    let data = data("timeseries");
+    let d = dir("callbacks");
+    let model = d.join("m.model");
+    let cfg = d.join("c.toml");
+    let extra = format!(
+        r#"
+[readers.cv]
+file = "{test}"
+randomize = false
+
+[callbacks.cross_validation]
+reader = "cv"
+frequency = 100
+max_samples = 64
+
+[callbacks.checkpoint]
+file = "ckpt/m.ckpt-model"
+frequency = 100
+
+[callbacks.tensorboard]
+log_dir = "tb"
+freq = 1
+"#,
+        test = p(&data.join("test.ctf"))
+    );
+    let text_cfg = seed_config(&data, &model, SEED_LAYERS).replace(
+        "[callbacks.progress]\nfreq = 0\n",
+        "[callbacks.progress]\nfreq = 2\ntag = \"T\"\nlog_file = \"train.log\"\n",
+    ) + &extra;
+    std::fs::write(&cfg, text_cfg).unwrap();
+    let o = rntk(&["train", p(&cfg)]);
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "{out}{}", text(&o.stderr));
+    assert!(out.contains("Redirecting log to file"), "{out}");
+    let log = std::fs::read_to_string(d.join("train.log")).unwrap();
+    assert!(log.contains("CNTKCommandTrainBegin: train"), "{log}");
+    assert!(log.contains("Finished Epoch[1 of 3]: [T] loss = "), "{log}");
+    // cross-validation passes and the final test pass print evaluation summaries
+    assert!(log.matches("Finished Evaluation [").count() >= 2, "{log}");
+    assert!(d.join("ckpt/m.ckpt-model").exists());
+    assert!(d.join("ckpt/m.ckpt-model.ckp").exists());
+    let tb: Vec<_> = std::fs::read_dir(d.join("tb")).unwrap().collect();
+    assert_eq!(tb.len(), 1);
+    assert!(model.exists());
+    // a second run restores the finished checkpoint and trains no further
+    let o = rntk(&["train", p(&cfg)]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+}
