@@ -1,0 +1,532 @@
+//! `rntk train CONFIG.toml`: build inputs, model, criterion, learner, readers and
+//! callbacks from the config, run `rntk::train::train`, save the model.
+
+use crate::config::{
+    Config, InputSpec, LearnerSpec, MinibatchSizeSpec, Per, ReaderSpec, ScheduleSpec,
+};
+use crate::fail::{Context, Fail, Result};
+use crate::progress::WithBar;
+use rntk::graph::{DynamicAxes, Function, InputOptions};
+use rntk::io::{CtfDeserializer, Deserializer, MinibatchSource, MinibatchSourceConfig, StreamDef};
+use rntk::learners::{self as ln, Learner, LearnerOptions, Schedule};
+use rntk::tensor::Element;
+use rntk::train::{
+    Callbacks, CheckpointConfig, Criterion, CrossValidationConfig, MinibatchSize, ProgressPrinter,
+    ProgressWriter, TensorBoardProgressWriter, TestConfig, TrainOptions,
+};
+use rntk::{losses, metrics, DType, Variable};
+use std::io::IsTerminal;
+use std::path::Path;
+use std::sync::Arc;
+
+pub fn run(path: &Path) -> Result<()> {
+    let cfg = Config::load(path)?;
+    match cfg.train.dtype.as_deref().unwrap_or("f32") {
+        "f32" | "float32" => run_typed::<f32>(&cfg, DType::F32),
+        "f64" | "float64" => run_typed::<f64>(&cfg, DType::F64),
+        other => Err(Fail::new(format!(
+            "train.dtype: expected \"f32\" or \"f64\", found \"{other}\""
+        ))),
+    }
+}
+
+/// `Training N parameters in K parameter tensors.` (cntk.logging.log_number_of_parameters).
+pub fn parameter_line(params: &[Variable]) -> String {
+    let n: usize = params.iter().map(|p| p.shape().numel()).sum();
+    format!(
+        "Training {n} parameters in {} parameter tensors.",
+        params.len()
+    )
+}
+
+fn make_input(s: &InputSpec, dtype: DType) -> Result<Variable> {
+    if s.dim == 0 {
+        return Err(Fail::new(format!(
+            "inputs '{}'.dim: expected at least 1",
+            s.name
+        )));
+    }
+    let o = InputOptions {
+        dtype,
+        is_sparse: s.sparse,
+        name: s.name.clone(),
+        dynamic_axes: if s.sequence {
+            DynamicAxes::default_sequence()
+        } else {
+            DynamicAxes::Batch
+        },
+        ..Default::default()
+    };
+    Ok(rntk::input_variable_with(s.dim, o))
+}
+
+fn loss_fn(name: &str, key: &str, z: &Variable, t: &Variable, cfg: &Config) -> Result<Variable> {
+    let c = &cfg.criterion;
+    let r = match name {
+        "squared_error" => losses::squared_error(z, t),
+        "cross_entropy_with_softmax" => losses::cross_entropy_with_softmax(z, t, c.axis),
+        "binary_cross_entropy" => losses::binary_cross_entropy(z, t),
+        "classification_error" => metrics::classification_error(z, t, c.axis, c.top_n),
+        "cosine_distance" => metrics::cosine_distance(z, t),
+        other => {
+            return Err(Fail::new(format!(
+                "{key}: unknown function \"{other}\" (expected one of squared_error, cross_entropy_with_softmax, binary_cross_entropy, classification_error, cosine_distance)"
+            )))
+        }
+    };
+    r.context(format!(
+        "{key} = \"{name}\" on the model output {} and labels '{}' {}",
+        z.shape(),
+        t.name(),
+        t.shape()
+    ))
+}
+
+fn schedule(s: &ScheduleSpec, per: Per, epoch_size: Option<u64>, key: &str) -> Result<Schedule> {
+    let sch = match s {
+        ScheduleSpec::Constant(v) => Ok(Schedule::constant(*v)),
+        ScheduleSpec::List(v) => Schedule::piecewise(v, epoch_size),
+        ScheduleSpec::Counts(p) => Schedule::piecewise_counts(p, epoch_size),
+    }
+    .context(key)?;
+    Ok(match per {
+        Per::Sample => sch.per_sample(),
+        Per::Minibatch => sch,
+    })
+}
+
+fn learner(l: &LearnerSpec, params: &[Variable]) -> Result<Box<dyn Learner>> {
+    let lr = schedule(&l.lr, l.lr_per, l.epoch_size, "learner.lr")?;
+    let momentum = || -> Result<Schedule> {
+        match &l.momentum {
+            Some(m) => schedule(m, l.momentum_per, l.epoch_size, "learner.momentum"),
+            None => Err(Fail::new(format!(
+                "learner.momentum: the {} learner needs a momentum (e.g. momentum = 0.9)",
+                l.kind
+            ))),
+        }
+    };
+    let mut common = LearnerOptions {
+        l1_regularization_weight: l.l1_regularization_weight,
+        l2_regularization_weight: l.l2_regularization_weight,
+        ..Default::default()
+    };
+    if let Some(c) = l.gradient_clipping_threshold_per_sample {
+        common.gradient_clipping_threshold_per_sample = c;
+    }
+    if let Some(t) = l.gradient_clipping_with_truncation {
+        common.gradient_clipping_with_truncation = t;
+    }
+    let unit_gain = l.unit_gain.unwrap_or(true);
+    let ctx = format!("learner ({})", l.kind);
+    let var_mom = |v: f64| Schedule::constant(v).per_sample();
+    let b: Box<dyn Learner> = match l.kind.as_str() {
+        "sgd" => Box::new(ln::sgd(params, lr, common).context(&ctx)?),
+        "momentum_sgd" => Box::new(
+            ln::momentum_sgd(params, lr, momentum()?, unit_gain, common).context(&ctx)?,
+        ),
+        "nesterov" => {
+            Box::new(ln::nesterov(params, lr, momentum()?, unit_gain, common).context(&ctx)?)
+        }
+        "adam" => {
+            let mut o = ln::AdamOptions {
+                unit_gain,
+                common,
+                adamax: l.adamax.unwrap_or(false),
+                ..Default::default()
+            };
+            if let Some(v) = l.variance_momentum {
+                o.variance_momentum = var_mom(v);
+            }
+            if let Some(e) = l.epsilon {
+                o.epsilon = e;
+            }
+            Box::new(ln::adam(params, lr, momentum()?, o).context(&ctx)?)
+        }
+        "fsadagrad" => {
+            let mut o = ln::FsAdaGradOptions {
+                unit_gain,
+                common,
+                ..Default::default()
+            };
+            if let Some(v) = l.variance_momentum {
+                o.variance_momentum = var_mom(v);
+            }
+            Box::new(ln::fsadagrad(params, lr, momentum()?, o).context(&ctx)?)
+        }
+        "adagrad" => Box::new(
+            ln::adagrad(params, lr, l.need_ave_multiplier.unwrap_or(true), common)
+                .context(&ctx)?,
+        ),
+        "adadelta" => Box::new(
+            ln::adadelta(
+                params,
+                lr,
+                l.rho.unwrap_or(0.95),
+                l.epsilon.unwrap_or(1e-8),
+                common,
+            )
+            .context(&ctx)?,
+        ),
+        "rmsprop" => {
+            let need = |v: Option<f64>, k: &str| {
+                v.ok_or_else(|| Fail::new(format!("learner.{k}: the rmsprop learner needs it")))
+            };
+            let o = ln::RmsPropOptions {
+                gamma: need(l.gamma, "gamma")?,
+                inc: need(l.inc, "inc")?,
+                dec: need(l.dec, "dec")?,
+                max: need(l.max, "max")?,
+                min: need(l.min, "min")?,
+                need_ave_multiplier: l.need_ave_multiplier.unwrap_or(true),
+            };
+            Box::new(ln::rmsprop(params, lr, o, common).context(&ctx)?)
+        }
+        other => {
+            return Err(Fail::new(format!(
+                "learner.type: unknown learner \"{other}\" (expected one of sgd, momentum_sgd, nesterov, adam, fsadagrad, adagrad, adadelta, rmsprop)"
+            )))
+        }
+    };
+    Ok(b)
+}
+
+/// A `MinibatchSource` over the reader's CTF file.
+pub fn source(name: &str, r: &ReaderSpec, inputs: &[InputSpec]) -> Result<MinibatchSource> {
+    let key = format!("readers.{name}");
+    let streams: Vec<StreamDef> = match &r.streams {
+        Some(s) => s
+            .iter()
+            .map(|s| {
+                let d = if s.sparse {
+                    StreamDef::sparse(&s.name, s.dim)
+                } else {
+                    StreamDef::dense(&s.name, s.dim)
+                };
+                d.field(s.field.as_deref().unwrap_or(&s.name))
+                    .defines_mb_size(s.defines_mb_size)
+            })
+            .collect(),
+        None => inputs
+            .iter()
+            .map(|i| {
+                if i.sparse {
+                    StreamDef::sparse(&i.name, i.dim)
+                } else {
+                    StreamDef::dense(&i.name, i.dim)
+                }
+            })
+            .collect(),
+    };
+    if !r.file.exists() {
+        return Err(Fail::new(format!(
+            "{key}.file: {} does not exist",
+            r.file.display()
+        )));
+    }
+    let ctf = CtfDeserializer::open(&r.file, &streams)?;
+    let mut c = MinibatchSourceConfig {
+        randomize: r.randomize,
+        frame_mode: r.frame_mode,
+        truncation_length: r.truncation_length,
+        ..Default::default()
+    };
+    if let Some(m) = r.max_sweeps {
+        c.max_sweeps = m;
+    }
+    if let Some(m) = r.max_samples {
+        c.max_samples = m;
+    }
+    if let Some(s) = r.randomization_seed {
+        c.randomization_seed = s;
+    }
+    if let Some(w) = r.randomization_window_in_chunks {
+        c.randomization_window_in_chunks = w;
+    }
+    let d: Arc<dyn Deserializer> = Arc::new(ctf);
+    MinibatchSource::new(vec![d], c).context(&key)
+}
+
+fn reader<'a>(cfg: &'a Config, name: &str, key: &str) -> Result<&'a ReaderSpec> {
+    cfg.readers.get(name).ok_or_else(|| {
+        let known: Vec<&str> = cfg.readers.keys().map(|s| s.as_str()).collect();
+        Fail::new(format!(
+            "{key}: no reader named \"{name}\" (add a [readers.{name}] table; readers defined: {})",
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        ))
+    })
+}
+
+fn run_typed<T: Element>(cfg: &Config, dtype: DType) -> Result<()> {
+    // inputs
+    let mut inputs = Vec::new();
+    for s in &cfg.inputs {
+        if inputs
+            .iter()
+            .any(|(n, _): &(String, Variable)| *n == s.name)
+        {
+            return Err(Fail::new(format!(
+                "inputs: the name '{}' is used twice",
+                s.name
+            )));
+        }
+        // rntk's losses take dense targets: a sparse labels stream is densified on
+        // the way in (the reader still reads it as sparse)
+        let var = if s.name == cfg.criterion.labels && s.sparse {
+            make_input(
+                &InputSpec {
+                    name: s.name.clone(),
+                    dim: s.dim,
+                    sequence: s.sequence,
+                    sparse: false,
+                },
+                dtype,
+            )?
+        } else {
+            make_input(s, dtype)?
+        };
+        inputs.push((s.name.clone(), var));
+    }
+    let find = |name: &str, key: &str| -> Result<Variable> {
+        inputs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .ok_or_else(|| {
+                let names: Vec<&str> = inputs.iter().map(|(n, _)| n.as_str()).collect();
+                Fail::new(format!(
+                    "{key}: no input named '{name}' (inputs: {})",
+                    names.join(", ")
+                ))
+            })
+    };
+    let labels = find(&cfg.criterion.labels, "criterion.labels")?;
+    let x = match &cfg.model.input {
+        Some(n) => find(n, "model.input")?,
+        None => inputs
+            .iter()
+            .find(|(n, _)| *n != cfg.criterion.labels)
+            .map(|(_, v)| v.clone())
+            .ok_or_else(|| {
+                Fail::new("inputs: the model needs an input besides the criterion's labels")
+            })?,
+    };
+
+    // model
+    let model = crate::layers::build(&cfg.model.layers, &cfg.model.default_options)?;
+    let z = rntk::layers::Layer::apply(&model, &x).context(format!(
+        "model.layers applied to input '{}' {}",
+        x.name(),
+        x.shape()
+    ))?;
+    let params = rntk::layers::Layer::parameters(&model);
+
+    // criterion
+    let loss = loss_fn(&cfg.criterion.loss, "criterion.loss", &z, &labels, cfg)?;
+    let metric_name = cfg
+        .criterion
+        .metric
+        .as_deref()
+        .unwrap_or(&cfg.criterion.loss);
+    let metric = loss_fn(metric_name, "criterion.metric", &z, &labels, cfg)?;
+    let criterion = Criterion::new(loss.clone(), Some(metric.clone()));
+    let args = Function::combine(&[loss, metric], "criterion")?.arguments();
+    let mut map = Vec::new();
+    for a in &args {
+        let name = a.name();
+        let stream = cfg
+            .train
+            .inputs_to_streams
+            .get(&name)
+            .cloned()
+            .unwrap_or_else(|| name.clone());
+        map.push((a.clone(), stream));
+    }
+    for k in cfg.train.inputs_to_streams.keys() {
+        if !args.iter().any(|a| a.name() == *k) {
+            return Err(Fail::new(format!(
+                "train.inputs_to_streams: '{k}' is not an input the criterion uses"
+            )));
+        }
+    }
+
+    let learner = learner(&cfg.learner, &params)?;
+
+    // readers
+    let train_reader = reader(cfg, &cfg.train.reader, "train.reader")?;
+    let mut src = source(&cfg.train.reader, train_reader, &cfg.inputs)?;
+    check_streams(&src, &map, &format!("readers.{}", cfg.train.reader))?;
+
+    // sizes
+    let t = &cfg.train;
+    let mbs = match &t.minibatch_size {
+        MinibatchSizeSpec::Constant(n) => MinibatchSize::Constant(*n),
+        MinibatchSizeSpec::Counts(p) => MinibatchSize::Schedule {
+            pairs: p.clone(),
+            epoch_size: t.epoch_size.unwrap_or(1),
+        },
+    };
+    let epoch_size = match (t.epoch_size, t.max_samples) {
+        (Some(e), _) => Some(e),
+        (None, Some(_)) => None,
+        (None, None) => {
+            return Err(Fail::new(
+                "train.epoch_size: expected a number of samples (or give train.max_samples)",
+            ))
+        }
+    };
+    let options = TrainOptions {
+        minibatch_size: mbs,
+        epoch_size,
+        max_epochs: t.max_epochs,
+        max_samples: t.max_samples,
+        progress_frequency: None,
+    };
+    let num_epochs = t
+        .max_epochs
+        .or_else(|| match (t.max_samples, t.epoch_size) {
+            (Some(m), Some(e)) if e > 0 => Some(m.div_ceil(e)),
+            _ => None,
+        });
+
+    // callbacks
+    let cb = &cfg.callbacks;
+    let mut callbacks = Callbacks::default();
+    // cntk.logging.log_number_of_parameters(model), before the printer's header
+    println!("{}", parameter_line(&params));
+    let p = cb.progress.as_ref();
+    let freq = match p {
+        Some(p) => p.freq,
+        None => Some(0),
+    };
+    let mut printer = ProgressPrinter::new(freq);
+    if let Some(p) = p {
+        printer = printer.first(p.first);
+        if let Some(tag) = &p.tag {
+            printer = printer.tag(tag);
+        }
+        if let Some(n) = p.num_epochs.or(num_epochs) {
+            printer = printer.num_epochs(n);
+        }
+        if let Some(n) = p.test_freq {
+            printer = printer.test_freq(n);
+        }
+        if let Some(pct) = p.metric_is_pct {
+            printer = printer.metric_is_pct(pct);
+        }
+        if let Some(f) = &p.log_file {
+            printer = printer
+                .log_to_file(f)
+                .context(format!("callbacks.progress.log_file {}", f.display()))?;
+        }
+    }
+    let mut printer: Box<dyn ProgressWriter> = Box::new(printer);
+    let bar = p.and_then(|p| p.bar).unwrap_or(true) && std::io::stderr().is_terminal();
+    let bar_epoch = epoch_size.or(t.max_samples).unwrap_or(0);
+    if bar && bar_epoch > 0 {
+        printer = Box::new(WithBar::new(printer, bar_epoch, num_epochs));
+    }
+    callbacks.progress_writers.push(printer);
+    if let Some(tb) = &cb.tensorboard {
+        let w = TensorBoardProgressWriter::new(tb.freq, &tb.log_dir).context(format!(
+            "callbacks.tensorboard.log_dir {}",
+            tb.log_dir.display()
+        ))?;
+        callbacks.progress_writers.push(Box::new(w));
+    }
+    if let Some(tc) = &cb.test {
+        let r = reader(cfg, &tc.reader, "callbacks.test.reader")?;
+        // one pass over the test data unless the reader says otherwise
+        let s = if r.max_sweeps.is_none() && r.max_samples.is_none() {
+            source_one_sweep(&tc.reader, r, &cfg.inputs)?
+        } else {
+            source(&tc.reader, r, &cfg.inputs)?
+        };
+        check_streams(&s, &map, &format!("readers.{}", tc.reader))?;
+        let mut c = TestConfig::new(Box::new(s));
+        c.minibatch_size = tc.minibatch_size;
+        callbacks.test = Some(c);
+    }
+    if let Some(cv) = &cb.cross_validation {
+        let r = reader(cfg, &cv.reader, "callbacks.cross_validation.reader")?;
+        let s = source(&cv.reader, r, &cfg.inputs)?;
+        check_streams(&s, &map, &format!("readers.{}", cv.reader))?;
+        let mut c = CrossValidationConfig::new(Box::new(s));
+        c.minibatch_size = cv.minibatch_size;
+        c.frequency = cv.frequency;
+        c.max_samples = cv.max_samples;
+        callbacks.cross_validation = Some(c);
+    }
+    if let Some(ck) = &cb.checkpoint {
+        if let Some(dir) = ck.file.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .context(format!("callbacks.checkpoint.file {}", ck.file.display()))?;
+        }
+        let mut c = CheckpointConfig::new(&ck.file);
+        c.frequency = ck.frequency;
+        c.restore = ck.restore;
+        c.preserve_all = ck.preserve_all;
+        callbacks.checkpoint = Some(c);
+    }
+
+    rntk::train::train::<T>(
+        &criterion,
+        &mut src,
+        &map,
+        vec![learner],
+        options,
+        callbacks,
+    )
+    .context("training")?;
+
+    let out = Function::combine(std::slice::from_ref(&z), "model")?;
+    if let Some(dir) = t.output.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).context(format!("train.output {}", t.output.display()))?;
+    }
+    rntk::save_model(&out, &t.output)?;
+    println!("Model saved to {}", t.output.display());
+    Ok(())
+}
+
+/// The same reader limited to one sweep (CNTK's `FULL_DATA_SWEEP`), for test passes.
+fn source_one_sweep(name: &str, r: &ReaderSpec, inputs: &[InputSpec]) -> Result<MinibatchSource> {
+    let spec = ReaderSpec {
+        file: r.file.clone(),
+        streams: r.streams.clone(),
+        randomize: r.randomize,
+        max_sweeps: Some(1),
+        max_samples: None,
+        randomization_seed: r.randomization_seed,
+        randomization_window_in_chunks: r.randomization_window_in_chunks,
+        frame_mode: r.frame_mode,
+        truncation_length: r.truncation_length,
+    };
+    source(name, &spec, inputs)
+}
+
+/// Every mapped stream exists in the source, with the input's dimension.
+fn check_streams(src: &MinibatchSource, map: &[(Variable, String)], key: &str) -> Result<()> {
+    let names: Vec<&str> = src.streams().iter().map(|s| s.name.as_str()).collect();
+    for (v, stream) in map {
+        let Some(info) = src.stream_info(stream) else {
+            return Err(Fail::new(format!(
+                "{key}: input '{}' reads stream '{stream}', which the reader does not define (streams: {}); add it to {key}.streams or map the input in train.inputs_to_streams",
+                v.name(),
+                names.join(", ")
+            )));
+        };
+        if info.sample_shape.numel() != v.shape().numel() {
+            return Err(Fail::new(format!(
+                "{key}: stream '{stream}' has dim {} but input '{}' has dim {}",
+                info.sample_shape.numel(),
+                v.name(),
+                v.shape().numel()
+            )));
+        }
+    }
+    Ok(())
+}
