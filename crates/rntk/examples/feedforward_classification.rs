@@ -119,6 +119,8 @@ fn create_model(cfg: &Config) -> Sequential {
 }
 
 pub fn run(cfg: &Config) -> Result<Outcome> {
+    // np.random.seed(seed); C.cntk_py.set_fixed_random_seed(seed + 1)
+    rntk::initializer::set_fixed_random_seed(cfg.seed + 1);
     let mut rng = Rng::new(cfg.seed);
     let classes = cfg.num_output_classes;
     let input = input_variable(INPUT_DIM);

@@ -96,6 +96,8 @@ fn source(rng: &mut Rng, n: usize, max_samples: u64) -> Result<(MinibatchSourceF
 }
 
 pub fn run(cfg: &Config) -> Result<Outcome> {
+    // np.random.seed(seed); C.cntk_py.set_fixed_random_seed(seed + 1)
+    rntk::initializer::set_fixed_random_seed(cfg.seed + 1);
     let mut rng = Rng::new(cfg.seed);
     let feature = input_variable(INPUT_DIM);
     let model = default_options(

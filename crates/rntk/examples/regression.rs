@@ -103,6 +103,8 @@ fn source(x: &[f32], y: &[f32], max_samples: u64) -> Result<MinibatchSourceFromD
 }
 
 pub fn run(cfg: &Config) -> Result<Outcome> {
+    // np.random.seed(seed); C.cntk_py.set_fixed_random_seed(seed + 1)
+    rntk::initializer::set_fixed_random_seed(cfg.seed + 1);
     let mut rng = Rng::new(cfg.seed);
     let x = input_variable(INPUT_DIM);
     let y = input_variable(1);
@@ -131,8 +133,11 @@ pub fn run(cfg: &Config) -> Result<Outcome> {
     let (train_x, train_y) = data(&mut rng, cfg.num_samples);
     let (test_x, test_y) = data(&mut rng, cfg.test_samples);
     let mean = test_y.iter().map(|&v| v as f64).sum::<f64>() / test_y.len() as f64;
-    let baseline_mse =
-        test_y.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / test_y.len() as f64;
+    let baseline_mse = test_y
+        .iter()
+        .map(|&v| (v as f64 - mean).powi(2))
+        .sum::<f64>()
+        / test_y.len() as f64;
 
     let mut train_source = source(&train_x, &train_y, INFINITELY_REPEAT)?.shuffled(cfg.seed);
     let test = TestConfig::new(Box::new(source(&test_x, &test_y, FULL_DATA_SWEEP)?));
@@ -180,7 +185,10 @@ fn main() -> Result<()> {
     };
     let out = run(&cfg)?;
     for (x, t, p) in &out.samples {
-        println!("x = [{:+.3}, {:+.3}]  target {:+.4}  prediction {:+.4}", x[0], x[1], t, p);
+        println!(
+            "x = [{:+.3}, {:+.3}]  target {:+.4}  prediction {:+.4}",
+            x[0], x[1], t, p
+        );
     }
     println!(
         "test MSE: {:.5} (predicting the mean: {:.5}; R² = {:.3})",
