@@ -21,7 +21,7 @@
 //! (loss, metric).train(source, minibatch_size=32, epoch_size=num_samples, max_epochs=5,
 //!     model_inputs_to_streams={x: source.streams.x, y: source.streams.y},
 //!     parameter_learners=[learner],
-//!     callbacks=[C.logging.ProgressPrinter(tag='Training', num_epochs=5),
+//!     callbacks=[C.logging.ProgressPrinter(tag='Training', num_epochs=5, metric_is_pct=False),
 //!                C.train.TestConfig(test_source)])
 //! ```
 //!
