@@ -1,0 +1,119 @@
+//! The tutorial examples learn: each example's own `run` (the code `cargo run --example`
+//! executes, included here from examples/) on reduced sizes, asserting that its test
+//! metric beats chance by a clear margin. The runs take turns: each restarts the
+//! process-wide initializer seed sequence, so that every run builds the same weights.
+
+// Every example includes examples/common as its own module, so it is loaded once per
+// example here.
+#![allow(clippy::duplicate_mod)]
+
+use std::sync::{Mutex, MutexGuard};
+
+static TURN: Mutex<()> = Mutex::new(());
+
+fn turn() -> MutexGuard<'static, ()> {
+    TURN.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[allow(dead_code)]
+#[path = "../examples/logistic_regression.rs"]
+mod logistic_regression;
+
+#[allow(dead_code)]
+#[path = "../examples/feedforward_classification.rs"]
+mod feedforward_classification;
+
+#[allow(dead_code)]
+#[path = "../examples/regression.rs"]
+mod regression;
+
+#[allow(dead_code)]
+#[path = "../examples/sequence_classification.rs"]
+mod sequence_classification;
+
+#[allow(dead_code)]
+#[path = "../examples/gru_tagger.rs"]
+mod gru_tagger;
+
+#[allow(dead_code)]
+#[path = "../examples/bidirectional_tagger.rs"]
+mod bidirectional_tagger;
+
+#[test]
+fn logistic_regression_learns() {
+    let _turn = turn();
+    // the tutorial's sizes: SGD at 0.5 on unscaled features needs its 800 updates
+    let out = logistic_regression::run(&logistic_regression::Config::default()).unwrap();
+    assert!(out.chance_error > 0.4, "{out:?}");
+    assert!(out.test_error < 0.2, "{out:?}");
+}
+
+#[test]
+fn feedforward_classification_learns_binary_and_multiclass() {
+    let _turn = turn();
+    for classes in [2, 3] {
+        let out = feedforward_classification::run(&feedforward_classification::Config {
+            num_output_classes: classes,
+            num_samples: 5000,
+            test_samples: 500,
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(
+            out.test_error < 0.5 * out.chance_error,
+            "{classes} classes: {out:?}"
+        );
+    }
+}
+
+#[test]
+fn regression_learns() {
+    let _turn = turn();
+    let out = regression::run(&regression::Config {
+        test_samples: 300,
+        ..Default::default()
+    })
+    .unwrap();
+    assert!(out.baseline_mse > 0.1, "{out:?}");
+    assert!(out.test_mse < 0.25 * out.baseline_mse, "{out:?}");
+}
+
+#[test]
+fn sequence_classification_learns() {
+    let _turn = turn();
+    let out = sequence_classification::run(&sequence_classification::Config {
+        test_sequences: 300,
+        ..Default::default()
+    })
+    .unwrap();
+    assert!(out.chance_error > 0.7, "{out:?}");
+    assert!(out.test_error < 0.5 * out.chance_error, "{out:?}");
+}
+
+/// The taggers at the tutorial's layer sizes (the corpus and epochs are already small),
+/// on a smaller test set.
+macro_rules! small_tagger {
+    ($example:ident) => {
+        $example::Config {
+            test_queries: 100,
+            seed: 1,
+            ..Default::default()
+        }
+    };
+}
+
+#[test]
+fn gru_tagger_learns() {
+    let _turn = turn();
+    let out = gru_tagger::run(&small_tagger!(gru_tagger)).unwrap();
+    assert!(out.chance_error > 0.25, "{out:?}");
+    assert!(out.test_error < 0.5 * out.chance_error, "{out:?}");
+}
+
+#[test]
+fn bidirectional_tagger_learns() {
+    let _turn = turn();
+    let out = bidirectional_tagger::run(&small_tagger!(bidirectional_tagger)).unwrap();
+    assert!(out.chance_error > 0.25, "{out:?}");
+    assert!(out.test_error < 0.5 * out.chance_error, "{out:?}");
+}
