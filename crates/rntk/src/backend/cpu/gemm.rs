@@ -237,7 +237,7 @@ mod tests {
 
     #[test]
     fn small_and_large_paths_agree_for_every_layout() {
-        for &(m, n, k) in &[(3, 4, 5), (1, 7, 3), (40, 50, 30)] {
+        for &(m, n, k) in &[(3, 4, 5), (1, 7, 3), (6, 5, 21), (40, 50, 30)] {
             let a: Vec<f64> = (0..m * k).map(|x| ((x * 7 % 13) as f64) - 6.0).collect();
             let b: Vec<f64> = (0..k * n).map(|x| ((x * 5 % 11) as f64) * 0.5).collect();
             for (ta, tb, tc) in [
