@@ -20,6 +20,8 @@ pub(crate) enum Source {
 pub(crate) struct SlotInfo {
     pub source: Source,
     pub shape: Shape,
+    /// `shape.numel()`, cached: the runtime needs it per node and per time step.
+    pub numel: usize,
     pub axes: DynamicAxes,
     #[allow(dead_code)]
     pub is_sparse: bool,
@@ -79,6 +81,7 @@ impl Builder {
         let info = v.info();
         self.slots.push(SlotInfo {
             source,
+            numel: info.shape.numel(),
             shape: info.shape,
             axes: info.axes,
             is_sparse: info.is_sparse,

@@ -505,7 +505,7 @@ impl<T: Element> Executor<T> {
         if matches!(self.layouts[s], Layout::Static) {
             return Arg::Static(&self.data[s]);
         }
-        let d = self.plan.slots[s].shape.numel();
+        let d = self.plan.slots[s].numel;
         Arg::Rows(&self.data[s][rows.start * d..rows.end * d])
     }
 
@@ -595,6 +595,7 @@ impl<T: Element> Executor<T> {
                 self.data[out] = buf;
                 let (layout, shape) = r?;
                 self.layouts[out] = layout;
+                self.plan.slots[out].numel = shape.numel();
                 self.plan.slots[out].shape = shape;
                 Ok(())
             }
@@ -854,7 +855,7 @@ impl<T: Element> Executor<T> {
             }
         }
         for s in (0..nslots).filter(|&s| reach[s]) {
-            let len = self.layouts[s].rows() * self.plan.slots[s].shape.numel();
+            let len = self.layouts[s].rows() * self.plan.slots[s].numel;
             let g = &mut self.grads[s];
             g.clear();
             g.resize(len, T::zero());
@@ -953,7 +954,7 @@ impl<T: Element> Executor<T> {
                     .iter()
                     .map(|&x| self.arg(x, params, rows.clone()))
                     .collect();
-                let d = self.plan.slots[s].shape.numel();
+                let d = self.plan.slots[s].numel;
                 let din_view = if is_static {
                     &mut din[..]
                 } else {

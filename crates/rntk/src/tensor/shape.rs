@@ -25,12 +25,13 @@ impl Shape {
         self.0.len()
     }
     /// Number of elements; 0 if any dimension is still inferred.
+    #[inline]
     pub fn numel(&self) -> usize {
-        if self.has_inferred() {
-            0
-        } else {
-            self.0.iter().product()
-        }
+        // one pass: 0 as soon as an inferred dimension shows up
+        self.0
+            .iter()
+            .try_fold(1usize, |acc, &d| (d != INFERRED).then(|| acc * d))
+            .unwrap_or(0)
     }
     pub fn has_inferred(&self) -> bool {
         self.0.contains(&INFERRED)

@@ -124,7 +124,17 @@ fn small_gemm_body<T: Element>(a: &Mat<T>, b: &Mat<T>, c: &mut MatMut<T>, accumu
         // both operands contiguous along k (e.g. dX = dY·Wᵀ): dot products
         for i in 0..m {
             let arow = &a.data[i * a.rs..i * a.rs + k];
-            for j in 0..n {
+            let mut j = 0;
+            // four columns at a time share the loads of `arow`
+            while j + 4 <= n {
+                let col = |q: usize| &b.data[(j + q) * b.cs..(j + q) * b.cs + k];
+                let d = dot4(arow, [col(0), col(1), col(2), col(3)]);
+                for (q, v) in d.into_iter().enumerate() {
+                    c.data[i * c.rs + (j + q) * c.cs] += v;
+                }
+                j += 4;
+            }
+            for j in j..n {
                 let bcol = &b.data[j * b.cs..j * b.cs + k];
                 c.data[i * c.rs + j * c.cs] += dot(arow, bcol);
             }
@@ -140,6 +150,33 @@ fn small_gemm_body<T: Element>(a: &Mat<T>, b: &Mat<T>, c: &mut MatMut<T>, accumu
             }
         }
     }
+}
+
+/// Four dot products of `x` with `ys`, each in eight partial sums summed as `dot` does
+/// (the same bits as four `dot` calls).
+#[inline(always)]
+fn dot4<T: Element>(x: &[T], ys: [&[T]; 4]) -> [T; 4] {
+    let mut acc = [[T::zero(); 8]; 4];
+    let chunks = x.len() / 8;
+    for ch in 0..chunks {
+        let a = &x[ch * 8..ch * 8 + 8];
+        for q in 0..4 {
+            let b = &ys[q][ch * 8..ch * 8 + 8];
+            for l in 0..8 {
+                acc[q][l] += a[l] * b[l];
+            }
+        }
+    }
+    let mut out = [T::zero(); 4];
+    for q in 0..4 {
+        let a = &acc[q];
+        let mut s = ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
+        for e in chunks * 8..x.len() {
+            s += x[e] * ys[q][e];
+        }
+        out[q] = s;
+    }
+    out
 }
 
 /// A dot product in eight independent partial sums, so it vectorizes.
