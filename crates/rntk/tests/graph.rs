@@ -261,3 +261,33 @@ fn constants_and_parameters_of_wrong_dtype_are_refused() {
     assert!(matches!(e, Error::DType { .. }), "{e}");
     assert!(parameter([2, 2], DType::F32, Initializer::Constant(0.0), "ok").is_ok());
 }
+
+#[test]
+fn sparse_labels_feed_losses_like_dense_ones() {
+    // CNTK's language-model and tagging examples declare their labels sparse.
+    let opts = |sparse| InputOptions {
+        dtype: DType::F64,
+        is_sparse: sparse,
+        dynamic_axes: DynamicAxes::default_sequence(),
+        ..Default::default()
+    };
+    let z = input_variable_with([4], opts(false));
+    let ts = input_variable_with([4], opts(true));
+    let td = input_variable_with([4], opts(false));
+    let ls = rntk::losses::cross_entropy_with_softmax(&z, &ts, -1).unwrap();
+    let ld = rntk::losses::cross_entropy_with_softmax(&z, &td, -1).unwrap();
+    let zv = Value::from_sequences([4], &common::ragged(&[2, 3], 4, 3)).unwrap();
+    let sparse = Value::one_hot_sequences::<f64>(4, &[vec![1, 3], vec![0, 2, 2]]).unwrap();
+    let dense = Value::from_sequences([4], &sparse.to_sequences::<f64>()).unwrap();
+    let mut es = Executor::<f64>::new(std::slice::from_ref(&ls)).unwrap();
+    es.forward(&[(&z, &zv), (&ts, &sparse)], false).unwrap();
+    let mut ed = Executor::<f64>::new(std::slice::from_ref(&ld)).unwrap();
+    ed.forward(&[(&z, &zv), (&td, &dense)], false).unwrap();
+    assert_eq!(
+        es.value(&ls).unwrap().to_vec::<f64>(),
+        ed.value(&ld).unwrap().to_vec::<f64>()
+    );
+    let gs = es.backward(&[(&ls, None)], &[&z]).unwrap();
+    let gd = ed.backward(&[(&ld, None)], &[&z]).unwrap();
+    assert_eq!(gs[0].to_vec::<f64>(), gd[0].to_vec::<f64>());
+}

@@ -58,6 +58,9 @@ pub(crate) struct Plan {
     pub var_slots: HashMap<VarKey, usize>,
     #[allow(dead_code)]
     pub roots: Vec<usize>,
+    /// Input slots whose sparse values must be densified when fed: some consumer is
+    /// not a product that reads sparse rows (only `times`' left operand does).
+    pub densify: Vec<bool>,
 }
 
 /// A block instance: its argument placeholders stand for outer variables.
@@ -379,7 +382,18 @@ pub(crate) fn compile(roots: &[Variable]) -> Result<Plan> {
             steps.push(Step::Node(comp[0]));
         }
     }
+    let mut densify = vec![false; b.slots.len()];
+    for node in &b.nodes {
+        for (i, &s) in node.ins.iter().enumerate() {
+            let reads_sparse =
+                i == 0 && matches!(node.op, Op::Times { .. } | Op::TransposeTimes { .. });
+            if !reads_sparse {
+                densify[s] = true;
+            }
+        }
+    }
     Ok(Plan {
+        densify,
         slots: b.slots,
         nodes: b.nodes,
         steps,

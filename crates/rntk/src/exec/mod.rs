@@ -353,7 +353,9 @@ impl<T: Element> Executor<T> {
                     buf.extend_from_slice(src);
                     self.sparse[s] = None;
                 }
-                ValueData::SparseF32(_) | ValueData::SparseF64(_) if !info.is_sparse => {
+                ValueData::SparseF32(_) | ValueData::SparseF64(_)
+                    if !info.is_sparse || self.plan.densify[s] =>
+                {
                     // A sparse value for a dense input is densified once here.
                     let rows = val.dense_rows::<T>();
                     let buf = &mut self.data[s];
