@@ -96,9 +96,31 @@ fn small_gemm_body<T: Element>(a: &Mat<T>, b: &Mat<T>, c: &mut MatMut<T>, accumu
             }
         }
     }
-    if b.cs == 1 && c.cs == 1 {
-        // row-major: c[i, :] += a[i, kk] * b[kk, :]
-        for i in 0..m {
+    if b.cs == 1 && c.cs == 1 && c.rs >= n {
+        // row-major: c[i, :] += a[i, kk] * b[kk, :], four rows per load of b[kk, :]
+        // (the same operations in the same order as one row at a time)
+        let mut i = 0;
+        while i + 4 <= m {
+            let block = &mut c.data[i * c.rs..(i + 3) * c.rs + n];
+            let (r0, rest) = block.split_at_mut(c.rs);
+            let (r1, rest) = rest.split_at_mut(c.rs);
+            let (r2, r3) = rest.split_at_mut(c.rs);
+            let (r0, r1, r2, r3) = (&mut r0[..n], &mut r1[..n], &mut r2[..n], &mut r3[..n]);
+            for kk in 0..k {
+                let av = |r: usize| a.data[(i + r) * a.rs + kk * a.cs];
+                let (a0, a1, a2, a3) = (av(0), av(1), av(2), av(3));
+                let brow = &b.data[kk * b.rs..kk * b.rs + n];
+                for j in 0..n {
+                    let x = brow[j];
+                    r0[j] += a0 * x;
+                    r1[j] += a1 * x;
+                    r2[j] += a2 * x;
+                    r3[j] += a3 * x;
+                }
+            }
+            i += 4;
+        }
+        for i in i..m {
             let crow = &mut c.data[i * c.rs..i * c.rs + n];
             for kk in 0..k {
                 let aik = a.data[i * a.rs + kk * a.cs];
