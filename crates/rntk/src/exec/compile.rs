@@ -23,7 +23,6 @@ pub(crate) struct SlotInfo {
     /// `shape.numel()`, cached: the runtime needs it per node and per time step.
     pub numel: usize,
     pub axes: DynamicAxes,
-    #[allow(dead_code)]
     pub is_sparse: bool,
     pub label: String,
 }
@@ -56,7 +55,6 @@ pub(crate) struct Plan {
     pub steps: Vec<Step>,
     /// Slots of the variables visible from outside (roots, inputs, parameters).
     pub var_slots: HashMap<VarKey, usize>,
-    #[allow(dead_code)]
     pub roots: Vec<usize>,
     /// Input slots whose sparse values must be densified when fed: some consumer is
     /// not a product that reads sparse rows (only `times`' left operand does).

@@ -394,6 +394,11 @@ pub(crate) fn infer_transpose(
     expect_arity(op, name, infos, 1)?;
     let x = &infos[0];
     let r = x.shape.rank();
+    if r > MAX_TRANSPOSE_RANK {
+        return Err(Error::Unsupported(format!(
+            "{op} '{name}': transposing a sample of rank {r} (at most {MAX_TRANSPOSE_RANK} axes)"
+        )));
+    }
     let mut seen = vec![false; r];
     let valid = perm.len() == r
         && perm
@@ -414,22 +419,39 @@ pub(crate) fn infer_transpose(
 }
 
 /// For each output element (row-major), the input element it comes from.
+/// Most axes a transposed sample may have (index state lives on the stack: transpose
+/// runs per row, and per time step inside loops).
+const MAX_TRANSPOSE_RANK: usize = 8;
+
+/// For each output element (row-major), the input element it comes from.
 fn transpose_map(perm: &[usize], shape: &Shape, mut f: impl FnMut(usize, usize)) {
-    let r = shape.rank();
-    let in_strides = shape.strides();
-    let out_dims: Vec<usize> = perm.iter().map(|&p| shape.dims()[p]).collect();
-    let total = shape.numel();
-    let mut idx = vec![0usize; r];
-    for e in 0..total {
-        let src: usize = (0..r).map(|k| idx[k] * in_strides[perm[k]]).sum();
+    let r = shape.rank().min(MAX_TRANSPOSE_RANK);
+    let in_strides = {
+        let mut st = [1usize; MAX_TRANSPOSE_RANK];
+        for k in (0..r.saturating_sub(1)).rev() {
+            st[k] = st[k + 1] * shape.dims()[k + 1];
+        }
+        st
+    };
+    let mut out_dims = [1usize; MAX_TRANSPOSE_RANK];
+    let mut step = [0usize; MAX_TRANSPOSE_RANK];
+    for k in 0..r {
+        out_dims[k] = shape.dims()[perm[k]];
+        step[k] = in_strides[perm[k]];
+    }
+    let mut idx = [0usize; MAX_TRANSPOSE_RANK];
+    let mut src = 0usize;
+    for e in 0..shape.numel() {
         f(e, src);
         let mut k = r;
         while k > 0 {
             k -= 1;
             idx[k] += 1;
+            src += step[k];
             if idx[k] < out_dims[k] {
                 break;
             }
+            src -= step[k] * out_dims[k];
             idx[k] = 0;
         }
     }
