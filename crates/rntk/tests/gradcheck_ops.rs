@@ -20,7 +20,6 @@ mod common;
 
 use common::*;
 use rntk::functions::*;
-use rntk::graph::{input_variable_with, InputOptions};
 use rntk::ops::ReduceOp;
 use rntk::sequence::{future_value, past_value};
 use rntk::{DType, DynamicAxes, Executor, Result, Tensor, Value, Variable};
@@ -41,16 +40,7 @@ struct Env {
 }
 
 fn seq_input(shape: &[usize], name: &str) -> Variable {
-    input_variable_with(
-        shape.to_vec(),
-        InputOptions {
-            dtype: DType::F64,
-            dynamic_axes: DynamicAxes::default_sequence(),
-            needs_gradient: true,
-            name: name.into(),
-            ..Default::default()
-        },
-    )
+    f64_input(shape, name, DynamicAxes::default_sequence())
 }
 
 fn fill(n: usize, key: usize, scale: f64, offset: f64) -> Vec<f64> {

@@ -23,29 +23,11 @@ fn seq_in(shape: &[usize], name: &str) -> Variable {
 }
 
 fn seq_in_axis(shape: &[usize], name: &str, axes: DynamicAxes) -> Variable {
-    sequence::input_variable_with(
-        shape.to_vec(),
-        InputOptions {
-            dtype: DType::F64,
-            needs_gradient: true,
-            dynamic_axes: axes,
-            name: name.into(),
-            ..Default::default()
-        },
-    )
+    f64_input(shape, name, axes)
 }
 
 fn batch_in(shape: &[usize], name: &str) -> Variable {
-    rntk::input_variable_with(
-        shape.to_vec(),
-        InputOptions {
-            dtype: DType::F64,
-            dynamic_axes: DynamicAxes::Batch,
-            needs_gradient: true,
-            name: name.into(),
-            ..Default::default()
-        },
-    )
+    f64_input(shape, name, DynamicAxes::Batch)
 }
 
 fn seqs(shape: &[usize], lens: &[usize], key: usize) -> Value {

@@ -4,43 +4,11 @@
 mod common;
 
 use common::*;
-use rntk::functions::*;
-use rntk::sequence;
-use rntk::{placeholder, Variable};
+use rntk::Variable;
 use std::collections::HashMap;
 
 fn lstm(v: &HashMap<String, Variable>, k: usize, future: bool) -> Variable {
-    let x = &v["x"];
-    let dt = x.dtype();
-    let h_ph = placeholder([3], dt, x.dynamic_axes(), "h_ph").unwrap();
-    let c_ph = placeholder([3], dt, x.dynamic_axes(), "c_ph").unwrap();
-    let init = rntk::scalar(0.1, dt);
-    let delay = |p: &Variable| {
-        if future {
-            sequence::future_value(p, &init, k).unwrap()
-        } else {
-            sequence::past_value(p, &init, k).unwrap()
-        }
-    };
-    let (dh, dc) = (delay(&h_ph), delay(&c_ph));
-    let a = plus(
-        &plus(&v["b"], &times(x, &v["W"]).unwrap()).unwrap(),
-        &times(&dh, &v["H"]).unwrap(),
-    )
-    .unwrap();
-    let gate = |j: isize| slice(&a, 0, j * 3, (j + 1) * 3).unwrap();
-    let (i, g, f, o) = (gate(0), gate(1), gate(2), gate(3));
-    let c = plus(
-        &element_times(&sigmoid(&f).unwrap(), &dc).unwrap(),
-        &element_times(&sigmoid(&i).unwrap(), &tanh(&g).unwrap()).unwrap(),
-    )
-    .unwrap();
-    let h = element_times(&sigmoid(&o).unwrap(), &tanh(&c).unwrap()).unwrap();
-    h.owner()
-        .unwrap()
-        .replace_placeholders(&[(h_ph, h.clone()), (c_ph, c)])
-        .unwrap();
-    h
+    hand_lstm(&v["x"], &v["W"], &v["H"], &v["b"], k, future)
 }
 
 #[test]

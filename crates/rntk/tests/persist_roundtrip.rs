@@ -5,6 +5,8 @@
 mod persist_support;
 
 use persist_support::*;
+
+mod common;
 use rntk::functions::*;
 use rntk::initializer::Initializer;
 use rntk::layers::*;
@@ -47,41 +49,16 @@ fn seqs_f64(dim: usize, lens: &[usize], salt: usize) -> Value {
     Value::from_sequences([dim], &s).unwrap()
 }
 
-/// A hand-built LSTM step loop (tests/lstm_loop.rs), float64, past or future.
+/// The hand-built LSTM step loop of tests/lstm_loop.rs, past or future.
 fn lstm_loop(x: &Variable, future: bool) -> (Variable, Vec<Variable>) {
     let dt = x.dtype();
     let w = glorot([2, 12], dt, 1, "W");
     let h_w = glorot([3, 12], dt, 2, "H");
     let b = parameter([12], dt, Initializer::Constant(0.05), "b").unwrap();
-    let h_ph = placeholder([3], dt, x.dynamic_axes(), "h_ph").unwrap();
-    let c_ph = placeholder([3], dt, x.dynamic_axes(), "c_ph").unwrap();
-    let init = rntk::scalar(0.1, dt);
-    let delay = |p: &Variable| {
-        if future {
-            sequence::future_value(p, &init, 1).unwrap()
-        } else {
-            sequence::past_value(p, &init, 1).unwrap()
-        }
-    };
-    let (dh, dc) = (delay(&h_ph), delay(&c_ph));
-    let a = plus(
-        &plus(&b, &times(x, &w).unwrap()).unwrap(),
-        &times(&dh, &h_w).unwrap(),
+    (
+        common::hand_lstm(x, &w, &h_w, &b, 1, future),
+        vec![w, h_w, b],
     )
-    .unwrap();
-    let gate = |j: isize| slice(&a, 0, j * 3, (j + 1) * 3).unwrap();
-    let (i, g, f, o) = (gate(0), gate(1), gate(2), gate(3));
-    let c = plus(
-        &element_times(&sigmoid(&f).unwrap(), &dc).unwrap(),
-        &element_times(&sigmoid(&i).unwrap(), &tanh(&g).unwrap()).unwrap(),
-    )
-    .unwrap();
-    let h = element_times(&sigmoid(&o).unwrap(), &tanh(&c).unwrap()).unwrap();
-    h.owner()
-        .unwrap()
-        .replace_placeholders(&[(h_ph, h.clone()), (c_ph, c)])
-        .unwrap();
-    (h, vec![w, h_w, b])
 }
 
 fn squared_error(z: &Variable, t: &Variable) -> Variable {

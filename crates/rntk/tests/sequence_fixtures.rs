@@ -7,7 +7,6 @@ mod common;
 
 use common::*;
 use rntk::functions::{element_times, plus};
-use rntk::graph::InputOptions;
 use rntk::sequence;
 use rntk::{DType, DynamicAxes, Error, Executor, Value, Variable};
 use serde_json::Value as Json;
@@ -111,28 +110,11 @@ fn delay_matches_cntk_f64() {
 }
 
 fn seq_input(shape: &[usize], name: &str) -> Variable {
-    sequence::input_variable_with(
-        shape.to_vec(),
-        InputOptions {
-            dtype: DType::F64,
-            needs_gradient: true,
-            name: name.into(),
-            ..Default::default()
-        },
-    )
+    f64_input(shape, name, DynamicAxes::default_sequence())
 }
 
 fn batch_input(shape: &[usize], name: &str) -> Variable {
-    rntk::input_variable_with(
-        shape.to_vec(),
-        InputOptions {
-            dtype: DType::F64,
-            dynamic_axes: DynamicAxes::Batch,
-            needs_gradient: true,
-            name: name.into(),
-            ..Default::default()
-        },
-    )
+    f64_input(shape, name, DynamicAxes::Batch)
 }
 
 fn forward_err(out: &Variable, feeds: &[(&Variable, &Value)]) -> Error {

@@ -312,3 +312,63 @@ pub fn run_case(
         );
     }
 }
+
+/// A hand-built LSTM step loop from primitives (gates [i, g, f, o], initial state 0.1):
+/// `a = b + x·W + delay(h)·H`, `c = σ(f)⊙delay(c) + σ(i)⊙tanh(g)`, `h = σ(o)⊙tanh(c)`,
+/// with past_value (or future_value) of time step `k`. N comes from `h`'s shape (D, 4N).
+pub fn hand_lstm(
+    x: &Variable,
+    w: &Variable,
+    h: &Variable,
+    b: &Variable,
+    k: usize,
+    future: bool,
+) -> Variable {
+    use rntk::functions::*;
+    use rntk::{placeholder, sequence};
+    let n = h.shape().dims()[0];
+    let dt = x.dtype();
+    let h_ph = placeholder([n], dt, x.dynamic_axes(), "h_ph").unwrap();
+    let c_ph = placeholder([n], dt, x.dynamic_axes(), "c_ph").unwrap();
+    let init = rntk::scalar(0.1, dt);
+    let delay = |p: &Variable| {
+        if future {
+            sequence::future_value(p, &init, k).unwrap()
+        } else {
+            sequence::past_value(p, &init, k).unwrap()
+        }
+    };
+    let (dh, dc) = (delay(&h_ph), delay(&c_ph));
+    let a = plus(
+        &plus(b, &times(x, w).unwrap()).unwrap(),
+        &times(&dh, h).unwrap(),
+    )
+    .unwrap();
+    let gate = |j: usize| slice(&a, 0, (j * n) as isize, ((j + 1) * n) as isize).unwrap();
+    let (i, g, f, o) = (gate(0), gate(1), gate(2), gate(3));
+    let c = plus(
+        &element_times(&sigmoid(&f).unwrap(), &dc).unwrap(),
+        &element_times(&sigmoid(&i).unwrap(), &tanh(&g).unwrap()).unwrap(),
+    )
+    .unwrap();
+    let hh = element_times(&sigmoid(&o).unwrap(), &tanh(&c).unwrap()).unwrap();
+    hh.owner()
+        .unwrap()
+        .replace_placeholders(&[(h_ph, hh.clone()), (c_ph, c)])
+        .unwrap();
+    hh
+}
+
+/// A float64 input with the given dynamic axes that takes gradients (for checks).
+pub fn f64_input(shape: &[usize], name: &str, axes: rntk::DynamicAxes) -> Variable {
+    rntk::input_variable_with(
+        shape.to_vec(),
+        rntk::InputOptions {
+            dtype: rntk::DType::F64,
+            dynamic_axes: axes,
+            needs_gradient: true,
+            name: name.into(),
+            ..Default::default()
+        },
+    )
+}
