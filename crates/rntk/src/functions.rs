@@ -249,3 +249,24 @@ pub fn gather(reference: &Variable, indices: &Variable) -> Result<Variable> {
 pub fn lstm_cell(pre: &Variable, c_prev: &Variable) -> Result<Variable> {
     prim(Op::LstmCell, &[pre, c_prev], "")
 }
+
+/// A whole LSTM recurrence as one op: `[h | c]` at every step of `pre_x`'s sequences,
+/// with `pre_x = b + x·W` (gates [i, g, f, o]), recurrent weights `h` of shape
+/// [N, 4N], and initial states `h0`, `c0` (scalars or [N], static). `go_backwards`
+/// scans from each sequence's end. Equal, bit for bit, to the loop of `lstm_cell`
+/// steps through past_value (future_value) that `Recurrence(LSTM)` describes.
+pub fn lstm_scan(
+    pre_x: &Variable,
+    h: &Variable,
+    h0: &Variable,
+    c0: &Variable,
+    go_backwards: bool,
+) -> Result<Variable> {
+    prim(
+        Op::LstmScan {
+            reverse: go_backwards,
+        },
+        &[pre_x, h, h0, c0],
+        "",
+    )
+}

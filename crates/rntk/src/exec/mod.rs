@@ -822,6 +822,10 @@ impl<T: Element> Executor<T> {
                 "backward() needs a successful forward() first".into(),
             ));
         }
+        // Ops that compute all their operands' gradients at once do so anew each pass.
+        for st in &mut self.states {
+            st.grad_ready = false;
+        }
         let nslots = self.plan.slots.len();
         let mut wrt_slots = Vec::with_capacity(wrt.len());
         for v in wrt {
@@ -1014,6 +1018,7 @@ impl<T: Element> Executor<T> {
                         continue;
                     }
                     let mut din = std::mem::take(&mut self.grads[s]);
+                    let mut st = std::mem::take(&mut self.states[n]);
                     let res = {
                         let args: WholeArgs<T> = node
                             .ins
@@ -1029,10 +1034,11 @@ impl<T: Element> Executor<T> {
                                 &self.data[out],
                                 &self.grads[out],
                                 &mut din,
-                                &self.states[n],
+                                &mut st,
                             )
                             .map_err(|e| with_name(e, &node.name))
                     };
+                    self.states[n] = st;
                     self.grads[s] = din;
                     res?;
                 }

@@ -66,21 +66,34 @@ fn scan(
         ));
     }
     let shapes = step.state_shapes(&info)?;
+    let mut inits = Vec::with_capacity(shapes.len());
+    for (k, s) in shapes.iter().enumerate() {
+        let init = initial(k)?;
+        check_initial(layer, name, step, k, s, &init)?;
+        inits.push(init);
+    }
+    // A step with a fused whole-sequence form (LSTM) skips the step-by-step loop.
+    if inits
+        .iter()
+        .all(|v| matches!(v.info().axes, DynamicAxes::None))
+    {
+        if let Some(outs) = step.fused_scan(x, &inits, go_backwards)? {
+            return Ok(outs);
+        }
+    }
     let mut phs = Vec::with_capacity(shapes.len());
     let mut delayed = Vec::with_capacity(shapes.len());
-    for (k, s) in shapes.iter().enumerate() {
+    for (k, (s, init)) in shapes.iter().zip(&inits).enumerate() {
         let ph = placeholder(
             s.clone(),
             info.dtype,
             info.axes.clone(),
             &format!("state{k}"),
         )?;
-        let init = initial(k)?;
-        check_initial(layer, name, step, k, s, &init)?;
         let d = if go_backwards {
-            sequence::future_value(&ph, &init, 1)?
+            sequence::future_value(&ph, init, 1)?
         } else {
-            sequence::past_value(&ph, &init, 1)?
+            sequence::past_value(&ph, init, 1)?
         };
         phs.push(ph);
         delayed.push(d);

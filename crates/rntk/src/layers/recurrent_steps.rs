@@ -6,7 +6,7 @@
 use super::defaults::lookup;
 use super::{as_block_n, layer_err, Activation, Stabilizer};
 use crate::error::Result;
-use crate::functions::{element_times, lstm_cell, minus, plus, sigmoid, slice, times};
+use crate::functions::{element_times, lstm_cell, lstm_scan, minus, plus, sigmoid, slice, times};
 use crate::graph::{parameter, scalar, VarInfo, Variable};
 use crate::initializer::Initializer;
 use crate::tensor::Shape;
@@ -23,6 +23,17 @@ pub trait RecurrentStep: Send + Sync {
     fn parameters(&self) -> Vec<Variable>;
     /// CNTK's block name ("LSTM", "GRU", "RNNStep").
     fn op_name(&self) -> &str;
+    /// The whole scan over `x`'s sequences as one fused op, for steps that have one
+    /// (`None`: `Recurrence` builds the step-by-step loop). `init` holds the static
+    /// initial states; the outputs are the state sequences, as the loop's would be.
+    fn fused_scan(
+        &self,
+        _x: &Variable,
+        _init: &[Variable],
+        _go_backwards: bool,
+    ) -> Result<Option<Vec<Variable>>> {
+        Ok(None)
+    }
 }
 
 /// Options shared by the three cells.
@@ -196,17 +207,36 @@ macro_rules! cell_builders {
 }
 
 /// CNTK's `LSTM(shape)` step.
-pub struct Lstm(Cell, bool);
+pub struct Lstm(Cell, bool, bool);
 cell_builders!(Lstm);
 
 impl Lstm {
     pub fn new(shape: usize) -> Self {
         let peep = lookup("LSTM", |o| o.use_peepholes).unwrap_or(false);
-        Lstm(Cell::new("LSTM", shape, Activation::Tanh), peep)
+        Lstm(Cell::new("LSTM", shape, Activation::Tanh), peep, true)
     }
     pub fn use_peepholes(mut self, on: bool) -> Self {
         self.1 = on;
         self
+    }
+    /// Whether `Recurrence`/`Fold` may run this step as one fused scan over the
+    /// sequence (default on; it applies to the plain cell: tanh, no peepholes,
+    /// projection or self-stabilization, static initial states). Off builds the
+    /// step-by-step loop, which computes the same values.
+    pub fn fused(mut self, on: bool) -> Self {
+        self.2 = on;
+        self
+    }
+
+    /// The LSTM parameters W, H, b in the order the step creates them.
+    fn wbh(&self, x: &Variable) -> Result<(Variable, Variable, Variable)> {
+        let c = &self.0;
+        let (n, d) = (c.n(), c.shape);
+        let i_dim = c.input_dim(&x.info())?;
+        let w = c.param("W", &[i_dim, 4 * n], x, false)?;
+        let h = c.param("H", &[d, 4 * n], x, false)?;
+        let b = c.param("b", &[4 * n], x, true)?;
+        Ok((w, h, b))
     }
 }
 
@@ -225,11 +255,8 @@ impl RecurrentStep for Lstm {
                 format!("takes 2 states (h, c), got {}", states.len()),
             ));
         }
-        let (n, d) = (c.n(), c.shape);
-        let i_dim = c.input_dim(&x.info())?;
-        let w = c.param("W", &[i_dim, 4 * n], x, false)?;
-        let h = c.param("H", &[d, 4 * n], x, false)?;
-        let b = c.param("b", &[4 * n], x, true)?;
+        let n = c.n();
+        let (w, h, b) = self.wbh(x)?;
         let peep = if self.1 {
             Some((
                 c.param("Ci", &[n], x, false)?,
@@ -286,6 +313,32 @@ impl RecurrentStep for Lstm {
     }
     fn op_name(&self) -> &str {
         "LSTM"
+    }
+
+    fn fused_scan(
+        &self,
+        x: &Variable,
+        init: &[Variable],
+        go_backwards: bool,
+    ) -> Result<Option<Vec<Variable>>> {
+        let c = &self.0;
+        let plain =
+            !self.1 && matches!(c.activation, Activation::Tanh) && !c.stabilize && c.cell.is_none();
+        if !self.2 || !plain || init.len() != 2 {
+            return Ok(None);
+        }
+        let n = c.n();
+        let operands = [x.clone(), init[0].clone(), init[1].clone()];
+        as_block_n(&operands, "LSTM", &c.name, |a| {
+            let (w, h, b) = self.wbh(&a[0])?;
+            let pre = plus(&b, &times(&a[0], &w)?)?;
+            let hc = lstm_scan(&pre, &h, &a[1], &a[2], go_backwards)?;
+            Ok(vec![
+                slice(&hc, 0, 0, n as isize)?,
+                slice(&hc, 0, n as isize, 2 * n as isize)?,
+            ])
+        })
+        .map(Some)
     }
 }
 

@@ -42,10 +42,10 @@ fn dense<'a, T>(a: &Arg<'a, T>) -> Result<&'a [T]> {
 }
 
 /// Per row the state keeps `[i, g, f, o, tanh(c)]`, 5N values.
-const KEPT: usize = 5;
+pub(crate) const KEPT: usize = 5;
 
 /// Activated gates of `rows` rows into `kept` (the first 4N of each 5N block).
-fn activate<T: Element>(pre: &[T], kept: &mut [T], n: usize, rows: usize) {
+pub(crate) fn activate<T: Element>(pre: &[T], kept: &mut [T], n: usize, rows: usize) {
     for r in 0..rows {
         let p = &pre[r * 4 * n..(r + 1) * 4 * n];
         let g = &mut kept[r * KEPT * n..(r * KEPT + 4) * n];
@@ -75,25 +75,63 @@ pub(crate) fn forward<T: Element>(
     activate(pre, kept, n, rows);
     let c_static = args[1].is_static();
     for r in 0..rows {
-        let k = &mut kept[r * KEPT * n..(r + 1) * KEPT * n];
         let cprev = if c_static {
             cp
         } else {
             &cp[r * n..(r + 1) * n]
         };
-        let o = &mut out[r * 2 * n..(r + 1) * 2 * n];
-        let (h, c) = o.split_at_mut(n);
-        for j in 0..n {
-            // f ⊙ c_prev + i ⊙ g, the unfused graph's order
-            c[j] = k[2 * n + j] * cprev[j] + k[j] * k[n + j];
-        }
-        let (gates, tc) = k.split_at_mut(4 * n);
-        cpu::tanh(c, tc);
-        for j in 0..n {
-            h[j] = tc[j] * gates[3 * n + j];
-        }
+        row_forward(
+            &mut kept[r * KEPT * n..(r + 1) * KEPT * n],
+            cprev,
+            &mut out[r * 2 * n..(r + 1) * 2 * n],
+            n,
+        );
     }
     Ok(())
+}
+
+/// One row after `activate`: `c = f ⊙ c_prev + i ⊙ g`, `h = tanh(c) ⊙ o` into
+/// `out = [h | c]`, keeping tanh(c) in the row's last N of `kept`.
+#[inline]
+pub(crate) fn row_forward<T: Element>(k: &mut [T], cprev: &[T], out: &mut [T], n: usize) {
+    let (h, c) = out.split_at_mut(n);
+    for j in 0..n {
+        // f ⊙ c_prev + i ⊙ g, the unfused graph's order
+        c[j] = k[2 * n + j] * cprev[j] + k[j] * k[n + j];
+    }
+    let (gates, tc) = k.split_at_mut(4 * n);
+    cpu::tanh(c, &mut tc[..n]);
+    for j in 0..n {
+        h[j] = tc[j] * gates[3 * n + j];
+    }
+}
+
+/// One row's vector-Jacobian product: adds `∂/∂pre` into `dpre` (4N) and
+/// `∂/∂c_prev` into `dcprev` (N), from the gradients `dh`, `dc_out` of `[h | c]`.
+#[inline]
+pub(crate) fn row_backward<T: Element>(
+    g: &[T],
+    cprev: &[T],
+    dh: &[T],
+    dc_out: &[T],
+    mut dpre: Option<&mut [T]>,
+    mut dcprev: Option<&mut [T]>,
+    n: usize,
+) {
+    let one = T::one();
+    for j in 0..n {
+        let (gi, gg, gf, go, tc) = (g[j], g[n + j], g[2 * n + j], g[3 * n + j], g[4 * n + j]);
+        let dc = dc_out[j] + dh[j] * go * (one - tc * tc);
+        if let Some(d) = dpre.as_deref_mut() {
+            d[j] += dc * gg * gi * (one - gi);
+            d[n + j] += dc * gi * (one - gg * gg);
+            d[2 * n + j] += dc * cprev[j] * gf * (one - gf);
+            d[3 * n + j] += dh[j] * tc * go * (one - go);
+        }
+        if let Some(d) = dcprev.as_deref_mut() {
+            d[j] += dc * gf;
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -117,7 +155,6 @@ pub(crate) fn backward<T: Element>(
         ));
     }
     let kept = &st.aux[ctx.row0 * KEPT * n..need];
-    let one = T::one();
     let c_static = args[1].is_static();
     for r in 0..rows {
         let g = &kept[r * KEPT * n..(r + 1) * KEPT * n];
@@ -128,20 +165,14 @@ pub(crate) fn backward<T: Element>(
         } else {
             &cp[r * n..(r + 1) * n]
         };
-        for j in 0..n {
-            let (gi, gg, gf, go, tc) = (g[j], g[n + j], g[2 * n + j], g[3 * n + j], g[4 * n + j]);
-            let dc = dc_out[j] + dh[j] * go * (one - tc * tc);
-            if i == 0 {
-                let d = &mut din[r * 4 * n..(r + 1) * 4 * n];
-                d[j] += dc * gg * gi * (one - gi);
-                d[n + j] += dc * gi * (one - gg * gg);
-                d[2 * n + j] += dc * cprev[j] * gf * (one - gf);
-                d[3 * n + j] += dh[j] * tc * go * (one - go);
-            } else if c_static {
-                din[j] += dc * gf;
-            } else {
-                din[r * n + j] += dc * gf;
-            }
+        if i == 0 {
+            let d = &mut din[r * 4 * n..(r + 1) * 4 * n];
+            row_backward(g, cprev, dh, dc_out, Some(d), None, n);
+        } else if c_static {
+            row_backward(g, cprev, dh, dc_out, None, Some(&mut din[..n]), n);
+        } else {
+            let d = &mut din[r * n..(r + 1) * n];
+            row_backward(g, cprev, dh, dc_out, None, Some(d), n);
         }
     }
     Ok(())

@@ -488,8 +488,8 @@ mod tests {
         let x: Vec<f64> = (0..40).map(|v| v as f64 + 1.0).collect();
         let mut whole = vec![0.0; 40];
         let mut st = NodeState {
-            aux: Vec::new(),
             calls: 3,
+            ..Default::default()
         };
         forward(
             &op,
@@ -502,8 +502,8 @@ mod tests {
         )
         .unwrap();
         let mut st2 = NodeState {
-            aux: Vec::new(),
             calls: 3,
+            ..Default::default()
         };
         let mut parts = vec![0.0; 40];
         // blocks in reverse order, as a future_value loop runs them

@@ -15,6 +15,7 @@ pub(crate) mod batchnorm;
 pub(crate) mod binary;
 pub(crate) mod delay;
 pub(crate) mod lstm_cell;
+pub(crate) mod lstm_scan;
 pub(crate) mod metrics_ops;
 pub(crate) mod misc;
 pub(crate) mod reduce;
@@ -150,6 +151,11 @@ pub enum Op {
     Ndcg1,
     /// The fused LSTM cell: `lstm_cell(pre, c_prev) = [h | c]` (see `lstm_cell.rs`).
     LstmCell,
+    /// A whole LSTM recurrence: `lstm_scan(pre_x, H, h0, c0) = [h | c]` per step (see
+    /// `lstm_scan.rs`); `reverse` scans from the end (future_value's direction).
+    LstmScan {
+        reverse: bool,
+    },
 }
 
 /// What shape inference found: the outputs, and the final shapes of parameter
@@ -230,6 +236,12 @@ pub(crate) struct NodeState<T> {
     pub aux: Vec<T>,
     /// How many training forwards have run (dropout's rng offset).
     pub calls: u64,
+    /// Gradients an op computes once per backward pass for all its operands.
+    pub grad: Vec<T>,
+    /// Whether `grad` holds this backward pass's values (the executor clears it).
+    pub grad_ready: bool,
+    /// Scratch reused across calls.
+    pub work: Vec<T>,
 }
 
 /// The join of the operands' dynamic axes for an element-wise op.
@@ -307,6 +319,7 @@ impl Op {
             Op::LambdaRank => "LambdaRank",
             Op::Ndcg1 => "NDCG1Eval",
             Op::LstmCell => "LSTMCell",
+            Op::LstmScan { .. } => "LSTMScan",
         }
     }
 
@@ -332,7 +345,8 @@ impl Op {
             | Op::WeightedLogistic
             | Op::ClassificationErrorTopN { .. }
             | Op::LambdaRank
-            | Op::Ndcg1 => ExecKind::Whole,
+            | Op::Ndcg1
+            | Op::LstmScan { .. } => ExecKind::Whole,
             _ => ExecKind::RowLocal,
         }
     }
@@ -417,6 +431,7 @@ impl Op {
             }
             Op::PastValue { .. } | Op::FutureValue { .. } => delay::infer(op, name, infos),
             Op::LstmCell => lstm_cell::infer(op, name, infos),
+            Op::LstmScan { .. } => lstm_scan::infer(op, name, infos),
             Op::BatchNorm { spatial, .. } => batchnorm::infer(op, name, infos, *spatial),
             Op::Hardmax => {
                 expect_arity(op, name, infos, 1)?;
@@ -580,7 +595,7 @@ impl Op {
     pub(crate) fn whole_layout<T: Element>(&self, args: &[WholeArg<T>]) -> Result<Layout> {
         match self {
             Op::ReduceAll { .. } => Ok(Layout::Static),
-            Op::BatchNorm { .. } => Ok(args[0].layout.clone()),
+            Op::BatchNorm { .. } | Op::LstmScan { .. } => Ok(args[0].layout.clone()),
             Op::WeightedLogistic
             | Op::ClassificationErrorTopN { .. }
             | Op::LambdaRank
@@ -597,7 +612,9 @@ impl Op {
         static_shape: &Shape,
     ) -> Result<Shape> {
         match self {
-            Op::ReduceAll { .. } | Op::BatchNorm { .. } => Ok(static_shape.clone()),
+            Op::ReduceAll { .. } | Op::BatchNorm { .. } | Op::LstmScan { .. } => {
+                Ok(static_shape.clone())
+            }
             Op::WeightedLogistic
             | Op::ClassificationErrorTopN { .. }
             | Op::LambdaRank
@@ -636,6 +653,7 @@ impl Op {
             }
             Op::LambdaRank => metrics_ops::lambda_rank_forward(self.name(), args, out),
             Op::Ndcg1 => metrics_ops::ndcg1_forward(self.name(), args, out),
+            Op::LstmScan { reverse } => lstm_scan::forward(*reverse, args, out, st),
             _ => sequence::forward(self, args, out_shape, out_layout, out),
         }
     }
@@ -650,9 +668,10 @@ impl Op {
         out: &[T],
         dout: &[T],
         din: &mut [T],
-        st: &NodeState<T>,
+        st: &mut NodeState<T>,
     ) -> Result<()> {
         match self {
+            Op::LstmScan { reverse } => lstm_scan::backward(*reverse, i, args, out, dout, din, st),
             Op::ReduceAll { op } => reduce::backward_all(*op, &args[0], out, dout, din),
             Op::BatchNorm { spatial, .. } => batchnorm::backward(*spatial, i, args, dout, din, st),
             Op::WeightedLogistic if i == 0 => {

@@ -97,38 +97,16 @@ fn small_gemm_body<T: Element>(a: &Mat<T>, b: &Mat<T>, c: &mut MatMut<T>, accumu
         }
     }
     if b.cs == 1 && c.cs == 1 && c.rs >= n {
-        // row-major: c[i, :] += a[i, kk] * b[kk, :], four rows per load of b[kk, :]
-        // (the same operations in the same order as one row at a time)
+        // row-major: c[i, :] += a[i, kk] * b[kk, :]. Blocks of up to 4 rows × 16 columns
+        // stay in registers for the whole k loop (each element still sums its products
+        // in kk order, the same bits as one row at a time).
         let mut i = 0;
         while i + 4 <= m {
-            let block = &mut c.data[i * c.rs..(i + 3) * c.rs + n];
-            let (r0, rest) = block.split_at_mut(c.rs);
-            let (r1, rest) = rest.split_at_mut(c.rs);
-            let (r2, r3) = rest.split_at_mut(c.rs);
-            let (r0, r1, r2, r3) = (&mut r0[..n], &mut r1[..n], &mut r2[..n], &mut r3[..n]);
-            for kk in 0..k {
-                let av = |r: usize| a.data[(i + r) * a.rs + kk * a.cs];
-                let (a0, a1, a2, a3) = (av(0), av(1), av(2), av(3));
-                let brow = &b.data[kk * b.rs..kk * b.rs + n];
-                for j in 0..n {
-                    let x = brow[j];
-                    r0[j] += a0 * x;
-                    r1[j] += a1 * x;
-                    r2[j] += a2 * x;
-                    r3[j] += a3 * x;
-                }
-            }
+            row_major_rows::<T, 4>(a, b, c, i);
             i += 4;
         }
         for i in i..m {
-            let crow = &mut c.data[i * c.rs..i * c.rs + n];
-            for kk in 0..k {
-                let aik = a.data[i * a.rs + kk * a.cs];
-                let brow = &b.data[kk * b.rs..kk * b.rs + n];
-                for (y, &x) in crow.iter_mut().zip(brow) {
-                    *y += aik * x;
-                }
-            }
+            row_major_rows::<T, 1>(a, b, c, i);
         }
     } else if a.rs == 1 && c.rs == 1 {
         // column-major: c[:, j] += a[:, kk] * b[kk, j]
@@ -171,6 +149,61 @@ fn small_gemm_body<T: Element>(a: &Mat<T>, b: &Mat<T>, c: &mut MatMut<T>, accumu
                 c.data[i * c.rs + j * c.cs] += s;
             }
         }
+    }
+}
+
+/// Rows `i..i + R` of a row-major product, in column blocks of 16, 8, 4 and 1.
+#[inline(always)]
+fn row_major_rows<T: Element, const R: usize>(a: &Mat<T>, b: &Mat<T>, c: &mut MatMut<T>, i: usize) {
+    let n = c.cols;
+    let mut j = 0;
+    while j + 16 <= n {
+        row_major_block::<T, R, 16>(a, b, c, i, j);
+        j += 16;
+    }
+    if j + 8 <= n {
+        row_major_block::<T, R, 8>(a, b, c, i, j);
+        j += 8;
+    }
+    if j + 4 <= n {
+        row_major_block::<T, R, 4>(a, b, c, i, j);
+        j += 4;
+    }
+    while j < n {
+        row_major_block::<T, R, 1>(a, b, c, i, j);
+        j += 1;
+    }
+}
+
+/// `c[i..i+R, j..j+W] += a[i..i+R, :] · b[:, j..j+W]` with the R×W block held in
+/// registers across the k loop.
+#[inline(always)]
+fn row_major_block<T: Element, const R: usize, const W: usize>(
+    a: &Mat<T>,
+    b: &Mat<T>,
+    c: &mut MatMut<T>,
+    i: usize,
+    j: usize,
+) {
+    let k = a.cols;
+    let mut acc = [[T::zero(); W]; R];
+    for (r, row) in acc.iter_mut().enumerate() {
+        let o = (i + r) * c.rs + j;
+        row.copy_from_slice(&c.data[o..o + W]);
+    }
+    for kk in 0..k {
+        let o = kk * b.rs + j;
+        let brow = &b.data[o..o + W];
+        for (r, row) in acc.iter_mut().enumerate() {
+            let av = a.data[(i + r) * a.rs + kk * a.cs];
+            for l in 0..W {
+                row[l] += av * brow[l];
+            }
+        }
+    }
+    for (r, row) in acc.iter().enumerate() {
+        let o = (i + r) * c.rs + j;
+        c.data[o..o + W].copy_from_slice(row);
     }
 }
 

@@ -1,0 +1,398 @@
+//! The fused LSTM scan: a whole `Recurrence(LSTM)` over packed sequences as one op,
+//! `lstm_scan(pre_x, H, h0, c0) = [h | c]` per step, with `pre_x = b + x·W` computed
+//! for all steps beforehand (one GEMM) and, per step,
+//!
+//! ```text
+//! pre = pre_x[t] + h_prev·H      [h | c] = lstm_cell(pre, c_prev)
+//! ```
+//!
+//! where `h_prev, c_prev` are the previous step's outputs (the next step's when going
+//! backwards) or `h0, c0` where a sequence starts. It runs the same kernels in the same
+//! order as the step-by-step loop the compiler would build from past_value, so its
+//! values and gradients are bit-identical to it, without the per-node, per-step
+//! bookkeeping of that loop. The backward runs BPTT once per backward pass, keeps
+//! `∂/∂pre` of every row, and hands each operand its part; `∂/∂H` is one product over
+//! all rows, as the loop's deferred weight gradient is.
+
+use super::lstm_cell::{activate, row_backward, row_forward, KEPT};
+use super::{expect_arity, Arg, Inferred, NodeState, WholeArg};
+use crate::backend::cpu::{gemm, Mat, MatMut};
+use crate::error::{Error, Result};
+use crate::graph::{DynamicAxes, VarInfo};
+use crate::tensor::{Element, PackedLayout, Shape};
+
+pub(crate) fn infer(op: &str, name: &str, infos: &[VarInfo]) -> Result<Inferred> {
+    expect_arity(op, name, infos, 4)?;
+    let (pre, h, h0, c0) = (&infos[0], &infos[1], &infos[2], &infos[3]);
+    if !pre.axes.has_sequence() {
+        return Err(Error::axes(
+            op,
+            name,
+            format!(
+                "the pre-activations must have a sequence axis, got {}",
+                pre.axes.notation()
+            ),
+        ));
+    }
+    let d = h.shape.dims();
+    if h.shape.rank() != 2 || pre.shape.dims() != [d[1]] || d[1] != 4 * d[0] {
+        return Err(Error::shape(
+            op,
+            name,
+            format!(
+                "pre-activations {} and recurrent weights {} must be (4N,) and (N, 4N)",
+                pre.shape, h.shape
+            ),
+        ));
+    }
+    let n = d[0];
+    for (what, v) in [("H", h), ("h0", h0), ("c0", c0)] {
+        if !matches!(v.axes, DynamicAxes::None) || v.is_sparse {
+            return Err(Error::axes(
+                op,
+                name,
+                format!(
+                    "{what} must be a dense static value, got dynamic axes {}",
+                    v.axes.notation()
+                ),
+            ));
+        }
+    }
+    for (what, v) in [("h0", h0), ("c0", c0)] {
+        if v.shape.numel() != 1 && v.shape.dims() != [n] {
+            return Err(Error::shape(
+                op,
+                name,
+                format!("{what} of shape {} must be a scalar or [{n}]", v.shape),
+            ));
+        }
+    }
+    if pre.is_sparse {
+        return Err(Error::Unsupported(format!(
+            "{op} '{name}' of a sparse operand"
+        )));
+    }
+    let mut out = pre.clone();
+    out.shape = Shape::from([2 * n]);
+    out.needs_gradient = false;
+    Ok(Inferred::one(out))
+}
+
+fn dense<'a, T>(a: &WholeArg<'a, T>) -> Result<&'a [T]> {
+    match a.data {
+        Arg::Rows(x) | Arg::Static(x) => Ok(x),
+        Arg::Sparse(_) => Err(Error::Unsupported("LSTM scan of a sparse operand".into())),
+    }
+}
+
+fn packed<'a, T>(a: &WholeArg<'a, T>) -> Result<&'a PackedLayout> {
+    a.layout.packed().map(|p| p.as_ref()).ok_or_else(|| {
+        Error::Unsupported(format!(
+            "LSTM scan needs sequences, got {}",
+            a.layout.describe()
+        ))
+    })
+}
+
+/// The step a step's state comes from (the one before it, after it when going
+/// backwards) and how many of its leading rows take their state from there; the
+/// remaining rows start a sequence and take the initial state.
+fn source(p: &PackedLayout, t: usize, reverse: bool) -> (usize, usize) {
+    let b = p.batch_sizes();
+    if reverse {
+        if t + 1 < b.len() {
+            (t + 1, b[t + 1].min(b[t]))
+        } else {
+            (t, 0)
+        }
+    } else if t > 0 {
+        (t - 1, b[t])
+    } else {
+        (t, 0)
+    }
+}
+
+/// Rows `0..rows` of the previous state (h when `part` is 0, c when 1) into `dst`:
+/// the first `from_src` from the rows starting at `src_row0`, the rest `init`.
+fn gather_state<T: Element>(
+    out: &[T],
+    (src_row0, from_src): (usize, usize),
+    init: &[T],
+    dst: &mut [T],
+    rows: usize,
+    part: usize,
+    n: usize,
+) {
+    for j in 0..rows {
+        let d = &mut dst[j * n..(j + 1) * n];
+        if j < from_src {
+            let o = (src_row0 + j) * 2 * n + part * n;
+            d.copy_from_slice(&out[o..o + n]);
+        } else if init.len() == 1 {
+            d.iter_mut().for_each(|v| *v = init[0]);
+        } else {
+            d.copy_from_slice(&init[..n]);
+        }
+    }
+}
+
+/// `dst = rows × n` times `H` (`n × 4n`, row-major), as `times(h_prev, H)` computes it.
+fn times_h<T: Element>(hprev: &[T], h: &[T], dst: &mut [T], rows: usize, n: usize) {
+    let lhs = Mat {
+        data: hprev,
+        rows,
+        cols: n,
+        rs: n,
+        cs: 1,
+    };
+    let rhs = Mat {
+        data: h,
+        rows: n,
+        cols: 4 * n,
+        rs: 4 * n,
+        cs: 1,
+    };
+    let mut out = MatMut {
+        data: dst,
+        rows,
+        cols: 4 * n,
+        rs: 4 * n,
+        cs: 1,
+    };
+    gemm(&lhs, &rhs, &mut out, false);
+}
+
+pub(crate) fn forward<T: Element>(
+    reverse: bool,
+    args: &[WholeArg<T>],
+    out: &mut [T],
+    st: &mut NodeState<T>,
+) -> Result<()> {
+    let p = packed(&args[0])?;
+    let (pre_x, h, h0, c0) = (
+        dense(&args[0])?,
+        dense(&args[1])?,
+        dense(&args[2])?,
+        dense(&args[3])?,
+    );
+    let n = args[1].shape.dims()[0];
+    let total = p.total();
+    let widest = p.batch_sizes().first().copied().unwrap_or(0);
+    st.grad_ready = false;
+    // Gates and tanh(c) of every row, for the backward (as lstm_cell keeps them).
+    st.aux.resize(total * KEPT * n, T::zero());
+    // Per-step scratch: previous h, previous c, pre-activations.
+    st.work.resize(widest * 6 * n, T::zero());
+    let (hprev, rest) = st.work.split_at_mut(widest * n);
+    let (cprev, pre) = rest.split_at_mut(widest * n);
+    let steps = p.max_len();
+    for k in 0..steps {
+        let t = if reverse { steps - 1 - k } else { k };
+        let (rows, row0) = (p.batch_sizes()[t], p.offsets()[t]);
+        let (src, from_src) = source(p, t, reverse);
+        let src_row0 = p.offsets()[src];
+        gather_state(out, (src_row0, from_src), h0, hprev, rows, 0, n);
+        gather_state(out, (src_row0, from_src), c0, cprev, rows, 1, n);
+        let pre = &mut pre[..rows * 4 * n];
+        times_h(&hprev[..rows * n], h, pre, rows, n);
+        for (y, &a) in pre
+            .iter_mut()
+            .zip(&pre_x[row0 * 4 * n..(row0 + rows) * 4 * n])
+        {
+            *y = a + *y;
+        }
+        let kept = &mut st.aux[row0 * KEPT * n..(row0 + rows) * KEPT * n];
+        activate(pre, kept, n, rows);
+        for j in 0..rows {
+            row_forward(
+                &mut kept[j * KEPT * n..(j + 1) * KEPT * n],
+                &cprev[j * n..(j + 1) * n],
+                &mut out[(row0 + j) * 2 * n..(row0 + j + 1) * 2 * n],
+                n,
+            );
+        }
+    }
+    Ok(())
+}
+
+/// BPTT over every step, once per backward pass: `st.grad` gets `∂/∂pre` of every row
+/// followed by `∂/∂h0` and `∂/∂c0`.
+fn bptt<T: Element>(
+    reverse: bool,
+    args: &[WholeArg<T>],
+    out: &[T],
+    dout: &[T],
+    st: &mut NodeState<T>,
+) -> Result<()> {
+    let p = packed(&args[0])?;
+    let (h, h0, c0) = (dense(&args[1])?, dense(&args[2])?, dense(&args[3])?);
+    let n = args[1].shape.dims()[0];
+    let total = p.total();
+    if st.aux.len() < total * KEPT * n {
+        return Err(Error::Unsupported(
+            "LSTM scan backward without its forward".into(),
+        ));
+    }
+    let widest = p.batch_sizes().first().copied().unwrap_or(0);
+    let (nh0, nc0) = (h0.len(), c0.len());
+    st.grad.clear();
+    st.grad.resize(total * 4 * n + nh0 + nc0, T::zero());
+    // scratch: carried dh, carried dc (for the step processed next), dh, dc_out, c_prev
+    st.work.resize(widest * 5 * n, T::zero());
+    let (dpre_all, dinit) = st.grad.split_at_mut(total * 4 * n);
+    let (dh0, dc0) = dinit.split_at_mut(nh0);
+    let (carry_h, rest) = st.work.split_at_mut(widest * n);
+    let (carry_c, rest) = rest.split_at_mut(widest * n);
+    let (dh, rest) = rest.split_at_mut(widest * n);
+    let (dc, cprev) = rest.split_at_mut(widest * n);
+    let steps = p.max_len();
+    let mut carried = 0;
+    for k in 0..steps {
+        // the opposite time order of the forward
+        let t = if reverse { k } else { steps - 1 - k };
+        let (rows, row0) = (p.batch_sizes()[t], p.offsets()[t]);
+        // Gradients of [h | c] at this step: from outside, plus what the step that
+        // read this one's state sent back (in that order, as the loop adds them).
+        for j in 0..rows {
+            let o = (row0 + j) * 2 * n;
+            let (gh, gc) = (&dout[o..o + n], &dout[o + n..o + 2 * n]);
+            let (dhj, dcj) = (&mut dh[j * n..(j + 1) * n], &mut dc[j * n..(j + 1) * n]);
+            if j < carried {
+                for q in 0..n {
+                    dhj[q] = gh[q] + carry_h[j * n + q];
+                    dcj[q] = gc[q] + carry_c[j * n + q];
+                }
+            } else {
+                dhj.copy_from_slice(gh);
+                dcj.copy_from_slice(gc);
+            }
+        }
+        let (src, from_src) = source(p, t, reverse);
+        gather_state(out, (p.offsets()[src], from_src), c0, cprev, rows, 1, n);
+        let kept = &st.aux[row0 * KEPT * n..(row0 + rows) * KEPT * n];
+        let dpre = &mut dpre_all[row0 * 4 * n..(row0 + rows) * 4 * n];
+        // ∂/∂c_prev goes straight into the carry (already consumed above)
+        carry_c[..rows * n].iter_mut().for_each(|v| *v = T::zero());
+        for j in 0..rows {
+            row_backward(
+                &kept[j * KEPT * n..(j + 1) * KEPT * n],
+                &cprev[j * n..(j + 1) * n],
+                &dh[j * n..(j + 1) * n],
+                &dc[j * n..(j + 1) * n],
+                Some(&mut dpre[j * 4 * n..(j + 1) * 4 * n]),
+                Some(&mut carry_c[j * n..(j + 1) * n]),
+                n,
+            );
+        }
+        // ∂/∂h_prev = ∂/∂pre · Hᵀ
+        let g = Mat {
+            data: &*dpre,
+            rows,
+            cols: 4 * n,
+            rs: 4 * n,
+            cs: 1,
+        };
+        let ht = Mat {
+            data: h,
+            rows: n,
+            cols: 4 * n,
+            rs: 4 * n,
+            cs: 1,
+        }
+        .t();
+        let mut dst = MatMut {
+            data: &mut carry_h[..rows * n],
+            rows,
+            cols: n,
+            rs: n,
+            cs: 1,
+        };
+        gemm(&g, &ht, &mut dst, false);
+        // Rows that started a sequence send their gradient to the initial state.
+        for j in from_src..rows {
+            for (init, d, carry) in [(&mut *dh0, nh0, &*carry_h), (&mut *dc0, nc0, &*carry_c)] {
+                let gj = &carry[j * n..(j + 1) * n];
+                if d == 1 {
+                    init[0] += gj.iter().copied().sum::<T>();
+                } else {
+                    for (a, &b) in init.iter_mut().zip(gj) {
+                        *a += b;
+                    }
+                }
+            }
+        }
+        carried = from_src;
+    }
+    st.grad_ready = true;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn backward<T: Element>(
+    reverse: bool,
+    i: usize,
+    args: &[WholeArg<T>],
+    out: &[T],
+    dout: &[T],
+    din: &mut [T],
+    st: &mut NodeState<T>,
+) -> Result<()> {
+    if !st.grad_ready {
+        bptt(reverse, args, out, dout, st)?;
+    }
+    let p = packed(&args[0])?;
+    let n = args[1].shape.dims()[0];
+    let total = p.total();
+    let (dpre_all, dinit) = st.grad.split_at(total * 4 * n);
+    match i {
+        0 => {
+            for (a, &b) in din[..total * 4 * n].iter_mut().zip(dpre_all) {
+                *a += b;
+            }
+        }
+        1 => {
+            // ∂/∂H = h_prevᵀ · ∂/∂pre over all rows: one product, as the loop defers it.
+            let h0 = dense(&args[2])?;
+            st.work.resize(total * n, T::zero());
+            let hprev = &mut st.work[..total * n];
+            for t in 0..p.max_len() {
+                let (rows, row0) = (p.batch_sizes()[t], p.offsets()[t]);
+                let (src, from_src) = source(p, t, reverse);
+                let dst = &mut hprev[row0 * n..(row0 + rows) * n];
+                gather_state(out, (p.offsets()[src], from_src), h0, dst, rows, 0, n);
+            }
+            let at = Mat {
+                data: &*hprev,
+                rows: total,
+                cols: n,
+                rs: n,
+                cs: 1,
+            }
+            .t();
+            let g = Mat {
+                data: dpre_all,
+                rows: total,
+                cols: 4 * n,
+                rs: 4 * n,
+                cs: 1,
+            };
+            let mut dst = MatMut {
+                data: din,
+                rows: n,
+                cols: 4 * n,
+                rs: 4 * n,
+                cs: 1,
+            };
+            gemm(&at, &g, &mut dst, true);
+        }
+        2 | 3 => {
+            let nh0 = dense(&args[2])?.len();
+            let part = if i == 2 { &dinit[..nh0] } else { &dinit[nh0..] };
+            for (a, &b) in din.iter_mut().zip(part) {
+                *a += b;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
