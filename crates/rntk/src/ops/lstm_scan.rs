@@ -16,7 +16,7 @@
 
 use super::lstm_cell::{activate, row_backward, row_forward, KEPT};
 use super::{expect_arity, Arg, Inferred, NodeState, WholeArg};
-use crate::backend::cpu::{gemm, Mat, MatMut};
+use crate::backend::cpu::{gemm, gemm_with_transposed, Mat, MatMut};
 use crate::error::{Error, Result};
 use crate::graph::{DynamicAxes, VarInfo};
 use crate::tensor::{Element, PackedLayout, Shape};
@@ -237,14 +237,23 @@ fn bptt<T: Element>(
     let (nh0, nc0) = (h0.len(), c0.len());
     st.grad.clear();
     st.grad.resize(total * 4 * n + nh0 + nc0, T::zero());
-    // scratch: carried dh, carried dc (for the step processed next), dh, dc_out, c_prev
-    st.work.resize(widest * 5 * n, T::zero());
+    // scratch: carried dh, carried dc (for the step processed next), dh, dc_out,
+    // c_prev, and H transposed (4N rows of np columns) for the per-step ∂/∂h_prev
+    let np = n.div_ceil(16) * 16;
+    st.work.clear();
+    st.work.resize(widest * 5 * n + 4 * n * np, T::zero());
     let (dpre_all, dinit) = st.grad.split_at_mut(total * 4 * n);
     let (dh0, dc0) = dinit.split_at_mut(nh0);
     let (carry_h, rest) = st.work.split_at_mut(widest * n);
     let (carry_c, rest) = rest.split_at_mut(widest * n);
     let (dh, rest) = rest.split_at_mut(widest * n);
-    let (dc, cprev) = rest.split_at_mut(widest * n);
+    let (dc, rest) = rest.split_at_mut(widest * n);
+    let (cprev, ht_copy) = rest.split_at_mut(widest * n);
+    for j in 0..n {
+        for kk in 0..4 * n {
+            ht_copy[kk * np + j] = h[j * 4 * n + kk];
+        }
+    }
     let steps = p.max_len();
     let mut carried = 0;
     for k in 0..steps {
@@ -307,7 +316,7 @@ fn bptt<T: Element>(
             rs: n,
             cs: 1,
         };
-        gemm(&g, &ht, &mut dst, false);
+        gemm_with_transposed(&g, &ht, ht_copy, np, &mut dst, false);
         // Rows that started a sequence send their gradient to the initial state.
         for j in from_src..rows {
             for (init, d, carry) in [(&mut *dh0, nh0, &*carry_h), (&mut *dc0, nc0, &*carry_c)] {

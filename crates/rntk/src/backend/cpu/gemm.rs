@@ -89,26 +89,33 @@ unsafe fn small_gemm_avx512<T: Element>(
 #[inline(always)]
 fn small_gemm_body<T: Element>(a: &Mat<T>, b: &Mat<T>, c: &mut MatMut<T>, accumulate: bool) {
     let (m, n, k) = (c.rows, c.cols, a.cols);
-    if !accumulate {
-        for i in 0..m {
-            for j in 0..n {
-                c.data[i * c.rs + j * c.cs] = T::zero();
-            }
-        }
-    }
     if b.cs == 1 && c.cs == 1 && c.rs >= n {
         // row-major: c[i, :] += a[i, kk] * b[kk, :]. Blocks of up to 4 rows × 16 columns
         // stay in registers for the whole k loop (each element still sums its products
         // in kk order, the same bits as one row at a time).
         let mut i = 0;
         while i + 4 <= m {
-            row_major_rows::<T, 4>(a, b, c, i);
+            row_major_rows::<T, 4>(a, b, c, i, accumulate);
             i += 4;
         }
         for i in i..m {
-            row_major_rows::<T, 1>(a, b, c, i);
+            row_major_rows::<T, 1>(a, b, c, i, accumulate);
         }
-    } else if a.rs == 1 && c.rs == 1 {
+        return;
+    }
+    if !accumulate {
+        // (0 + x is x: the paths below add into zeros)
+        for i in 0..m {
+            if c.cs == 1 {
+                c.data[i * c.rs..i * c.rs + n].fill(T::zero());
+            } else {
+                for j in 0..n {
+                    c.data[i * c.rs + j * c.cs] = T::zero();
+                }
+            }
+        }
+    }
+    if a.rs == 1 && c.rs == 1 {
         // column-major: c[:, j] += a[:, kk] * b[kk, j]
         for j in 0..n {
             let ccol = &mut c.data[j * c.cs..j * c.cs + m];
@@ -154,29 +161,35 @@ fn small_gemm_body<T: Element>(a: &Mat<T>, b: &Mat<T>, c: &mut MatMut<T>, accumu
 
 /// Rows `i..i + R` of a row-major product, in column blocks of 16, 8, 4 and 1.
 #[inline(always)]
-fn row_major_rows<T: Element, const R: usize>(a: &Mat<T>, b: &Mat<T>, c: &mut MatMut<T>, i: usize) {
+fn row_major_rows<T: Element, const R: usize>(
+    a: &Mat<T>,
+    b: &Mat<T>,
+    c: &mut MatMut<T>,
+    i: usize,
+    acc: bool,
+) {
     let n = c.cols;
     let mut j = 0;
     while j + 16 <= n {
-        row_major_block::<T, R, 16>(a, b, c, i, j);
+        row_major_block::<T, R, 16>(a, b, c, i, j, acc);
         j += 16;
     }
     if j + 8 <= n {
-        row_major_block::<T, R, 8>(a, b, c, i, j);
+        row_major_block::<T, R, 8>(a, b, c, i, j, acc);
         j += 8;
     }
     if j + 4 <= n {
-        row_major_block::<T, R, 4>(a, b, c, i, j);
+        row_major_block::<T, R, 4>(a, b, c, i, j, acc);
         j += 4;
     }
     while j < n {
-        row_major_block::<T, R, 1>(a, b, c, i, j);
+        row_major_block::<T, R, 1>(a, b, c, i, j, acc);
         j += 1;
     }
 }
 
-/// `c[i..i+R, j..j+W] += a[i..i+R, :] · b[:, j..j+W]` with the R×W block held in
-/// registers across the k loop.
+/// `c[i..i+R, j..j+W] (+)= a[i..i+R, :] · b[:, j..j+W]` with the R×W block held in
+/// registers across the k loop (starting from zeros unless `accumulate`).
 #[inline(always)]
 fn row_major_block<T: Element, const R: usize, const W: usize>(
     a: &Mat<T>,
@@ -184,12 +197,15 @@ fn row_major_block<T: Element, const R: usize, const W: usize>(
     c: &mut MatMut<T>,
     i: usize,
     j: usize,
+    accumulate: bool,
 ) {
     let k = a.cols;
     let mut acc = [[T::zero(); W]; R];
-    for (r, row) in acc.iter_mut().enumerate() {
-        let o = (i + r) * c.rs + j;
-        row.copy_from_slice(&c.data[o..o + W]);
+    if accumulate {
+        for (r, row) in acc.iter_mut().enumerate() {
+            let o = (i + r) * c.rs + j;
+            row.copy_from_slice(&c.data[o..o + W]);
+        }
     }
     for kk in 0..k {
         let o = kk * b.rs + j;
@@ -250,6 +266,121 @@ fn dot<T: Element>(x: &[T], y: &[T]) -> T {
         s += *a * *b;
     }
     s
+}
+
+/// `c = a·b` (or `c += a·b`) for a right operand stored contiguous along k (`b.rs ==
+/// 1`, e.g. `dY·Wᵀ`), given also as `bt`: b copied row-major (k rows of `np` ≥ n
+/// columns, `np` a multiple of 16, zeros past n). Small products then sum every
+/// element exactly as `gemm` does (`dot`'s eight partial sums over k), vectorized
+/// across columns instead of along k, which avoids a horizontal reduction and a
+/// scalar tail per element. Larger ones go to `gemm`. Same values as `gemm(a, b, c)`.
+pub fn gemm_with_transposed<T: Element>(
+    a: &Mat<T>,
+    b: &Mat<T>,
+    bt: &[T],
+    np: usize,
+    c: &mut MatMut<T>,
+    accumulate: bool,
+) {
+    let (m, n, k) = (c.rows, c.cols, a.cols);
+    let dot_path = a.cs == 1 && b.rs == 1 && !(b.cs == 1 && c.cs == 1) && !(a.rs == 1 && c.rs == 1);
+    let fits = np >= n && np % 16 == 0 && bt.len() >= k * np && c.cs == 1 && c.rs >= n;
+    if m * n * k > SMALL_FLOPS || k == 0 || !dot_path || !fits || m == 0 || n == 0 {
+        return gemm(a, b, c, accumulate);
+    }
+    assert!(a.max_index() < a.data.len(), "gemm lhs view out of bounds");
+    assert!(
+        (m - 1) * c.rs + n <= c.data.len(),
+        "gemm dst view out of bounds"
+    );
+    #[cfg(target_arch = "x86_64")]
+    {
+        use super::simd::{simd_level, SimdLevel};
+        match simd_level() {
+            // SAFETY: the level was detected on this CPU (simd_level never reports more).
+            SimdLevel::Avx512 => return unsafe { dot_order_avx512(a, bt, np, c, accumulate) },
+            SimdLevel::Avx2 => return unsafe { dot_order_avx2(a, bt, np, c, accumulate) },
+            SimdLevel::Scalar => {}
+        }
+    }
+    dot_order_body(a, bt, np, c, accumulate)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn dot_order_avx2<T: Element>(
+    a: &Mat<T>,
+    bt: &[T],
+    np: usize,
+    c: &mut MatMut<T>,
+    accumulate: bool,
+) {
+    dot_order_body(a, bt, np, c, accumulate)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn dot_order_avx512<T: Element>(
+    a: &Mat<T>,
+    bt: &[T],
+    np: usize,
+    c: &mut MatMut<T>,
+    accumulate: bool,
+) {
+    dot_order_body(a, bt, np, c, accumulate)
+}
+
+/// Row i, columns j..j+16: eight partial sums per column over k (l = kk mod 8), summed
+/// as `dot` sums its eight, then the tail, each lane one output element.
+#[inline(always)]
+fn dot_order_body<T: Element>(
+    a: &Mat<T>,
+    bt: &[T],
+    np: usize,
+    c: &mut MatMut<T>,
+    accumulate: bool,
+) {
+    const W: usize = 16;
+    let (m, n, k) = (c.rows, c.cols, a.cols);
+    let chunks = k / 8;
+    for i in 0..m {
+        let arow = &a.data[i * a.rs..i * a.rs + k];
+        let mut j = 0;
+        while j < n {
+            let mut acc = [[T::zero(); W]; 8];
+            for ch in 0..chunks {
+                for (l, accl) in acc.iter_mut().enumerate() {
+                    let kk = ch * 8 + l;
+                    let av = arow[kk];
+                    let brow = &bt[kk * np + j..kk * np + j + W];
+                    for q in 0..W {
+                        accl[q] += av * brow[q];
+                    }
+                }
+            }
+            let mut s = [T::zero(); W];
+            for q in 0..W {
+                s[q] = ((acc[0][q] + acc[4][q]) + (acc[1][q] + acc[5][q]))
+                    + ((acc[2][q] + acc[6][q]) + (acc[3][q] + acc[7][q]));
+            }
+            for (kk, &av) in arow.iter().enumerate().skip(chunks * 8) {
+                let brow = &bt[kk * np + j..kk * np + j + W];
+                for q in 0..W {
+                    s[q] += av * brow[q];
+                }
+            }
+            let w = W.min(n - j);
+            let crow = &mut c.data[i * c.rs + j..i * c.rs + j + w];
+            if accumulate {
+                for (y, &v) in crow.iter_mut().zip(&s[..w]) {
+                    *y += v;
+                }
+            } else {
+                crow.copy_from_slice(&s[..w]);
+            }
+            j += W;
+        }
+    }
 }
 
 /// `c = a·b` (or `c += a·b` when `accumulate`).
@@ -400,6 +531,66 @@ mod tests {
             }
         }
     }
+    /// The pre-transposed path gives exactly gemm's bits (f32: the summation order
+    /// matters), for shapes with k tails, n not a multiple of 16, and both modes.
+    #[test]
+    fn pretransposed_dot_order_equals_gemm_bit_for_bit() {
+        for &(m, n, k) in &[
+            (1, 1, 1),
+            (3, 15, 60),
+            (5, 17, 13),
+            (7, 4, 8),
+            (2, 33, 9),
+            (40, 15, 60),
+        ] {
+            let a: Vec<f32> = (0..m * k)
+                .map(|x| ((x * 7 % 13) as f32) * 0.37 - 2.1)
+                .collect();
+            // w is n × k row-major; b = wᵀ (k × n) is contiguous along k
+            let w: Vec<f32> = (0..n * k)
+                .map(|x| ((x * 5 % 11) as f32) * 0.29 - 1.3)
+                .collect();
+            let am = Mat {
+                data: &a,
+                rows: m,
+                cols: k,
+                rs: k,
+                cs: 1,
+            };
+            let bm = Mat {
+                data: &w,
+                rows: n,
+                cols: k,
+                rs: k,
+                cs: 1,
+            }
+            .t();
+            let np = n.div_ceil(16) * 16;
+            let mut bt = vec![0.0f32; k * np];
+            for j in 0..n {
+                for kk in 0..k {
+                    bt[kk * np + j] = w[j * k + kk];
+                }
+            }
+            for accumulate in [false, true] {
+                let init: Vec<f32> = (0..m * n).map(|x| x as f32 * 0.01).collect();
+                let (mut c1, mut c2) = (init.clone(), init);
+                fn mk(d: &mut [f32], m: usize, n: usize) -> MatMut<'_, f32> {
+                    MatMut {
+                        data: d,
+                        rows: m,
+                        cols: n,
+                        rs: n,
+                        cs: 1,
+                    }
+                }
+                gemm(&am, &bm, &mut mk(&mut c1, m, n), accumulate);
+                gemm_with_transposed(&am, &bm, &bt, np, &mut mk(&mut c2, m, n), accumulate);
+                assert_eq!(c1, c2, "{m}x{n}x{k} accumulate={accumulate}");
+            }
+        }
+    }
+
     #[test]
     fn strided_products_match_naive() {
         let a: Vec<f64> = (0..6).map(|x| x as f64).collect(); // 2×3

@@ -3,5 +3,5 @@
 mod gemm;
 mod simd;
 
-pub use gemm::{gemm, Mat, MatMut};
+pub use gemm::{gemm, gemm_with_transposed, Mat, MatMut};
 pub use simd::{exp, run_f32, sigmoid, simd_level, tanh, Kernel, SimdLevel};
