@@ -284,7 +284,7 @@ pub fn gemm_with_transposed<T: Element>(
 ) {
     let (m, n, k) = (c.rows, c.cols, a.cols);
     let dot_path = a.cs == 1 && b.rs == 1 && !(b.cs == 1 && c.cs == 1) && !(a.rs == 1 && c.rs == 1);
-    let fits = np >= n && np % 16 == 0 && bt.len() >= k * np && c.cs == 1 && c.rs >= n;
+    let fits = np >= n && np.is_multiple_of(16) && bt.len() >= k * np && c.cs == 1 && c.rs >= n;
     if m * n * k > SMALL_FLOPS || k == 0 || !dot_path || !fits || m == 0 || n == 0 {
         return gemm(a, b, c, accumulate);
     }
