@@ -72,22 +72,79 @@ pub(crate) fn forward<T: Element>(
         st.aux.resize(need, T::zero());
     }
     let kept = &mut st.aux[ctx.row0 * KEPT * n..need];
+    let stride = if args[1].is_static() { 0 } else { n };
+    rows_forward(pre, cp, stride, kept, out, n, rows);
+    Ok(())
+}
+
+/// The cell over `rows` rows: `pre` (rows × 4N) and `c_prev` (row stride
+/// `cprev_stride`, 0 for one shared row) to `out = [h | c]` per row, keeping
+/// `[i, g, f, o, tanh(c)]` per row in `kept`. One vectorized pass where the CPU has
+/// one (the same bits), else per row.
+pub(crate) fn rows_forward<T: Element>(
+    pre: &[T],
+    cprev: &[T],
+    cprev_stride: usize,
+    kept: &mut [T],
+    out: &mut [T],
+    n: usize,
+    rows: usize,
+) {
+    if cpu::lstm_forward_rows(pre, cprev, cprev_stride, kept, out, (n, rows)) {
+        return;
+    }
     activate(pre, kept, n, rows);
-    let c_static = args[1].is_static();
     for r in 0..rows {
-        let cprev = if c_static {
-            cp
-        } else {
-            &cp[r * n..(r + 1) * n]
-        };
         row_forward(
             &mut kept[r * KEPT * n..(r + 1) * KEPT * n],
-            cprev,
+            &cprev[r * cprev_stride..r * cprev_stride + n],
             &mut out[r * 2 * n..(r + 1) * 2 * n],
             n,
         );
     }
-    Ok(())
+}
+
+/// The cell's vector-Jacobian product over `rows` rows (strides as in
+/// `cpu::LstmStrides`, 0 for one shared row): adds into `dpre` (rows × 4N) and
+/// `dcprev`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn rows_backward<T: Element>(
+    kept: &[T],
+    cprev: &[T],
+    dh: &[T],
+    dc: &[T],
+    mut dpre: Option<&mut [T]>,
+    mut dcprev: Option<&mut [T]>,
+    s: &cpu::LstmStrides,
+    n: usize,
+    rows: usize,
+) {
+    if cpu::lstm_backward_rows(
+        kept,
+        cprev,
+        dh,
+        dc,
+        dpre.as_deref_mut(),
+        dcprev.as_deref_mut(),
+        s,
+        (n, rows),
+    ) {
+        return;
+    }
+    for r in 0..rows {
+        row_backward(
+            &kept[r * KEPT * n..(r + 1) * KEPT * n],
+            &cprev[r * s.cprev..r * s.cprev + n],
+            &dh[r * s.dh..r * s.dh + n],
+            &dc[r * s.dc..r * s.dc + n],
+            dpre.as_deref_mut()
+                .map(|d| &mut d[r * 4 * n..(r + 1) * 4 * n]),
+            dcprev
+                .as_deref_mut()
+                .map(|d| &mut d[r * s.dcprev..r * s.dcprev + n]),
+            n,
+        );
+    }
 }
 
 /// One row after `activate`: `c = f ⊙ c_prev + i ⊙ g`, `h = tanh(c) ⊙ o` into
@@ -156,24 +213,87 @@ pub(crate) fn backward<T: Element>(
     }
     let kept = &st.aux[ctx.row0 * KEPT * n..need];
     let c_static = args[1].is_static();
-    for r in 0..rows {
-        let g = &kept[r * KEPT * n..(r + 1) * KEPT * n];
-        let dh = &dout[r * 2 * n..r * 2 * n + n];
-        let dc_out = &dout[r * 2 * n + n..(r + 1) * 2 * n];
-        let cprev = if c_static {
-            cp
-        } else {
-            &cp[r * n..(r + 1) * n]
-        };
-        if i == 0 {
-            let d = &mut din[r * 4 * n..(r + 1) * 4 * n];
-            row_backward(g, cprev, dh, dc_out, Some(d), None, n);
-        } else if c_static {
-            row_backward(g, cprev, dh, dc_out, None, Some(&mut din[..n]), n);
-        } else {
-            let d = &mut din[r * n..(r + 1) * n];
-            row_backward(g, cprev, dh, dc_out, None, Some(d), n);
-        }
+    let strides = cpu::LstmStrides {
+        cprev: if c_static { 0 } else { n },
+        dh: 2 * n,
+        dc: 2 * n,
+        dcprev: if c_static { 0 } else { n },
+    };
+    let (dh, dc) = (dout, &dout[n.min(dout.len())..]);
+    if i == 0 {
+        rows_backward(kept, cp, dh, dc, Some(din), None, &strides, n, rows);
+    } else {
+        rows_backward(kept, cp, dh, dc, None, Some(din), &strides, n, rows);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vals(len: usize, key: usize) -> Vec<f32> {
+        (0..len)
+            .map(|i| (((i * 37 + key * 11) % 29) as f32 - 14.0) * 0.23)
+            .collect()
+    }
+
+    /// The vectorized pass (where this CPU has one) gives the portable loop's bits,
+    /// for widths around the vector length and shared or per-row c_prev.
+    #[test]
+    fn vectorized_rows_equal_the_portable_loop() {
+        for n in [1, 3, 15, 16, 17, 33] {
+            for shared in [false, true] {
+                let rows = 5;
+                let stride = if shared { 0 } else { n };
+                let pre = vals(rows * 4 * n, 1);
+                let cp = vals(rows * n, 2);
+                let (mut k1, mut o1) = (vec![0.0; rows * 5 * n], vec![0.0; rows * 2 * n]);
+                let (mut k2, mut o2) = (k1.clone(), o1.clone());
+                rows_forward(&pre, &cp, stride, &mut k1, &mut o1, n, rows);
+                activate(&pre, &mut k2, n, rows);
+                for r in 0..rows {
+                    row_forward(
+                        &mut k2[r * 5 * n..(r + 1) * 5 * n],
+                        &cp[r * stride..r * stride + n],
+                        &mut o2[r * 2 * n..(r + 1) * 2 * n],
+                        n,
+                    );
+                }
+                assert_eq!((&k1, &o1), (&k2, &o2), "forward n={n} shared={shared}");
+                let (dh, dc) = (vals(rows * n, 3), vals(rows * n, 4));
+                let s = cpu::LstmStrides {
+                    cprev: stride,
+                    dh: n,
+                    dc: n,
+                    dcprev: stride,
+                };
+                let (mut dp1, mut dc1) = (vals(rows * 4 * n, 5), vals(rows * n, 6));
+                let (mut dp2, mut dc2) = (dp1.clone(), dc1.clone());
+                rows_backward(
+                    &k1,
+                    &cp,
+                    &dh,
+                    &dc,
+                    Some(&mut dp1),
+                    Some(&mut dc1),
+                    &s,
+                    n,
+                    rows,
+                );
+                for r in 0..rows {
+                    row_backward(
+                        &k1[r * 5 * n..(r + 1) * 5 * n],
+                        &cp[r * stride..r * stride + n],
+                        &dh[r * n..(r + 1) * n],
+                        &dc[r * n..(r + 1) * n],
+                        Some(&mut dp2[r * 4 * n..(r + 1) * 4 * n]),
+                        Some(&mut dc2[r * stride..r * stride + n]),
+                        n,
+                    );
+                }
+                assert_eq!((&dp1, &dc1), (&dp2, &dc2), "backward n={n} shared={shared}");
+            }
+        }
+    }
 }

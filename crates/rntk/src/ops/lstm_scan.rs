@@ -14,9 +14,9 @@
 //! `∂/∂pre` of every row, and hands each operand its part; `∂/∂H` is one product over
 //! all rows, as the loop's deferred weight gradient is.
 
-use super::lstm_cell::{activate, row_backward, row_forward, KEPT};
+use super::lstm_cell::{rows_backward, rows_forward, KEPT};
 use super::{expect_arity, Arg, Inferred, NodeState, WholeArg};
-use crate::backend::cpu::{gemm, gemm_with_transposed, Mat, MatMut};
+use crate::backend::cpu::{gemm, gemm_with_transposed, LstmStrides, Mat, MatMut};
 use crate::error::{Error, Result};
 use crate::graph::{DynamicAxes, VarInfo};
 use crate::tensor::{Element, PackedLayout, Shape};
@@ -202,15 +202,8 @@ pub(crate) fn forward<T: Element>(
             *y = a + *y;
         }
         let kept = &mut st.aux[row0 * KEPT * n..(row0 + rows) * KEPT * n];
-        activate(pre, kept, n, rows);
-        for j in 0..rows {
-            row_forward(
-                &mut kept[j * KEPT * n..(j + 1) * KEPT * n],
-                &cprev[j * n..(j + 1) * n],
-                &mut out[(row0 + j) * 2 * n..(row0 + j + 1) * 2 * n],
-                n,
-            );
-        }
+        let out_rows = &mut out[row0 * 2 * n..(row0 + rows) * 2 * n];
+        rows_forward(pre, cprev, n, kept, out_rows, n, rows);
     }
     Ok(())
 }
@@ -282,17 +275,23 @@ fn bptt<T: Element>(
         let dpre = &mut dpre_all[row0 * 4 * n..(row0 + rows) * 4 * n];
         // ∂/∂c_prev goes straight into the carry (already consumed above)
         carry_c[..rows * n].iter_mut().for_each(|v| *v = T::zero());
-        for j in 0..rows {
-            row_backward(
-                &kept[j * KEPT * n..(j + 1) * KEPT * n],
-                &cprev[j * n..(j + 1) * n],
-                &dh[j * n..(j + 1) * n],
-                &dc[j * n..(j + 1) * n],
-                Some(&mut dpre[j * 4 * n..(j + 1) * 4 * n]),
-                Some(&mut carry_c[j * n..(j + 1) * n]),
-                n,
-            );
-        }
+        let strides = LstmStrides {
+            cprev: n,
+            dh: n,
+            dc: n,
+            dcprev: n,
+        };
+        rows_backward(
+            kept,
+            cprev,
+            dh,
+            dc,
+            Some(&mut *dpre),
+            Some(&mut carry_c[..rows * n]),
+            &strides,
+            n,
+            rows,
+        );
         // ∂/∂h_prev = ∂/∂pre · Hᵀ
         let g = Mat {
             data: &*dpre,

@@ -5,3 +5,4 @@ mod simd;
 
 pub use gemm::{gemm, gemm_with_transposed, Mat, MatMut};
 pub use simd::{exp, run_f32, sigmoid, simd_level, tanh, Kernel, SimdLevel};
+pub(crate) use simd::{lstm_backward_rows, lstm_forward_rows, LstmStrides};

@@ -112,3 +112,151 @@ pub(super) unsafe fn sigmoid(x: &[f32], y: &mut [f32]) {
 pub(super) unsafe fn tanh(x: &[f32], y: &mut [f32]) {
     map(x, y, |v| tanh16(v))
 }
+
+/// Row strides of the LSTM cell's per-row operands (0: one row shared by all).
+pub(crate) struct LstmStrides {
+    pub cprev: usize,
+    pub dh: usize,
+    pub dc: usize,
+    pub dcprev: usize,
+}
+
+/// The fused LSTM cell over `rows` rows (see `ops::lstm_cell`): gates from `pre`
+/// (rows × 4n), `c = f ⊙ c_prev + i ⊙ g`, `h = tanh(c) ⊙ o` into `out` (rows × 2n),
+/// `[i, g, f, o, tanh(c)]` into `kept` (rows × 5n). The same lane functions and the
+/// same operation order as the portable loops, so the same bits.
+///
+/// # Safety
+/// The CPU must support AVX-512F; `pre`, `kept`, `out` hold `rows` rows and `cprev`
+/// holds `(rows - 1) * cprev_stride + n` values.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn lstm_forward(
+    pre: &[f32],
+    cprev: &[f32],
+    cprev_stride: usize,
+    kept: &mut [f32],
+    out: &mut [f32],
+    n: usize,
+    rows: usize,
+) {
+    assert!(pre.len() >= rows * 4 * n && kept.len() >= rows * 5 * n && out.len() >= rows * 2 * n);
+    assert!(rows == 0 || cprev.len() >= (rows - 1) * cprev_stride + n);
+    for r in 0..rows {
+        let p = pre.as_ptr().add(r * 4 * n);
+        let k = kept.as_mut_ptr().add(r * 5 * n);
+        let o = out.as_mut_ptr().add(r * 2 * n);
+        let cp = cprev.as_ptr().add(r * cprev_stride);
+        let mut j = 0;
+        while j < n {
+            // SAFETY: the mask covers lanes j..min(j + 16, n) of each n-wide segment.
+            let m: __mmask16 = if n - j >= LANES {
+                0xffff
+            } else {
+                (1u16 << (n - j)) - 1
+            };
+            let ld = |q: *const f32| _mm512_maskz_loadu_ps(m, q.add(j));
+            let gi = sigmoid16(ld(p));
+            let gg = tanh16(ld(p.add(n)));
+            let gf = sigmoid16(ld(p.add(2 * n)));
+            let go = sigmoid16(ld(p.add(3 * n)));
+            let c = _mm512_add_ps(_mm512_mul_ps(gf, ld(cp)), _mm512_mul_ps(gi, gg));
+            let tc = tanh16(c);
+            let h = _mm512_mul_ps(tc, go);
+            _mm512_mask_storeu_ps(k.add(j), m, gi);
+            _mm512_mask_storeu_ps(k.add(n + j), m, gg);
+            _mm512_mask_storeu_ps(k.add(2 * n + j), m, gf);
+            _mm512_mask_storeu_ps(k.add(3 * n + j), m, go);
+            _mm512_mask_storeu_ps(k.add(4 * n + j), m, tc);
+            _mm512_mask_storeu_ps(o.add(j), m, h);
+            _mm512_mask_storeu_ps(o.add(n + j), m, c);
+            j += LANES;
+        }
+    }
+}
+
+/// The LSTM cell's vector-Jacobian product over `rows` rows: adds `∂/∂pre` into
+/// `dpre` (rows × 4n) and `∂/∂c_prev` into `dcprev`, from `dh`, `dc` (the gradients
+/// of h and c) and what the forward kept. Same operation order as the portable loop.
+///
+/// # Safety
+/// The CPU must support AVX-512F; every operand holds its `rows` rows at its stride.
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn lstm_backward(
+    kept: &[f32],
+    cprev: &[f32],
+    dh: &[f32],
+    dc: &[f32],
+    mut dpre: Option<&mut [f32]>,
+    mut dcprev: Option<&mut [f32]>,
+    s: &LstmStrides,
+    n: usize,
+    rows: usize,
+) {
+    if rows == 0 {
+        return;
+    }
+    let fits = |len: usize, stride: usize| len >= (rows - 1) * stride + n;
+    assert!(kept.len() >= rows * 5 * n && fits(cprev.len(), s.cprev));
+    assert!(fits(dh.len(), s.dh) && fits(dc.len(), s.dc));
+    assert!(dpre.as_ref().is_none_or(|d| d.len() >= rows * 4 * n));
+    assert!(dcprev.as_ref().is_none_or(|d| fits(d.len(), s.dcprev)));
+    let one = splat(1.0);
+    for r in 0..rows {
+        let g = kept.as_ptr().add(r * 5 * n);
+        let cp = cprev.as_ptr().add(r * s.cprev);
+        let dhp = dh.as_ptr().add(r * s.dh);
+        let dcp = dc.as_ptr().add(r * s.dc);
+        let mut j = 0;
+        while j < n {
+            let m: __mmask16 = if n - j >= LANES {
+                0xffff
+            } else {
+                (1u16 << (n - j)) - 1
+            };
+            let ld = |q: *const f32| _mm512_maskz_loadu_ps(m, q.add(j));
+            let (gi, gg, gf, go, tc) = (
+                ld(g),
+                ld(g.add(n)),
+                ld(g.add(2 * n)),
+                ld(g.add(3 * n)),
+                ld(g.add(4 * n)),
+            );
+            let dhv = ld(dhp);
+            // dc = dc_out + dh·o·(1 − tanh²c)
+            let dcv = _mm512_add_ps(
+                ld(dcp),
+                _mm512_mul_ps(
+                    _mm512_mul_ps(dhv, go),
+                    _mm512_sub_ps(one, _mm512_mul_ps(tc, tc)),
+                ),
+            );
+            if let Some(d) = dpre.as_deref_mut() {
+                let dp = d.as_mut_ptr().add(r * 4 * n + j);
+                let acc = |q: *mut f32, v: __m512| {
+                    _mm512_mask_storeu_ps(q, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, q), v));
+                };
+                let mul = _mm512_mul_ps;
+                acc(dp, mul(mul(mul(dcv, gg), gi), _mm512_sub_ps(one, gi)));
+                acc(
+                    dp.add(n),
+                    mul(mul(dcv, gi), _mm512_sub_ps(one, mul(gg, gg))),
+                );
+                acc(
+                    dp.add(2 * n),
+                    mul(mul(mul(dcv, ld(cp)), gf), _mm512_sub_ps(one, gf)),
+                );
+                acc(
+                    dp.add(3 * n),
+                    mul(mul(mul(dhv, tc), go), _mm512_sub_ps(one, go)),
+                );
+            }
+            if let Some(d) = dcprev.as_deref_mut() {
+                let q = d.as_mut_ptr().add(r * s.dcprev + j);
+                let v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, q), _mm512_mul_ps(dcv, gf));
+                _mm512_mask_storeu_ps(q, m, v);
+            }
+            j += LANES;
+        }
+    }
+}

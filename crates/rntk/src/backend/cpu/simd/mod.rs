@@ -149,5 +149,81 @@ pub fn exp<T: Element>(x: &[T], y: &mut [T]) {
     apply(Kernel::Exp, x, y, |v| v.exp())
 }
 
+#[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+pub(crate) use avx512::LstmStrides;
+
+/// Row strides of the LSTM cell's operands (0: one row shared by all rows).
+#[cfg(not(any(target_arch = "x86", target_arch = "x86_64")))]
+pub(crate) struct LstmStrides {
+    pub cprev: usize,
+    pub dh: usize,
+    pub dc: usize,
+    pub dcprev: usize,
+}
+
+fn as_f32_opt<T: Element>(x: Option<&mut [T]>) -> Option<Option<&mut [f32]>> {
+    match x {
+        None => Some(None),
+        Some(v) => as_f32_mut(v).map(Some),
+    }
+}
+
+/// The LSTM cell forward over `rows` rows in one vectorized pass (f32 with
+/// AVX-512); false when that path does not apply and the caller runs its loop.
+pub(crate) fn lstm_forward_rows<T: Element>(
+    pre: &[T],
+    cprev: &[T],
+    cprev_stride: usize,
+    kept: &mut [T],
+    out: &mut [T],
+    (n, rows): (usize, usize),
+) -> bool {
+    #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+    if simd_level() == SimdLevel::Avx512 {
+        if let (Some(p), Some(c), Some(k), Some(o)) = (
+            as_f32(pre),
+            as_f32(cprev),
+            as_f32_mut(kept),
+            as_f32_mut(out),
+        ) {
+            // SAFETY: AVX-512F was detected; the kernel checks the lengths.
+            unsafe { avx512::lstm_forward(p, c, cprev_stride, k, o, n, rows) };
+            return true;
+        }
+    }
+    let _ = (pre, cprev, cprev_stride, kept, out, n, rows);
+    false
+}
+
+/// The LSTM cell backward over `rows` rows in one vectorized pass (f32 with
+/// AVX-512); false when that path does not apply and the caller runs its loop.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn lstm_backward_rows<T: Element>(
+    kept: &[T],
+    cprev: &[T],
+    dh: &[T],
+    dc: &[T],
+    dpre: Option<&mut [T]>,
+    dcprev: Option<&mut [T]>,
+    strides: &LstmStrides,
+    (n, rows): (usize, usize),
+) -> bool {
+    #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+    if simd_level() == SimdLevel::Avx512 {
+        if let (Some(k), Some(c), Some(h), Some(d)) =
+            (as_f32(kept), as_f32(cprev), as_f32(dh), as_f32(dc))
+        {
+            if let (Some(dp), Some(dcp)) = (as_f32_opt(dpre), as_f32_opt(dcprev)) {
+                // SAFETY: AVX-512F was detected; the kernel checks the lengths.
+                unsafe { avx512::lstm_backward(k, c, h, d, dp, dcp, strides, n, rows) };
+                return true;
+            }
+            return false;
+        }
+    }
+    let _ = (kept, cprev, dh, dc, strides, n, rows);
+    false
+}
+
 #[cfg(test)]
 mod tests;
