@@ -12,7 +12,9 @@
 //! cargo run --release --example seed_bench -- --train DIR/train.ctf --test DIR/test.ctf
 //! ```
 //!
-//! Options: `--epochs N` (10), `--seed N` (1: initializer and randomization seed),
+//! Options: `--epochs N` (10), `--seed N` (1: the initializers' seed, as `seed_rnn.py
+//! --seed`), `--data-seed N` (0: the training source's randomization seed; CNTK's
+//! `MinibatchSource` default, which `seed_rnn.py` leaves as it is),
 //! `--write-builtin DIR` (write the seed example's built-in data as CTF and exit),
 //! `--infer-seconds S` (time spent per inference case,
 //! default 2), `--profile` (also run the same training as a hand-written loop that
@@ -47,11 +49,12 @@ struct Args {
     profile: bool,
     quiet: bool,
     seed: u64,
+    data_seed: u64,
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: seed_bench --train TRAIN.ctf --test TEST.ctf [--epochs N] [--seed N] [--infer-seconds S] [--profile] [--quiet]\n       seed_bench --write-builtin DIR   (the seed example's built-in data as DIR/train.ctf, DIR/test.ctf)"
+        "usage: seed_bench --train TRAIN.ctf --test TEST.ctf [--epochs N] [--seed N] [--data-seed N] [--infer-seconds S] [--profile] [--quiet]\n       seed_bench --write-builtin DIR   (the seed example's built-in data as DIR/train.ctf, DIR/test.ctf)"
     );
     std::process::exit(1)
 }
@@ -65,6 +68,7 @@ fn parse_args() -> Args {
         profile: false,
         quiet: false,
         seed: 1,
+        data_seed: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -77,6 +81,7 @@ fn parse_args() -> Args {
             "--profile" => a.profile = true,
             "--quiet" => a.quiet = true,
             "--seed" => a.seed = val().parse().unwrap_or_else(|_| usage()),
+            "--data-seed" => a.data_seed = val().parse().unwrap_or_else(|_| usage()),
             "--write-builtin" => {
                 write_builtin(&PathBuf::from(val())).unwrap_or_else(|e| {
                     eprintln!("seed_bench: {e}");
@@ -256,7 +261,7 @@ struct Split {
 fn profile(args: &Args) -> Result<Split> {
     set_fixed_random_seed(args.seed);
     let m = seed_model()?;
-    let mut src = source(&args.train, true, args.seed)?;
+    let mut src = source(&args.train, true, args.data_seed)?;
     let mut l = learner(&m.params)?;
     let roots = [
         m.criterion.loss.clone(),
@@ -325,7 +330,7 @@ fn main() -> Result<()> {
         m.params.len()
     );
 
-    let mut train_src = source(&args.train, true, args.seed)?;
+    let mut train_src = source(&args.train, true, args.data_seed)?;
     let test_src = source(&args.test, false, 0)?;
     let writers: Vec<Box<dyn ProgressWriter>> = if args.quiet {
         Vec::new()
@@ -439,8 +444,9 @@ fn main() -> Result<()> {
         .and_then(|l| l.split_whitespace().next().map(str::to_string))
         .unwrap_or_else(|| "null".into());
     println!(
-        "RESULT {{\"bench\":\"seed_rnn\",\"impl\":\"rntk\",\"seed\":{},\"train_seconds\":{train_s:.4},\"label_samples\":{labels},\"samples_per_s\":{:.1},\"final_epoch_loss\":{:.6},\"final_epoch_metric\":{:.6},\"test_metric\":{test_metric:.6},\"test_samples\":{test_samples},\"infer_1seq_us\":{:.3},\"infer_1seq_value_us\":{:.3},\"infer_256seq_us\":{:.2},\"infer_256_seq_per_s\":{:.0},\"loadavg_1min\":{load}{prof}}}",
+        "RESULT {{\"bench\":\"seed_rnn\",\"impl\":\"rntk\",\"seed\":{},\"data_seed\":{},\"train_seconds\":{train_s:.4},\"label_samples\":{labels},\"samples_per_s\":{:.1},\"final_epoch_loss\":{:.6},\"final_epoch_metric\":{:.6},\"test_metric\":{test_metric:.6},\"test_samples\":{test_samples},\"infer_1seq_us\":{:.3},\"infer_1seq_value_us\":{:.3},\"infer_256seq_us\":{:.2},\"infer_256_seq_per_s\":{:.0},\"loadavg_1min\":{load}{prof}}}",
         args.seed,
+        args.data_seed,
         labels as f64 / train_s,
         final_epoch.loss,
         final_epoch.metric,
