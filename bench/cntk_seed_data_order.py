@@ -11,16 +11,17 @@ import sys
 
 import cntk.io
 
-_orig = cntk.io.MinibatchSource
+_orig_init = cntk.io.MinibatchSource.__init__
 
 
-def _seeded(*args, **kwargs):
+def _seeded(self, *args, **kwargs):
     if kwargs.get('randomize'):
         kwargs.setdefault('randomization_seed', int(os.environ.get('DATA_SEED', '0')))
-    return _orig(*args, **kwargs)
+    _orig_init(self, *args, **kwargs)
 
 
-cntk.io.MinibatchSource = _seeded
+cntk.io.MinibatchSource.__init__ = _seeded
 script = sys.argv[1]
+sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
 sys.argv = sys.argv[1:]
 runpy.run_path(script, run_name='__main__')

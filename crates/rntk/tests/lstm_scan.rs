@@ -32,13 +32,14 @@ fn lengths() -> Vec<usize> {
 /// Values and gradients (x, then W, H, b, then learnable initial states) of
 /// Σ(out · r) for `Recurrence(LSTM(4))` over a ragged batch.
 fn run<T: rntk::tensor::Element>(
+    hidden: usize,
     fused: bool,
     back: bool,
     init: Option<(&Variable, &Variable)>,
     dtype: DType,
 ) -> (Vec<T>, Vec<Vec<T>>) {
     let x = seq_input(3, dtype);
-    let mut r = Recurrence::new(Lstm::new(4).fused(fused)).go_backwards(back);
+    let mut r = Recurrence::new(Lstm::new(hidden).fused(fused)).go_backwards(back);
     if let Some((h0, c0)) = init {
         r = r.initial_state(InitialState::PerState(vec![
             InitialState::Variable(h0.clone()),
@@ -120,7 +121,11 @@ fn ops_of(v: &Variable) -> String {
     names.join(" ")
 }
 
-fn same_bits<T: rntk::tensor::Element + std::fmt::Debug>(dtype: DType, learnable_init: bool) {
+fn same_bits<T: rntk::tensor::Element + std::fmt::Debug>(
+    hidden: usize,
+    dtype: DType,
+    learnable_init: bool,
+) {
     for back in [false, true] {
         let init = learnable_init.then(|| {
             let mk = |name: &str, v: Vec<f64>| match dtype {
@@ -137,13 +142,13 @@ fn same_bits<T: rntk::tensor::Element + std::fmt::Debug>(dtype: DType, learnable
                 }
             };
             (
-                mk("h0", vec![0.1, -0.2, 0.3, 0.05]),
-                mk("c0", vec![-0.4, 0.25, 0.0, 0.6]),
+                mk("h0", (0..hidden).map(|i| 0.1 - 0.07 * i as f64).collect()),
+                mk("c0", (0..hidden).map(|i| -0.4 + 0.13 * i as f64).collect()),
             )
         });
         let i = init.as_ref().map(|(a, b)| (a, b));
-        let (yf, gf) = run::<T>(true, back, i, dtype);
-        let (yl, gl) = run::<T>(false, back, i, dtype);
+        let (yf, gf) = run::<T>(hidden, true, back, i, dtype);
+        let (yl, gl) = run::<T>(hidden, false, back, i, dtype);
         assert_eq!(yf, yl, "values, go_backwards={back}");
         assert_eq!(gf.len(), gl.len());
         for (k, (a, b)) in gf.iter().zip(&gl).enumerate() {
@@ -162,18 +167,24 @@ fn same_bits<T: rntk::tensor::Element + std::fmt::Debug>(dtype: DType, learnable
 
 #[test]
 fn fused_scan_equals_the_step_loop_bit_for_bit_f32() {
-    same_bits::<f32>(DType::F32, false);
+    same_bits::<f32>(4, DType::F32, false);
 }
 
 #[test]
 fn fused_scan_equals_the_step_loop_bit_for_bit_f64() {
-    same_bits::<f64>(DType::F64, false);
+    same_bits::<f64>(4, DType::F64, false);
 }
 
 #[test]
 fn fused_scan_with_learnable_initial_states_matches_the_loop() {
-    same_bits::<f32>(DType::F32, true);
-    same_bits::<f64>(DType::F64, true);
+    same_bits::<f32>(4, DType::F32, true);
+    same_bits::<f64>(4, DType::F64, true);
+}
+
+/// A cell wide enough that every recurrent product takes the large-GEMM path.
+#[test]
+fn fused_scan_equals_the_step_loop_for_a_wide_cell() {
+    same_bits::<f32>(70, DType::F32, false);
 }
 
 #[test]

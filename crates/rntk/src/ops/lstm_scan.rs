@@ -16,7 +16,7 @@
 
 use super::lstm_cell::{rows_backward, rows_forward, KEPT};
 use super::{expect_arity, Arg, Inferred, NodeState, WholeArg};
-use crate::backend::cpu::{gemm, gemm_with_transposed, LstmStrides, Mat, MatMut};
+use crate::backend::cpu::{gemm, gemm_with_transposed, LstmStrides, Mat, MatMut, SMALL_FLOPS};
 use crate::error::{Error, Result};
 use crate::graph::{DynamicAxes, VarInfo};
 use crate::tensor::{Element, PackedLayout, Shape};
@@ -232,7 +232,12 @@ fn bptt<T: Element>(
     st.grad.resize(total * 4 * n + nh0 + nc0, T::zero());
     // scratch: carried dh, carried dc (for the step processed next), dh, dc_out,
     // c_prev, and H transposed (4N rows of np columns) for the per-step ∂/∂h_prev
-    let np = n.div_ceil(16) * 16;
+    // (only products small enough for the small-GEMM path use the copy)
+    let np = if 4 * n * n <= SMALL_FLOPS {
+        n.div_ceil(16) * 16
+    } else {
+        0
+    };
     st.work.clear();
     st.work.resize(widest * 5 * n + 4 * n * np, T::zero());
     let (dpre_all, dinit) = st.grad.split_at_mut(total * 4 * n);
@@ -242,9 +247,11 @@ fn bptt<T: Element>(
     let (dh, rest) = rest.split_at_mut(widest * n);
     let (dc, rest) = rest.split_at_mut(widest * n);
     let (cprev, ht_copy) = rest.split_at_mut(widest * n);
-    for j in 0..n {
-        for kk in 0..4 * n {
-            ht_copy[kk * np + j] = h[j * 4 * n + kk];
+    if np > 0 {
+        for j in 0..n {
+            for kk in 0..4 * n {
+                ht_copy[kk * np + j] = h[j * 4 * n + kk];
+            }
         }
     }
     let steps = p.max_len();

@@ -48,7 +48,7 @@ pub struct MatMut<'a, T> {
 const PARALLEL_FLOPS: usize = 1 << 18;
 
 /// Products up to this many multiply-adds use `small_gemm`.
-const SMALL_FLOPS: usize = 1 << 14;
+pub const SMALL_FLOPS: usize = 1 << 14;
 
 /// Small products, compiled for the widest vector unit the CPU has (the loops are
 /// written to auto-vectorize; plain multiply and add, no FMA contraction, so every
