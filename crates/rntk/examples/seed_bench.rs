@@ -439,12 +439,23 @@ fn main() -> Result<()> {
             s.total, s.minibatches, s.reader, s.forward, s.backward, s.learner, s.other
         );
     }
+    // peak resident set (VmHWM, kB) of the whole run, Linux only
+    let peak_rss_mb = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|st| {
+            st.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(-1.0);
+    println!("peak RSS: {peak_rss_mb:.1} MiB");
     let load = std::fs::read_to_string("/proc/loadavg")
         .ok()
         .and_then(|l| l.split_whitespace().next().map(str::to_string))
         .unwrap_or_else(|| "null".into());
     println!(
-        "RESULT {{\"bench\":\"seed_rnn\",\"impl\":\"rntk\",\"seed\":{},\"data_seed\":{},\"train_seconds\":{train_s:.4},\"label_samples\":{labels},\"samples_per_s\":{:.1},\"final_epoch_loss\":{:.6},\"final_epoch_metric\":{:.6},\"test_metric\":{test_metric:.6},\"test_samples\":{test_samples},\"infer_1seq_us\":{:.3},\"infer_1seq_value_us\":{:.3},\"infer_256seq_us\":{:.2},\"infer_256_seq_per_s\":{:.0},\"loadavg_1min\":{load}{prof}}}",
+        "RESULT {{\"bench\":\"seed_rnn\",\"impl\":\"rntk\",\"seed\":{},\"data_seed\":{},\"train_seconds\":{train_s:.4},\"label_samples\":{labels},\"samples_per_s\":{:.1},\"final_epoch_loss\":{:.6},\"final_epoch_metric\":{:.6},\"test_metric\":{test_metric:.6},\"test_samples\":{test_samples},\"infer_1seq_us\":{:.3},\"infer_1seq_value_us\":{:.3},\"infer_256seq_us\":{:.2},\"infer_256_seq_per_s\":{:.0},\"peak_rss_mb\":{peak_rss_mb:.1},\"loadavg_1min\":{load}{prof}}}",
         args.seed,
         args.data_seed,
         labels as f64 / train_s,
