@@ -272,3 +272,29 @@ fn lstm_scan_refuses_mismatched_shapes_and_dynamic_states() {
     let e = lstm_scan(&nb, &h(vec![2, 8]), &s, &s, false).unwrap_err();
     assert!(e.to_string().contains("sequence axis"), "{e}");
 }
+
+/// The forward-only executor (reused buffers) computes what the training one does,
+/// also for a batch of one length-1 sequence.
+#[test]
+fn inference_executor_and_tiny_batches_agree() {
+    let x = seq_input(3, DType::F32);
+    let y = Fold::new(Lstm::new(5)).apply(&x).unwrap();
+    let mut train = Executor::<f32>::new(std::slice::from_ref(&y)).unwrap();
+    let mut infer = Executor::<f32>::new_inference(std::slice::from_ref(&y)).unwrap();
+    for lens in [vec![1], vec![4, 1, 3], lengths()] {
+        let seqs: Vec<Vec<f32>> = ragged(&lens, 3, 9)
+            .iter()
+            .map(|s| s.iter().map(|&v| v as f32).collect())
+            .collect();
+        let xv = Value::from_sequences(vec![3], &seqs).unwrap();
+        train.forward(&[(&x, &xv)], false).unwrap();
+        infer.forward(&[(&x, &xv)], false).unwrap();
+        let (a, b) = (train.value(&y).unwrap(), infer.value(&y).unwrap());
+        assert_eq!(
+            a.dense_rows::<f32>(),
+            b.dense_rows::<f32>(),
+            "lengths {lens:?}"
+        );
+        assert_eq!(a.num_samples(), lens.len());
+    }
+}
