@@ -6,6 +6,7 @@ pub mod datasets;
 pub mod error;
 pub mod exec;
 pub mod functions;
+pub mod import;
 pub mod graph;
 pub mod initializer;
 pub mod io;
@@ -25,5 +26,6 @@ pub use graph::{
     constant, input_variable, input_variable_with, parameter, parameter_from, placeholder, scalar,
     Axis, CloneMethod, DynamicAxes, Function, InputOptions, VarKind, Variable,
 };
+pub use import::load_cntk;
 pub use persist::{load_model, save_model};
 pub use tensor::{DType, Shape, Tensor, Value};

@@ -1,0 +1,210 @@
+//! CNTK 2.7 model files (tests/fixtures/cntk_models, made by make_cntk_models.py with
+//! the real CNTK): rntk loads each one and computes CNTK's outputs on ragged inputs;
+//! a CNTK-trained classifier fine-tuned in rntk lowers its loss.
+
+mod common;
+
+use rntk::learners::{sgd, LearnerOptions, Schedule};
+use rntk::tensor::Value;
+use rntk::train::Trainer;
+use rntk::{Function, Variable};
+use serde_json::Value as Json;
+use std::path::PathBuf;
+
+const RTOL: f64 = 1e-5;
+
+fn dir() -> PathBuf {
+    common::fixture_path("cntk_models")
+}
+
+fn cases() -> serde_json::Map<String, Json> {
+    let text = std::fs::read_to_string(dir().join("cases.json")).expect("cases.json");
+    let j: Json = serde_json::from_str(&text).expect("json");
+    j.as_object().expect("object").clone()
+}
+
+fn nums(j: &Json) -> Vec<f64> {
+    common::flat(j)
+}
+
+fn input_value(j: &Json) -> Value {
+    match j["kind"].as_str().expect("kind") {
+        "seq" => {
+            let seqs: Vec<Vec<f32>> = j["data"]
+                .as_array()
+                .expect("seqs")
+                .iter()
+                .map(|s| nums(s).into_iter().map(|x| x as f32).collect())
+                .collect();
+            Value::from_sequences(common::shape_of(&j["shape"]), &seqs).expect("seq value")
+        }
+        "batch" => {
+            let data: Vec<f32> = nums(&j["data"]).into_iter().map(|x| x as f32).collect();
+            Value::batch(common::shape_of(&j["shape"]), data).expect("batch value")
+        }
+        "sparse" => {
+            let seqs: Vec<Vec<usize>> = j["indices"]
+                .as_array()
+                .expect("indices")
+                .iter()
+                .map(|s| nums(s).into_iter().map(|x| x as usize).collect())
+                .collect();
+            let dim = j["dim"].as_u64().expect("dim") as usize;
+            Value::one_hot_sequences::<f32>(dim, &seqs).expect("sparse value")
+        }
+        k => panic!("unknown input kind {k}"),
+    }
+}
+
+fn feeds_of(model: &Function, case: &Json) -> Vec<(Variable, Value)> {
+    let args = model.arguments();
+    case["inputs"]
+        .as_object()
+        .expect("inputs")
+        .iter()
+        .map(|(name, j)| {
+            let v = args
+                .iter()
+                .find(|a| a.name() == *name)
+                .unwrap_or_else(|| panic!("model has no argument named {name}"))
+                .clone();
+            (v, input_value(j))
+        })
+        .collect()
+}
+
+/// max |got − want| / max(|want|, 1e-3): relative error, with values near zero
+/// compared at the scale of float32 round-off of O(1e-3) activations.
+fn max_rel(got: &[f64], want: &[f64]) -> f64 {
+    assert_eq!(got.len(), want.len(), "output sizes differ");
+    got.iter()
+        .zip(want)
+        .map(|(g, w)| (g - w).abs() / w.abs().max(1e-3))
+        .fold(0.0, f64::max)
+}
+
+fn check_case(name: &str, case: &Json) -> f64 {
+    let path = dir().join(format!("{name}.model"));
+    let model = Function::load_cntk(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let feeds = feeds_of(&model, case);
+    let refs: Vec<(&Variable, &Value)> = feeds.iter().map(|(v, x)| (v, x)).collect();
+    let outs = model.eval(&refs).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let out = &outs[0];
+    let want_shape = common::shape_of(&case["output_shape"]);
+    assert_eq!(out.shape().dims(), &want_shape[..], "{name}: output shape");
+    let got: Vec<f64> = if case["output_is_sequence"].as_bool().expect("flag") {
+        out.to_sequences::<f64>().concat()
+    } else {
+        out.to_vec::<f64>()
+    };
+    let want = nums(&case["output"]);
+    let err = max_rel(&got, &want);
+    eprintln!("{name}: max relative error {err:.2e}");
+    assert!(err <= RTOL, "{name}: max relative error {err:e} > {RTOL:e}");
+    err
+}
+
+macro_rules! oracle {
+    ($($t:ident),* $(,)?) => {$(
+        #[test]
+        fn $t() {
+            let cases = cases();
+            let c = cases.get(stringify!($t)).expect("case");
+            check_case(stringify!($t), c);
+        }
+    )*};
+}
+
+oracle!(
+    logreg,
+    dense_classifier,
+    lstm,
+    lstm_peepholes,
+    lstm_projection,
+    lstm_stabilized,
+    lstm_all,
+    gru,
+    rnnstep,
+    rnnstep_tanh_backward,
+    stacked,
+    bidirectional,
+    fold,
+    stabilizer_layernorm,
+    sequence_ops,
+    embedding_sparse,
+    batchnorm_dropout,
+);
+
+#[test]
+fn every_fixture_is_tested() {
+    let listed = [
+        "logreg",
+        "dense_classifier",
+        "lstm",
+        "lstm_peepholes",
+        "lstm_projection",
+        "lstm_stabilized",
+        "lstm_all",
+        "gru",
+        "rnnstep",
+        "rnnstep_tanh_backward",
+        "stacked",
+        "bidirectional",
+        "fold",
+        "stabilizer_layernorm",
+        "sequence_ops",
+        "embedding_sparse",
+        "batchnorm_dropout",
+        "trained_classifier",
+    ];
+    for k in cases().keys() {
+        assert!(listed.contains(&k.as_str()), "fixture {k} has no test");
+    }
+}
+
+#[test]
+fn blocks_keep_their_cntk_names() {
+    let m = Function::load_cntk(dir().join("lstm.model")).expect("load");
+    // Sequential([Recurrence(LSTM), Dense]): the root is the Dense block, whose
+    // operand comes from the LSTM block.
+    assert!(m.is_block(), "root is {}", m.op_name());
+    assert_eq!(m.op_name(), "Dense");
+    let lstm = m.inputs().iter().find_map(|v| v.owner()).expect("operand");
+    assert_eq!(lstm.op_name(), "LSTM");
+    assert_eq!(lstm.outputs().len(), 2, "LSTM block gives h and c");
+    let names: Vec<String> = m.parameters().iter().map(|p| p.name()).collect();
+    for n in ["W", "b", "H"] {
+        assert!(names.iter().any(|x| x == n), "parameter {n} in {names:?}");
+    }
+}
+
+#[test]
+fn trained_classifier_fine_tunes_in_rntk() {
+    let cases = cases();
+    let case = cases.get("trained_classifier").expect("case");
+    let model = Function::load_cntk(dir().join("trained_classifier.model")).expect("load");
+    let outs = model.outputs();
+    assert_eq!(outs.len(), 2, "combine(z, ce)");
+    let (z, ce) = (outs[0].clone(), outs[1].clone());
+    let feeds = feeds_of(&model, case);
+    let refs: Vec<(&Variable, &Value)> = feeds.iter().map(|(v, x)| (v, x)).collect();
+    // The loaded loss is CNTK's loss, sample by sample.
+    let vals = model.eval(&refs).expect("eval");
+    let err = max_rel(&vals[1].to_vec::<f64>(), &nums(&case["loss"]));
+    assert!(err <= RTOL, "loss differs from CNTK's: {err:e}");
+    let before: f64 = vals[1].to_vec::<f64>().iter().sum();
+    let params = model.parameters();
+    assert_eq!(params.len(), 4, "two Dense layers");
+    let learner = sgd(&params, Schedule::constant(0.05), LearnerOptions::default()).expect("sgd");
+    let mut tr = Trainer::<f32>::new(Some(z), ce, None, vec![Box::new(learner)], vec![])
+        .expect("trainer");
+    for _ in 0..20 {
+        tr.train_minibatch(&refs, false).expect("train");
+    }
+    let after: f64 = model.eval(&refs).expect("eval")[1]
+        .to_vec::<f64>()
+        .iter()
+        .sum();
+    eprintln!("fine-tuning: summed loss {before:.4} -> {after:.4}");
+    assert!(after < before * 0.95, "loss {before} -> {after}");
+}
