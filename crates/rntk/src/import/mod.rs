@@ -21,7 +21,7 @@
 mod dict;
 pub mod model;
 pub mod op_codes;
-pub(crate) mod proto;
+pub mod proto;
 mod rebuild;
 
 pub use model::{CntkModel, FnDesc, VarDesc, VarKindCode};
