@@ -38,6 +38,9 @@ fn input_value(j: &Json) -> Value {
                 .collect();
             Value::from_sequences(common::shape_of(&j["shape"]), &seqs).expect("seq value")
         }
+        "batch" if j["dtype"] == "float64" => {
+            Value::batch(common::shape_of(&j["shape"]), nums(&j["data"])).expect("batch value")
+        }
         "batch" => {
             let data: Vec<f32> = nums(&j["data"]).into_iter().map(|x| x as f32).collect();
             Value::batch(common::shape_of(&j["shape"]), data).expect("batch value")
@@ -133,6 +136,11 @@ oracle!(
     sequence_ops,
     embedding_sparse,
     batchnorm_dropout,
+    ops_elementwise,
+    ops_reduce,
+    ops_shape,
+    sequence_more,
+    dense_float64,
 );
 
 #[test]
@@ -156,6 +164,11 @@ fn every_fixture_is_tested() {
         "embedding_sparse",
         "batchnorm_dropout",
         "trained_classifier",
+        "ops_elementwise",
+        "ops_reduce",
+        "ops_shape",
+        "sequence_more",
+        "dense_float64",
     ];
     for k in cases().keys() {
         assert!(listed.contains(&k.as_str()), "fixture {k} has no test");
@@ -207,4 +220,27 @@ fn trained_classifier_fine_tunes_in_rntk() {
         .sum();
     eprintln!("fine-tuning: summed loss {before:.4} -> {after:.4}");
     assert!(after < before * 0.95, "loss {before} -> {after}");
+}
+
+#[test]
+fn a_cntk_model_with_unsupported_ops_is_one_error_listing_them() {
+    let path = dir().join("conv_pool_unsupported.model");
+    match Function::load_cntk(&path) {
+        Err(rntk::Error::Unsupported(e)) => {
+            assert!(e.contains("conv_pool_unsupported.model"), "{e}");
+            assert!(e.contains("2 CNTK op(s)"), "{e}");
+            assert!(e.contains("op 33 Convolution in function Convolution"), "{e}");
+            assert!(e.contains("op 17 Pooling in function Pooling"), "{e}");
+            assert!(e.contains("block Convolution"), "{e}");
+        }
+        Err(e) => panic!("expected one Unsupported error, got {e}"),
+        Ok(_) => panic!("a model with convolution loaded"),
+    }
+}
+
+#[test]
+fn float64_models_load_as_float64() {
+    let m = Function::load_cntk(dir().join("dense_float64.model")).expect("load");
+    assert_eq!(m.outputs()[0].dtype(), rntk::DType::F64);
+    assert!(m.parameters().iter().all(|p| p.dtype() == rntk::DType::F64));
 }

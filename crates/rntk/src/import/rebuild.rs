@@ -30,6 +30,9 @@ enum BlockOp {
     SeqLast,
     SeqReduceSum,
     SeqReduceMax,
+    SeqBroadcastAs,
+    SeqIsFirst,
+    SeqIsLast,
 }
 
 /// Primitive op codes that map onto rntk ops (some only with certain attributes; those
@@ -345,6 +348,16 @@ impl<'a> Builder<'a> {
                     _ => None,
                 }
             }
+            "Sequence::BroadcastAs" if b.arguments.len() == 2 && root.op == 50 => {
+                Some(BlockOp::SeqBroadcastAs)
+            }
+            // is_first / is_last: a delay of ones reconciled to the operand's layout.
+            "Sequence::IsFirst" if b.arguments.len() == 1 && root.op == 37 => {
+                Some(BlockOp::SeqIsFirst)
+            }
+            "Sequence::IsLast" if b.arguments.len() == 1 && root.op == 38 => {
+                Some(BlockOp::SeqIsLast)
+            }
             // sequence.first / last: GatherPacked(x, PackedIndex(x, Where(delay(...))))
             // where the delay marks the first (past_value) or last (future_value) step
             // and Where keeps only the batch axis.
@@ -380,6 +393,9 @@ impl<'a> Builder<'a> {
             BlockOp::SeqLast => Op::SeqLast,
             BlockOp::SeqReduceSum => Op::SeqReduceSum,
             BlockOp::SeqReduceMax => Op::SeqReduceMax,
+            BlockOp::SeqBroadcastAs => Op::SeqBroadcastAs,
+            BlockOp::SeqIsFirst => Op::SeqIsFirst,
+            BlockOp::SeqIsLast => Op::SeqIsLast,
         };
         Function::primitive(op, outer, &fd.name)
             .and_then(|f| f.output())
