@@ -34,7 +34,11 @@ fuzz_target!(|data: &[u8]| {
         let Ok(v) = v else { return };
         values.push((a.clone(), v));
     }
-    if model.outputs().iter().any(|o| o.dtype() != rntk::DType::F32) {
+    if model
+        .outputs()
+        .iter()
+        .any(|o| o.dtype() != rntk::DType::F32)
+    {
         return;
     }
     let feeds: Vec<(&Variable, &Value)> = values.iter().map(|(a, v)| (a, v)).collect();

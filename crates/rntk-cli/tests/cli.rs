@@ -503,10 +503,9 @@ fn ctf_of_case(case: &serde_json::Value, name: &str) -> String {
 fn cntk_models_eval_info_and_import() {
     let d = dir("cntk");
     let fixtures = cntk_fixtures();
-    let cases: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(fixtures.join("cases.json")).unwrap(),
-    )
-    .unwrap();
+    let cases: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures.join("cases.json")).unwrap())
+            .unwrap();
     let case = &cases["lstm"];
     let ctf = d.join("x.ctf");
     std::fs::write(&ctf, ctf_of_case(case, "x")).unwrap();
@@ -538,7 +537,10 @@ fn cntk_models_eval_info_and_import() {
     let info = text(&o.stdout);
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert!(info.contains("CNTK v2 model"), "{info}");
-    assert!(info.contains("  x: [3] float32 sequence") || info.contains("x:"), "{info}");
+    assert!(
+        info.contains("  x: [3] float32 sequence") || info.contains("x:"),
+        "{info}"
+    );
     assert!(info.contains("Dense") && info.contains("LSTM"), "{info}");
 
     // import-cntk converts; the converted model evaluates identically
@@ -550,7 +552,11 @@ fn cntk_models_eval_info_and_import() {
     assert!(o2.status.success(), "{}", text(&o2.stderr));
     assert_eq!(text(&o2.stdout), out, "converted model evaluates the same");
     let o = rntk(&["info", p(&converted)]);
-    assert!(text(&o.stdout).contains("rntk-model version"), "{}", text(&o.stdout));
+    assert!(
+        text(&o.stdout).contains("rntk-model version"),
+        "{}",
+        text(&o.stdout)
+    );
 
     // a broken CNTK file is one line, exit 1
     let bytes = std::fs::read(&model).unwrap();

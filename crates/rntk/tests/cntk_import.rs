@@ -209,8 +209,8 @@ fn trained_classifier_fine_tunes_in_rntk() {
     let params = model.parameters();
     assert_eq!(params.len(), 4, "two Dense layers");
     let learner = sgd(&params, Schedule::constant(0.05), LearnerOptions::default()).expect("sgd");
-    let mut tr = Trainer::<f32>::new(Some(z), ce, None, vec![Box::new(learner)], vec![])
-        .expect("trainer");
+    let mut tr =
+        Trainer::<f32>::new(Some(z), ce, None, vec![Box::new(learner)], vec![]).expect("trainer");
     for _ in 0..20 {
         tr.train_minibatch(&refs, false).expect("train");
     }
@@ -229,7 +229,10 @@ fn a_cntk_model_with_unsupported_ops_is_one_error_listing_them() {
         Err(rntk::Error::Unsupported(e)) => {
             assert!(e.contains("conv_pool_unsupported.model"), "{e}");
             assert!(e.contains("2 CNTK op(s)"), "{e}");
-            assert!(e.contains("op 33 Convolution in function Convolution"), "{e}");
+            assert!(
+                e.contains("op 33 Convolution in function Convolution"),
+                "{e}"
+            );
             assert!(e.contains("op 17 Pooling in function Pooling"), "{e}");
             assert!(e.contains("block Convolution"), "{e}");
         }

@@ -97,7 +97,11 @@ fn truncated_files_are_errors() {
     let bytes = fixture("lstm");
     for n in (0..bytes.len()).step_by(7) {
         let r = load_cntk_bytes("truncated.model", &bytes[..n]);
-        assert!(r.is_err(), "truncated to {n} of {} bytes loaded", bytes.len());
+        assert!(
+            r.is_err(),
+            "truncated to {n} of {} bytes loaded",
+            bytes.len()
+        );
     }
 }
 
@@ -210,7 +214,10 @@ fn wrong_value_types_are_errors() {
         .data
         .insert("op".into(), string_value("31"));
     let e = err_text(&d);
-    assert!(e.contains("key 'op' must hold a SizeT, found String"), "{e}");
+    assert!(
+        e.contains("key 'op' must hold a SizeT, found String"),
+        "{e}"
+    );
 
     // a float32 parameter holding double values
     let mut d = decode(&fixture("lstm"));
@@ -218,7 +225,9 @@ fn wrong_value_types_are_errors() {
     match w.data.get_mut("value").and_then(|v| v.value.as_mut()) {
         Some(V::NdArrayViewValue(a)) => {
             a.values = Some(nd_array_view::Values::DoubleValues(
-                nd_array_view::DoubleValues { value: vec![0.0; 4] },
+                nd_array_view::DoubleValues {
+                    value: vec![0.0; 4],
+                },
             ))
         }
         _ => panic!("W has a value"),
@@ -255,7 +264,10 @@ fn missing_keys_are_errors() {
         get_str(t, "uid").to_string()
     };
     let e = err_text(&d);
-    assert!(e.contains(&uid) && e.contains("missing key 'inputs'"), "{e}");
+    assert!(
+        e.contains(&uid) && e.contains("missing key 'inputs'"),
+        "{e}"
+    );
 
     let mut d = decode(&fixture("lstm"));
     variable_mut(&mut d, "W").data.remove("value");
@@ -287,8 +299,14 @@ fn unsupported_ops_are_listed_together() {
     match load(&d) {
         Err(Error::Unsupported(e)) => {
             assert!(e.contains("2 CNTK op(s)"), "{e}");
-            assert!(e.contains(&format!("op 33 Convolution in function {tanh_uid}")), "{e}");
-            assert!(e.contains(&format!("op 17 Pooling in function {sig_uid}")), "{e}");
+            assert!(
+                e.contains(&format!("op 33 Convolution in function {tanh_uid}")),
+                "{e}"
+            );
+            assert!(
+                e.contains(&format!("op 17 Pooling in function {sig_uid}")),
+                "{e}"
+            );
             assert!(e.contains("inside / block LSTM"), "{e}");
         }
         Err(e) => panic!("expected one Unsupported error, got {e}"),

@@ -348,10 +348,7 @@ impl CntkModel {
             .chain(functions.iter().map(|f| &f.uid))
         {
             if seen.insert(uid.as_str(), ()).is_some() {
-                return Err(format_err(
-                    file,
-                    format!("uid '{uid}' is listed twice"),
-                ));
+                return Err(format_err(file, format!("uid '{uid}' is listed twice")));
             }
         }
         Ok(CntkModel {

@@ -84,8 +84,16 @@ impl<'a> Builder<'a> {
     pub fn new(file: &'a str, model: &'a CntkModel) -> Self {
         Builder {
             file,
-            vars: model.variables.iter().map(|v| (v.uid.as_str(), v)).collect(),
-            fns: model.functions.iter().map(|f| (f.uid.as_str(), f)).collect(),
+            vars: model
+                .variables
+                .iter()
+                .map(|v| (v.uid.as_str(), v))
+                .collect(),
+            fns: model
+                .functions
+                .iter()
+                .map(|f| (f.uid.as_str(), f))
+                .collect(),
             axes: HashMap::new(),
             built_vars: HashMap::new(),
             built_fns: HashMap::new(),
@@ -243,9 +251,10 @@ impl<'a> Builder<'a> {
         if let Some(b) = self.built_fns.get(uid) {
             return Ok(b.clone());
         }
-        let fd = *self.fns.get(uid).ok_or_else(|| {
-            self.err(format!("function '{uid}' is referenced but not listed"))
-        })?;
+        let fd = *self
+            .fns
+            .get(uid)
+            .ok_or_else(|| self.err(format!("function '{uid}' is referenced but not listed")))?;
         if !self.building.insert(uid.to_string()) {
             return Err(self.err(format!(
                 "{} contains itself (a block whose body leads back to the block)",
@@ -481,7 +490,9 @@ impl<'a> Builder<'a> {
                     -1
                 };
                 let infer = i32::try_from(infer).map_err(|_| {
-                    self.err(format!("{label}: inferInputRankToMap {infer} is out of range"))
+                    self.err(format!(
+                        "{label}: inferInputRankToMap {infer} is out of range"
+                    ))
                 })?;
                 (
                     Op::Times {
@@ -546,10 +557,7 @@ impl<'a> Builder<'a> {
                         perm[rank0 - 1 - k] = from;
                     }
                     let mut seen = vec![false; rank0];
-                    if perm
-                        .iter()
-                        .any(|&p| std::mem::replace(&mut seen[p], true))
-                    {
+                    if perm.iter().any(|&p| std::mem::replace(&mut seen[p], true)) {
                         return Err(self.err(format!("{label}: axisVec is not a permutation")));
                     }
                 } else {
@@ -607,8 +615,8 @@ impl<'a> Builder<'a> {
                 } else {
                     vec![a.axis("axis")?]
                 };
-                let keepdims = !a.has("reductionKeepDimensions")
-                    || a.bool("reductionKeepDimensions")?;
+                let keepdims =
+                    !a.has("reductionKeepDimensions") || a.bool("reductionKeepDimensions")?;
                 let axes = if list.iter().any(|ax| ax.static_axis_idx == ALL_STATIC_AXES) {
                     None
                 } else {
@@ -654,11 +662,11 @@ impl<'a> Builder<'a> {
                 (Op::Splice { axis }, x.to_vec())
             }
             48 => match x.len() {
-                2 => return crate::losses::binary_cross_entropy(&x[0], &x[1]).map_err(self.wrap(fd)),
-                3 => (Op::WeightedLogistic, x.to_vec()),
-                n => {
-                    return Err(self.err(format!("{label}: expects 2 or 3 operands, got {n}")))
+                2 => {
+                    return crate::losses::binary_cross_entropy(&x[0], &x[1]).map_err(self.wrap(fd))
                 }
+                3 => (Op::WeightedLogistic, x.to_vec()),
+                n => return Err(self.err(format!("{label}: expects 2 or 3 operands, got {n}"))),
             },
             68 => {
                 self.need(fd, x, 1)?;
