@@ -191,7 +191,7 @@ fn dtype_from(d: &Dict, code: u64) -> Result<DType> {
     match code {
         1 => Ok(DType::F32),
         2 => Ok(DType::F64),
-        4 | 5 | 6 => Err(Error::Unsupported(format!(
+        4..=6 => Err(Error::Unsupported(format!(
             "{}: {}: data type {} (float16 / int8 / int16; rntk computes in float32 and \
              float64)",
             d.file, d.what, code
