@@ -38,9 +38,16 @@ const INLINE_NODES: usize = 500;
 const STACK_PER_NODE: usize = 8192;
 
 /// Whether `bytes` look like a CNTK v2 model rather than rntk's own format (a
-/// safetensors container, which starts with an 8-byte header length and `{`).
+/// safetensors container: an 8-byte little-endian header length, then a JSON header
+/// starting with `{`).
 pub fn is_cntk_model(bytes: &[u8]) -> bool {
-    let rntk = bytes.len() > 8 && bytes[8] == b'{';
+    let rntk = match bytes.get(..8) {
+        Some(h) => {
+            let n = u64::from_le_bytes(h.try_into().unwrap_or([0xff; 8]));
+            bytes.get(8) == Some(&b'{') && n <= bytes.len() as u64 - 8
+        }
+        None => false,
+    };
     // A CNTK Dictionary starts with field 1 (varint version) or field 2 (a map entry).
     !rntk && matches!(bytes.first(), Some(0x08) | Some(0x12))
 }
