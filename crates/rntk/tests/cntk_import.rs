@@ -141,6 +141,13 @@ oracle!(
     ops_shape,
     sequence_more,
     dense_float64,
+    seq_where,
+    seq_gather,
+    seq_scatter,
+    seq_softmax,
+    seq_slice_inner,
+    seq_slice_head,
+    seq_slice_tail,
 );
 
 #[test]
@@ -169,6 +176,13 @@ fn every_fixture_is_tested() {
         "ops_shape",
         "sequence_more",
         "dense_float64",
+        "seq_where",
+        "seq_gather",
+        "seq_scatter",
+        "seq_softmax",
+        "seq_slice_inner",
+        "seq_slice_head",
+        "seq_slice_tail",
     ];
     for k in cases().keys() {
         assert!(listed.contains(&k.as_str()), "fixture {k} has no test");

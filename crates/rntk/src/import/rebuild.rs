@@ -33,6 +33,10 @@ enum BlockOp {
     SeqBroadcastAs,
     SeqIsFirst,
     SeqIsLast,
+    SeqSlice(isize, isize),
+    SeqGather,
+    SeqScatter,
+    SeqSoftmax,
 }
 
 /// Primitive op codes that map onto rntk ops (some only with certain attributes; those
@@ -40,7 +44,7 @@ enum BlockOp {
 fn supported(code: u64) -> bool {
     matches!(
         code,
-        0..=6 | 8..=12 | 14..=16 | 19..=27 | 31 | 32 | 37..=44 | 48 | 51 | 56 | 57 | 62 | 64 | 65
+        0..=6 | 8..=16 | 19..=27 | 31 | 32 | 37..=44 | 48 | 51 | 56 | 57 | 62 | 64 | 65
             | 68 | 69 | 75
     )
 }
@@ -367,27 +371,85 @@ impl<'a> Builder<'a> {
             "Sequence::IsLast" if b.arguments.len() == 1 && root.op == 38 => {
                 Some(BlockOp::SeqIsLast)
             }
-            // sequence.first / last: GatherPacked(x, PackedIndex(x, Where(delay(...))))
-            // where the delay marks the first (past_value) or last (future_value) step
-            // and Where keeps only the batch axis.
+            "Sequence::Gather" if b.arguments.len() == 2 && root.op == 29 => {
+                Some(BlockOp::SeqGather)
+            }
+            "Sequence::Scatter" if b.arguments.len() == 2 && root.op == 30 => {
+                Some(BlockOp::SeqScatter)
+            }
+            "Sequence::Softmax" if b.arguments.len() == 1 => Some(BlockOp::SeqSoftmax),
+            // sequence.first / last / slice: GatherPacked(x, PackedIndex(x, Where(m)))
+            // where the mask m is built from delays of ones.
             "Sequence::Slice" if b.arguments.len() == 1 && root.op == 29 => {
                 let packed_index = self.producer(root.inputs.get(1)?)?;
                 let where_ = self.producer(packed_index.inputs.get(1)?)?;
                 if packed_index.op != 28 || where_.op != 13 {
                     return None;
                 }
-                let a = Dict::new(self.file, "", &where_.attributes);
-                if a.axes("newDynamicAxes").ok()?.len() != 1 {
-                    return None;
-                }
-                match self.producer(where_.inputs.first()?)?.op {
-                    37 => Some(BlockOp::SeqFirst),
-                    38 => Some(BlockOp::SeqLast),
-                    _ => None,
-                }
+                self.slice_bounds(where_)
             }
             _ => None,
         }
+    }
+
+    /// The bounds of a `Sequence::Slice` from the mask its `Where` selects with: the
+    /// delays of its mask say where it starts (past_value by `begin`) and ends
+    /// (future_value by `-end`), the `Where` attributes how long the result is.
+    fn slice_bounds(&self, where_: &FnDesc) -> Option<BlockOp> {
+        let a = Dict::new(self.file, "", &where_.attributes);
+        if a.axes("newDynamicAxes").ok()?.len() == 1 {
+            // Only the batch axis is left: one step per sequence.
+            return match self.producer(where_.inputs.first()?)?.op {
+                37 => Some(BlockOp::SeqFirst),
+                38 => Some(BlockOp::SeqLast),
+                _ => None,
+            };
+        }
+        let scaling = a.int("newSequenceAxisLengthScalingFactor").ok()?;
+        let additive = a.int("newSequenceAxisLengthAdditiveFactor").ok()?;
+        // The delays feeding the mask (a small expression of delays, constants and
+        // element-wise ops).
+        let mut past = Vec::new();
+        let mut future = Vec::new();
+        let mut stack = vec![where_.inputs.first()?.as_str()];
+        let mut steps = 0;
+        while let Some(uid) = stack.pop() {
+            steps += 1;
+            if steps > 64 {
+                return None;
+            }
+            let Some(f) = self.producer(uid) else {
+                continue;
+            };
+            let offset = || {
+                Dict::new(self.file, "", &f.attributes)
+                    .size_t("offset")
+                    .ok()
+                    .and_then(|o| isize::try_from(o).ok())
+            };
+            match f.op {
+                37 => past.push(offset()?),
+                38 => future.push(offset()?),
+                19..=21 | 50 => stack.extend(f.inputs.iter().map(String::as_str)),
+                _ => return None,
+            }
+        }
+        let (begin, end) = match (scaling, past.as_slice(), future.as_slice()) {
+            // fixed length: slice(0, k) or slice(-k, 0)
+            (0, [k], []) if *k as i64 == additive => (0, *k),
+            (0, [], [k]) if *k as i64 == additive => (-*k, 0),
+            // length + additive: slice(b, -e)
+            (1, p, f) if p.len() <= 1 && f.len() <= 1 => {
+                let b = p.first().copied().unwrap_or(0);
+                let e = f.first().copied().unwrap_or(0);
+                if (b + e) as i64 != -additive {
+                    return None;
+                }
+                (b, -e)
+            }
+            _ => return None,
+        };
+        Some(BlockOp::SeqSlice(begin, end))
     }
 
     fn producer(&self, uid: &str) -> Option<&'a FnDesc> {
@@ -405,6 +467,10 @@ impl<'a> Builder<'a> {
             BlockOp::SeqBroadcastAs => Op::SeqBroadcastAs,
             BlockOp::SeqIsFirst => Op::SeqIsFirst,
             BlockOp::SeqIsLast => Op::SeqIsLast,
+            BlockOp::SeqSlice(begin, end) => Op::SeqSlice { begin, end },
+            BlockOp::SeqGather => Op::SeqGather,
+            BlockOp::SeqScatter => Op::SeqScatter,
+            BlockOp::SeqSoftmax => Op::SeqSoftmax,
         };
         Function::primitive(op, outer, &fd.name)
             .and_then(|f| f.output())
@@ -535,6 +601,32 @@ impl<'a> Builder<'a> {
             11 => {
                 self.need(fd, x, 1)?;
                 (Op::Hardmax, x.to_vec())
+            }
+            // sequence.where(cond): a new sequence axis of the selected step indices.
+            13 => {
+                self.need(fd, x, 1)?;
+                if a.axes("newDynamicAxes")?.len() != 2
+                    || a.has("newSequenceAxisLengthScalingFactor")
+                {
+                    return Err(unsupported(
+                        "Where with a fixed or scaled output length (only sequence.where)".into(),
+                    ));
+                }
+                // CNTK's step indices are scalars; rntk's keep the condition's shape
+                // (one element).
+                return Function::primitive(Op::SeqWhere, x, &fd.name)
+                    .and_then(|f| f.output())
+                    .and_then(|w| {
+                        Function::primitive(
+                            Op::Reshape {
+                                shape: Shape::scalar(),
+                            },
+                            &[w],
+                            "",
+                        )
+                    })
+                    .and_then(|f| f.output())
+                    .map_err(self.wrap(fd));
             }
             12 => {
                 self.need(fd, x, 1)?;
