@@ -567,3 +567,25 @@ fn cntk_models_eval_info_and_import() {
     let o = rntk(&["eval", p(&broken), "--input", p(&ctf)]);
     assert_user_error(&o, &["broken.model"]);
 }
+
+#[test]
+fn import_cntk_refuses_models_rntk_cannot_store_yet() {
+    let d = dir("cntk-refuse");
+    let out = d.join("where.rntk");
+    let o = rntk(&[
+        "import-cntk",
+        p(&cntk_fixtures().join("seq_where.model")),
+        "-o",
+        p(&out),
+    ]);
+    assert_user_error(&o, &["seq_where.model", "cannot store it yet"]);
+    assert!(!out.exists(), "nothing written");
+    // unsupported ops: one line naming both
+    let o = rntk(&[
+        "eval",
+        p(&cntk_fixtures().join("conv_pool_unsupported.model")),
+        "--input",
+        p(&d.join("none.ctf")),
+    ]);
+    assert_user_error(&o, &["Convolution", "Pooling"]);
+}

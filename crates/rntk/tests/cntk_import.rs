@@ -316,3 +316,48 @@ fn a_loaded_recurrent_model_trains_through_time() {
         );
     }
 }
+
+/// Models whose graphs create a new sequence axis (sequence.where / gather / scatter /
+/// slice): rntk's own model format cannot reload those yet (persist compares the
+/// re-inferred new axis with the stored one by identity; natively built models fail
+/// the same way), so `rntk import-cntk` refuses them.
+const NOT_RELOADABLE: [&str; 6] = [
+    "seq_where",
+    "seq_gather",
+    "seq_scatter",
+    "seq_slice_inner",
+    "seq_slice_head",
+    "seq_slice_tail",
+];
+
+#[test]
+fn every_loaded_model_saves_in_rntk_format_and_reloads_identically() {
+    for (name, case) in cases() {
+        let model = Function::load_cntk(dir().join(format!("{name}.model"))).expect("load");
+        let bytes = rntk::persist::model_to_bytes(&model)
+            .unwrap_or_else(|e| panic!("{name}: saving in rntk's format: {e}"));
+        let back = rntk::persist::model_from_bytes(&bytes);
+        if NOT_RELOADABLE.contains(&name.as_str()) {
+            // When persist learns new axes, this fails: drop the model from the list.
+            assert!(
+                back.is_err(),
+                "{name} reloads now: remove it from NOT_RELOADABLE"
+            );
+            continue;
+        }
+        let back = back.unwrap_or_else(|e| panic!("{name}: reloading: {e}"));
+        let run = |m: &Function| {
+            let feeds = feeds_of(m, &case);
+            let refs: Vec<(&Variable, &Value)> = feeds.iter().map(|(v, x)| (v, x)).collect();
+            m.eval(&refs)
+                .unwrap_or_else(|e| panic!("{name}: {e}"))
+                .iter()
+                .map(|v| v.to_vec::<f64>())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(run(&model), run(&back), "{name}: reloaded model differs");
+        let names =
+            |m: &Function| -> Vec<String> { m.parameters().iter().map(|p| p.name()).collect() };
+        assert_eq!(names(&model), names(&back), "{name}: parameter names");
+    }
+}
