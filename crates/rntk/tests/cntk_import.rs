@@ -248,7 +248,8 @@ fn a_cntk_model_with_unsupported_ops_is_one_error_listing_them() {
                 "{e}"
             );
             assert!(e.contains("op 17 Pooling in function Pooling"), "{e}");
-            assert!(e.contains("block Convolution"), "{e}");
+            assert!(e.contains("(inside block Convolution Block"), "{e}");
+            assert!(e.contains("(inside block MaxPooling Block"), "{e}");
         }
         Err(e) => panic!("expected one Unsupported error, got {e}"),
         Ok(_) => panic!("a model with convolution loaded"),

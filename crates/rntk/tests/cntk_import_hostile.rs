@@ -307,7 +307,7 @@ fn unsupported_ops_are_listed_together() {
                 e.contains(&format!("op 17 Pooling in function {sig_uid}")),
                 "{e}"
             );
-            assert!(e.contains("inside / block LSTM"), "{e}");
+            assert!(e.contains("(inside block LSTM Block"), "{e}");
         }
         Err(e) => panic!("expected one Unsupported error, got {e}"),
         Ok(_) => panic!("loaded a model with unsupported ops"),

@@ -923,10 +923,15 @@ impl<'a> Builder<'a> {
                         }
                     }
                     if self.block_op(fd).is_none() {
-                        let inner = if fd.name.is_empty() {
-                            format!("{} / block {} {}", within, b.op_name, fd.uid)
+                        let here = if fd.name.is_empty() {
+                            format!("block {} {}", b.op_name, fd.uid)
                         } else {
-                            format!("{} / block {} '{}' {}", within, b.op_name, fd.name, fd.uid)
+                            format!("block {} '{}' {}", b.op_name, fd.name, fd.uid)
+                        };
+                        let inner = if within.is_empty() {
+                            here
+                        } else {
+                            format!("{within} / {here}")
                         };
                         stack.push((b.root.as_str(), inner));
                     }
@@ -956,7 +961,7 @@ impl<'a> Builder<'a> {
                     s.push_str(&format!(" '{}'", u.name));
                 }
                 if !u.within.is_empty() {
-                    s.push_str(&format!(" (inside{})", u.within));
+                    s.push_str(&format!(" (inside {})", u.within));
                 }
                 s
             })
