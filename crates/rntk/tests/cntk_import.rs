@@ -148,6 +148,7 @@ oracle!(
     seq_slice_inner,
     seq_slice_head,
     seq_slice_tail,
+    ops_trig_logplus,
 );
 
 #[test]
@@ -183,6 +184,7 @@ fn every_fixture_is_tested() {
         "seq_slice_inner",
         "seq_slice_head",
         "seq_slice_tail",
+        "ops_trig_logplus",
     ];
     for k in cases().keys() {
         assert!(listed.contains(&k.as_str()), "fixture {k} has no test");

@@ -44,8 +44,8 @@ enum BlockOp {
 fn supported(code: u64) -> bool {
     matches!(
         code,
-        0..=6 | 8..=16 | 19..=27 | 31 | 32 | 37..=44 | 48 | 51 | 56 | 57 | 62 | 64 | 65
-            | 68 | 69 | 75
+        0..=16 | 19..=27 | 31 | 32 | 37..=44 | 48 | 51 | 52 | 54..=57 | 62 | 64 | 65 | 68
+            | 69 | 75
     )
 }
 
@@ -529,6 +529,9 @@ impl<'a> Builder<'a> {
             8 => unary(UnaryOp::Abs)?,
             9 => unary(UnaryOp::Reciprocal)?,
             65 => unary(UnaryOp::Elu)?,
+            7 => unary(UnaryOp::Floor)?,
+            54 => unary(UnaryOp::Sin)?,
+            55 => unary(UnaryOp::Cos)?,
             64 => unary(UnaryOp::StopGradient)?,
             56 | 62 => unary(UnaryOp::Alias)?,
             19 => binary(BinaryOp::Plus)?,
@@ -541,6 +544,7 @@ impl<'a> Builder<'a> {
             26 => binary(BinaryOp::Greater)?,
             27 => binary(BinaryOp::GreaterEqual)?,
             69 => binary(BinaryOp::Pow)?,
+            52 => binary(BinaryOp::LogPlus)?,
             // Stored as Times(W, x) in CNTK's column-major view; rntk's times(x, W)
             // is the same product in Python order.
             31 => {
