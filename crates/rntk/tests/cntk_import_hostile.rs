@@ -361,3 +361,35 @@ fn a_deep_chain_loads_without_overflowing_the_stack() {
     let m = load(&d).expect("a long chain is a valid model");
     assert_eq!(m.op_name(), "Negate");
 }
+
+#[test]
+fn unsupported_forms_of_supported_ops_join_the_same_error() {
+    // A Where with a fixed length (as inside sequence.slice) outside its block, next
+    // to a Convolution: both in the one error.
+    let mut d = decode(&fixture("lstm"));
+    let tanh = function_mut(&mut d, "Tanh");
+    tanh.data.insert("op".into(), size_t_value(33));
+    let sig = function_mut(&mut d, "StableSigmoid");
+    sig.data.insert("op".into(), size_t_value(13));
+    let attrs = match sig
+        .data
+        .get_mut("attributes")
+        .and_then(|v| v.value.as_mut())
+    {
+        Some(V::DictionaryValue(a)) => a,
+        _ => panic!("attributes"),
+    };
+    attrs
+        .data
+        .insert("newSequenceAxisLengthScalingFactor".into(), size_t_value(0));
+    match load(&d) {
+        Err(Error::Unsupported(e)) => {
+            assert!(e.contains("2 CNTK op(s)"), "{e}");
+            assert!(e.contains("op 13 Where in function"), "{e}");
+            assert!(e.contains("with a fixed or scaled output length"), "{e}");
+            assert!(e.contains("op 33 Convolution"), "{e}");
+        }
+        Err(e) => panic!("expected one Unsupported error, got {e}"),
+        Ok(_) => panic!("loaded"),
+    }
+}

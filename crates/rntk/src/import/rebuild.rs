@@ -62,6 +62,22 @@ struct Unsupported {
     uid: String,
     name: String,
     within: String,
+    /// What about the op is unsupported, when the op code itself is.
+    detail: Option<&'static str>,
+}
+
+/// Attribute-level limits known from the function alone (without shapes), reported
+/// with the unsupported op codes.
+fn unsupported_form(fd: &FnDesc) -> Option<&'static str> {
+    let has = |k: &str| fd.attributes.data.contains_key(k);
+    match fd.op {
+        // a bare Where is sequence.where; fixed or scaled lengths only occur inside
+        // Sequence::Slice, which loads as a whole
+        13 if has("newSequenceAxisLengthScalingFactor") => {
+            Some("a fixed or scaled output length (only sequence.where)")
+        }
+        _ => None,
+    }
 }
 
 /// What building a function gave: its outputs, and the rntk function itself where
@@ -941,12 +957,15 @@ impl<'a> Builder<'a> {
                     }
                 }
                 None => {
-                    if fd.op != COMBINE && fd.op != BLOCK && !supported(fd.op) {
+                    let detail = unsupported_form(fd);
+                    if fd.op != COMBINE && fd.op != BLOCK && (!supported(fd.op) || detail.is_some())
+                    {
                         found.push(Unsupported {
                             code: fd.op,
                             uid: fd.uid.clone(),
                             name: fd.name.clone(),
                             within: within.clone(),
+                            detail,
                         });
                     }
                     push_inputs(&mut stack, &fd.inputs);
@@ -963,6 +982,9 @@ impl<'a> Builder<'a> {
                 let mut s = format!("op {} {} in function {}", u.code, op_name(u.code), u.uid);
                 if !u.name.is_empty() {
                     s.push_str(&format!(" '{}'", u.name));
+                }
+                if let Some(d) = u.detail {
+                    s.push_str(&format!(" with {d}"));
                 }
                 if !u.within.is_empty() {
                     s.push_str(&format!(" (inside {})", u.within));
