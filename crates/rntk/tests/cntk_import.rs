@@ -149,6 +149,7 @@ oracle!(
     seq_slice_head,
     seq_slice_tail,
     ops_trig_logplus,
+    ops_more_forms,
 );
 
 #[test]
@@ -185,6 +186,7 @@ fn every_fixture_is_tested() {
         "seq_slice_head",
         "seq_slice_tail",
         "ops_trig_logplus",
+        "ops_more_forms",
     ];
     for k in cases().keys() {
         assert!(listed.contains(&k.as_str()), "fixture {k} has no test");
