@@ -91,7 +91,7 @@ fn resolve_map(args: &Args, inputs: &[Variable], streams: &[String]) -> Result<V
 }
 
 pub fn run(args: &Args) -> Result<()> {
-    let model = rntk::load_model(&args.model)?;
+    let (model, _) = crate::model_file::load(&args.model)?;
     let inputs = model.arguments();
     let outputs = model.outputs();
     let Some(out) = outputs.first().cloned() else {

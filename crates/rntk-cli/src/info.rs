@@ -1,7 +1,8 @@
 //! `rntk info MODEL`: inputs, outputs, the graph's top-level functions, and the
-//! parameters with their shapes and counts.
+//! parameters with their shapes and counts (rntk models and CNTK 2.x models).
 
 use crate::fail::Result;
+use crate::model_file::Kind;
 use rntk::graph::{DynamicAxes, Function};
 use rntk::Variable;
 use std::collections::HashSet;
@@ -57,14 +58,33 @@ fn functions(outputs: &[Variable]) -> Vec<Function> {
 }
 
 pub fn run(path: &Path) -> Result<()> {
-    let desc = rntk::persist::read_description(path)?;
-    let model = rntk::load_model(path)?;
-    println!(
-        "Model: {} ({} version {})",
-        path.display(),
-        desc.format,
-        desc.version
-    );
+    let model = match crate::model_file::kind(path)? {
+        Kind::Rntk => {
+            let desc = rntk::persist::read_description(path)?;
+            println!(
+                "Model: {} ({} version {})",
+                path.display(),
+                desc.format,
+                desc.version
+            );
+            rntk::load_model(path)?
+        }
+        Kind::Cntk => {
+            let m = rntk::import::read_cntk(path)?;
+            let name = if m.name.is_empty() {
+                String::new()
+            } else {
+                format!(" '{}'", m.name)
+            };
+            println!(
+                "Model: {}{name} (CNTK v2 model, {} primitive functions, {} variables)",
+                path.display(),
+                m.functions.len(),
+                m.variables.len()
+            );
+            rntk::load_cntk(path)?
+        }
+    };
     println!("Inputs:");
     for a in model.arguments() {
         println!("  {}: {}", a.label(), describe(&a));

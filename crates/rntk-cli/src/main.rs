@@ -1,5 +1,6 @@
-//! `rntk`: train a model from a declarative TOML config, evaluate a saved model on CTF
-//! data, summarize a model file, and generate deterministic synthetic data.
+//! `rntk`: train a model from a declarative TOML config, evaluate a saved model (rntk's
+//! or CNTK 2.x's format) on CTF data, summarize a model file, convert CNTK models, and
+//! generate deterministic synthetic data.
 //!
 //! Exit status: 0 on success, 1 with a one-line `rntk: …` message on a user error.
 
@@ -9,6 +10,7 @@ mod fail;
 mod gendata;
 mod info;
 mod layers;
+mod model_file;
 mod progress;
 mod train;
 
@@ -20,7 +22,7 @@ use std::process::ExitCode;
 #[command(
     name = "rntk",
     version,
-    about = "CNTK 2.x in Rust: train from a TOML config, evaluate and inspect models, generate data"
+    about = "CNTK 2.x in Rust: train from a TOML config, evaluate, inspect and import models, generate data"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -37,7 +39,7 @@ enum Command {
     /// Evaluate MODEL on a CTF file: one line per sequence (per sample for outputs
     /// without a sequence axis) with its output values, space separated.
     Eval {
-        /// A model saved by `rntk train` (or `save_model`).
+        /// A model saved by `rntk train` (or `save_model`), or by CNTK 2.x.
         model: PathBuf,
         /// The CTF file to read.
         #[arg(long)]
@@ -55,8 +57,17 @@ enum Command {
         #[arg(long, default_value_t = 1024)]
         minibatch_size: usize,
     },
-    /// Summarize MODEL: inputs, outputs, graph, parameters and their counts.
+    /// Summarize MODEL (rntk's or CNTK 2.x's format): inputs, outputs, graph,
+    /// parameters and their counts.
     Info { model: PathBuf },
+    /// Convert a CNTK 2.x model file (CNTKv2 format) into rntk's model format.
+    ImportCntk {
+        /// The model saved by CNTK (`Function.save`).
+        model: PathBuf,
+        /// Where to write the rntk model.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
     /// Write deterministic synthetic data (DIR/train.ctf and DIR/test.ctf).
     GenData {
         #[arg(value_enum)]
@@ -118,6 +129,7 @@ fn main() -> ExitCode {
             minibatch_size,
         }),
         Command::Info { model } => info::run(&model),
+        Command::ImportCntk { model, output } => model_file::import(&model, &output),
         Command::GenData { dataset, dir, seed } => gendata::run(dataset, &dir, seed),
     }));
     match result {

@@ -474,3 +474,118 @@ freq = 1
     let o = rntk(&["train", p(&cfg)]);
     assert!(o.status.success(), "{}", text(&o.stderr));
 }
+
+fn cntk_fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/cntk_models")
+}
+
+/// The CTF rows of a fixture case's sequence input `name` (one sequence per id).
+fn ctf_of_case(case: &serde_json::Value, name: &str) -> String {
+    let input = &case["inputs"][name];
+    let dim = input["shape"][0].as_u64().unwrap() as usize;
+    let mut s = String::new();
+    for (i, seq) in input["data"].as_array().unwrap().iter().enumerate() {
+        let vals: Vec<f64> = seq
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        for step in vals.chunks(dim) {
+            let row: Vec<String> = step.iter().map(|v| format!("{v:e}")).collect();
+            s.push_str(&format!("{i} |{name} {}\n", row.join(" ")));
+        }
+    }
+    s
+}
+
+#[test]
+fn cntk_models_eval_info_and_import() {
+    let d = dir("cntk");
+    let fixtures = cntk_fixtures();
+    let cases: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures.join("cases.json")).unwrap())
+            .unwrap();
+    let case = &cases["lstm"];
+    let ctf = d.join("x.ctf");
+    std::fs::write(&ctf, ctf_of_case(case, "x")).unwrap();
+    let model = fixtures.join("lstm.model");
+
+    // eval reads the CNTK file directly and gives CNTK's outputs
+    let o = rntk(&["eval", p(&model), "--input", p(&ctf)]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "one line per sequence: {out}");
+    let got: Vec<f64> = lines
+        .iter()
+        .flat_map(|l| l.split_whitespace().map(|v| v.parse::<f64>().unwrap()))
+        .collect();
+    let want: Vec<f64> = case["output"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()))
+        .collect();
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(&want) {
+        assert!((g - w).abs() <= 1e-5 * w.abs().max(1e-2), "{g} vs CNTK {w}");
+    }
+
+    // info describes CNTK files
+    let o = rntk(&["info", p(&model)]);
+    let info = text(&o.stdout);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(info.contains("CNTK v2 model"), "{info}");
+    assert!(
+        info.contains("  x: [3] float32 sequence") || info.contains("x:"),
+        "{info}"
+    );
+    assert!(info.contains("Dense") && info.contains("LSTM"), "{info}");
+
+    // import-cntk converts; the converted model evaluates identically
+    let converted = d.join("lstm.rntk");
+    let o = rntk(&["import-cntk", p(&model), "-o", p(&converted)]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("Imported"), "{}", text(&o.stdout));
+    let o2 = rntk(&["eval", p(&converted), "--input", p(&ctf)]);
+    assert!(o2.status.success(), "{}", text(&o2.stderr));
+    assert_eq!(text(&o2.stdout), out, "converted model evaluates the same");
+    let o = rntk(&["info", p(&converted)]);
+    assert!(
+        text(&o.stdout).contains("rntk-model version"),
+        "{}",
+        text(&o.stdout)
+    );
+
+    // a broken CNTK file is one line, exit 1
+    let bytes = std::fs::read(&model).unwrap();
+    let broken = d.join("broken.model");
+    std::fs::write(&broken, &bytes[..bytes.len() / 2]).unwrap();
+    let o = rntk(&["import-cntk", p(&broken), "-o", p(&d.join("b.rntk"))]);
+    assert_user_error(&o, &["broken.model"]);
+    let o = rntk(&["eval", p(&broken), "--input", p(&ctf)]);
+    assert_user_error(&o, &["broken.model"]);
+}
+
+#[test]
+fn import_cntk_refuses_models_rntk_cannot_store_yet() {
+    let d = dir("cntk-refuse");
+    let out = d.join("where.rntk");
+    let o = rntk(&[
+        "import-cntk",
+        p(&cntk_fixtures().join("seq_where.model")),
+        "-o",
+        p(&out),
+    ]);
+    assert_user_error(&o, &["seq_where.model", "cannot store it yet"]);
+    assert!(!out.exists(), "nothing written");
+    // unsupported ops: one line naming both
+    let o = rntk(&[
+        "eval",
+        p(&cntk_fixtures().join("conv_pool_unsupported.model")),
+        "--input",
+        p(&d.join("none.ctf")),
+    ]);
+    assert_user_error(&o, &["Convolution", "Pooling"]);
+}

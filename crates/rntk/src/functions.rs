@@ -43,6 +43,10 @@ unary! {
     reciprocal => UnaryOp::Reciprocal;
     /// Identity whose gradient is zero.
     stop_gradient => UnaryOp::StopGradient;
+    /// Round down (zero gradient).
+    floor => UnaryOp::Floor;
+    sin => UnaryOp::Sin;
+    cos => UnaryOp::Cos;
 }
 
 /// x for x > 0, `alpha`·x otherwise (CNTK's default alpha is 0.01).
@@ -79,6 +83,8 @@ binary! {
     less_equal => BinaryOp::LessEqual;
     greater => BinaryOp::Greater;
     greater_equal => BinaryOp::GreaterEqual;
+    /// log(exp(a) + exp(b)) (CNTK's `log_add_exp`).
+    log_add_exp => BinaryOp::LogPlus;
 }
 
 /// `times(x, W)` with output_rank 1 and inferred input rank.

@@ -7,6 +7,7 @@ pub mod error;
 pub mod exec;
 pub mod functions;
 pub mod graph;
+pub mod import;
 pub mod initializer;
 pub mod io;
 pub mod layers;
@@ -25,5 +26,6 @@ pub use graph::{
     constant, input_variable, input_variable_with, parameter, parameter_from, placeholder, scalar,
     Axis, CloneMethod, DynamicAxes, Function, InputOptions, VarKind, Variable,
 };
+pub use import::load_cntk;
 pub use persist::{load_model, save_model};
 pub use tensor::{DType, Shape, Tensor, Value};

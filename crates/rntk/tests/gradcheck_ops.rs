@@ -125,6 +125,8 @@ fn cases() -> Vec<(&'static str, OpFn, bool)> {
         case!("abs", |z, _e| abs(z)),
         case!("reciprocal", |z, _e| reciprocal(&exp(z)?)),
         case!("alias", |z, _e| alias(z, "a")),
+        case!("sin", |z, _e| sin(z)),
+        case!("cos", |z, _e| cos(z)),
         case!("tanh_static", |z, e| plus(z, &tanh(&e.p["p23"])?)),
         case!("exp_static_row", |z, e| element_times(z, &exp(&e.p["p3"])?)),
         // binary, static operand broadcast
@@ -135,6 +137,11 @@ fn cases() -> Vec<(&'static str, OpFn, bool)> {
         case!("times_pscalar", |z, e| element_times(z, &e.p["pscalar"])),
         case!("times_p2x1", |z, e| element_times(&e.p["p2x1"], z)),
         case!("divide_ppos3", |z, e| element_divide(z, &e.p["ppos3"])),
+        case!("log_add_exp_p3", |z, e| log_add_exp(z, &e.p["p3"])),
+        case!("log_add_exp_rows", |z, e| log_add_exp(
+            &e.p["p2x1"],
+            &tanh(z)?
+        )),
         case!("divide_by_row", |z, e| element_divide(
             &e.p["p23"],
             &plus(&exp(z)?, &c(0.5))?

@@ -24,6 +24,8 @@ pub enum BinaryOp {
     LessEqual,
     Greater,
     GreaterEqual,
+    /// log(exp(a) + exp(b)), computed without overflow (CNTK's LogPlus).
+    LogPlus,
 }
 
 impl BinaryOp {
@@ -42,6 +44,7 @@ impl BinaryOp {
             BinaryOp::LessEqual => "LessEqual",
             BinaryOp::Greater => "Greater",
             BinaryOp::GreaterEqual => "GreaterEqual",
+            BinaryOp::LogPlus => "LogPlus",
         }
     }
 
@@ -74,6 +77,10 @@ impl BinaryOp {
             BinaryOp::LessEqual => t(a <= b),
             BinaryOp::Greater => t(a > b),
             BinaryOp::GreaterEqual => t(a >= b),
+            BinaryOp::LogPlus => {
+                let m = if a > b { a } else { b };
+                m + (-(a - b).abs()).exp().ln_1p()
+            }
         }
     }
 
@@ -119,6 +126,9 @@ impl BinaryOp {
                     one
                 }
             }
+            // ∂/∂a log(eᵃ + eᵇ) = eᵃ⁻ᵒ
+            (BinaryOp::LogPlus, false) => (a - o).exp(),
+            (BinaryOp::LogPlus, true) => (b - o).exp(),
             _ => zero,
         }
     }

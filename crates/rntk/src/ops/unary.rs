@@ -25,6 +25,10 @@ pub enum UnaryOp {
     StopGradient,
     /// Identity (a named copy).
     Alias,
+    /// Round down; zero gradient (as CNTK).
+    Floor,
+    Sin,
+    Cos,
 }
 
 impl UnaryOp {
@@ -45,6 +49,9 @@ impl UnaryOp {
             UnaryOp::Reciprocal => "Reciprocal",
             UnaryOp::StopGradient => "StopGradient",
             UnaryOp::Alias => "Alias",
+            UnaryOp::Floor => "Floor",
+            UnaryOp::Sin => "Sin",
+            UnaryOp::Cos => "Cos",
         }
     }
 }
@@ -82,6 +89,9 @@ pub(crate) fn forward<T: Element>(op: UnaryOp, a: Arg<T>, y: &mut [T]) -> Result
         UnaryOp::Abs => map(x, y, |v| v.abs()),
         UnaryOp::Reciprocal => map(x, y, |v| one / v),
         UnaryOp::StopGradient | UnaryOp::Alias => y.copy_from_slice(x),
+        UnaryOp::Floor => map(x, y, |v| v.floor()),
+        UnaryOp::Sin => map(x, y, |v| v.sin()),
+        UnaryOp::Cos => map(x, y, |v| v.cos()),
     }
     Ok(())
 }
@@ -135,8 +145,10 @@ pub(crate) fn backward<T: Element>(
             }
         }),
         UnaryOp::Reciprocal => it.for_each(|((d, &g), (_, &o))| *d -= g * o * o),
-        UnaryOp::StopGradient => {}
+        UnaryOp::StopGradient | UnaryOp::Floor => {}
         UnaryOp::Alias => it.for_each(|((d, &g), _)| *d += g),
+        UnaryOp::Sin => it.for_each(|((d, &g), (&v, _))| *d += g * v.cos()),
+        UnaryOp::Cos => it.for_each(|((d, &g), (&v, _))| *d -= g * v.sin()),
     }
     Ok(())
 }

@@ -1,0 +1,12 @@
+//! Compiles the CNTK model schema (proto/cntk.proto) with protox, a pure-Rust protobuf
+//! compiler, so building rntk needs no system `protoc`.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=proto/cntk.proto");
+    let fds = protox::compile(["proto/cntk.proto"], ["proto"])?;
+    prost_build::Config::new()
+        // BTreeMap: a deterministic order when walking a dictionary's entries.
+        .btree_map(["."])
+        .compile_fds(fds)?;
+    Ok(())
+}

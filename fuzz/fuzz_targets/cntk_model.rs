@@ -1,0 +1,46 @@
+//! Fuzz target: any bytes given to the CNTK model loader must give a model or an
+//! error, never a panic or an allocation the input does not justify. A model that
+//! loads is also evaluated on a tiny batch (shape checks at run time). Run with
+//! `cargo +nightly fuzz run cntk_model` in fuzz/ (seed corpus: the CNTK-saved models in
+//! ../tests/fixtures/cntk_models: `cargo +nightly fuzz run cntk_model corpus/cntk_model
+//! ../tests/fixtures/cntk_models`).
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use rntk::tensor::Value;
+use rntk::{DynamicAxes, Variable};
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(model) = rntk::import::load_cntk_bytes("<fuzz>", data) else {
+        return;
+    };
+    // Feed small values of each argument's declared shape: running must not panic.
+    let args = model.arguments();
+    let mut values: Vec<(Variable, Value)> = Vec::new();
+    for a in &args {
+        let shape = a.shape();
+        let numel = shape.numel();
+        if numel > 4096 || a.is_sparse() || a.is_placeholder() {
+            return;
+        }
+        let v = match a.dynamic_axes() {
+            DynamicAxes::Sequence(_) => {
+                Value::from_sequences::<f32>(shape, &[vec![0.5; 2 * numel], vec![0.25; numel]])
+            }
+            DynamicAxes::Batch => Value::batch::<f32>(shape, vec![0.5; 2 * numel]),
+            DynamicAxes::None => Value::from_static::<f32>(shape, vec![0.5; numel]),
+        };
+        let Ok(v) = v else { return };
+        values.push((a.clone(), v));
+    }
+    if model
+        .outputs()
+        .iter()
+        .any(|o| o.dtype() != rntk::DType::F32)
+    {
+        return;
+    }
+    let feeds: Vec<(&Variable, &Value)> = values.iter().map(|(a, v)| (a, v)).collect();
+    let _ = model.eval(&feeds);
+});
