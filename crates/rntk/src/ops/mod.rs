@@ -21,6 +21,7 @@ pub(crate) mod reduce;
 pub(crate) mod sequence;
 pub(crate) mod shape_ops;
 pub(crate) mod softmax;
+pub(crate) mod softmax_ce;
 pub(crate) mod times;
 pub(crate) mod unary;
 
@@ -150,6 +151,12 @@ pub enum Op {
     Ndcg1,
     /// The fused LSTM cell: `lstm_cell(pre, c_prev) = [h | c]` (see `lstm_cell.rs`).
     LstmCell,
+    /// Fused `cross_entropy_with_softmax(o, t)` along the last static axis; `t` may be
+    /// sparse (see `softmax_ce.rs`).
+    CrossEntropyWithSoftmax,
+    /// Fused top-1 `classification_error(o, t)` along the last static axis: per
+    /// distribution `1 − t[argmax o]`; no gradient.
+    ClassificationError,
 }
 
 /// What shape inference found: the outputs, and the final shapes of parameter
@@ -307,6 +314,8 @@ impl Op {
             Op::LambdaRank => "LambdaRank",
             Op::Ndcg1 => "NDCG1Eval",
             Op::LstmCell => "LSTMCell",
+            Op::CrossEntropyWithSoftmax => "CrossEntropyWithSoftmax",
+            Op::ClassificationError => "ClassificationError",
         }
     }
 
@@ -351,7 +360,10 @@ impl Op {
             Op::SeqUnpackMask => false,
             // The running statistics are state, not inputs of the function.
             Op::BatchNorm { .. } => i < 3,
-            Op::Hardmax | Op::ClassificationErrorTopN { .. } | Op::Ndcg1 => false,
+            Op::Hardmax
+            | Op::ClassificationErrorTopN { .. }
+            | Op::ClassificationError
+            | Op::Ndcg1 => false,
             Op::WeightedLogistic | Op::LambdaRank => i == 0,
             _ => true,
         }
@@ -417,6 +429,9 @@ impl Op {
             }
             Op::PastValue { .. } | Op::FutureValue { .. } => delay::infer(op, name, infos),
             Op::LstmCell => lstm_cell::infer(op, name, infos),
+            Op::CrossEntropyWithSoftmax | Op::ClassificationError => {
+                softmax_ce::infer(op, name, infos)
+            }
             Op::BatchNorm { spatial, .. } => batchnorm::infer(op, name, infos, *spatial),
             Op::Hardmax => {
                 expect_arity(op, name, infos, 1)?;
@@ -485,6 +500,10 @@ impl Op {
                 Ok(())
             }
             Op::LstmCell => lstm_cell::forward(args, shapes, out, ctx, st),
+            Op::CrossEntropyWithSoftmax => {
+                softmax_ce::forward(false, args, &shapes[0], out, ctx, st)
+            }
+            Op::ClassificationError => softmax_ce::forward(true, args, &shapes[0], out, ctx, st),
             _ => Err(Error::Unsupported(format!(
                 "{} is not a row-local op",
                 self.name()
@@ -569,6 +588,10 @@ impl Op {
             // not differentiable: the runtime never asks
             Op::Hardmax => Ok(()),
             Op::LstmCell => lstm_cell::backward(i, args, shapes, dout, din, ctx, st),
+            Op::CrossEntropyWithSoftmax => {
+                softmax_ce::backward(i, args, &shapes[0], dout, din, ctx, st)
+            }
+            Op::ClassificationError => Ok(()),
             _ => Err(Error::Unsupported(format!(
                 "{} is not a row-local op",
                 self.name()
