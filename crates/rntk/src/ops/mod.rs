@@ -360,10 +360,9 @@ impl Op {
             Op::SeqUnpackMask => false,
             // The running statistics are state, not inputs of the function.
             Op::BatchNorm { .. } => i < 3,
-            Op::Hardmax
-            | Op::ClassificationErrorTopN { .. }
-            | Op::ClassificationError
-            | Op::Ndcg1 => false,
+            Op::Hardmax | Op::ClassificationErrorTopN { .. } | Op::Ndcg1 => false,
+            // −hardmax(o) for a dense target, as the composition 1 − Σ t·hardmax(o) gives
+            Op::ClassificationError => i == 1,
             Op::WeightedLogistic | Op::LambdaRank => i == 0,
             _ => true,
         }
@@ -591,7 +590,9 @@ impl Op {
             Op::CrossEntropyWithSoftmax => {
                 softmax_ce::backward(i, args, &shapes[0], dout, din, ctx, st)
             }
-            Op::ClassificationError => Ok(()),
+            Op::ClassificationError => {
+                softmax_ce::backward_error(i, args, &shapes[0], dout, din, ctx)
+            }
             _ => Err(Error::Unsupported(format!(
                 "{} is not a row-local op",
                 self.name()

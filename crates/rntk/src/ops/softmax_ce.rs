@@ -7,7 +7,8 @@
 //! * CE: `lse(o) − Σ t·o` per distribution; gradient `dout·(softmax(o) − t)` for `o`,
 //!   `−dout·o` for a dense `t`. The forward keeps each distribution's `lse` in the
 //!   node state, so the backward needs one `exp` per element and no softmax buffer.
-//! * error: `1 − t[argmax o]` (first maximal index, as `hardmax`); no gradient.
+//! * error: `1 − t[argmax o]` (first maximal index, as `hardmax`); gradient
+//!   `−dout·hardmax(o)` for a dense `t`, none for `o`.
 
 use super::{expect_arity, join_axes, Arg, Inferred, NodeState, RowCtx};
 use crate::backend::cpu;
@@ -135,6 +136,17 @@ fn log_sum_exp<T: Element>(x: &[T]) -> T {
     m + s.ln()
 }
 
+/// First maximal index (strict `>`: ties keep the first, as `hardmax`).
+fn argmax<T: Element>(x: &[T]) -> usize {
+    let mut best = 0;
+    for (j, &v) in x.iter().enumerate() {
+        if v > x[best] {
+            best = j;
+        }
+    }
+    best
+}
+
 /// Run `f(first_row, out_rows)` over blocks of rows of `out`, in parallel when the
 /// caller is already inside a pool and the work is large.
 fn for_rows<T: Element>(
@@ -176,13 +188,7 @@ pub(crate) fn forward<T: Element>(
             for (k, y) in blk.iter_mut().enumerate() {
                 let (r, q) = (r0 + k / outer, k % outer);
                 let orow = &row(o, r, numel)[q * dim..(q + 1) * dim];
-                let mut best = 0;
-                for (j, &v) in orow.iter().enumerate() {
-                    // strict `>`: ties keep the first maximal index (hardmax)
-                    if v > orow[best] {
-                        best = j;
-                    }
-                }
+                let best = argmax(orow);
                 let hit = target_at(&target(&t, r, numel), q * dim + best);
                 *y = T::one() - hit;
             }
@@ -313,6 +319,42 @@ pub(crate) fn backward<T: Element>(
     } else {
         for (r, d) in din.chunks_mut(numel).enumerate() {
             grad_row(r, d);
+        }
+    }
+    Ok(())
+}
+
+/// Gradient of the top-1 error for a dense target: `−dout` at each distribution's argmax.
+pub(crate) fn backward_error<T: Element>(
+    i: usize,
+    args: &[Arg<T>],
+    shape: &Shape,
+    dout: &[T],
+    din: &mut [T],
+    ctx: RowCtx,
+) -> Result<()> {
+    if i != 1 || matches!(args[1], Arg::Sparse(_)) {
+        return Err(Error::Unsupported(
+            "classification_error: a gradient other than for a dense target".into(),
+        ));
+    }
+    let numel = shape.numel();
+    let dim = *shape.dims().last().unwrap_or(&1);
+    let outer = numel / dim.max(1);
+    let o = args[0]
+        .dense()
+        .ok_or_else(|| Error::Unsupported("a sparse output operand".into()))?;
+    let static_t = args[1].is_static();
+    for r in 0..ctx.n {
+        let orow = row(o, r, numel);
+        let d = if static_t {
+            &mut din[..numel]
+        } else {
+            &mut din[r * numel..(r + 1) * numel]
+        };
+        for q in 0..outer {
+            let best = argmax(&orow[q * dim..(q + 1) * dim]);
+            d[q * dim + best] -= dout[r * outer + q];
         }
     }
     Ok(())
