@@ -12,16 +12,79 @@ use std::time::Instant;
 /// (name, m, n, k, transposed lhs, transposed rhs): c(m×n) = a(m×k)·b(k×n).
 const CASES: &[(&str, usize, usize, usize, bool, bool)] = &[
     ("square 2048", 2048, 2048, 2048, false, false),
-    ("lm Dense fwd 700x200 . 200x10000", 700, 10000, 200, false, false),
-    ("lm Dense dX 700x10000 . (200x10000)^T", 700, 200, 10000, false, true),
-    ("lm Dense dW (700x200)^T . 700x10000", 200, 10000, 700, true, false),
-    ("lm LSTM input 700x200 . 200x800", 700, 800, 200, false, false),
+    (
+        "lm Dense fwd 700x200 . 200x10000",
+        700,
+        10000,
+        200,
+        false,
+        false,
+    ),
+    (
+        "lm Dense dX 700x10000 . (200x10000)^T",
+        700,
+        200,
+        10000,
+        false,
+        true,
+    ),
+    (
+        "lm Dense dW (700x200)^T . 700x10000",
+        200,
+        10000,
+        700,
+        true,
+        false,
+    ),
+    (
+        "lm LSTM input 700x200 . 200x800",
+        700,
+        800,
+        200,
+        false,
+        false,
+    ),
     ("lm LSTM step 20x200 . 200x800", 20, 800, 200, false, false),
-    ("lm LSTM step dH 20x800 . (200x800)^T", 20, 200, 800, false, true),
-    ("slots LSTM input 1000x150 . 150x1200", 1000, 1200, 150, false, false),
-    ("slots LSTM step 64x300 . 300x1200", 64, 1200, 300, false, false),
-    ("slots LSTM step dH 64x1200 . (300x1200)^T", 64, 300, 1200, false, true),
-    ("slots LSTM dW (1000x300)^T . 1000x1200", 300, 1200, 1000, true, false),
+    (
+        "lm LSTM step dH 20x800 . (200x800)^T",
+        20,
+        200,
+        800,
+        false,
+        true,
+    ),
+    (
+        "slots LSTM input 1000x150 . 150x1200",
+        1000,
+        1200,
+        150,
+        false,
+        false,
+    ),
+    (
+        "slots LSTM step 64x300 . 300x1200",
+        64,
+        1200,
+        300,
+        false,
+        false,
+    ),
+    (
+        "slots LSTM step dH 64x1200 . (300x1200)^T",
+        64,
+        300,
+        1200,
+        false,
+        true,
+    ),
+    (
+        "slots LSTM dW (1000x300)^T . 1000x1200",
+        300,
+        1200,
+        1000,
+        true,
+        false,
+    ),
 ];
 
 fn run(m: usize, n: usize, k: usize, ta: bool, tb: bool, secs: f64) -> f64 {
@@ -107,7 +170,12 @@ fn main() {
     println!("best-of-rounds GFLOP/s (2·m·n·k / time); load {}", {
         std::fs::read_to_string("/proc/loadavg").unwrap_or_default()
     });
-    println!("{:48} {:>10} {:>10}", "case", "1 thread", format!("{all} threads"));
+    println!(
+        "{:48} {:>10} {:>10}",
+        "case",
+        "1 thread",
+        format!("{all} threads")
+    );
     for &(name, m, n, k, ta, tb) in CASES {
         let mut g = [0f64; 2];
         for (slot, threads) in [1, all].into_iter().enumerate() {

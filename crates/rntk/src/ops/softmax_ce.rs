@@ -109,14 +109,52 @@ fn target_at<T: Element>(t: &Target<T>, c: usize) -> T {
     }
 }
 
-/// `m + ln Σ exp(x − m)` with `m = max x` (−∞ or NaN pass through as in reduce_log_sum_exp).
-fn log_sum_exp<T: Element>(x: &[T]) -> T {
+/// Lanes of the max and sum reductions: independent accumulators, so the loops
+/// vectorize (one serial chain of 10000 adds per row would dominate otherwise).
+const LANES: usize = 16;
+
+/// Largest non-NaN element (−∞ for none), as the serial `if v > m { m = v }` gives.
+fn max_of<T: Element>(x: &[T]) -> T {
+    let mut acc = [T::neg_infinity(); LANES];
+    let chunks = x.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for l in 0..LANES {
+            if c[l] > acc[l] {
+                acc[l] = c[l];
+            }
+        }
+    }
     let mut m = T::neg_infinity();
-    for &v in x {
+    for &v in acc.iter().chain(rest) {
         if v > m {
             m = v;
         }
     }
+    m
+}
+
+/// Σ x in `LANES` partial sums.
+fn sum_of<T: Element>(x: &[T]) -> T {
+    let mut acc = [T::zero(); LANES];
+    let chunks = x.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for l in 0..LANES {
+            acc[l] += c[l];
+        }
+    }
+    let mut s = T::zero();
+    for &v in acc.iter().chain(rest) {
+        s += v;
+    }
+    s
+}
+
+/// `m + ln Σ exp(x − m)` with `m = max x`; all −∞ gives −∞, a NaN gives NaN (as
+/// reduce_log_sum_exp).
+fn log_sum_exp<T: Element>(x: &[T]) -> T {
+    let m = max_of(x);
     if !m.is_finite() {
         return m;
     }
@@ -129,9 +167,7 @@ fn log_sum_exp<T: Element>(x: &[T]) -> T {
             *y = v - m;
         }
         cpu::exp(b, &mut e[..ch.len()]);
-        for &v in &e[..ch.len()] {
-            s += v;
-        }
+        s += sum_of(&e[..ch.len()]);
     }
     m + s.ln()
 }
