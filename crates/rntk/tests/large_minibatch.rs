@@ -28,8 +28,8 @@ fn fused_loss_and_error_match_row_formulas_on_a_pooled_minibatch() {
         .map(|i| ((i * 7919 % 10007) as f64 / 10007.0 - 0.5) * 8.0)
         .collect();
     let labels: Vec<usize> = (0..rows).map(|r| (r * 131 + 7) % dim).collect();
-    let ov = Value::from_sequences([dim], &[x.clone()]).unwrap();
-    let tv = Value::one_hot_sequences::<f64>(dim, &[labels.clone()]).unwrap();
+    let ov = Value::from_sequences([dim], std::slice::from_ref(&x)).unwrap();
+    let tv = Value::one_hot_sequences::<f64>(dim, std::slice::from_ref(&labels)).unwrap();
     let mut ex = Executor::<f64>::new(&[ce.clone(), err.clone()]).unwrap();
     ex.forward(&[(&o, &ov), (&t, &tv)], true).unwrap();
     let loss = ex.value(&ce).unwrap().to_vec::<f64>();
