@@ -97,7 +97,17 @@ for p in sorted(glob.glob(os.path.join(out, '*.log'))):
     load = r.get('loadavg_1min')
     if load is None and r.get('env', {}).get('loadavg'):
         load = r['env']['loadavg'][0]
+    # samples per CPU-second of the timed part (all threads): steadier than wall time on
+    # a shared machine. PyTorch reports its own CPU use only as an average over the
+    # loop (own_cpus), so its value is approximate.
+    if r.get('cpu_seconds'):
+        cps = r['samples'] / r['cpu_seconds']
+    elif r.get('load', {}).get('own_cpus'):
+        cps = r['timed_samples'] / (r['load']['own_cpus'] * r['timed_s'])
+    else:
+        cps = float('nan')
     runs[(m.group(2), m.group(1), int(m.group(3)))].append({
+        'cps': cps,
         'sps': r['samples_per_s'], 'loss': r.get('final_loss_mean10', r.get('final_loss')),
         'test': r.get('test_loss'), 'rss': int(rss[-1]) / 1024 if rss else float('nan'),
         'load': load, 'samples': r.get('samples', r.get('timed_samples'))})
@@ -107,20 +117,27 @@ for bench in ('lm', 'slots'):
     if not keys:
         continue
     print('\n### %s\n' % bench)
-    print('| impl | threads | samples/s median (runs) | peak RSS MiB | final loss (mean of last 10 / torch: its own) | test loss | timed samples | load (1 min) |')
-    print('|---|---:|---|---:|---:|---:|---:|---|')
+    print('| impl | threads | samples/s median (runs) | samples per CPU-second | peak RSS MiB | final loss (mean of last 10 / torch: its own) | test loss | timed samples | load (1 min) |')
+    print('|---|---:|---|---:|---:|---:|---:|---:|---|')
     best = {}
     for k in keys:
         rs = runs[k]
         s = med([x['sps'] for x in rs])
         best.setdefault(k[1], 0.0)
         best[k[1]] = max(best[k[1]], s)
-        print('| %s | %d | **%.0f** (%s) | %.0f | %.4f | %s | %s | %s |' % (
-            k[1], k[2], s, ', '.join('%.0f' % x['sps'] for x in rs), med([x['rss'] for x in rs]),
+        print('| %s | %d | **%.0f** (%s) | %.0f | %.0f | %.4f | %s | %s | %s |' % (
+            k[1], k[2], s, ', '.join('%.0f' % x['sps'] for x in rs), med([x['cps'] for x in rs]),
+            med([x['rss'] for x in rs]),
             med([x['loss'] for x in rs]),
             '%.4f' % med([x['test'] for x in rs]) if rs[0]['test'] is not None else '-',
             rs[0]['samples'], ', '.join('%.1f' % x['load'] for x in rs if x['load'] is not None)))
     peers = [best[p] for p in ('cntk', 'torch') if p in best]
     if 'rntk' in best and peers:
-        print('\nrntk (best thread count) / faster peer (best thread count): **%.2fx**' % (best['rntk'] / max(peers)))
+        print('\nrntk (best thread count) / faster peer (best thread count), medians: **%.2fx**' % (best['rntk'] / max(peers)))
+        # the same ratio within each round (runs of one round ran minutes apart), then the median
+        per_round = []
+        for i in range(min(len(v) for k, v in runs.items() if k[0] == bench)):
+            b = lambda impl: max(runs[k][i]['sps'] for k in keys if k[1] == impl)
+            per_round.append(b('rntk') / max(b(p) for p in ('cntk', 'torch') if p in best))
+        print('per-round ratios: %s; median **%.2fx**' % (', '.join('%.2f' % x for x in per_round), med(per_round)))
 EOF

@@ -240,6 +240,21 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU time of this process so far (user + system, all threads), from /proc/self/stat.
+fn cpu_seconds() -> f64 {
+    let ticks = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // fields after the parenthesized command: state is field 3, utime 14, stime 15
+            let rest = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some(f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?)
+        })
+        .unwrap_or(f64::NAN);
+    // USER_HZ is 100 on Linux
+    ticks / 100.0
+}
+
 fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
@@ -270,12 +285,13 @@ fn main() -> Result<()> {
     )?;
     let mut src = source(&s, &args.train, true, args.seed)?;
 
-    let (mut read_s, mut train_s) = (0f64, 0f64);
+    let (mut read_s, mut train_s, mut cpu_s) = (0f64, 0f64, 0f64);
     let (mut samples, mut sequences) = (0u64, 0usize);
     let mut losses_seen = Vec::new();
     let mut errors_seen = Vec::new();
     let wall0 = Instant::now();
     for i in 0..args.warmup + args.minibatches {
+        let c0 = cpu_seconds();
         let t0 = Instant::now();
         let mb = src
             .next_minibatch(s.minibatch_size)?
@@ -298,6 +314,7 @@ fn main() -> Result<()> {
         if i >= args.warmup {
             read_s += (t1 - t0).as_secs_f64();
             train_s += (t2 - t1).as_secs_f64();
+            cpu_s += cpu_seconds() - c0;
             samples += trainer.previous_minibatch_sample_count();
             sequences += feeds[1].1.num_sequences();
         }
@@ -316,9 +333,10 @@ fn main() -> Result<()> {
         args.minibatches
     );
     println!(
-        "  read {read_s:.3} s + train {train_s:.3} s = {timed_s:.3} s wall; {:.1} samples/s ({:.1} train only)",
+        "  read {read_s:.3} s + train {train_s:.3} s = {timed_s:.3} s wall; {:.1} samples/s ({:.1} train only); {cpu_s:.2} s CPU time (all threads) = {:.1} samples per CPU-second",
         samples as f64 / timed_s,
-        samples as f64 / train_s
+        samples as f64 / train_s,
+        samples as f64 / cpu_s
     );
     println!(
         "  first minibatch loss {:.4}; last {final_loss:.4}; mean of last {}: loss {mean10:.4}, error {:.2}%",
@@ -366,7 +384,7 @@ fn main() -> Result<()> {
     let rss = peak_rss_kib();
     println!("peak RSS (VmHWM): {:.1} MiB", rss as f64 / 1024.0);
     println!(
-        "RESULT {{\"bench\":\"{}\",\"impl\":\"rntk\",\"threads\":{},\"minibatches\":{},\"warmup\":{},\"minibatch_size\":{},\"samples\":{samples},\"sequences\":{sequences},\"read_seconds\":{read_s:.4},\"train_seconds\":{train_s:.4},\"samples_per_s\":{:.1},\"train_only_samples_per_s\":{:.1},\"final_loss\":{final_loss:.6},\"final_loss_mean10\":{mean10:.6},\"final_error_mean10\":{err10:.6}{test},\"peak_rss_kib\":{rss},\"loadavg_1min\":{}}}",
+        "RESULT {{\"bench\":\"{}\",\"impl\":\"rntk\",\"threads\":{},\"minibatches\":{},\"warmup\":{},\"minibatch_size\":{},\"samples\":{samples},\"sequences\":{sequences},\"read_seconds\":{read_s:.4},\"train_seconds\":{train_s:.4},\"samples_per_s\":{:.1},\"train_only_samples_per_s\":{:.1},\"cpu_seconds\":{cpu_s:.3},\"final_loss\":{final_loss:.6},\"final_loss_mean10\":{mean10:.6},\"final_error_mean10\":{err10:.6}{test},\"peak_rss_kib\":{rss},\"loadavg_1min\":{}}}",
         s.name,
         rayon::current_num_threads(),
         args.minibatches,
