@@ -101,6 +101,11 @@ pub fn cross_entropy_with_softmax(o: &Variable, t: &Variable, axis: isize) -> Re
     const F: &str = "cross_entropy_with_softmax";
     same_shape(F, o, t, "target")?;
     let k = [resolve_axis(F, o, axis)?];
+    if k[0] + 1 == o.shape().rank() as isize {
+        // Along the last axis (the usual case): one fused op, which also reads a sparse
+        // target without densifying it.
+        return named(Op::CrossEntropyWithSoftmax, &[o, t], "").map_err(|e| rename(e, F));
+    }
     let lse = reduce_log_sum_exp(o, Some(&k), true)?;
     let to = reduce_sum(&element_times(t, o)?, Some(&k), true)?;
     minus(&lse, &to)

@@ -59,8 +59,8 @@ pub fn classification_error(
     }
     let dt = o.dtype();
     if rank == 1 {
-        let hit = reduce_sum(&element_times(t, &hardmax(o)?)?, Some(&[0]), true)?;
-        return minus(&scalar(1.0, dt), &hit);
+        // 1 − Σ t·hardmax(o), fused (a sparse target is read in place).
+        return named(Op::ClassificationError, &[o, t], "").map_err(|e| rename(e, F));
     }
     let ax = [k];
     let pred = equal(o, &reduce_max(o, Some(&ax), true)?)?;

@@ -227,3 +227,36 @@ fn large_minibatches_run_in_the_pool_and_stay_deterministic() {
         assert!((p - q).abs() < 1e-12, "{p} vs {q}");
     }
 }
+
+#[test]
+fn recycled_gradient_storage_is_reused_and_gives_the_same_gradients() {
+    let x = seq_input(2, "x");
+    let (y, params) = rnn(&x);
+    let v = Value::from_sequences([2], &common::ragged(&[3, 1, 5, 2], 2, 5)).unwrap();
+    let p: Vec<&Variable> = params.iter().collect();
+    let mut ex = Executor::<f64>::new(std::slice::from_ref(&y)).unwrap();
+    ex.forward(&[(&x, &v)], true).unwrap();
+    let first = ex.backward(&[(&y, None)], &p).unwrap();
+    let want: Vec<Vec<f64>> = first.iter().map(|g| g.to_vec::<f64>()).collect();
+    let tensors: Vec<Tensor> = first
+        .into_iter()
+        .map(|g| g.into_tensor().unwrap())
+        .collect();
+    let ptrs: Vec<*const f64> = tensors
+        .iter()
+        .map(|t| t.as_slice::<f64>().unwrap().as_ptr())
+        .collect();
+    ex.recycle_gradients(&p, tensors);
+    ex.forward(&[(&x, &v)], true).unwrap();
+    let second = ex.backward(&[(&y, None)], &p).unwrap();
+    for (k, g) in second.into_iter().enumerate() {
+        // the same bits, computed in the storage handed back (into_tensor moves it)
+        assert_eq!(g.to_vec::<f64>(), want[k]);
+        let t = g.into_tensor().unwrap();
+        assert_eq!(
+            t.as_slice::<f64>().unwrap().as_ptr(),
+            ptrs[k],
+            "gradient {k}"
+        );
+    }
+}

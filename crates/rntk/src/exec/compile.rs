@@ -57,7 +57,7 @@ pub(crate) struct Plan {
     pub var_slots: HashMap<VarKey, usize>,
     pub roots: Vec<usize>,
     /// Input slots whose sparse values must be densified when fed: some consumer is
-    /// not a product that reads sparse rows (only `times`' left operand does).
+    /// not an op that reads sparse rows (`times`' left operand, the fused losses' target).
     pub densify: Vec<bool>,
 }
 
@@ -383,8 +383,13 @@ pub(crate) fn compile(roots: &[Variable]) -> Result<Plan> {
     let mut densify = vec![false; b.slots.len()];
     for node in &b.nodes {
         for (i, &s) in node.ins.iter().enumerate() {
-            let reads_sparse =
-                i == 0 && matches!(node.op, Op::Times { .. } | Op::TransposeTimes { .. });
+            let reads_sparse = (i == 0
+                && matches!(node.op, Op::Times { .. } | Op::TransposeTimes { .. }))
+                || (i == 1
+                    && matches!(
+                        node.op,
+                        Op::CrossEntropyWithSoftmax | Op::ClassificationError
+                    ));
             if !reads_sparse {
                 densify[s] = true;
             }

@@ -860,11 +860,24 @@ impl<T: Element> Executor<T> {
                 break;
             }
         }
-        for s in (0..nslots).filter(|&s| reach[s]) {
-            let len = self.layouts[s].rows() * self.plan.slots[s].numel;
-            let g = &mut self.grads[s];
-            g.clear();
-            g.resize(len, T::zero());
+        let parallel = self.worth_a_pool();
+        {
+            let (layouts, slots) = (&self.layouts, &self.plan.slots);
+            let grads = &mut self.grads;
+            // Zeroing the gradient buffers (an output layer's is rows × classes) is a
+            // memory-bound pass: spread over the pool when the minibatch is large.
+            in_pool(parallel, || {
+                for (s, g) in grads.iter_mut().enumerate().filter(|(s, _)| reach[*s]) {
+                    let len = layouts[s].rows() * slots[s].numel;
+                    if parallel && g.len() == len && len >= 1 << 16 {
+                        use rayon::prelude::*;
+                        g.par_chunks_mut(1 << 15).for_each(|c| c.fill(T::zero()));
+                    } else {
+                        g.clear();
+                        g.resize(len, T::zero());
+                    }
+                }
+            });
         }
         for (v, seed) in seeds {
             let s = *self.plan.var_slots.get(&v.key()).ok_or_else(|| {
@@ -891,7 +904,6 @@ impl<T: Element> Executor<T> {
             }
         }
         let stores = std::mem::take(&mut self.stores);
-        let parallel = self.worth_a_pool();
         let res = in_pool(parallel, || {
             let params = Params {
                 guards: stores
@@ -903,16 +915,40 @@ impl<T: Element> Executor<T> {
         });
         self.stores = stores;
         res?;
-        wrt_slots
-            .iter()
-            .map(|&s| {
+        // The gradient buffers are moved out, not copied (a slot asked for twice is
+        // copied the first time); `recycle_gradients` can hand them back.
+        (0..wrt_slots.len())
+            .map(|k| {
+                let s = wrt_slots[k];
+                let data = if wrt_slots[k + 1..].contains(&s) {
+                    self.grads[s].clone()
+                } else {
+                    std::mem::take(&mut self.grads[s])
+                };
                 Value::from_rows(
                     self.plan.slots[s].shape.clone(),
                     self.layouts[s].clone(),
-                    self.grads[s].clone(),
+                    data,
                 )
             })
             .collect()
+    }
+
+    /// Give back the gradients of `wrt` that the last `backward` returned (as tensors,
+    /// e.g. after a learner used them): the next `backward` reuses their storage instead
+    /// of allocating, so large gradients (an embedding table's, an output layer's) do
+    /// not cost fresh pages every minibatch. Anything that does not fit is dropped.
+    pub fn recycle_gradients(&mut self, wrt: &[&Variable], grads: Vec<Tensor>) {
+        for (v, t) in wrt.iter().zip(grads) {
+            let Some(&s) = self.plan.var_slots.get(&v.key()) else {
+                continue;
+            };
+            if self.grads[s].capacity() == 0 {
+                if let Ok(buf) = T::unwrap_vec(t.into_storage()) {
+                    self.grads[s] = buf;
+                }
+            }
+        }
     }
 
     fn run_backward(&mut self, params: &Params, reach: &[bool]) -> Result<()> {

@@ -22,6 +22,7 @@ pub(crate) mod reduce;
 pub(crate) mod sequence;
 pub(crate) mod shape_ops;
 pub(crate) mod softmax;
+pub(crate) mod softmax_ce;
 pub(crate) mod times;
 pub(crate) mod unary;
 
@@ -32,6 +33,7 @@ pub use unary::UnaryOp;
 use crate::error::{Error, Result};
 use crate::graph::{DynamicAxes, VarInfo};
 use crate::tensor::{Element, Layout, Shape};
+use rayon::prelude::*;
 
 /// A primitive op with its attributes. Its serde form (external tagging by variant
 /// name) is part of the model file format (docs/model-format.md): renaming a variant
@@ -156,6 +158,12 @@ pub enum Op {
     LstmScan {
         reverse: bool,
     },
+    /// Fused `cross_entropy_with_softmax(o, t)` along the last static axis; `t` may be
+    /// sparse (see `softmax_ce.rs`).
+    CrossEntropyWithSoftmax,
+    /// Fused top-1 `classification_error(o, t)` along the last static axis: per
+    /// distribution `1 − t[argmax o]`; no gradient.
+    ClassificationError,
 }
 
 /// What shape inference found: the outputs, and the final shapes of parameter
@@ -244,6 +252,43 @@ pub(crate) struct NodeState<T> {
     pub work: Vec<T>,
 }
 
+/// Elements of a row block below which splitting it over threads is not worth it.
+const SPLIT_ELEMS: usize = 1 << 17;
+
+/// Rows per block when an op over `n` rows of `per_row` elements should be split over
+/// the pool's threads: only when `splittable`, inside a pool and for large blocks.
+fn row_blocks(splittable: bool, n: usize, per_row: usize) -> Option<usize> {
+    if !splittable || n < 2 || n * per_row < SPLIT_ELEMS || rayon::current_thread_index().is_none()
+    {
+        return None;
+    }
+    Some(n.div_ceil(2 * rayon::current_num_threads().max(1)))
+}
+
+/// Rows `r0..r1` of every operand (static operands unchanged).
+fn sub_args<'a, T: Element>(
+    args: &[Arg<'a, T>],
+    shapes: &[Shape],
+    r0: usize,
+    r1: usize,
+) -> smallvec::SmallVec<[Arg<'a, T>; 4]> {
+    args.iter()
+        .zip(shapes)
+        .map(|(a, s)| match *a {
+            Arg::Rows(x) => {
+                let d = s.numel();
+                Arg::Rows(&x[r0 * d..r1 * d])
+            }
+            Arg::Static(x) => Arg::Static(x),
+            Arg::Sparse(sp) => Arg::Sparse(SparseRows {
+                indptr: &sp.indptr[r0..=r1],
+                indices: sp.indices,
+                values: sp.values,
+            }),
+        })
+        .collect()
+}
+
 /// The join of the operands' dynamic axes for an element-wise op.
 pub(crate) fn join_axes(op: &str, name: &str, infos: &[&VarInfo]) -> Result<DynamicAxes> {
     let mut axes = DynamicAxes::None;
@@ -320,6 +365,8 @@ impl Op {
             Op::Ndcg1 => "NDCG1Eval",
             Op::LstmCell => "LSTMCell",
             Op::LstmScan { .. } => "LSTMScan",
+            Op::CrossEntropyWithSoftmax => "CrossEntropyWithSoftmax",
+            Op::ClassificationError => "ClassificationError",
         }
     }
 
@@ -366,6 +413,8 @@ impl Op {
             // The running statistics are state, not inputs of the function.
             Op::BatchNorm { .. } => i < 3,
             Op::Hardmax | Op::ClassificationErrorTopN { .. } | Op::Ndcg1 => false,
+            // −hardmax(o) for a dense target, as the composition 1 − Σ t·hardmax(o) gives
+            Op::ClassificationError => i == 1,
             Op::WeightedLogistic | Op::LambdaRank => i == 0,
             _ => true,
         }
@@ -432,6 +481,9 @@ impl Op {
             Op::PastValue { .. } | Op::FutureValue { .. } => delay::infer(op, name, infos),
             Op::LstmCell => lstm_cell::infer(op, name, infos),
             Op::LstmScan { .. } => lstm_scan::infer(op, name, infos),
+            Op::CrossEntropyWithSoftmax | Op::ClassificationError => {
+                softmax_ce::infer(op, name, infos)
+            }
             Op::BatchNorm { spatial, .. } => batchnorm::infer(op, name, infos, *spatial),
             Op::Hardmax => {
                 expect_arity(op, name, infos, 1)?;
@@ -453,8 +505,96 @@ impl Op {
         }
     }
 
-    /// Forward of a row-local op over `ctx.n` rows.
+    /// Element-wise ops without node state: any block of rows can run on its own.
+    fn splits_rows(&self) -> bool {
+        matches!(self, Op::Unary(_) | Op::Binary(_))
+    }
+
+    /// Forward of a row-local op over `ctx.n` rows (element-wise ops over a large
+    /// block run as row blocks on the pool's threads).
     pub(crate) fn forward_rows<T: Element>(
+        &self,
+        args: &[Arg<T>],
+        shapes: &[Shape],
+        out_shape: &Shape,
+        out: &mut [T],
+        ctx: RowCtx,
+        st: &mut NodeState<T>,
+    ) -> Result<()> {
+        let d = out_shape.numel();
+        match row_blocks(self.splits_rows(), ctx.n, d) {
+            Some(rows) => out[..ctx.n * d]
+                .par_chunks_mut(rows * d)
+                .enumerate()
+                .try_for_each(|(k, o)| {
+                    let (r0, r1) = (k * rows, (k * rows + rows).min(ctx.n));
+                    let sub = sub_args(args, shapes, r0, r1);
+                    let c = RowCtx {
+                        n: r1 - r0,
+                        row0: ctx.row0 + r0,
+                        training: ctx.training,
+                    };
+                    self.forward_rows_serial(
+                        &sub,
+                        shapes,
+                        out_shape,
+                        o,
+                        c,
+                        &mut NodeState::default(),
+                    )
+                }),
+            None => self.forward_rows_serial(args, shapes, out_shape, out, ctx, st),
+        }
+    }
+
+    /// Backward of a row-local op (see `backward_rows_serial`); the gradient of a
+    /// per-row operand of an element-wise op over a large block is computed as row
+    /// blocks on the pool's threads (a static operand's sums over rows stay serial).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn backward_rows<T: Element>(
+        &self,
+        i: usize,
+        args: &[Arg<T>],
+        shapes: &[Shape],
+        out_shape: &Shape,
+        out: &[T],
+        dout: &[T],
+        din: &mut [T],
+        ctx: RowCtx,
+        st: &mut NodeState<T>,
+    ) -> Result<()> {
+        let (d, di) = (out_shape.numel(), shapes[i].numel());
+        let per_row = matches!(args[i], Arg::Rows(_));
+        match row_blocks(self.splits_rows() && per_row, ctx.n, d) {
+            Some(rows) => din[..ctx.n * di]
+                .par_chunks_mut(rows * di)
+                .enumerate()
+                .try_for_each(|(k, g)| {
+                    let (r0, r1) = (k * rows, (k * rows + rows).min(ctx.n));
+                    let sub = sub_args(args, shapes, r0, r1);
+                    let c = RowCtx {
+                        n: r1 - r0,
+                        row0: ctx.row0 + r0,
+                        training: ctx.training,
+                    };
+                    self.backward_rows_serial(
+                        i,
+                        &sub,
+                        shapes,
+                        out_shape,
+                        &out[r0 * d..r1 * d],
+                        &dout[r0 * d..r1 * d],
+                        g,
+                        c,
+                        &mut NodeState::default(),
+                    )
+                }),
+            None => self.backward_rows_serial(i, args, shapes, out_shape, out, dout, din, ctx, st),
+        }
+    }
+
+    /// Forward of a row-local op over `ctx.n` rows, on this thread.
+    fn forward_rows_serial<T: Element>(
         &self,
         args: &[Arg<T>],
         shapes: &[Shape],
@@ -500,6 +640,10 @@ impl Op {
                 Ok(())
             }
             Op::LstmCell => lstm_cell::forward(args, shapes, out, ctx, st),
+            Op::CrossEntropyWithSoftmax => {
+                softmax_ce::forward(false, args, &shapes[0], out, ctx, st)
+            }
+            Op::ClassificationError => softmax_ce::forward(true, args, &shapes[0], out, ctx, st),
             _ => Err(Error::Unsupported(format!(
                 "{} is not a row-local op",
                 self.name()
@@ -507,10 +651,10 @@ impl Op {
         }
     }
 
-    /// Backward of a row-local op: accumulate into `din` the gradient for operand `i`
+    /// Backward of a row-local op, on this thread: accumulate into `din` the gradient for operand `i`
     /// (`din` covers `ctx.n` rows for a per-row operand, one sample for a static one).
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn backward_rows<T: Element>(
+    fn backward_rows_serial<T: Element>(
         &self,
         i: usize,
         args: &[Arg<T>],
@@ -584,6 +728,12 @@ impl Op {
             // not differentiable: the runtime never asks
             Op::Hardmax => Ok(()),
             Op::LstmCell => lstm_cell::backward(i, args, shapes, dout, din, ctx, st),
+            Op::CrossEntropyWithSoftmax => {
+                softmax_ce::backward(i, args, &shapes[0], dout, din, ctx, st)
+            }
+            Op::ClassificationError => {
+                softmax_ce::backward_error(i, args, &shapes[0], dout, din, ctx)
+            }
             _ => Err(Error::Unsupported(format!(
                 "{} is not a row-local op",
                 self.name()

@@ -52,6 +52,10 @@ pub trait Element:
     fn slice(data: &super::storage::Storage) -> Option<&[Self]>;
     fn slice_mut(data: &mut super::storage::Storage) -> Option<&mut [Self]>;
     fn wrap(v: Vec<Self>) -> super::storage::Storage;
+    /// The typed elements of storage holding this type (else the storage, unchanged).
+    fn unwrap_vec(
+        s: super::storage::Storage,
+    ) -> std::result::Result<Vec<Self>, super::storage::Storage>;
 }
 
 impl Element for f32 {
@@ -79,6 +83,14 @@ impl Element for f32 {
     fn wrap(v: Vec<Self>) -> super::storage::Storage {
         super::storage::Storage::F32(v)
     }
+    fn unwrap_vec(
+        s: super::storage::Storage,
+    ) -> std::result::Result<Vec<Self>, super::storage::Storage> {
+        match s {
+            super::storage::Storage::F32(v) => Ok(v),
+            other => Err(other),
+        }
+    }
 }
 
 impl Element for f64 {
@@ -105,5 +117,13 @@ impl Element for f64 {
     }
     fn wrap(v: Vec<Self>) -> super::storage::Storage {
         super::storage::Storage::F64(v)
+    }
+    fn unwrap_vec(
+        s: super::storage::Storage,
+    ) -> std::result::Result<Vec<Self>, super::storage::Storage> {
+        match s {
+            super::storage::Storage::F64(v) => Ok(v),
+            other => Err(other),
+        }
     }
 }

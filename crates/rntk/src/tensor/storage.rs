@@ -71,6 +71,15 @@ impl Tensor {
             device: Device::Cpu,
         }
     }
+    /// A CPU tensor over existing storage (no copy); the caller checked the length.
+    pub(crate) fn from_storage(shape: Shape, storage: Storage) -> Self {
+        debug_assert_eq!(shape.numel(), storage.len());
+        Tensor {
+            shape,
+            storage,
+            device: Device::Cpu,
+        }
+    }
     pub fn from_vec<T: Element>(shape: impl Into<Shape>, data: Vec<T>) -> Result<Self> {
         let shape = shape.into();
         if shape.numel() != data.len() {
@@ -112,6 +121,10 @@ impl Tensor {
     }
     pub fn storage(&self) -> &Storage {
         &self.storage
+    }
+    /// The elements, giving up the tensor.
+    pub fn into_storage(self) -> Storage {
+        self.storage
     }
     pub fn storage_mut(&mut self) -> &mut Storage {
         &mut self.storage

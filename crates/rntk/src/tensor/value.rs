@@ -285,6 +285,18 @@ impl Value {
         }
     }
 
+    /// [`Value::to_tensor`] without copying the elements (the value is consumed).
+    pub fn into_tensor(self) -> Result<super::Tensor> {
+        match (self.layout, self.data) {
+            // `Value::new` checked that the storage holds exactly the shape's elements.
+            (Layout::Static, ValueData::Dense(s)) => Ok(super::Tensor::from_storage(self.shape, s)),
+            (layout, _) => Err(Error::InvalidValue(format!(
+                "only a dense value without dynamic axes converts to a tensor, this one has {}",
+                layout.describe()
+            ))),
+        }
+    }
+
     /// All samples in the caller's order, flattened (sequence after sequence).
     pub fn to_vec<T: Element>(&self) -> Vec<T> {
         match &self.layout {

@@ -156,7 +156,7 @@ impl<T: Element> Trainer<T> {
             None => 0.0,
         };
         let wrt: Vec<&Variable> = self.params.iter().collect();
-        let grads = self.exec.backward(&[(&self.loss, None)], &wrt)?;
+        let mut grads = self.exec.backward(&[(&self.loss, None)], &wrt)?.into_iter();
         // Learner hyper-parameters are reported before the update that uses them.
         for (k, l) in self.learners.iter().enumerate() {
             let lines = l.progress_lines();
@@ -176,17 +176,23 @@ impl<T: Element> Trainer<T> {
             }
         }
         let mut updated = false;
+        let mut used = Vec::with_capacity(self.params.len());
         let mut offset = 0;
         for l in &mut self.learners {
             let count = l.parameters().len();
+            // The gradients are moved into tensors, not copied (they can be large:
+            // an embedding table's or an output layer's).
             let pairs = self.params[offset..offset + count]
                 .iter()
-                .zip(&grads[offset..offset + count])
-                .map(|(p, g)| Ok((p.clone(), g.to_tensor()?)))
+                .zip(grads.by_ref().take(count))
+                .map(|(p, g)| Ok((p.clone(), g.into_tensor()?)))
                 .collect::<Result<Vec<_>>>()?;
             offset += count;
             updated |= l.update(&pairs, n, is_sweep_end)?;
+            used.extend(pairs.into_iter().map(|(_, g)| g));
         }
+        // The gradient storage goes back to the executor for the next minibatch.
+        self.exec.recycle_gradients(&wrt, used);
         self.prev = Totals {
             updates: 1,
             samples: n as u64,
