@@ -16,9 +16,13 @@ done
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg)  cpu: $(nproc) x $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
 for r in $(seq "$RUNS"); do
   for k in dense sparse; do
+    echo "load: $(cut -d' ' -f1 /proc/loadavg)"
     flock /tmp/bench.lock env RAYON_NUM_THREADS=1 /usr/bin/time -f "  cpu %U+%S s" "$B" parse $k "$DIR/$k.ctf" 2>&1 | sed 's/^/rntk-1thread /'
     flock /tmp/bench.lock /usr/bin/time -f "  cpu %U+%S s" "$B" read $k "$DIR/$k.ctf" 2>&1 | sed 's/^/rntk-source /'
-    flock /tmp/bench.lock "$CNTK" "$ROOT/bench/cntk_ctf_read.py" $k "$DIR/$k.ctf" --threads 1 2>&1 | grep '^cntk'
+    for t in 1 2; do
+      echo "load: $(cut -d' ' -f1 /proc/loadavg)"
+      flock /tmp/bench.lock "$CNTK" "$ROOT/bench/cntk_ctf_read.py" $k "$DIR/$k.ctf" --threads $t 2>&1 | grep '^cntk'
+    done
   done
 done
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"

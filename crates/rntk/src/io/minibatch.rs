@@ -104,44 +104,61 @@ fn pack_typed<T: IoFloat>(
     batch_only: bool,
 ) -> Result<Value> {
     let lengths: Vec<usize> = seqs.iter().map(|r| r.2).collect();
-    let (layout, rows_of): (Layout, Box<dyn Fn(usize, usize) -> usize>) = if batch_only {
+    // (sequence, source row) of every packed row, in packed order: rows are
+    // then appended in order, with no zero fill and no index map per row.
+    let (layout, order): (Layout, Vec<(usize, usize)>) = if batch_only {
         if let Some(i) = lengths.iter().position(|&l| l != 1) {
             return Err(Error::InvalidValue(format!(
                 "stream '{}': sequence {i} of the minibatch has {} samples where one is needed",
                 info.name, lengths[i]
             )));
         }
-        (Layout::Batch(lengths.len()), Box::new(|i, _| i))
+        let order = seqs.iter().enumerate().map(|(i, r)| (i, r.1)).collect();
+        (Layout::Batch(lengths.len()), order)
     } else {
         let p = Arc::new(PackedLayout::new(&lengths)?);
-        let q = p.clone();
-        (Layout::Sequence(p), Box::new(move |i, t| q.row(i, t)))
-    };
-    let total: usize = lengths.iter().sum();
-    let d = info.sample_size();
-    let dtype_err = || Error::DType {
-        context: format!("packing stream '{}'", info.name),
-        expected: T::DTYPE.to_string(),
-        got: "another element type".into(),
-    };
-    if info.is_sparse() {
-        // rows of the packed order: (source buffer, source row)
-        let mut src = vec![(0usize, 0usize); total];
-        for (i, &(_, r0, n)) in seqs.iter().enumerate() {
-            for t in 0..n {
-                src[rows_of(i, t)] = (i, r0 + t);
+        let mut order = Vec::with_capacity(p.total());
+        for (t, &n) in p.batch_sizes().iter().enumerate() {
+            for &i in &p.sorted()[..n] {
+                order.push((i, seqs[i].1 + t));
             }
         }
+        (Layout::Sequence(p), order)
+    };
+    let total = order.len();
+    let d = info.sample_size();
+    let views = seqs
+        .iter()
+        .map(|r| {
+            T::view(&r.0.values).ok_or_else(|| Error::DType {
+                context: format!("packing stream '{}'", info.name),
+                expected: T::DTYPE.to_string(),
+                got: "another element type".into(),
+            })
+        })
+        .collect::<Result<Vec<&[T]>>>()?;
+    if info.is_sparse() {
+        let nnz: usize = order
+            .iter()
+            .map(|&(i, r)| seqs[i].0.indptr[r + 1] - seqs[i].0.indptr[r])
+            .sum();
         let mut indptr = Vec::with_capacity(total + 1);
         indptr.push(0);
-        let mut indices = Vec::new();
-        let mut values = Vec::new();
-        for &(i, r) in &src {
+        let mut indices = Vec::with_capacity(nnz);
+        let mut values = Vec::with_capacity(nnz);
+        for &(i, r) in &order {
             let b = seqs[i].0;
-            let vals = T::view(&b.values).ok_or_else(dtype_err)?;
             let (a, e) = (b.indptr[r], b.indptr[r + 1]);
-            indices.extend_from_slice(&b.indices[a..e]);
-            values.extend_from_slice(&vals[a..e]);
+            if e - a <= 4 {
+                // short rows (one-hot data): a copy call costs more than the copy
+                for (&j, &v) in b.indices[a..e].iter().zip(&views[i][a..e]) {
+                    indices.push(j);
+                    values.push(v);
+                }
+            } else {
+                indices.extend_from_slice(&b.indices[a..e]);
+                values.extend_from_slice(&views[i][a..e]);
+            }
             indptr.push(indices.len());
         }
         let csr = Csr {
@@ -153,13 +170,9 @@ fn pack_typed<T: IoFloat>(
         };
         Value::from_csr(info.sample_shape.clone(), layout, csr)
     } else {
-        let mut out = vec![T::zero(); total * d];
-        for (i, &(b, r0, n)) in seqs.iter().enumerate() {
-            let vals = T::view(&b.values).ok_or_else(dtype_err)?;
-            for t in 0..n {
-                let dst = rows_of(i, t);
-                out[dst * d..(dst + 1) * d].copy_from_slice(&vals[(r0 + t) * d..(r0 + t + 1) * d]);
-            }
+        let mut out = Vec::with_capacity(total * d);
+        for &(i, r) in &order {
+            out.extend_from_slice(&views[i][r * d..(r + 1) * d]);
         }
         Value::new(
             info.sample_shape.clone(),

@@ -140,34 +140,46 @@ impl Loader {
         if !prefetch {
             return Loader::Inline;
         }
-        // One decoded chunk waits in the channel while the next one is decoded:
-        // at most two chunks beyond the window.
+        // Chunks are decoded two at a time, each on one worker (a chunk decoded
+        // alone spreads its blocks over the workers instead, but then its parts
+        // must be joined by copying). One decoded chunk waits in the channel and
+        // one in hand while the next pair is decoded: at most three chunks
+        // beyond the window.
         let (tx, rx) = sync_channel::<Loaded>(1);
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
         let handle = std::thread::Builder::new()
             .name("rntk-prefetch".into())
             .spawn(move || {
-                let mut s = sweep;
-                let mut p = pos;
-                while s < max_sweeps {
-                    let order = chunk_order(chunks.len(), randomize, seed, s);
-                    while p < order.len() {
-                        if stop2.load(Ordering::Relaxed) {
+                let mut next = ChunkPositions {
+                    chunks: chunks.clone(),
+                    randomize,
+                    seed,
+                    max_sweeps,
+                    sweep,
+                    pos,
+                    order: None,
+                };
+                let load = |(s, p, c): (u64, usize, usize)| -> Loaded {
+                    load_composed(&desers, &chunks, c).map(|x| (s, p, Arc::new(x)))
+                };
+                while let Some(a) = next.next() {
+                    if stop2.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let (ra, rb) = match next.next() {
+                        Some(b) => {
+                            let (ra, rb) = rayon::join(|| load(a), || load(b));
+                            (ra, Some(rb))
+                        }
+                        None => (load(a), None),
+                    };
+                    for r in std::iter::once(ra).chain(rb) {
+                        let failed = r.is_err();
+                        if tx.send(r).is_err() || failed {
                             return;
                         }
-                        let c = order[p];
-                        if chunks[c].num_sequences > 0 {
-                            let r = load_composed(&desers, &chunks, c).map(|x| (s, p, Arc::new(x)));
-                            let failed = r.is_err();
-                            if tx.send(r).is_err() || failed {
-                                return;
-                            }
-                        }
-                        p += 1;
                     }
-                    p = 0;
-                    s += 1;
                 }
             });
         match handle {
@@ -215,6 +227,40 @@ impl Loader {
                 }
             },
         }
+    }
+}
+
+/// The (sweep, position, chunk) of every non-empty chunk from a starting point
+/// on, in the order the randomizer asks for them.
+struct ChunkPositions {
+    chunks: Arc<[ChunkDescription]>,
+    randomize: bool,
+    seed: u64,
+    max_sweeps: u64,
+    sweep: u64,
+    pos: usize,
+    order: Option<Vec<usize>>,
+}
+
+impl Iterator for ChunkPositions {
+    type Item = (u64, usize, usize);
+    fn next(&mut self) -> Option<Self::Item> {
+        while self.sweep < self.max_sweeps {
+            let order = self.order.get_or_insert_with(|| {
+                chunk_order(self.chunks.len(), self.randomize, self.seed, self.sweep)
+            });
+            while self.pos < order.len() {
+                let (p, c) = (self.pos, order[self.pos]);
+                self.pos += 1;
+                if self.chunks[c].num_sequences > 0 {
+                    return Some((self.sweep, p, c));
+                }
+            }
+            self.order = None;
+            self.pos = 0;
+            self.sweep += 1;
+        }
+        None
     }
 }
 
@@ -387,7 +433,7 @@ impl MinibatchSource {
     }
 
     /// Number of chunks currently held in memory (the randomization window; the
-    /// prefetch thread holds at most two more).
+    /// prefetch thread holds at most three more).
     pub fn resident_chunks(&self) -> usize {
         self.resident.len()
     }

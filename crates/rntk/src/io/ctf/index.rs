@@ -88,6 +88,90 @@ pub(crate) fn row_start(
     }
 }
 
+/// Positions of the line ends in `bytes[start..end]`, found 64 bytes at a time:
+/// rows of sparse data are a few dozen bytes, too short for a search call each.
+pub(crate) struct LineEnds<'b> {
+    bytes: &'b [u8],
+    end: usize,
+    /// Start of the current window and its unread line ends.
+    at: usize,
+    mask: u64,
+}
+
+impl<'b> LineEnds<'b> {
+    pub(crate) fn new(bytes: &'b [u8], start: usize, end: usize) -> Self {
+        let mut l = LineEnds {
+            bytes,
+            end,
+            at: start,
+            mask: 0,
+        };
+        l.mask = l.window();
+        l
+    }
+    #[inline(always)]
+    fn window(&self) -> u64 {
+        let room = self.end.saturating_sub(self.at);
+        match self.bytes.get(self.at..self.at + 64) {
+            Some(w) if room >= 64 => match <&[u8; 64]>::try_from(w) {
+                Ok(w) => newlines64(w),
+                Err(_) => 0,
+            },
+            _ => {
+                let mut m = 0u64;
+                for (i, &c) in self.bytes[self.at..self.end].iter().enumerate() {
+                    m |= u64::from(c == b'\n') << i;
+                }
+                m
+            }
+        }
+    }
+}
+
+impl Iterator for LineEnds<'_> {
+    type Item = usize;
+    #[inline(always)]
+    fn next(&mut self) -> Option<usize> {
+        while self.mask == 0 {
+            self.at += 64;
+            if self.at >= self.end {
+                return None;
+            }
+            self.mask = self.window();
+        }
+        let i = self.mask.trailing_zeros() as usize;
+        self.mask &= self.mask - 1;
+        Some(self.at + i)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn newlines64(w: &[u8; 64]) -> u64 {
+    use std::arch::x86_64::*;
+    let mut m = 0u64;
+    for k in 0..4 {
+        // SAFETY: SSE2 is part of every x86_64 target; the load reads bytes
+        // 16k..16k+16 of the 64-byte array.
+        unsafe {
+            let v = _mm_loadu_si128(w.as_ptr().add(16 * k).cast::<__m128i>());
+            let e = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\n' as i8));
+            m |= u64::from(_mm_movemask_epi8(e) as u16) << (16 * k);
+        }
+    }
+    m
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn newlines64(w: &[u8; 64]) -> u64 {
+    let mut m = 0u64;
+    for (i, &c) in w.iter().enumerate() {
+        m |= u64::from(c == b'\n') << i;
+    }
+    m
+}
+
 /// Parallel indexing works on ranges of this size (line aligned).
 const RANGE_BYTES: usize = 8 << 20;
 /// Target size of a block (the unit of parallel parsing).
@@ -130,9 +214,11 @@ fn scan_range(
         num_rows: 0,
     };
     let mut ls = a;
+    // one search for all line ends: a call per short line costs more
+    let mut line_ends = LineEnds::new(bytes, a, b);
     while ls < b {
-        let le = match memchr::memchr(b'\n', &bytes[ls..b]) {
-            Some(i) => ls + i + 1,
+        let le = match line_ends.next() {
+            Some(i) => i + 1,
             None => b,
         };
         let new_seq = if per_line {

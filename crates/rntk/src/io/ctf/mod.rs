@@ -271,10 +271,11 @@ impl CtfDeserializer {
         }
     }
 
-    fn parse_block(&self, ctx: &ParseCtx<'_>, b: &Block) -> Result<SequenceSet> {
+    fn parse_blocks(&self, ctx: &ParseCtx<'_>, blocks: &[Block]) -> Result<SequenceSet> {
+        let release = |b: &Block| self.data.release(b.start, b.end - b.start);
         match self.options.dtype {
-            DType::F32 => BlockParser::<f32>::parse(ctx, b),
-            DType::F64 => BlockParser::<f64>::parse(ctx, b),
+            DType::F32 => BlockParser::<f32>::parse_blocks(ctx, blocks, &release),
+            DType::F64 => BlockParser::<f64>::parse_blocks(ctx, blocks, &release),
         }
     }
 
@@ -290,26 +291,32 @@ impl CtfDeserializer {
     /// Decode blocks in parallel and join them in order.
     fn load_blocks(&self, blocks: &[Block]) -> Result<SequenceSet> {
         let ctx = self.ctx();
+        // Runs of consecutive blocks, each parsed into one set; the runs are then
+        // appended to the first. One run per thread would copy least, but a
+        // worker slowed by other load then holds everyone up: two per thread
+        // let the others take over its second run.
+        // On a worker already (a source decodes chunks side by side): one run.
+        let threads = rayon::current_num_threads();
+        let runs = if threads > 1 && rayon::current_thread_index().is_none() {
+            2 * threads
+        } else {
+            1
+        };
+        let per = blocks.len().div_ceil(runs).max(1);
         let parts: Vec<Result<SequenceSet>> = blocks
-            .par_iter()
-            .map(|b| {
-                let r = self.parse_block(&ctx, b);
-                self.data.release(b.start, b.end - b.start);
-                r
-            })
+            .par_chunks(per)
+            .map(|run| self.parse_blocks(&ctx, run))
             .collect();
-        let parts = parts.into_iter().collect::<Result<Vec<SequenceSet>>>()?;
-        if parts.len() == 1 {
-            if let Some(only) = parts.into_iter().next() {
-                return Ok(only);
-            }
-            return Ok(self.empty_set());
-        }
+        let mut parts = parts.into_iter();
+        let mut set = match parts.next() {
+            Some(first) => first?,
+            None => return Ok(self.empty_set()),
+        };
+        let rest = parts.collect::<Result<Vec<SequenceSet>>>()?;
         // One exact allocation per buffer: growing by doubling would hold up to
         // twice the chunk while it is joined.
-        let mut set = self.empty_set();
-        set.reserve_like(&parts);
-        for p in &parts {
+        set.reserve_like(&rest);
+        for p in &rest {
             set.append(p)?;
         }
         Ok(set)

@@ -2,7 +2,7 @@
 //! sparse values, comments, sequence grouping and the per-sequence checks of
 //! readers.md §1.3–§1.5. One call per block, so blocks parse in parallel.
 
-use super::index::{row_start, Block, RowStart};
+use super::index::{row_start, Block, LineEnds, RowStart};
 use crate::error::{Error, Result};
 use crate::io::buffer::{IoFloat, SequenceSet, StreamBuffer};
 use crate::io::diagnostics::{as_warning, quote, token_at, ErrorPolicy, Locator, WarningSink};
@@ -78,6 +78,184 @@ fn plain_decimal<T: IoFloat>(s: &[u8]) -> Option<(T, usize)> {
     T::from_decimal(m, frac, negative).map(|v| (v, i))
 }
 
+/// Bytes of `0`..`9` at the start of `v` (little endian: the first byte of text
+/// is the lowest), 0..=8. A byte is a digit when its high nibble is 3 and adding
+/// 6 keeps it 3; carries only move upward, so bytes before the first non-digit
+/// are judged exactly.
+#[inline(always)]
+fn digit_run(v: u64) -> u32 {
+    const HI: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+    const THREES: u64 = 0x3030_3030_3030_3030;
+    let bad = ((v & HI) ^ THREES) | ((v.wrapping_add(0x0606_0606_0606_0606) & HI) ^ THREES);
+    bad.trailing_zeros() / 8
+}
+
+/// The value of the first `n` (1..=8) digit bytes of `v`: shifted to the top so
+/// that the vacated low bytes read as leading zeros, then the usual three
+/// multiply-and-add steps of an eight-digit conversion.
+#[inline(always)]
+fn digits_value(v: u64, n: u32) -> u64 {
+    // borrows of the subtraction only move upward, into bytes shifted out
+    let d = v.wrapping_sub(0x3030_3030_3030_3030) << (8 * (8 - n));
+    let d = d.wrapping_mul(10).wrapping_add(d >> 8);
+    const MASK: u64 = 0x0000_00FF_0000_00FF;
+    let v1 = (d & MASK).wrapping_mul(100 + (1_000_000 << 32));
+    let v2 = ((d >> 16) & MASK).wrapping_mul(1 + (10_000 << 32));
+    u64::from((v1.wrapping_add(v2) >> 32) as u32)
+}
+
+#[inline(always)]
+fn load8(bytes: &[u8], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(w)
+}
+
+/// [`plain_decimal`] eight digits at a time for the usual short forms: an
+/// optional sign, 1–7 integer digits, optionally `.` and up to 8 fraction digits,
+/// then a delimiter. Needs 18 readable bytes from `p` (anything else, and any
+/// longer form, returns `None` for the general paths). Reading past the line end
+/// is harmless: a line end is no digit, so it stops the run. Returns the exact
+/// numerator and divisor of [`IoFloat::decimal_parts`] and the length.
+#[inline(always)]
+fn short_decimal_parts<T: IoFloat>(bytes: &[u8], p: usize) -> Option<(T, T, usize)> {
+    if p + 18 > bytes.len() {
+        return None;
+    }
+    let c = bytes[p];
+    let negative = c == b'-';
+    let mut i = p + usize::from(negative || c == b'+');
+    let w = load8(bytes, i);
+    let ni = digit_run(w);
+    if ni == 0 || ni == 8 {
+        return None;
+    }
+    let mut m = digits_value(w, ni);
+    i += ni as usize;
+    let mut frac = 0usize;
+    if bytes[i] == b'.' {
+        i += 1;
+        let w = load8(bytes, i);
+        let nf = digit_run(w);
+        if nf > 0 {
+            m = m * POW10_U64[nf as usize] + digits_value(w, nf);
+            i += nf as usize;
+            frac = nf as usize;
+        }
+    }
+    if !is_delim(bytes[i]) {
+        return None;
+    }
+    T::decimal_parts(m, frac, negative).map(|(n, d)| (n, d, i - p))
+}
+
+/// [`short_decimal_parts`], divided.
+#[inline(always)]
+fn short_decimal<T: IoFloat>(bytes: &[u8], p: usize) -> Option<(T, usize)> {
+    // integers (one-hot values) skip the division's latency
+    short_decimal_parts::<T>(bytes, p)
+        .map(|(n, d, len)| (if d == T::one() { n } else { n / d }, len))
+}
+
+/// The value of a token whose extent is known (`len` bytes at `at`, as the
+/// 64-byte window finds it) in the commonest short form: an optional `-`, then at
+/// most 8 bytes of digits with at most one `.` and at least one digit. The token
+/// is read as one word ending at its last byte, so the digits land right-aligned
+/// (the bytes before them become leading zeros) and the point is squeezed out
+/// with two masks: no loop, no branch on the digit counts. `None` hands the token
+/// to the general paths.
+#[inline(always)]
+fn token_decimal_parts<T: IoFloat>(bytes: &[u8], at: usize, len: usize) -> Option<(T, T)> {
+    const ZEROS: u64 = 0x3030_3030_3030_3030;
+    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    let negative = *bytes.get(at)? == b'-';
+    let body = len - usize::from(negative);
+    let end = at + len;
+    if body == 0 || body > 8 || end < 8 {
+        return None;
+    }
+    let w = load8(bytes, end - 8);
+    // bytes before the body read as '0'
+    let keep = !0u64 << (8 * (8 - body));
+    let w = (w & keep) | (ZEROS & !keep);
+    // exact per-byte test for '.': zero bytes of w ^ "........"
+    let x = w ^ 0x2E2E_2E2E_2E2E_2E2E;
+    let dots = !(((x & LOW7) + LOW7) | x) & 0x8080_8080_8080_8080;
+    let (digits, frac) = if dots == 0 {
+        (w, 0)
+    } else {
+        if body == 1 {
+            return None; // "." alone
+        }
+        let dp = dots.trailing_zeros() / 8; // byte of the (first) point
+        let below = w & ((1u64 << (8 * dp)) - 1);
+        let above = w & ((!0u64 << (8 * dp)) << 8);
+        // the point removed, one more leading '0' at the bottom
+        (above | (below << 8) | 0x30, (7 - dp) as usize)
+    };
+    // all eight bytes digits (a second point, a '+', an 'e' fail here)
+    let bad = ((digits & 0xF0F0_F0F0_F0F0_F0F0) ^ ZEROS)
+        | ((digits.wrapping_add(0x0606_0606_0606_0606) & 0xF0F0_F0F0_F0F0_F0F0) ^ ZEROS);
+    if bad != 0 {
+        return None;
+    }
+    let d = digits - ZEROS;
+    let d = d.wrapping_mul(10).wrapping_add(d >> 8);
+    const MASK: u64 = 0x0000_00FF_0000_00FF;
+    let v1 = (d & MASK).wrapping_mul(100 + (1_000_000 << 32));
+    let v2 = ((d >> 16) & MASK).wrapping_mul(1 + (10_000 << 32));
+    let m = u64::from((v1.wrapping_add(v2) >> 32) as u32);
+    T::decimal_parts(m, frac, negative)
+}
+
+/// Bitmasks over 64 bytes of text (bit `i` for byte `i`): blanks, and the bytes
+/// that end a field's values (`|`, `\r`, `\n`). Finding every value's end at
+/// once keeps the next value's start off the chain of each value's digits.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn classify64(w: &[u8; 64]) -> (u64, u64) {
+    use std::arch::x86_64::*;
+    let mut blank = 0u64;
+    let mut stop = 0u64;
+    for k in 0..4 {
+        // SAFETY: SSE2 is part of every x86_64 target; the load reads bytes
+        // 16k..16k+16 of the 64-byte array.
+        unsafe {
+            let v = _mm_loadu_si128(w.as_ptr().add(16 * k).cast::<__m128i>());
+            let eq = |c: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
+            let b = _mm_or_si128(eq(b' '), eq(b'\t'));
+            let e = _mm_or_si128(_mm_or_si128(eq(b'|'), eq(b'\r')), eq(b'\n'));
+            blank |= u64::from(_mm_movemask_epi8(b) as u16) << (16 * k);
+            stop |= u64::from(_mm_movemask_epi8(e) as u16) << (16 * k);
+        }
+    }
+    (blank, stop)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn classify64(w: &[u8; 64]) -> (u64, u64) {
+    let mut blank = 0u64;
+    let mut stop = 0u64;
+    for (i, &c) in w.iter().enumerate() {
+        blank |= u64::from(is_blank(c)) << i;
+        stop |= u64::from(matches!(c, b'|' | b'\r' | b'\n')) << i;
+    }
+    (blank, stop)
+}
+
+const POW10_U64: [u64; 9] = [
+    1,
+    10,
+    100,
+    1_000,
+    10_000,
+    100_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
+];
+
 /// Parse a number at `p` (line content ends at `le`): value and bytes consumed, or
 /// (position of the bad character, what was expected).
 #[inline(never)]
@@ -143,14 +321,26 @@ pub(crate) struct BlockParser<'a, 'c, T> {
     hint: usize,
     line: u64,
     line_start: usize,
-    _t: std::marker::PhantomData<T>,
+    /// Divisors of the dense field being parsed (reused between fields).
+    divs: Vec<T>,
 }
 
 impl<'a, 'c, T: IoFloat> BlockParser<'a, 'c, T> {
-    pub fn parse(ctx: &'c ParseCtx<'a>, block: &'c Block) -> Result<SequenceSet> {
-        // Reserve from the block size so buffers do not grow by doubling (a number
-        // takes at least two bytes of text, usually about eight).
-        let share = (block.end - block.start) / ctx.fields.len().max(1);
+    /// Parse consecutive blocks into one set: appending, rather than joining
+    /// one set per block afterwards, saves a copy of everything decoded.
+    /// `release` is called with each block once it is parsed.
+    pub fn parse_blocks(
+        ctx: &ParseCtx<'a>,
+        blocks: &[Block],
+        release: &(dyn Fn(&Block) + Sync),
+    ) -> Result<SequenceSet> {
+        // Reserve for the first block from its size (a number takes at least two
+        // bytes of text, usually about eight), for the others from what the
+        // first held: buffers then grow once, not by doubling, and hold little
+        // unused room.
+        let bytes: usize = blocks.iter().map(|b| b.end - b.start).sum();
+        let first = blocks.first().map_or(0, |b| b.end - b.start);
+        let share = first / ctx.fields.len().max(1);
         let streams = ctx
             .fields
             .iter()
@@ -166,20 +356,47 @@ impl<'a, 'c, T: IoFloat> BlockParser<'a, 'c, T> {
                 b
             })
             .collect();
-        let mut p = BlockParser::<T> {
-            ctx,
-            block,
-            set: SequenceSet::new(streams),
-            seen_on_row: vec![0; ctx.fields.len()],
-            stream_rows: vec![Vec::new(); ctx.fields.len()],
-            row_no: 0,
-            hint: 0,
-            line: 0,
-            line_start: block.start,
-            _t: std::marker::PhantomData,
-        };
-        p.run()?;
-        Ok(p.set)
+        let mut set = SequenceSet::new(streams);
+        let seqs: u64 = blocks.iter().map(|b| b.num_sequences).sum();
+        set.keys.reserve(seqs as usize);
+        set.lines.reserve(seqs as usize);
+        set.valid.reserve(seqs as usize);
+        let mut divs = Vec::new();
+        for block in blocks {
+            let mut p = BlockParser::<T> {
+                ctx,
+                block,
+                set,
+                seen_on_row: vec![0; ctx.fields.len()],
+                stream_rows: vec![Vec::new(); ctx.fields.len()],
+                row_no: 0,
+                hint: 0,
+                line: 0,
+                line_start: block.start,
+                divs,
+            };
+            let r = p.run();
+            set = p.set;
+            divs = p.divs;
+            release(block);
+            r?;
+            if std::ptr::eq(block, &blocks[0]) && first > 0 && bytes > first {
+                let rest = |n: usize| {
+                    let est = (n as u128 * (bytes - first) as u128 / first as u128) as usize;
+                    est + est / 16
+                };
+                for b in &mut set.streams {
+                    let n = b.values.len();
+                    if let Some(v) = T::view_mut(&mut b.values) {
+                        v.reserve(rest(n));
+                    }
+                    b.indices.reserve(rest(b.indices.len()));
+                    b.indptr.reserve(rest(b.indptr.len()));
+                    b.seq_rows.reserve(rest(b.seq_rows.len()));
+                }
+            }
+        }
+        Ok(set)
     }
 
     fn loc(&self) -> Locator<'a> {
@@ -204,10 +421,13 @@ impl<'a, 'c, T: IoFloat> BlockParser<'a, 'c, T> {
         let mut seq: Option<SeqState> = None;
         let mut cur_id: Option<u64> = None;
         let mut ordinal = self.block.first_seq;
+        // One search for all line ends of the block: a call per short line
+        // costs more than the search itself.
+        let mut line_ends = LineEnds::new(bytes, pos, end);
         while pos < end {
             self.line_start = pos;
-            let (le, next) = match memchr::memchr(b'\n', &bytes[pos..end]) {
-                Some(i) => (pos + i, pos + i + 1),
+            let (le, next) = match line_ends.next() {
+                Some(i) => (i, i + 1),
                 None => (end, end),
             };
             let start = row_start(bytes, pos, le);
@@ -383,19 +603,27 @@ impl<'a, 'c, T: IoFloat> BlockParser<'a, 'c, T> {
                 p = memchr::memchr(b'|', &bytes[p..le]).map_or(le, |i| p + i);
                 continue;
             }
-            let name_start = p;
-            while p < le && !is_delim(bytes[p]) {
-                p += 1;
-            }
-            if p == name_start {
-                return Err(self.err(name_start, "a stream name right after '|'"));
-            }
-            let name = &bytes[name_start..p];
             let fields = self.ctx.fields;
-            let guess = fields.get(self.hint).filter(|f| same(&f.field, name));
-            let found = match guess {
-                Some(_) => Some(self.hint),
-                None => fields.iter().position(|f| same(&f.field, name)),
+            // The expected field compared in place (rows usually list fields in
+            // the same order), else the name scanned and looked up.
+            let hinted = fields.get(self.hint).filter(|f| {
+                let n = f.field.len();
+                bytes.get(p..p + n).is_some_and(|b| same(b, &f.field))
+                    && (p + n == le || bytes.get(p + n).is_some_and(|&c| is_delim(c)))
+            });
+            let found = if let Some(f) = hinted {
+                p += f.field.len();
+                Some(self.hint)
+            } else {
+                let name_start = p;
+                while p < le && !is_delim(bytes[p]) {
+                    p += 1;
+                }
+                if p == name_start {
+                    return Err(self.err(name_start, "a stream name right after '|'"));
+                }
+                let name = &bytes[name_start..p];
+                fields.iter().position(|f| same(&f.field, name))
             };
             let Some(k) = found else {
                 // Streams not configured are ignored (readers.md §1.3).
@@ -441,16 +669,38 @@ impl<'a, 'c, T: IoFloat> BlockParser<'a, 'c, T> {
         let bytes = self.ctx.bytes;
         let dim = self.ctx.fields[k].dim;
         let field_start = p;
-        let mut count = 0usize;
         // Work on the typed vector directly (put back below, also on error).
         let mut vals = match T::view_mut(&mut self.set.streams[k].values) {
             Some(v) => std::mem::take(v),
             None => Vec::new(),
         };
-        let r = self.dense_loop(k, &mut p, le, dim, &mut count, &mut vals);
+        let mut divs = std::mem::take(&mut self.divs);
+        // The row's slots exist up front, zero (CNTK's missing tail), so values
+        // are stored without a capacity check each; a divisor of one stands for
+        // a value already complete.
+        let base = vals.len();
+        vals.resize(base + dim, T::zero());
+        divs.clear();
+        divs.resize(dim, T::one());
+        let r = self.dense_loop(k, &mut p, le, &mut vals[base..], &mut divs);
+        let count = match r {
+            Ok(count) => {
+                // One pass of divisions the compiler vectorizes: one per value
+                // inside the parse loop stalls it on the divider's latency.
+                for (v, d) in vals[base..base + count].iter_mut().zip(&divs[..count]) {
+                    *v = *v / *d;
+                }
+                count
+            }
+            Err(_) => {
+                vals.truncate(base);
+                0
+            }
+        };
         if let Some(v) = T::view_mut(&mut self.set.streams[k].values) {
             *v = vals;
         }
+        self.divs = divs;
         r?;
         if count < dim {
             // CNTK's "sparse suffix" warning: the missing tail is zero.
@@ -464,53 +714,111 @@ impl<'a, 'c, T: IoFloat> BlockParser<'a, 'c, T> {
                 ),
             );
             self.ctx.sink.warn(w);
-            if let Some(vals) = T::view_mut(&mut self.set.streams[k].values) {
-                vals.resize(vals.len() + dim - count, T::zero());
-            }
         }
         Ok(p)
     }
 
+    /// Numerators into `slots`, their divisors into `divs` (both `dim` long);
+    /// returns how many values the field has.
     #[inline(always)]
     fn dense_loop(
         &self,
         k: usize,
         p: &mut usize,
         le: usize,
-        dim: usize,
-        count: &mut usize,
-        vals: &mut Vec<T>,
-    ) -> Result<()> {
+        slots: &mut [T],
+        divs: &mut [T],
+    ) -> Result<usize> {
         let bytes = self.ctx.bytes;
+        let dim = slots.len().min(divs.len());
+        let mut count = 0usize;
         let mut q = *p;
+        // 64 bytes at a time while the window (and the 18 bytes a short number
+        // may read beyond it) lies in the buffer: value ends come from bitmasks.
+        while q + 64 + 18 <= bytes.len() {
+            let Some(w) = bytes
+                .get(q..q + 64)
+                .and_then(|w| <&[u8; 64]>::try_from(w).ok())
+            else {
+                break;
+            };
+            let (blank, stop) = classify64(w);
+            // the field ends at the first stop byte or the line end
+            let room = (le - q).min(64) as u32;
+            let end = stop.trailing_zeros().min(room);
+            let mut ends = if end < 64 {
+                (blank & ((1u64 << end) - 1)) | (1u64 << end)
+            } else {
+                blank
+            };
+            let mut s = 0usize;
+            while ends != 0 {
+                let e = ends.trailing_zeros() as usize;
+                ends &= ends - 1;
+                if e > s {
+                    let at = q + s;
+                    if count >= dim {
+                        *p = at;
+                        return Err(self.too_many(k, at, dim));
+                    }
+                    let parts = match token_decimal_parts::<T>(bytes, at, e - s) {
+                        Some(r) => Some(r),
+                        None => match short_decimal_parts::<T>(bytes, at) {
+                            Some((n, d, len)) if len == e - s => Some((n, d)),
+                            _ => None,
+                        },
+                    };
+                    match parts {
+                        Some((n, d)) => {
+                            slots[count] = n;
+                            divs[count] = d;
+                        }
+                        None => match self.general_number(at, le) {
+                            Ok(v) => slots[count] = v,
+                            Err(e) => {
+                                *p = at;
+                                return Err(e);
+                            }
+                        },
+                    }
+                    count += 1;
+                }
+                s = e + 1;
+            }
+            if end < 64 {
+                *p = q + end as usize;
+                return Ok(count);
+            }
+            if s == 0 {
+                break; // one value longer than the window: the byte loop below
+            }
+            q += s;
+        }
         let r = loop {
             while q < le && is_blank(bytes[q]) {
                 q += 1;
             }
             if q >= le || bytes[q] == b'|' || bytes[q] == b'\r' {
-                break Ok(());
+                break Ok(count);
             }
-            if *count == dim {
-                let f = &self.ctx.fields[k];
-                break Err(self.err(
-                    q,
-                    format!(
-                        "at most {dim} values for dense stream '{}' (its dimension)",
-                        f.name
-                    ),
-                ));
+            if count >= dim {
+                break Err(self.too_many(k, q, dim));
             }
-            // the common case inline, everything else (and errors) out of line
-            if let Some((v, n)) = plain_decimal::<T>(&bytes[q..le]) {
-                vals.push(v);
-                *count += 1;
-                q += n;
+            if let Some((n, d, len)) = short_decimal_parts::<T>(bytes, q) {
+                slots[count] = n;
+                divs[count] = d;
+                count += 1;
+                q += len;
                 continue;
             }
-            match parse_number::<T>(bytes, q, le) {
+            let v = match plain_decimal::<T>(&bytes[q..le]) {
+                Some(r) => Ok(r),
+                None => parse_number::<T>(bytes, q, le),
+            };
+            match v {
                 Ok((v, n)) => {
-                    vals.push(v);
-                    *count += 1;
+                    slots[count] = v;
+                    count += 1;
                     q += n;
                 }
                 Err((at, expected)) => break Err(self.err(at, expected)),
@@ -518,6 +826,31 @@ impl<'a, 'c, T: IoFloat> BlockParser<'a, 'c, T> {
         };
         *p = q;
         r
+    }
+
+    /// A value that is delimited (the window found its end) but not in the short
+    /// form: the general parsers, or the error.
+    #[inline(never)]
+    fn general_number(&self, at: usize, le: usize) -> Result<T> {
+        let bytes = self.ctx.bytes;
+        let v = match plain_decimal::<T>(&bytes[at..le]) {
+            Some(r) => Ok(r),
+            None => parse_number::<T>(bytes, at, le),
+        };
+        v.map(|(v, _)| v)
+            .map_err(|(pos, expected)| self.err(pos, expected))
+    }
+
+    #[cold]
+    fn too_many(&self, k: usize, at: usize, dim: usize) -> Error {
+        let f = &self.ctx.fields[k];
+        self.err(
+            at,
+            format!(
+                "at most {dim} values for dense stream '{}' (its dimension)",
+                f.name
+            ),
+        )
     }
 
     #[inline]
@@ -534,6 +867,15 @@ impl<'a, 'c, T: IoFloat> BlockParser<'a, 'c, T> {
             }
             let idx_pos = p;
             let mut idx: u64 = 0;
+            // up to seven digits and the ':' in one word (the usual case)
+            if p + 8 <= le {
+                let w = load8(bytes, p);
+                let n = digit_run(w);
+                if (1..8).contains(&n) && bytes[p + n as usize] == b':' {
+                    idx = digits_value(w, n);
+                    p += n as usize;
+                }
+            }
             while p < le && bytes[p].is_ascii_digit() {
                 idx = match idx
                     .checked_mul(10)
@@ -554,7 +896,11 @@ impl<'a, 'c, T: IoFloat> BlockParser<'a, 'c, T> {
                 return Err(self.err(idx_pos, format!("':' right after the sparse index {idx}")));
             }
             p += 1;
-            let (v, n) = match plain_decimal::<T>(&bytes[p..le]) {
+            let fast = match short_decimal::<T>(bytes, p) {
+                Some(r) => Some(r),
+                None => plain_decimal::<T>(&bytes[p..le]),
+            };
+            let (v, n) = match fast {
                 Some(r) => r,
                 None => match parse_number::<T>(bytes, p, le) {
                     Ok(r) => r,
@@ -665,6 +1011,70 @@ mod tests {
             }
         }
     }
+    /// A short decimal as text, with one of the delimiters after it and padding
+    /// so that the eight-byte loads are in bounds.
+    fn padded(text: &str, tail: &str) -> Vec<u8> {
+        format!("{text}{tail}..................").into_bytes()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 4000, ..ProptestConfig::default() })]
+        /// The eight-digits-at-a-time path gives exactly the value of a correct
+        /// parser (the standard library's) and consumes exactly the number, or
+        /// declines; it never accepts a number that runs into other text.
+        #[test]
+        fn short_decimals_match_std(
+            sign in prop::sample::select(vec!["", "-", "+"]),
+            int in "[0-9]{0,9}",
+            frac in prop::option::of("[0-9]{0,10}"),
+            tail in prop::sample::select(vec![" ", "\t", "|", "\r", "\n", "e", "x", "5", "."]),
+        ) {
+            let text = match &frac {
+                Some(f) => format!("{sign}{int}.{f}"),
+                None => format!("{sign}{int}"),
+            };
+            let b = padded(&text, tail);
+            let delimited = is_delim(tail.as_bytes()[0]);
+            if let Some((v, n)) = short_decimal::<f32>(&b, 0) {
+                prop_assert!(delimited, "{:?} accepted before {:?}", text, tail);
+                prop_assert_eq!(n, text.len());
+                let want: f32 = text.parse().expect("valid");
+                prop_assert_eq!(v.to_bits(), want.to_bits(), "{}", text);
+            }
+            if let Some((v, n)) = short_decimal::<f64>(&b, 0) {
+                prop_assert!(delimited, "{:?} accepted before {:?}", text, tail);
+                prop_assert_eq!(n, text.len());
+                let want: f64 = text.parse().expect("valid");
+                prop_assert_eq!(v.to_bits(), want.to_bits(), "{}", text);
+            }
+        }
+
+        /// Random `%.6f` numbers (the common form of dense data) always take the
+        /// fast path and give the correctly rounded value.
+        #[test]
+        fn printf_decimals_take_the_fast_path(x in -1.0e6f64..1.0e6, digits in 0usize..9) {
+            let text = format!("{x:.digits$}");
+            let b = padded(&text, " ");
+            let (v, n) = short_decimal::<f64>(&b, 0).expect("fast path");
+            prop_assert_eq!(n, text.len());
+            prop_assert_eq!(v.to_bits(), text.parse::<f64>().expect("valid").to_bits());
+            if x.abs() < 1.0 && digits <= 6 {
+                let (v, _) = short_decimal::<f32>(&b, 0).expect("fast path");
+                prop_assert_eq!(v.to_bits(), text.parse::<f32>().expect("valid").to_bits());
+            }
+        }
+    }
+
+    #[test]
+    fn short_decimals_need_room_and_a_delimiter() {
+        assert_eq!(short_decimal::<f32>(b"0.5 ", 0), None); // too close to the end
+        let (v, n) = short_decimal::<f32>(&padded("-0.168231", "\n"), 0).unwrap();
+        assert_eq!((v, n), (-0.168_231, 9));
+        for bad in ["12345678", ".5", "-", "1e5", "0x1"] {
+            assert_eq!(short_decimal::<f64>(&padded(bad, " "), 0), None, "{bad}");
+        }
+    }
+
     #[test]
     fn numbers_follow_the_ctf_grammar() {
         let ok = |s: &str| parse_number::<f32>(s.as_bytes(), 0, s.len()).map(|r| r.0);
