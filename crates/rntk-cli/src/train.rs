@@ -358,8 +358,10 @@ fn run_typed<T: Element>(cfg: &Config, dtype: DType) -> Result<()> {
 
     // readers
     let train_reader = reader(cfg, &cfg.train.reader, "train.reader")?;
+    let train_key = format!("readers.{}", cfg.train.reader);
+    check_stream_specs(train_reader, &map, &train_key)?;
     let mut src = source(&cfg.train.reader, train_reader, &cfg.inputs)?;
-    check_streams(&src, &map, &format!("readers.{}", cfg.train.reader))?;
+    check_streams(&src, &map, &train_key)?;
 
     // sizes
     let t = &cfg.train;
@@ -440,6 +442,7 @@ fn run_typed<T: Element>(cfg: &Config, dtype: DType) -> Result<()> {
     }
     if let Some(tc) = &cb.test {
         let r = reader(cfg, &tc.reader, "callbacks.test.reader")?;
+        check_stream_specs(r, &map, &format!("readers.{}", tc.reader))?;
         // one pass over the test data unless the reader says otherwise
         let s = if r.max_sweeps.is_none() && r.max_samples.is_none() {
             source_one_sweep(&tc.reader, r, &cfg.inputs)?
@@ -453,6 +456,7 @@ fn run_typed<T: Element>(cfg: &Config, dtype: DType) -> Result<()> {
     }
     if let Some(cv) = &cb.cross_validation {
         let r = reader(cfg, &cv.reader, "callbacks.cross_validation.reader")?;
+        check_stream_specs(r, &map, &format!("readers.{}", cv.reader))?;
         let s = source(&cv.reader, r, &cfg.inputs)?;
         check_streams(&s, &map, &format!("readers.{}", cv.reader))?;
         let mut c = CrossValidationConfig::new(Box::new(s));
@@ -506,6 +510,29 @@ fn source_one_sweep(name: &str, r: &ReaderSpec, inputs: &[InputSpec]) -> Result<
         truncation_length: r.truncation_length,
     };
     source(name, &spec, inputs)
+}
+
+/// The configured streams' dimensions against the inputs, before a source starts
+/// reading (its prefetch thread would otherwise print reader warnings for data
+/// parsed with the wrong dimension ahead of the one-line error).
+fn check_stream_specs(r: &ReaderSpec, map: &[(Variable, String)], key: &str) -> Result<()> {
+    let Some(streams) = &r.streams else {
+        // default streams are made from the inputs themselves
+        return Ok(());
+    };
+    for (v, stream) in map {
+        if let Some(s) = streams.iter().find(|s| s.name == *stream) {
+            if s.dim != v.shape().numel() {
+                return Err(Fail::new(format!(
+                    "{key}: stream '{stream}' has dim {} but input '{}' has dim {}",
+                    s.dim,
+                    v.name(),
+                    v.shape().numel()
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Every mapped stream exists in the source, with the input's dimension.
