@@ -179,29 +179,32 @@ pub(crate) fn forward<T: Element>(
     let total = p.total();
     let widest = p.batch_sizes().first().copied().unwrap_or(0);
     st.grad_ready = false;
-    // Gates and tanh(c) of every row, for the backward (as lstm_cell keeps them).
-    st.aux.resize(total * KEPT * n, T::zero());
-    // Per-step scratch: previous h, previous c, pre-activations.
-    st.work.resize(widest * 6 * n, T::zero());
-    let (hprev, rest) = st.work.split_at_mut(widest * n);
-    let (cprev, pre) = rest.split_at_mut(widest * n);
+    // Per row, for the backward: the gates and tanh(c) (as lstm_cell keeps them), and
+    // the previous h and c this step read (the lhs of the recurrent product and ∂/∂H).
+    st.aux.resize(total * (KEPT + 2) * n, T::zero());
+    let (kept_all, prev) = st.aux.split_at_mut(total * KEPT * n);
+    let (hprev_all, cprev_all) = prev.split_at_mut(total * n);
+    // Per-step scratch: the pre-activations.
+    st.work.resize(widest * 4 * n, T::zero());
     let steps = p.max_len();
     for k in 0..steps {
         let t = if reverse { steps - 1 - k } else { k };
         let (rows, row0) = (p.batch_sizes()[t], p.offsets()[t]);
         let (src, from_src) = source(p, t, reverse);
-        let src_row0 = p.offsets()[src];
-        gather_state(out, (src_row0, from_src), h0, hprev, rows, 0, n);
-        gather_state(out, (src_row0, from_src), c0, cprev, rows, 1, n);
-        let pre = &mut pre[..rows * 4 * n];
-        times_h(&hprev[..rows * n], h, pre, rows, n);
+        let from = (p.offsets()[src], from_src);
+        let hprev = &mut hprev_all[row0 * n..(row0 + rows) * n];
+        let cprev = &mut cprev_all[row0 * n..(row0 + rows) * n];
+        gather_state(out, from, h0, hprev, rows, 0, n);
+        gather_state(out, from, c0, cprev, rows, 1, n);
+        let pre = &mut st.work[..rows * 4 * n];
+        times_h(hprev, h, pre, rows, n);
         for (y, &a) in pre
             .iter_mut()
             .zip(&pre_x[row0 * 4 * n..(row0 + rows) * 4 * n])
         {
             *y = a + *y;
         }
-        let kept = &mut st.aux[row0 * KEPT * n..(row0 + rows) * KEPT * n];
+        let kept = &mut kept_all[row0 * KEPT * n..(row0 + rows) * KEPT * n];
         let out_rows = &mut out[row0 * 2 * n..(row0 + rows) * 2 * n];
         rows_forward(pre, cprev, n, kept, out_rows, n, rows);
     }
@@ -213,7 +216,6 @@ pub(crate) fn forward<T: Element>(
 fn bptt<T: Element>(
     reverse: bool,
     args: &[WholeArg<T>],
-    out: &[T],
     dout: &[T],
     st: &mut NodeState<T>,
 ) -> Result<()> {
@@ -221,7 +223,7 @@ fn bptt<T: Element>(
     let (h, h0, c0) = (dense(&args[1])?, dense(&args[2])?, dense(&args[3])?);
     let n = args[1].shape.dims()[0];
     let total = p.total();
-    if st.aux.len() < total * KEPT * n {
+    if st.aux.len() < total * (KEPT + 2) * n {
         return Err(Error::Unsupported(
             "LSTM scan backward without its forward".into(),
         ));
@@ -230,8 +232,8 @@ fn bptt<T: Element>(
     let (nh0, nc0) = (h0.len(), c0.len());
     st.grad.clear();
     st.grad.resize(total * 4 * n + nh0 + nc0, T::zero());
-    // scratch: carried dh, carried dc (for the step processed next), dh, dc_out,
-    // c_prev, and H transposed (4N rows of np columns) for the per-step ∂/∂h_prev
+    // scratch: carried dh, carried dc (for the step processed next), dh, dc_out, and
+    // H transposed (4N rows of np columns, zero-padded) for the per-step ∂/∂h_prev
     // (only products small enough for the small-GEMM path use the copy)
     let np = if 4 * n * n <= SMALL_FLOPS {
         n.div_ceil(16) * 16
@@ -239,14 +241,21 @@ fn bptt<T: Element>(
         0
     };
     st.work.clear();
-    st.work.resize(widest * 5 * n + 4 * n * np, T::zero());
+    st.work.resize(widest * 4 * n + 4 * n * np, T::zero());
     let (dpre_all, dinit) = st.grad.split_at_mut(total * 4 * n);
     let (dh0, dc0) = dinit.split_at_mut(nh0);
     let (carry_h, rest) = st.work.split_at_mut(widest * n);
     let (carry_c, rest) = rest.split_at_mut(widest * n);
     let (dh, rest) = rest.split_at_mut(widest * n);
-    let (dc, rest) = rest.split_at_mut(widest * n);
-    let (cprev, ht_copy) = rest.split_at_mut(widest * n);
+    let (dc, ht_copy) = rest.split_at_mut(widest * n);
+    let (kept_all, prev) = st.aux.split_at(total * KEPT * n);
+    let cprev_all = &prev[total * n..];
+    let strides = LstmStrides {
+        cprev: n,
+        dh: n,
+        dc: n,
+        dcprev: n,
+    };
     if np > 0 {
         for j in 0..n {
             for kk in 0..4 * n {
@@ -276,18 +285,12 @@ fn bptt<T: Element>(
                 dcj.copy_from_slice(gc);
             }
         }
-        let (src, from_src) = source(p, t, reverse);
-        gather_state(out, (p.offsets()[src], from_src), c0, cprev, rows, 1, n);
-        let kept = &st.aux[row0 * KEPT * n..(row0 + rows) * KEPT * n];
+        let from_src = source(p, t, reverse).1;
+        let cprev = &cprev_all[row0 * n..(row0 + rows) * n];
+        let kept = &kept_all[row0 * KEPT * n..(row0 + rows) * KEPT * n];
         let dpre = &mut dpre_all[row0 * 4 * n..(row0 + rows) * 4 * n];
         // ∂/∂c_prev goes straight into the carry (already consumed above)
         carry_c[..rows * n].iter_mut().for_each(|v| *v = T::zero());
-        let strides = LstmStrides {
-            cprev: n,
-            dh: n,
-            dc: n,
-            dcprev: n,
-        };
         rows_backward(
             kept,
             cprev,
@@ -347,13 +350,12 @@ pub(crate) fn backward<T: Element>(
     reverse: bool,
     i: usize,
     args: &[WholeArg<T>],
-    out: &[T],
     dout: &[T],
     din: &mut [T],
     st: &mut NodeState<T>,
 ) -> Result<()> {
     if !st.grad_ready {
-        bptt(reverse, args, out, dout, st)?;
+        bptt(reverse, args, dout, st)?;
     }
     let p = packed(&args[0])?;
     let n = args[1].shape.dims()[0];
@@ -367,17 +369,9 @@ pub(crate) fn backward<T: Element>(
         }
         1 => {
             // ∂/∂H = h_prevᵀ · ∂/∂pre over all rows: one product, as the loop defers it.
-            let h0 = dense(&args[2])?;
-            st.work.resize(total * n, T::zero());
-            let hprev = &mut st.work[..total * n];
-            for t in 0..p.max_len() {
-                let (rows, row0) = (p.batch_sizes()[t], p.offsets()[t]);
-                let (src, from_src) = source(p, t, reverse);
-                let dst = &mut hprev[row0 * n..(row0 + rows) * n];
-                gather_state(out, (p.offsets()[src], from_src), h0, dst, rows, 0, n);
-            }
+            let hprev = &st.aux[total * KEPT * n..total * (KEPT + 1) * n];
             let at = Mat {
-                data: &*hprev,
+                data: hprev,
                 rows: total,
                 cols: n,
                 rs: n,

@@ -821,7 +821,7 @@ impl Op {
         st: &mut NodeState<T>,
     ) -> Result<()> {
         match self {
-            Op::LstmScan { reverse } => lstm_scan::backward(*reverse, i, args, out, dout, din, st),
+            Op::LstmScan { reverse } => lstm_scan::backward(*reverse, i, args, dout, din, st),
             Op::ReduceAll { op } => reduce::backward_all(*op, &args[0], out, dout, din),
             Op::BatchNorm { spatial, .. } => batchnorm::backward(*spatial, i, args, dout, din, st),
             Op::WeightedLogistic if i == 0 => {
