@@ -203,6 +203,17 @@ fn for_rows<T: Element>(
     }
 }
 
+/// A sample's size, the softmax axis' length, the distributions per sample, and the
+/// dense output operand.
+fn operands<'a, T>(args: &[Arg<'a, T>], shape: &Shape) -> Result<(usize, usize, usize, &'a [T])> {
+    let numel = shape.numel();
+    let dim = *shape.dims().last().unwrap_or(&1);
+    let o = args[0]
+        .dense()
+        .ok_or_else(|| Error::Unsupported("a sparse output operand".into()))?;
+    Ok((numel, dim, numel / dim.max(1), o))
+}
+
 /// Forward of both ops over `ctx.n` rows. `shape` is one sample's shape.
 pub(crate) fn forward<T: Element>(
     error: bool,
@@ -212,12 +223,7 @@ pub(crate) fn forward<T: Element>(
     ctx: RowCtx,
     st: &mut NodeState<T>,
 ) -> Result<()> {
-    let numel = shape.numel();
-    let dim = *shape.dims().last().unwrap_or(&1);
-    let outer = numel / dim.max(1);
-    let o = args[0]
-        .dense()
-        .ok_or_else(|| Error::Unsupported("a sparse output operand".into()))?;
+    let (numel, dim, outer, o) = operands(args, shape)?;
     let t = args[1];
     if error {
         for_rows(ctx.n, numel, out, outer, |r0, blk| {
@@ -265,12 +271,7 @@ pub(crate) fn backward<T: Element>(
     ctx: RowCtx,
     st: &NodeState<T>,
 ) -> Result<()> {
-    let numel = shape.numel();
-    let dim = *shape.dims().last().unwrap_or(&1);
-    let outer = numel / dim.max(1);
-    let o = args[0]
-        .dense()
-        .ok_or_else(|| Error::Unsupported("a sparse output operand".into()))?;
+    let (numel, dim, outer, o) = operands(args, shape)?;
     let t = args[1];
     let static_grad = args[i].is_static() && ctx.n > 1;
     if i == 1 {
@@ -374,12 +375,7 @@ pub(crate) fn backward_error<T: Element>(
             "classification_error: a gradient other than for a dense target".into(),
         ));
     }
-    let numel = shape.numel();
-    let dim = *shape.dims().last().unwrap_or(&1);
-    let outer = numel / dim.max(1);
-    let o = args[0]
-        .dense()
-        .ok_or_else(|| Error::Unsupported("a sparse output operand".into()))?;
+    let (numel, dim, outer, o) = operands(args, shape)?;
     let static_t = args[1].is_static();
     for r in 0..ctx.n {
         let orow = row(o, r, numel);
