@@ -1,12 +1,14 @@
 //! SGEMM throughput of rntk's GEMM entry point (`backend::cpu::gemm`), on 1 thread and on
 //! the whole pool: a large square product (the machine's practical peak) and the
 //! products of the P2 lm / P3 slots workloads (issue #7), in GFLOP/s (2·m·n·k per call).
+//! The recurrent steps also run on `packed_gemm` (the right operand packed once, as the
+//! LSTM scan does for a whole time loop): the "packed" columns.
 //!
 //! ```text
 //! cargo run --release --example gemm_peak [-- SECONDS_PER_CASE]
 //! ```
 
-use rntk::backend::cpu::{gemm, Mat, MatMut};
+use rntk::backend::cpu::{gemm, pack_rhs, packed_available, packed_gemm, packed_len, Mat, MatMut};
 use std::time::Instant;
 
 /// (name, m, n, k, transposed lhs, transposed rhs): c(m×n) = a(m×k)·b(k×n).
@@ -87,7 +89,7 @@ const CASES: &[(&str, usize, usize, usize, bool, bool)] = &[
     ),
 ];
 
-fn run(m: usize, n: usize, k: usize, ta: bool, tb: bool, secs: f64) -> f64 {
+fn run(m: usize, n: usize, k: usize, ta: bool, tb: bool, packed: bool, secs: f64) -> f64 {
     let a: Vec<f32> = (0..m * k).map(|i| ((i % 17) as f32 - 8.0) * 0.01).collect();
     let b: Vec<f32> = (0..k * n).map(|i| ((i % 13) as f32 - 6.0) * 0.01).collect();
     let mut c = vec![0f32; m * n];
@@ -128,19 +130,21 @@ fn run(m: usize, n: usize, k: usize, ta: bool, tb: bool, secs: f64) -> f64 {
             cs: 1,
         }
     };
+    let mut bp = vec![0f32; if packed { packed_len(k, n) } else { 0 }];
+    if packed {
+        pack_rhs(&bm, &mut bp);
+    }
     let call = |c: &mut [f32]| {
-        gemm(
-            &am,
-            &bm,
-            &mut MatMut {
-                data: c,
-                rows: m,
-                cols: n,
-                rs: n,
-                cs: 1,
-            },
-            false,
-        )
+        let mut cm = MatMut {
+            data: c,
+            rows: m,
+            cols: n,
+            rs: n,
+            cs: 1,
+        };
+        if !(packed && packed_gemm(&am, &bp, None, &mut cm)) {
+            gemm(&am, &bm, &mut cm, false)
+        }
     };
     call(&mut c);
     let mut best = f64::INFINITY;
@@ -171,20 +175,41 @@ fn main() {
         std::fs::read_to_string("/proc/loadavg").unwrap_or_default()
     });
     println!(
-        "{:48} {:>10} {:>10}",
+        "{:48} {:>10} {:>10} {:>10} {:>10}",
         "case",
         "1 thread",
-        format!("{all} threads")
+        format!("{all} threads"),
+        "packed 1",
+        format!("packed {all}")
     );
     for &(name, m, n, k, ta, tb) in CASES {
-        let mut g = [0f64; 2];
+        // the packed kernel takes a row-major lhs (a recurrent step's)
+        let with_packed = name.contains("step") && !ta && packed_available::<f32>();
+        let mut g = [f64::NAN; 4];
         for (slot, threads) in [1, all].into_iter().enumerate() {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
                 .build()
                 .expect("pool");
-            g[slot] = pool.install(|| run(m, n, k, ta, tb, secs));
+            g[slot] = pool.install(|| run(m, n, k, ta, tb, false, secs));
+            if with_packed {
+                g[slot + 2] = pool.install(|| run(m, n, k, ta, tb, true, secs));
+            }
         }
-        println!("{name:48} {:10.1} {:10.1}", g[0], g[1]);
+        println!(
+            "{name:48} {:10.1} {:10.1} {:>10} {:>10}",
+            g[0],
+            g[1],
+            if with_packed {
+                format!("{:.1}", g[2])
+            } else {
+                "-".into()
+            },
+            if with_packed {
+                format!("{:.1}", g[3])
+            } else {
+                "-".into()
+            }
+        );
     }
 }

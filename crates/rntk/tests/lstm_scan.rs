@@ -181,10 +181,37 @@ fn fused_scan_with_learnable_initial_states_matches_the_loop() {
     same_bits::<f64>(4, DType::F64, true);
 }
 
-/// A cell wide enough that every recurrent product takes the large-GEMM path.
+/// A cell wide enough that every recurrent product takes the large-GEMM path; in f64
+/// the scan's products are the loop's, bit for bit.
 #[test]
-fn fused_scan_equals_the_step_loop_for_a_wide_cell() {
-    same_bits::<f32>(70, DType::F32, false);
+fn fused_scan_equals_the_step_loop_for_a_wide_cell_f64() {
+    same_bits::<f64>(70, DType::F64, false);
+}
+
+/// In f32 on AVX-512 CPUs a wide cell's per-step products run on H packed once per
+/// time loop (`packed_gemm`), summed in another order than the step loop's GEMM: the
+/// two agree to f32 rounding, values and every gradient, both directions.
+#[test]
+fn fused_scan_agrees_with_the_step_loop_for_a_wide_cell_f32() {
+    for back in [false, true] {
+        let (yf, gf) = run::<f32>(70, true, back, None, DType::F32);
+        let (yl, gl) = run::<f32>(70, false, back, None, DType::F32);
+        let close = |a: &[f32], b: &[f32], what: &str| {
+            assert_eq!(a.len(), b.len());
+            let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1.0);
+            for (i, (p, q)) in a.iter().zip(b).enumerate() {
+                assert!(
+                    (p - q).abs() <= 2e-5 * scale,
+                    "{what}[{i}]: {p} vs {q}, go_backwards={back}"
+                );
+            }
+        };
+        close(&yf, &yl, "values");
+        assert_eq!(gf.len(), gl.len());
+        for (k, (a, b)) in gf.iter().zip(&gl).enumerate() {
+            close(a, b, &format!("gradient {k}"));
+        }
+    }
 }
 
 #[test]

@@ -16,7 +16,11 @@
 
 use super::lstm_cell::{rows_backward, rows_forward, KEPT};
 use super::{expect_arity, Arg, Inferred, NodeState, WholeArg};
-use crate::backend::cpu::{gemm, gemm_with_transposed, LstmStrides, Mat, MatMut, SMALL_FLOPS};
+use crate::backend::cpu::{
+    gates_packed_len, gemm, gemm_with_transposed, lstm_step_backward, lstm_step_forward,
+    pack_gates, pack_rhs_par, packed_available, packed_gemm, packed_len, LstmStrides, Mat, MatMut,
+    SMALL_FLOPS,
+};
 use crate::error::{Error, Result};
 use crate::graph::{DynamicAxes, VarInfo};
 use crate::tensor::{Element, PackedLayout, Shape};
@@ -138,28 +142,40 @@ fn gather_state<T: Element>(
 
 /// `dst = rows × n` times `H` (`n × 4n`, row-major), as `times(h_prev, H)` computes it.
 fn times_h<T: Element>(hprev: &[T], h: &[T], dst: &mut [T], rows: usize, n: usize) {
-    let lhs = Mat {
-        data: hprev,
+    gemm(
+        &row_major(hprev, rows, n),
+        &row_major(h, n, 4 * n),
+        &mut row_major_mut(dst, rows, 4 * n),
+        false,
+    );
+}
+
+/// Whether a cell of width `n` runs its per-step products on H packed once per time
+/// loop (`packed_gemm`): wide cells in f32 on AVX-512 CPUs. Narrow ones (the seed's
+/// 15) stay on the small-GEMM path, whose sums are bit-identical to the step loop's.
+fn packed_step<T: Element>(n: usize) -> bool {
+    4 * n * n > SMALL_FLOPS && packed_available::<T>()
+}
+
+/// `data` as a `rows × cols` row-major matrix.
+fn row_major<T>(data: &[T], rows: usize, cols: usize) -> Mat<'_, T> {
+    Mat {
+        data,
         rows,
-        cols: n,
-        rs: n,
+        cols,
+        rs: cols,
         cs: 1,
-    };
-    let rhs = Mat {
-        data: h,
-        rows: n,
-        cols: 4 * n,
-        rs: 4 * n,
-        cs: 1,
-    };
-    let mut out = MatMut {
-        data: dst,
+    }
+}
+
+fn row_major_mut<T>(data: &mut [T], rows: usize, cols: usize) -> MatMut<'_, T> {
+    MatMut {
+        data,
         rows,
-        cols: 4 * n,
-        rs: 4 * n,
+        cols,
+        rs: cols,
         cs: 1,
-    };
-    gemm(&lhs, &rhs, &mut out, false);
+    }
 }
 
 pub(crate) fn forward<T: Element>(
@@ -184,8 +200,15 @@ pub(crate) fn forward<T: Element>(
     st.aux.resize(total * (KEPT + 2) * n, T::zero());
     let (kept_all, prev) = st.aux.split_at_mut(total * KEPT * n);
     let (hprev_all, cprev_all) = prev.split_at_mut(total * n);
-    // Per-step scratch: the pre-activations.
-    st.work.resize(widest * 4 * n, T::zero());
+    // Per-step scratch: the pre-activations; then, for wide cells, H packed once for
+    // every step's product (see `packed_step`).
+    let packed = packed_step::<T>(n);
+    let hp_len = if packed { gates_packed_len(n) } else { 0 };
+    st.work.resize(widest * 4 * n + hp_len, T::zero());
+    let (pre_buf, hp) = st.work.split_at_mut(widest * 4 * n);
+    if packed {
+        pack_gates(h, n, hp);
+    }
     let steps = p.max_len();
     for k in 0..steps {
         let t = if reverse { steps - 1 - k } else { k };
@@ -196,17 +219,22 @@ pub(crate) fn forward<T: Element>(
         let cprev = &mut cprev_all[row0 * n..(row0 + rows) * n];
         gather_state(out, from, h0, hprev, rows, 0, n);
         gather_state(out, from, c0, cprev, rows, 1, n);
-        let pre = &mut st.work[..rows * 4 * n];
-        times_h(hprev, h, pre, rows, n);
-        for (y, &a) in pre
-            .iter_mut()
-            .zip(&pre_x[row0 * 4 * n..(row0 + rows) * 4 * n])
-        {
-            *y = a + *y;
-        }
+        let pre = &mut pre_buf[..rows * 4 * n];
+        let pre_x = &pre_x[row0 * 4 * n..(row0 + rows) * 4 * n];
         let kept = &mut kept_all[row0 * KEPT * n..(row0 + rows) * KEPT * n];
         let out_rows = &mut out[row0 * 2 * n..(row0 + rows) * 2 * n];
-        rows_forward(pre, cprev, n, kept, out_rows, n, rows);
+        if packed {
+            // pre = pre_x + h_prev·H (summed from pre_x), then the cell, the units
+            // split between threads
+            let done = lstm_step_forward(hprev, hp, pre_x, cprev, pre, kept, out_rows, (n, rows));
+            debug_assert!(done);
+        } else {
+            times_h(hprev, h, pre, rows, n);
+            for (y, &a) in pre.iter_mut().zip(pre_x) {
+                *y = a + *y;
+            }
+            rows_forward(pre, cprev, n, kept, out_rows, n, rows);
+        }
     }
     Ok(())
 }
@@ -230,8 +258,15 @@ fn bptt<T: Element>(
     }
     let widest = p.batch_sizes().first().copied().unwrap_or(0);
     let (nh0, nc0) = (h0.len(), c0.len());
-    st.grad.clear();
+    let packed = packed_step::<T>(n);
+    // (the packed path writes every row's ∂/∂pre; the loop below adds into zeros)
+    if !packed {
+        st.grad.clear();
+    }
     st.grad.resize(total * 4 * n + nh0 + nc0, T::zero());
+    st.grad[total * 4 * n..]
+        .iter_mut()
+        .for_each(|v| *v = T::zero());
     // scratch: carried dh, carried dc (for the step processed next), dh, dc_out, and
     // H transposed (4N rows of np columns, zero-padded) for the per-step ∂/∂h_prev
     // (only products small enough for the small-GEMM path use the copy)
@@ -240,8 +275,18 @@ fn bptt<T: Element>(
     } else {
         0
     };
-    st.work.clear();
-    st.work.resize(widest * 4 * n + 4 * n * np, T::zero());
+    // (or, for wide cells, Hᵀ packed for `packed_gemm`)
+    let ht_len = if packed {
+        packed_len(4 * n, n)
+    } else {
+        4 * n * np
+    };
+    // (the packed path writes every part before reading it; the small-GEMM copy of Hᵀ
+    // relies on zero padding)
+    if !packed {
+        st.work.clear();
+    }
+    st.work.resize(widest * 4 * n + ht_len, T::zero());
     let (dpre_all, dinit) = st.grad.split_at_mut(total * 4 * n);
     let (dh0, dc0) = dinit.split_at_mut(nh0);
     let (carry_h, rest) = st.work.split_at_mut(widest * n);
@@ -256,7 +301,9 @@ fn bptt<T: Element>(
         dc: n,
         dcprev: n,
     };
-    if np > 0 {
+    if packed {
+        pack_rhs_par(&row_major(h, n, 4 * n).t(), ht_copy);
+    } else if np > 0 {
         for j in 0..n {
             for kk in 0..4 * n {
                 ht_copy[kk * np + j] = h[j * 4 * n + kk];
@@ -269,63 +316,78 @@ fn bptt<T: Element>(
         // the opposite time order of the forward
         let t = if reverse { k } else { steps - 1 - k };
         let (rows, row0) = (p.batch_sizes()[t], p.offsets()[t]);
-        // Gradients of [h | c] at this step: from outside, plus what the step that
-        // read this one's state sent back (in that order, as the loop adds them).
-        for j in 0..rows {
-            let o = (row0 + j) * 2 * n;
-            let (gh, gc) = (&dout[o..o + n], &dout[o + n..o + 2 * n]);
-            let (dhj, dcj) = (&mut dh[j * n..(j + 1) * n], &mut dc[j * n..(j + 1) * n]);
-            if j < carried {
-                for q in 0..n {
-                    dhj[q] = gh[q] + carry_h[j * n + q];
-                    dcj[q] = gc[q] + carry_c[j * n + q];
-                }
-            } else {
-                dhj.copy_from_slice(gh);
-                dcj.copy_from_slice(gc);
-            }
-        }
         let from_src = source(p, t, reverse).1;
         let cprev = &cprev_all[row0 * n..(row0 + rows) * n];
         let kept = &kept_all[row0 * KEPT * n..(row0 + rows) * KEPT * n];
         let dpre = &mut dpre_all[row0 * 4 * n..(row0 + rows) * 4 * n];
-        // ∂/∂c_prev goes straight into the carry (already consumed above)
-        carry_c[..rows * n].iter_mut().for_each(|v| *v = T::zero());
-        rows_backward(
-            kept,
-            cprev,
-            dh,
-            dc,
-            Some(&mut *dpre),
-            Some(&mut carry_c[..rows * n]),
-            &strides,
-            n,
-            rows,
-        );
-        // ∂/∂h_prev = ∂/∂pre · Hᵀ
-        let g = Mat {
-            data: &*dpre,
-            rows,
-            cols: 4 * n,
-            rs: 4 * n,
-            cs: 1,
-        };
-        let ht = Mat {
-            data: h,
-            rows: n,
-            cols: 4 * n,
-            rs: 4 * n,
-            cs: 1,
+        let gout = &dout[row0 * 2 * n..(row0 + rows) * 2 * n];
+        if packed {
+            // the loops below, the units split between threads
+            let done = lstm_step_backward(
+                kept,
+                cprev,
+                gout,
+                carry_h,
+                carry_c,
+                dh,
+                dc,
+                dpre,
+                (n, rows, carried),
+            );
+            debug_assert!(done);
+        } else {
+            // Gradients of [h | c] at this step: from outside, plus what the step that
+            // read this one's state sent back (in that order, as the loop adds them).
+            for j in 0..rows {
+                let o = j * 2 * n;
+                let (gh, gc) = (&gout[o..o + n], &gout[o + n..o + 2 * n]);
+                let (dhj, dcj) = (&mut dh[j * n..(j + 1) * n], &mut dc[j * n..(j + 1) * n]);
+                if j < carried {
+                    for q in 0..n {
+                        dhj[q] = gh[q] + carry_h[j * n + q];
+                        dcj[q] = gc[q] + carry_c[j * n + q];
+                    }
+                } else {
+                    dhj.copy_from_slice(gh);
+                    dcj.copy_from_slice(gc);
+                }
+            }
+            // ∂/∂c_prev goes straight into the carry (already consumed above)
+            carry_c[..rows * n].iter_mut().for_each(|v| *v = T::zero());
+            rows_backward(
+                kept,
+                cprev,
+                dh,
+                dc,
+                Some(&mut *dpre),
+                Some(&mut carry_c[..rows * n]),
+                &strides,
+                n,
+                rows,
+            );
         }
-        .t();
-        let mut dst = MatMut {
-            data: &mut carry_h[..rows * n],
-            rows,
-            cols: n,
-            rs: n,
-            cs: 1,
-        };
-        gemm_with_transposed(&g, &ht, ht_copy, np, &mut dst, false);
+        // ∂/∂h_prev = ∂/∂pre · Hᵀ
+        let dst = &mut carry_h[..rows * n];
+        if packed {
+            let done = packed_gemm(
+                &row_major(dpre, rows, 4 * n),
+                ht_copy,
+                None,
+                &mut row_major_mut(dst, rows, n),
+            );
+            debug_assert!(done);
+        } else {
+            let ht = row_major(h, n, 4 * n).t();
+            let g = row_major(dpre, rows, 4 * n);
+            gemm_with_transposed(
+                &g,
+                &ht,
+                ht_copy,
+                np,
+                &mut row_major_mut(dst, rows, n),
+                false,
+            );
+        }
         // Rows that started a sequence send their gradient to the initial state.
         for j in from_src..rows {
             for (init, d, carry) in [(&mut *dh0, nh0, &*carry_h), (&mut *dc0, nc0, &*carry_c)] {
@@ -363,8 +425,16 @@ pub(crate) fn backward<T: Element>(
     let (dpre_all, dinit) = st.grad.split_at(total * 4 * n);
     match i {
         0 => {
-            for (a, &b) in din[..total * 4 * n].iter_mut().zip(dpre_all) {
-                *a += b;
+            let din = &mut din[..total * 4 * n];
+            if din.len() >= 1 << 18 && rayon::current_num_threads() > 1 {
+                use rayon::prelude::*;
+                din.par_chunks_mut(1 << 16)
+                    .zip(dpre_all.par_chunks(1 << 16))
+                    .for_each(|(a, b)| a.iter_mut().zip(b).for_each(|(a, &b)| *a += b));
+            } else {
+                for (a, &b) in din.iter_mut().zip(dpre_all) {
+                    *a += b;
+                }
             }
         }
         1 => {

@@ -141,18 +141,49 @@ pub(crate) unsafe fn lstm_forward(
 ) {
     assert!(pre.len() >= rows * 4 * n && kept.len() >= rows * 5 * n && out.len() >= rows * 2 * n);
     assert!(rows == 0 || cprev.len() >= (rows - 1) * cprev_stride + n);
+    let (k, o) = (kept.as_mut_ptr(), out.as_mut_ptr());
+    lstm_forward_units(
+        pre.as_ptr(),
+        cprev.as_ptr(),
+        cprev_stride,
+        k,
+        o,
+        n,
+        rows,
+        (0, n),
+    );
+}
+
+/// `lstm_forward` for units `j0..j1` of every row only (all four gates of each), on
+/// raw operands, so two threads can take disjoint unit ranges of one step.
+///
+/// # Safety
+/// AVX-512F; the operands hold `rows` rows as `lstm_forward` requires; `j1 <= n`; no
+/// other thread touches units `j0..j1` of `kept` or `out` meanwhile.
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn lstm_forward_units(
+    pre: *const f32,
+    cprev: *const f32,
+    cprev_stride: usize,
+    kept: *mut f32,
+    out: *mut f32,
+    n: usize,
+    rows: usize,
+    (j0, j1): (usize, usize),
+) {
     for r in 0..rows {
-        let p = pre.as_ptr().add(r * 4 * n);
-        let k = kept.as_mut_ptr().add(r * 5 * n);
-        let o = out.as_mut_ptr().add(r * 2 * n);
-        let cp = cprev.as_ptr().add(r * cprev_stride);
-        let mut j = 0;
-        while j < n {
-            // SAFETY: the mask covers lanes j..min(j + 16, n) of each n-wide segment.
-            let m: __mmask16 = if n - j >= LANES {
+        let p = pre.add(r * 4 * n);
+        let k = kept.add(r * 5 * n);
+        let o = out.add(r * 2 * n);
+        let cp = cprev.add(r * cprev_stride);
+        let mut j = j0;
+        while j < j1 {
+            // SAFETY: the mask covers lanes j..min(j + 16, j1) of each n-wide segment.
+            let m: __mmask16 = if j1 - j >= LANES {
                 0xffff
             } else {
-                (1u16 << (n - j)) - 1
+                (1u16 << (j1 - j)) - 1
             };
             let ld = |q: *const f32| _mm512_maskz_loadu_ps(m, q.add(j));
             let gi = sigmoid16(ld(p));
@@ -187,8 +218,8 @@ pub(crate) unsafe fn lstm_backward(
     cprev: &[f32],
     dh: &[f32],
     dc: &[f32],
-    mut dpre: Option<&mut [f32]>,
-    mut dcprev: Option<&mut [f32]>,
+    dpre: Option<&mut [f32]>,
+    dcprev: Option<&mut [f32]>,
     s: &LstmStrides,
     n: usize,
     rows: usize,
@@ -201,18 +232,47 @@ pub(crate) unsafe fn lstm_backward(
     assert!(fits(dh.len(), s.dh) && fits(dc.len(), s.dc));
     assert!(dpre.as_ref().is_none_or(|d| d.len() >= rows * 4 * n));
     assert!(dcprev.as_ref().is_none_or(|d| fits(d.len(), s.dcprev)));
+    let dp = dpre.map_or(std::ptr::null_mut(), |d| d.as_mut_ptr());
+    let dcp = dcprev.map_or(std::ptr::null_mut(), |d| d.as_mut_ptr());
+    let (k, c) = (kept.as_ptr(), cprev.as_ptr());
+    let (dh, dc) = (dh.as_ptr(), dc.as_ptr());
+    lstm_backward_units(k, c, dh, dc, dp, dcp, s, n, rows, (0, n), false);
+}
+
+/// `lstm_backward` for units `j0..j1` of every row only, on raw operands (`dpre`,
+/// `dcprev` null when not wanted), so two threads can take disjoint unit ranges.
+/// With `store_dpre`, `∂/∂pre` is written instead of added (`dpre` need not be zeroed).
+///
+/// # Safety
+/// AVX-512F; the operands hold `rows` rows at their strides as `lstm_backward`
+/// requires; `j1 <= n`; no other thread touches units `j0..j1` of `dpre`, `dcprev`.
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn lstm_backward_units(
+    kept: *const f32,
+    cprev: *const f32,
+    dh: *const f32,
+    dc: *const f32,
+    dpre: *mut f32,
+    dcprev: *mut f32,
+    s: &LstmStrides,
+    n: usize,
+    rows: usize,
+    (j0, j1): (usize, usize),
+    store_dpre: bool,
+) {
     let one = splat(1.0);
     for r in 0..rows {
-        let g = kept.as_ptr().add(r * 5 * n);
-        let cp = cprev.as_ptr().add(r * s.cprev);
-        let dhp = dh.as_ptr().add(r * s.dh);
-        let dcp = dc.as_ptr().add(r * s.dc);
-        let mut j = 0;
-        while j < n {
-            let m: __mmask16 = if n - j >= LANES {
+        let g = kept.add(r * 5 * n);
+        let cp = cprev.add(r * s.cprev);
+        let dhp = dh.add(r * s.dh);
+        let dcp = dc.add(r * s.dc);
+        let mut j = j0;
+        while j < j1 {
+            let m: __mmask16 = if j1 - j >= LANES {
                 0xffff
             } else {
-                (1u16 << (n - j)) - 1
+                (1u16 << (j1 - j)) - 1
             };
             let ld = |q: *const f32| _mm512_maskz_loadu_ps(m, q.add(j));
             let (gi, gg, gf, go, tc) = (
@@ -231,10 +291,15 @@ pub(crate) unsafe fn lstm_backward(
                     _mm512_sub_ps(one, _mm512_mul_ps(tc, tc)),
                 ),
             );
-            if let Some(d) = dpre.as_deref_mut() {
-                let dp = d.as_mut_ptr().add(r * 4 * n + j);
+            if !dpre.is_null() {
+                let dp = dpre.add(r * 4 * n + j);
                 let acc = |q: *mut f32, v: __m512| {
-                    _mm512_mask_storeu_ps(q, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, q), v));
+                    let v = if store_dpre {
+                        v
+                    } else {
+                        _mm512_add_ps(_mm512_maskz_loadu_ps(m, q), v)
+                    };
+                    _mm512_mask_storeu_ps(q, m, v);
                 };
                 let mul = _mm512_mul_ps;
                 acc(dp, mul(mul(mul(dcv, gg), gi), _mm512_sub_ps(one, gi)));
@@ -251,8 +316,8 @@ pub(crate) unsafe fn lstm_backward(
                     mul(mul(mul(dhv, tc), go), _mm512_sub_ps(one, go)),
                 );
             }
-            if let Some(d) = dcprev.as_deref_mut() {
-                let q = d.as_mut_ptr().add(r * s.dcprev + j);
+            if !dcprev.is_null() {
+                let q = dcprev.add(r * s.dcprev + j);
                 let v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, q), _mm512_mul_ps(dcv, gf));
                 _mm512_mask_storeu_ps(q, m, v);
             }

@@ -225,5 +225,9 @@ pub(crate) fn lstm_backward_rows<T: Element>(
     false
 }
 
+/// The unit-range cell kernels, for a step split between threads (`cpu::packed`).
+#[cfg(target_arch = "x86_64")]
+pub(crate) use avx512::{lstm_backward_units, lstm_forward_units};
+
 #[cfg(test)]
 mod tests;
