@@ -126,6 +126,18 @@ fn same_bits<T: rntk::tensor::Element + std::fmt::Debug>(
     dtype: DType,
     learnable_init: bool,
 ) {
+    agree::<T>(hidden, dtype, learnable_init, 0.0)
+}
+
+/// The fused scan against the step loop: values and every gradient, both directions;
+/// `tol` 0 asks for the same bits (initial states' sums aside), else agreement within
+/// `tol` relative to each output's largest magnitude.
+fn agree<T: rntk::tensor::Element + std::fmt::Debug>(
+    hidden: usize,
+    dtype: DType,
+    learnable_init: bool,
+    tol: f64,
+) {
     for back in [false, true] {
         let init = learnable_init.then(|| {
             let mk = |name: &str, v: Vec<f64>| match dtype {
@@ -149,6 +161,25 @@ fn same_bits<T: rntk::tensor::Element + std::fmt::Debug>(
         let i = init.as_ref().map(|(a, b)| (a, b));
         let (yf, gf) = run::<T>(hidden, true, back, i, dtype);
         let (yl, gl) = run::<T>(hidden, false, back, i, dtype);
+        if tol > 0.0 {
+            let close = |a: &[T], b: &[T], what: &str| {
+                assert_eq!(a.len(), b.len());
+                let scale = b.iter().fold(1f64, |m, v| m.max(v.as_f64().abs()));
+                for (i, (p, q)) in a.iter().zip(b).enumerate() {
+                    let (p, q) = (p.as_f64(), q.as_f64());
+                    assert!(
+                        (p - q).abs() <= tol * scale,
+                        "{what}[{i}]: {p} vs {q}, go_backwards={back}"
+                    );
+                }
+            };
+            close(&yf, &yl, "values");
+            assert_eq!(gf.len(), gl.len());
+            for (k, (a, b)) in gf.iter().zip(&gl).enumerate() {
+                close(a, b, &format!("gradient {k}"));
+            }
+            continue;
+        }
         assert_eq!(yf, yl, "values, go_backwards={back}");
         assert_eq!(gf.len(), gl.len());
         for (k, (a, b)) in gf.iter().zip(&gl).enumerate() {
@@ -188,30 +219,14 @@ fn fused_scan_equals_the_step_loop_for_a_wide_cell_f64() {
     same_bits::<f64>(70, DType::F64, false);
 }
 
-/// In f32 on AVX-512 CPUs a wide cell's per-step products run on H packed once per
-/// time loop (`packed_gemm`), summed in another order than the step loop's GEMM: the
-/// two agree to f32 rounding, values and every gradient, both directions.
+/// In f32 on AVX-512 CPUs a wide cell's steps run on H packed once per time loop
+/// (`packed_gemm`), the units split between threads, summed in another order than the
+/// step loop's GEMM: the two agree to f32 rounding, values and every gradient, both
+/// directions, with default and with learnable vector initial states.
 #[test]
 fn fused_scan_agrees_with_the_step_loop_for_a_wide_cell_f32() {
-    for back in [false, true] {
-        let (yf, gf) = run::<f32>(70, true, back, None, DType::F32);
-        let (yl, gl) = run::<f32>(70, false, back, None, DType::F32);
-        let close = |a: &[f32], b: &[f32], what: &str| {
-            assert_eq!(a.len(), b.len());
-            let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1.0);
-            for (i, (p, q)) in a.iter().zip(b).enumerate() {
-                assert!(
-                    (p - q).abs() <= 2e-5 * scale,
-                    "{what}[{i}]: {p} vs {q}, go_backwards={back}"
-                );
-            }
-        };
-        close(&yf, &yl, "values");
-        assert_eq!(gf.len(), gl.len());
-        for (k, (a, b)) in gf.iter().zip(&gl).enumerate() {
-            close(a, b, &format!("gradient {k}"));
-        }
-    }
+    agree::<f32>(70, DType::F32, false, 2e-5);
+    agree::<f32>(70, DType::F32, true, 2e-5);
 }
 
 #[test]

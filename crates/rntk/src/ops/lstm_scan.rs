@@ -178,6 +178,24 @@ fn row_major_mut<T>(data: &mut [T], rows: usize, cols: usize) -> MatMut<'_, T> {
     }
 }
 
+/// Rows `a0..a0 + an` of `buf` (rows of n) to read and the disjoint rows
+/// `b0..b0 + bn` to write.
+fn split_rows<T>(
+    buf: &mut [T],
+    (a0, an): (usize, usize),
+    (b0, bn): (usize, usize),
+    n: usize,
+) -> (&[T], &mut [T]) {
+    if b0 >= a0 + an {
+        let (lo, hi) = buf.split_at_mut(b0 * n);
+        (&lo[a0 * n..(a0 + an) * n], &mut hi[..bn * n])
+    } else {
+        debug_assert!(b0 + bn <= a0);
+        let (lo, hi) = buf.split_at_mut(a0 * n);
+        (&hi[..an * n], &mut lo[b0 * n..(b0 + bn) * n])
+    }
+}
+
 pub(crate) fn forward<T: Element>(
     reverse: bool,
     args: &[WholeArg<T>],
@@ -210,29 +228,77 @@ pub(crate) fn forward<T: Element>(
         pack_gates(h, n, hp);
     }
     let steps = p.max_len();
+    let step_at = |k: usize| if reverse { steps - 1 - k } else { k };
+    if packed {
+        // Rows that start a sequence read the initial state; the others get theirs from
+        // the step before, copied there by that step's threads (below).
+        for t in 0..steps {
+            let (rows, row0) = (p.batch_sizes()[t], p.offsets()[t]);
+            let from_src = source(p, t, reverse).1;
+            let h = &mut hprev_all[row0 * n..(row0 + rows) * n];
+            gather_state(
+                &[],
+                (0, 0),
+                h0,
+                &mut h[from_src * n..],
+                rows - from_src,
+                0,
+                n,
+            );
+            let c = &mut cprev_all[row0 * n..(row0 + rows) * n];
+            gather_state(
+                &[],
+                (0, 0),
+                c0,
+                &mut c[from_src * n..],
+                rows - from_src,
+                1,
+                n,
+            );
+        }
+    }
     for k in 0..steps {
-        let t = if reverse { steps - 1 - k } else { k };
+        let t = step_at(k);
         let (rows, row0) = (p.batch_sizes()[t], p.offsets()[t]);
-        let (src, from_src) = source(p, t, reverse);
-        let from = (p.offsets()[src], from_src);
-        let hprev = &mut hprev_all[row0 * n..(row0 + rows) * n];
-        let cprev = &mut cprev_all[row0 * n..(row0 + rows) * n];
-        gather_state(out, from, h0, hprev, rows, 0, n);
-        gather_state(out, from, c0, cprev, rows, 1, n);
         let pre = &mut pre_buf[..rows * 4 * n];
         let pre_x = &pre_x[row0 * 4 * n..(row0 + rows) * 4 * n];
         let kept = &mut kept_all[row0 * KEPT * n..(row0 + rows) * KEPT * n];
-        let out_rows = &mut out[row0 * 2 * n..(row0 + rows) * 2 * n];
         if packed {
+            let out_rows = &mut out[row0 * 2 * n..(row0 + rows) * 2 * n];
             // pre = pre_x + h_prev·H (summed from pre_x), then the cell, the units
-            // split between threads
-            let done = lstm_step_forward(hprev, hp, pre_x, cprev, pre, kept, out_rows, (n, rows));
+            // split between threads, each also handing its units of h and c to the
+            // rows of the next step that continue a sequence
+            let (to_next, next0) = if k + 1 < steps {
+                let tn = step_at(k + 1);
+                (source(p, tn, reverse).1, p.offsets()[tn])
+            } else {
+                (0, row0 + rows)
+            };
+            let (hprev, hnext) = split_rows(hprev_all, (row0, rows), (next0, to_next), n);
+            let (cprev, cnext) = split_rows(cprev_all, (row0, rows), (next0, to_next), n);
+            let done = lstm_step_forward(
+                (hprev, cprev),
+                hp,
+                pre_x,
+                pre,
+                kept,
+                out_rows,
+                (hnext, cnext),
+                (n, rows),
+            );
             debug_assert!(done);
         } else {
+            let (src, from_src) = source(p, t, reverse);
+            let from = (p.offsets()[src], from_src);
+            let hprev = &mut hprev_all[row0 * n..(row0 + rows) * n];
+            let cprev = &mut cprev_all[row0 * n..(row0 + rows) * n];
+            gather_state(out, from, h0, hprev, rows, 0, n);
+            gather_state(out, from, c0, cprev, rows, 1, n);
             times_h(hprev, h, pre, rows, n);
             for (y, &a) in pre.iter_mut().zip(pre_x) {
                 *y = a + *y;
             }
+            let out_rows = &mut out[row0 * 2 * n..(row0 + rows) * 2 * n];
             rows_forward(pre, cprev, n, kept, out_rows, n, rows);
         }
     }

@@ -143,7 +143,8 @@ pub fn packed_gemm<T: Element>(
     });
     let job = Job {
         a: a.data.as_ptr().cast::<f32>(),
-        lda: a.rs,
+        ars: a.rs,
+        acs: 1,
         m,
         k,
         bp: bp.as_ptr().cast::<f32>(),
@@ -153,15 +154,25 @@ pub fn packed_gemm<T: Element>(
         c: c.data.as_mut_ptr().cast::<f32>(),
         ldc: c.rs,
     };
-    let panels = n.div_ceil(PANEL);
+    run_job(&job, m * k * n);
+    true
+}
+
+/// Rows of `k` per pass over `c`: a panel's slice of b (KC × 32) stays in L1/L2.
+const KC: usize = 512;
+/// Rows of `a` per block: a block's slice of a (MC × KC) stays in L2.
+const MC: usize = 96;
+
+/// Run `job` over all its panels, split between two threads when `macs` is large.
+fn run_job(job: &Job, macs: usize) {
+    let panels = job.n.div_ceil(PANEL);
     #[cfg(target_arch = "x86_64")]
     {
-        if m * k * n >= PARALLEL_MACS && panels >= 2 && rayon::current_num_threads() > 1 {
+        if macs >= PARALLEL_MACS && panels >= 2 && rayon::current_num_threads() > 1 {
             let half = panels / 2;
             rayon::join(
-                // SAFETY: T is f32 and AVX-512F + FMA were detected (packed_available);
-                // the views were bounds-checked above; the two halves write disjoint
-                // columns of `c`.
+                // SAFETY: jobs are only built for f32 with AVX-512F + FMA detected,
+                // from bounds-checked views; the halves write disjoint columns of `c`.
                 || unsafe { job.run(0, half) },
                 || unsafe { job.run(half, panels) },
             );
@@ -170,99 +181,140 @@ pub fn packed_gemm<T: Element>(
             unsafe { job.run(0, panels) };
         }
     }
-    let _ = panels;
-    true
+    let _ = (panels, macs);
 }
 
 /// One product's operands as raw parts, so the two halves can share them.
 #[derive(Clone, Copy)]
 struct Job {
+    /// a(i, kk) at `a[i*ars + kk*acs]`
     a: *const f32,
-    lda: usize,
+    ars: usize,
+    acs: usize,
     m: usize,
     k: usize,
+    /// packed b: panel p, row kk at `bp[p*k*PANEL + kk*PANEL]`
     bp: *const f32,
     n: usize,
+    /// added to the product (null: nothing)
     init: *const f32,
     ldi: usize,
     c: *mut f32,
     ldc: usize,
 }
 
-// SAFETY: the pointers come from slices borrowed for the whole `packed_gemm` call; the
-// threads read `a`, `bp`, `init` and write disjoint column ranges of `c`.
+// SAFETY: the pointers come from slices borrowed for the whole call; the threads read
+// `a`, `bp`, `init` and write disjoint column ranges of `c`.
 unsafe impl Send for Job {}
 unsafe impl Sync for Job {}
 
 #[cfg(target_arch = "x86_64")]
 impl Job {
-    /// Panels `p0..p1`: for each, the rows in blocks of 8, 4, 2 and 1.
+    /// Panels `p0..p1` of `c`, in passes of KC along k (the first from `init`, the
+    /// others adding to `c`) and blocks of MC rows, each row block in register blocks
+    /// of 8, 4, 2 and 1 rows.
     ///
     /// # Safety
-    /// AVX-512F and FMA; the operands as checked by `packed_gemm`.
+    /// AVX-512F and FMA; the operands as checked by the caller.
     #[target_feature(enable = "avx512f,fma")]
     unsafe fn run(&self, p0: usize, p1: usize) {
-        for p in p0..p1 {
-            let w = PANEL.min(self.n - p * PANEL);
-            let mask = |lo: usize| -> u16 {
-                let v = w.saturating_sub(lo).min(16);
-                if v == 16 {
-                    u16::MAX
-                } else {
-                    (1u16 << v) - 1
-                }
+        let passes = self.k.div_ceil(KC).max(1);
+        for pass in 0..passes {
+            let k0 = pass * KC;
+            let kc = KC.min(self.k - k0);
+            let (init, ldi) = if pass == 0 {
+                (self.init, self.ldi)
+            } else {
+                (self.c as *const f32, self.ldc)
             };
-            let (m0, m1) = (mask(0), mask(16));
-            let b = self.bp.add(p * self.k * PANEL);
-            let mut i = 0;
-            while i + 8 <= self.m {
-                self.block::<8>(i, p, b, m0, m1);
-                i += 8;
-            }
-            if i + 4 <= self.m {
-                self.block::<4>(i, p, b, m0, m1);
-                i += 4;
-            }
-            if i + 2 <= self.m {
-                self.block::<2>(i, p, b, m0, m1);
-                i += 2;
-            }
-            if i < self.m {
-                self.block::<1>(i, p, b, m0, m1);
+            let mut i0 = 0;
+            while i0 < self.m {
+                let i1 = (i0 + MC).min(self.m);
+                for p in p0..p1 {
+                    let w = PANEL.min(self.n - p * PANEL);
+                    let mask = |lo: usize| -> u16 {
+                        let v = w.saturating_sub(lo).min(16);
+                        if v == 16 {
+                            u16::MAX
+                        } else {
+                            (1u16 << v) - 1
+                        }
+                    };
+                    let t = Tile {
+                        a: self.a.add(k0 * self.acs),
+                        b: self.bp.add(p * self.k * PANEL + k0 * PANEL),
+                        kc,
+                        col: p * PANEL,
+                        masks: (mask(0), mask(16)),
+                        init,
+                        ldi,
+                    };
+                    let mut i = i0;
+                    while i + 8 <= i1 {
+                        self.block::<8>(i, &t);
+                        i += 8;
+                    }
+                    if i + 4 <= i1 {
+                        self.block::<4>(i, &t);
+                        i += 4;
+                    }
+                    if i + 2 <= i1 {
+                        self.block::<2>(i, &t);
+                        i += 2;
+                    }
+                    if i < i1 {
+                        self.block::<1>(i, &t);
+                    }
+                }
+                i0 = i1;
             }
         }
     }
 
-    /// Rows `i..i + R` of panel `p`: an R × 32 block of `c` held in registers across k.
+    /// Rows `i..i + R` of a tile: an R × 32 block of `c` held in registers across k.
     #[inline(always)]
-    unsafe fn block<const R: usize>(&self, i: usize, p: usize, b: *const f32, m0: u16, m1: u16) {
+    unsafe fn block<const R: usize>(&self, i: usize, t: &Tile) {
         use std::arch::x86_64::*;
-        let col = p * PANEL;
+        let (m0, m1) = t.masks;
         let mut x0 = [_mm512_setzero_ps(); R];
         let mut x1 = [_mm512_setzero_ps(); R];
-        if !self.init.is_null() {
+        if !t.init.is_null() {
             for r in 0..R {
-                let s = self.init.add((i + r) * self.ldi + col);
+                let s = t.init.add((i + r) * t.ldi + t.col);
                 x0[r] = _mm512_maskz_loadu_ps(m0, s);
                 x1[r] = _mm512_maskz_loadu_ps(m1, s.add(16));
             }
         }
-        let a = self.a.add(i * self.lda);
-        for kk in 0..self.k {
-            let b0 = _mm512_loadu_ps(b.add(kk * PANEL));
-            let b1 = _mm512_loadu_ps(b.add(kk * PANEL + 16));
+        let a = t.a.add(i * self.ars);
+        let (ars, acs) = (self.ars, self.acs);
+        for kk in 0..t.kc {
+            let b0 = _mm512_loadu_ps(t.b.add(kk * PANEL));
+            let b1 = _mm512_loadu_ps(t.b.add(kk * PANEL + 16));
             for r in 0..R {
-                let av = _mm512_set1_ps(*a.add(r * self.lda + kk));
+                let av = _mm512_set1_ps(*a.add(r * ars + kk * acs));
                 x0[r] = _mm512_fmadd_ps(av, b0, x0[r]);
                 x1[r] = _mm512_fmadd_ps(av, b1, x1[r]);
             }
         }
         for r in 0..R {
-            let d = self.c.add((i + r) * self.ldc + col);
+            let d = self.c.add((i + r) * self.ldc + t.col);
             _mm512_mask_storeu_ps(d, m0, x0[r]);
             _mm512_mask_storeu_ps(d.add(16), m1, x1[r]);
         }
     }
+}
+
+/// One pass of one panel: where its slices of a and b start, its column masks and
+/// what it adds to.
+#[cfg(target_arch = "x86_64")]
+struct Tile {
+    a: *const f32,
+    b: *const f32,
+    kc: usize,
+    col: usize,
+    masks: (u16, u16),
+    init: *const f32,
+    ldi: usize,
 }
 
 /// Values the four gate blocks of a packed `n × 4n` recurrent weight take.
@@ -304,19 +356,21 @@ fn split_step(rows: usize, n: usize) -> bool {
 
 /// One forward step of a wide LSTM cell over `rows` rows: `pre = pre_x + h_prev·H`
 /// (`hp` from `pack_gates`), then the cell (`[i, g, f, o, tanh c]` into `kept`,
-/// `[h | c]` into `out`, from `cprev`, rows of n). Two threads each take half of the
-/// units: the four gates' columns of those units, then their cell, with no wait in
-/// between. Same bits as `packed_gemm` followed by the cell. False (nothing done)
-/// where `packed_available::<T>()` is not.
+/// `[h | c]` into `out`, from `cprev`, rows of n); then the first rows of h and c
+/// (as many as `hnext` holds rows of n) into `hnext` and `cnext`: the next step's
+/// previous state. Two threads each take half of the units: the four gates' columns
+/// of those units, their cell, their part of the copy, with no wait in between.
+/// Same bits as `packed_gemm` followed by the cell. False (nothing done) where
+/// `packed_available::<T>()` is not.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn lstm_step_forward<T: Element>(
-    hprev: &[T],
+    (hprev, cprev): (&[T], &[T]),
     hp: &[T],
     pre_x: &[T],
-    cprev: &[T],
     pre: &mut [T],
     kept: &mut [T],
     out: &mut [T],
+    (hnext, cnext): (&mut [T], &mut [T]),
     (n, rows): (usize, usize),
 ) -> bool {
     if !packed_available::<T>() {
@@ -338,6 +392,11 @@ pub(crate) fn lstm_step_forward<T: Element>(
         kept.len() >= rows * 5 * n && out.len() >= rows * 2 * n,
         "lstm step out"
     );
+    let to_next = hnext.len() / n;
+    assert!(
+        to_next <= rows && cnext.len() >= to_next * n,
+        "lstm step next state"
+    );
     #[cfg(target_arch = "x86_64")]
     {
         let l = packed_len(n, n);
@@ -347,17 +406,33 @@ pub(crate) fn lstm_step_forward<T: Element>(
             kept.as_mut_ptr().cast::<f32>(),
             out.as_mut_ptr().cast::<f32>(),
         );
-        let parts = Shared((hprev.as_ptr().cast::<f32>(), hp, pre_x, cp, pre, kept, out));
+        let (hn, cn) = (
+            hnext.as_mut_ptr().cast::<f32>(),
+            cnext.as_mut_ptr().cast::<f32>(),
+        );
+        let parts = Shared((
+            hprev.as_ptr().cast::<f32>(),
+            hp,
+            pre_x,
+            cp,
+            pre,
+            kept,
+            out,
+            hn,
+            cn,
+        ));
         let half = |q0: usize, q1: usize| {
-            let (a, hp, pre_x, cp, pre, kept, out) = parts.get();
+            let (a, hp, pre_x, cp, pre, kept, out, hn, cn) = parts.get();
+            let (j0, j1) = (q0 * PANEL, (q1 * PANEL).min(n));
             // SAFETY: f32 with AVX-512F + FMA (packed_available); lengths checked
-            // above; this call writes only the columns of units q0·PANEL.. (every
-            // gate) of `pre`, `kept` and `out`, disjoint from the other half's.
+            // above; this call writes only the columns of units j0..j1 (every gate) of
+            // `pre`, `kept`, `out`, `hnext` and `cnext`, disjoint from the other half's.
             unsafe {
                 for g in 0..4 {
                     let job = Job {
                         a,
-                        lda: n,
+                        ars: n,
+                        acs: 1,
                         m: rows,
                         k: n,
                         bp: hp.add(g * l),
@@ -369,8 +444,12 @@ pub(crate) fn lstm_step_forward<T: Element>(
                     };
                     job.run(q0, q1);
                 }
-                let units = (q0 * PANEL, (q1 * PANEL).min(n));
-                super::simd::lstm_forward_units(pre, cp, n, kept, out, n, rows, units);
+                super::simd::lstm_forward_units(pre, cp, n, kept, out, n, rows, (j0, j1));
+                for r in 0..to_next {
+                    for (src, dst) in [(out.add(r * 2 * n), hn), (out.add(r * 2 * n + n), cn)] {
+                        std::ptr::copy_nonoverlapping(src.add(j0), dst.add(r * n + j0), j1 - j0);
+                    }
+                }
             }
         };
         let q = n.div_ceil(PANEL);
@@ -535,6 +614,8 @@ mod tests {
             (66, 300, 1200),
             (13, 1200, 300),
             (7, 40, 31),
+            // several row blocks and passes along k
+            (130, 1100, 40),
         ] {
             let a: Vec<f32> = (0..m * k)
                 .map(|x| ((x * 7 % 13) as f32) * 0.1 - 0.6)
