@@ -7,7 +7,7 @@ mod compile;
 use crate::error::{Error, Result};
 use crate::graph::{DynamicAxes, Variable};
 use crate::ops::delay::Delay;
-use crate::ops::{Arg, ExecKind, NodeState, Op, RowCtx, SparseRows, WholeArg};
+use crate::ops::{Arg, BinaryOp, ExecKind, NodeState, Op, RowCtx, SparseRows, WholeArg};
 use crate::tensor::{Csr, Element, Layout, Tensor, Value, ValueData};
 use compile::{compile, Plan, Source, Step};
 use smallvec::SmallVec;
@@ -31,6 +31,10 @@ pub struct Executor<T: Element> {
     training: bool,
     /// Forward-only mode: intermediate buffers go back to `free` after their last reader.
     inference: Option<Inference<T>>,
+    /// Per node, for the current backward pass: the operand whose gradient is the
+    /// node's output gradient itself, handed over by moving the buffer (see
+    /// `pass_through`).
+    pass: Vec<Option<usize>>,
 }
 
 /// Buffer recycling of a forward-only executor: memory grows with the widest point of
@@ -150,6 +154,7 @@ impl<T: Element> Executor<T> {
             forwarded: false,
             training: false,
             inference: None,
+            pass: Vec::new(),
         })
     }
 
@@ -860,6 +865,19 @@ impl<T: Element> Executor<T> {
                 break;
             }
         }
+        let mut seeded: Vec<usize> = Vec::with_capacity(seeds.len());
+        for (v, _) in seeds {
+            if let Some(&s) = self.plan.var_slots.get(&v.key()) {
+                seeded.push(s);
+            }
+        }
+        self.pass = self.pass_through(&reach, &wrt_slots, &seeded);
+        let mut handed = vec![false; nslots];
+        for (n, p) in self.pass.iter().enumerate() {
+            if let Some(i) = *p {
+                handed[self.plan.nodes[n].ins[i]] = true;
+            }
+        }
         let parallel = self.worth_a_pool();
         {
             let (layouts, slots) = (&self.layouts, &self.plan.slots);
@@ -867,7 +885,12 @@ impl<T: Element> Executor<T> {
             // Zeroing the gradient buffers (an output layer's is rows × classes) is a
             // memory-bound pass: spread over the pool when the minibatch is large.
             in_pool(parallel, || {
-                for (s, g) in grads.iter_mut().enumerate().filter(|(s, _)| reach[*s]) {
+                // (a handed-over gradient gets its buffer from its consumer: no zeros)
+                for (s, g) in grads
+                    .iter_mut()
+                    .enumerate()
+                    .filter(|(s, _)| reach[*s] && !handed[*s])
+                {
                     let len = layouts[s].rows() * slots[s].numel;
                     if parallel && g.len() == len && len >= 1 << 16 {
                         use rayon::prelude::*;
@@ -951,6 +974,47 @@ impl<T: Element> Executor<T> {
         }
     }
 
+    /// For each node run on its own (not inside a recurrent loop) that adds an operand
+    /// unchanged (`x` in `x + b` or `x - b`, same shape and rows as the output): that
+    /// operand, when nothing else reads it, it is not asked for (`wrt`) or seeded, and
+    /// the output's gradient is not asked for. Its gradient is then the output's
+    /// gradient itself: the buffer is moved instead of zeroed and added to (for a
+    /// Dense(10000) output over 700 rows, 28 MB zeroed and 28 MB added per minibatch).
+    fn pass_through(&self, reach: &[bool], wrt: &[usize], seeded: &[usize]) -> Vec<Option<usize>> {
+        let mut readers = vec![0usize; self.plan.slots.len()];
+        for node in &self.plan.nodes {
+            for &s in &node.ins {
+                readers[s] += 1;
+            }
+        }
+        let mut pass = vec![None; self.plan.nodes.len()];
+        for step in &self.plan.steps {
+            let Step::Node(n) = step else { continue };
+            let node = &self.plan.nodes[*n];
+            let candidates: &[usize] = match node.op {
+                Op::Binary(BinaryOp::Plus) => &[0, 1],
+                Op::Binary(BinaryOp::Minus) => &[0],
+                _ => continue,
+            };
+            let out = node.out;
+            if !reach[out] || wrt.contains(&out) || node.ins.len() != 2 {
+                continue;
+            }
+            pass[*n] = candidates.iter().copied().find(|&i| {
+                let s = node.ins[i];
+                reach[s]
+                    && readers[s] == 1
+                    && node.ins[1 - i] != s
+                    && !wrt.contains(&s)
+                    && !seeded.contains(&s)
+                    && self.plan.slots[s].shape == self.plan.slots[out].shape
+                    && !matches!(self.layouts[s], Layout::Static)
+                    && self.layouts[s].same_as(&self.layouts[out])
+            });
+        }
+        pass
+    }
+
     fn run_backward(&mut self, params: &Params, reach: &[bool]) -> Result<()> {
         let steps = std::mem::take(&mut self.plan.steps);
         let mut res = Ok(());
@@ -975,12 +1039,13 @@ impl<T: Element> Executor<T> {
         reach: &[bool],
         rows: std::ops::Range<usize>,
         which: impl Fn(bool) -> bool,
+        skip: Option<usize>,
     ) -> Result<()> {
         let node = &self.plan.nodes[n];
         let out = node.out;
         let numel = node.out_shape.numel();
         for (i, &s) in node.ins.iter().enumerate() {
-            if !reach[s] || !node.op.differentiable(i) {
+            if !reach[s] || !node.op.differentiable(i) || skip == Some(i) {
                 continue;
             }
             let is_static =
@@ -1037,7 +1102,14 @@ impl<T: Element> Executor<T> {
         match node.op.exec_kind() {
             ExecKind::RowLocal => {
                 let rows = self.layouts[out].rows();
-                self.backward_rows_of(n, params, reach, 0..rows, |_| true)
+                let pass = self.pass.get(n).copied().flatten();
+                self.backward_rows_of(n, params, reach, 0..rows, |_| true, pass)?;
+                if let Some(i) = pass {
+                    // the operand's gradient is the output's (nothing reads it after)
+                    let s = self.plan.nodes[n].ins[i];
+                    self.grads.swap(s, out);
+                }
+                Ok(())
             }
             ExecKind::Delay => {
                 let layout = self.layouts[out].clone();
@@ -1138,7 +1210,14 @@ impl<T: Element> Executor<T> {
                     self.delay_backward(n, params, reach, &layout, t)?;
                 } else {
                     // Static operands (weights) wait: one product over all steps below.
-                    self.backward_rows_of(n, params, reach, r.clone(), |is_static| !is_static)?;
+                    self.backward_rows_of(
+                        n,
+                        params,
+                        reach,
+                        r.clone(),
+                        |is_static| !is_static,
+                        None,
+                    )?;
                 }
             }
         }
@@ -1146,7 +1225,7 @@ impl<T: Element> Executor<T> {
         for &n in nodes {
             if reach[self.plan.nodes[n].out] && self.plan.nodes[n].op.exec_kind() != ExecKind::Delay
             {
-                self.backward_rows_of(n, params, reach, 0..rows, |is_static| is_static)?;
+                self.backward_rows_of(n, params, reach, 0..rows, |is_static| is_static, None)?;
             }
         }
         Ok(())
