@@ -186,6 +186,17 @@ impl StreamBuffer {
             self.values.truncate(rows * self.sample_size);
         }
     }
+    /// Drop every sequence, keeping the allocations.
+    pub fn clear(&mut self) {
+        self.seq_rows.clear();
+        self.seq_rows.push(0);
+        self.values.truncate(0);
+        self.indptr.clear();
+        if self.sparse {
+            self.indptr.push(0);
+        }
+        self.indices.clear();
+    }
     /// Append every sequence of `other`.
     pub fn append_all(&mut self, other: &StreamBuffer) -> Result<()> {
         let rows = self.rows();
@@ -248,6 +259,15 @@ impl SequenceSet {
     /// Samples of sequence `i` counted as a source does: the maximum over streams.
     pub fn samples_of(&self, i: usize) -> usize {
         self.streams.iter().map(|s| s.len_of(i)).max().unwrap_or(0)
+    }
+    /// Drop every sequence, keeping the allocations.
+    pub fn clear(&mut self) {
+        self.keys.clear();
+        self.lines.clear();
+        self.valid.clear();
+        for b in &mut self.streams {
+            b.clear();
+        }
     }
     /// Reserve room for the sequences of all `parts` (before appending them).
     pub fn reserve_like(&mut self, parts: &[SequenceSet]) {

@@ -69,10 +69,19 @@ pub struct Checkpoint {
 }
 
 /// Sequences of one primary chunk with the joined streams of the others.
-#[derive(Debug)]
 struct Composed {
     /// One set per deserializer, all aligned with the primary's sequences.
     sets: Vec<SequenceSet>,
+    /// Their deserializers, which take the sets back when the chunk is dropped.
+    owners: Arc<[Arc<dyn Deserializer>]>,
+}
+
+impl Drop for Composed {
+    fn drop(&mut self) {
+        for (d, s) in self.owners.iter().zip(self.sets.drain(..)) {
+            d.recycle(s);
+        }
+    }
 }
 
 impl Composed {
@@ -82,7 +91,7 @@ impl Composed {
 }
 
 fn load_composed(
-    desers: &[Arc<dyn Deserializer>],
+    desers: &Arc<[Arc<dyn Deserializer>]>,
     chunks: &[ChunkDescription],
     chunk: usize,
 ) -> Result<Composed> {
@@ -110,7 +119,10 @@ fn load_composed(
         }
         sets.push(s);
     }
-    Ok(Composed { sets })
+    Ok(Composed {
+        sets,
+        owners: desers.clone(),
+    })
 }
 
 type Loaded = Result<(u64, usize, Arc<Composed>)>;
@@ -195,7 +207,7 @@ impl Loader {
 
     fn get(
         &mut self,
-        desers: &[Arc<dyn Deserializer>],
+        desers: &Arc<[Arc<dyn Deserializer>]>,
         chunks: &[ChunkDescription],
         sweep: u64,
         pos: usize,
