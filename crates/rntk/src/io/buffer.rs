@@ -55,6 +55,38 @@ impl Floats {
     }
 }
 
+/// Ask the kernel for transparent huge pages under a large buffer (a hint:
+/// nothing changes but how its memory is faulted in). A decoded chunk fills
+/// tens of MiB of fresh memory, and faulting it in 4 KiB pages one at a time
+/// cost more than zeroing it.
+pub(crate) fn prefer_huge_pages<T>(v: &Vec<T>) {
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 2 << 20;
+        let bytes = v.capacity().saturating_mul(std::mem::size_of::<T>());
+        if bytes < 2 * HUGE {
+            return;
+        }
+        let start = v.as_ptr() as usize;
+        let (Some(a), Some(end)) = (
+            start.checked_next_multiple_of(HUGE),
+            start.checked_add(bytes),
+        ) else {
+            return;
+        };
+        let e = end & !(HUGE - 1);
+        if e > a {
+            // SAFETY: [a, e) lies inside the allocation `v` owns; MADV_HUGEPAGE
+            // only changes how later faults are served, never the contents.
+            unsafe {
+                libc::madvise(a as *mut libc::c_void, e - a, libc::MADV_HUGEPAGE);
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = v;
+}
+
 /// The element types readers decode into (f32 and f64).
 pub trait IoFloat: Element + fast_float2::FastFloat {
     /// `(±m, 10^frac)` when both are exact in this type, so that one division

@@ -4,7 +4,7 @@
 
 use super::index::{row_start, Block, LineEnds, RowStart};
 use crate::error::{Error, Result};
-use crate::io::buffer::{IoFloat, SequenceSet, StreamBuffer};
+use crate::io::buffer::{prefer_huge_pages, IoFloat, SequenceSet, StreamBuffer};
 use crate::io::diagnostics::{as_warning, quote, token_at, ErrorPolicy, Locator, WarningSink};
 
 /// A configured stream as the parser sees it.
@@ -408,6 +408,11 @@ impl<'a, 'c, T: IoFloat> BlockParser<'a, 'c, T> {
                     b.indices.reserve(rest(b.indices.len()));
                     b.indptr.reserve(rest(b.indptr.len()));
                     b.seq_rows.reserve(rest(b.seq_rows.len()));
+                    if let Some(v) = T::view_mut(&mut b.values) {
+                        prefer_huge_pages(v);
+                    }
+                    prefer_huge_pages(&b.indices);
+                    prefer_huge_pages(&b.indptr);
                 }
             }
         }
