@@ -179,15 +179,16 @@ impl Loader {
                 let (done_tx, done_rx) = std::sync::mpsc::channel::<(u64, Loaded)>();
                 let mut ready: HashMap<u64, Loaded> = HashMap::new();
                 let (mut issued, mut delivered, mut more) = (0u64, 0u64, true);
-                loop {
-                    while more && issued - delivered < depth {
+                // Start chunks until `depth` are decoding or waiting to be sent.
+                let mut issue = |issued: &mut u64, delivered: u64| {
+                    while more && *issued - delivered < depth {
                         let Some((s, p, c)) = next.next() else {
                             more = false;
                             break;
                         };
                         let (desers, chunks, done) =
                             (desers.clone(), chunks.clone(), done_tx.clone());
-                        let n = issued;
+                        let n = *issued;
                         rayon::spawn(move || {
                             // A panic would abort the process from a spawned
                             // job: report it as this chunk's error instead.
@@ -201,8 +202,11 @@ impl Loader {
                             });
                             let _ = done.send((n, r.map(|x| (s, p, Arc::new(x)))));
                         });
-                        issued += 1;
+                        *issued += 1;
                     }
+                };
+                loop {
+                    issue(&mut issued, delivered);
                     if delivered == issued || stop2.load(Ordering::Relaxed) {
                         break;
                     }
@@ -220,6 +224,10 @@ impl Loader {
                     let Some(r) = r else { break };
                     delivered += 1;
                     let failed = r.is_err();
+                    if !failed {
+                        // the next chunk starts before this one waits to be taken
+                        issue(&mut issued, delivered);
+                    }
                     if tx.send(r).is_err() || failed {
                         break;
                     }
