@@ -18,6 +18,9 @@ use std::sync::Arc;
 pub const INFINITELY_REPEAT: u64 = u64::MAX;
 /// One pass over the data (CNTK's `FULL_DATA_SWEEP`, 2^64 − 2), as `max_samples`.
 pub const FULL_DATA_SWEEP: u64 = u64::MAX - 1;
+/// Chunks the prefetch decodes at once (one per worker, at most this many):
+/// each holds its decoded samples, so memory grows with it.
+const MAX_DECODING_CHUNKS: usize = 4;
 /// CNTK's default window: 128 chunks.
 pub const DEFAULT_RANDOMIZATION_WINDOW_IN_CHUNKS: usize = 128;
 
@@ -159,11 +162,11 @@ impl Loader {
         // for a pair to finish together left one worker idle whenever the
         // other ran late. Decoded chunks are handed over without a queue: at
         // most one waits to be taken while the workers decode the next ones,
-        // so at most 1 + workers chunks beyond the window.
+        // so at most 1 + min(workers, 4) chunks beyond the window.
         let (tx, rx) = sync_channel::<Loaded>(0);
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
-        let depth = rayon::current_num_threads().max(1) as u64;
+        let depth = rayon::current_num_threads().clamp(1, MAX_DECODING_CHUNKS) as u64;
         let handle = std::thread::Builder::new()
             .name("rntk-prefetch".into())
             .spawn(move || {
@@ -493,7 +496,7 @@ impl MinibatchSource {
     }
 
     /// Number of chunks currently held in memory (the randomization window; the
-    /// prefetch holds at most one more than there are workers).
+    /// prefetch holds at most one more than the chunks it decodes at once).
     pub fn resident_chunks(&self) -> usize {
         self.resident.len()
     }

@@ -46,8 +46,8 @@
 //! sequence, so it stays small for files larger than memory (a joined, secondary
 //! file keeps one entry per sequence for its key lookups). A source holds the
 //! chunks of its randomization window, plus those the prefetch decodes (one per
-//! worker) and one waiting to be taken; the pages of the memory-mapped file are released once a range has been
-//! indexed or decoded.
+//! worker, at most four) and one waiting to be taken; the pages of the
+//! memory-mapped file are released once a range has been indexed or decoded.
 
 mod buffer;
 pub mod ctf;

@@ -33,10 +33,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 /// chunks of this size.
 pub const DEFAULT_CHUNK_BYTES: usize = 32 << 20;
 
-/// Decoded sets kept for reuse once a source is done with them: the prefetch
-/// decodes two chunks at a time, so two sets cover it, and the memory held
-/// stays that of two chunks.
-const POOLED_SETS: usize = 2;
+/// Decoded sets kept for reuse once a source is done with them: a source
+/// decodes at most four chunks at once, so four sets cover it, and the memory
+/// held stays that of four chunks.
+const POOLED_SETS: usize = 4;
 
 /// Options of a [`CtfDeserializer`].
 #[derive(Clone, Debug)]
