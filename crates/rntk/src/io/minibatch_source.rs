@@ -182,7 +182,8 @@ impl Loader {
                 let (done_tx, done_rx) = std::sync::mpsc::channel::<(u64, Loaded)>();
                 let mut ready: HashMap<u64, Loaded> = HashMap::new();
                 let (mut issued, mut delivered, mut more) = (0u64, 0u64, true);
-                // Start chunks until `depth` are decoding or waiting to be sent.
+                // Start chunks until `depth` of them are decoding or decoded and
+                // waiting for their turn.
                 let mut issue = |issued: &mut u64, delivered: u64| {
                     while more && *issued - delivered < depth {
                         let Some((s, p, c)) = next.next() else {
