@@ -8,6 +8,7 @@
 //! RAYON_NUM_THREADS=1 cargo run --release --example ctf_bench -- read dense /tmp/dense.ctf
 //! cargo run --release --example ctf_bench -- parse sparse /tmp/sparse.ctf
 //! cargo run --release --example ctf_bench -- read dense /tmp/huge.ctf 8   # randomized, 8-chunk window
+//! cargo run --release --example ctf_bench -- hash dense /tmp/dense.ctf     # checksum of every minibatch
 //! ```
 //! Shapes: dense = sequences of 1..20 rows, `features` dim 40 ("%.6f" values) and a
 //! one-row dense `labels` dim 10; sparse = the synth.py `lm` shape, sequences of 35
@@ -97,6 +98,59 @@ fn gen(kind: &str, path: &str, mb: u64) -> std::io::Result<()> {
     Ok(())
 }
 
+/// FNV-1a over 64-bit words.
+fn mix(h: u64, x: u64) -> u64 {
+    (h ^ x).wrapping_mul(0x0000_0100_0000_01B3)
+}
+
+/// A checksum of every value, index, layout and key a source delivers (to
+/// check that a change of the reader keeps the minibatches bit for bit).
+fn hash(kind: &str, path: &str) -> Result<(), Box<dyn std::error::Error>> {
+    use rntk::tensor::ValueData;
+    let d = CtfDeserializer::with_options(path, &streams(kind), CtfOptions::default())?;
+    let cfg = MinibatchSourceConfig {
+        randomize: false,
+        max_sweeps: 1,
+        ..MinibatchSourceConfig::default()
+    };
+    let mut src = MinibatchSource::new(vec![std::sync::Arc::new(d)], cfg)?;
+    let mut h = 0xCBF2_9CE4_8422_2325u64;
+    let mut n = 0u64;
+    while let Some(mb) = src.next_minibatch(2048)? {
+        n += 1;
+        for k in &mb.keys {
+            h = mix(h, *k);
+        }
+        for d in &mb.data {
+            for b in d.data.layout().describe().bytes() {
+                h = mix(h, u64::from(b));
+            }
+            match d.data.data() {
+                ValueData::Dense(s) => {
+                    for x in s.to_f64_vec() {
+                        h = mix(h, x.to_bits());
+                    }
+                }
+                ValueData::SparseF32(c) => {
+                    h = c.indptr.iter().fold(h, |h, &x| mix(h, x as u64));
+                    h = c.indices.iter().fold(h, |h, &x| mix(h, u64::from(x)));
+                    h = c
+                        .values
+                        .iter()
+                        .fold(h, |h, &x| mix(h, u64::from(x.to_bits())));
+                }
+                ValueData::SparseF64(c) => {
+                    h = c.indptr.iter().fold(h, |h, &x| mix(h, x as u64));
+                    h = c.indices.iter().fold(h, |h, &x| mix(h, u64::from(x)));
+                    h = c.values.iter().fold(h, |h, &x| mix(h, x.to_bits()));
+                }
+            }
+        }
+    }
+    println!("hash {kind} {path}: {n} minibatches, {h:016x}");
+    Ok(())
+}
+
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -113,6 +167,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let arg = |i: usize| args.get(i).map(String::as_str).unwrap_or("");
     match arg(1) {
         "gen" => gen(arg(2), arg(3), arg(4).parse()?)?,
+        "hash" => hash(arg(2), arg(3))?,
         mode @ ("read" | "parse") => {
             let (kind, path) = (arg(2), arg(3));
             let bytes = std::fs::metadata(path)?.len() as f64;
@@ -150,7 +205,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 peak_rss_mib()
             );
         }
-        _ => eprintln!("usage: ctf_bench gen dense|sparse PATH MiB | read|parse dense|sparse PATH"),
+        _ => eprintln!(
+            "usage: ctf_bench gen dense|sparse PATH MiB | read|parse|hash dense|sparse PATH"
+        ),
     }
     Ok(())
 }

@@ -55,6 +55,38 @@ impl Floats {
     }
 }
 
+/// Ask the kernel for transparent huge pages under a large buffer (a hint:
+/// nothing changes but how its memory is faulted in). A decoded chunk fills
+/// tens of MiB of fresh memory, and faulting it in 4 KiB pages one at a time
+/// cost more than zeroing it.
+pub(crate) fn prefer_huge_pages<T>(v: &Vec<T>) {
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 2 << 20;
+        let bytes = v.capacity().saturating_mul(std::mem::size_of::<T>());
+        if bytes < 2 * HUGE {
+            return;
+        }
+        let start = v.as_ptr() as usize;
+        let (Some(a), Some(end)) = (
+            start.checked_next_multiple_of(HUGE),
+            start.checked_add(bytes),
+        ) else {
+            return;
+        };
+        let e = end & !(HUGE - 1);
+        if e > a {
+            // SAFETY: [a, e) lies inside the allocation `v` owns; MADV_HUGEPAGE
+            // only changes how later faults are served, never the contents.
+            unsafe {
+                libc::madvise(a as *mut libc::c_void, e - a, libc::MADV_HUGEPAGE);
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = v;
+}
+
 /// The element types readers decode into (f32 and f64).
 pub trait IoFloat: Element + fast_float2::FastFloat {
     /// `(±m, 10^frac)` when both are exact in this type, so that one division
@@ -186,6 +218,17 @@ impl StreamBuffer {
             self.values.truncate(rows * self.sample_size);
         }
     }
+    /// Drop every sequence, keeping the allocations.
+    pub fn clear(&mut self) {
+        self.seq_rows.clear();
+        self.seq_rows.push(0);
+        self.values.truncate(0);
+        self.indptr.clear();
+        if self.sparse {
+            self.indptr.push(0);
+        }
+        self.indices.clear();
+    }
     /// Append every sequence of `other`.
     pub fn append_all(&mut self, other: &StreamBuffer) -> Result<()> {
         let rows = self.rows();
@@ -248,6 +291,15 @@ impl SequenceSet {
     /// Samples of sequence `i` counted as a source does: the maximum over streams.
     pub fn samples_of(&self, i: usize) -> usize {
         self.streams.iter().map(|s| s.len_of(i)).max().unwrap_or(0)
+    }
+    /// Drop every sequence, keeping the allocations.
+    pub fn clear(&mut self) {
+        self.keys.clear();
+        self.lines.clear();
+        self.valid.clear();
+        for b in &mut self.streams {
+            b.clear();
+        }
     }
     /// Reserve room for the sequences of all `parts` (before appending them).
     pub fn reserve_like(&mut self, parts: &[SequenceSet]) {

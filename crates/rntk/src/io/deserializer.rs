@@ -28,4 +28,10 @@ pub trait Deserializer: Send + Sync {
     fn load_keys(&self, keys: &[u64]) -> Result<SequenceSet>;
     /// A name for messages (the file path).
     fn name(&self) -> &str;
+    /// Take back a set it returned once the source is done with it, so that its
+    /// buffers can hold a later chunk (already faulted-in memory instead of
+    /// fresh pages for every chunk). The default drops it.
+    fn recycle(&self, set: SequenceSet) {
+        drop(set);
+    }
 }

@@ -104,28 +104,27 @@ fn pack_typed<T: IoFloat>(
     batch_only: bool,
 ) -> Result<Value> {
     let lengths: Vec<usize> = seqs.iter().map(|r| r.2).collect();
-    // (sequence, source row) of every packed row, in packed order: rows are
-    // then appended in order, with no zero fill and no index map per row.
-    let (layout, order): (Layout, Vec<(usize, usize)>) = if batch_only {
+    // Packed row of step `t` of sequence `i`: `offsets[t] + rank[i]` (a batch
+    // has one step and keeps the caller's order).
+    let (layout, offsets, rank): (Layout, Vec<usize>, Vec<usize>) = if batch_only {
         if let Some(i) = lengths.iter().position(|&l| l != 1) {
             return Err(Error::InvalidValue(format!(
                 "stream '{}': sequence {i} of the minibatch has {} samples where one is needed",
                 info.name, lengths[i]
             )));
         }
-        let order = seqs.iter().enumerate().map(|(i, r)| (i, r.1)).collect();
-        (Layout::Batch(lengths.len()), order)
+        (
+            Layout::Batch(lengths.len()),
+            vec![0, lengths.len()],
+            (0..lengths.len()).collect(),
+        )
     } else {
         let p = Arc::new(PackedLayout::new(&lengths)?);
-        let mut order = Vec::with_capacity(p.total());
-        for (t, &n) in p.batch_sizes().iter().enumerate() {
-            for &i in &p.sorted()[..n] {
-                order.push((i, seqs[i].1 + t));
-            }
-        }
-        (Layout::Sequence(p), order)
+        let rank = (0..lengths.len()).map(|i| p.rank_of(i)).collect();
+        let offsets = p.offsets().to_vec();
+        (Layout::Sequence(p), offsets, rank)
     };
-    let total = order.len();
+    let total = layout.rows();
     let d = info.sample_size();
     let views = seqs
         .iter()
@@ -138,28 +137,40 @@ fn pack_typed<T: IoFloat>(
         })
         .collect::<Result<Vec<&[T]>>>()?;
     if info.is_sparse() {
-        let nnz: usize = order
-            .iter()
-            .map(|&(i, r)| seqs[i].0.indptr[r + 1] - seqs[i].0.indptr[r])
-            .sum();
-        let mut indptr = Vec::with_capacity(total + 1);
-        indptr.push(0);
-        let mut indices = Vec::with_capacity(nnz);
-        let mut values = Vec::with_capacity(nnz);
-        for &(i, r) in &order {
-            let b = seqs[i].0;
-            let (a, e) = (b.indptr[r], b.indptr[r + 1]);
-            if e - a <= 4 {
-                // short rows (one-hot data): a copy call costs more than the copy
-                for (&j, &v) in b.indices[a..e].iter().zip(&views[i][a..e]) {
-                    indices.push(j);
-                    values.push(v);
-                }
-            } else {
-                indices.extend_from_slice(&b.indices[a..e]);
-                values.extend_from_slice(&views[i][a..e]);
+        // Sequence by sequence, so that the source rows are read in order (the
+        // hardware prefetcher follows; walking them in packed order jumps
+        // between sequences on every row and misses the cache for each), into
+        // places found first from the row sizes.
+        let mut indptr = vec![0usize; total + 1];
+        for (i, &(b, r0, n)) in seqs.iter().enumerate() {
+            let ip = &b.indptr[r0..=r0 + n];
+            for (t, w) in ip.windows(2).enumerate() {
+                indptr[offsets[t] + rank[i] + 1] = w[1] - w[0];
             }
-            indptr.push(indices.len());
+        }
+        for k in 0..total {
+            indptr[k + 1] += indptr[k];
+        }
+        let nnz = indptr[total];
+        let mut indices = vec![0u32; nnz];
+        let mut values = vec![T::zero(); nnz];
+        for (i, &(b, r0, n)) in seqs.iter().enumerate() {
+            let ip = &b.indptr[r0..=r0 + n];
+            let lo = ip[0];
+            let ix = &b.indices[lo..ip[n]];
+            let vs = &views[i][lo..ip[n]];
+            for (t, w) in ip.windows(2).enumerate() {
+                let (a, e) = (w[0] - lo, w[1] - lo);
+                let at = indptr[offsets[t] + rank[i]];
+                if e - a == 1 {
+                    // one-hot rows: a copy call costs more than the copy
+                    indices[at] = ix[a];
+                    values[at] = vs[a];
+                } else {
+                    indices[at..at + (e - a)].copy_from_slice(&ix[a..e]);
+                    values[at..at + (e - a)].copy_from_slice(&vs[a..e]);
+                }
+            }
         }
         let csr = Csr {
             rows: total,
@@ -170,9 +181,18 @@ fn pack_typed<T: IoFloat>(
         };
         Value::from_csr(info.sample_shape.clone(), layout, csr)
     } else {
+        // Dense rows are long enough to copy in packed order (no zero fill of
+        // the output first).
+        let mut sorted = vec![0usize; rank.len()];
+        for (i, &r) in rank.iter().enumerate() {
+            sorted[r] = i;
+        }
         let mut out = Vec::with_capacity(total * d);
-        for &(i, r) in &order {
-            out.extend_from_slice(&views[i][r * d..(r + 1) * d]);
+        for (t, w) in offsets.windows(2).enumerate() {
+            for &i in &sorted[..w[1] - w[0]] {
+                let r = seqs[i].1 + t;
+                out.extend_from_slice(&views[i][r * d..(r + 1) * d]);
+            }
         }
         Value::new(
             info.sample_shape.clone(),

@@ -18,6 +18,9 @@ use std::sync::Arc;
 pub const INFINITELY_REPEAT: u64 = u64::MAX;
 /// One pass over the data (CNTK's `FULL_DATA_SWEEP`, 2^64 − 2), as `max_samples`.
 pub const FULL_DATA_SWEEP: u64 = u64::MAX - 1;
+/// Chunks the prefetch decodes at once (one per worker, at most this many):
+/// each holds its decoded samples, so memory grows with it.
+const MAX_DECODING_CHUNKS: usize = 4;
 /// CNTK's default window: 128 chunks.
 pub const DEFAULT_RANDOMIZATION_WINDOW_IN_CHUNKS: usize = 128;
 
@@ -69,10 +72,19 @@ pub struct Checkpoint {
 }
 
 /// Sequences of one primary chunk with the joined streams of the others.
-#[derive(Debug)]
 struct Composed {
     /// One set per deserializer, all aligned with the primary's sequences.
     sets: Vec<SequenceSet>,
+    /// Their deserializers, which take the sets back when the chunk is dropped.
+    owners: Arc<[Arc<dyn Deserializer>]>,
+}
+
+impl Drop for Composed {
+    fn drop(&mut self) {
+        for (d, s) in self.owners.iter().zip(self.sets.drain(..)) {
+            d.recycle(s);
+        }
+    }
 }
 
 impl Composed {
@@ -82,7 +94,7 @@ impl Composed {
 }
 
 fn load_composed(
-    desers: &[Arc<dyn Deserializer>],
+    desers: &Arc<[Arc<dyn Deserializer>]>,
     chunks: &[ChunkDescription],
     chunk: usize,
 ) -> Result<Composed> {
@@ -110,7 +122,10 @@ fn load_composed(
         }
         sets.push(s);
     }
-    Ok(Composed { sets })
+    Ok(Composed {
+        sets,
+        owners: desers.clone(),
+    })
 }
 
 type Loaded = Result<(u64, usize, Arc<Composed>)>;
@@ -140,14 +155,18 @@ impl Loader {
         if !prefetch {
             return Loader::Inline;
         }
-        // Chunks are decoded two at a time, each on one worker (a chunk decoded
-        // alone spreads its blocks over the workers instead, but then its parts
-        // must be joined by copying). One decoded chunk waits in the channel and
-        // one in hand while the next pair is decoded: at most three chunks
-        // beyond the window.
-        let (tx, rx) = sync_channel::<Loaded>(1);
+        // Each chunk is decoded on one worker (a chunk decoded alone spreads
+        // its blocks over the workers instead, but then its parts must be
+        // joined by copying), one chunk per worker at a time, handed over in
+        // order. A worker that finishes starts the next chunk at once: waiting
+        // for a pair to finish together left one worker idle whenever the
+        // other ran late. Decoded chunks are handed over without a queue: at
+        // most one waits to be taken while the workers decode the next ones,
+        // so at most 1 + min(workers, 4) chunks beyond the window.
+        let (tx, rx) = sync_channel::<Loaded>(0);
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
+        let depth = rayon::current_num_threads().clamp(1, MAX_DECODING_CHUNKS) as u64;
         let handle = std::thread::Builder::new()
             .name("rntk-prefetch".into())
             .spawn(move || {
@@ -160,25 +179,70 @@ impl Loader {
                     pos,
                     order: None,
                 };
-                let load = |(s, p, c): (u64, usize, usize)| -> Loaded {
-                    load_composed(&desers, &chunks, c).map(|x| (s, p, Arc::new(x)))
-                };
-                while let Some(a) = next.next() {
-                    if stop2.load(Ordering::Relaxed) {
-                        return;
+                let (done_tx, done_rx) = std::sync::mpsc::channel::<(u64, Loaded)>();
+                let mut ready: HashMap<u64, Loaded> = HashMap::new();
+                let (mut issued, mut delivered, mut more) = (0u64, 0u64, true);
+                // Start chunks until `depth` of them are decoding or decoded and
+                // waiting for their turn.
+                let mut issue = |issued: &mut u64, delivered: u64| {
+                    while more && *issued - delivered < depth {
+                        let Some((s, p, c)) = next.next() else {
+                            more = false;
+                            break;
+                        };
+                        let (desers, chunks, done) =
+                            (desers.clone(), chunks.clone(), done_tx.clone());
+                        let n = *issued;
+                        rayon::spawn(move || {
+                            // A panic would abort the process from a spawned
+                            // job: report it as this chunk's error instead.
+                            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                load_composed(&desers, &chunks, c)
+                            }))
+                            .unwrap_or_else(|_| {
+                                Err(Error::InvalidValue(format!(
+                                    "decoding chunk {c} failed (panic in the reader)"
+                                )))
+                            });
+                            let _ = done.send((n, r.map(|x| (s, p, Arc::new(x)))));
+                        });
+                        *issued += 1;
                     }
-                    let (ra, rb) = match next.next() {
-                        Some(b) => {
-                            let (ra, rb) = rayon::join(|| load(a), || load(b));
-                            (ra, Some(rb))
+                };
+                loop {
+                    issue(&mut issued, delivered);
+                    if delivered == issued || stop2.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let r = loop {
+                        if let Some(r) = ready.remove(&delivered) {
+                            break Some(r);
                         }
-                        None => (load(a), None),
+                        match done_rx.recv() {
+                            Ok((k, r)) => {
+                                ready.insert(k, r);
+                            }
+                            Err(_) => break None,
+                        }
                     };
-                    for r in std::iter::once(ra).chain(rb) {
-                        let failed = r.is_err();
-                        if tx.send(r).is_err() || failed {
-                            return;
-                        }
+                    let Some(r) = r else { break };
+                    delivered += 1;
+                    let failed = r.is_err();
+                    if !failed {
+                        // the next chunk starts before this one waits to be taken
+                        issue(&mut issued, delivered);
+                    }
+                    if tx.send(r).is_err() || failed {
+                        break;
+                    }
+                }
+                // Let the decodes still running finish: no work outlives the
+                // source.
+                let running = issued - delivered - ready.len() as u64;
+                drop(ready);
+                for _ in 0..running {
+                    if done_rx.recv().is_err() {
+                        break;
                     }
                 }
             });
@@ -195,7 +259,7 @@ impl Loader {
 
     fn get(
         &mut self,
-        desers: &[Arc<dyn Deserializer>],
+        desers: &Arc<[Arc<dyn Deserializer>]>,
         chunks: &[ChunkDescription],
         sweep: u64,
         pos: usize,
@@ -433,7 +497,7 @@ impl MinibatchSource {
     }
 
     /// Number of chunks currently held in memory (the randomization window; the
-    /// prefetch thread holds at most three more).
+    /// prefetch holds at most one more than the chunks it decodes at once).
     pub fn resident_chunks(&self) -> usize {
         self.resident.len()
     }

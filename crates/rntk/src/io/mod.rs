@@ -45,9 +45,9 @@
 //! The CTF index keeps counts per ~1 MiB block (about 50 bytes each), not per
 //! sequence, so it stays small for files larger than memory (a joined, secondary
 //! file keeps one entry per sequence for its key lookups). A source holds the
-//! chunks of its randomization window, plus at most three decoded by the prefetch
-//! thread; the pages of the memory-mapped file are released once a range has been
-//! indexed or decoded.
+//! chunks of its randomization window, plus those the prefetch decodes (one per
+//! worker, at most four) and one waiting to be taken; the pages of the
+//! memory-mapped file are released once a range has been indexed or decoded.
 
 mod buffer;
 pub mod ctf;

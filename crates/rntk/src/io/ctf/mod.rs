@@ -27,11 +27,16 @@ use crate::tensor::{DType, Shape};
 use index::{Block, CtfIndex};
 use parser::{BlockParser, FieldSpec, ParseCtx};
 use rayon::prelude::*;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// CNTK's default chunk size for CTF (32 MiB): the randomization window counts
 /// chunks of this size.
 pub const DEFAULT_CHUNK_BYTES: usize = 32 << 20;
+
+/// Decoded sets kept for reuse once a source is done with them: a source
+/// decodes at most four chunks at once, so four sets cover it, and the memory
+/// held stays that of four chunks.
+const POOLED_SETS: usize = 4;
 
 /// Options of a [`CtfDeserializer`].
 #[derive(Clone, Debug)]
@@ -98,6 +103,8 @@ pub struct CtfDeserializer {
     chunks: Vec<ChunkDescription>,
     options: CtfOptions,
     by_key: OnceLock<std::result::Result<Vec<SeqSpan>, Error>>,
+    /// Emptied sets whose buffers the next chunks decode into.
+    pool: Mutex<Vec<SequenceSet>>,
 }
 
 impl std::fmt::Debug for CtfDeserializer {
@@ -247,6 +254,7 @@ impl CtfDeserializer {
             chunks,
             options,
             by_key: OnceLock::new(),
+            pool: Mutex::new(Vec::new()),
         })
     }
 
@@ -271,11 +279,33 @@ impl CtfDeserializer {
         }
     }
 
-    fn parse_blocks(&self, ctx: &ParseCtx<'_>, blocks: &[Block]) -> Result<SequenceSet> {
+    /// Parse a run of blocks into one set, into the buffers of a kept set if
+    /// `reuse` (the first run of a chunk only: the others are joined to it).
+    fn parse_blocks(
+        &self,
+        ctx: &ParseCtx<'_>,
+        blocks: &[Block],
+        reuse: bool,
+    ) -> Result<SequenceSet> {
         let release = |b: &Block| self.data.release(b.start, b.end - b.start);
+        let reuse = if reuse {
+            self.pool.lock().ok().and_then(|mut p| p.pop())
+        } else {
+            None
+        };
         match self.options.dtype {
-            DType::F32 => BlockParser::<f32>::parse_blocks(ctx, blocks, &release),
-            DType::F64 => BlockParser::<f64>::parse_blocks(ctx, blocks, &release),
+            DType::F32 => BlockParser::<f32>::parse_blocks(ctx, blocks, &release, reuse),
+            DType::F64 => BlockParser::<f64>::parse_blocks(ctx, blocks, &release, reuse),
+        }
+    }
+
+    /// Keep an emptied set for the next chunks (up to [`POOLED_SETS`]).
+    fn keep(&self, mut set: SequenceSet) {
+        set.clear();
+        if let Ok(mut p) = self.pool.lock() {
+            if p.len() < POOLED_SETS {
+                p.push(set);
+            }
         }
     }
 
@@ -305,7 +335,8 @@ impl CtfDeserializer {
         let per = blocks.len().div_ceil(runs).max(1);
         let parts: Vec<Result<SequenceSet>> = blocks
             .par_chunks(per)
-            .map(|run| self.parse_blocks(&ctx, run))
+            .enumerate()
+            .map(|(k, run)| self.parse_blocks(&ctx, run, k == 0))
             .collect();
         let mut parts = parts.into_iter();
         let mut set = match parts.next() {
@@ -443,6 +474,9 @@ impl Deserializer for CtfDeserializer {
     }
     fn name(&self) -> &str {
         &self.path
+    }
+    fn recycle(&self, set: SequenceSet) {
+        self.keep(set);
     }
 }
 

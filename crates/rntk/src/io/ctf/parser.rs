@@ -4,7 +4,7 @@
 
 use super::index::{row_start, Block, LineEnds, RowStart};
 use crate::error::{Error, Result};
-use crate::io::buffer::{IoFloat, SequenceSet, StreamBuffer};
+use crate::io::buffer::{prefer_huge_pages, IoFloat, SequenceSet, StreamBuffer};
 use crate::io::diagnostics::{as_warning, quote, token_at, ErrorPolicy, Locator, WarningSink};
 
 /// A configured stream as the parser sees it.
@@ -328,11 +328,14 @@ pub(crate) struct BlockParser<'a, 'c, T> {
 impl<'a, 'c, T: IoFloat> BlockParser<'a, 'c, T> {
     /// Parse consecutive blocks into one set: appending, rather than joining
     /// one set per block afterwards, saves a copy of everything decoded.
-    /// `release` is called with each block once it is parsed.
+    /// `release` is called with each block once it is parsed. `reuse`, an
+    /// emptied set of the same streams, lends its buffers (their memory is
+    /// already faulted in).
     pub fn parse_blocks(
         ctx: &ParseCtx<'a>,
         blocks: &[Block],
         release: &(dyn Fn(&Block) + Sync),
+        reuse: Option<SequenceSet>,
     ) -> Result<SequenceSet> {
         // Reserve for the first block from its size (a number takes at least two
         // bytes of text, usually about eight), for the others from what the
@@ -341,22 +344,34 @@ impl<'a, 'c, T: IoFloat> BlockParser<'a, 'c, T> {
         let bytes: usize = blocks.iter().map(|b| b.end - b.start).sum();
         let first = blocks.first().map_or(0, |b| b.end - b.start);
         let share = first / ctx.fields.len().max(1);
-        let streams = ctx
-            .fields
-            .iter()
-            .map(|f| {
-                let mut b = StreamBuffer::new(f.dim, f.sparse, T::DTYPE);
-                if let Some(v) = T::view_mut(&mut b.values) {
-                    v.reserve(share / 8);
-                }
-                if f.sparse {
-                    b.indices.reserve(share / 8);
-                    b.indptr.reserve(share / 16);
-                }
-                b
+        let mut set = reuse
+            .filter(|s| {
+                s.num_sequences() == 0
+                    && s.streams.len() == ctx.fields.len()
+                    && s.streams.iter().zip(ctx.fields).all(|(b, f)| {
+                        b.sparse == f.sparse
+                            && b.sample_size == f.dim
+                            && b.values.dtype() == T::DTYPE
+                            && b.rows() == 0
+                    })
             })
-            .collect();
-        let mut set = SequenceSet::new(streams);
+            .unwrap_or_else(|| {
+                SequenceSet::new(
+                    ctx.fields
+                        .iter()
+                        .map(|f| StreamBuffer::new(f.dim, f.sparse, T::DTYPE))
+                        .collect(),
+                )
+            });
+        for b in &mut set.streams {
+            if let Some(v) = T::view_mut(&mut b.values) {
+                v.reserve(share / 8);
+            }
+            if b.sparse {
+                b.indices.reserve(share / 8);
+                b.indptr.reserve(share / 16);
+            }
+        }
         let seqs: u64 = blocks.iter().map(|b| b.num_sequences).sum();
         set.keys.reserve(seqs as usize);
         set.lines.reserve(seqs as usize);
@@ -393,6 +408,11 @@ impl<'a, 'c, T: IoFloat> BlockParser<'a, 'c, T> {
                     b.indices.reserve(rest(b.indices.len()));
                     b.indptr.reserve(rest(b.indptr.len()));
                     b.seq_rows.reserve(rest(b.seq_rows.len()));
+                    if let Some(v) = T::view_mut(&mut b.values) {
+                        prefer_huge_pages(v);
+                    }
+                    prefer_huge_pages(&b.indices);
+                    prefer_huge_pages(&b.indptr);
                 }
             }
         }
