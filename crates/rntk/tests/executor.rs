@@ -260,3 +260,57 @@ fn recycled_gradient_storage_is_reused_and_gives_the_same_gradients() {
         );
     }
 }
+
+/// `x·W + b` hands the product's gradient over by moving the buffer when nothing else
+/// reads the product. The gradients equal those of the same net where the product
+/// has a second reader (no hand-over), over two backward passes, with the sum seeded
+/// directly or not, and for `x - b`.
+#[test]
+fn handed_over_gradients_equal_accumulated_ones() {
+    let x = seq_input(2, "x");
+    let w = rntk::parameter_from(
+        Tensor::from_vec([2, 3], vec![0.1, -0.2, 0.3, 0.4, 0.5, -0.6]).unwrap(),
+        "W",
+    );
+    let b = rntk::parameter_from(Tensor::from_vec([3], vec![0.3, -0.1, 0.2]).unwrap(), "b");
+    let v = Value::from_sequences([2], &common::ragged(&[3, 1, 5, 2], 2, 7)).unwrap();
+    let zero = rntk::scalar(0.0, DType::F64);
+    for minus in [false, true] {
+        let y = times(&x, &w).unwrap();
+        let z = if minus {
+            minus_(&y, &b)
+        } else {
+            plus(&y, &b).unwrap()
+        };
+        let single = element_times(&tanh(&z).unwrap(), &z).unwrap();
+        // the same value, the product read a second time (times 0)
+        let shared = plus(&single, &element_times(&y, &zero).unwrap()).unwrap();
+        for seed_on in [false, true] {
+            let grads = |root: &Variable| {
+                let mut ex = Executor::<f64>::new(std::slice::from_ref(root)).unwrap();
+                let wrt = [&w, &b, &x];
+                let mut out = Vec::new();
+                for _ in 0..2 {
+                    ex.forward(&[(&x, &v)], true).unwrap();
+                    let g = ex.backward(&[(root, None)], &wrt).unwrap();
+                    out.push(g.iter().map(|g| g.to_vec::<f64>()).collect::<Vec<_>>());
+                }
+                assert_eq!(out[0], out[1], "second pass");
+                out.pop().unwrap()
+            };
+            let (a, b_) = if seed_on {
+                (
+                    grads(&z),
+                    grads(&plus(&z, &element_times(&y, &zero).unwrap()).unwrap()),
+                )
+            } else {
+                (grads(&single), grads(&shared))
+            };
+            assert_eq!(a, b_, "minus={minus} seed_on_sum={seed_on}");
+        }
+    }
+}
+
+fn minus_(a: &Variable, b: &Variable) -> Variable {
+    minus(a, b).unwrap()
+}
