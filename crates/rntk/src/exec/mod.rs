@@ -91,7 +91,7 @@ fn pool() -> &'static rayon::ThreadPool {
 
 /// Run `f` inside rntk's pool when `parallel`, so every parallel kernel in it reuses the
 /// pool's threads without re-entering.
-fn in_pool<R: Send>(parallel: bool, f: impl FnOnce() -> R + Send) -> R {
+pub(crate) fn in_pool<R: Send>(parallel: bool, f: impl FnOnce() -> R + Send) -> R {
     if parallel && rayon::current_thread_index().is_none() {
         pool().install(f)
     } else {

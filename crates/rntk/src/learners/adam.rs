@@ -63,17 +63,79 @@ impl Adam {
             T::one()
         };
         let (mu, b2) = (T::from_f64(mu), T::from_f64(beta2));
-        let one_minus_b2 = T::one() - b2;
-        let step = T::from_f64(ctx.eta * k);
-        let eps = T::from_f64(self.epsilon);
+        let e = Elem {
+            adamax: self.adamax,
+            mu,
+            b2,
+            one_minus_b2: T::one() - b2,
+            unit,
+            step: T::from_f64(ctx.eta * k),
+            eps: T::from_f64(self.epsilon),
+        };
         let (m, v) = s.buffers.split_at_mut(1);
-        for (((pi, &gi), mi), vi) in p
-            .iter_mut()
-            .zip(g)
-            .zip(m[0].iter_mut())
-            .zip(v[0].iter_mut())
+        let (m, v) = (&mut m[0][..], &mut v[0][..]);
+        // Each element is independent: large parameters (an embedding table) are split
+        // between the threads, the same arithmetic for every element either way.
+        const CHUNK: usize = 1 << 14;
+        if p.len() >= 4 * CHUNK && rayon::current_num_threads() > 1 {
+            use rayon::prelude::*;
+            p.par_chunks_mut(CHUNK)
+                .zip(g.par_chunks(CHUNK))
+                .zip(m.par_chunks_mut(CHUNK))
+                .zip(v.par_chunks_mut(CHUNK))
+                .for_each(|(((p, g), m), v)| e.run(p, g, m, v));
+        } else {
+            e.run(p, g, m, v);
+        }
+    }
+}
+
+/// The per-element constants of one Adam update.
+#[derive(Clone, Copy)]
+struct Elem<T> {
+    adamax: bool,
+    mu: T,
+    b2: T,
+    one_minus_b2: T,
+    unit: T,
+    step: T,
+    eps: T,
+}
+
+impl<T: Element> Elem<T> {
+    /// Compiled for the widest vector unit the CPU has (sqrt, division, multiply and add
+    /// round the same at every width, so every level gives the same bits).
+    fn run(&self, p: &mut [T], g: &[T], m: &mut [T], v: &mut [T]) {
+        #[cfg(target_arch = "x86_64")]
         {
-            let denom = if self.adamax {
+            use crate::backend::cpu::{simd_level, SimdLevel};
+            if simd_level() == SimdLevel::Avx512 {
+                // SAFETY: AVX-512F was detected (simd_level never reports more).
+                return unsafe { self.run_avx512(p, g, m, v) };
+            }
+        }
+        self.body(p, g, m, v)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn run_avx512(&self, p: &mut [T], g: &[T], m: &mut [T], v: &mut [T]) {
+        self.body(p, g, m, v)
+    }
+
+    #[inline(always)]
+    fn body(&self, p: &mut [T], g: &[T], m: &mut [T], v: &mut [T]) {
+        let Elem {
+            adamax,
+            mu,
+            b2,
+            one_minus_b2,
+            unit,
+            step,
+            eps,
+        } = *self;
+        for (((pi, &gi), mi), vi) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+            let denom = if adamax {
                 *vi = (b2 * *vi).max(gi.abs());
                 *vi + eps
             } else {

@@ -214,6 +214,42 @@ fn step_typed<T: Element>(
     true
 }
 
+/// One rule step for every parameter, in order.
+fn update_all(
+    rule: &mut dyn UpdateRule,
+    o: &LearnerOptions,
+    ctx: &StepContext,
+    params: &[Variable],
+    grads: Vec<&Tensor>,
+    states: &mut [ParamState],
+) -> Result<()> {
+    for ((p, g), state) in params.iter().zip(grads).zip(states.iter_mut()) {
+        let storage = p.storage().ok_or_else(|| {
+            Error::invalid(
+                format!("{} learner", rule.name()),
+                format!("{} lost its value", p.label()),
+            )
+        })?;
+        let mut value = storage.write().expect("parameter lock");
+        let done = match state {
+            ParamState::F32(s) => step_typed(rule, o, ctx, &mut value, g, s, |r, c, p, g, s| {
+                r.apply_f32(c, p, g, s)
+            }),
+            ParamState::F64(s) => step_typed(rule, o, ctx, &mut value, g, s, |r, c, p, g, s| {
+                r.apply_f64(c, p, g, s)
+            }),
+        };
+        if !done {
+            return Err(Error::DType {
+                context: format!("{} learner update of {}", rule.name(), p.label()),
+                expected: g.dtype().to_string(),
+                got: value.dtype().to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Clip and L2 on a copy of the gradient (the caller's tensor is left alone).
 fn preprocess<T: Element>(o: &LearnerOptions, p: &[T], g: &[T], n: usize) -> Vec<T> {
     let mut g = g.to_vec();
@@ -270,42 +306,12 @@ impl Learner for StandardLearner {
             eta,
         };
         let o = &self.options;
-        for ((p, g), state) in self.params.iter().zip(grads).zip(self.states.iter_mut()) {
-            let storage = p.storage().ok_or_else(|| {
-                Error::invalid(
-                    format!("{} learner", self.rule.name()),
-                    format!("{} lost its value", p.label()),
-                )
-            })?;
-            let mut value = storage.write().expect("parameter lock");
-            let done = match state {
-                ParamState::F32(s) => step_typed(
-                    &mut *self.rule,
-                    o,
-                    &ctx,
-                    &mut value,
-                    g,
-                    s,
-                    |r, c, p, g, s| r.apply_f32(c, p, g, s),
-                ),
-                ParamState::F64(s) => step_typed(
-                    &mut *self.rule,
-                    o,
-                    &ctx,
-                    &mut value,
-                    g,
-                    s,
-                    |r, c, p, g, s| r.apply_f64(c, p, g, s),
-                ),
-            };
-            if !done {
-                return Err(Error::DType {
-                    context: format!("{} learner update of {}", self.rule.name(), p.label()),
-                    expected: g.dtype().to_string(),
-                    got: value.dtype().to_string(),
-                });
-            }
-        }
+        // Large parameters update on both threads of the pool (see the rules' loops).
+        let elements: usize = grads.iter().map(|g| g.shape().numel()).sum();
+        let (rule, params, states) = (&mut self.rule, &self.params, &mut self.states);
+        crate::exec::in_pool(elements >= 1 << 16, || {
+            update_all(&mut **rule, o, &ctx, params, grads, states)
+        })?;
         self.sample_count += sample_count as u64;
         self.minibatch_count += 1;
         if is_sweep_end {
