@@ -52,8 +52,14 @@ pub fn pack_rhs<T: Element>(b: &Mat<T>, dst: &mut [T]) {
             for kk in 0..k {
                 let row = &mut panel[kk * PANEL..(kk + 1) * PANEL];
                 let o = kk * b.rs + p * PANEL;
-                row[..w].copy_from_slice(&b.data[o..o + w]);
-                row[w..].iter_mut().for_each(|v| *v = T::zero());
+                if w == PANEL {
+                    // (a fixed length: inline vector moves, not a memmove call per row)
+                    let src: &[T; PANEL] = b.data[o..o + PANEL].try_into().expect("a panel row");
+                    row.copy_from_slice(src);
+                } else {
+                    row[..w].copy_from_slice(&b.data[o..o + w]);
+                    row[w..].iter_mut().for_each(|v| *v = T::zero());
+                }
             }
         } else if b.rs == 1 {
             // a transposed view (Hᵀ): 64-row tiles, so the strided writes stay in L1
