@@ -28,6 +28,8 @@ pub struct StandardLearner {
     sample_count: u64,
     minibatch_count: u64,
     sweep_count: u64,
+    /// The clipped (or L2-added) gradient of the parameter being updated, reused.
+    scratch: (Vec<f32>, Vec<f64>),
 }
 
 impl StandardLearner {
@@ -96,6 +98,7 @@ impl StandardLearner {
             sample_count: 0,
             minibatch_count: 0,
             sweep_count: 0,
+            scratch: (Vec::new(), Vec::new()),
         })
     }
 
@@ -201,15 +204,15 @@ fn step_typed<T: Element>(
     ctx: &StepContext,
     value: &mut Tensor,
     g: &Tensor,
-    s: &mut RuleState<T>,
+    (s, scratch): (&mut RuleState<T>, &mut Vec<T>),
     apply: impl Fn(&mut dyn UpdateRule, &StepContext, &mut [T], &[T], &mut RuleState<T>),
 ) -> bool {
     let (Some(p), Some(g)) = (value.as_mut_slice::<T>(), g.as_slice::<T>()) else {
         return false;
     };
     let n = ctx.sample_count;
-    let g = preprocess(o, p, g, n);
-    apply(rule, ctx, p, &g, s);
+    let g = preprocess(o, p, g, n, scratch);
+    apply(rule, ctx, p, g, s);
     l1_soft_threshold(p, ctx.eta, o.l1_regularization_weight, n);
     true
 }
@@ -222,6 +225,7 @@ fn update_all(
     params: &[Variable],
     grads: Vec<&Tensor>,
     states: &mut [ParamState],
+    scratch: &mut (Vec<f32>, Vec<f64>),
 ) -> Result<()> {
     for ((p, g), state) in params.iter().zip(grads).zip(states.iter_mut()) {
         let storage = p.storage().ok_or_else(|| {
@@ -232,12 +236,18 @@ fn update_all(
         })?;
         let mut value = storage.write().expect("parameter lock");
         let done = match state {
-            ParamState::F32(s) => step_typed(rule, o, ctx, &mut value, g, s, |r, c, p, g, s| {
-                r.apply_f32(c, p, g, s)
-            }),
-            ParamState::F64(s) => step_typed(rule, o, ctx, &mut value, g, s, |r, c, p, g, s| {
-                r.apply_f64(c, p, g, s)
-            }),
+            ParamState::F32(s) => {
+                let b = &mut scratch.0;
+                step_typed(rule, o, ctx, &mut value, g, (s, b), |r, c, p, g, s| {
+                    r.apply_f32(c, p, g, s)
+                })
+            }
+            ParamState::F64(s) => {
+                let b = &mut scratch.1;
+                step_typed(rule, o, ctx, &mut value, g, (s, b), |r, c, p, g, s| {
+                    r.apply_f64(c, p, g, s)
+                })
+            }
         };
         if !done {
             return Err(Error::DType {
@@ -250,17 +260,39 @@ fn update_all(
     Ok(())
 }
 
-/// Clip and L2 on a copy of the gradient (the caller's tensor is left alone).
-fn preprocess<T: Element>(o: &LearnerOptions, p: &[T], g: &[T], n: usize) -> Vec<T> {
-    let mut g = g.to_vec();
-    clip_gradient(
-        &mut g,
-        o.gradient_clipping_threshold_per_sample,
-        o.gradient_clipping_with_truncation,
-        n,
-    );
-    add_l2(&mut g, p, o.l2_regularization_weight, n);
-    g
+/// Clip and L2 on a copy of the gradient in `buf` (the caller's tensor is left alone);
+/// the gradient itself when neither applies. Truncation clips while copying (one pass).
+fn preprocess<'a, T: Element>(
+    o: &LearnerOptions,
+    p: &[T],
+    g: &'a [T],
+    n: usize,
+    buf: &'a mut Vec<T>,
+) -> &'a [T] {
+    let threshold = o.gradient_clipping_threshold_per_sample;
+    let clip = threshold != f64::INFINITY;
+    if !clip && o.l2_regularization_weight <= 0.0 {
+        return g;
+    }
+    buf.clear();
+    if clip && o.gradient_clipping_with_truncation {
+        // clip_gradient's clamp (NaN stays NaN), fused with the copy
+        let t = T::from_f64(threshold * n as f64);
+        buf.extend(g.iter().map(|&x| {
+            if x > t {
+                t
+            } else if x < -t {
+                -t
+            } else {
+                x
+            }
+        }));
+    } else {
+        buf.extend_from_slice(g);
+        clip_gradient(buf, threshold, o.gradient_clipping_with_truncation, n);
+    }
+    add_l2(buf, p, o.l2_regularization_weight, n);
+    buf
 }
 
 impl Learner for StandardLearner {
@@ -309,8 +341,9 @@ impl Learner for StandardLearner {
         // Large parameters update on both threads of the pool (see the rules' loops).
         let elements: usize = grads.iter().map(|g| g.shape().numel()).sum();
         let (rule, params, states) = (&mut self.rule, &self.params, &mut self.states);
+        let scratch = &mut self.scratch;
         crate::exec::in_pool(elements >= 1 << 16, || {
-            update_all(&mut **rule, o, &ctx, params, grads, states)
+            update_all(&mut **rule, o, &ctx, params, grads, states, scratch)
         })?;
         self.sample_count += sample_count as u64;
         self.minibatch_count += 1;
