@@ -150,7 +150,6 @@ pub fn packed_gemm<T: Element>(
     let job = Job {
         a: a.data.as_ptr().cast::<f32>(),
         ars: a.rs,
-        acs: 1,
         m,
         k,
         bp: bp.as_ptr().cast::<f32>(),
@@ -193,10 +192,9 @@ fn run_job(job: &Job, macs: usize) {
 /// One product's operands as raw parts, so the two halves can share them.
 #[derive(Clone, Copy)]
 struct Job {
-    /// a(i, kk) at `a[i*ars + kk*acs]`
+    /// a(i, kk) at `a[i*ars + kk]`
     a: *const f32,
     ars: usize,
-    acs: usize,
     m: usize,
     k: usize,
     /// packed b: panel p, row kk at `bp[p*k*PANEL + kk*PANEL]`
@@ -247,7 +245,7 @@ impl Job {
                         }
                     };
                     let t = Tile {
-                        a: self.a.add(k0 * self.acs),
+                        a: self.a.add(k0),
                         b: self.bp.add(p * self.k * PANEL + k0 * PANEL),
                         kc,
                         col: p * PANEL,
@@ -292,12 +290,12 @@ impl Job {
             }
         }
         let a = t.a.add(i * self.ars);
-        let (ars, acs) = (self.ars, self.acs);
+        let ars = self.ars;
         for kk in 0..t.kc {
             let b0 = _mm512_loadu_ps(t.b.add(kk * PANEL));
             let b1 = _mm512_loadu_ps(t.b.add(kk * PANEL + 16));
             for r in 0..R {
-                let av = _mm512_set1_ps(*a.add(r * ars + kk * acs));
+                let av = _mm512_set1_ps(*a.add(r * ars + kk));
                 x0[r] = _mm512_fmadd_ps(av, b0, x0[r]);
                 x1[r] = _mm512_fmadd_ps(av, b1, x1[r]);
             }
@@ -438,7 +436,6 @@ pub(crate) fn lstm_step_forward<T: Element>(
                     let job = Job {
                         a,
                         ars: n,
-                        acs: 1,
                         m: rows,
                         k: n,
                         bp: hp.add(g * l),
