@@ -162,6 +162,15 @@ fn agree<T: rntk::tensor::Element + std::fmt::Debug>(
         let (yf, gf) = run::<T>(hidden, true, back, i, dtype);
         let (yl, gl) = run::<T>(hidden, false, back, i, dtype);
         if tol > 0.0 {
+            // Inside a two-thread pool the wide steps split their units between the
+            // threads: the same bits as on one.
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(2)
+                .build()
+                .unwrap();
+            let (yp, gp) = pool.install(|| run::<T>(hidden, true, back, i, dtype));
+            assert_eq!(yp, yf, "values in a pool, go_backwards={back}");
+            assert_eq!(gp, gf, "gradients in a pool, go_backwards={back}");
             let close = |a: &[T], b: &[T], what: &str| {
                 assert_eq!(a.len(), b.len());
                 let scale = b.iter().fold(1f64, |m, v| m.max(v.as_f64().abs()));

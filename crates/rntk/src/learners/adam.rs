@@ -77,7 +77,7 @@ impl Adam {
         // Each element is independent: large parameters (an embedding table) are split
         // between the threads, the same arithmetic for every element either way.
         const CHUNK: usize = 1 << 14;
-        if p.len() >= 4 * CHUNK && rayon::current_num_threads() > 1 {
+        if p.len() >= 4 * CHUNK && crate::backend::cpu::two_threads() {
             use rayon::prelude::*;
             p.par_chunks_mut(CHUNK)
                 .zip(g.par_chunks(CHUNK))

@@ -18,8 +18,8 @@ use super::lstm_cell::{rows_backward, rows_forward, KEPT};
 use super::{expect_arity, Arg, Inferred, NodeState, WholeArg};
 use crate::backend::cpu::{
     gates_packed_len, gemm, gemm_with_transposed, lstm_step_backward, lstm_step_forward,
-    pack_gates, pack_rhs_par, packed_available, packed_gemm, packed_len, LstmStrides, Mat, MatMut,
-    SMALL_FLOPS,
+    pack_gates, pack_rhs_par, packed_available, packed_gemm, packed_len, two_threads, LstmStrides,
+    Mat, MatMut, SMALL_FLOPS,
 };
 use crate::error::{Error, Result};
 use crate::graph::{DynamicAxes, VarInfo};
@@ -492,7 +492,7 @@ pub(crate) fn backward<T: Element>(
     match i {
         0 => {
             let din = &mut din[..total * 4 * n];
-            if din.len() >= 1 << 18 && rayon::current_num_threads() > 1 {
+            if din.len() >= 1 << 18 && two_threads() {
                 use rayon::prelude::*;
                 din.par_chunks_mut(1 << 16)
                     .zip(dpre_all.par_chunks(1 << 16))

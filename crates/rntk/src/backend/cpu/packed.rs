@@ -18,6 +18,13 @@ pub const PANEL: usize = 32;
 /// Multiply-adds below which a product stays on one thread.
 const PARALLEL_MACS: usize = 1 << 18;
 
+/// Whether to split work between two threads: only on a thread of a pool with at least
+/// two (the executor enters rntk's pool for large minibatches). Elsewhere a `join`
+/// would first have to enter the global pool, which costs more than a small step saves.
+pub(crate) fn two_threads() -> bool {
+    rayon::current_thread_index().is_some() && rayon::current_num_threads() > 1
+}
+
 /// Values a packed `k × n` right operand takes.
 pub fn packed_len(k: usize, n: usize) -> usize {
     k * n.div_ceil(PANEL) * PANEL
@@ -94,7 +101,7 @@ pub fn pack_rhs<T: Element>(b: &Mat<T>, dst: &mut [T]) {
 pub fn pack_rhs_par<T: Element>(b: &Mat<T>, dst: &mut [T]) {
     let (k, n) = (b.rows, b.cols);
     let panels = n.div_ceil(PANEL);
-    if k * n < 1 << 16 || panels < 2 || rayon::current_num_threads() < 2 {
+    if k * n < 1 << 16 || panels < 2 || !two_threads() {
         return pack_rhs(b, dst);
     }
     let left = panels / 2 * PANEL;
@@ -173,7 +180,7 @@ fn run_job(job: &Job, macs: usize) {
     let panels = job.n.div_ceil(PANEL);
     #[cfg(target_arch = "x86_64")]
     {
-        if macs >= PARALLEL_MACS && panels >= 2 && rayon::current_num_threads() > 1 {
+        if macs >= PARALLEL_MACS && panels >= 2 && two_threads() {
             let half = panels / 2;
             rayon::join(
                 // SAFETY: jobs are only built for f32 with AVX-512F + FMA detected,
@@ -344,7 +351,7 @@ pub fn pack_gates<T: Element>(h: &[T], n: usize, dst: &mut [T]) {
     let (lo, hi) = dst[..4 * l].split_at_mut(2 * l);
     let (d0, d1) = lo.split_at_mut(l);
     let (d2, d3) = hi.split_at_mut(l);
-    if 4 * n * n >= 1 << 16 && rayon::current_num_threads() > 1 {
+    if 4 * n * n >= 1 << 16 && two_threads() {
         rayon::join(|| (pack(0, d0), pack(1, d1)), || (pack(2, d2), pack(3, d3)));
     } else {
         for (g, d) in [d0, d1, d2, d3].into_iter().enumerate() {
@@ -355,7 +362,7 @@ pub fn pack_gates<T: Element>(h: &[T], n: usize, dst: &mut [T]) {
 
 /// Whether a step of `rows` rows of an `n`-unit cell is split between two threads.
 fn split_step(rows: usize, n: usize) -> bool {
-    rows * n * 4 * n >= PARALLEL_MACS && n > PANEL && rayon::current_num_threads() > 1
+    rows * n * 4 * n >= PARALLEL_MACS && n > PANEL && two_threads()
 }
 
 /// One forward step of a wide LSTM cell over `rows` rows: `pre = pre_x + h_prev·H`
