@@ -211,10 +211,30 @@ fn token_decimal_parts<T: IoFloat>(bytes: &[u8], at: usize, len: usize) -> Optio
 /// Bitmasks over 64 bytes of text (bit `i` for byte `i`): blanks, and the bytes
 /// that end a field's values (`|`, `\r`, `\n`). Finding every value's end at
 /// once keeps the next value's start off the chain of each value's digits.
+/// `AVX2` (only inside a function compiled for it, after runtime detection)
+/// classifies 32 bytes per compare instead of 16.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn classify64(w: &[u8; 64]) -> (u64, u64) {
+fn classify64<const AVX2: bool>(w: &[u8; 64]) -> (u64, u64) {
     use std::arch::x86_64::*;
+    if AVX2 {
+        let mut blank = 0u64;
+        let mut stop = 0u64;
+        for k in 0..2 {
+            // SAFETY: `AVX2` is only true in `dense_loop_avx2`, which runs after
+            // `fast_dense()` detected AVX2; the load reads bytes 32k..32k+32 of
+            // the 64-byte array.
+            unsafe {
+                let v = _mm256_loadu_si256(w.as_ptr().add(32 * k).cast::<__m256i>());
+                let eq = |c: u8| _mm256_cmpeq_epi8(v, _mm256_set1_epi8(c as i8));
+                let b = _mm256_or_si256(eq(b' '), eq(b'\t'));
+                let e = _mm256_or_si256(_mm256_or_si256(eq(b'|'), eq(b'\r')), eq(b'\n'));
+                blank |= u64::from(_mm256_movemask_epi8(b) as u32) << (32 * k);
+                stop |= u64::from(_mm256_movemask_epi8(e) as u32) << (32 * k);
+            }
+        }
+        return (blank, stop);
+    }
     let mut blank = 0u64;
     let mut stop = 0u64;
     for k in 0..4 {
@@ -234,7 +254,7 @@ fn classify64(w: &[u8; 64]) -> (u64, u64) {
 
 #[cfg(not(target_arch = "x86_64"))]
 #[inline(always)]
-fn classify64(w: &[u8; 64]) -> (u64, u64) {
+fn classify64<const AVX2: bool>(w: &[u8; 64]) -> (u64, u64) {
     let mut blank = 0u64;
     let mut stop = 0u64;
     for (i, &c) in w.iter().enumerate() {
@@ -242,6 +262,17 @@ fn classify64(w: &[u8; 64]) -> (u64, u64) {
         stop |= u64::from(matches!(c, b'|' | b'\r' | b'\n')) << i;
     }
     (blank, stop)
+}
+
+/// Whether this CPU has what `dense_loop_avx2` is compiled for.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn fast_dense() -> bool {
+    std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("bmi1")
+        && std::arch::is_x86_feature_detected!("bmi2")
+        && std::arch::is_x86_feature_detected!("lzcnt")
+        && std::arch::is_x86_feature_detected!("popcnt")
 }
 
 const POW10_U64: [u64; 9] = [
@@ -702,7 +733,7 @@ impl<'a, 'c, T: IoFloat> BlockParser<'a, 'c, T> {
         vals.resize(base + dim, T::zero());
         divs.clear();
         divs.resize(dim, T::one());
-        let r = self.dense_loop(k, &mut p, le, &mut vals[base..], &mut divs);
+        let r = self.dense_loop_dispatch(k, &mut p, le, &mut vals[base..], &mut divs);
         let count = match r {
             Ok(count) => {
                 // One pass of divisions the compiler vectorizes: one per value
@@ -738,10 +769,43 @@ impl<'a, 'c, T: IoFloat> BlockParser<'a, 'c, T> {
         Ok(p)
     }
 
-    /// Numerators into `slots`, their divisors into `divs` (both `dim` long);
-    /// returns how many values the field has.
+    /// [`Self::dense_loop`], compiled for AVX2 and BMI1/2 (variable shifts
+    /// without the count register, `tzcnt`) where the CPU has them.
     #[inline(always)]
-    fn dense_loop(
+    fn dense_loop_dispatch(
+        &self,
+        k: usize,
+        p: &mut usize,
+        le: usize,
+        slots: &mut [T],
+        divs: &mut [T],
+    ) -> Result<usize> {
+        #[cfg(target_arch = "x86_64")]
+        if fast_dense() {
+            // SAFETY: `fast_dense()` checked that this CPU has every feature
+            // `dense_loop_avx2` is compiled for.
+            return unsafe { self.dense_loop_avx2(k, p, le, slots, divs) };
+        }
+        self.dense_loop::<false>(k, p, le, slots, divs)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,bmi1,bmi2,lzcnt,popcnt")]
+    unsafe fn dense_loop_avx2(
+        &self,
+        k: usize,
+        p: &mut usize,
+        le: usize,
+        slots: &mut [T],
+        divs: &mut [T],
+    ) -> Result<usize> {
+        self.dense_loop::<true>(k, p, le, slots, divs)
+    }
+
+    /// Numerators into `slots`, their divisors into `divs` (both `dim` long);
+    /// returns how many values the field has. `FAST`: see [`classify64`].
+    #[inline(always)]
+    fn dense_loop<const FAST: bool>(
         &self,
         k: usize,
         p: &mut usize,
@@ -762,7 +826,7 @@ impl<'a, 'c, T: IoFloat> BlockParser<'a, 'c, T> {
             else {
                 break;
             };
-            let (blank, stop) = classify64(w);
+            let (blank, stop) = classify64::<FAST>(w);
             // the field ends at the first stop byte or the line end
             let room = (le - q).min(64) as u32;
             let end = stop.trailing_zeros().min(room);
