@@ -20,6 +20,11 @@ fn number() -> BoxedStrategy<String> {
         (0u64..100_000_000_000).prop_map(|n| n.to_string()),
         ("[+-]?", "[0-9]{0,9}", "[0-9]{1,10}").prop_map(|(s, i, f)| format!("{s}{i}.{f}")),
         ("[+-]?", "[0-9]{1,9}").prop_map(|(s, i)| format!("{s}{i}.")),
+        // short tokens with the point at every place (the window's point mask)
+        ("[+-]?", "[0-9]{1,9}", 0usize..10).prop_map(|(s, d, k)| {
+            let k = k.min(d.len());
+            format!("{s}{}.{}", &d[..k], &d[k..])
+        }),
         ("[+-]?[0-9]{1,4}(\\.[0-9]{0,4})?", "[eE][+-]?[0-9]{1,2}")
             .prop_map(|(m, e)| format!("{m}{e}")),
         "[0-9]{18,24}(\\.[0-9]{1,20})?",
@@ -58,7 +63,8 @@ fn case() -> impl Strategy<Value = Case> {
                 0..nrows,
                 0..dim,
                 prop::sample::select(vec![
-                    "1x", "1e", "1e+", "--1", "1.2.3", "-", ".", "0x10", "nan", "1,5", "+-2",
+                    "1x", "1e", "1e+", "--1", "1.2.3", "-", ".", "0x10", "nan", "1,5", "+-2", "-.",
+                    "+.", "..", "1..", ".5.", "-1.2.", "12.3.45",
                 ])
                 .prop_map(str::to_string),
             )),

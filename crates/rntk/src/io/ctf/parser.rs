@@ -162,12 +162,17 @@ fn short_decimal<T: IoFloat>(bytes: &[u8], p: usize) -> Option<(T, usize)> {
 /// most 8 bytes of digits with at most one `.` and at least one digit. The token
 /// is read as one word ending at its last byte, so the digits land right-aligned
 /// (the bytes before them become leading zeros) and the point is squeezed out
-/// with two masks: no loop, no branch on the digit counts. `None` hands the token
-/// to the general paths.
+/// with two masks: no loop, no branch on the digit counts. `dot` is the offset
+/// of the token's first `.` from `at` (`len` or more when it has none), as the
+/// window's bitmask gives it. `None` hands the token to the general paths.
 #[inline(always)]
-fn token_decimal_parts<T: IoFloat>(bytes: &[u8], at: usize, len: usize) -> Option<(T, T)> {
+fn token_decimal_parts<T: IoFloat>(
+    bytes: &[u8],
+    at: usize,
+    len: usize,
+    dot: usize,
+) -> Option<(T, T)> {
     const ZEROS: u64 = 0x3030_3030_3030_3030;
-    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
     let negative = *bytes.get(at)? == b'-';
     let body = len - usize::from(negative);
     let end = at + len;
@@ -178,16 +183,15 @@ fn token_decimal_parts<T: IoFloat>(bytes: &[u8], at: usize, len: usize) -> Optio
     // bytes before the body read as '0'
     let keep = !0u64 << (8 * (8 - body));
     let w = (w & keep) | (ZEROS & !keep);
-    // exact per-byte test for '.': zero bytes of w ^ "........"
-    let x = w ^ 0x2E2E_2E2E_2E2E_2E2E;
-    let dots = !(((x & LOW7) + LOW7) | x) & 0x8080_8080_8080_8080;
-    let (digits, frac) = if dots == 0 {
+    let (digits, frac) = if dot >= len {
         (w, 0)
     } else {
         if body == 1 {
             return None; // "." alone
         }
-        let dp = dots.trailing_zeros() / 8; // byte of the (first) point
+        // byte of the (first) point in w (the token's first byte is 8 - len,
+        // a sign before it: the point is never the sign)
+        let dp = (8 + dot - len) as u32;
         let below = w & ((1u64 << (8 * dp)) - 1);
         let above = w & ((!0u64 << (8 * dp)) << 8);
         // the point removed, one more leading '0' at the bottom
@@ -209,14 +213,38 @@ fn token_decimal_parts<T: IoFloat>(bytes: &[u8], at: usize, len: usize) -> Optio
 }
 
 /// Bitmasks over 64 bytes of text (bit `i` for byte `i`): blanks, and the bytes
-/// that end a field's values (`|`, `\r`, `\n`). Finding every value's end at
-/// once keeps the next value's start off the chain of each value's digits.
+/// that end a field's values (`|`, `\r`, `\n`), and points (`.`). Finding every
+/// value's end at once keeps the next value's start off the chain of each
+/// value's digits; the points spare each value its own search.
+/// `AVX2` (only inside a function compiled for it, after runtime detection)
+/// classifies 32 bytes per compare instead of 16.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn classify64(w: &[u8; 64]) -> (u64, u64) {
+fn classify64<const AVX2: bool>(w: &[u8; 64]) -> (u64, u64, u64) {
     use std::arch::x86_64::*;
+    if AVX2 {
+        let mut blank = 0u64;
+        let mut stop = 0u64;
+        let mut dot = 0u64;
+        for k in 0..2 {
+            // SAFETY: `AVX2` is only true in `dense_loop_avx2`, which runs after
+            // `fast_dense()` detected AVX2; the load reads bytes 32k..32k+32 of
+            // the 64-byte array.
+            unsafe {
+                let v = _mm256_loadu_si256(w.as_ptr().add(32 * k).cast::<__m256i>());
+                let eq = |c: u8| _mm256_cmpeq_epi8(v, _mm256_set1_epi8(c as i8));
+                let b = _mm256_or_si256(eq(b' '), eq(b'\t'));
+                let e = _mm256_or_si256(_mm256_or_si256(eq(b'|'), eq(b'\r')), eq(b'\n'));
+                blank |= u64::from(_mm256_movemask_epi8(b) as u32) << (32 * k);
+                stop |= u64::from(_mm256_movemask_epi8(e) as u32) << (32 * k);
+                dot |= u64::from(_mm256_movemask_epi8(eq(b'.')) as u32) << (32 * k);
+            }
+        }
+        return (blank, stop, dot);
+    }
     let mut blank = 0u64;
     let mut stop = 0u64;
+    let mut dot = 0u64;
     for k in 0..4 {
         // SAFETY: SSE2 is part of every x86_64 target; the load reads bytes
         // 16k..16k+16 of the 64-byte array.
@@ -227,21 +255,35 @@ fn classify64(w: &[u8; 64]) -> (u64, u64) {
             let e = _mm_or_si128(_mm_or_si128(eq(b'|'), eq(b'\r')), eq(b'\n'));
             blank |= u64::from(_mm_movemask_epi8(b) as u16) << (16 * k);
             stop |= u64::from(_mm_movemask_epi8(e) as u16) << (16 * k);
+            dot |= u64::from(_mm_movemask_epi8(eq(b'.')) as u16) << (16 * k);
         }
     }
-    (blank, stop)
+    (blank, stop, dot)
 }
 
 #[cfg(not(target_arch = "x86_64"))]
 #[inline(always)]
-fn classify64(w: &[u8; 64]) -> (u64, u64) {
+fn classify64<const AVX2: bool>(w: &[u8; 64]) -> (u64, u64, u64) {
     let mut blank = 0u64;
     let mut stop = 0u64;
+    let mut dot = 0u64;
     for (i, &c) in w.iter().enumerate() {
         blank |= u64::from(is_blank(c)) << i;
         stop |= u64::from(matches!(c, b'|' | b'\r' | b'\n')) << i;
+        dot |= u64::from(c == b'.') << i;
     }
-    (blank, stop)
+    (blank, stop, dot)
+}
+
+/// Whether this CPU has what `dense_loop_avx2` is compiled for.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn fast_dense() -> bool {
+    std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("bmi1")
+        && std::arch::is_x86_feature_detected!("bmi2")
+        && std::arch::is_x86_feature_detected!("lzcnt")
+        && std::arch::is_x86_feature_detected!("popcnt")
 }
 
 const POW10_U64: [u64; 9] = [
@@ -702,7 +744,7 @@ impl<'a, 'c, T: IoFloat> BlockParser<'a, 'c, T> {
         vals.resize(base + dim, T::zero());
         divs.clear();
         divs.resize(dim, T::one());
-        let r = self.dense_loop(k, &mut p, le, &mut vals[base..], &mut divs);
+        let r = self.dense_loop_dispatch(k, &mut p, le, &mut vals[base..], &mut divs);
         let count = match r {
             Ok(count) => {
                 // One pass of divisions the compiler vectorizes: one per value
@@ -738,10 +780,43 @@ impl<'a, 'c, T: IoFloat> BlockParser<'a, 'c, T> {
         Ok(p)
     }
 
-    /// Numerators into `slots`, their divisors into `divs` (both `dim` long);
-    /// returns how many values the field has.
+    /// [`Self::dense_loop`], compiled for AVX2 and BMI1/2 (variable shifts
+    /// without the count register, `tzcnt`) where the CPU has them.
     #[inline(always)]
-    fn dense_loop(
+    fn dense_loop_dispatch(
+        &self,
+        k: usize,
+        p: &mut usize,
+        le: usize,
+        slots: &mut [T],
+        divs: &mut [T],
+    ) -> Result<usize> {
+        #[cfg(target_arch = "x86_64")]
+        if fast_dense() {
+            // SAFETY: `fast_dense()` checked that this CPU has every feature
+            // `dense_loop_avx2` is compiled for.
+            return unsafe { self.dense_loop_avx2(k, p, le, slots, divs) };
+        }
+        self.dense_loop::<false>(k, p, le, slots, divs)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,bmi1,bmi2,lzcnt,popcnt")]
+    unsafe fn dense_loop_avx2(
+        &self,
+        k: usize,
+        p: &mut usize,
+        le: usize,
+        slots: &mut [T],
+        divs: &mut [T],
+    ) -> Result<usize> {
+        self.dense_loop::<true>(k, p, le, slots, divs)
+    }
+
+    /// Numerators into `slots`, their divisors into `divs` (both `dim` long);
+    /// returns how many values the field has. `FAST`: see [`classify64`].
+    #[inline(always)]
+    fn dense_loop<const FAST: bool>(
         &self,
         k: usize,
         p: &mut usize,
@@ -762,7 +837,7 @@ impl<'a, 'c, T: IoFloat> BlockParser<'a, 'c, T> {
             else {
                 break;
             };
-            let (blank, stop) = classify64(w);
+            let (blank, stop, dots) = classify64::<FAST>(w);
             // the field ends at the first stop byte or the line end
             let room = (le - q).min(64) as u32;
             let end = stop.trailing_zeros().min(room);
@@ -781,7 +856,9 @@ impl<'a, 'c, T: IoFloat> BlockParser<'a, 'c, T> {
                         *p = at;
                         return Err(self.too_many(k, at, dim));
                     }
-                    let parts = match token_decimal_parts::<T>(bytes, at, e - s) {
+                    // e - s < 64: bits past the token read as "no point"
+                    let dot = ((dots >> s) & ((1u64 << (e - s)) - 1)).trailing_zeros() as usize;
+                    let parts = match token_decimal_parts::<T>(bytes, at, e - s, dot) {
                         Some(r) => Some(r),
                         None => match short_decimal_parts::<T>(bytes, at) {
                             Some((n, d, len)) if len == e - s => Some((n, d)),
@@ -1112,5 +1189,42 @@ mod tests {
         }
         let r = parse_number::<f64>(b"0.1 2", 0, 5).unwrap();
         assert_eq!(r, (0.1, 3));
+    }
+
+    /// The AVX2 classification (taken wherever the CPU has it) and the SSE2 one
+    /// give the same masks, so both dense loops read the same values.
+    #[test]
+    fn classify64_paths_agree() {
+        let alphabet = b" \t|\r\n.-+0123456789eE,x";
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..20_000 {
+            let mut w = [0u8; 64];
+            for c in w.iter_mut() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *c = alphabet[(x % alphabet.len() as u64) as usize];
+            }
+            let sse2 = classify64::<false>(&w);
+            let mut scalar = (0u64, 0u64, 0u64);
+            for (i, &c) in w.iter().enumerate() {
+                scalar.0 |= u64::from(is_blank(c)) << i;
+                scalar.1 |= u64::from(matches!(c, b'|' | b'\r' | b'\n')) << i;
+                scalar.2 |= u64::from(c == b'.') << i;
+            }
+            assert_eq!(sse2, scalar);
+            #[cfg(target_arch = "x86_64")]
+            if fast_dense() {
+                // SAFETY: the CPU has AVX2 (checked just above); the function
+                // compiled for it only classifies.
+                assert_eq!(unsafe { classify64_avx2(&w) }, scalar);
+            }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,bmi1,bmi2,lzcnt,popcnt")]
+    unsafe fn classify64_avx2(w: &[u8; 64]) -> (u64, u64, u64) {
+        classify64::<true>(w)
     }
 }
