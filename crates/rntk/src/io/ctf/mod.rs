@@ -75,6 +75,15 @@ impl Backing {
     /// if needed, and the resident memory of a huge file stays bounded.
     fn release(&self, offset: usize, len: usize) {
         if let Backing::Mapped(m) = self {
+            // A fault maps more than its page (fault-around, and whole large folios of
+            // the page cache, up to 2 MiB): a block's first and last pages map pages of
+            // its neighbours, which another thread may have released already. Release
+            // that margin too, or ~6 % of a huge file stays mapped (measured: 337 MiB
+            // of a 5.2 GiB file); a page still in use just faults back in.
+            const AROUND: usize = 2 << 20;
+            let start = offset.saturating_sub(AROUND);
+            let len = (offset + len + AROUND).min(m.len()).saturating_sub(start);
+            let offset = start;
             // SAFETY: the map is a read-only shared mapping of a file; DONTNEED
             // only drops this process's page-table entries, and later reads
             // fault the same file contents back in. No Rust reference sees
