@@ -255,7 +255,7 @@ fn large_models_are_freed_run() {
     let xs = Value::from_sequences([512], &seqs).unwrap();
     let mut report = Vec::new();
     for (name, lstm) in [("GRU(512)", false), ("LSTM(512), unfused", true)] {
-        let g = growth(3, || {
+        let once = || {
             let x = sequence::input_variable([512]);
             let y = if lstm {
                 Recurrence::new(Lstm::new(512).fused(false))
@@ -265,11 +265,19 @@ fn large_models_are_freed_run() {
                 Recurrence::new(Gru::new(512)).apply(&x).unwrap()
             };
             run(&y, &x, &xs);
-        });
-        report.push(format!("{name}: {} bytes per model", g / 3));
+        };
+        // A pool thread's first large product allocates the GEMM crate's per-thread
+        // L2 slab (2 MiB) once, in whichever round it first gets such work; a leak
+        // shows in every round, so the least growth of 4 rounds is what counts.
+        let rounds: Vec<isize> = (0..4).map(|_| growth(3, once)).collect();
+        let g = rounds.iter().copied().min().unwrap_or(0);
+        report.push(format!(
+            "{name}: {} bytes per model (rounds {rounds:?})",
+            g / 3
+        ));
         assert!(
             g < MB,
-            "{name}: the live heap grew by {g} bytes over 3 models"
+            "{name}: the live heap grew by {g} bytes over 3 models (rounds {rounds:?})"
         );
     }
     eprintln!("{}", report.join("\n"));

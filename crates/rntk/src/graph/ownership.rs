@@ -57,29 +57,17 @@ pub(crate) fn release_all(mut work: Vec<Item>) {
 }
 
 fn release_one(item: Item, work: &mut Vec<Item>) {
-    match item {
-        Item::Var(a) => {
-            let (info, at) = (a.mark().get(), Arc::as_ptr(&a) as usize);
-            match Arc::into_inner(a) {
-                Some(node) => node.take_children(work),
-                None => {
-                    if let Some(info) = info {
-                        info.collect_if_unreachable(at, work)
-                    }
-                }
-            }
-        }
-        Item::Fn(a) => {
-            let (info, at) = (a.mark.get(), Arc::as_ptr(&a) as usize);
-            match Arc::into_inner(a) {
-                Some(mut node) => node.take_children(work),
-                None => {
-                    if let Some(info) = info {
-                        info.collect_if_unreachable(at, work)
-                    }
-                }
-            }
-        }
+    let (info, at) = match &item {
+        Item::Var(a) => (a.mark().get(), Arc::as_ptr(a) as usize),
+        Item::Fn(a) => (a.mark.get(), Arc::as_ptr(a) as usize),
+    };
+    // The last reference takes its node apart; any other may leave a loop unreachable.
+    let freed = match item {
+        Item::Var(a) => Arc::into_inner(a).map(|n| n.take_children(work)),
+        Item::Fn(a) => Arc::into_inner(a).map(|mut n| n.take_children(work)),
+    };
+    if let (None, Some(info)) = (freed, info) {
+        info.collect_if_unreachable(at, work)
     }
 }
 
