@@ -58,7 +58,9 @@ pub fn input_variable_with(shape: impl Into<Shape>, o: InputOptions) -> Variable
 }
 
 /// A learnable parameter. Dimensions given as `INFERRED` are fixed (and the value
-/// drawn from `init`) when the parameter is first connected to an op.
+/// drawn from `init`) when the parameter is first connected to an op. A random `init`
+/// without a seed takes the next automatic seed now, at creation, as CNTK does
+/// ([`crate::random`]): parameters draw in the order they are created.
 pub fn parameter(
     shape: impl Into<Shape>,
     dtype: DType,
@@ -66,6 +68,7 @@ pub fn parameter(
     name: &str,
 ) -> Result<Variable> {
     let shape = shape.into();
+    let init = init.resolve_seed();
     let value = if shape.has_inferred() {
         Tensor::zeros(Shape::scalar(), dtype)
     } else {
