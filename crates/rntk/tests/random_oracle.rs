@@ -12,7 +12,7 @@ mod common;
 use rntk::initializer::{Initializer, KernelInit, RandomKind};
 use rntk::layers::{Dense, Dropout, Embedding, Gru, Layer, Lstm, Recurrence, RnnStep};
 use rntk::random::{self, Mt19937_64, ZigguratPaths};
-use rntk::{input_variable, sequence, DType, Shape, Variable};
+use rntk::{input_variable, sequence, DType, Shape, Value, Variable};
 use serde_json::Value as Json;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
@@ -306,4 +306,210 @@ fn layers_create_cntks_parameters() {
         check_layer(r, &ps);
     }
     random::reset_random_seed(0);
+}
+
+/// A recurrence whose state is `dropout(x_t + 0·h_{t−1})`: the dropout sits inside the
+/// loop (it depends on the state), and its output shows each step's mask.
+struct DropoutStep(f64, u64);
+
+impl rntk::layers::RecurrentStep for DropoutStep {
+    fn state_shapes(&self, x: &rntk::graph::VarInfo) -> rntk::Result<Vec<Shape>> {
+        Ok(vec![x.shape.clone()])
+    }
+    fn step(&self, states: &[Variable], x: &Variable) -> rntk::Result<Vec<Variable>> {
+        let zero = rntk::scalar(0.0, DType::F32);
+        let h0 = rntk::functions::element_times(&states[0], &zero)?;
+        let v = rntk::functions::plus(x, &h0)?;
+        Ok(vec![rntk::functions::dropout(&v, self.0, self.1)?])
+    }
+    fn parameters(&self) -> Vec<Variable> {
+        Vec::new()
+    }
+    fn op_name(&self) -> &str {
+        "DropoutStep"
+    }
+}
+
+/// The model of each fixture case: (input, output).
+fn dropout_model(name: &str) -> (Variable, Variable) {
+    use rntk::functions::dropout;
+    let seq = |d: usize| sequence::input_variable([d]);
+    let x;
+    let z = match name {
+        "batch dim 10 rate 0.5 seed 1" => {
+            x = input_variable([10]);
+            dropout(&x, 0.5, 1)
+        }
+        "batch dim 6 rate 0.2 seed 7" => {
+            x = input_variable([6]);
+            dropout(&x, 0.2, 7)
+        }
+        "batch shape (2,3) rate 0.7 seed 2**33+5" => {
+            x = input_variable([2, 3]);
+            dropout(&x, 0.7, (1 << 33) + 5)
+        }
+        "sequences dim 2 rate 0.3 seed 3" => {
+            x = seq(2);
+            dropout(&x, 0.3, 3)
+        }
+        "sequences dim 3 rate 0.4 seed 8, shared streams" => {
+            x = seq(3);
+            dropout(&x, 0.4, 8)
+        }
+        "after sequence.last rate 0.2 seed 1" => {
+            x = seq(3);
+            dropout(&sequence::last(&x).unwrap(), 0.2, 1)
+        }
+        "inside a forward loop rate 0.5 seed 5" => {
+            x = seq(2);
+            Recurrence::new(DropoutStep(0.5, 5)).apply(&x)
+        }
+        "inside a backward loop rate 0.5 seed 5" => {
+            x = seq(2);
+            Recurrence::new(DropoutStep(0.5, 5))
+                .go_backwards(true)
+                .apply(&x)
+        }
+        "Dropout layer auto seed (reset_random_seed(21)) rate 0.4" => {
+            x = input_variable([8]);
+            random::reset_random_seed(21);
+            let d = Dropout::new(0.4).unwrap();
+            random::reset_random_seed(0);
+            d.apply(&x)
+        }
+        "float64 batch dim 5 rate 0.25 seed 4" => {
+            x = rntk::input_variable_with(
+                [5],
+                rntk::InputOptions {
+                    dtype: DType::F64,
+                    ..Default::default()
+                },
+            );
+            dropout(&x, 0.25, 4)
+        }
+        other => panic!("no model for dropout case {other}"),
+    };
+    (x, z.unwrap())
+}
+
+/// A minibatch of ones shaped as the fixture records it: `[B, ...]` for a batch, a list
+/// of `[T_i, ...]` for sequences.
+fn ones(input: &Json, dt: DType) -> Value {
+    let one = |n: usize| vec![1.0f64; n];
+    match input.as_array().unwrap()[0] {
+        Json::Array(_) => {
+            let seqs: Vec<Vec<usize>> = input
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(common::shape_of)
+                .collect();
+            let sample = Shape::from(seqs[0][1..].to_vec());
+            let data: Vec<Vec<f64>> = seqs.iter().map(|s| one(s.iter().product())).collect();
+            match dt {
+                DType::F32 => {
+                    let d: Vec<Vec<f32>> = data
+                        .iter()
+                        .map(|s| s.iter().map(|&v| v as f32).collect())
+                        .collect();
+                    Value::from_sequences(sample, &d).unwrap()
+                }
+                DType::F64 => Value::from_sequences(sample, &data).unwrap(),
+            }
+        }
+        _ => {
+            let dims = common::shape_of(input);
+            let sample = Shape::from(dims[1..].to_vec());
+            let n: usize = dims.iter().product();
+            match dt {
+                DType::F32 => Value::batch(sample, vec![1.0f32; n]).unwrap(),
+                DType::F64 => Value::batch(sample, one(n)).unwrap(),
+            }
+        }
+    }
+}
+
+/// Training forwards of `z` over the case's minibatches: per minibatch, the output of
+/// each sample (batch) or sequence.
+fn train_outputs<T: rntk::tensor::Element>(
+    x: &Variable,
+    z: &Variable,
+    inputs: &[Json],
+) -> Vec<Vec<Vec<f64>>> {
+    let mut exec = rntk::Executor::<T>::new(&[z.clone()]).unwrap();
+    let mut all = Vec::new();
+    for input in inputs {
+        let v = ones(input, x.dtype());
+        exec.forward(&[(x, &v)], true).unwrap();
+        let out = exec.value(z).unwrap();
+        all.push(match out.layout() {
+            rntk::tensor::Layout::Sequence(_) => out.to_sequences::<f64>(),
+            _ => {
+                let per = out.shape().numel();
+                out.to_vec::<f64>()
+                    .chunks(per)
+                    .map(|c| c.to_vec())
+                    .collect()
+            }
+        });
+    }
+    all
+}
+
+/// Dropout masks of training forwards over several minibatches, as CNTK drew them.
+#[test]
+fn dropout_masks_match_cntk_over_minibatches() {
+    let _g = sequence_lock();
+    let cases = oracle()["dropout"].as_array().unwrap();
+    assert_eq!(cases.len(), 10);
+    for c in cases {
+        let name = c["name"].as_str().unwrap();
+        let (x, z) = dropout_model(name);
+        let dt = x.dtype();
+        let inputs = c["inputs"].as_array().unwrap();
+        let outs = match dt {
+            DType::F32 => train_outputs::<f32>(&x, &z, inputs),
+            DType::F64 => train_outputs::<f64>(&x, &z, inputs),
+        };
+        let mbs = c["minibatches"].as_array().unwrap();
+        assert_eq!(outs.len(), mbs.len());
+        for (k, (got, mb)) in outs.iter().zip(mbs).enumerate() {
+            let want = mb["masks"].as_array().unwrap();
+            assert_eq!(got.len(), want.len(), "{name}: minibatch {k}: samples");
+            for (s, (g, w)) in got.iter().zip(want).enumerate() {
+                let w: Vec<u8> = common::flat(w).iter().map(|&v| v as u8).collect();
+                let g: Vec<u8> = g.iter().map(|&v| (v != 0.0) as u8).collect();
+                assert_eq!(g, w, "{name}: minibatch {k}, sample/sequence {s}");
+            }
+            if let Some(kept) = mb["kept_value"].as_f64() {
+                let g = got.iter().flatten().find(|&&v| v != 0.0).copied().unwrap();
+                bits_equal(&[g], &[kept], dt, &format!("{name}: kept value"));
+            }
+        }
+    }
+}
+
+/// A checkpointed stream resumes exactly: offsets out, offsets in, same next mask.
+#[test]
+fn dropout_streams_resume_from_their_offsets() {
+    let x = input_variable([7]);
+    let z = rntk::functions::dropout(&x, 0.3, 12).unwrap();
+    let v = Value::batch([7], vec![1.0f32; 21]).unwrap();
+    let mut a = rntk::Executor::<f32>::new(&[z.clone()]).unwrap();
+    a.forward(&[(&x, &v)], true).unwrap();
+    a.forward(&[(&x, &v)], true).unwrap();
+    let offsets = a.dropout_offsets();
+    assert_eq!(offsets, vec![42]);
+    let mut b = rntk::Executor::<f32>::new(&[z.clone()]).unwrap();
+    b.set_dropout_offsets(&offsets).unwrap();
+    a.forward(&[(&x, &v)], true).unwrap();
+    b.forward(&[(&x, &v)], true).unwrap();
+    assert_eq!(
+        a.value(&z).unwrap().to_vec::<f32>(),
+        b.value(&z).unwrap().to_vec::<f32>()
+    );
+    assert!(b.set_dropout_offsets(&[1, 2]).is_err());
+    // inference draws nothing
+    a.forward(&[(&x, &v)], false).unwrap();
+    assert_eq!(a.dropout_offsets(), vec![63]);
 }

@@ -9,12 +9,13 @@
 //! counts the elements drawn so far, which is what a checkpoint stores and what
 //! [`DropoutRng::new`] skips over on restore (CNTK's `RNGHandle` does the same).
 //!
-//! Column order (CNTK's MBLayout for values fed from arrays): a minibatch of `S`
-//! sequences, the longest `T` steps long, is `T·S` columns, column `t·S + s` holding
-//! step `t` of sequence `s` (the caller's order); a sequence shorter than `T` leaves
-//! gap columns, and gaps draw too. A batch-only value is `S` columns of one step.
-//! Inside a recurrent loop a node runs once per step and draws that step's `S`
-//! columns (gaps included), in the loop's order — backwards for a `future_value` loop.
+//! Column order (CNTK's MBLayout, see [`StreamPacking`]): a minibatch of sequences,
+//! the longest `T` steps long, is packed into `W` parallel streams of `T` time slots;
+//! column `τ·W + k` is slot `τ` of stream `k`, and slots no sequence occupies (gaps)
+//! draw too. A batch-only value is one column per sample, in order. A node outside a
+//! recurrent loop draws all `T·W` columns at once; inside a loop CNTK runs slot by slot
+//! and draws each slot's `W` columns in the loop's order — last slot first for a
+//! `future_value` loop.
 
 use super::distributions::uniform_real;
 use super::mt::Mt19937_64;
@@ -66,6 +67,64 @@ impl DropoutRng {
     }
 }
 
+/// How CNTK lays a minibatch of sequences out in parallel streams (what
+/// `MBLayout::InitAsPackedSequences` produced in every case checked against CNTK 2.7,
+/// for values fed from arrays and from its reader alike): streams are as long as the
+/// longest sequence, `T`; each sequence in turn goes to the end of the first stream
+/// with room for it, else opens a new stream. Lengths `[3, 1, 4]` give two streams:
+/// `{seq 0 @ 0, seq 1 @ 3}` and `{seq 2 @ 0}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamPacking {
+    slots: usize,
+    streams: usize,
+    /// `[τ·W + k]` → (sequence, its step) occupying slot τ of stream k.
+    occupant: Vec<Option<(usize, usize)>>,
+}
+
+impl StreamPacking {
+    pub fn new(lengths: &[usize]) -> Self {
+        let slots = lengths.iter().copied().max().unwrap_or(0);
+        let mut used: Vec<usize> = Vec::new();
+        let mut place = Vec::with_capacity(lengths.len());
+        for &len in lengths {
+            match used.iter().position(|&u| u + len <= slots) {
+                Some(k) => {
+                    place.push((k, used[k]));
+                    used[k] += len;
+                }
+                None => {
+                    place.push((used.len(), 0));
+                    used.push(len);
+                }
+            }
+        }
+        let streams = used.len();
+        let mut occupant = vec![None; slots * streams];
+        for (s, (&(k, start), &len)) in place.iter().zip(lengths).enumerate() {
+            for t in 0..len {
+                occupant[(start + t) * streams + k] = Some((s, t));
+            }
+        }
+        StreamPacking {
+            slots,
+            streams,
+            occupant,
+        }
+    }
+    /// Time slots `T` (the longest sequence's length).
+    pub fn slots(&self) -> usize {
+        self.slots
+    }
+    /// Parallel streams `W`.
+    pub fn streams(&self) -> usize {
+        self.streams
+    }
+    /// The (sequence, step) in slot `tau` of stream `k`, or `None` for a gap.
+    pub fn occupant(&self, tau: usize, k: usize) -> Option<(usize, usize)> {
+        self.occupant[tau * self.streams + k]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,5 +140,17 @@ mod tests {
         b.fill(0.3, 1, 0, &mut y);
         assert_eq!(x, y);
         assert_eq!(a.offset(), 87);
+    }
+
+    #[test]
+    fn packing_is_first_fit_in_order() {
+        let p = StreamPacking::new(&[3, 1, 4, 2, 2]);
+        assert_eq!((p.slots(), p.streams()), (4, 3));
+        assert_eq!(p.occupant(3, 0), Some((1, 0)));
+        assert_eq!(p.occupant(0, 1), Some((2, 0)));
+        assert_eq!(p.occupant(2, 2), Some((4, 0)));
+        let q = StreamPacking::new(&[2, 2, 3]);
+        assert_eq!((q.slots(), q.streams()), (3, 3));
+        assert_eq!(q.occupant(2, 0), None);
     }
 }

@@ -23,7 +23,7 @@ mod ziggurat_tables;
 pub use distributions::{exponential, normal, uniform_01, uniform_real, unit_normal};
 #[doc(hidden)]
 pub use distributions::{unit_normal_counted, ZigguratPaths};
-pub use dropout::DropoutRng;
+pub use dropout::{DropoutRng, StreamPacking};
 pub use mt::Mt19937_64;
 
 use std::sync::Mutex;
