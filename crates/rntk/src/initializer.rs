@@ -435,6 +435,16 @@ impl Initializer {
             ));
         }
         let n = shape.numel();
+        // The values are drawn as f64, then converted: a request the system cannot
+        // satisfy is an error here rather than an abort in the middle of drawing.
+        let mut probe: Vec<f64> = Vec::new();
+        probe.try_reserve_exact(n).map_err(|_| {
+            Error::invalid(
+                "initializer",
+                format!("cannot allocate memory for the {n} values of shape {shape}"),
+            )
+        })?;
+        drop(probe);
         let data: Vec<f64> = match self {
             Initializer::Constant(c) => vec![*c; n],
             Initializer::Array(t) => {

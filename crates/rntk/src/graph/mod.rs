@@ -68,6 +68,8 @@ pub fn parameter(
     name: &str,
 ) -> Result<Variable> {
     let shape = shape.into();
+    crate::limits::check_sample_shape(&shape)
+        .map_err(|d| Error::invalid(format!("parameter '{name}'"), d))?;
     let init = init.resolve_seed();
     let value = if shape.has_inferred() {
         Tensor::zeros(Shape::scalar(), dtype)
@@ -145,6 +147,8 @@ pub fn placeholder(
             format!("shape {shape} must be fully known"),
         ));
     }
+    crate::limits::check_sample_shape(&shape)
+        .map_err(|d| Error::invalid(format!("placeholder '{name}'"), d))?;
     Ok(Variable::leaf(
         VarKind::Placeholder,
         VarInfo {
