@@ -436,7 +436,7 @@ fn train_outputs<T: rntk::tensor::Element>(
     z: &Variable,
     inputs: &[Json],
 ) -> Vec<Vec<Vec<f64>>> {
-    let mut exec = rntk::Executor::<T>::new(&[z.clone()]).unwrap();
+    let mut exec = rntk::Executor::<T>::new(std::slice::from_ref(z)).unwrap();
     let mut all = Vec::new();
     for input in inputs {
         let v = ones(input, x.dtype());
@@ -495,12 +495,12 @@ fn dropout_streams_resume_from_their_offsets() {
     let x = input_variable([7]);
     let z = rntk::functions::dropout(&x, 0.3, 12).unwrap();
     let v = Value::batch([7], vec![1.0f32; 21]).unwrap();
-    let mut a = rntk::Executor::<f32>::new(&[z.clone()]).unwrap();
+    let mut a = rntk::Executor::<f32>::new(std::slice::from_ref(&z)).unwrap();
     a.forward(&[(&x, &v)], true).unwrap();
     a.forward(&[(&x, &v)], true).unwrap();
     let offsets = a.dropout_offsets();
     assert_eq!(offsets, vec![42]);
-    let mut b = rntk::Executor::<f32>::new(&[z.clone()]).unwrap();
+    let mut b = rntk::Executor::<f32>::new(std::slice::from_ref(&z)).unwrap();
     b.set_dropout_offsets(&offsets).unwrap();
     a.forward(&[(&x, &v)], true).unwrap();
     b.forward(&[(&x, &v)], true).unwrap();

@@ -609,8 +609,10 @@ mod tests {
         assert_ne!(whole, again);
         assert_eq!(st.rng.as_ref().unwrap().offset(), 48);
         // a block that is not whole steps is refused, not drawn wrongly
-        let mut st4 = NodeState::default();
-        st4.layout = Some(layout);
+        let mut st4 = NodeState {
+            layout: Some(layout),
+            ..Default::default()
+        };
         let sh = [Shape::from([4])];
         let mut out = vec![0.0; 8];
         assert!(forward(

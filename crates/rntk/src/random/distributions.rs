@@ -45,7 +45,8 @@ pub fn uniform_01(e: &mut Mt19937_64) -> f64 {
 /// `boost::random::exponential_distribution<double>(1)(e)` (Boost 1.60: inversion).
 #[inline]
 pub fn exponential(e: &mut Mt19937_64) -> f64 {
-    -1.0 * (1.0 - uniform_01(e)).ln()
+    // Boost: -1/λ · ln(1 − u) with λ = 1 (negation is exact)
+    -(1.0 - uniform_01(e)).ln()
 }
 
 /// Boost 1.60's `generate_int_float_pair<double, 8>` over a 64-bit engine.
