@@ -70,6 +70,11 @@ pub enum Error {
     /// A feature that exists in CNTK but not (yet) in rntk; never silently ignored.
     #[error("not supported: {0}")]
     Unsupported(String),
+    /// Distributed training failed: a worker died or stopped answering, the workers
+    /// disagree (different configs or models), or the transport failed. `rank` names
+    /// the worker at fault when it is known.
+    #[error("distributed training{}: {detail}", rank.map(|r| format!(", worker rank {r}")).unwrap_or_default())]
+    Distributed { rank: Option<usize>, detail: String },
 }
 
 impl Error {
@@ -84,6 +89,12 @@ impl Error {
         Error::DynamicAxes {
             op: op.to_string(),
             name: name.to_string(),
+            detail: detail.into(),
+        }
+    }
+    pub(crate) fn distributed(rank: Option<usize>, detail: impl Into<String>) -> Self {
+        Error::Distributed {
+            rank,
             detail: detail.into(),
         }
     }

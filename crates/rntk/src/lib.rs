@@ -3,6 +3,7 @@
 
 pub mod backend;
 pub mod datasets;
+pub mod distributed;
 pub mod error;
 pub mod exec;
 pub mod functions;

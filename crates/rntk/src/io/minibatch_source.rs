@@ -341,6 +341,16 @@ impl Drop for Loader {
     }
 }
 
+/// One worker's part of a minibatch read by several (`next_minibatch_partition`).
+#[derive(Debug)]
+pub struct MinibatchPartition {
+    /// This worker's sequences; `None` when none of the minibatch's sequences are
+    /// in its partition (it still takes part in the step).
+    pub minibatch: Option<Minibatch>,
+    /// The whole minibatch ends a sweep.
+    pub end_of_sweep: bool,
+}
+
 /// A drawn sequence with its decoded chunk.
 #[derive(Clone)]
 pub(super) struct Picked {
@@ -591,15 +601,79 @@ impl MinibatchSource {
     /// sequences while the largest per-stream sample count stays ≤ `size`, at least
     /// one sequence. `None` once the source is exhausted (CNTK's `{}`).
     pub fn next_minibatch(&mut self, size: usize) -> Result<Option<Minibatch>> {
+        Ok(self
+            .next_minibatch_partition(size, 1, 0)?
+            .and_then(|p| p.minibatch))
+    }
+
+    /// This worker's part of the next minibatch of about `size` samples of all
+    /// workers (CNTK's `next_minibatch(size, num_data_partitions, partition_index)`):
+    /// every worker walks the same randomized order and takes, of the sequences
+    /// that make up the whole minibatch, those of its chunks (chunk `c` belongs to
+    /// partition `c % num_data_partitions`). The partitions of one minibatch are
+    /// disjoint and together are the minibatch one worker would read; sample
+    /// counts, `max_samples` and sweeps count all partitions. `None` once the
+    /// source is exhausted (for every worker at once).
+    pub fn next_minibatch_partition(
+        &mut self,
+        size: usize,
+        num_data_partitions: usize,
+        partition_index: usize,
+    ) -> Result<Option<MinibatchPartition>> {
         if size == 0 {
             return Err(Error::invalid(
                 "next_minibatch",
                 "the minibatch size must be at least one sample",
             ));
         }
-        if self.truncation.is_some() {
-            return self.next_truncated(size);
+        if partition_index >= num_data_partitions {
+            return Err(Error::invalid(
+                "next_minibatch",
+                format!(
+                    "partition_index {partition_index} is not below num_data_partitions {num_data_partitions}"
+                ),
+            ));
         }
+        if self.truncation.is_some() {
+            if num_data_partitions > 1 {
+                return Err(Error::Unsupported(
+                    "a partitioned (distributed) read with truncated BPTT (truncation_length > 0)"
+                        .into(),
+                ));
+            }
+            return Ok(self.next_truncated(size)?.map(|mb| MinibatchPartition {
+                end_of_sweep: mb.end_of_sweep(),
+                minibatch: Some(mb),
+            }));
+        }
+        let Some((mut selected, end_of_sweep)) = self.select(size)? else {
+            return Ok(None);
+        };
+        if num_data_partitions > 1 {
+            selected.retain(|p| p.draw.chunk % num_data_partitions == partition_index);
+        }
+        if selected.is_empty() {
+            return Ok(Some(MinibatchPartition {
+                minibatch: None,
+                end_of_sweep,
+            }));
+        }
+        let mut counts = vec![0usize; self.streams.len()];
+        for p in &selected {
+            for (c, n) in counts.iter_mut().zip(self.lengths(p)) {
+                *c += n;
+            }
+        }
+        let mb = self.assemble(&selected, &counts, end_of_sweep)?;
+        Ok(Some(MinibatchPartition {
+            minibatch: Some(mb),
+            end_of_sweep,
+        }))
+    }
+
+    /// The sequences of the next (whole) minibatch and whether it ends a sweep;
+    /// counts its samples as delivered.
+    fn select(&mut self, size: usize) -> Result<Option<(Vec<Picked>, bool)>> {
         if self.samples >= self.cfg.max_samples {
             return Ok(None);
         }
@@ -633,7 +707,7 @@ impl MinibatchSource {
             return Ok(None);
         }
         self.samples += measure as u64;
-        self.assemble(&selected, &counts, end_of_sweep).map(Some)
+        Ok(Some((selected, end_of_sweep)))
     }
 
     fn assemble(

@@ -67,8 +67,8 @@ pub use diagnostics::{ErrorPolicy, Warning, WarningSink};
 pub use from_data::{FromDataCheckpoint, InMemoryStream, MinibatchSourceFromData};
 pub use minibatch::{Minibatch, MinibatchData, Piece};
 pub use minibatch_source::{
-    Checkpoint, MinibatchSource, MinibatchSourceConfig, DEFAULT_RANDOMIZATION_WINDOW_IN_CHUNKS,
-    FULL_DATA_SWEEP, INFINITELY_REPEAT,
+    Checkpoint, MinibatchPartition, MinibatchSource, MinibatchSourceConfig,
+    DEFAULT_RANDOMIZATION_WINDOW_IN_CHUNKS, FULL_DATA_SWEEP, INFINITELY_REPEAT,
 };
 pub use randomizer::RandomizationWindow;
 pub use stream::{StorageFormat, StreamDef, StreamInformation};

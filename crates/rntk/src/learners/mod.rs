@@ -77,6 +77,61 @@ pub trait Learner: Send {
     fn progress_lines(&self) -> Vec<(String, f64)> {
         Vec::new()
     }
+
+    /// One minibatch's update as a trainer runs it. A local learner updates with the
+    /// minibatch's own N (N = 0 is refused, as by `update`); a distributed learner
+    /// (`crate::distributed`) first aggregates the gradients, N, loss and metric across
+    /// the workers, in place, so the trainer reports the totals of all workers.
+    fn update_minibatch(
+        &mut self,
+        gradients: &mut [(Variable, Tensor)],
+        info: &mut MinibatchInfo,
+    ) -> Result<bool> {
+        self.update(gradients, info.sample_count, info.is_sweep_end)
+    }
+
+    /// How this learner takes part in distributed training; `None` for a local one.
+    fn distribution(&self) -> Option<Distribution> {
+        None
+    }
+
+    /// Zero the rule's smoothed gradients (momentum and similar buffers), as CNTK's
+    /// `ResetSmoothedGradients`: block momentum does it after each aggregation.
+    fn reset_smoothed_gradients(&mut self) {}
+
+    /// Bring every worker to the same parameters now (block momentum aggregates the
+    /// block in progress); a no-op for other learners. A collective: a training loop
+    /// calls it on every worker at once, before a checkpoint and at the end.
+    fn synchronize(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// One minibatch as the trainer hands it to its learners (CNTK's `MinibatchInfo`).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct MinibatchInfo {
+    /// N of this worker's minibatch (0 when it had no data); all workers' after a
+    /// distributed learner aggregated it.
+    pub sample_count: usize,
+    /// Σ loss and Σ metric of the minibatch (aggregated like `sample_count`).
+    pub loss_sum: f64,
+    pub metric_sum: f64,
+    pub is_sweep_end: bool,
+}
+
+/// How a distributed learner takes part in training: a training loop reads it to split
+/// the data (`rank` of `workers` partitions, each a share of every minibatch) and to
+/// know when distribution starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Distribution {
+    pub rank: usize,
+    pub workers: usize,
+    /// Global samples trained on one (the same) data stream by every worker before
+    /// the data is split (CNTK's `distributed_after`).
+    pub parallelization_after: u64,
+    /// Factor applied to the requested minibatch size (CNTK's
+    /// `MinibatchSizeScaleFactor`: block momentum takes the size per worker).
+    pub minibatch_size_scale: usize,
 }
 
 /// CNTK's wording of a schedule's unit: "per minibatch" or "per M samples".
@@ -103,6 +158,9 @@ pub struct LearnerState {
     pub buffers: Vec<Vec<Tensor>>,
     /// Per parameter: the rule's scalar state (e.g. FSAdaGrad's smoothed count).
     pub scalars: Vec<Vec<f64>>,
+    /// A distributed learner's own state, by name (block momentum's smoothed block
+    /// gradient, 1-bit SGD's residuals of every worker); empty for a local learner.
+    pub distributed: Vec<(String, Tensor)>,
 }
 
 /// What an update rule knows about the update in progress.

@@ -421,6 +421,16 @@ impl Learner for StandardLearner {
             learning_rate_origin: self.lr_origin,
             buffers,
             scalars,
+            distributed: Vec::new(),
+        }
+    }
+
+    fn reset_smoothed_gradients(&mut self) {
+        for s in &mut self.states {
+            match s {
+                ParamState::F32(s) => s.buffers.iter_mut().for_each(|b| b.fill(0.0)),
+                ParamState::F64(s) => s.buffers.iter_mut().for_each(|b| b.fill(0.0)),
+            }
         }
     }
 

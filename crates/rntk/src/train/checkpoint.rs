@@ -38,6 +38,9 @@ struct LearnerMeta {
     learning_rate_origin: (u64, u64),
     buffers_per_parameter: Vec<usize>,
     scalars: Vec<Vec<f64>>,
+    /// A distributed learner's own state tensors, by name (`learner.K.dist.NAME`).
+    #[serde(default)]
+    distributed: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -112,6 +115,9 @@ pub(crate) fn save<T: Element>(
                 tensors.push((format!("learner.{k}.{pi}.{b}"), t.clone()));
             }
         }
+        for (name, t) in &s.distributed {
+            tensors.push((format!("learner.{k}.dist.{name}"), t.clone()));
+        }
         learners.push(LearnerMeta {
             learner: s.learner.clone(),
             sample_count: s.sample_count,
@@ -121,7 +127,13 @@ pub(crate) fn save<T: Element>(
             learning_rate_origin: s.learning_rate_origin,
             buffers_per_parameter: s.buffers.iter().map(|b| b.len()).collect(),
             scalars: s.scalars.clone(),
+            distributed: s.distributed.iter().map(|(n, _)| n.clone()).collect(),
         });
+    }
+    // With a distributed learner every worker gathers the state above (a collective:
+    // 1-bit SGD's residuals of all workers), and rank 0 alone writes the files.
+    if trainer.distribution().is_some_and(|d| d.rank != 0) {
+        return Ok(());
     }
     let meta = Meta {
         format: KEY.into(),
@@ -251,6 +263,19 @@ pub(crate) fn restore<T: Element>(
             }
             buffers.push(bufs);
         }
+        let mut distributed = Vec::with_capacity(m.distributed.len());
+        for name in &m.distributed {
+            let t = c
+                .tensors
+                .get(&format!("learner.{k}.dist.{name}"))
+                .ok_or_else(|| {
+                    fmt_err(
+                        file,
+                        format!("distributed state '{name}' of learner {k} is missing"),
+                    )
+                })?;
+            distributed.push((name.clone(), t.clone()));
+        }
         let state = LearnerState {
             learner: m.learner.clone(),
             sample_count: m.sample_count,
@@ -260,6 +285,7 @@ pub(crate) fn restore<T: Element>(
             learning_rate_origin: m.learning_rate_origin,
             buffers,
             scalars: m.scalars.clone(),
+            distributed,
         };
         l.restore_state(&state)?;
     }

@@ -264,7 +264,12 @@ pub fn train<T: Element>(
         .unwrap_or(max_samples)
         .max(1);
     check_map(criterion, model_inputs_to_streams)?;
-    let writers = std::mem::take(&mut callbacks.progress_writers);
+    // Distributed training: progress is printed (and logged) by rank 0 alone.
+    let distribution = learners.iter().find_map(|l| l.distribution());
+    let mut writers = std::mem::take(&mut callbacks.progress_writers);
+    if distribution.is_some_and(|d| d.rank != 0) {
+        writers.clear();
+    }
     let mut trainer = Trainer::<T>::new(
         None,
         criterion.loss.clone(),
@@ -314,16 +319,27 @@ pub fn train<T: Element>(
     while trainer.total_number_of_samples_seen() < max_samples && !stopped {
         let seen = trainer.total_number_of_samples_seen();
         // CNTK asks the reader for min(mb size, samples left) (units mixed, as CNTK).
-        let request = (options.minibatch_size.at(seen) as u64)
+        // Distributed: every worker reads its partition of a minibatch of all
+        // workers' samples, once `distributed_after` samples are trained.
+        let (parts, index, scale) = match distribution {
+            Some(d) if seen >= d.parallelization_after => {
+                (d.workers, d.rank, d.minibatch_size_scale as u64)
+            }
+            _ => (1, 0, 1),
+        };
+        let request = (options.minibatch_size.at(seen) as u64 * scale)
             .min(max_samples - seen)
             .max(1) as usize;
-        let Some(mb) = source.next_minibatch(request)? else {
+        let Some(part) = source.next_minibatch_partition(request, parts, index)? else {
             break;
         };
-        let feeds = feeds_for(&mb, model_inputs_to_streams)?;
+        let feeds = match &part.minibatch {
+            Some(mb) => feeds_for(mb, model_inputs_to_streams)?,
+            None => Vec::new(),
+        };
         let refs: Vec<(&Variable, &Value)> = feeds.iter().map(|(v, x)| (v, x)).collect();
         let before = trainer.training_totals();
-        trainer.train_minibatch(&refs, mb.end_of_sweep())?;
+        trainer.train_minibatch(&refs, part.end_of_sweep)?;
         let after = trainer.training_totals();
         window_acc.updates += 1;
         window_acc.samples += after.samples.saturating_sub(before.samples);
@@ -355,6 +371,7 @@ pub fn train<T: Element>(
                 next_ck = next_ck.saturating_add(ck_freq.unwrap_or(u64::MAX));
             }
             if let Some(ck) = callbacks.checkpoint.as_ref() {
+                trainer.synchronize()?;
                 let state = CheckpointState {
                     history: history.clone(),
                     next_epoch,
@@ -366,6 +383,9 @@ pub fn train<T: Element>(
             }
         }
     }
+    // Block momentum: the block in progress is aggregated, so every worker ends
+    // with the same model.
+    trainer.synchronize()?;
     if trainer.training_totals().updates > 0 {
         let t = trainer.summarize_training_progress();
         history.epoch_summaries.push(Record::of(&t));

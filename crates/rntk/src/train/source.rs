@@ -4,7 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::graph::{DynamicAxes, Variable};
-use crate::io::{Minibatch, MinibatchSource, MinibatchSourceFromData};
+use crate::io::{Minibatch, MinibatchPartition, MinibatchSource, MinibatchSourceFromData};
 use crate::tensor::{Layout, Value};
 
 /// A source of minibatches for `train` / `test`.
@@ -12,6 +12,26 @@ pub trait MinibatchProvider: Send {
     /// The next minibatch of about `size` samples (whole sequences, at least one), or
     /// `None` when the source is exhausted.
     fn next_minibatch(&mut self, size: usize) -> Result<Option<Minibatch>>;
+    /// This worker's part of the next minibatch of about `size` samples of all
+    /// workers (distributed training; see `MinibatchSource::next_minibatch_partition`),
+    /// `None` when the source is exhausted. A source that cannot be split refuses
+    /// more than one partition.
+    fn next_minibatch_partition(
+        &mut self,
+        size: usize,
+        num_data_partitions: usize,
+        partition_index: usize,
+    ) -> Result<Option<MinibatchPartition>> {
+        if num_data_partitions > 1 {
+            return Err(Error::Unsupported(format!(
+                "this minibatch source cannot be split into {num_data_partitions} partitions (partition {partition_index}) for distributed training: use a MinibatchSource"
+            )));
+        }
+        Ok(self.next_minibatch(size)?.map(|mb| MinibatchPartition {
+            end_of_sweep: mb.end_of_sweep(),
+            minibatch: Some(mb),
+        }))
+    }
     /// The position, serialized (for checkpoints).
     fn position(&self) -> Result<serde_json::Value>;
     /// Return to a position taken with `position`.
@@ -28,6 +48,14 @@ fn pos_err(e: serde_json::Error) -> Error {
 impl MinibatchProvider for MinibatchSource {
     fn next_minibatch(&mut self, size: usize) -> Result<Option<Minibatch>> {
         MinibatchSource::next_minibatch(self, size)
+    }
+    fn next_minibatch_partition(
+        &mut self,
+        size: usize,
+        num_data_partitions: usize,
+        partition_index: usize,
+    ) -> Result<Option<MinibatchPartition>> {
+        MinibatchSource::next_minibatch_partition(self, size, num_data_partitions, partition_index)
     }
     fn position(&self) -> Result<serde_json::Value> {
         serde_json::to_value(self.get_checkpoint_state()).map_err(pos_err)

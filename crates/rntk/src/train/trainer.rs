@@ -6,8 +6,8 @@ use super::progress::{EpochClock, ProgressWriter, Totals};
 use crate::error::{Error, Result};
 use crate::exec::Executor;
 use crate::graph::Variable;
-use crate::learners::Learner;
-use crate::tensor::{Element, Layout, Value};
+use crate::learners::{Distribution, Learner, MinibatchInfo};
+use crate::tensor::{Element, Layout, Tensor, Value};
 use std::collections::HashSet;
 
 /// CNTK's `Trainer(model, (loss, metric), learners, progress_writers)`.
@@ -98,6 +98,12 @@ impl<T: Element> Trainer<T> {
                 ),
             ));
         }
+        if learners.len() > 1 && learners.iter().any(|l| l.distribution().is_some()) {
+            return Err(Error::invalid(
+                "Trainer",
+                "a distributed learner must be the trainer's only learner (give it all the parameters)",
+            ));
+        }
         let n = learners.len();
         Ok(Trainer {
             model,
@@ -142,22 +148,91 @@ impl<T: Element> Trainer<T> {
 
     /// One training step on the fed minibatch. Returns false if no learner updated
     /// (e.g. every learning rate is 0).
+    ///
+    /// With a distributed learner, every worker calls this once per minibatch; a
+    /// worker whose share of the minibatch is empty passes no feeds (it takes part in
+    /// the exchange with zero gradients), and the counts, averages and summaries are
+    /// those of all workers. Without one, empty feeds train nothing and return false.
     pub fn train_minibatch(
         &mut self,
         feeds: &[(&Variable, &Value)],
         is_sweep_end: bool,
     ) -> Result<bool> {
-        self.exec.forward(feeds, true)?;
-        let loss = self.exec.value(&self.loss)?;
-        let n = sample_count(&loss, feeds);
-        let loss_sum = sum::<T>(&loss);
-        let metric_sum = match &self.metric {
-            Some(m) => sum::<T>(&self.exec.value(m)?),
-            None => 0.0,
-        };
-        let wrt: Vec<&Variable> = self.params.iter().collect();
-        let mut grads = self.exec.backward(&[(&self.loss, None)], &wrt)?.into_iter();
+        let distributed = self.learners.iter().any(|l| l.distribution().is_some());
         // Learner hyper-parameters are reported before the update that uses them.
+        self.report_hyper_parameters();
+        let wrt: Vec<&Variable> = self.params.iter().collect();
+        let mut info = MinibatchInfo {
+            is_sweep_end,
+            ..Default::default()
+        };
+        let mut grads: Vec<Tensor> = if feeds.is_empty() {
+            if !distributed {
+                return Ok(false);
+            }
+            self.params
+                .iter()
+                .map(|p| Tensor::zeros(p.shape(), p.dtype()))
+                .collect()
+        } else {
+            self.exec.forward(feeds, true)?;
+            let loss = self.exec.value(&self.loss)?;
+            info.sample_count = sample_count(&loss, feeds);
+            info.loss_sum = sum::<T>(&loss);
+            info.metric_sum = match &self.metric {
+                Some(m) => sum::<T>(&self.exec.value(m)?),
+                None => 0.0,
+            };
+            // The gradients are moved into tensors, not copied (they can be large:
+            // an embedding table's or an output layer's).
+            self.exec
+                .backward(&[(&self.loss, None)], &wrt)?
+                .into_iter()
+                .map(|g| g.into_tensor())
+                .collect::<Result<_>>()?
+        };
+        let mut updated = false;
+        let mut used = Vec::with_capacity(self.params.len());
+        let mut grads = grads.drain(..);
+        let mut offset = 0;
+        for l in &mut self.learners {
+            let count = l.parameters().len();
+            let mut pairs: Vec<(Variable, Tensor)> = self.params[offset..offset + count]
+                .iter()
+                .cloned()
+                .zip(grads.by_ref().take(count))
+                .collect();
+            offset += count;
+            // a distributed learner (the only learner then) aggregates `info`
+            updated |= l.update_minibatch(&mut pairs, &mut info)?;
+            used.extend(pairs.into_iter().map(|(_, g)| g));
+        }
+        // The gradient storage goes back to the executor for the next minibatch.
+        self.exec.recycle_gradients(&wrt, used);
+        let n = info.sample_count as u64;
+        self.prev = Totals {
+            updates: 1,
+            samples: n,
+            loss: to_t::<T>(info.loss_sum),
+            metric: to_t::<T>(info.metric_sum),
+        };
+        if n == 0 {
+            return Ok(updated);
+        }
+        self.total_samples += n;
+        self.train_acc.updates += 1;
+        self.train_acc.samples += n;
+        self.train_acc.loss = accumulate::<T>(self.train_acc.loss, self.prev.loss);
+        self.train_acc.metric = accumulate::<T>(self.train_acc.metric, self.prev.metric);
+        let acc = self.train_acc;
+        for w in &mut self.writers {
+            w.on_training_update(&acc);
+        }
+        Ok(updated)
+    }
+
+    /// Learner hyper-parameters are reported before the update that uses them.
+    fn report_hyper_parameters(&mut self) {
         for (k, l) in self.learners.iter().enumerate() {
             let lines = l.progress_lines();
             if lines != self.reported[k] {
@@ -175,40 +250,20 @@ impl<T: Element> Trainer<T> {
                 self.reported[k] = lines;
             }
         }
-        let mut updated = false;
-        let mut used = Vec::with_capacity(self.params.len());
-        let mut offset = 0;
+    }
+
+    /// How the learners train across workers (`None` when they are all local).
+    pub fn distribution(&self) -> Option<Distribution> {
+        self.learners.iter().find_map(|l| l.distribution())
+    }
+
+    /// Bring every worker to the same parameters (block momentum's pending block);
+    /// every worker must call it at the same point (a collective).
+    pub fn synchronize(&mut self) -> Result<()> {
         for l in &mut self.learners {
-            let count = l.parameters().len();
-            // The gradients are moved into tensors, not copied (they can be large:
-            // an embedding table's or an output layer's).
-            let pairs = self.params[offset..offset + count]
-                .iter()
-                .zip(grads.by_ref().take(count))
-                .map(|(p, g)| Ok((p.clone(), g.into_tensor()?)))
-                .collect::<Result<Vec<_>>>()?;
-            offset += count;
-            updated |= l.update(&pairs, n, is_sweep_end)?;
-            used.extend(pairs.into_iter().map(|(_, g)| g));
+            l.synchronize()?;
         }
-        // The gradient storage goes back to the executor for the next minibatch.
-        self.exec.recycle_gradients(&wrt, used);
-        self.prev = Totals {
-            updates: 1,
-            samples: n as u64,
-            loss: loss_sum,
-            metric: metric_sum,
-        };
-        self.total_samples += n as u64;
-        self.train_acc.updates += 1;
-        self.train_acc.samples += n as u64;
-        self.train_acc.loss = accumulate::<T>(self.train_acc.loss, loss_sum);
-        self.train_acc.metric = accumulate::<T>(self.train_acc.metric, metric_sum);
-        let acc = self.train_acc;
-        for w in &mut self.writers {
-            w.on_training_update(&acc);
-        }
-        Ok(updated)
+        Ok(())
     }
 
     /// Evaluate the metric (the loss if there is none) on one minibatch without
