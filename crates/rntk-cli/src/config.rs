@@ -21,6 +21,32 @@ pub struct Config {
     pub readers: BTreeMap<String, ReaderSpec>,
     #[serde(default)]
     pub callbacks: CallbacksSpec,
+    /// Data-parallel training across the workers of `mpirun -np N rntk train`.
+    pub distributed: Option<DistributedSpec>,
+}
+
+/// `[distributed]`: CNTK's distributed learners (docs/distributed.md).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DistributedSpec {
+    /// `"data_parallel"` (default) or `"block_momentum"`.
+    #[serde(default = "data_parallel")]
+    pub learner: String,
+    /// Samples trained on every worker alike before the data is split.
+    #[serde(default)]
+    pub distributed_after: u64,
+    /// data_parallel: 32 (default) or 1 (1-bit SGD with error feedback).
+    pub num_quantization_bits: Option<u32>,
+    /// block_momentum: samples of all workers per block.
+    pub block_size: Option<u64>,
+    pub block_momentum_as_time_constant: Option<f64>,
+    pub use_nesterov_momentum: Option<bool>,
+    pub reset_sgd_momentum_after_aggregation: Option<bool>,
+    pub block_learning_rate: Option<f64>,
+}
+
+fn data_parallel() -> String {
+    "data_parallel".into()
 }
 
 #[derive(Debug, Deserialize)]

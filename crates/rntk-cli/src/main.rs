@@ -5,6 +5,7 @@
 //! Exit status: 0 on success, 1 with a one-line `rntk: …` message on a user error.
 
 mod config;
+mod distributed;
 mod eval;
 mod fail;
 mod gendata;

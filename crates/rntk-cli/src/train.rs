@@ -21,13 +21,22 @@ use std::sync::Arc;
 
 pub fn run(path: &Path) -> Result<()> {
     let cfg = Config::load(path)?;
-    match cfg.train.dtype.as_deref().unwrap_or("f32") {
-        "f32" | "float32" => run_typed::<f32>(&cfg, DType::F32),
-        "f64" | "float64" => run_typed::<f64>(&cfg, DType::F64),
+    let text = std::fs::read(path).unwrap_or_default();
+    let comm = crate::distributed::start(path, &text, &cfg)?;
+    let r = match cfg.train.dtype.as_deref().unwrap_or("f32") {
+        "f32" | "float32" => run_typed::<f32>(&cfg, DType::F32, &comm),
+        "f64" | "float64" => run_typed::<f64>(&cfg, DType::F64, &comm),
         other => Err(Fail::new(format!(
             "train.dtype: expected \"f32\" or \"f64\", found \"{other}\""
         ))),
-    }
+    };
+    let r = match comm.size() {
+        1 => r,
+        _ => r.map_err(|e| Fail::new(format!("worker rank {}: {e}", comm.rank()))),
+    };
+    r?;
+    rntk::distributed::finalize()?;
+    Ok(())
 }
 
 /// `Training N parameters in K parameter tensors.` (cntk.logging.log_number_of_parameters).
@@ -261,7 +270,13 @@ fn reader<'a>(cfg: &'a Config, name: &str, key: &str) -> Result<&'a ReaderSpec> 
     })
 }
 
-fn run_typed<T: Element>(cfg: &Config, dtype: DType) -> Result<()> {
+fn run_typed<T: Element>(
+    cfg: &Config,
+    dtype: DType,
+    comm: &Arc<dyn rntk::distributed::Communicator>,
+) -> Result<()> {
+    // with several workers, rank 0 prints and saves
+    let lead = comm.rank() == 0;
     // inputs
     let mut inputs = Vec::new();
     for s in &cfg.inputs {
@@ -355,6 +370,7 @@ fn run_typed<T: Element>(cfg: &Config, dtype: DType) -> Result<()> {
     }
 
     let learner = learner(&cfg.learner, &params)?;
+    let learner = crate::distributed::wrap(cfg.distributed.as_ref(), comm, learner)?;
 
     // readers
     let train_reader = reader(cfg, &cfg.train.reader, "train.reader")?;
@@ -399,7 +415,9 @@ fn run_typed<T: Element>(cfg: &Config, dtype: DType) -> Result<()> {
     let cb = &cfg.callbacks;
     let mut callbacks = Callbacks::default();
     // cntk.logging.log_number_of_parameters(model), before the printer's header
-    println!("{}", parameter_line(&params));
+    if lead {
+        println!("{}", parameter_line(&params));
+    }
     let p = cb.progress.as_ref();
     let freq = match p {
         Some(p) => p.freq,
@@ -487,6 +505,9 @@ fn run_typed<T: Element>(cfg: &Config, dtype: DType) -> Result<()> {
     )
     .context("training")?;
 
+    if !lead {
+        return Ok(());
+    }
     let out = Function::combine(std::slice::from_ref(&z), "model")?;
     if let Some(dir) = t.output.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).context(format!("train.output {}", t.output.display()))?;

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Data-parallel training over MPI (issue #17): Open MPI and libclang (the mpi crate's
+# bindings) from Debian when missing, then the MPI tests, which start themselves under
+# `mpirun -np 2 --oversubscribe --allow-run-as-root` (CI runs as root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+missing=()
+for p in openmpi-bin libopenmpi-dev libclang-dev; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+cargo clippy -p rntk --features mpi --all-targets -- -D warnings
+cargo test -p rntk --features mpi --test mpi
