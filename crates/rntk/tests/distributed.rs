@@ -45,64 +45,9 @@ fn slots_two_workers_equal_one() {
 
 // --- the data split and the training session --------------------------------------
 
-use rntk::distributed::{data_parallel_distributed_learner, DataParallelOptions};
-use rntk::io::{
-    CtfDeserializer, CtfOptions, Deserializer, MinibatchSource, MinibatchSourceConfig, StreamDef,
-    WarningSink,
-};
-use rntk::layers::{Dense, Fold, Layer, Lstm, Sequential};
-use rntk::learners::{momentum_sgd, Learner, LearnerOptions, Schedule};
-use rntk::train::{train, Callbacks, CheckpointConfig, Criterion, ProgressPrinter, TrainOptions};
-use rntk::{input_variable, losses, sequence, Tensor, Variable};
+use distributed_support::{corpus, max_difference, session, source, temp_dir};
+use rntk::train::CheckpointConfig;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("rntk-dist-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// `n` sequences of 1..=7 steps of x (dim 2) and a one-step class label (of 4).
-fn corpus(dir: &Path, n: u64) -> PathBuf {
-    let mut s = String::new();
-    for i in 0..n {
-        let len = (i * 5 + 3) % 7 + 1;
-        for t in 0..len {
-            let a = ((i * 13 + t * 7) % 17) as f32 / 17.0;
-            s.push_str(&format!("{i} |x {a} {}", (t as f32) / 7.0));
-            if t == 0 {
-                s.push_str(&format!(" |l {}:1", (i * 3 + len) % 4));
-            }
-            s.push('\n');
-        }
-    }
-    let p = dir.join("train.ctf");
-    std::fs::write(&p, s).unwrap();
-    p
-}
-
-fn source(path: &Path) -> MinibatchSource {
-    let o = CtfOptions {
-        chunk_bytes: 300, // many chunks: both partitions get data
-        warnings: Arc::new(WarningSink::silent()),
-        ..CtfOptions::default()
-    };
-    let streams = [StreamDef::dense("x", 2), StreamDef::sparse("l", 4)];
-    let d: Arc<dyn Deserializer> =
-        Arc::new(CtfDeserializer::with_options(path, &streams, o).unwrap());
-    MinibatchSource::new(
-        vec![d],
-        MinibatchSourceConfig {
-            randomization_window_in_chunks: 4,
-            randomization_seed: 5,
-            ..MinibatchSourceConfig::default()
-        },
-    )
-    .unwrap()
-}
 
 #[test]
 fn partitions_are_the_whole_minibatch_split_by_chunk() {
@@ -143,103 +88,6 @@ fn partitions_are_the_whole_minibatch_split_by_chunk() {
     assert!(parts[0].next_minibatch_partition(40, 2, 2).is_err());
 }
 
-struct Net {
-    x: Variable,
-    l: Variable,
-    criterion: Criterion,
-    params: Vec<Variable>,
-}
-
-fn net() -> Net {
-    let x = sequence::input_variable(2);
-    let model = Sequential::default()
-        .then(Fold::new(Lstm::new(6)))
-        .then(Dense::new(4));
-    let z = model.apply(&x).unwrap();
-    let l = input_variable(4);
-    let loss = losses::cross_entropy_with_softmax(&z, &l, -1).unwrap();
-    let params = model.parameters();
-    for (k, p) in params.iter().enumerate() {
-        let n = p.shape().numel();
-        let v: Vec<f32> = (0..n)
-            .map(|i| ((((7 * i + k) % 11) as f32) - 5.0) / 20.0)
-            .collect();
-        p.set_value(Tensor::from_vec(p.shape(), v).unwrap())
-            .unwrap();
-    }
-    Net {
-        x,
-        l,
-        criterion: Criterion::new(loss.clone(), Some(loss)),
-        params,
-    }
-}
-
-struct Session {
-    params: Vec<Vec<f32>>,
-    text: String,
-}
-
-/// `train` on the corpus: one worker (`comm` None) or this member of a group.
-fn session(
-    path: &Path,
-    comm: Option<Arc<dyn Communicator>>,
-    max_samples: u64,
-    checkpoint: Option<CheckpointConfig>,
-    distributed_after: u64,
-) -> Session {
-    let n = net();
-    let local: Box<dyn Learner> = Box::new(
-        momentum_sgd(
-            &n.params,
-            Schedule::constant(0.01).per_sample(),
-            Schedule::constant(0.9),
-            true,
-            LearnerOptions::default(),
-        )
-        .unwrap(),
-    );
-    let learner: Box<dyn Learner> = match comm {
-        Some(c) => Box::new(
-            data_parallel_distributed_learner(
-                local,
-                c,
-                DataParallelOptions {
-                    distributed_after,
-                    ..Default::default()
-                },
-            )
-            .unwrap(),
-        ),
-        None => local,
-    };
-    let buf = Arc::new(Mutex::new(Vec::new()));
-    let mut cb = Callbacks {
-        progress_writers: vec![Box::new(ProgressPrinter::to_buffer(Some(100), buf.clone()))],
-        ..Default::default()
-    };
-    cb.checkpoint = checkpoint;
-    let mut src = source(path);
-    train::<f32>(
-        &n.criterion,
-        &mut src,
-        &[(n.x.clone(), "x".into()), (n.l.clone(), "l".into())],
-        vec![learner],
-        TrainOptions::new(32)
-            .epoch_size(400)
-            .max_samples(max_samples),
-        cb,
-    )
-    .unwrap();
-    let params = n
-        .params
-        .iter()
-        .map(|p| p.value().unwrap().as_slice::<f32>().unwrap().to_vec())
-        .collect();
-    let text = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
-    Session { params, text }
-}
-
 /// Run `f(rank, communicator)` on 2 thread workers.
 fn on_two<R: Send + 'static>(
     f: impl Fn(usize, Arc<dyn Communicator>) -> R + Send + Sync + Clone + 'static,
@@ -258,15 +106,22 @@ fn on_two<R: Send + 'static>(
 fn session_splits_the_data_and_rank_0_reports_and_checkpoints() {
     let dir = temp_dir("session");
     let path = corpus(&dir, 300);
-    let single = session(&path, None, 1200, None, 0);
+    let single = session(&path, None, 1200, None, 0, None);
     for after in [0u64, 200] {
         let (p, d) = (path.clone(), dir.clone());
         let outs = on_two(move |rank, c| {
             let ck = d.join(format!("after{after}-rank{rank}.model"));
-            session(&p, Some(c), 1200, Some(CheckpointConfig::new(ck)), after)
+            session(
+                &p,
+                Some(c),
+                1200,
+                Some(CheckpointConfig::new(ck)),
+                after,
+                None,
+            )
         });
         assert_eq!(outs[0].params, outs[1].params, "workers agree");
-        let diff = distributed_support::max_difference(&outs[0].params, &single.params);
+        let diff = max_difference(&outs[0].params, &single.params);
         assert!(
             diff <= 1e-5,
             "distributed_after {after}: {diff:e} from one worker"
@@ -298,14 +153,14 @@ fn a_checkpoint_resumes_on_the_same_workers_as_an_uninterrupted_run() {
         let mut ck = CheckpointConfig::new(d.join("m.model"));
         ck.frequency = Some(600);
         ck.preserve_all = true;
-        session(&p, Some(c), 1200, Some(ck), 0)
+        session(&p, Some(c), 1200, Some(ck), 0, None)
     });
     std::fs::copy(dir.join("m.model0.ckp"), dir.join("r.model.ckp")).unwrap();
     let (p, d) = (path.clone(), dir.clone());
     let resumed = on_two(move |_, c| {
         let mut ck = CheckpointConfig::new(d.join("r.model"));
         ck.frequency = Some(600);
-        session(&p, Some(c), 1200, Some(ck), 0)
+        session(&p, Some(c), 1200, Some(ck), 0, None)
     });
     assert_eq!(
         resumed[0].params, whole[0].params,

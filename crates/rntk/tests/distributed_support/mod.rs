@@ -6,6 +6,9 @@
 //! whole minibatch, so the parameters agree to float32 rounding.
 #![allow(dead_code)]
 
+mod session;
+pub use session::{corpus, net, session, source, temp_dir, Fault, Net, Session};
+
 use rntk::distributed::{data_parallel_distributed_learner, Communicator, DataParallelOptions};
 use rntk::layers::{
     default_options, DefaultOptions, Dense, Embedding, Fold, Layer, Lstm, Recurrence, Sequential,
