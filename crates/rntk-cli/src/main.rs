@@ -5,6 +5,8 @@
 //! Exit status: 0 on success, 1 with a one-line `rntk: …` message on a user error.
 
 mod config;
+#[cfg(test)]
+mod config_proptest;
 mod eval;
 mod fail;
 mod gendata;

@@ -125,13 +125,16 @@ fn errors_deep_in_a_file_have_the_same_place_as_in_memory() {
     }
 }
 
+/// A change made to a data file by another program.
+type Change = fn(&std::path::Path, &str);
+
 /// The truncation that used to end a run with SIGBUS: the file shrinks between
 /// chunks. Also appends and rewrites in place of the same size.
 #[test]
 fn a_file_changed_while_it_is_read_is_an_error_naming_it() {
     let d = dir("change");
     let text = corpus(20_000);
-    let cases: [(&str, fn(&std::path::Path, &str)); 4] = [
+    let cases: [(&str, Change); 4] = [
         ("shrank", |p, t| {
             let f = std::fs::OpenOptions::new().write(true).open(p).unwrap();
             f.set_len(t.len() as u64 / 2).unwrap();

@@ -76,10 +76,12 @@ pub fn remove_stale_temps(dir: &Path, keep: impl Fn(&str) -> bool, any_writer: b
             continue;
         };
         let stale = pid != me && (any_writer || process_alive(pid) == Some(false));
-        if keep(target) && stale && e.file_type().is_ok_and(|t| t.is_file()) {
-            if fs::remove_file(e.path()).is_ok() {
-                removed += 1;
-            }
+        if keep(target)
+            && stale
+            && e.file_type().is_ok_and(|t| t.is_file())
+            && fs::remove_file(e.path()).is_ok()
+        {
+            removed += 1;
         }
     }
     removed
