@@ -280,10 +280,11 @@ class Function(TensorOpsMixin):
         except AttributeError:
             raise AttributeError(name)
         if f is None:
-            for p in self._params():
-                if p.name == name:
-                    return Parameter(p)
-            raise AttributeError("the layer has no node named '%s' (yet)" % name)
+            hit = self._deferred_lookup(name)
+            if hit is None:
+                raise AttributeError("the layer has no node named '%s' (yet: parameters appear "
+                                     "when the layer is first applied)" % name)
+            return hit
         hit = None
         try:
             hit = self.find_by_name(name)
@@ -294,6 +295,20 @@ class Function(TensorOpsMixin):
         if isinstance(hit, Function) and hit.is_block and hit._f is not f:
             return hit
         return hit
+
+    def _deferred_lookup(self, name):
+        """A named sub-layer or parameter of a layer not applied to inputs itself."""
+        for p in self._params():
+            if p.name == name:
+                return Parameter(p)
+        for l in self.__dict__.get('_layers', []):
+            if isinstance(l, Function):
+                if l._f is None and l._dname == name:
+                    return l
+                hit = l._deferred_lookup(name) if l._f is None else None
+                if hit is not None:
+                    return hit
+        return None
 
     def __dir__(self):
         return sorted(set(dir(type(self))) | set(self.__dict__))
