@@ -286,6 +286,12 @@ class Function(TensorOpsMixin):
                                      "when the layer is first applied)" % name)
             return hit
         hit = None
+        if f.is_block:
+            # a layer's own nodes first (its body), not those of the layers feeding it
+            body = Function(f.block_root())
+            hits = body.find_all_with_name(name)
+            if hits:
+                return hits[0]
         try:
             hit = self.find_by_name(name)
         except ValueError:
