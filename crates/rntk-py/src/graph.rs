@@ -491,6 +491,41 @@ impl Func {
         }
         Ok(l)
     }
+    /// Benchmark helper: `n` evaluations of the same (converted once) feeds in Rust,
+    /// through the same cached executor as `eval`; seconds per evaluation.
+    fn time_eval(&self, py: Python<'_>, arguments: &Bound<'_, PyAny>, n: usize) -> PyResult<f64> {
+        self.run_eval(py, arguments, None)?;
+        let mut g = self
+            .cache
+            .lock()
+            .map_err(|_| value_err("eval cache lock poisoned"))?;
+        let cache = g.as_mut().expect("filled by run_eval");
+        let feeds = parse_feeds(py, arguments, &cache.args)?;
+        let outs = &cache.outs;
+        let ex = &mut cache.ex;
+        nogil(py, move || {
+            let refs: Vec<(&Variable, &Value)> = feeds.iter().map(|(v, x)| (v, x)).collect();
+            let start = std::time::Instant::now();
+            for _ in 0..n {
+                match ex {
+                    Exec::F32(e) => {
+                        e.forward(&refs, false)?;
+                        outs.iter()
+                            .map(|o| e.value(o))
+                            .collect::<rntk::Result<Vec<_>>>()?;
+                    }
+                    Exec::F64(e) => {
+                        e.forward(&refs, false)?;
+                        outs.iter()
+                            .map(|o| e.value(o))
+                            .collect::<rntk::Result<Vec<_>>>()?;
+                    }
+                }
+            }
+            Ok(start.elapsed().as_secs_f64() / n.max(1) as f64)
+        })
+    }
+
     /// Evaluate a one-output function: the output's array (or list of arrays).
     fn eval1<'py>(
         &self,

@@ -366,6 +366,28 @@ impl PyTrainer {
         }
     }
 
+    /// Benchmark helper: `n` updates on the same minibatch entirely in Rust (the feeds
+    /// converted once); returns the seconds per update. BENCHMARKS.md subtracts it from
+    /// the time of `train_minibatch` called from Python to get the Python overhead.
+    fn time_train_minibatch(
+        &self,
+        py: Python<'_>,
+        arguments: &Bound<'_, PyAny>,
+        n: usize,
+    ) -> PyResult<f64> {
+        let feeds = parse_feeds(py, arguments, &self.args)?;
+        let mut g = lock!(self.t);
+        let t = &mut *g;
+        nogil(py, move || {
+            let refs = feeds_ref(&feeds);
+            let start = Instant::now();
+            for _ in 0..n {
+                tr!(&mut *t, x => x.train_minibatch(&refs, false))?;
+            }
+            Ok(start.elapsed().as_secs_f64() / n.max(1) as f64)
+        })
+    }
+
     /// Average metric (loss without one) over the minibatch, no update.
     #[pyo3(signature = (arguments, device=None))]
     fn test_minibatch(
