@@ -457,9 +457,7 @@ fn typed_value<T: Element + NpElement>(
         return list_value::<T>(py, t.iter().collect(), var);
     }
     if let Some(m) = csr_parts(obj)? {
-        if var.dynamic_axes().has_sequence() {
-            return sparse_sequences::<T>(var, vec![m]);
-        }
+        // One CSR matrix: one sequence (rows = steps), or a batch (rows = samples).
         return sparse_sequences::<T>(var, vec![m]);
     }
     dense_value::<T>(py, obj, var)

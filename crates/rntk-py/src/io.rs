@@ -6,7 +6,7 @@ use crate::data::{padded, value_to_py, PyValue};
 use crate::errors::{nogil, value_err, IntoPy};
 use numpy::{PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::PyDict;
 use rntk::io::{
     CtfDeserializer, Deserializer, InMemoryStream, MinibatchData, MinibatchSource,
     MinibatchSourceConfig, MinibatchSourceFromData, StreamDef,
@@ -285,6 +285,5 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(infinitely_repeat, m)?)?;
     m.add_function(wrap_pyfunction!(full_data_sweep, m)?)?;
     m.add_function(wrap_pyfunction!(default_window_chunks, m)?)?;
-    let _ = PyList::empty(m.py());
     Ok(())
 }

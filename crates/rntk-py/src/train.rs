@@ -8,7 +8,6 @@ use crate::errors::{guard, nogil, value_err, IntoPy, INTERRUPTED};
 use crate::graph::{parse_feeds, var_of, Var};
 use crate::io::{PySource, SharedSource};
 use crate::learners::PyLearner;
-use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use rntk::io::Minibatch;
@@ -719,7 +718,6 @@ fn convert<'py>(
     data: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let v = to_value(py, data, &var.0)?;
-    let _ = intern!(py, "x");
     Ok(crate::data::PyValue(v).into_pyobject(py)?.into_any())
 }
 

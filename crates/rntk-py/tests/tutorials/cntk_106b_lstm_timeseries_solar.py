@@ -30,7 +30,7 @@ def generate_solar_data(input_url, time_steps, normalize=1, val_size=0.1, test_s
     days = []
     for _ in range(400):
         n = rs.randint(8, 21)
-        peak = 2000 + 8000 * rs.rand()
+        peak = 200 + 1100 * rs.rand()
         current = np.sin(np.linspace(0.1, math.pi - 0.1, n)) * peak
         days.append(np.cumsum(current).astype(np.float32))
 
@@ -38,10 +38,9 @@ def generate_solar_data(input_url, time_steps, normalize=1, val_size=0.1, test_s
     result_y = {"train": [], "test": [], "val": []}
 
     # normalize the data
-    data_max = max(d.max() for d in days)
     n_days = len(days)
     for i, total in enumerate(days):
-        total = total / data_max * normalize
+        total = total / normalize
         if i < n_days * (1 - val_size - test_size):
             ds = "train"
         elif i < n_days * (1 - test_size):
