@@ -51,3 +51,11 @@ def test_106a_against_cntk_from_cntks_initial_weights(tmp_path):
     from test_tutorials import assert_same_text_and_size, fixture
     ours = run('cntk_106a_lstm_timeseries_simulated', tmp_path, init=True)
     assert_same_text_and_size(ours, fixture('cntk_106a_lstm_timeseries_simulated'), factor=3)
+
+
+def test_106b_against_cntk_from_cntks_initial_weights(tmp_path):
+    """From CNTK's initial weights: the same lines, epochs and counts; losses, MSEs and
+    predictions of the same size (within 3x; dropout masks)."""
+    from test_tutorials import assert_same_text_and_size, fixture
+    ours = run('cntk_106b_lstm_timeseries_solar', tmp_path, init=True)
+    assert_same_text_and_size(ours, fixture('cntk_106b_lstm_timeseries_solar'), factor=3)
