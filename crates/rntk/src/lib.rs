@@ -6,6 +6,7 @@ pub mod datasets;
 pub mod distributed;
 pub mod error;
 pub mod exec;
+pub mod files;
 pub mod functions;
 pub mod graph;
 pub mod import;

@@ -264,10 +264,17 @@ pub fn train<T: Element>(
         .unwrap_or(max_samples)
         .max(1);
     check_map(criterion, model_inputs_to_streams)?;
-    // Distributed training: progress is printed (and logged) by rank 0 alone.
+    // Distributed training: progress is printed (and logged) by rank 0 alone, and
+    // rank 0 alone writes (and so locks) the checkpoint.
     let distribution = learners.iter().find_map(|l| l.distribution());
+    let lead = distribution.is_none_or(|d| d.rank == 0);
+    // The checkpoint is this trainer's until it returns (see `checkpoint::claim`).
+    let _checkpoint_lock = match callbacks.checkpoint.as_ref().filter(|_| lead) {
+        Some(ck) => Some(checkpoint::claim(ck)?),
+        None => None,
+    };
     let mut writers = std::mem::take(&mut callbacks.progress_writers);
-    if distribution.is_some_and(|d| d.rank != 0) {
+    if !lead {
         writers.clear();
     }
     let mut trainer = Trainer::<T>::new(
