@@ -25,11 +25,25 @@
 //!
 //! Options: `--minibatches N`, `--warmup N`, `--test-minibatches N`, `--seed N` (1),
 //! `--quiet`. The last line is `RESULT {json}` with samples/s, peak RSS (VmHWM) and losses.
+//!
+//! Data-parallel (issue #17): `--distributed dp|1bit|bm` wraps the learner in
+//! `data_parallel_distributed_learner` (32-bit or 1-bit SGD) or
+//! `block_momentum_distributed_learner` (`--block-size N` samples of all workers,
+//! default 4 minibatches' worth; the minibatch size is then per worker, as CNTK's);
+//! started under `mpirun -np N` (a build with `--features mpi`) every worker reads its
+//! partition of each minibatch and rank 0 prints. The data is split by chunk: give
+//! `--chunk-bytes N` (e.g. 65536) so that a file has many chunks (32 MiB by default). `--losses` adds every minibatch's
+//! loss (all workers' average) to RESULT, and `comm_seconds` is the time spent inside
+//! the collectives (waiting for the slower worker included).
 
+use rntk::distributed::{
+    block_momentum_distributed_learner, data_parallel_distributed_learner, BlockMomentumOptions,
+    Communicator, DataParallelOptions,
+};
 use rntk::initializer::set_fixed_random_seed;
 use rntk::io::{
-    CtfDeserializer, Deserializer, MinibatchSource, MinibatchSourceConfig, StreamDef,
-    INFINITELY_REPEAT,
+    CtfDeserializer, CtfOptions, Deserializer, MinibatchSource, MinibatchSourceConfig, StreamDef,
+    DEFAULT_CHUNK_BYTES, INFINITELY_REPEAT,
 };
 use rntk::layers::{
     default_options, DefaultOptions, Dense, Embedding, Layer, Lstm, Recurrence, Sequential,
@@ -38,7 +52,7 @@ use rntk::learners::{adam, momentum_sgd, AdamOptions, Learner, LearnerOptions, S
 use rntk::train::{feeds_for, Trainer};
 use rntk::{losses, metrics, sequence, Executor, InputOptions, Result, Value, Variable};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 #[derive(Clone, Copy, PartialEq)]
@@ -56,11 +70,15 @@ struct Args {
     test_minibatches: usize,
     seed: u64,
     quiet: bool,
+    distributed: Option<String>,
+    block_size: Option<u64>,
+    losses: bool,
+    chunk_bytes: Option<usize>,
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: workload_bench lm|slots TRAIN.ctf TEST.ctf [--minibatches N] [--warmup N] [--test-minibatches N] [--seed N] [--quiet]"
+        "usage: workload_bench lm|slots TRAIN.ctf TEST.ctf [--minibatches N] [--warmup N] [--test-minibatches N] [--seed N] [--quiet] [--distributed dp|1bit|bm] [--block-size N] [--losses] [--chunk-bytes N]"
     );
     std::process::exit(1)
 }
@@ -84,6 +102,10 @@ fn parse_args() -> Args {
         test_minibatches: if lm { 5 } else { 10 },
         seed: 1,
         quiet: false,
+        distributed: None,
+        block_size: None,
+        losses: false,
+        chunk_bytes: None,
     };
     while let Some(k) = it.next() {
         let mut num = || -> usize {
@@ -97,6 +119,10 @@ fn parse_args() -> Args {
             "--test-minibatches" => a.test_minibatches = num(),
             "--seed" => a.seed = num() as u64,
             "--quiet" => a.quiet = true,
+            "--losses" => a.losses = true,
+            "--chunk-bytes" => a.chunk_bytes = Some(num()),
+            "--block-size" => a.block_size = Some(num() as u64),
+            "--distributed" => a.distributed = Some(it.next().unwrap_or_else(|| usage())),
             _ => usage(),
         }
     }
@@ -215,8 +241,18 @@ fn learner(w: Workload, params: &[Variable]) -> Result<Box<dyn Learner>> {
     })
 }
 
-fn source(s: &Setup, path: &PathBuf, train: bool, seed: u64) -> Result<MinibatchSource> {
-    let d: Arc<dyn Deserializer> = Arc::new(CtfDeserializer::open(path, &s.streams)?);
+fn source(
+    s: &Setup,
+    path: &PathBuf,
+    train: bool,
+    seed: u64,
+    chunk_bytes: Option<usize>,
+) -> Result<MinibatchSource> {
+    let o = CtfOptions {
+        chunk_bytes: chunk_bytes.unwrap_or(DEFAULT_CHUNK_BYTES),
+        ..CtfOptions::default()
+    };
+    let d: Arc<dyn Deserializer> = Arc::new(CtfDeserializer::with_options(path, &s.streams, o)?);
     MinibatchSource::new(
         vec![d],
         MinibatchSourceConfig {
@@ -270,20 +306,65 @@ fn main() -> Result<()> {
         Workload::Slots => slots()?,
     };
     let nparams: usize = s.params.iter().map(|p| p.shape().numel()).sum();
-    println!(
-        "{}: {nparams} parameters in {} tensors; threads: {}",
-        s.name,
-        s.params.len(),
-        rayon::current_num_threads()
-    );
+    let world = rntk::distributed::communicator()?;
+    let comm = Arc::new(Timed {
+        inner: world.clone(),
+        seconds: Mutex::new(0.0),
+    });
+    let (rank, workers) = (comm.rank(), comm.size());
+    let lead = rank == 0;
+    let args = Args {
+        quiet: args.quiet || !lead,
+        ..args
+    };
+    let local = learner(args.workload, &s.params)?;
+    let (learner, scale): (Box<dyn Learner>, usize) = match args.distributed.as_deref() {
+        None => (local, 1),
+        Some(m @ ("dp" | "1bit")) => {
+            let o = DataParallelOptions {
+                num_quantization_bits: if m == "1bit" { 1 } else { 32 },
+                ..Default::default()
+            };
+            (
+                Box::new(data_parallel_distributed_learner(local, comm.clone(), o)?),
+                1,
+            )
+        }
+        Some("bm") => {
+            let block = args
+                .block_size
+                .unwrap_or((4 * s.minibatch_size * workers) as u64);
+            let o = BlockMomentumOptions::new(block);
+            (
+                Box::new(block_momentum_distributed_learner(local, comm.clone(), o)?),
+                workers,
+            )
+        }
+        Some(_) => usage(),
+    };
+    if lead {
+        println!(
+            "{}: {nparams} parameters in {} tensors; threads: {}",
+            s.name,
+            s.params.len(),
+            rayon::current_num_threads()
+        );
+        if args.distributed.is_some() {
+            println!(
+                "distributed: {} ({})",
+                args.distributed.as_deref().unwrap_or(""),
+                comm.describe()
+            );
+        }
+    }
     let mut trainer = Trainer::<f32>::new(
         Some(s.z.clone()),
         s.ce.clone(),
         Some(s.err.clone()),
-        vec![learner(args.workload, &s.params)?],
+        vec![learner],
         Vec::new(),
     )?;
-    let mut src = source(&s, &args.train, true, args.seed)?;
+    let mut src = source(&s, &args.train, true, args.seed, args.chunk_bytes)?;
 
     let (mut read_s, mut train_s, mut cpu_s) = (0f64, 0f64, 0f64);
     let (mut samples, mut sequences) = (0u64, 0usize);
@@ -293,13 +374,16 @@ fn main() -> Result<()> {
     for i in 0..args.warmup + args.minibatches {
         let c0 = cpu_seconds();
         let t0 = Instant::now();
-        let mb = src
-            .next_minibatch(s.minibatch_size)?
+        let part = src
+            .next_minibatch_partition(s.minibatch_size * scale, workers, rank)?
             .expect("an infinitely repeating source");
-        let feeds = feeds_for(&mb, &s.map)?;
+        let feeds = match &part.minibatch {
+            Some(mb) => feeds_for(mb, &s.map)?,
+            None => Vec::new(),
+        };
         let refs: Vec<(&Variable, &Value)> = feeds.iter().map(|(v, x)| (v, x)).collect();
         let t1 = Instant::now();
-        trainer.train_minibatch(&refs, mb.end_of_sweep())?;
+        trainer.train_minibatch(&refs, part.end_of_sweep)?;
         let loss = trainer.previous_minibatch_loss_average();
         let t2 = Instant::now();
         losses_seen.push(loss);
@@ -316,7 +400,7 @@ fn main() -> Result<()> {
             train_s += (t2 - t1).as_secs_f64();
             cpu_s += cpu_seconds() - c0;
             samples += trainer.previous_minibatch_sample_count();
-            sequences += feeds[1].1.num_sequences();
+            sequences += feeds.get(1).map_or(0, |f| f.1.num_sequences());
         }
         if !args.quiet && (i + 1) % 10 == 0 {
             println!("minibatch {:4}: loss {loss:.4}", i + 1);
@@ -348,8 +432,8 @@ fn main() -> Result<()> {
     // Test: average loss and metric per label sample over the first minibatches of the
     // test file, in file order (CNTK's common.evaluate).
     let mut test = String::new();
-    if args.test_minibatches > 0 {
-        let mut tsrc = source(&s, &args.test, false, 0)?;
+    if args.test_minibatches > 0 && lead {
+        let mut tsrc = source(&s, &args.test, false, 0, None)?;
         let mut eval = Executor::<f32>::new_inference(&[s.ce.clone(), s.err.clone()])?;
         let (mut tl, mut te, mut n) = (0f64, 0f64, 0usize);
         for _ in 0..args.test_minibatches {
@@ -381,10 +465,23 @@ fn main() -> Result<()> {
         );
         test = format!(",\"test_loss\":{tl:.6},\"test_error\":{te:.6},\"test_samples\":{n}");
     }
+    if !lead {
+        rntk::distributed::finalize()?;
+        return Ok(());
+    }
+    let comm_s = *comm.seconds.lock().expect("timer");
+    let mut extra = format!(",\"workers\":{workers},\"comm_seconds\":{comm_s:.4}");
+    if let Some(m) = &args.distributed {
+        extra.push_str(&format!(",\"distributed\":\"{m}\""));
+    }
+    if args.losses {
+        let l: Vec<String> = losses_seen.iter().map(|x| format!("{x:.5}")).collect();
+        extra.push_str(&format!(",\"losses\":[{}]", l.join(",")));
+    }
     let rss = peak_rss_kib();
     println!("peak RSS (VmHWM): {:.1} MiB", rss as f64 / 1024.0);
     println!(
-        "RESULT {{\"bench\":\"{}\",\"impl\":\"rntk\",\"threads\":{},\"minibatches\":{},\"warmup\":{},\"minibatch_size\":{},\"samples\":{samples},\"sequences\":{sequences},\"read_seconds\":{read_s:.4},\"train_seconds\":{train_s:.4},\"samples_per_s\":{:.1},\"train_only_samples_per_s\":{:.1},\"cpu_seconds\":{cpu_s:.3},\"final_loss\":{final_loss:.6},\"final_loss_mean10\":{mean10:.6},\"final_error_mean10\":{err10:.6}{test},\"peak_rss_kib\":{rss},\"loadavg_1min\":{}}}",
+        "RESULT {{\"bench\":\"{}\",\"impl\":\"rntk\",\"threads\":{},\"minibatches\":{},\"warmup\":{},\"minibatch_size\":{},\"samples\":{samples},\"sequences\":{sequences},\"read_seconds\":{read_s:.4},\"train_seconds\":{train_s:.4},\"samples_per_s\":{:.1},\"train_only_samples_per_s\":{:.1},\"cpu_seconds\":{cpu_s:.3},\"final_loss\":{final_loss:.6},\"final_loss_mean10\":{mean10:.6},\"final_error_mean10\":{err10:.6}{test}{extra},\"peak_rss_kib\":{rss},\"loadavg_1min\":{}}}",
         s.name,
         rayon::current_num_threads(),
         args.minibatches,
@@ -394,5 +491,52 @@ fn main() -> Result<()> {
         samples as f64 / train_s,
         loadavg()
     );
+    rntk::distributed::finalize()?;
     Ok(())
+}
+
+/// A communicator that adds up the time spent in its collectives.
+#[derive(Debug)]
+struct Timed {
+    inner: Arc<dyn Communicator>,
+    seconds: Mutex<f64>,
+}
+
+impl Timed {
+    fn time<R>(&self, f: impl FnOnce(&dyn Communicator) -> R) -> R {
+        let t = Instant::now();
+        let r = f(&*self.inner);
+        *self.seconds.lock().expect("timer") += t.elapsed().as_secs_f64();
+        r
+    }
+}
+
+impl Communicator for Timed {
+    fn rank(&self) -> usize {
+        self.inner.rank()
+    }
+    fn size(&self) -> usize {
+        self.inner.size()
+    }
+    fn all_reduce_f32(&self, data: &mut [f32]) -> Result<()> {
+        self.time(|c| c.all_reduce_f32(data))
+    }
+    fn all_reduce_f64(&self, data: &mut [f64]) -> Result<()> {
+        self.time(|c| c.all_reduce_f64(data))
+    }
+    fn all_gather(&self, data: &[u8]) -> Result<Vec<Vec<u8>>> {
+        self.time(|c| c.all_gather(data))
+    }
+    fn broadcast(&self, data: &mut Vec<u8>, root: usize) -> Result<()> {
+        self.time(|c| c.broadcast(data, root))
+    }
+    fn barrier(&self) -> Result<()> {
+        self.time(|c| c.barrier())
+    }
+    fn finalize(&self) -> Result<()> {
+        self.inner.finalize()
+    }
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
 }

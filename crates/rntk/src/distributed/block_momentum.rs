@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! G   = Σ_workers (w_prev − w_local)                 (the block's summed gradient)
-//! μ_b = exp(−block_samples / T_b)                    (T_b: block momentum as time constant;
+//! μ_b = exp(−block_size / T_b)                       (T_b: block momentum as time constant;
 //!                                                     CNTK's default −block_size / ln(1 − 1/N))
 //! Δ   = μ_b·Δ + (1 − μ_b)·η_b·G                      (η_b: block learning rate, default 1)
 //! w   = w_prev − Δ                                   (Nesterov: w −= μ_b·Δ as well)
@@ -166,7 +166,9 @@ impl BlockMomentumDistributedLearner {
     /// The block's model averaging: one all-reduce per parameter.
     fn aggregate_block(&mut self) -> Result<()> {
         let t0 = Instant::now();
-        let mu = time_constant_to_momentum(self.time_constant, self.block_samples);
+        // CNTK: exp(−sync period / time constant), from the nominal block size (the
+        // block may end up to a minibatch later)
+        let mu = time_constant_to_momentum(self.time_constant, self.options.block_size);
         let params = self.inner.parameters().to_vec();
         let o = self.options;
         for ((p, prev), sg) in params

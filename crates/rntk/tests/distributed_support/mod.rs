@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 mod session;
+#[allow(unused_imports)]
 pub use session::{corpus, net, session, source, temp_dir, Fault, Net, Session};
 
 use rntk::distributed::{data_parallel_distributed_learner, Communicator, DataParallelOptions};
