@@ -23,9 +23,10 @@ pub fn to_py(e: Error) -> PyErr {
         | Error::Runtime { .. }
         | Error::Reader { .. }
         | Error::Format { .. } => PyValueError::new_err(msg),
-        Error::CycleWithoutDelay { .. } | Error::Io { .. } | Error::Unsupported(_) => {
-            PyRuntimeError::new_err(msg)
-        }
+        Error::CycleWithoutDelay { .. }
+        | Error::Io { .. }
+        | Error::Unsupported(_)
+        | Error::Distributed { .. } => PyRuntimeError::new_err(msg),
     }
 }
 

@@ -168,3 +168,111 @@ fn a_checkpoint_resumes_on_the_same_workers_as_an_uninterrupted_run() {
     );
     assert_eq!(resumed[1].params, whole[1].params);
 }
+
+// --- the distributed learners' formulas ----------------------------------------------
+
+use rntk::distributed::{
+    block_momentum_distributed_learner, data_parallel_distributed_learner, BlockMomentumOptions,
+    DataParallelOptions,
+};
+use rntk::initializer::Initializer;
+use rntk::learners::{sgd, Learner, LearnerOptions, MinibatchInfo, Schedule};
+use rntk::{DType, Tensor, Variable};
+
+/// A parameter holding `v` and plain SGD with learning rate 1 per sample on it (the
+/// update is w −= Σ gradient, whatever the minibatch's N).
+fn sgd_on(v: &[f64]) -> (Variable, Box<dyn Learner>) {
+    let p = rntk::parameter([v.len()], DType::F64, Initializer::zero(), "w").unwrap();
+    p.set_value(Tensor::from_vec([v.len()], v.to_vec()).unwrap())
+        .unwrap();
+    let l = sgd(
+        std::slice::from_ref(&p),
+        Schedule::constant(1.0).per_sample(),
+        LearnerOptions::default(),
+    )
+    .unwrap();
+    (p, Box::new(l))
+}
+
+fn step(l: &mut dyn Learner, p: &Variable, g: &[f64]) {
+    let mut grads = vec![(p.clone(), Tensor::from_vec([g.len()], g.to_vec()).unwrap())];
+    let mut info = MinibatchInfo {
+        sample_count: 1,
+        ..Default::default()
+    };
+    l.update_minibatch(&mut grads, &mut info).unwrap();
+}
+
+fn values(p: &Variable) -> Vec<f64> {
+    p.value().unwrap().as_slice::<f64>().unwrap().to_vec()
+}
+
+/// Two workers, one sample each per step, block size 2 (one step per block): the block
+/// update by hand with μ = 1 − 1/2 (CNTK's default), η_b = 1.
+#[test]
+fn block_momentum_follows_cntks_formula() {
+    for nesterov in [false, true] {
+        let outs = on_two(move |rank, c| {
+            let (p, local) = sgd_on(&[1.0, 2.0]);
+            let mut o = BlockMomentumOptions::new(2);
+            o.use_nesterov_momentum = nesterov;
+            let mut l = block_momentum_distributed_learner(local, c, o).unwrap();
+            let g = if rank == 0 { [1.0, 0.0] } else { [0.0, 2.0] };
+            step(&mut l, &p, &g);
+            let first = values(&p);
+            step(&mut l, &p, &g);
+            (first, values(&p))
+        });
+        // G = Σ (w_prev − w_local) = g0 + g1 = [1, 2] every block
+        // Δ1 = 0.5·G = [0.5, 1];  Δ2 = 0.5·Δ1 + 0.5·G = [0.75, 1.5]
+        let (first, second) = if nesterov {
+            // w1 = w0 − Δ1 − μΔ1;  w2 = w1 − Δ2 − μΔ2
+            (vec![0.25, 0.5], vec![0.25 - 1.125, 0.5 - 2.25])
+        } else {
+            (vec![0.5, 1.0], vec![-0.25, -0.5])
+        };
+        for o in &outs {
+            assert_eq!(o.0, first, "nesterov {nesterov}: after block 1");
+            assert_eq!(o.1, second, "nesterov {nesterov}: after block 2");
+        }
+    }
+}
+
+/// 1-bit SGD: each step's exchanged gradient is quantized (not the true sum), but the
+/// error feedback carries what was lost, so after K steps the parameters have moved by
+/// K × (the true sum) up to the workers' residuals.
+#[test]
+fn one_bit_sgd_carries_the_quantization_error_forward() {
+    let outs = on_two(|rank, c| {
+        let (p, local) = sgd_on(&[0.0; 4]);
+        let o = DataParallelOptions {
+            num_quantization_bits: 1,
+            ..Default::default()
+        };
+        let mut l = data_parallel_distributed_learner(local, c, o).unwrap();
+        let g = if rank == 0 {
+            [0.3, -0.1, 0.05, 0.7]
+        } else {
+            [0.1, 0.2, -0.3, 0.0]
+        };
+        step(&mut l, &p, &g);
+        let first = values(&p);
+        for _ in 1..200 {
+            step(&mut l, &p, &g);
+        }
+        (first, values(&p))
+    });
+    let sum = [0.4, 0.1, -0.25, 0.7];
+    assert_eq!(outs[0], outs[1], "the workers agree");
+    let (first, last) = &outs[0];
+    let exact: Vec<f64> = sum.iter().map(|s| -s).collect();
+    assert_ne!(first, &exact, "the first step is quantized");
+    for (i, (&w, s)) in last.iter().zip(sum).enumerate() {
+        let drift = (w + 200.0 * s).abs();
+        assert!(
+            drift < 2.0,
+            "element {i}: {w} vs {} (drift {drift})",
+            -200.0 * s
+        );
+    }
+}
