@@ -213,8 +213,8 @@ impl ConvGeometry {
             ));
         }
         if self.groups == 0
-            || self.in_channels % self.groups != 0
-            || self.out_channels % self.groups != 0
+            || !self.in_channels.is_multiple_of(self.groups)
+            || !self.out_channels.is_multiple_of(self.groups)
         {
             return Err(format!(
                 "{} input and {} output channels are not divisible into {} groups",

@@ -28,7 +28,9 @@ fn axis(
 /// A spread of geometries: 1 to 3 axes, odd sizes, strides, dilation, padding modes, groups.
 fn geometries() -> Vec<ConvGeometry> {
     let mut out = Vec::new();
-    let specs: &[(&[(usize, usize, usize, usize, usize)], usize, usize, usize)] = &[
+    /// (input, kernel, stride, dilation, padding mode) per axis
+    type AxisSpec = (usize, usize, usize, usize, usize);
+    let specs: &[(&[AxisSpec], usize, usize, usize)] = &[
         (&[(7, 3, 1, 1, 0), (6, 3, 1, 1, 0)], 3, 4, 1),
         (&[(6, 3, 2, 1, 0), (7, 3, 2, 1, 0)], 2, 5, 1),
         (&[(9, 4, 3, 1, 0), (8, 2, 2, 1, 1)], 2, 3, 1),
