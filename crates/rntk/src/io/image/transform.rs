@@ -494,7 +494,7 @@ fn apply_color(img: &mut Img, c: &Color, rng: &mut Rng) {
             let s = (mx - mn) / mx;
             let k = (s * ratio).min(1.0) / s;
             for x in px.iter_mut() {
-                *x = mx - (mx - *x) * k;
+                *x = (mx - (mx - *x) * k).clamp(0.0, 255.0);
             }
         }
     }
