@@ -6,9 +6,8 @@
 
 use super::map_file::ImageLocation;
 use super::transform::{Img, Pixels};
-use memmap2::Mmap;
 use std::collections::HashMap;
-use std::io::{Cursor, Read};
+use std::io::{Cursor, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -34,18 +33,44 @@ impl Default for ImageLimits {
     }
 }
 
-/// Bytes of a memory-mapped archive, shareable by clones of its `ZipArchive`.
+/// An archive file read by offset (`pread`), shareable by clones of its `ZipArchive`:
+/// each clone keeps its own position. A file truncated underneath is a read error,
+/// never a fault (no memory map).
 #[derive(Clone)]
-struct MapBytes(Arc<Mmap>);
-impl AsRef<[u8]> for MapBytes {
-    fn as_ref(&self) -> &[u8] {
-        &self.0
+struct SharedFile {
+    file: Arc<std::fs::File>,
+    pos: u64,
+    len: u64,
+}
+
+impl Read for SharedFile {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        #[cfg(unix)]
+        let n = std::os::unix::fs::FileExt::read_at(&*self.file, buf, self.pos)?;
+        #[cfg(windows)]
+        let n = std::os::windows::fs::FileExt::seek_read(&*self.file, buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
     }
 }
 
-type Archive = zip::ZipArchive<Cursor<MapBytes>>;
+impl Seek for SharedFile {
+    fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
+        let pos = match to {
+            SeekFrom::Start(p) => Some(p),
+            SeekFrom::End(d) => self.len.checked_add_signed(d),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        self.pos = pos.ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "seek before the start")
+        })?;
+        Ok(self.pos)
+    }
+}
 
-/// Opened zip archives, by path: each is mapped and its directory read once; clones
+type Archive = zip::ZipArchive<SharedFile>;
+
+/// Opened zip archives, by path: each is opened and its directory read once; clones
 /// (sharing the directory) read entries on any thread.
 #[derive(Default)]
 pub(crate) struct Archives {
@@ -59,11 +84,17 @@ impl Archives {
             return Ok((**a).clone());
         }
         let file = std::fs::File::open(path).map_err(|e| format!("cannot open archive: {e}"))?;
-        // SAFETY: the archive is only read; a file changed underneath while mapped is
-        // outside what a reader can defend against (as for the CTF reader).
-        let map = unsafe { Mmap::map(&file) }.map_err(|e| format!("cannot map archive: {e}"))?;
-        let a = zip::ZipArchive::new(Cursor::new(MapBytes(Arc::new(map))))
-            .map_err(|e| format!("not a readable zip archive: {e}"))?;
+        let len = file
+            .metadata()
+            .map_err(|e| format!("cannot read archive: {e}"))?
+            .len();
+        let shared = SharedFile {
+            file: Arc::new(file),
+            pos: 0,
+            len,
+        };
+        let a =
+            zip::ZipArchive::new(shared).map_err(|e| format!("not a readable zip archive: {e}"))?;
         let a = Arc::new(a);
         open.insert(path.to_path_buf(), a.clone());
         Ok((*a).clone())
