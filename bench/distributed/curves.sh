@@ -19,10 +19,11 @@ mpirun=(mpirun --oversubscribe --allow-run-as-root -x RAYON_NUM_THREADS=1)
 for w in lm slots; do
     common=("$w" "$data/$w/train.ctf" "$data/$w/test.ctf" --minibatches "$n" --warmup 0
             --test-minibatches 0 --losses --quiet --chunk-bytes 65536)
-    run() { # name, then the command
+    run() { # name, then the command (a result already there is kept)
         local name=$1; shift
+        [ -s "$out/$w-$name.json" ] && return 0
         echo "== $w $name" >&2
-        flock /tmp/bench.lock "$@" | grep '^RESULT ' | sed 's/^RESULT //' > "$out/$w-$name.json"
+        flock /tmp/bench.lock "$@" | grep -a '^RESULT ' | sed 's/^RESULT //' > "$out/$w-$name.json"
     }
     run single env RAYON_NUM_THREADS=1 "$bin" "${common[@]}"
     run dp "${mpirun[@]}" -np 2 "$bin" "${common[@]}" --distributed dp
