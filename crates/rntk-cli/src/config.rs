@@ -296,6 +296,9 @@ pub struct ReaderSpec {
     pub max_samples: Option<u64>,
     pub randomization_seed: Option<u64>,
     pub randomization_window_in_chunks: Option<usize>,
+    /// Bytes of the CTF file per chunk (default 32 MiB): the unit of randomization
+    /// and of the data split between distributed workers.
+    pub chunk_bytes: Option<usize>,
     #[serde(default)]
     pub frame_mode: bool,
     #[serde(default)]

@@ -7,7 +7,10 @@ use crate::config::{
 use crate::fail::{Context, Fail, Result};
 use crate::progress::WithBar;
 use rntk::graph::{DynamicAxes, Function, InputOptions};
-use rntk::io::{CtfDeserializer, Deserializer, MinibatchSource, MinibatchSourceConfig, StreamDef};
+use rntk::io::{
+    CtfDeserializer, CtfOptions, Deserializer, MinibatchSource, MinibatchSourceConfig, StreamDef,
+    DEFAULT_CHUNK_BYTES,
+};
 use rntk::learners::{self as ln, Learner, LearnerOptions, Schedule};
 use rntk::tensor::Element;
 use rntk::train::{
@@ -242,7 +245,17 @@ pub fn source(name: &str, r: &ReaderSpec, inputs: &[InputSpec]) -> Result<Miniba
             r.file.display()
         )));
     }
-    let ctf = CtfDeserializer::open(&r.file, &streams).context(format!("{key}.file"))?;
+    let mut options = CtfOptions::default();
+    if let Some(b) = r.chunk_bytes {
+        if b == 0 {
+            return Err(Fail::new(format!(
+                "{key}.chunk_bytes: 0 bytes per chunk; give a positive size (the default is {DEFAULT_CHUNK_BYTES})"
+            )));
+        }
+        options.chunk_bytes = b;
+    }
+    let ctf = CtfDeserializer::with_options(&r.file, &streams, options)
+        .context(format!("{key}.file"))?;
     let mut c = MinibatchSourceConfig {
         randomize: r.randomize,
         frame_mode: r.frame_mode,
@@ -596,6 +609,7 @@ fn source_one_sweep(name: &str, r: &ReaderSpec, inputs: &[InputSpec]) -> Result<
         max_samples: None,
         randomization_seed: r.randomization_seed,
         randomization_window_in_chunks: r.randomization_window_in_chunks,
+        chunk_bytes: r.chunk_bytes,
         frame_mode: r.frame_mode,
         truncation_length: r.truncation_length,
     };

@@ -420,6 +420,13 @@ fn user_errors_exit_1_with_one_line() {
             "input 'features' has dim 1",
         ],
     );
+    // a chunk of 0 bytes
+    assert_user_error(
+        &config_error("chunk", |c| {
+            c.replace("[readers.test]", "chunk_bytes = 0\n\n[readers.test]")
+        }),
+        &["readers.train.chunk_bytes", "positive"],
+    );
     // not TOML at all
     assert_user_error(&config_error("syntax", |c| c + "\n[[[\n"), &["c.toml:"]);
 }

@@ -144,6 +144,48 @@ fn two_workers_train_as_one_and_rank_0_prints_and_saves() {
     assert!(d.join("two.model").exists());
 }
 
+/// The training loss of every "Finished Epoch" line.
+fn epoch_losses(s: &str) -> Vec<f64> {
+    s.lines()
+        .filter(|l| l.starts_with("Finished Epoch"))
+        .map(|l| {
+            let at = l.find("loss = ").expect("a loss") + "loss = ".len();
+            l[at..].split_whitespace().next().unwrap().parse().unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn small_chunks_split_the_data_between_the_workers() {
+    // `chunk_bytes` makes the file many chunks: each worker reads its own, and the
+    // gradients summed over both equal one worker's on the whole minibatch (to float
+    // rounding: another summation order), so the losses printed are one worker's
+    let d = setup("chunks");
+    let data = d.join("data");
+    let chunks = |c: String| c.replace("randomize = true", "randomize = true\nchunk_bytes = 2048");
+    std::fs::write(d.join("one.toml"), chunks(config(&data, "one.model", ""))).unwrap();
+    let dist = "[distributed]\nlearner = \"data_parallel\"\n";
+    std::fs::write(d.join("two.toml"), chunks(config(&data, "two.model", dist))).unwrap();
+    let one = Command::new(BIN)
+        .args(["train", d.join("one.toml").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(one.status.success(), "{}", text(&one.stderr));
+    let two = mpirun()
+        .args(["-np", "2", BIN, "train", d.join("two.toml").to_str().unwrap()])
+        .output()
+        .unwrap();
+    let out = text(&two.stdout);
+    assert!(two.status.success(), "{}\n{}", out, text(&two.stderr));
+    assert_eq!(out.matches("Model saved").count(), 1);
+    let (a, b) = (epoch_losses(&text(&one.stdout)), epoch_losses(&out));
+    assert_eq!(a.len(), 2, "{}", text(&one.stdout));
+    assert_eq!(a.len(), b.len(), "{out}");
+    for (x, y) in a.iter().zip(&b) {
+        assert!((x - y).abs() <= 1e-3 * x.abs().max(1e-3), "{a:?} vs {b:?}");
+    }
+}
+
 #[test]
 fn a_config_that_differs_between_workers_is_refused_at_start() {
     let d = setup("differ");
