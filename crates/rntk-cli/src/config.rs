@@ -40,6 +40,9 @@ pub struct DistributedSpec {
     pub distributed_after: u64,
     /// data_parallel: 32 (default) or 1 (1-bit SGD with error feedback).
     pub num_quantization_bits: Option<u32>,
+    /// data_parallel, 32-bit: bytes per bucket of gradients exchanged while the
+    /// backward pass goes on (0: one exchange after it).
+    pub bucket_bytes: Option<usize>,
     /// block_momentum: samples of all workers per block.
     pub block_size: Option<u64>,
     pub block_momentum_as_time_constant: Option<f64>,

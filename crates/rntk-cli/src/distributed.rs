@@ -6,7 +6,7 @@ use crate::config::{Config, DistributedSpec};
 use crate::fail::{Context, Fail, Result};
 use rntk::distributed::{
     self, block_momentum_distributed_learner, check_same, data_parallel_distributed_learner,
-    BlockMomentumOptions, Communicator, DataParallelOptions,
+    BlockMomentumOptions, Communicator, DataParallelOptions, DEFAULT_BUCKET_BYTES,
 };
 use rntk::learners::Learner;
 use std::path::Path;
@@ -78,6 +78,7 @@ pub fn wrap(
             let o = DataParallelOptions {
                 distributed_after: d.distributed_after,
                 num_quantization_bits: d.num_quantization_bits.unwrap_or(32),
+                bucket_bytes: d.bucket_bytes.unwrap_or(DEFAULT_BUCKET_BYTES),
             };
             Ok(Box::new(
                 data_parallel_distributed_learner(learner, comm.clone(), o).context(ctx)?,
@@ -87,9 +88,9 @@ pub fn wrap(
             let block_size = d.block_size.ok_or_else(|| {
                 Fail::new("distributed.block_size: block momentum needs a block size in samples of all workers (e.g. block_size = 4000)")
             })?;
-            if d.num_quantization_bits.is_some() {
+            if d.num_quantization_bits.is_some() || d.bucket_bytes.is_some() {
                 return Err(Fail::new(
-                    "distributed.num_quantization_bits belongs to learner = \"data_parallel\"",
+                    "distributed: num_quantization_bits and bucket_bytes belong to learner = \"data_parallel\"",
                 ));
             }
             let mut o = BlockMomentumOptions::new(block_size);

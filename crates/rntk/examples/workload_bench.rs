@@ -32,13 +32,17 @@
 //! default 4 minibatches' worth; the minibatch size is then per worker, as CNTK's);
 //! started under `mpirun -np N` (a build with `--features mpi`) every worker reads its
 //! partition of each minibatch and rank 0 prints. The data is split by chunk: give
-//! `--chunk-bytes N` (e.g. 65536) so that a file has many chunks (32 MiB by default). `--losses` adds every minibatch's
+//! `--chunk-bytes N` (e.g. 65536) so that a file has many chunks (32 MiB by default).
+//! `--distributed-after SAMPLES` (warm start, both), `--block-lr X`, `--block-tc SAMPLES`
+//! (block momentum as time constant), `--no-nesterov` and `--bucket-bytes N` (data
+//! parallel 32-bit: gradients exchanged in buckets while the backward pass goes on; 0 =
+//! after it) set the learners' options. `--losses` adds every minibatch's
 //! loss (all workers' average) to RESULT, and `comm_seconds` is the time spent inside
 //! the collectives (waiting for the slower worker included).
 
 use rntk::distributed::{
     block_momentum_distributed_learner, data_parallel_distributed_learner, BlockMomentumOptions,
-    Communicator, DataParallelOptions,
+    Communicator, DataParallelOptions, DEFAULT_BUCKET_BYTES,
 };
 use rntk::initializer::set_fixed_random_seed;
 use rntk::io::{
@@ -74,11 +78,16 @@ struct Args {
     block_size: Option<u64>,
     losses: bool,
     chunk_bytes: Option<usize>,
+    distributed_after: u64,
+    block_lr: f64,
+    block_tc: Option<f64>,
+    nesterov: bool,
+    bucket_bytes: Option<usize>,
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: workload_bench lm|slots TRAIN.ctf TEST.ctf [--minibatches N] [--warmup N] [--test-minibatches N] [--seed N] [--quiet] [--distributed dp|1bit|bm] [--block-size N] [--losses] [--chunk-bytes N]"
+        "usage: workload_bench lm|slots TRAIN.ctf TEST.ctf [--minibatches N] [--warmup N] [--test-minibatches N] [--seed N] [--quiet] [--distributed dp|1bit|bm] [--block-size N] [--losses] [--chunk-bytes N] [--distributed-after SAMPLES] [--block-lr X] [--block-tc SAMPLES] [--no-nesterov] [--bucket-bytes N]"
     );
     std::process::exit(1)
 }
@@ -106,6 +115,11 @@ fn parse_args() -> Args {
         block_size: None,
         losses: false,
         chunk_bytes: None,
+        distributed_after: 0,
+        block_lr: 1.0,
+        block_tc: None,
+        nesterov: true,
+        bucket_bytes: None,
     };
     while let Some(k) = it.next() {
         let mut num = || -> usize {
@@ -123,6 +137,20 @@ fn parse_args() -> Args {
             "--chunk-bytes" => a.chunk_bytes = Some(num()),
             "--block-size" => a.block_size = Some(num() as u64),
             "--distributed" => a.distributed = Some(it.next().unwrap_or_else(|| usage())),
+            "--distributed-after" => a.distributed_after = num() as u64,
+            "--no-nesterov" => a.nesterov = false,
+            "--bucket-bytes" => a.bucket_bytes = Some(num()),
+            "--block-lr" | "--block-tc" => {
+                let x: f64 = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| usage());
+                if k == "--block-lr" {
+                    a.block_lr = x
+                } else {
+                    a.block_tc = Some(x)
+                }
+            }
             _ => usage(),
         }
     }
@@ -323,7 +351,8 @@ fn main() -> Result<()> {
         Some(m @ ("dp" | "1bit")) => {
             let o = DataParallelOptions {
                 num_quantization_bits: if m == "1bit" { 1 } else { 32 },
-                ..Default::default()
+                distributed_after: args.distributed_after,
+                bucket_bytes: args.bucket_bytes.unwrap_or(DEFAULT_BUCKET_BYTES),
             };
             (
                 Box::new(data_parallel_distributed_learner(local, comm.clone(), o)?),
@@ -334,7 +363,13 @@ fn main() -> Result<()> {
             let block = args
                 .block_size
                 .unwrap_or((4 * s.minibatch_size * workers) as u64);
-            let o = BlockMomentumOptions::new(block);
+            let o = BlockMomentumOptions {
+                block_momentum_as_time_constant: args.block_tc,
+                use_nesterov_momentum: args.nesterov,
+                block_learning_rate: args.block_lr,
+                distributed_after: args.distributed_after,
+                ..BlockMomentumOptions::new(block)
+            };
             (
                 Box::new(block_momentum_distributed_learner(local, comm.clone(), o)?),
                 workers,
@@ -371,11 +406,18 @@ fn main() -> Result<()> {
     let mut losses_seen = Vec::new();
     let mut errors_seen = Vec::new();
     let wall0 = Instant::now();
+    // samples of all workers trained: the split starts after `distributed_after`
+    let mut seen = 0u64;
     for i in 0..args.warmup + args.minibatches {
         let c0 = cpu_seconds();
         let t0 = Instant::now();
+        let (parts, index, scale) = if seen >= args.distributed_after {
+            (workers, rank, scale)
+        } else {
+            (1, 0, 1)
+        };
         let part = src
-            .next_minibatch_partition(s.minibatch_size * scale, workers, rank)?
+            .next_minibatch_partition(s.minibatch_size * scale, parts, index)?
             .expect("an infinitely repeating source");
         let feeds = match &part.minibatch {
             Some(mb) => feeds_for(mb, &s.map)?,
@@ -385,6 +427,7 @@ fn main() -> Result<()> {
         let t1 = Instant::now();
         trainer.train_minibatch(&refs, part.end_of_sweep)?;
         let loss = trainer.previous_minibatch_loss_average();
+        seen += trainer.previous_minibatch_sample_count();
         let t2 = Instant::now();
         losses_seen.push(loss);
         errors_seen.push(trainer.previous_minibatch_evaluation_average());

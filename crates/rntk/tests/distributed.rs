@@ -8,13 +8,13 @@ use distributed_support::{check, rounding_floor, train_distributed, train_single
 use rntk::distributed::{Communicator, ThreadGroup};
 use std::sync::Arc;
 
-fn threads(model: Model, workers: usize) -> Vec<distributed_support::Outcome> {
+fn threads(model: Model, workers: usize, bucket_bytes: usize) -> Vec<distributed_support::Outcome> {
     let handles: Vec<_> = ThreadGroup::new(workers)
         .into_iter()
         .map(|c| {
             std::thread::spawn(move || {
                 let c: Arc<dyn Communicator> = Arc::new(c);
-                train_distributed(model, c)
+                train_distributed(model, c, bucket_bytes)
             })
         })
         .collect();
@@ -24,13 +24,21 @@ fn threads(model: Model, workers: usize) -> Vec<distributed_support::Outcome> {
 fn equivalence(model: Model) {
     let single = train_single(model, false);
     let floor = rounding_floor(model, &single);
-    let outs = threads(model, 2);
-    // every worker holds exactly the same parameters
-    assert_eq!(outs[0].params, outs[1].params, "{model:?}: workers differ");
-    let d = check(model, &outs[0], &single, floor);
-    eprintln!(
-        "{model:?}: 2 threads x m/2 vs 1 x m: max relative difference {d:e} (rounding floor {floor:e})"
-    );
+    // gradients exchanged after the backward pass (0), and in buckets while it goes
+    // on: one gradient per bucket (1 byte) and the small ones together (64 KiB)
+    let after = threads(model, 2, 0);
+    for bucket in [1, 64 << 10] {
+        let outs = threads(model, 2, bucket);
+        // every worker holds exactly the same parameters
+        assert_eq!(outs[0].params, outs[1].params, "{model:?}: workers differ");
+        // the same sums as exchanged after the backward pass, bit for bit
+        assert_eq!(outs[0].params, after[0].params, "{model:?}: buckets of {bucket}");
+        assert_eq!(outs[0].losses, after[0].losses, "{model:?}: buckets of {bucket}");
+        let d = check(model, &outs[0], &single, floor);
+        eprintln!(
+            "{model:?}: 2 threads x m/2 vs 1 x m (buckets of {bucket} bytes): max relative difference {d:e} (rounding floor {floor:e})"
+        );
+    }
 }
 
 #[test]

@@ -20,10 +20,15 @@
 //! (CNTK's `MinibatchSizeScaleFactor`).
 
 use super::communicator::Communicator;
-use super::params::{aggregate_info, broadcast_parameters, with_param_mut, Buf};
+use super::params::{
+    aggregate_info, broadcast_parameters, forward_to_local_learner, restored_sample_count,
+    save_sample_count, with_param_mut, Buf,
+};
 use crate::error::{Error, Result};
 use crate::graph::Variable;
-use crate::learners::{Distribution, Learner, LearnerState, MinibatchInfo, Schedule};
+use crate::learners::{
+    Distribution, GradientExchange, Learner, LearnerState, MinibatchInfo, Schedule,
+};
 use crate::tensor::{Element, Tensor};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -148,6 +153,17 @@ impl BlockMomentumDistributedLearner {
         self.time_constant
     }
 
+    /// Take rank 0's parameters and start the first block (once, and again after a
+    /// restore).
+    fn init(&mut self) -> Result<()> {
+        if !self.initialized {
+            broadcast_parameters(&*self.comm, self.inner.parameters())?;
+            self.reset_block()?;
+            self.initialized = true;
+        }
+        Ok(())
+    }
+
     fn reset_block(&mut self) -> Result<()> {
         let params = self.inner.parameters().to_vec();
         self.prev = params
@@ -225,36 +241,13 @@ fn block_step<T: Element>(
 }
 
 impl Learner for BlockMomentumDistributedLearner {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    fn parameters(&self) -> &[Variable] {
-        self.inner.parameters()
-    }
-    fn update(
-        &mut self,
-        gradients: &[(Variable, Tensor)],
-        n: usize,
-        sweep_end: bool,
-    ) -> Result<bool> {
-        let mut g = gradients.to_vec();
-        let mut info = MinibatchInfo {
-            sample_count: n,
-            is_sweep_end: sweep_end,
-            ..Default::default()
-        };
-        self.update_minibatch(&mut g, &mut info)
-    }
+    forward_to_local_learner!();
     fn update_minibatch(
         &mut self,
         gradients: &mut [(Variable, Tensor)],
         info: &mut MinibatchInfo,
     ) -> Result<bool> {
-        if !self.initialized {
-            broadcast_parameters(&*self.comm, self.inner.parameters())?;
-            self.reset_block()?;
-            self.initialized = true;
-        }
+        self.init()?;
         // the local step, on this worker's own gradient and N
         if info.sample_count > 0 {
             self.inner
@@ -276,6 +269,11 @@ impl Learner for BlockMomentumDistributedLearner {
         }
         Ok(info.sample_count > 0)
     }
+    /// Rank 0's parameters before the first forward pass.
+    fn begin_minibatch(&mut self) -> Result<Option<&mut dyn GradientExchange>> {
+        self.init()?;
+        Ok(None)
+    }
     fn distribution(&self) -> Option<Distribution> {
         Some(Distribution {
             rank: self.comm.rank(),
@@ -292,27 +290,9 @@ impl Learner for BlockMomentumDistributedLearner {
         }
         Ok(())
     }
-    fn learning_rate(&self) -> f64 {
-        self.inner.learning_rate()
-    }
-    fn reset_learning_rate(&mut self, schedule: Schedule) -> Result<()> {
-        self.inner.reset_learning_rate(schedule)
-    }
-    fn total_samples_seen(&self) -> u64 {
-        self.inner.total_samples_seen()
-    }
-    fn progress_lines(&self) -> Vec<(String, f64)> {
-        self.inner.progress_lines()
-    }
-    fn reset_smoothed_gradients(&mut self) {
-        self.inner.reset_smoothed_gradients()
-    }
     fn state(&self) -> LearnerState {
         let mut s = self.inner.state();
-        s.distributed.push((
-            "sample_count".into(),
-            Tensor::from_vec([1usize], vec![self.sample_count as f64]).expect("one element"),
-        ));
+        save_sample_count(&mut s, self.sample_count);
         for (i, (p, sg)) in self
             .inner
             .parameters()
@@ -334,14 +314,9 @@ impl Learner for BlockMomentumDistributedLearner {
             .iter()
             .map(|p| Buf::zeros(p.dtype(), p.shape().numel()))
             .collect();
+        self.sample_count = restored_sample_count(state);
         for (k, t) in &state.distributed {
-            if k == "sample_count" {
-                self.sample_count = t
-                    .as_slice::<f64>()
-                    .and_then(|s| s.first())
-                    .copied()
-                    .unwrap_or(0.0) as u64;
-            } else if let Some(i) = k.strip_prefix("block_smoothed_gradient.") {
+            if let Some(i) = k.strip_prefix("block_smoothed_gradient.") {
                 let i: usize = i.parse().map_err(|_| {
                     Error::invalid("block momentum restore", format!("bad state name {k}"))
                 })?;

@@ -7,14 +7,23 @@
 //! nothing is exchanged: every worker trains on the same, whole minibatches.
 
 use super::communicator::Communicator;
-use super::params::{aggregate_info, broadcast_parameters, column_rows, Buf};
+use super::params::{
+    aggregate_info, broadcast_parameters, column_rows, forward_to_local_learner,
+    restored_sample_count, save_sample_count, Buf,
+};
 use super::quantize::{quantize, quantized_bytes, unquantize_add};
 use crate::error::{Error, Result};
 use crate::graph::Variable;
-use crate::learners::{Distribution, Learner, LearnerState, MinibatchInfo, Schedule};
+use super::overlap::Overlap;
+use crate::learners::{
+    Distribution, GradientExchange, Learner, LearnerState, MinibatchInfo, Schedule,
+};
 use crate::tensor::{DType, Element, Tensor};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// [`DataParallelOptions::bucket_bytes`] by default.
+pub const DEFAULT_BUCKET_BYTES: usize = 4 << 20;
 
 /// Options of [`data_parallel_distributed_learner`], named and defaulted as CNTK's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,6 +33,10 @@ pub struct DataParallelOptions {
     pub distributed_after: u64,
     /// 32 (full precision) or 1 (1-bit SGD with error feedback).
     pub num_quantization_bits: u32,
+    /// 32-bit: exchange the gradients in buckets of about this many bytes, each as
+    /// soon as the backward pass has finished it, overlapping the rest of the pass
+    /// (`overlap.rs`); 0 = one exchange after the backward pass. Not in CNTK.
+    pub bucket_bytes: usize,
 }
 
 impl Default for DataParallelOptions {
@@ -31,6 +44,7 @@ impl Default for DataParallelOptions {
         DataParallelOptions {
             distributed_after: 0,
             num_quantization_bits: 32,
+            bucket_bytes: DEFAULT_BUCKET_BYTES,
         }
     }
 }
@@ -47,6 +61,8 @@ pub struct DataParallelDistributedLearner {
     synced: bool,
     comm_time: Duration,
     message: Vec<u8>,
+    /// The exchange overlapping the backward pass (created at first use).
+    overlap: Option<Overlap>,
 }
 
 /// CNTK's `data_parallel_distributed_learner(learner, distributed_after,
@@ -80,6 +96,7 @@ pub fn data_parallel_distributed_learner(
         synced: false,
         comm_time: Duration::ZERO,
         message: Vec::new(),
+        overlap: None,
     })
 }
 
@@ -93,9 +110,18 @@ impl DataParallelDistributedLearner {
         &self.comm
     }
     /// Wall time spent exchanging gradients so far (waiting for slower workers
-    /// included).
+    /// included), not counting exchanges hidden behind the backward pass.
     pub fn communication_time(&self) -> Duration {
-        self.comm_time
+        self.comm_time + self.overlap.as_ref().map_or(Duration::ZERO, |o| o.waited())
+    }
+
+    /// Take rank 0's parameters (once, before the first forward pass).
+    fn sync(&mut self) -> Result<()> {
+        if !self.synced {
+            broadcast_parameters(&*self.comm, self.inner.parameters())?;
+            self.synced = true;
+        }
+        Ok(())
     }
 
     fn aggregate(
@@ -191,37 +217,20 @@ fn slice_mut<'a, T: Element>(g: &'a mut Tensor, p: &Variable) -> Result<&'a mut 
 }
 
 impl Learner for DataParallelDistributedLearner {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    fn parameters(&self) -> &[Variable] {
-        self.inner.parameters()
-    }
-    /// Local update only (no exchange): what a caller outside a trainer asks for.
-    fn update(
-        &mut self,
-        gradients: &[(Variable, Tensor)],
-        n: usize,
-        sweep_end: bool,
-    ) -> Result<bool> {
-        let mut g = gradients.to_vec();
-        let mut info = MinibatchInfo {
-            sample_count: n,
-            is_sweep_end: sweep_end,
-            ..Default::default()
-        };
-        self.update_minibatch(&mut g, &mut info)
-    }
+    forward_to_local_learner!();
     fn update_minibatch(
         &mut self,
         gradients: &mut [(Variable, Tensor)],
         info: &mut MinibatchInfo,
     ) -> Result<bool> {
-        if !self.synced {
-            broadcast_parameters(&*self.comm, self.inner.parameters())?;
-            self.synced = true;
-        }
-        if self.sample_count >= self.options.distributed_after {
+        self.sync()?;
+        let summed = self.overlap.as_mut().is_some_and(|o| o.take_summed());
+        if summed {
+            // the gradients came summed from the exchange overlapping the backward pass
+            let t0 = Instant::now();
+            aggregate_info(&*self.comm, info)?;
+            self.comm_time += t0.elapsed();
+        } else if self.sample_count >= self.options.distributed_after {
             self.aggregate(gradients, info)?;
         }
         self.sample_count += info.sample_count as u64;
@@ -231,6 +240,22 @@ impl Learner for DataParallelDistributedLearner {
         self.inner
             .update(gradients, info.sample_count, info.is_sweep_end)
     }
+    fn begin_minibatch(&mut self) -> Result<Option<&mut dyn GradientExchange>> {
+        self.sync()?;
+        let o = self.options;
+        if o.bucket_bytes == 0
+            || o.num_quantization_bits != 32
+            || self.sample_count < o.distributed_after
+            || self.comm.size() == 1
+        {
+            return Ok(None);
+        }
+        if self.overlap.is_none() {
+            let n = self.inner.parameters().len();
+            self.overlap = Some(Overlap::new(self.comm.clone(), n, o.bucket_bytes)?);
+        }
+        Ok(self.overlap.as_mut().map(|x| x as &mut dyn GradientExchange))
+    }
     fn distribution(&self) -> Option<Distribution> {
         Some(Distribution {
             rank: self.comm.rank(),
@@ -239,29 +264,11 @@ impl Learner for DataParallelDistributedLearner {
             minibatch_size_scale: 1,
         })
     }
-    fn learning_rate(&self) -> f64 {
-        self.inner.learning_rate()
-    }
-    fn reset_learning_rate(&mut self, schedule: Schedule) -> Result<()> {
-        self.inner.reset_learning_rate(schedule)
-    }
-    fn total_samples_seen(&self) -> u64 {
-        self.inner.total_samples_seen()
-    }
-    fn progress_lines(&self) -> Vec<(String, f64)> {
-        self.inner.progress_lines()
-    }
-    fn reset_smoothed_gradients(&mut self) {
-        self.inner.reset_smoothed_gradients()
-    }
     /// The local learner's state, the global sample count and (1-bit SGD) every
     /// worker's residuals: a collective, every worker must call it.
     fn state(&self) -> LearnerState {
         let mut s = self.inner.state();
-        s.distributed.push((
-            "sample_count".into(),
-            Tensor::from_vec([1usize], vec![self.sample_count as f64]).expect("one element"),
-        ));
+        save_sample_count(&mut s, self.sample_count);
         if self.options.num_quantization_bits == 1 {
             s.distributed.extend(super::residual_state(
                 &*self.comm,
@@ -273,15 +280,7 @@ impl Learner for DataParallelDistributedLearner {
     }
     fn restore_state(&mut self, state: &LearnerState) -> Result<()> {
         self.inner.restore_state(state)?;
-        for (k, t) in &state.distributed {
-            if k == "sample_count" {
-                self.sample_count = t
-                    .as_slice::<f64>()
-                    .and_then(|s| s.first())
-                    .copied()
-                    .unwrap_or(0.0) as u64;
-            }
-        }
+        self.sample_count = restored_sample_count(state);
         if self.options.num_quantization_bits == 1 {
             self.residuals =
                 super::restore_residuals(&*self.comm, self.inner.parameters(), &state.distributed)?;

@@ -15,6 +15,7 @@ mod communicator;
 mod data_parallel;
 #[cfg(feature = "mpi")]
 mod mpi;
+mod overlap;
 mod params;
 pub mod quantize;
 #[cfg(feature = "mpi")]
@@ -27,6 +28,7 @@ pub use block_momentum::{
 pub use communicator::{all_reduce, check_same, Communicator, SingleProcess, ThreadGroup};
 pub use data_parallel::{
     data_parallel_distributed_learner, DataParallelDistributedLearner, DataParallelOptions,
+    DEFAULT_BUCKET_BYTES,
 };
 #[cfg(feature = "mpi")]
 pub use mpi::{MpiCommunicator, MpiOptions};

@@ -122,6 +122,14 @@ fn pool() -> &'static rayon::ThreadPool {
 
 /// Run `f` inside rntk's pool when `parallel`, so every parallel kernel in it reuses the
 /// pool's threads without re-entering.
+/// Where [`Executor::backward_streaming`] hands the gradients of `wrt` over: for each,
+/// its slot and the step after which it is final.
+struct Stream<'a> {
+    wrt: &'a [usize],
+    finals: &'a [Option<usize>],
+    ready: &'a mut (dyn FnMut(usize, Tensor) -> Result<()> + Send),
+}
+
 pub(crate) fn in_pool<R: Send>(parallel: bool, f: impl FnOnce() -> R + Send) -> R {
     if parallel && rayon::current_thread_index().is_none() {
         pool().install(f)
@@ -899,6 +907,115 @@ impl<T: Element> Executor<T> {
         seeds: &[(&Variable, Option<&Value>)],
         wrt: &[&Variable],
     ) -> Result<Vec<Value>> {
+        let (wrt_slots, reach) = self.begin_backward(seeds, wrt)?;
+        self.backward_pass(&reach, None)?;
+        // The gradient buffers are moved out, not copied (a slot asked for twice is
+        // copied the first time); `recycle_gradients` can hand them back.
+        (0..wrt_slots.len())
+            .map(|k| {
+                let s = wrt_slots[k];
+                let data = self.take_gradient(&wrt_slots, k);
+                Value::from_rows(
+                    self.plan.slots[s].shape.clone(),
+                    self.layouts[s].clone(),
+                    data,
+                )
+            })
+            .collect()
+    }
+
+    /// [`Executor::backward`] that hands each gradient of `wrt` to `ready(k, gradient)`
+    /// (moved, not copied) as soon as the pass has finished it, while the pass goes on
+    /// through the rest of the graph: a distributed learner starts exchanging the
+    /// output layer's gradient while the recurrent layers below are still computed.
+    /// The order of the calls is [`Executor::gradient_order`]'s, the same every pass.
+    pub fn backward_streaming(
+        &mut self,
+        seeds: &[(&Variable, Option<&Value>)],
+        wrt: &[&Variable],
+        ready: &mut (dyn FnMut(usize, Tensor) -> Result<()> + Send),
+    ) -> Result<()> {
+        let (wrt_slots, reach) = self.begin_backward(seeds, wrt)?;
+        let finals = self.final_steps(&wrt_slots);
+        let mut stream = Stream {
+            wrt: &wrt_slots,
+            finals: &finals,
+            ready,
+        };
+        self.emit_final(&mut stream, None)?;
+        self.backward_pass(&reach, Some(&mut stream))
+    }
+
+    /// The indices of `wrt` in the order a backward pass finishes their gradients
+    /// (those of the parameters nearest the loss first), as
+    /// [`Executor::backward_streaming`] hands them over.
+    pub fn gradient_order(&self, wrt: &[&Variable]) -> Result<Vec<usize>> {
+        let slots = self.wrt_slots(wrt)?;
+        let finals = self.final_steps(&slots);
+        let mut order: Vec<usize> = (0..slots.len()).collect();
+        // final at once (None) first, then by the step, last step first; stable
+        order.sort_by_key(|&k| finals[k].map_or(0, |i| self.plan.steps.len() - i));
+        Ok(order)
+    }
+
+    /// For each of `wrt`: the step (index in the forward schedule) after whose backward
+    /// its gradient is final, i.e. the first step that reads it (`None`: no step does).
+    fn final_steps(&self, wrt_slots: &[usize]) -> Vec<Option<usize>> {
+        let reads = |step: &Step, s: usize| match step {
+            Step::Node(n) => self.plan.nodes[*n].ins.contains(&s),
+            Step::Loop(lp) => lp.nodes.iter().any(|&n| self.plan.nodes[n].ins.contains(&s)),
+        };
+        wrt_slots
+            .iter()
+            .map(|&s| self.plan.steps.iter().position(|st| reads(st, s)))
+            .collect()
+    }
+
+    /// Hand over the gradients that are final after step `after` (`None`: those no
+    /// step reads).
+    fn emit_final(&mut self, stream: &mut Stream<'_>, after: Option<usize>) -> Result<()> {
+        for k in 0..stream.wrt.len() {
+            if stream.finals[k] == after {
+                let s = stream.wrt[k];
+                let data = self.take_gradient(stream.wrt, k);
+                let t = Tensor::from_vec(self.plan.slots[s].shape.clone(), data)?;
+                (stream.ready)(k, t)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Gradient `k` of `wrt`: moved out, or copied if the slot is asked for again.
+    fn take_gradient(&mut self, wrt_slots: &[usize], k: usize) -> Vec<T> {
+        let s = wrt_slots[k];
+        if wrt_slots[k + 1..].contains(&s) {
+            self.grads[s].clone()
+        } else {
+            std::mem::take(&mut self.grads[s])
+        }
+    }
+
+    fn wrt_slots(&self, wrt: &[&Variable]) -> Result<Vec<usize>> {
+        wrt.iter()
+            .map(|v| {
+                self.plan.var_slots.get(&v.key()).copied().ok_or_else(|| {
+                    Error::Argument(format!(
+                        "cannot differentiate with respect to {}: not part of this function",
+                        v.label()
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    /// Everything before the steps run backward: checks, which slots carry gradient,
+    /// zeroed gradient buffers and the seeds added. Returns the slots of `wrt` and
+    /// the reach.
+    fn begin_backward(
+        &mut self,
+        seeds: &[(&Variable, Option<&Value>)],
+        wrt: &[&Variable],
+    ) -> Result<(Vec<usize>, Vec<bool>)> {
         if self.inference.is_some() {
             return Err(Error::Argument(
                 "backward() on a forward-only executor (build it with Executor::new to train)"
@@ -915,16 +1032,7 @@ impl<T: Element> Executor<T> {
             st.grad_ready = false;
         }
         let nslots = self.plan.slots.len();
-        let mut wrt_slots = Vec::with_capacity(wrt.len());
-        for v in wrt {
-            let s = *self.plan.var_slots.get(&v.key()).ok_or_else(|| {
-                Error::Argument(format!(
-                    "cannot differentiate with respect to {}: not part of this function",
-                    v.label()
-                ))
-            })?;
-            wrt_slots.push(s);
-        }
+        let wrt_slots = self.wrt_slots(wrt)?;
         // Which slots carry gradient: those that depend on a wrt slot.
         let mut reach = vec![false; nslots];
         for &s in &wrt_slots {
@@ -1009,6 +1117,13 @@ impl<T: Element> Executor<T> {
                 }
             }
         }
+        Ok((wrt_slots, reach))
+    }
+
+    /// The steps in reverse, with the parameters read-locked; `stream` gets each
+    /// gradient it asks for as soon as it is final.
+    fn backward_pass(&mut self, reach: &[bool], stream: Option<&mut Stream<'_>>) -> Result<()> {
+        let parallel = self.worth_a_pool();
         let stores = std::mem::take(&mut self.stores);
         let res = in_pool(parallel, || {
             let params = Params {
@@ -1017,27 +1132,10 @@ impl<T: Element> Executor<T> {
                     .map(|s| s.as_ref().map(|a| a.read().expect("parameter lock")))
                     .collect(),
             };
-            self.run_backward(&params, &reach)
+            self.run_backward(&params, reach, stream)
         });
         self.stores = stores;
-        res?;
-        // The gradient buffers are moved out, not copied (a slot asked for twice is
-        // copied the first time); `recycle_gradients` can hand them back.
-        (0..wrt_slots.len())
-            .map(|k| {
-                let s = wrt_slots[k];
-                let data = if wrt_slots[k + 1..].contains(&s) {
-                    self.grads[s].clone()
-                } else {
-                    std::mem::take(&mut self.grads[s])
-                };
-                Value::from_rows(
-                    self.plan.slots[s].shape.clone(),
-                    self.layouts[s].clone(),
-                    data,
-                )
-            })
-            .collect()
+        res
     }
 
     /// Give back the gradients of `wrt` that the last `backward` returned (as tensors,
@@ -1093,14 +1191,22 @@ impl<T: Element> Executor<T> {
         pass
     }
 
-    fn run_backward(&mut self, params: &Params, reach: &[bool]) -> Result<()> {
+    fn run_backward(
+        &mut self,
+        params: &Params,
+        reach: &[bool],
+        mut stream: Option<&mut Stream<'_>>,
+    ) -> Result<()> {
         let steps = std::mem::take(&mut self.plan.steps);
         let mut res = Ok(());
-        for step in steps.iter().rev() {
+        for (i, step) in steps.iter().enumerate().rev() {
             res = match step {
                 Step::Node(n) => self.backward_node(*n, params, reach),
                 Step::Loop(lp) => self.backward_loop(&lp.nodes, lp.backward_in_time, params, reach),
             };
+            if let (Ok(()), Some(st)) = (&res, stream.as_deref_mut()) {
+                res = self.emit_final(st, Some(i));
+            }
             if res.is_err() {
                 break;
             }
@@ -1358,6 +1464,51 @@ mod tests {
             let handed = (ex.pass.iter().enumerate())
                 .any(|(n, p)| p.is_some_and(|i| ex.plan.nodes[n].ins[i] == ys));
             assert_eq!(handed, expect);
+        }
+    }
+
+    /// `backward_streaming` hands over each gradient once, in `gradient_order`'s order
+    /// (the layer nearest the loss first), equal bit for bit to `backward`'s.
+    #[test]
+    fn streaming_hands_over_each_gradient_when_final() {
+        let x = input_variable_with(
+            [2],
+            InputOptions {
+                dtype: DType::F64,
+                dynamic_axes: DynamicAxes::default_sequence(),
+                name: "x".into(),
+                ..Default::default()
+            },
+        );
+        let p = |shape: &[usize], name: &str| {
+            let n: usize = shape.iter().product();
+            let v = (0..n).map(|i| 0.1 + 0.05 * i as f64).collect();
+            crate::parameter_from(Tensor::from_vec(shape.to_vec(), v).unwrap(), name)
+        };
+        let (w1, b1, w2, b2) = (p(&[2, 3], "W1"), p(&[3], "b1"), p(&[3, 2], "W2"), p(&[2], "b2"));
+        let h = tanh(&plus(&times(&x, &w1).unwrap(), &b1).unwrap()).unwrap();
+        let z = tanh(&plus(&times(&h, &w2).unwrap(), &b2).unwrap()).unwrap();
+        let v = Value::from_sequences([2], &[vec![1.0, 2.0, 3.0, 4.0], vec![0.5, 0.25]]).unwrap();
+        let wrt = [&w1, &b1, &w2, &b2];
+        let mut ex = Executor::<f64>::new(std::slice::from_ref(&z)).unwrap();
+        ex.forward(&[(&x, &v)], true).unwrap();
+        let whole: Vec<Vec<f64>> = (ex.backward(&[(&z, None)], &wrt).unwrap().iter())
+            .map(|g| g.to_vec::<f64>())
+            .collect();
+        let order = ex.gradient_order(&wrt).unwrap();
+        // the second layer's gradients are final before the first layer's
+        let at = |k: usize| order.iter().position(|&o| o == k).unwrap();
+        assert!(at(2).max(at(3)) < at(0).min(at(1)), "{order:?}");
+        ex.forward(&[(&x, &v)], true).unwrap();
+        let mut got: Vec<(usize, Vec<f64>)> = Vec::new();
+        ex.backward_streaming(&[(&z, None)], &wrt, &mut |k, t| {
+            got.push((k, t.as_slice::<f64>().unwrap().to_vec()));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(got.iter().map(|(k, _)| *k).collect::<Vec<_>>(), order);
+        for (k, g) in &got {
+            assert_eq!(g, &whole[*k], "gradient {k}");
         }
     }
 }

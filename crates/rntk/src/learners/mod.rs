@@ -105,6 +105,29 @@ pub trait Learner: Send {
     fn synchronize(&mut self) -> Result<()> {
         Ok(())
     }
+
+    /// Called by a trainer before the forward pass of each minibatch. A distributed
+    /// learner takes rank 0's parameters at the first (so every worker computes its
+    /// first gradient at the same point), and may return where the trainer hands each
+    /// gradient as soon as the backward pass has finished it, to exchange it with the
+    /// other workers while the pass goes on; it gives them back summed over the
+    /// workers from [`GradientExchange::finish`]. `None`: the gradients come to
+    /// `update_minibatch` as usual.
+    fn begin_minibatch(&mut self) -> Result<Option<&mut dyn GradientExchange>> {
+        Ok(None)
+    }
+}
+
+/// A learner's exchange of gradients overlapping the backward pass (see
+/// [`Learner::begin_minibatch`]). Every worker hands over the same gradients in the
+/// same order (the order of `Executor::gradient_order`, the same on every worker).
+pub trait GradientExchange: Send {
+    /// Parameter `index`'s gradient (in the learner's parameter order) is final.
+    fn ready(&mut self, index: usize, gradient: Tensor) -> Result<()>;
+    /// Wait for every exchange of this minibatch; the gradients summed over the
+    /// workers, in parameter order. The `update_minibatch` that follows uses them as
+    /// they are (it exchanges N, loss and metric only).
+    fn finish(&mut self) -> Result<Vec<Tensor>>;
 }
 
 /// One minibatch as the trainer hands it to its learners (CNTK's `MinibatchInfo`).

@@ -48,6 +48,25 @@ fn accumulate<T: Element>(acc: f64, x: f64) -> f64 {
     to_t::<T>(acc + x)
 }
 
+/// The forward pass of a training minibatch over (loss, metric); its N, Σ loss and
+/// Σ metric into `info`.
+fn forward_minibatch<T: Element>(
+    exec: &mut Executor<T>,
+    (loss, metric): (&Variable, Option<&Variable>),
+    feeds: &[(&Variable, &Value)],
+    info: &mut MinibatchInfo,
+) -> Result<()> {
+    exec.forward(feeds, true)?;
+    let l = exec.value(loss)?;
+    info.sample_count = sample_count(&l, feeds);
+    info.loss_sum = sum::<T>(&l);
+    info.metric_sum = match metric {
+        Some(m) => sum::<T>(&exec.value(m)?),
+        None => 0.0,
+    };
+    Ok(())
+}
+
 /// CNTK's N: valid positions of the loss output over its dynamic axes; a loss without
 /// dynamic axes falls back to the samples of the first fed sequence (or batch) input.
 pub fn sample_count(loss: &Value, feeds: &[(&Variable, &Value)]) -> usize {
@@ -166,30 +185,46 @@ impl<T: Element> Trainer<T> {
             is_sweep_end,
             ..Default::default()
         };
-        let mut grads: Vec<Tensor> = if feeds.is_empty() {
-            if !distributed {
-                return Ok(false);
+        if feeds.is_empty() && !distributed {
+            return Ok(false);
+        }
+        // A distributed learner may take each gradient as soon as the backward pass
+        // has finished it, to exchange it while the pass goes on.
+        let exchange = match self.learners.as_mut_slice() {
+            [l] if distributed => l.begin_minibatch()?,
+            _ => None,
+        };
+        let mut grads: Vec<Tensor> = match exchange {
+            Some(x) => {
+                if feeds.is_empty() {
+                    // this worker has no data: zeros, in the order the others send
+                    for k in self.exec.gradient_order(&wrt)? {
+                        let p = &self.params[k];
+                        x.ready(k, Tensor::zeros(p.shape(), p.dtype()))?;
+                    }
+                } else {
+                    forward_minibatch(&mut self.exec, (&self.loss, self.metric.as_ref()), feeds, &mut info)?;
+                    let seed = [(&self.loss, None)];
+                    self.exec
+                        .backward_streaming(&seed, &wrt, &mut |k, g| x.ready(k, g))?;
+                }
+                x.finish()?
             }
-            self.params
+            None if feeds.is_empty() => self
+                .params
                 .iter()
                 .map(|p| Tensor::zeros(p.shape(), p.dtype()))
-                .collect()
-        } else {
-            self.exec.forward(feeds, true)?;
-            let loss = self.exec.value(&self.loss)?;
-            info.sample_count = sample_count(&loss, feeds);
-            info.loss_sum = sum::<T>(&loss);
-            info.metric_sum = match &self.metric {
-                Some(m) => sum::<T>(&self.exec.value(m)?),
-                None => 0.0,
-            };
-            // The gradients are moved into tensors, not copied (they can be large:
-            // an embedding table's or an output layer's).
-            self.exec
-                .backward(&[(&self.loss, None)], &wrt)?
-                .into_iter()
-                .map(|g| g.into_tensor())
-                .collect::<Result<_>>()?
+                .collect(),
+            None => {
+                forward_minibatch(&mut self.exec, (&self.loss, self.metric.as_ref()), feeds, &mut info)?;
+                // The gradients are moved into tensors, not copied (they can be large:
+                // an embedding table's or an output layer's).
+                self.exec
+                    .backward(&[(&self.loss, None)], &wrt)?
+                    .into_iter()
+                    .map(|g| g.into_tensor())
+                    .collect::<Result<_>>()?
+            }
         };
         let mut updated = false;
         let mut used = Vec::with_capacity(self.params.len());

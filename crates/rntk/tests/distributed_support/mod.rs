@@ -294,12 +294,14 @@ pub fn train_single(model: Model, reversed: bool) -> Outcome {
 
 /// This worker's share of every whole minibatch (contiguous, by sequences), through
 /// the data-parallel learner over `comm`.
-pub fn train_distributed(model: Model, comm: Arc<dyn Communicator>) -> Outcome {
+pub fn train_distributed(model: Model, comm: Arc<dyn Communicator>, bucket_bytes: usize) -> Outcome {
     let (rank, size) = (comm.rank(), comm.size());
     let s = setup(model);
-    let learner =
-        data_parallel_distributed_learner(s.learner(), comm, DataParallelOptions::default())
-            .unwrap();
+    let o = DataParallelOptions {
+        bucket_bytes,
+        ..Default::default()
+    };
+    let learner = data_parallel_distributed_learner(s.learner(), comm, o).unwrap();
     let mut t = s.trainer(Box::new(learner));
     let mut losses = Vec::new();
     for mb in data(model) {
