@@ -30,4 +30,14 @@ for w in lm slots; do
     run 1bit "${mpirun[@]}" -np 2 "$bin" "${common[@]}" --distributed 1bit
     # block momentum: the minibatch size is per worker, so half as many steps
     run bm "${mpirun[@]}" -np 2 "$bin" "${common[@]/#$n/$((n / 2))}" --distributed bm
+    # against the gaps CNTK's defaults leave: 1-bit SGD after a warm start of 20
+    # minibatches on one data stream; block momentum without Nesterov, or with the
+    # block learning rate that makes Nesterov's steady-state step (1 + μ)·η_b = 1
+    mb=$([ "$w" = lm ] && echo 700 || echo 1000)
+    run 1bit-warm "${mpirun[@]}" -np 2 "$bin" "${common[@]}" --distributed 1bit \
+        --distributed-after $((20 * mb))
+    run bm-nonesterov "${mpirun[@]}" -np 2 "$bin" "${common[@]/#$n/$((n / 2))}" --distributed bm \
+        --no-nesterov
+    run bm-blocklr "${mpirun[@]}" -np 2 "$bin" "${common[@]/#$n/$((n / 2))}" --distributed bm \
+        --block-lr 0.6667
 done

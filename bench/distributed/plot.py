@@ -12,12 +12,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 out, png = sys.argv[1], sys.argv[2]
-modes = [("single", "1 worker, plain"), ("dp", "2 workers, data parallel (32-bit)"),
-         ("1bit", "2 workers, 1-bit SGD"), ("bm", "2 workers, block momentum")]
+# CNTK's defaults (solid), then the settings tried against the gaps they leave (dashed)
+modes = [("single", "1 worker, plain", "-"), ("dp", "2 workers, data parallel (32-bit)", "-"),
+         ("1bit", "2 workers, 1-bit SGD", "-"), ("bm", "2 workers, block momentum", "-"),
+         ("1bit-warm", "1-bit SGD, warm start (distributed_after 20 mb)", "--"),
+         ("bm-nonesterov", "block momentum, no Nesterov", "--"),
+         ("bm-blocklr", "block momentum, block lr 2/3", "--")]
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
 for ax, w in zip(axes, ["lm", "slots"]):
     base = None
-    for mode, label in modes:
+    for mode, label, style in modes:
         try:
             r = json.load(open(f"{out}/{w}-{mode}.json"))
         except (OSError, ValueError):
@@ -28,7 +32,7 @@ for ax, w in zip(axes, ["lm", "slots"]):
         # a running mean over 10 steps: the curves are noisy minibatch losses
         sm = [sum(losses[max(0, i - 9):i + 1]) / len(losses[max(0, i - 9):i + 1])
               for i in range(len(losses))]
-        ax.plot(xs, sm, label=label)
+        ax.plot(xs, sm, style, label=label)
         tail = [l for x, l in zip(xs, losses) if x >= 0.8 * xs[-1]]
         mean = sum(tail) / len(tail)
         if mode == "single":
@@ -39,7 +43,7 @@ for ax, w in zip(axes, ["lm", "slots"]):
     ax.set_title(f"P{2 if w == 'lm' else 3} {w}: training loss (mean of 10 minibatches)")
     ax.set_xlabel("samples (all workers)")
     ax.set_ylabel("cross entropy per sample")
-    ax.legend()
+    ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
 fig.tight_layout()
 fig.savefig(png, dpi=90)

@@ -191,9 +191,14 @@ fn all_reduce_bucket(comm: &dyn Communicator, bucket: &mut Bucket) -> Result<()>
 
 fn all_reduce_tensor(comm: &dyn Communicator, t: &mut Tensor) -> Result<()> {
     match t.dtype() {
-        DType::F32 => comm.all_reduce_f32(t.as_mut_slice::<f32>().unwrap_or(&mut [])),
-        DType::F64 => comm.all_reduce_f64(t.as_mut_slice::<f64>().unwrap_or(&mut [])),
+        DType::F32 => comm.all_reduce_f32(host(t.as_mut_slice::<f32>())?),
+        DType::F64 => comm.all_reduce_f64(host(t.as_mut_slice::<f64>())?),
     }
+}
+
+/// A gradient's elements in host memory (the exchange reads and writes them there).
+fn host<S>(s: Option<S>) -> Result<S> {
+    s.ok_or_else(|| Error::distributed(None, "a gradient is not in host memory"))
 }
 
 fn all_reduce_joined<T: crate::tensor::Element>(
@@ -202,15 +207,14 @@ fn all_reduce_joined<T: crate::tensor::Element>(
 ) -> Result<()> {
     let mut flat: Vec<T> = Vec::with_capacity(ts.iter().map(|t| t.shape().numel()).sum());
     for t in ts.iter() {
-        flat.extend_from_slice(t.as_slice::<T>().unwrap_or(&[]));
+        flat.extend_from_slice(host(t.as_slice::<T>())?);
     }
     super::communicator::all_reduce(comm, &mut flat)?;
     let mut at = 0;
     for t in ts.iter_mut() {
-        if let Some(s) = t.as_mut_slice::<T>() {
-            s.copy_from_slice(&flat[at..at + s.len()]);
-            at += s.len();
-        }
+        let s = host(t.as_mut_slice::<T>())?;
+        s.copy_from_slice(&flat[at..at + s.len()]);
+        at += s.len();
     }
     Ok(())
 }
