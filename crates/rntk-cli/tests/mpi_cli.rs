@@ -5,7 +5,7 @@
 //! `mpirun`; `RNTK_MPIRUN` replaces `mpirun --oversubscribe --allow-run-as-root`).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rntk");
 
