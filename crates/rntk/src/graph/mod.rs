@@ -1,13 +1,13 @@
 //! The symbolic graph: variables with dynamic axes, functions, and their constructors.
 
-mod axes;
 mod function;
 mod variable;
 
-pub use axes::{Axis, DynamicAxes};
+pub use crate::ops::VarInfo;
+pub use crate::tensor::{Axis, DynamicAxes};
 pub(crate) use function::FnKind;
 pub use function::{CloneMethod, Function};
-pub use variable::{VarInfo, VarKey, VarKind, Variable};
+pub use variable::{VarKey, VarKind, Variable};
 
 use crate::error::{Error, Result};
 use crate::initializer::Initializer;
