@@ -25,6 +25,7 @@
 //! reference: layouts are plan data and stay on the host; only values live in
 //! buffers.
 
+pub mod arena;
 pub mod copies;
 pub mod cpu;
 mod dynamic;
@@ -37,6 +38,7 @@ pub mod recurrent;
 pub mod reduce;
 pub mod updates;
 
+pub use arena::Arena;
 pub use copies::Copies;
 pub use cpu::Cpu;
 pub use dynamic::{backend_of, DynBackend, Resident};
