@@ -43,6 +43,10 @@ impl Par {
     }
 }
 
+/// A device could not allocate the memory asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutOfMemory;
+
 /// What a call is about to do, for [`Memory::scope`] to choose its parallelism.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Work {
@@ -118,6 +122,12 @@ pub trait Memory: Clone + Send + Sync + 'static {
 
     /// Resize `b` to `len` elements: the first `min(old, len)` kept, new ones zero.
     fn resize<T: Element>(&self, b: &mut Self::Buf<T>, len: usize);
+    /// [`Memory::resize`], or `Err` with `b` unchanged when the device cannot give the
+    /// memory (a minibatch too large is then an error, not an abort).
+    fn try_resize<T: Element>(&self, b: &mut Self::Buf<T>, len: usize) -> Result<(), OutOfMemory> {
+        self.resize(b, len);
+        Ok(())
+    }
     /// Host → device: `dst` becomes a copy of `src` (a counted upload).
     fn upload<T: Element>(&self, src: &[T], dst: &mut Self::Buf<T>);
     /// Device → host: a copy of the view (a counted download).

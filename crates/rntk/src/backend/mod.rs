@@ -45,7 +45,8 @@ pub use dynamic::{backend_of, DynBackend, Resident};
 pub use elementwise::Elementwise;
 pub use losses::Losses;
 pub use memory::{
-    Arg, Buf, MatMut, MatRef, Memory, Mut, Operand, Par, Ref, SparseRows, Transfers, Work,
+    Arg, Buf, MatMut, MatRef, Memory, Mut, Operand, OutOfMemory, Par, Ref, SparseRows, Transfers,
+    Work,
 };
 pub use products::Products;
 pub use random::Random;

@@ -9,7 +9,7 @@ use super::{runtime_err, with_name, Executor};
 use crate::backend::{Arg, Backend, Par, Work};
 use crate::error::{Error, Result};
 use crate::graph::Variable;
-use crate::ops::{delay, ExecKind, RowCtx, WholeArg};
+use crate::ops::{delay, sized, ExecKind, RowCtx, WholeArg};
 use crate::tensor::{Element, Layout, Value};
 use smallvec::SmallVec;
 
@@ -195,15 +195,19 @@ impl<T: Element, B: Backend> Run<'_, '_, T, B> {
             ExecKind::RowLocal => self.row_layout(n).and_then(|layout| {
                 let rows = layout.rows();
                 self.arena.layouts[out] = layout;
-                self.b.resize(&mut buf, rows * numel);
+                sized(self.b, &node.op, &mut buf, (rows, numel))
+                    .map_err(|e| with_name(e, &node.name))?;
                 self.rows_forward(n, 0..rows, &mut buf)
             }),
             ExecKind::Delay => {
                 let layout = self.arena.layouts[node.ins[0]].clone();
-                self.b.resize(&mut buf, layout.rows() * numel);
                 self.arena.layouts[out] = layout.clone();
                 let steps = layout.packed().map_or(0, |p| p.max_len());
-                (0..steps).try_for_each(|t| self.delay_forward(n, &layout, &mut buf, t))
+                sized(self.b, &node.op, &mut buf, (layout.rows(), numel))
+                    .map_err(|e| with_name(e, &node.name))
+                    .and_then(|_| {
+                        (0..steps).try_for_each(|t| self.delay_forward(n, &layout, &mut buf, t))
+                    })
             }
             ExecKind::Whole => self.whole_forward(n, &mut buf),
         };
@@ -315,10 +319,11 @@ impl<T: Element, B: Backend> Run<'_, '_, T, B> {
         let packed = layout.packed().expect("checked").clone();
         let rows = layout.rows();
         for &n in nodes {
-            let out = self.plan.nodes[n].out;
-            let numel = self.plan.nodes[n].out_shape.numel();
+            let node = &self.plan.nodes[n];
+            let (out, numel) = (node.out, node.out_shape.numel());
             self.arena.layouts[out] = layout.clone();
-            self.b.resize(&mut self.arena.data[out], rows * numel);
+            sized(self.b, &node.op, &mut self.arena.data[out], (rows, numel))
+                .map_err(|e| with_name(e, &node.name))?;
         }
         let steps = packed.max_len();
         for k in 0..steps {

@@ -1,6 +1,20 @@
 //! The symbolic graph: variables with dynamic axes, functions, and their constructors.
+//!
+//! # Ownership
+//! `Variable` and `Function` are cheap handles (reference counted). A handle keeps its
+//! node and everything the node is computed from alive: a function owns its operands,
+//! an output its function, a block its body, a replaced placeholder its replacement.
+//! Dropping the last handle frees the graph — also a graph with recurrent loops: **a
+//! loop lives exactly as long as something outside it refers to any of its nodes** (a
+//! handle to its output or to an inner variable such as a past_value's output, or a
+//! node outside the loop that consumes one), and is freed when the last such
+//! reference goes. Holding any inner variable of a loop therefore keeps the whole loop,
+//! closing edge included, working. An `Executor` holds no graph nodes (only inputs,
+//! parameters and constants), so it runs on after its graph is dropped. How loops are
+//! detected and cut: `ownership.rs`.
 
 mod function;
+mod ownership;
 mod variable;
 
 pub use crate::ops::VarInfo;
@@ -66,6 +80,8 @@ pub fn parameter(
     name: &str,
 ) -> Result<Variable> {
     let shape = shape.into();
+    crate::limits::check_sample_shape(&shape)
+        .map_err(|d| Error::invalid(format!("parameter '{name}'"), d))?;
     let value = if shape.has_inferred() {
         Tensor::zeros(Shape::scalar(), dtype)
     } else {
@@ -142,6 +158,8 @@ pub fn placeholder(
             format!("shape {shape} must be fully known"),
         ));
     }
+    crate::limits::check_sample_shape(&shape)
+        .map_err(|d| Error::invalid(format!("placeholder '{name}'"), d))?;
     Ok(Variable::leaf(
         VarKind::Placeholder,
         VarInfo {

@@ -33,7 +33,7 @@ pub use crate::backend::elementwise::{BinaryOp, UnaryOp};
 pub use crate::backend::reduce::ReduceOp;
 pub(crate) use infer::{dense_info, expect_arity, join_axes, Inferred};
 pub use info::VarInfo;
-pub(crate) use run::{NodeState, RowCtx, WholeArg};
+pub(crate) use run::{sized, NodeState, RowCtx, WholeArg};
 
 use crate::tensor::Shape;
 

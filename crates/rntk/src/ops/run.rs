@@ -231,7 +231,7 @@ impl Op {
         let fixed = |layout: Layout| (layout, static_shape.clone());
         match self {
             Op::ReduceAll { op } => {
-                zeroed(b, out, static_shape.numel());
+                zeroed(b, self, out, (1, static_shape.numel()))?;
                 reduce::forward_all(b, *op, &args[0], B::view_mut(out))?;
                 Ok(fixed(Layout::Static))
             }
@@ -241,14 +241,14 @@ impl Op {
                 normalization_time_constant,
             } => {
                 let rows = args[0].layout.rows();
-                zeroed(b, out, rows * static_shape.numel());
+                zeroed(b, self, out, (rows, static_shape.numel()))?;
                 let g = (*spatial, *epsilon, *normalization_time_constant);
                 batchnorm::forward(b, g, args, B::view_mut(out), ctx.training, st)?;
                 Ok(fixed(args[0].layout.clone()))
             }
             Op::LstmScan { reverse } => {
                 let rows = args[0].layout.rows();
-                zeroed(b, out, rows * static_shape.numel());
+                zeroed(b, self, out, (rows, static_shape.numel()))?;
                 lstm_scan::forward(b, *reverse, args, B::view_mut(out), ctx.par, st)?;
                 Ok(fixed(args[0].layout.clone()))
             }
@@ -256,7 +256,7 @@ impl Op {
             | Op::ClassificationErrorTopN { .. }
             | Op::LambdaRank
             | Op::Ndcg1 => {
-                zeroed(b, out, static_shape.numel());
+                zeroed(b, self, out, (1, static_shape.numel()))?;
                 metrics_ops::forward(b, self, args, B::view_mut(out), st)?;
                 Ok(fixed(Layout::Static))
             }
@@ -316,8 +316,36 @@ impl Op {
     }
 }
 
-/// `buf` resized to `len` elements, all zero.
-pub(crate) fn zeroed<B: Backend, T: Element>(b: &B, buf: &mut B::Buf<T>, len: usize) {
-    b.resize(buf, len);
+/// An output buffer sized to `rows × numel` values. The product is checked and the
+/// memory asked of the device before anything is written, so a minibatch too large
+/// for memory (a huge one-hot, a long unpack) is an error naming the op, the rows and
+/// the sample shape rather than an abort.
+pub(crate) fn sized<B: Backend, T: Element>(
+    b: &B,
+    op: &Op,
+    buf: &mut B::Buf<T>,
+    (rows, numel): (usize, usize),
+) -> Result<()> {
+    let fail = |what: &str| Error::Runtime {
+        op: op.name().to_string(),
+        name: String::new(),
+        detail: format!("{rows} rows of {numel} elements each: {what}"),
+    };
+    let n = rows
+        .checked_mul(numel)
+        .ok_or_else(|| fail("the element count overflows"))?;
+    b.try_resize(buf, n)
+        .map_err(|_| fail("not enough memory for the output (use smaller minibatches)"))
+}
+
+/// An output buffer of `rows × numel` values, all zero (see [`sized`]).
+pub(crate) fn zeroed<B: Backend, T: Element>(
+    b: &B,
+    op: &Op,
+    buf: &mut B::Buf<T>,
+    shape: (usize, usize),
+) -> Result<()> {
+    sized(b, op, buf, shape)?;
     b.fill(B::view_mut(buf), T::zero());
+    Ok(())
 }

@@ -509,7 +509,7 @@ pub(crate) fn forward<B: Backend, T: Element>(
     st: &mut NodeState<B, T>,
 ) -> Result<(Layout, Shape)> {
     let (layout, shape) = out_layout(b, op, args, static_shape, st)?;
-    super::run::zeroed(b, out, layout.rows() * shape.numel());
+    super::run::zeroed(b, op, out, (layout.rows(), shape.numel()))?;
     let d = args[0].shape.numel();
     let x = dense(op, &args[0])?;
     let y = B::view_mut(out);

@@ -635,9 +635,12 @@ impl Updates for Arena {
         state.iter_mut().for_each(|b| self.own(b));
         self.call(|cx| unsafe {
             // the rule's buffers as the CPU's (moved out of their slots for the call)
-            let mut bufs: Vec<Vec<T>> = state.iter().map(|b| std::mem::take(cx.vec(b))).collect();
+            let mut bufs: Vec<Vec<T>> = state
+                .iter_mut()
+                .map(|b| std::mem::take(cx.vec(b)))
+                .collect();
             Cpu.learner_step(s, p.get(cx), g.get(cx), &mut bufs, cx.vec(scratch), par);
-            for (b, v) in state.iter().zip(bufs) {
+            for (b, v) in state.iter_mut().zip(bufs) {
                 *cx.vec(b) = v;
             }
         });

@@ -31,7 +31,7 @@ impl Cx {
     ///
     /// # Safety
     /// As [`Resolve::get`]; the caller updates `b`'s length afterwards.
-    pub(super) unsafe fn vec<'a, T: Element>(&self, b: &'a ArenaBuf<T>) -> &'a mut Vec<T> {
+    pub(super) unsafe fn vec<'a, T: Element>(&self, b: &'a mut ArenaBuf<T>) -> &'a mut Vec<T> {
         &mut *((*self.slots).vec_mut::<T>(b.slot) as *mut Vec<T>)
     }
     fn csr<'a, T: Element>(&self, s: &'a ArenaSparse<T>) -> &'a Csr<T> {

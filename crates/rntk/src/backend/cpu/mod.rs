@@ -24,7 +24,7 @@ pub use packed::{
 pub use simd::{exp, run_f32, sigmoid, simd_level, tanh, Kernel, SimdLevel};
 pub(crate) use simd::{lstm_backward_rows, lstm_forward_rows};
 
-use super::memory::{Memory, Par, Transfers, Work};
+use super::memory::{Memory, OutOfMemory, Par, Transfers, Work};
 use crate::tensor::{Csr, Device, Element, Storage};
 use std::ops::Range;
 
@@ -87,6 +87,13 @@ impl Memory for Cpu {
     #[inline]
     fn resize<T: Element>(&self, b: &mut Vec<T>, len: usize) {
         b.resize(len, T::zero());
+    }
+    fn try_resize<T: Element>(&self, b: &mut Vec<T>, len: usize) -> Result<(), OutOfMemory> {
+        if len > b.len() {
+            b.try_reserve(len - b.len()).map_err(|_| OutOfMemory)?;
+        }
+        b.resize(len, T::zero());
+        Ok(())
     }
     fn upload<T: Element>(&self, src: &[T], dst: &mut Vec<T>) {
         dst.clear();
