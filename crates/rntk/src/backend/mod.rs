@@ -13,7 +13,7 @@
 //! | random numbers | [`Random`] | dropout masks |
 //!
 //! A device implements every family for its own [`Memory::Buf`] type and is then a
-//! [`Backend`] (a blanket impl). Ops (`crate::ops`) keep the shape rules and the
+//! [`Backend`] (a blanket impl). The ops (`ops/`) keep the shape rules and the
 //! forward/backward *recipes* and call kernels only through these traits; the
 //! executor owns the buffers. [`cpu::Cpu`] is the reference implementation and the
 //! default; [`arena::Arena`] keeps its buffers behind opaque handles in an arena of

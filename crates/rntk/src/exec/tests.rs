@@ -19,8 +19,8 @@ fn pass_through_is_chosen_only_for_a_single_reader() {
             ..Default::default()
         },
     );
-    let w = crate::parameter_from(Tensor::from_vec([2, 3], vec![0.5; 6]).unwrap(), "W");
-    let b = crate::parameter_from(Tensor::from_vec([3], vec![0.1; 3]).unwrap(), "b");
+    let w = crate::graph::parameter_from(Tensor::from_vec([2, 3], vec![0.5; 6]).unwrap(), "W");
+    let b = crate::graph::parameter_from(Tensor::from_vec([3], vec![0.1; 3]).unwrap(), "b");
     let y = times(&x, &w).unwrap();
     let z = tanh(&plus(&y, &b).unwrap()).unwrap();
     let shared = plus(&z, &element_times(&y, &z).unwrap()).unwrap();

@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use std::any::Any;
 use std::fmt;
 
-/// Where a tensor lives. The graph never looks at it; backends (`crate::backend`) do.
+/// Where a tensor lives. The graph never looks at it; backends (`backend/`) do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum Device {

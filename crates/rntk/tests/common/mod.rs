@@ -158,12 +158,25 @@ pub fn arena_mirror(
     feeds: &[(&Variable, &Value)],
     seed: Option<&Value>,
     wrt: &[&Variable],
+    want: (&Value, &[Value]),
+) {
+    match want.0.dtype() {
+        rntk::DType::F32 => arena_mirror_in::<f32>(out, feeds, seed, wrt, want),
+        _ => arena_mirror_in::<f64>(out, feeds, seed, wrt, want),
+    }
+}
+
+fn arena_mirror_in<T: rntk::tensor::Element>(
+    out: &Variable,
+    feeds: &[(&Variable, &Value)],
+    seed: Option<&Value>,
+    wrt: &[&Variable],
     (want, want_grads): (&Value, &[Value]),
 ) {
     let arena = Arena::new();
-    let mut ex = Executor::<f64, Arena>::with_backend(arena.clone(), std::slice::from_ref(out))
+    let mut ex = Executor::<T, Arena>::with_backend(arena.clone(), std::slice::from_ref(out))
         .expect("compile on the arena");
-    let pass = |ex: &mut Executor<f64, Arena>| -> (Value, Vec<Value>) {
+    let pass = |ex: &mut Executor<T, Arena>| -> (Value, Vec<Value>) {
         ex.forward(feeds, false).expect("arena forward");
         let y = ex.value(out).expect("arena value");
         let grads = match seed {
