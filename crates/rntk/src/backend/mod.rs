@@ -26,6 +26,7 @@
 //! buffers.
 
 pub mod arena;
+pub mod conv;
 pub mod copies;
 pub mod cpu;
 mod dynamic;
