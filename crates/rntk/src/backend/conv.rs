@@ -28,6 +28,8 @@
 //! kernel…)`; the output `(N, O, out…)`. Group `g` maps input channels
 //! `g·C/groups ..` to output channels `g·O/groups ..`.
 
+use super::memory::{Memory, Par};
+use crate::tensor::Element;
 use smallvec::SmallVec;
 
 /// The geometry of one spatial axis of a convolution or pooling window.
@@ -73,7 +75,22 @@ impl ConvAxis {
         dilation: usize,
         ceil: bool,
     ) -> Option<ConvAxis> {
-        if input == 0 || kernel == 0 || stride == 0 || dilation == 0 || kernel > input {
+        if kernel > input {
+            return None;
+        }
+        Self::auto_padded_any(input, kernel, stride, dilation, ceil)
+    }
+
+    /// CNTK's automatic padding without its kernel ≤ input check: along a sequence axis
+    /// (sequential convolution) a short sequence is padded on both sides.
+    pub fn auto_padded_any(
+        input: usize,
+        kernel: usize,
+        stride: usize,
+        dilation: usize,
+        ceil: bool,
+    ) -> Option<ConvAxis> {
+        if input == 0 || kernel == 0 || stride == 0 || dilation == 0 {
             return None;
         }
         let span = (kernel - 1) * dilation + 1;
@@ -279,6 +296,94 @@ impl PoolGeometry {
     pub fn axes3(&self) -> [ConvAxis; 3] {
         axes3(&self.axes)
     }
+}
+
+/// The convolution kernel family: what a device provides for the convolution, pooling and
+/// unpooling ops. Each call covers `n` images laid out as the module doc says, in the
+/// device's own views; `accumulate` adds into the output instead of overwriting it; `par`
+/// is the parallelism the caller granted (a kernel splits only when it allows and the
+/// work is above the device's threshold). Results may depend on `par` (a filter
+/// gradient's partial sums are added in thread order) but never on scheduling.
+pub trait Convolutions: Memory {
+    /// `y (+)= conv(x, w)`.
+    #[allow(clippy::too_many_arguments)]
+    fn conv_forward<T: Element>(
+        &self,
+        g: &ConvGeometry,
+        n: usize,
+        x: Self::Ref<'_, T>,
+        w: Self::Ref<'_, T>,
+        y: Self::Mut<'_, T>,
+        accumulate: bool,
+        par: Par,
+    );
+    /// `dx (+)= convᵀ(dy, w)` (also the forward of a transposed convolution).
+    #[allow(clippy::too_many_arguments)]
+    fn conv_backward_data<T: Element>(
+        &self,
+        g: &ConvGeometry,
+        n: usize,
+        dy: Self::Ref<'_, T>,
+        w: Self::Ref<'_, T>,
+        dx: Self::Mut<'_, T>,
+        accumulate: bool,
+        par: Par,
+    );
+    /// `dw (+)= Σ over images of patches(x)·dyᵀ`.
+    #[allow(clippy::too_many_arguments)]
+    fn conv_backward_filter<T: Element>(
+        &self,
+        g: &ConvGeometry,
+        n: usize,
+        x: Self::Ref<'_, T>,
+        dy: Self::Ref<'_, T>,
+        dw: Self::Mut<'_, T>,
+        accumulate: bool,
+        par: Par,
+    );
+    /// `y = pool(x)` (`kind_n`: the window's kind and the images).
+    fn pool_forward<T: Element>(
+        &self,
+        g: &PoolGeometry,
+        kind_n: (PoolKind, usize),
+        x: Self::Ref<'_, T>,
+        y: Self::Mut<'_, T>,
+        par: Par,
+    );
+    /// `dx (+)= ∂pool/∂x · dy`.
+    #[allow(clippy::too_many_arguments)]
+    fn pool_backward<T: Element>(
+        &self,
+        g: &PoolGeometry,
+        kind_n: (PoolKind, usize),
+        x: Self::Ref<'_, T>,
+        dy: Self::Ref<'_, T>,
+        dx: Self::Mut<'_, T>,
+        accumulate: bool,
+        par: Par,
+    );
+    /// Max unpooling of `u` to the windows' first maxima of `x` (the pooling input):
+    /// `u_x = (u, x)`.
+    fn unpool_forward<T: Element>(
+        &self,
+        g: &PoolGeometry,
+        n: usize,
+        u_x: (Self::Ref<'_, T>, Self::Ref<'_, T>),
+        y: Self::Mut<'_, T>,
+        par: Par,
+    );
+    /// `du (+)=` the derivative of [`Convolutions::unpool_forward`] with respect to `u`.
+    #[allow(clippy::too_many_arguments)]
+    fn unpool_backward<T: Element>(
+        &self,
+        g: &PoolGeometry,
+        n: usize,
+        x: Self::Ref<'_, T>,
+        dy: Self::Ref<'_, T>,
+        du: Self::Mut<'_, T>,
+        accumulate: bool,
+        par: Par,
+    );
 }
 
 #[cfg(test)]
