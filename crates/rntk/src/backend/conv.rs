@@ -81,9 +81,33 @@ impl ConvAxis {
         Self::auto_padded_any(input, kernel, stride, dilation, ceil)
     }
 
-    /// CNTK's automatic padding without its kernel ≤ input check: along a sequence axis
-    /// (sequential convolution) a short sequence is padded on both sides.
-    pub fn auto_padded_any(
+    /// CNTK's automatic padding along a sequence axis (sequential convolution): ⌈T/stride⌉
+    /// outputs, the window of output `o` starting `(span − 1)/2` before `o·stride` — no
+    /// centring shift (observed with CNTK 2.7: stride 3, kernel 2, T = 3 starts at 0, where
+    /// the static-axis rule would start at −1) — and a kernel longer than a short sequence
+    /// is padded on both sides.
+    pub fn sequence_padded(
+        input: usize,
+        kernel: usize,
+        stride: usize,
+        dilation: usize,
+    ) -> Option<ConvAxis> {
+        if input == 0 || kernel == 0 || stride == 0 || dilation == 0 {
+            return None;
+        }
+        let span = (kernel - 1) * dilation + 1;
+        Some(ConvAxis {
+            input,
+            output: input.div_ceil(stride),
+            kernel,
+            stride,
+            dilation,
+            pad: ((span - 1) / 2) as isize,
+        })
+    }
+
+    /// CNTK's automatic padding without its kernel ≤ input check.
+    fn auto_padded_any(
         input: usize,
         kernel: usize,
         stride: usize,
