@@ -315,6 +315,25 @@ impl Op {
         }
     }
 
+    /// Work per row of this op, for the backend's choice of parallelism
+    /// (`exec::Executor::pass_work`): the output's elements, except for a convolution,
+    /// whose every output value is a dot product over a filter slice (multiply-adds:
+    /// one image's convolution is worth threads where its output size alone is not).
+    pub(crate) fn row_work(&self, in_shapes: &[Shape], out_shape: &Shape) -> usize {
+        let out = out_shape.numel();
+        match self {
+            Op::Convolution(_) | Op::ConvolutionTranspose(_) => {
+                // a filter (O, C/groups, kernel…): C/groups × kernel taps per output value
+                let taps = in_shapes.first().map_or(1, |w| {
+                    let o = w.dims().first().copied().unwrap_or(1).max(1);
+                    (w.numel() / o).max(1)
+                });
+                out.saturating_mul(taps)
+            }
+            _ => out,
+        }
+    }
+
     /// Ops whose random draws follow CNTK's column order: they need the rows' layout
     /// (`NodeState::layout`) and must see whole steps, never split.
     pub(crate) fn draws_in_column_order(&self) -> bool {
