@@ -16,8 +16,7 @@ out, png = sys.argv[1], sys.argv[2]
 modes = [("single", "1 worker, plain", "-"), ("dp", "2 workers, data parallel (32-bit)", "-"),
          ("1bit", "2 workers, 1-bit SGD", "-"), ("bm", "2 workers, block momentum", "-"),
          ("1bit-warm", "1-bit SGD, warm start (distributed_after 20 mb)", "--"),
-         ("bm-nonesterov", "block momentum, no Nesterov", "--"),
-         ("bm-blocklr", "block momentum, block lr 2/3", "--")]
+         ("bm-nonesterov", "block momentum, no Nesterov (= block lr 2/3 with it)", "--")]
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
 for ax, w in zip(axes, ["lm", "slots"]):
     base = None

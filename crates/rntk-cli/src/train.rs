@@ -254,8 +254,8 @@ pub fn source(name: &str, r: &ReaderSpec, inputs: &[InputSpec]) -> Result<Miniba
         }
         options.chunk_bytes = b;
     }
-    let ctf = CtfDeserializer::with_options(&r.file, &streams, options)
-        .context(format!("{key}.file"))?;
+    let ctf =
+        CtfDeserializer::with_options(&r.file, &streams, options).context(format!("{key}.file"))?;
     let mut c = MinibatchSourceConfig {
         randomize: r.randomize,
         frame_mode: r.frame_mode,

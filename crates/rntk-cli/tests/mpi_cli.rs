@@ -172,7 +172,13 @@ fn small_chunks_split_the_data_between_the_workers() {
         .unwrap();
     assert!(one.status.success(), "{}", text(&one.stderr));
     let two = mpirun()
-        .args(["-np", "2", BIN, "train", d.join("two.toml").to_str().unwrap()])
+        .args([
+            "-np",
+            "2",
+            BIN,
+            "train",
+            d.join("two.toml").to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     let out = text(&two.stdout);

@@ -32,8 +32,14 @@ fn equivalence(model: Model) {
         // every worker holds exactly the same parameters
         assert_eq!(outs[0].params, outs[1].params, "{model:?}: workers differ");
         // the same sums as exchanged after the backward pass, bit for bit
-        assert_eq!(outs[0].params, after[0].params, "{model:?}: buckets of {bucket}");
-        assert_eq!(outs[0].losses, after[0].losses, "{model:?}: buckets of {bucket}");
+        assert_eq!(
+            outs[0].params, after[0].params,
+            "{model:?}: buckets of {bucket}"
+        );
+        assert_eq!(
+            outs[0].losses, after[0].losses,
+            "{model:?}: buckets of {bucket}"
+        );
         let d = check(model, &outs[0], &single, floor);
         eprintln!(
             "{model:?}: 2 threads x m/2 vs 1 x m (buckets of {bucket} bytes): max relative difference {d:e} (rounding floor {floor:e})"

@@ -7,6 +7,7 @@
 //! nothing is exchanged: every worker trains on the same, whole minibatches.
 
 use super::communicator::Communicator;
+use super::overlap::Overlap;
 use super::params::{
     aggregate_info, broadcast_parameters, column_rows, forward_to_local_learner,
     restored_sample_count, save_sample_count, Buf,
@@ -14,7 +15,6 @@ use super::params::{
 use super::quantize::{quantize, quantized_bytes, unquantize_add};
 use crate::error::{Error, Result};
 use crate::graph::Variable;
-use super::overlap::Overlap;
 use crate::learners::{
     Distribution, GradientExchange, Learner, LearnerState, MinibatchInfo, Schedule,
 };
@@ -254,7 +254,9 @@ impl Learner for DataParallelDistributedLearner {
             let n = self.inner.parameters().len();
             self.overlap = Some(Overlap::new(self.comm.clone(), n, o.bucket_bytes)?);
         }
-        Ok(self.overlap.as_mut().map(|x| x as &mut dyn GradientExchange))
+        let x = self.overlap.as_mut().expect("just made");
+        x.begin()?;
+        Ok(Some(x as &mut dyn GradientExchange))
     }
     fn distribution(&self) -> Option<Distribution> {
         Some(Distribution {

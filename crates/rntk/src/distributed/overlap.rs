@@ -49,7 +49,11 @@ pub(crate) struct Overlap {
 
 impl Overlap {
     /// An exchange of `parameters` gradients over `comm` in buckets of `bucket_bytes`.
-    pub fn new(comm: Arc<dyn Communicator>, parameters: usize, bucket_bytes: usize) -> Result<Self> {
+    pub fn new(
+        comm: Arc<dyn Communicator>,
+        parameters: usize,
+        bucket_bytes: usize,
+    ) -> Result<Self> {
         let (jobs, inbox) = channel::<Bucket>();
         let (outbox, done) = channel();
         let thread = std::thread::Builder::new()
@@ -63,7 +67,12 @@ impl Overlap {
                     }
                 }
             })
-            .map_err(|e| Error::distributed(None, format!("cannot start the gradient exchange thread: {e}")))?;
+            .map_err(|e| {
+                Error::distributed(
+                    None,
+                    format!("cannot start the gradient exchange thread: {e}"),
+                )
+            })?;
         Ok(Overlap {
             parameters,
             bucket_bytes: bucket_bytes.max(1),
@@ -77,6 +86,16 @@ impl Overlap {
             broken: false,
             waited: Duration::ZERO,
         })
+    }
+
+    /// A new minibatch: refused if the last one's exchange was left unfinished (its
+    /// backward pass failed), as the workers' collectives no longer match.
+    pub fn begin(&mut self) -> Result<()> {
+        self.summed = false;
+        if self.broken || self.in_flight > 0 || !self.filling.is_empty() {
+            return Err(self.fail("the last minibatch's gradient exchange did not finish"));
+        }
+        Ok(())
     }
 
     /// Whether the gradients of the minibatch now being updated came summed from this

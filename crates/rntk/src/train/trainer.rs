@@ -3,6 +3,7 @@
 //! summaries that progress writers print.
 
 use super::progress::{EpochClock, ProgressWriter, Totals};
+use crate::backend::{Backend, Cpu};
 use crate::error::{Error, Result};
 use crate::exec::Executor;
 use crate::graph::Variable;
@@ -10,15 +11,17 @@ use crate::learners::{Distribution, Learner, MinibatchInfo};
 use crate::tensor::{Element, Layout, Tensor, Value};
 use std::collections::HashSet;
 
-/// CNTK's `Trainer(model, (loss, metric), learners, progress_writers)`.
-pub struct Trainer<T: Element = f32> {
+/// CNTK's `Trainer(model, (loss, metric), learners, progress_writers)`, on backend `B`
+/// (the CPU by default).
+pub struct Trainer<T: Element = f32, B: Backend = Cpu> {
+    backend: B,
     model: Option<Variable>,
     loss: Variable,
     metric: Option<Variable>,
     learners: Vec<Box<dyn Learner>>,
     writers: Vec<Box<dyn ProgressWriter>>,
-    exec: Executor<T>,
-    eval: Option<Executor<T>>,
+    exec: Executor<T, B>,
+    eval: Option<Executor<T, B>>,
     params: Vec<Variable>,
     reported: Vec<Vec<(String, f64)>>,
     prev: Totals,
@@ -50,8 +53,8 @@ fn accumulate<T: Element>(acc: f64, x: f64) -> f64 {
 
 /// The forward pass of a training minibatch over (loss, metric); its N, Σ loss and
 /// Σ metric into `info`.
-fn forward_minibatch<T: Element>(
-    exec: &mut Executor<T>,
+fn forward_minibatch<T: Element, B: Backend>(
+    exec: &mut Executor<T, B>,
     (loss, metric): (&Variable, Option<&Variable>),
     feeds: &[(&Variable, &Value)],
     info: &mut MinibatchInfo,
@@ -80,10 +83,25 @@ pub fn sample_count(loss: &Value, feeds: &[(&Variable, &Value)]) -> usize {
     }
 }
 
-impl<T: Element> Trainer<T> {
+impl<T: Element> Trainer<T, Cpu> {
     /// A trainer minimizing Σ `loss` (reporting `metric` if given) with `learners`,
-    /// which must own disjoint sets of the loss's parameters.
+    /// which must own disjoint sets of the loss's parameters, on the CPU.
     pub fn new(
+        model: Option<Variable>,
+        loss: Variable,
+        metric: Option<Variable>,
+        learners: Vec<Box<dyn Learner>>,
+        writers: Vec<Box<dyn ProgressWriter>>,
+    ) -> Result<Self> {
+        Self::with_backend(Cpu, model, loss, metric, learners, writers)
+    }
+}
+
+impl<T: Element, B: Backend> Trainer<T, B> {
+    /// [`Trainer::new`] on `backend`: parameters, gradients and learner state live
+    /// there; only feeds and the fetched loss and metric cross to and from the host.
+    pub fn with_backend(
+        backend: B,
         model: Option<Variable>,
         loss: Variable,
         metric: Option<Variable>,
@@ -92,7 +110,7 @@ impl<T: Element> Trainer<T> {
     ) -> Result<Self> {
         let mut roots = vec![loss.clone()];
         roots.extend(metric.iter().cloned());
-        let exec = Executor::<T>::new(&roots)?;
+        let exec = Executor::<T, B>::with_backend(backend.clone(), &roots)?;
         let mut seen = HashSet::new();
         let mut params = Vec::new();
         for l in &learners {
@@ -125,6 +143,7 @@ impl<T: Element> Trainer<T> {
         }
         let n = learners.len();
         Ok(Trainer {
+            backend,
             model,
             loss,
             metric,
@@ -142,6 +161,10 @@ impl<T: Element> Trainer<T> {
         })
     }
 
+    /// The backend the trainer computes on.
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
     pub fn model(&self) -> Option<&Variable> {
         self.model.as_ref()
     }
@@ -203,7 +226,12 @@ impl<T: Element> Trainer<T> {
                         x.ready(k, Tensor::zeros(p.shape(), p.dtype()))?;
                     }
                 } else {
-                    forward_minibatch(&mut self.exec, (&self.loss, self.metric.as_ref()), feeds, &mut info)?;
+                    forward_minibatch(
+                        &mut self.exec,
+                        (&self.loss, self.metric.as_ref()),
+                        feeds,
+                        &mut info,
+                    )?;
                     let seed = [(&self.loss, None)];
                     self.exec
                         .backward_streaming(&seed, &wrt, &mut |k, g| x.ready(k, g))?;
@@ -216,7 +244,12 @@ impl<T: Element> Trainer<T> {
                 .map(|p| Tensor::zeros(p.shape(), p.dtype()))
                 .collect(),
             None => {
-                forward_minibatch(&mut self.exec, (&self.loss, self.metric.as_ref()), feeds, &mut info)?;
+                forward_minibatch(
+                    &mut self.exec,
+                    (&self.loss, self.metric.as_ref()),
+                    feeds,
+                    &mut info,
+                )?;
                 // The gradients are moved into tensors, not copied (they can be large:
                 // an embedding table's or an output layer's).
                 self.exec
@@ -306,7 +339,11 @@ impl<T: Element> Trainer<T> {
     pub fn test_minibatch(&mut self, feeds: &[(&Variable, &Value)]) -> Result<f64> {
         let target = self.metric.clone().unwrap_or_else(|| self.loss.clone());
         if self.eval.is_none() {
-            self.eval = Some(Executor::<T>::new_inference(std::slice::from_ref(&target))?);
+            let target = std::slice::from_ref(&target);
+            self.eval = Some(Executor::<T, B>::inference_with_backend(
+                self.backend.clone(),
+                target,
+            )?);
         }
         let ex = self.eval.as_mut().expect("just created");
         ex.forward(feeds, false)?;

@@ -294,7 +294,11 @@ pub fn train_single(model: Model, reversed: bool) -> Outcome {
 
 /// This worker's share of every whole minibatch (contiguous, by sequences), through
 /// the data-parallel learner over `comm`.
-pub fn train_distributed(model: Model, comm: Arc<dyn Communicator>, bucket_bytes: usize) -> Outcome {
+pub fn train_distributed(
+    model: Model,
+    comm: Arc<dyn Communicator>,
+    bucket_bytes: usize,
+) -> Outcome {
     let (rank, size) = (comm.rank(), comm.size());
     let s = setup(model);
     let o = DataParallelOptions {

@@ -1,0 +1,91 @@
+//! Unit tests of the executor's internals (the integration tests are `tests/executor.rs`).
+
+use super::*;
+use crate::functions::{element_times, plus, tanh, times};
+use crate::graph::DynamicAxes;
+use crate::graph::{input_variable_with, InputOptions};
+use crate::DType;
+
+/// The hand-over is taken for `x·W + b` read once, and not when the product has a
+/// second reader (the integration test `executor.rs` checks the gradients agree).
+#[test]
+fn pass_through_is_chosen_only_for_a_single_reader() {
+    let x = input_variable_with(
+        [2],
+        InputOptions {
+            dtype: DType::F64,
+            dynamic_axes: DynamicAxes::default_sequence(),
+            name: "x".into(),
+            ..Default::default()
+        },
+    );
+    let w = crate::graph::parameter_from(Tensor::from_vec([2, 3], vec![0.5; 6]).unwrap(), "W");
+    let b = crate::graph::parameter_from(Tensor::from_vec([3], vec![0.1; 3]).unwrap(), "b");
+    let y = times(&x, &w).unwrap();
+    let z = tanh(&plus(&y, &b).unwrap()).unwrap();
+    let shared = plus(&z, &element_times(&y, &z).unwrap()).unwrap();
+    let v = Value::from_sequences([2], &[vec![1.0, 2.0, 3.0, 4.0], vec![0.5, 0.25]]).unwrap();
+    for (root, expect) in [(&z, true), (&shared, false)] {
+        let mut ex = Executor::<f64>::new(std::slice::from_ref(root)).unwrap();
+        ex.forward(&[(&x, &v)], true).unwrap();
+        ex.backward(&[(root, None)], &[&w, &b]).unwrap();
+        // the product's slot
+        let ys = (ex.plan.nodes.iter())
+            .find(|nd| matches!(nd.op, Op::Times { .. }))
+            .map(|nd| nd.out)
+            .unwrap();
+        let handed = (ex.pass.iter().enumerate())
+            .any(|(n, p)| p.is_some_and(|i| ex.plan.nodes[n].ins[i] == ys));
+        assert_eq!(handed, expect);
+    }
+}
+
+/// `backward_streaming` hands over each gradient once, in `gradient_order`'s order
+/// (the layer nearest the loss first), equal bit for bit to `backward`'s.
+#[test]
+fn streaming_hands_over_each_gradient_when_final() {
+    let x = input_variable_with(
+        [2],
+        InputOptions {
+            dtype: DType::F64,
+            dynamic_axes: DynamicAxes::default_sequence(),
+            name: "x".into(),
+            ..Default::default()
+        },
+    );
+    let p = |shape: &[usize], name: &str| {
+        let n: usize = shape.iter().product();
+        let v = (0..n).map(|i| 0.1 + 0.05 * i as f64).collect();
+        crate::graph::parameter_from(Tensor::from_vec(shape.to_vec(), v).unwrap(), name)
+    };
+    let (w1, b1, w2, b2) = (
+        p(&[2, 3], "W1"),
+        p(&[3], "b1"),
+        p(&[3, 2], "W2"),
+        p(&[2], "b2"),
+    );
+    let h = tanh(&plus(&times(&x, &w1).unwrap(), &b1).unwrap()).unwrap();
+    let z = tanh(&plus(&times(&h, &w2).unwrap(), &b2).unwrap()).unwrap();
+    let v = Value::from_sequences([2], &[vec![1.0, 2.0, 3.0, 4.0], vec![0.5, 0.25]]).unwrap();
+    let wrt = [&w1, &b1, &w2, &b2];
+    let mut ex = Executor::<f64>::new(std::slice::from_ref(&z)).unwrap();
+    ex.forward(&[(&x, &v)], true).unwrap();
+    let whole: Vec<Vec<f64>> = (ex.backward(&[(&z, None)], &wrt).unwrap().iter())
+        .map(|g| g.to_vec::<f64>())
+        .collect();
+    let order = ex.gradient_order(&wrt).unwrap();
+    // the second layer's gradients are final before the first layer's
+    let at = |k: usize| order.iter().position(|&o| o == k).unwrap();
+    assert!(at(2).max(at(3)) < at(0).min(at(1)), "{order:?}");
+    ex.forward(&[(&x, &v)], true).unwrap();
+    let mut got: Vec<(usize, Vec<f64>)> = Vec::new();
+    ex.backward_streaming(&[(&z, None)], &wrt, &mut |k, t| {
+        got.push((k, t.as_slice::<f64>().unwrap().to_vec()));
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(got.iter().map(|(k, _)| *k).collect::<Vec<_>>(), order);
+    for (k, g) in &got {
+        assert_eq!(g, &whole[*k], "gradient {k}");
+    }
+}
