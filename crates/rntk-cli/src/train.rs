@@ -443,45 +443,48 @@ fn run_typed<T: Element>(
     if lead {
         println!("{}", parameter_line(&params));
     }
-    let p = cb.progress.as_ref();
-    let freq = match p {
-        Some(p) => p.freq,
-        None => Some(0),
-    };
-    let mut printer = ProgressPrinter::new(freq);
-    if let Some(p) = p {
-        printer = printer.first(p.first);
-        if let Some(tag) = &p.tag {
-            printer = printer.tag(tag);
+    // with several workers only rank 0 prints (the printer's header included) and logs
+    if lead {
+        let p = cb.progress.as_ref();
+        let freq = match p {
+            Some(p) => p.freq,
+            None => Some(0),
+        };
+        let mut printer = ProgressPrinter::new(freq);
+        if let Some(p) = p {
+            printer = printer.first(p.first);
+            if let Some(tag) = &p.tag {
+                printer = printer.tag(tag);
+            }
+            if let Some(n) = p.num_epochs.or(num_epochs) {
+                printer = printer.num_epochs(n);
+            }
+            if let Some(n) = p.test_freq {
+                printer = printer.test_freq(n);
+            }
+            if let Some(pct) = p.metric_is_pct {
+                printer = printer.metric_is_pct(pct);
+            }
+            if let Some(f) = &p.log_file {
+                printer = printer
+                    .log_to_file(f)
+                    .context(format!("callbacks.progress.log_file {}", f.display()))?;
+            }
         }
-        if let Some(n) = p.num_epochs.or(num_epochs) {
-            printer = printer.num_epochs(n);
+        let mut printer: Box<dyn ProgressWriter> = Box::new(printer);
+        let bar = p.and_then(|p| p.bar).unwrap_or(true) && std::io::stderr().is_terminal();
+        let bar_epoch = epoch_size.or(t.max_samples).unwrap_or(0);
+        if bar && bar_epoch > 0 {
+            printer = Box::new(WithBar::new(printer, bar_epoch, num_epochs));
         }
-        if let Some(n) = p.test_freq {
-            printer = printer.test_freq(n);
+        callbacks.progress_writers.push(printer);
+        if let Some(tb) = &cb.tensorboard {
+            let w = TensorBoardProgressWriter::new(tb.freq, &tb.log_dir).context(format!(
+                "callbacks.tensorboard.log_dir {}",
+                tb.log_dir.display()
+            ))?;
+            callbacks.progress_writers.push(Box::new(w));
         }
-        if let Some(pct) = p.metric_is_pct {
-            printer = printer.metric_is_pct(pct);
-        }
-        if let Some(f) = &p.log_file {
-            printer = printer
-                .log_to_file(f)
-                .context(format!("callbacks.progress.log_file {}", f.display()))?;
-        }
-    }
-    let mut printer: Box<dyn ProgressWriter> = Box::new(printer);
-    let bar = p.and_then(|p| p.bar).unwrap_or(true) && std::io::stderr().is_terminal();
-    let bar_epoch = epoch_size.or(t.max_samples).unwrap_or(0);
-    if bar && bar_epoch > 0 {
-        printer = Box::new(WithBar::new(printer, bar_epoch, num_epochs));
-    }
-    callbacks.progress_writers.push(printer);
-    if let Some(tb) = &cb.tensorboard {
-        let w = TensorBoardProgressWriter::new(tb.freq, &tb.log_dir).context(format!(
-            "callbacks.tensorboard.log_dir {}",
-            tb.log_dir.display()
-        ))?;
-        callbacks.progress_writers.push(Box::new(w));
     }
     if let Some(tc) = &cb.test {
         let r = reader(cfg, &tc.reader, "callbacks.test.reader")?;
