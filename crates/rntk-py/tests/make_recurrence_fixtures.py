@@ -11,7 +11,6 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, '..', '..', '..', 'tests', 'fixtures', 'cntk_layers'))
-import make_layer_fixtures as lf  # noqa: E402
 from make_layer_fixtures import C, Inp, run_case, batch_data, seq  # noqa: E402
 from cntk.layers import LSTM, GRU, RNNStep, RecurrenceFrom  # noqa: E402
 

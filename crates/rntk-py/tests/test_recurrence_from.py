@@ -50,10 +50,7 @@ def test_unfold_from_equals_cntk(case):
     dt = np.float32
     env = {i['name']: make_input(i, dt) for i in case['inputs']}
     li = float(case['expr'].split('length_increase=')[1].split(')')[0])
-    until = None
-    if 'until_predicate' in case['expr']:
-        def until(y):
-            return C.reduce_sum(y) < 0.2
+    until = (lambda y: C.reduce_sum(y) < 0.2) if 'until_predicate' in case['expr'] else None
     d = Dense(3, activation=C.tanh)
     f = UnfoldFrom(d, until_predicate=until, length_increase=li)(env['s'], env['x'])
     params = {p.name: p for p in f.parameters}

@@ -260,11 +260,10 @@ def UnfoldFrom(generator_function, until_predicate=None, length_increase=1, name
     def gen(h):
         return _outputs_of(generator_function(Variable(h)))
 
-    until = None
-    if until_predicate is not None:
-        def until(h):
-            return _outputs_of(until_predicate(Variable(h)))
-    u = _rntk.UnfoldFrom(gen, until, float(length_increase), name)
+    def until(h):
+        return _outputs_of(until_predicate(Variable(h)))
+    u = _rntk.UnfoldFrom(gen, None if until_predicate is None else until,
+                         float(length_increase), name)
 
     def apply(initial_state, dynamic_axes_like):
         return Function._from_var(u.apply_from(sanitize_input(initial_state),
