@@ -179,6 +179,59 @@ impl PyStep {
     }
 }
 
+/// A recurrent step written in Python: `call(states, x) -> new states` (lists of `Var`),
+/// with the state shapes known up front (rntk's placeholders need them) and
+/// `params() -> [Var]` its parameters once built.
+struct PythonStep {
+    call: Py<PyAny>,
+    params: Py<PyAny>,
+    shapes: Vec<Shape>,
+}
+
+impl PythonStep {
+    fn vars(py: Python<'_>, r: PyResult<Py<PyAny>>, what: &str) -> rntk::Result<Vec<Variable>> {
+        r.and_then(|r| r.bind(py).extract::<Vec<Var>>().map_err(PyErr::from))
+            .map(|v| v.into_iter().map(|v| v.0).collect())
+            .map_err(|e| rntk::Error::Argument(format!("the Python step function's {what}: {e}")))
+    }
+}
+
+impl RecurrentStep for PythonStep {
+    fn state_shapes(&self, _x: &VarInfo) -> rntk::Result<Vec<Shape>> {
+        Ok(self.shapes.clone())
+    }
+    fn step(&self, states: &[Variable], x: &Variable) -> rntk::Result<Vec<Variable>> {
+        Python::attach(|py| {
+            let s: Vec<Var> = states.iter().cloned().map(Var).collect();
+            let out = Self::vars(py, self.call.call1(py, (s, Var(x.clone()))), "result")?;
+            if out.len() != self.shapes.len() {
+                return Err(rntk::Error::Argument(format!(
+                    "the Python step function takes {} states but returned {} values",
+                    self.shapes.len(),
+                    out.len()
+                )));
+            }
+            Ok(out)
+        })
+    }
+    fn parameters(&self) -> Vec<Variable> {
+        Python::attach(|py| Self::vars(py, self.params.call0(py), "parameters")).unwrap_or_default()
+    }
+    fn op_name(&self) -> &str {
+        "Recurrence"
+    }
+}
+
+/// A step over a Python function (see `PythonStep`).
+#[pyfunction]
+fn python_step(call: Py<PyAny>, params: Py<PyAny>, shapes: Vec<Vec<usize>>) -> PyStep {
+    PyStep(Arc::new(PythonStep {
+        call,
+        params,
+        shapes: shapes.into_iter().map(Shape::from).collect(),
+    }))
+}
+
 /// `kind` lstm | gru | rnn_step.
 #[pyfunction]
 #[pyo3(signature = (kind, shape, cell_shape, activation_, use_peepholes, init, init_bias, enable_self_stabilization, name))]
@@ -550,6 +603,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyUnfoldFrom>()?;
     for f in [
         wrap_pyfunction!(recurrent_step, m)?,
+        wrap_pyfunction!(python_step, m)?,
         wrap_pyfunction!(dense, m)?,
         wrap_pyfunction!(embedding, m)?,
         wrap_pyfunction!(recurrence, m)?,

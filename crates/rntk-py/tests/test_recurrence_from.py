@@ -1,7 +1,9 @@
 """``layers.RecurrenceFrom`` and ``layers.UnfoldFrom`` against the real CNTK 2.7.
 
-RecurrenceFrom: fixtures/recurrence_from.json (make_recurrence_fixtures.py, LSTM/GRU/RNNStep
-steps, initial states as inputs, forwards and backwards). UnfoldFrom: the core's cases
+RecurrenceFrom, and Recurrence/Fold/RecurrenceFrom over Python step functions:
+fixtures/recurrence_from.json (make_recurrence_fixtures.py: LSTM/GRU/RNNStep steps with the
+initial states as inputs, forwards and backwards; ``@C.Function`` steps and a lambda over a
+Dense layer with Constant initial states). UnfoldFrom: the core's cases
 (tests/fixtures/cntk_layers/layers.json, ``UnfoldFrom(Dense(3, tanh), ...)`` with
 ``length_increase`` 1, 1.5, 2 and an ``until_predicate``). Each case: the output and
 d sum(out * r)/d(inputs, parameters), parameters filled by name as the fixture records.
@@ -14,7 +16,7 @@ import numpy as np
 import pytest
 
 import rntk as C
-from rntk.layers import Dense, GRU, LSTM, RNNStep, RecurrenceFrom, UnfoldFrom
+from rntk.layers import Dense, Fold, GRU, LSTM, RNNStep, Recurrence, RecurrenceFrom, UnfoldFrom
 
 from test_conv import ROOT, array, check, make_input
 
@@ -33,16 +35,51 @@ def fill(case, params, dt):
         params[k].value = array(v, dt)
 
 
-@pytest.mark.parametrize('case', RF, ids=[c['name'] for c in RF])
-def test_recurrence_from_equals_cntk(case):
-    dt = np.float32
-    env = {i['name']: make_input(i, dt) for i in case['inputs']}
+def python_step():
+    """The fixture's step: @Function step(h, x) = tanh(x W + h H)."""
+    W = C.parameter((3, 2), name='W')
+    H = C.parameter((2, 2), name='H')
+
+    @C.Function
+    def step(h, x):
+        return C.tanh(C.times(x, W) + C.times(h, H))
+    return step
+
+
+def build(case, env):
+    name, x = case['name'], env['x']
+    init = C.Constant(np.array([0.1, -0.2], dtype=np.float32))
+    if name == 'python_step_function':
+        return Recurrence(python_step(), initial_state=init)(x)
+    if name == 'python_step_function_fold_backwards':
+        return Fold(python_step(), go_backwards=True, initial_state=init)(x)
+    if name == 'python_step_lambda_dense_constant_init':
+        d = Dense(2, activation=C.tanh)
+        init = C.Constant(np.array([0.5, -0.25], dtype=np.float32))
+        return Recurrence(lambda h, x: d(C.splice(h, x)), initial_state=init)(x)
+    if name == 'recurrence_from_python_step':
+        return RecurrenceFrom(python_step())(env['h0'], x)
     step = STEPS[case['expr'].split('(')[1]]
     r = RecurrenceFrom(step(2), go_backwards='go_backwards=True' in case['expr'])
-    f = r(*[env[i['name']] for i in case['inputs']])
+    return r(*[env[i['name']] for i in case['inputs']])
+
+
+@pytest.mark.parametrize('case', RF, ids=[c['name'] for c in RF])
+def test_recurrence_equals_cntk(case):
+    dt = np.float32
+    env = {i['name']: make_input(i, dt) for i in case['inputs']}
+    f = build(case, env)
     params = {p.name: p for p in f.parameters}
     fill(case, params, dt)
     check(case, f, env, params, dt)
+
+
+def test_python_step_without_state_shapes_says_what_to_give():
+    """CNTK infers a Python step's state shape after the fact; rntk needs it first."""
+    x = C.sequence.input_variable(3)
+    d = Dense(2)
+    with pytest.raises(ValueError, match='initial_state=C.Constant'):
+        Recurrence(lambda h, x: d(C.splice(h, x)))(x)
 
 
 @pytest.mark.parametrize('case', UNFOLD, ids=[c['name'] for c in UNFOLD])

@@ -186,14 +186,63 @@ def _initial_state(v):
     return float(v)
 
 
+def _shape_of(v):
+    if isinstance(v, (Variable, Function)):
+        return tuple(v.shape)
+    if isinstance(v, np.ndarray):
+        return v.shape
+    return None
+
+
+def _python_step(step_function, layer, init=None):
+    """A ``_rntk.Step`` over a Python step function ``f(*states, x) -> new states``.
+    rntk needs the state shapes before it builds the loop: they come from the function's
+    typed arguments (``@C.Function`` with ``@C.layers.Signature``, or a Function whose
+    arguments have shapes), else from the initial states (Constants or Parameters)."""
+    import inspect
+    shapes = None
+    if isinstance(step_function, Function) and step_function._f is not None:
+        args = step_function.arguments
+        if len(args) >= 2:
+            shapes = [tuple(a.shape) for a in args[:-1]]
+    if shapes is None and init is not None:
+        inits = list(init) if isinstance(init, (tuple, list)) else [init]
+        got = [_shape_of(v) for v in inits]
+        if all(g is not None for g in got):
+            shapes = got
+    if shapes is None:
+        fn = getattr(step_function, '_deferred', None) or step_function
+        try:
+            n = len(inspect.signature(fn).parameters) - 1
+        except (TypeError, ValueError):
+            n = -1
+        raise ValueError(
+            '%s over a Python step function: rntk needs the shape of its %s state(s) before '
+            'building the loop; type the function (@C.Function with @C.layers.Signature('
+            'Tensor[n], ..., Tensor[d])) or give initial_state=C.Constant(np.zeros(shape)) '
+            '(a tuple for several states)' % (layer, n if n > 0 else 'recurrent'))
+
+    def call(states, x):
+        return _outputs_of(step_function(*([Variable(h) for h in states] + [Variable(x)])))
+
+    def params():
+        return _step_params(step_function)
+    return _rntk.python_step(call, params, [list(s) for s in shapes])
+
+
+def _step_of(step_function, layer, init=None):
+    if isinstance(step_function, _StepFunction):
+        return step_function._step
+    return _python_step(step_function, layer, init)
+
+
 def _scan(step_function, go_backwards, initial_state, return_full_state, name, fold):
     layer = 'Fold' if fold else 'Recurrence'
-    if not isinstance(step_function, _StepFunction):
-        raise NotImplementedError(
-            '%s over a Python step function: not yet in rntk; use LSTM, GRU or RNNStep' % layer)
     gb = bool(_opt('go_backwards', go_backwards, False, layer))
-    init = _initial_state(_opt('initial_state', initial_state, 0.0, layer))
-    l = _rntk.recurrence(step_function._step, gb, init, fold, name)
+    init_opt = _opt('initial_state', initial_state, 0.0, layer)
+    init = _initial_state(init_opt)
+    step = _step_of(step_function, layer, init_opt)
+    l = _rntk.recurrence(step, gb, init, fold, name)
 
     def apply(x):
         xv = sanitize_input(x)
@@ -206,7 +255,10 @@ def _scan(step_function, go_backwards, initial_state, return_full_state, name, f
 
 
 def Recurrence(step_function, go_backwards=_NOT, initial_state=_NOT, return_full_state=False, name=''):
-    """Scan a step over the sequence axis: one output per step."""
+    """Scan a step over the sequence axis: one output per step. ``step_function`` is
+    LSTM/GRU/RNNStep, or a Python function / ``@C.Function`` ``f(*states, x) -> new
+    states``; rntk needs the state shapes of such a function up front: from typed
+    arguments, or from ``initial_state`` given as Constants (CNTK infers them later)."""
     return _scan(step_function, go_backwards, initial_state, return_full_state, name, False)
 
 
@@ -231,25 +283,34 @@ def _step_params(step):
 def RecurrenceFrom(step_function, go_backwards=_NOT, return_full_state=False, name=''):
     """A recurrence whose initial states are inputs: ``RecurrenceFrom(step)(h0, [c0,] x)``.
     An initial state is batch-only (one per sequence) or a sequence on another axis whose
-    last item (first when going backwards) is used."""
-    if not isinstance(step_function, _StepFunction):
-        raise NotImplementedError('RecurrenceFrom over a Python step function: not yet in '
-                                  'rntk; use LSTM, GRU or RNNStep')
+    last item (first when going backwards) is used. ``step`` is LSTM/GRU/RNNStep or a
+    Python function ``f(*states, x) -> new states`` (the states take the initial states'
+    shapes)."""
     gb = bool(_opt('go_backwards', go_backwards, False, 'RecurrenceFrom'))
-    r = _rntk.RecurrenceFrom(step_function._step, gb, name)
+    built = []  # (step, _rntk.RecurrenceFrom), made on the first application
+
+    def recurrence(initial_states):
+        if not built:
+            # a Python step takes its state shapes from the initial states given here
+            step = _step_of(step_function, 'RecurrenceFrom', tuple(initial_states))
+            built.append((step, _rntk.RecurrenceFrom(step, gb, name)))
+        return built[0][1]
 
     def apply(*args):
         if len(args) < 2:
             raise TypeError('RecurrenceFrom(...) takes the initial state(s) and then x')
         vs = [sanitize_input(a) for a in args]
-        outs = r.apply_from(vs[:-1], vs[-1])
+        outs = recurrence(args[:-1]).apply_from(vs[:-1], vs[-1])
         if return_full_state:
             return Function(_rntk.combine(outs, name))
         return Function._from_var(outs[0])
-    f = Function._deferred_of(apply, lambda: step_function._step.parameters(),
-                              name or 'RecurrenceFrom')
-    f._layer = r
-    return f
+    def params():
+        if built:
+            return built[0][0].parameters()
+        if isinstance(step_function, _StepFunction):
+            return step_function._step.parameters()
+        return _step_params(step_function)
+    return Function._deferred_of(apply, params, name or 'RecurrenceFrom')
 
 
 def UnfoldFrom(generator_function, until_predicate=None, length_increase=1, name=''):
