@@ -190,7 +190,7 @@ struct PythonStep {
 
 impl PythonStep {
     fn vars(py: Python<'_>, r: PyResult<Py<PyAny>>, what: &str) -> rntk::Result<Vec<Variable>> {
-        r.and_then(|r| r.bind(py).extract::<Vec<Var>>().map_err(PyErr::from))
+        r.and_then(|r| r.bind(py).extract::<Vec<Var>>())
             .map(|v| v.into_iter().map(|v| v.0).collect())
             .map_err(|e| rntk::Error::Argument(format!("the Python step function's {what}: {e}")))
     }
