@@ -14,6 +14,7 @@ pub mod layers;
 pub mod learners;
 pub mod losses;
 pub mod metrics;
+pub mod onnx;
 pub mod ops;
 pub mod persist;
 pub mod sequence;
