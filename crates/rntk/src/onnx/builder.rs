@@ -292,7 +292,10 @@ impl Gb {
         self.nodes.push(NodeProto {
             input: inputs.iter().map(|s| s.to_string()).collect(),
             output: outputs.to_vec(),
-            name: Some(format!("{op}_{}", outputs.first().map_or("", |s| s.as_str()))),
+            name: Some(format!(
+                "{op}_{}",
+                outputs.first().map_or("", |s| s.as_str())
+            )),
             op_type: Some(op.to_string()),
             domain: if domain.is_empty() {
                 None
@@ -336,7 +339,13 @@ impl Gb {
             None => {
                 let name = self.fresh(hint);
                 let t = tensor_proto("", elem, dims, raw);
-                self.push("", "Constant", &[], &[name.clone()], vec![attr_t("value", t)]);
+                self.push(
+                    "",
+                    "Constant",
+                    &[],
+                    std::slice::from_ref(&name),
+                    vec![attr_t("value", t)],
+                );
                 name
             }
         }
@@ -351,7 +360,13 @@ impl Gb {
             None => {
                 let mut tp = tp;
                 tp.name = None;
-                self.push("", "Constant", &[], &[name.clone()], vec![attr_t("value", tp)]);
+                self.push(
+                    "",
+                    "Constant",
+                    &[],
+                    std::slice::from_ref(&name),
+                    vec![attr_t("value", tp)],
+                );
             }
         }
         name

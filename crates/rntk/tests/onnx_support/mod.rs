@@ -16,7 +16,9 @@ pub fn python() -> Option<PathBuf> {
     let p = match std::env::var_os("RNTK_ONNX_PYTHON") {
         Some(p) => PathBuf::from(p),
         None => {
-            let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+            let home = std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_default();
             home.join(".cache/rntk-onnx-venv/bin/python")
         }
     };
@@ -106,10 +108,7 @@ pub fn onnx_inputs(feeds: &[(Variable, Value)]) -> serde_json::Map<String, Json>
                 } else {
                     format!("{}_lens", a.name())
                 };
-                m.insert(
-                    lname,
-                    json!({"dtype": "int32", "shape": [b], "data": lens}),
-                );
+                m.insert(lname, json!({"dtype": "int32", "shape": [b], "data": lens}));
             }
             DynamicAxes::Batch => {
                 let data = val.to_vec::<f64>();
@@ -144,8 +143,7 @@ pub fn oracle(cases: &[Case], dir: &Path) -> Option<Vec<Json>> {
     let rq = dir.join("request.json");
     let rs = dir.join("result.json");
     std::fs::write(&rq, req.to_string()).expect("write request");
-    let script =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/onnx/ort_eval.py");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/onnx/ort_eval.py");
     let out = Command::new(&py)
         .arg(&script)
         .arg(&rq)
@@ -157,8 +155,8 @@ pub fn oracle(cases: &[Case], dir: &Path) -> Option<Vec<Json>> {
         "oracle failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let j: Json = serde_json::from_str(&std::fs::read_to_string(&rs).expect("result"))
-        .expect("result json");
+    let j: Json =
+        serde_json::from_str(&std::fs::read_to_string(&rs).expect("result")).expect("result json");
     Some(j["cases"].as_array().expect("cases").clone())
 }
 
@@ -187,7 +185,13 @@ pub fn max_rel(got: &[f64], want: &[f64]) -> f64 {
 /// order. Sequence outputs are compared step by step within each sequence's length
 /// (the inputs' lengths, or the `*_lens` output that follows a sequence output on a
 /// new axis) and must be exactly 0 past it. Returns the largest relative error.
-pub fn compare(what: &str, model: &Function, rntk_out: &[Value], result: &Json, lens_in: &[usize]) -> f64 {
+pub fn compare(
+    what: &str,
+    model: &Function,
+    rntk_out: &[Value],
+    result: &Json,
+    lens_in: &[usize],
+) -> f64 {
     assert!(
         result["ok"].as_bool().unwrap_or(false),
         "{what}: onnx/onnxruntime refused the file: {}",
@@ -207,7 +211,12 @@ pub fn compare(what: &str, model: &Function, rntk_out: &[Value], result: &Json, 
         let v = &rntk_out[k];
         let var = &model.outputs()[k];
         k += 1;
-        let data: Vec<f64> = o["data"].as_array().expect("data").iter().map(to_f64).collect();
+        let data: Vec<f64> = o["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .map(to_f64)
+            .collect();
         let shape: Vec<usize> = o["shape"]
             .as_array()
             .expect("shape")
@@ -266,7 +275,11 @@ pub fn seq_lens(feeds: &[(Variable, Value)]) -> Vec<usize> {
     for (var, val) in feeds {
         if var.dynamic_axes().has_sequence() {
             let d = var.shape().numel().max(1);
-            return val.to_sequences::<f64>().iter().map(|s| s.len() / d).collect();
+            return val
+                .to_sequences::<f64>()
+                .iter()
+                .map(|s| s.len() / d)
+                .collect();
         }
     }
     Vec::new()

@@ -77,7 +77,7 @@ fn attr_value(g: &mut Gb, a: &str) -> String {
         "",
         "Constant",
         &[],
-        &[n.clone()],
+        std::slice::from_ref(&n),
         vec![attr_ref("value_int", a, AttributeType::Int)],
     );
     n

@@ -12,9 +12,7 @@
 //!   was, so every sequence sees exactly its own steps and padding never enters;
 //! * values of the loop used after it are scan outputs `[sequence, batch, …]`.
 
-use super::super::builder::{
-    attr_g, attr_i, attr_ints, elem_type, value_info_untyped_shape, BOOL,
-};
+use super::super::builder::{attr_g, attr_i, attr_ints, elem_type, value_info_untyped_shape, BOOL};
 use super::super::proto::GraphProto;
 use super::flat::Flat;
 use super::{Ex, Lay, Refusal, XV};
@@ -73,7 +71,12 @@ pub(crate) fn parts(flat: &Flat, comp: &[usize]) -> LoopParts {
     let delays: Vec<usize> = comp
         .iter()
         .copied()
-        .filter(|&n| matches!(flat.nodes[n].op, Op::PastValue { .. } | Op::FutureValue { .. }))
+        .filter(|&n| {
+            matches!(
+                flat.nodes[n].op,
+                Op::PastValue { .. } | Op::FutureValue { .. }
+            )
+        })
         .collect();
     let reverse = delays
         .iter()
@@ -226,10 +229,7 @@ fn scan(ex: &mut Ex, comp: &[usize]) -> Result<()> {
     scan_ins.push(mask);
     let m = seq_in.len() + 1;
     let dir = if p.reverse { 1 } else { 0 };
-    let mut attrs = vec![
-        attr_g("body", graph),
-        attr_i("num_scan_inputs", m as i64),
-    ];
+    let mut attrs = vec![attr_g("body", graph), attr_i("num_scan_inputs", m as i64)];
     if p.reverse {
         attrs.push(attr_ints("scan_input_directions", &vec![dir; m]));
         attrs.push(attr_ints("scan_output_directions", &vec![dir; outs.len()]));
@@ -318,17 +318,18 @@ fn body(
         let src = ex.flat.nodes[d].ins[0];
         let x = ex.get(src)?;
         let x = broadcast_step(ex, &x, &m)?;
-        let mm = ex.g.unsqueeze(&m, &(1..=x.shape.rank() as i64).collect::<Vec<_>>());
+        let mm =
+            ex.g.unsqueeze(&m, &(1..=x.shape.rank() as i64).collect::<Vec<_>>());
         let s = ex.g.op("Where", &[&mm, &x.name, &state_in[j]], vec![]);
         let o = ex.g.fresh("state_out");
-        ex.g.push("", "Identity", &[&s], &[o.clone()], vec![]);
+        ex.g.push("", "Identity", &[&s], std::slice::from_ref(&o), vec![]);
         outputs.push(value_info_untyped_shape(&o, elem_type(x.dtype)));
     }
     for &v in outs {
         let x = ex.get(v)?;
         let x = broadcast_step(ex, &x, &m)?;
         let o = ex.g.fresh("step_out");
-        ex.g.push("", "Identity", &[&x.name], &[o.clone()], vec![]);
+        ex.g.push("", "Identity", &[&x.name], std::slice::from_ref(&o), vec![]);
         outputs.push(value_info_untyped_shape(&o, elem_type(x.dtype)));
     }
     Ok((inputs, outputs, p.delays.len()))

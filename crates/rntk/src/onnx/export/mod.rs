@@ -20,11 +20,13 @@ mod rnn;
 mod seq;
 
 use super::builder::{value_info, Dim, Gb, INT32, RNTK_DOMAIN};
-use super::proto::{FunctionProto, GraphProto, ModelProto, OperatorSetIdProto, StringStringEntryProto};
+use super::proto::{
+    FunctionProto, GraphProto, ModelProto, OperatorSetIdProto, StringStringEntryProto,
+};
 use super::OnnxOptions;
-use crate::ops::Op;
 use crate::error::{Error, Result};
 use crate::graph::{Axis, DynamicAxes, Function};
+use crate::ops::Op;
 use crate::tensor::{DType, Shape};
 use flat::{Flat, Src};
 use std::collections::{BTreeMap, HashMap};
@@ -280,11 +282,8 @@ impl<'a> Ex<'a> {
                                 format!("an input is named '{lens}', the name of the lengths input of its sequence axis: rename it"),
                             ));
                         }
-                        self.inputs.push(value_info(
-                            &lens,
-                            INT32,
-                            &[Dim::Named(BATCH_DIM.into())],
-                        ));
+                        self.inputs
+                            .push(value_info(&lens, INT32, &[Dim::Named(BATCH_DIM.into())]));
                         self.new_axis(a, dim, lens, name.clone())
                     }
                 };
@@ -313,9 +312,9 @@ impl<'a> Ex<'a> {
 /// reason found while writing it).
 fn refused(op: &Op) -> Option<&'static str> {
     match op {
-        Op::LambdaRank => Some(
-            "a training criterion whose value is defined through its gradient (lambda_rank); \
-             export the model without its criterion",
+        Op::LambdaRank | Op::Ndcg1 => Some(
+            "a ranking criterion over the minibatch's query groups (rows grouped by their \
+             group id, sorted by score): it has no ONNX form; export the model without it",
         ),
         _ => None,
     }
@@ -525,7 +524,9 @@ fn plan(flat: &Flat, users: &[Vec<usize>], comps: &[Vec<usize>]) -> Vec<Unit> {
             continue;
         }
         let find = |v: usize, units: &[Option<Unit>]| {
-            units.iter().position(|u| matches!(u, Some(Unit::Cell(c)) if c.provides == v))
+            units
+                .iter()
+                .position(|u| matches!(u, Some(Unit::Cell(c)) if c.provides == v))
         };
         let (Some(fi), Some(bi)) = (find(node.ins[0], &units), find(node.ins[1], &units)) else {
             continue;
@@ -533,7 +534,12 @@ fn plan(flat: &Flat, users: &[Vec<usize>], comps: &[Vec<usize>]) -> Vec<Unit> {
         let (Some(Unit::Cell(f)), Some(Unit::Cell(b))) = (&units[fi], &units[bi]) else {
             continue;
         };
-        let alone = |v: usize| users[v] == [s] && !flat.roots.contains(&v);
+        let alone = |c: &rnn::Cell| {
+            users[c.provides]
+                .iter()
+                .all(|u| *u == s || c.absorbed.contains(u))
+                && !flat.roots.contains(&c.provides)
+        };
         let pair = !f.reverse
             && b.reverse
             && f.kind == b.kind
@@ -541,8 +547,8 @@ fn plan(flat: &Flat, users: &[Vec<usize>], comps: &[Vec<usize>]) -> Vec<Unit> {
             && f.act == b.act
             && f.x == b.x
             && f.peep.is_some() == b.peep.is_some()
-            && alone(f.provides)
-            && alone(b.provides);
+            && alone(f)
+            && alone(b);
         if !pair {
             continue;
         }
@@ -655,14 +661,20 @@ impl Ex<'_> {
                     Dim::Fixed(d)
                 });
             }
-            self.g.push("", "Identity", &[&src], &[name.clone()], vec![]);
+            self.g
+                .push("", "Identity", &[&src], std::slice::from_ref(&name), vec![]);
             out.push(value_info(&name, super::builder::elem_type(x.dtype), &dims));
             // A sequence output on an axis the inputs do not carry comes with its lengths.
             if let Lay::Seq(k) = x.lay {
-                if !self.inputs.iter().any(|i| i.name.as_deref() == Some(&self.axes[k].lens)) {
+                if !self
+                    .inputs
+                    .iter()
+                    .any(|i| i.name.as_deref() == Some(&self.axes[k].lens))
+                {
                     let ln = self.g.fresh(&format!("{name}_lens"));
                     let lens = self.axes[k].lens.clone();
-                    self.g.push("", "Identity", &[&lens], &[ln.clone()], vec![]);
+                    self.g
+                        .push("", "Identity", &[&lens], std::slice::from_ref(&ln), vec![]);
                     out.push(value_info(&ln, INT32, &[Dim::Named(BATCH_DIM.into())]));
                 }
             }

@@ -95,7 +95,9 @@ impl Ex<'_> {
         let lead = self.g.shape_part(&like.name, 0, like.ndyn() as i64);
         let dims = x.dims_i64();
         let rest = self.g.i64s(&dims);
-        let shape = self.g.op("Concat", &[&lead, &rest], vec![attr_i("axis", 0)]);
+        let shape = self
+            .g
+            .op("Concat", &[&lead, &rest], vec![attr_i("axis", 0)]);
         self.g.op("Expand", &[&x.name, &shape], vec![])
     }
 
@@ -138,11 +140,8 @@ impl Ex<'_> {
                 } else {
                     "LogSoftmax"
                 };
-                self.g.op(
-                    ty,
-                    &[&x.name],
-                    vec![attr_i("axis", (x.ndyn() + a) as i64)],
-                )
+                self.g
+                    .op(ty, &[&x.name], vec![attr_i("axis", (x.ndyn() + a) as i64)])
             }
             Op::Reduce { op, axes, keepdims } => {
                 let x = &ins[0];
@@ -237,7 +236,9 @@ impl Ex<'_> {
             Op::LstmCell => self.lstm_cell(&ins[0], &ins[1]),
             Op::CrossEntropyWithSoftmax => {
                 let (o, t) = (&ins[0], &ins[1]);
-                let ls = self.g.op("LogSoftmax", &[&o.name], vec![attr_i("axis", -1)]);
+                let ls = self
+                    .g
+                    .op("LogSoftmax", &[&o.name], vec![attr_i("axis", -1)]);
                 let p = self.g.op("Mul", &[&t.name, &ls], vec![]);
                 let s = self.g.reduce("ReduceSum", &p, &[-1], true);
                 self.g.op("Neg", &[&s], vec![])
@@ -281,7 +282,9 @@ impl Ex<'_> {
             UnaryOp::Sigmoid => self.g.op("Sigmoid", &[x], vec![]),
             UnaryOp::Tanh => self.g.op("Tanh", &[x], vec![]),
             UnaryOp::Relu => self.g.op("Relu", &[x], vec![]),
-            UnaryOp::LeakyRelu(a) => self.g.op("LeakyRelu", &[x], vec![attr_f("alpha", a as f32)]),
+            UnaryOp::LeakyRelu(a) => self
+                .g
+                .op("LeakyRelu", &[x], vec![attr_f("alpha", a as f32)]),
             UnaryOp::Elu => self.g.op("Elu", &[x], vec![attr_f("alpha", 1.0)]),
             UnaryOp::Softplus => self.g.op("Softplus", &[x], vec![]),
             UnaryOp::Exp => self.g.op("Exp", &[x], vec![]),
@@ -416,7 +419,9 @@ impl Ex<'_> {
     fn gather(&mut self, r: &XV, i: &XV) -> Result<String> {
         let idx = self.g.cast(&i.name, INT64);
         if r.lay == Lay::Static {
-            return Ok(self.g.op("Gather", &[&r.name, &idx], vec![attr_i("axis", 0)]));
+            return Ok(self
+                .g
+                .op("Gather", &[&r.name, &idx], vec![attr_i("axis", 0)]));
         }
         // A per-sample reference: gather within each sample.
         let ix = XV {
@@ -482,7 +487,11 @@ impl Ex<'_> {
             ReduceOp::Max | ReduceOp::LogSumExp => f64::NEG_INFINITY,
             ReduceOp::Min => f64::INFINITY,
         };
-        vec![self.g.scalar(v, d)]
+        let mut c = vec![self.g.scalar(v, d)];
+        if op == ReduceOp::Mean {
+            c.push(self.g.scalar(1.0, d));
+        }
+        c
     }
 
     /// Inference-form batch normalization with the running statistics.
@@ -509,7 +518,9 @@ impl Ex<'_> {
         // back to [dyn…, sample]
         let lead = self.g.shape_part(&x.name, 0, x.ndyn() as i64);
         let dims = self.g.i64s(&x.dims_i64());
-        let shape = self.g.op("Concat", &[&lead, &dims], vec![attr_i("axis", 0)]);
+        let shape = self
+            .g
+            .op("Concat", &[&lead, &dims], vec![attr_i("axis", 0)]);
         let name = self.g.op("Reshape", &[&y, &shape], vec![]);
         Ok(XV {
             name,
@@ -539,17 +550,12 @@ impl Ex<'_> {
             ..w.clone()
         };
         let wfull = if w.lay == Lay::Static {
-            let e = self.expand_like(&wx, o);
-            e
+            self.expand_like(&wx, o)
         } else {
             w.name.clone()
         };
-        let ones = self.g.op("Mul", &[&o.name, &o.name], vec![]);
-        let ones = {
-            let z = self.g.scalar(0.0, d);
-            let zz = self.g.op("Mul", &[&ones, &z], vec![]);
-            self.g.op("Add", &[&zz, &one], vec![])
-        };
+        let shape = self.g.op("Shape", &[&o.name], vec![]);
+        let ones = self.g.op("Expand", &[&one, &shape], vec![]);
         let sum = |ex: &mut Self, v: &str| -> Result<String> {
             let xv = XV {
                 name: v.to_string(),
@@ -562,8 +568,6 @@ impl Ex<'_> {
         let cnt = sum(self, &ones)?;
         let r = self.g.op("Div", &[&swl, &sw], vec![]);
         let name = self.g.op("Mul", &[&cnt, &r], vec![]);
-        let name = self.g.reshape(&name, &[1]);
-        let _ = Shape::scalar();
         Ok(self.out_of(n, name, Lay::Static))
     }
 
@@ -579,11 +583,9 @@ impl Ex<'_> {
             &[&tf],
             vec![attr_i("axis", -1), attr_i("keepdims", 1)],
         );
-        let v = self.g.op(
-            "GatherElements",
-            &[&of, &label],
-            vec![attr_i("axis", -1)],
-        );
+        let v = self
+            .g
+            .op("GatherElements", &[&of, &label], vec![attr_i("axis", -1)]);
         let gt = self.g.op("Greater", &[&of, &v], vec![]);
         let eq = self.g.op("Equal", &[&of, &v], vec![]);
         let (zero, lim, one) = (
@@ -599,7 +601,9 @@ impl Ex<'_> {
         let cnt = self.g.reduce("ReduceSum", &cnt, &[-1], false);
         let lim = self.g.i64_scalar(top_n as i64);
         let miss = self.g.op("GreaterOrEqual", &[&cnt, &lim], vec![]);
-        let miss = self.g.cast(&miss, super::super::builder::elem_type(o.dtype));
+        let miss = self
+            .g
+            .cast(&miss, super::super::builder::elem_type(o.dtype));
         let mv = XV {
             name: miss,
             lay: o.lay,
@@ -607,8 +611,7 @@ impl Ex<'_> {
             dtype: o.dtype,
         };
         let s = self.reduce_all(ReduceOp::Sum, &mv, n)?;
-        let name = self.g.reshape(&s.name, &[1]);
-        Ok(self.out_of(n, name, Lay::Static))
+        Ok(self.out_of(n, s.name, Lay::Static))
     }
 }
 
@@ -640,4 +643,3 @@ impl Op {
         )
     }
 }
-

@@ -100,12 +100,7 @@ impl M<'_> {
         }
     }
     /// `v = a ∘ b` with `∘` commutative: both orders tried.
-    fn comm<T>(
-        &self,
-        v: usize,
-        b: BinaryOp,
-        f: impl Fn(usize, usize) -> Option<T>,
-    ) -> Option<T> {
+    fn comm<T>(&self, v: usize, b: BinaryOp, f: impl Fn(usize, usize) -> Option<T>) -> Option<T> {
         let (x, y) = self.binary(v, b)?;
         f(x, y).or_else(|| f(y, x))
     }
@@ -198,7 +193,11 @@ fn init_ok(f: &Flat, v: usize, n: usize) -> bool {
     let i = &f.vals[v].info;
     let s = i.shape.dims();
     let shape_ok = i.shape.numel() == 1 && s.len() <= 1 || s == [n];
-    shape_ok && matches!(i.axes, crate::graph::DynamicAxes::None | crate::graph::DynamicAxes::Batch)
+    shape_ok
+        && matches!(
+            i.axes,
+            crate::graph::DynamicAxes::None | crate::graph::DynamicAxes::Batch
+        )
 }
 
 /// Match a recurrent loop against the three cells.
@@ -248,58 +247,57 @@ fn match_lstm(m: &M, hs: &(usize, usize, usize), cs: &(usize, usize, usize)) -> 
             (h == hp && m.matrix(w, n, 4 * n) && m.outer(a)).then_some((a, w))
         })
     };
-    let (pre, act, peep) = if let (Some((hc, 0, e1)), Some((hc2, b2, e2))) =
-        (m.slice(h_out), m.slice(c_out))
-    {
-        // the fused cell: [h | c] = lstm_cell(pre, c')
-        if hc != hc2 || e1 != n as isize || b2 != n as isize || e2 != 2 * n as isize {
-            return None;
-        }
-        match m.node(hc)? {
-            (_, Op::LstmCell, ins) if ins[1] == cp => (ins[0], "Tanh", None),
-            _ => return None,
-        }
-    } else {
-        // explicit: h = act(c) ⊙ o
-        let (act, o_in) = m.comm(h_out, BinaryOp::ElementTimes, |a, o| {
-            let (act, c) = m.activation(a)?;
-            (c == c_out).then_some((act, m.unary(o, UnaryOp::Sigmoid)?))
-        })?;
-        // c = f ⊙ c' + i ⊙ act(g)
-        let (f_in, i_in, g) = m.comm(c_out, BinaryOp::Plus, |fc, ig| {
-            let f_in = m.comm(fc, BinaryOp::ElementTimes, |f, c| {
-                (c == cp).then_some(m.unary(f, UnaryOp::Sigmoid)?)
-            })?;
-            let (i_in, g) = m.comm(ig, BinaryOp::ElementTimes, |i, ag| {
-                let (a2, g) = m.activation(ag)?;
-                (a2 == act).then_some((m.unary(i, UnaryOp::Sigmoid)?, g))
-            })?;
-            Some((f_in, i_in, g))
-        })?;
-        let pre = m.gate(g, 1, n)?;
-        // each gate input: slice k of pre, optionally + peephole ⊙ state
-        let gate_in = |v: usize, k: usize, state: usize| -> Option<(usize, Option<usize>)> {
-            if m.gate(v, k, n) == Some(pre) {
-                return Some((pre, None));
+    let (pre, act, peep) =
+        if let (Some((hc, 0, e1)), Some((hc2, b2, e2))) = (m.slice(h_out), m.slice(c_out)) {
+            // the fused cell: [h | c] = lstm_cell(pre, c')
+            if hc != hc2 || e1 != n as isize || b2 != n as isize || e2 != 2 * n as isize {
+                return None;
             }
-            m.comm(v, BinaryOp::Plus, |s, pe| {
-                (m.gate(s, k, n)? == pre).then_some(())?;
-                let c = m.comm(pe, BinaryOp::ElementTimes, |c, st| {
-                    (st == state && m.vector(c, n)).then_some(c)
+            match m.node(hc)? {
+                (_, Op::LstmCell, ins) if ins[1] == cp => (ins[0], "Tanh", None),
+                _ => return None,
+            }
+        } else {
+            // explicit: h = act(c) ⊙ o
+            let (act, o_in) = m.comm(h_out, BinaryOp::ElementTimes, |a, o| {
+                let (act, c) = m.activation(a)?;
+                (c == c_out).then_some((act, m.unary(o, UnaryOp::Sigmoid)?))
+            })?;
+            // c = f ⊙ c' + i ⊙ act(g)
+            let (f_in, i_in, g) = m.comm(c_out, BinaryOp::Plus, |fc, ig| {
+                let f_in = m.comm(fc, BinaryOp::ElementTimes, |f, c| {
+                    (c == cp).then_some(m.unary(f, UnaryOp::Sigmoid)?)
                 })?;
-                Some((pre, Some(c)))
-            })
+                let (i_in, g) = m.comm(ig, BinaryOp::ElementTimes, |i, ag| {
+                    let (a2, g) = m.activation(ag)?;
+                    (a2 == act).then_some((m.unary(i, UnaryOp::Sigmoid)?, g))
+                })?;
+                Some((f_in, i_in, g))
+            })?;
+            let pre = m.gate(g, 1, n)?;
+            // each gate input: slice k of pre, optionally + peephole ⊙ state
+            let gate_in = |v: usize, k: usize, state: usize| -> Option<(usize, Option<usize>)> {
+                if m.gate(v, k, n) == Some(pre) {
+                    return Some((pre, None));
+                }
+                m.comm(v, BinaryOp::Plus, |s, pe| {
+                    (m.gate(s, k, n)? == pre).then_some(())?;
+                    let c = m.comm(pe, BinaryOp::ElementTimes, |c, st| {
+                        (st == state && m.vector(c, n)).then_some(c)
+                    })?;
+                    Some((pre, Some(c)))
+                })
+            };
+            let (_, ci) = gate_in(i_in, 0, cp)?;
+            let (_, cf) = gate_in(f_in, 2, cp)?;
+            let (_, co) = gate_in(o_in, 3, c_out)?;
+            let peep = match (ci, cf, co) {
+                (Some(a), Some(b), Some(c)) => Some([a, b, c]),
+                (None, None, None) => None,
+                _ => return None,
+            };
+            (pre, act, peep)
         };
-        let (_, ci) = gate_in(i_in, 0, cp)?;
-        let (_, cf) = gate_in(f_in, 2, cp)?;
-        let (_, co) = gate_in(o_in, 3, c_out)?;
-        let peep = match (ci, cf, co) {
-            (Some(a), Some(b), Some(c)) => Some([a, b, c]),
-            (None, None, None) => None,
-            _ => return None,
-        };
-        (pre, act, peep)
-    };
     let (a, hw) = pre_of(pre)?;
     let (x, w, b) = match m.projection(a, 4 * n) {
         Some((x, w, b)) => (x, Some(w), Some(b)),
@@ -454,7 +452,12 @@ fn match_rnn(m: &M, hs: &(usize, usize, usize)) -> Option<Cell> {
 }
 
 /// rntk's fused `lstm_scan` node `n` whose `c` output nothing reads: an ONNX LSTM.
-pub(crate) fn match_lstm_scan(f: &Flat, n: usize, users: &[Vec<usize>], roots: &[usize]) -> Option<Cell> {
+pub(crate) fn match_lstm_scan(
+    f: &Flat,
+    n: usize,
+    users: &[Vec<usize>],
+    roots: &[usize],
+) -> Option<Cell> {
     let node = &f.nodes[n];
     let Op::LstmScan { reverse } = node.op else {
         return None;
@@ -533,6 +536,9 @@ fn onnx_weights(m: &[f64], rows: usize, n: usize, order: &[usize]) -> Vec<f64> {
     out
 }
 
+/// W, R, B and P of one direction, in ONNX's layout.
+type CellWeights = (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>);
+
 impl Ex<'_> {
     fn value_f64(&self, v: usize) -> Result<Tensor> {
         match &self.flat.vals[v].src {
@@ -544,7 +550,7 @@ impl Ex<'_> {
     }
 
     /// The ONNX weight tensors of one direction: W, R, B (and P).
-    fn cell_weights(&self, c: &Cell, in_dim: usize) -> Result<(Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>)> {
+    fn cell_weights(&self, c: &Cell, in_dim: usize) -> Result<CellWeights> {
         let order = gate_order(c.kind);
         let g = order.len();
         let n = c.n;
@@ -637,7 +643,9 @@ impl Ex<'_> {
                 let b = self.g.shape_part(&x.name, 1, 2);
                 let one = self.g.i64s(&[1]);
                 let nn = self.g.i64s(&[n as i64]);
-                let shape = self.g.op("Concat", &[&one, &b, &nn], vec![attr_i("axis", 0)]);
+                let shape = self
+                    .g
+                    .op("Concat", &[&one, &b, &nn], vec![attr_i("axis", 0)]);
                 let src = if iv.lay == Lay::Static {
                     self.g.reshape(&iv.name, &[-1])
                 } else {
@@ -786,12 +794,9 @@ impl Ex<'_> {
             attrs.push(attr_ints("scan_input_directions", &[1, 1]));
             attrs.push(attr_ints("scan_output_directions", &[1]));
         }
-        let o = self.g.op_n(
-            "Scan",
-            &[&inits[0], &inits[1], &pre.name, &mask],
-            3,
-            attrs,
-        );
+        let o = self
+            .g
+            .op_n("Scan", &[&inits[0], &inits[1], &pre.name, &mask], 3, attrs);
         Ok(self.out_of(n, o[2].clone(), pre.lay))
     }
 }
