@@ -60,3 +60,18 @@ pub fn import(model: &Path, out: &Path) -> Result<()> {
     );
     Ok(())
 }
+
+/// `rntk export-onnx MODEL -o OUT [--opset N]`: any model the CLI loads, as ONNX.
+pub fn export_onnx(model: &Path, out: &Path, opset: i64) -> Result<()> {
+    let (f, _) = load(model)?;
+    let options = rntk::onnx::OnnxOptions::default().opset(opset);
+    f.save_onnx(out, &options)?;
+    let args: Vec<String> = f.arguments().iter().map(|a| a.label()).collect();
+    println!(
+        "Exported {} -> {} (ONNX opset {opset}; inputs {})",
+        model.display(),
+        out.display(),
+        args.join(", ")
+    );
+    Ok(())
+}
