@@ -209,6 +209,16 @@ impl Initializer {
             ));
         }
         let n = shape.numel();
+        // The values are drawn as f64, then converted: a request the system cannot
+        // satisfy is an error here rather than an abort in the middle of drawing.
+        let mut probe: Vec<f64> = Vec::new();
+        probe.try_reserve_exact(n).map_err(|_| {
+            Error::invalid(
+                "initializer",
+                format!("cannot allocate memory for the {n} values of shape {shape}"),
+            )
+        })?;
+        drop(probe);
         let fans = |output_rank: usize| {
             let r = output_rank.min(shape.rank());
             let fan_out = shape.prod(shape.rank() - r..shape.rank()) as f64;

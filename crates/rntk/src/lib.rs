@@ -12,6 +12,7 @@ pub mod initializer;
 pub mod io;
 pub mod layers;
 pub mod learners;
+pub mod limits;
 pub mod losses;
 pub mod metrics;
 pub mod onnx;

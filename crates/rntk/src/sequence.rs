@@ -60,8 +60,8 @@ pub fn future_value_scalar(x: &Variable, initial: f64, time_step: usize) -> Resu
 pub fn delay(x: &Variable, initial_state: &Variable, time_step: isize) -> Result<Variable> {
     match time_step {
         0 => Ok(x.clone()),
-        k if k > 0 => past_value(x, initial_state, k as usize),
-        k => future_value(x, initial_state, (-k) as usize),
+        k if k > 0 => past_value(x, initial_state, k.unsigned_abs()),
+        k => future_value(x, initial_state, k.unsigned_abs()),
     }
 }
 

@@ -393,3 +393,81 @@ fn unsupported_forms_of_supported_ops_join_the_same_error() {
         Ok(_) => panic!("loaded"),
     }
 }
+
+fn attributes_mut(f: &mut Dictionary) -> &mut Dictionary {
+    match f.data.get_mut("attributes").and_then(|v| v.value.as_mut()) {
+        Some(V::DictionaryValue(a)) => a,
+        _ => panic!("attributes"),
+    }
+}
+
+/// Issue 13: a `OneHot` with `numClass` near 2^32 (a 16 GB row per sample at eval)
+/// is refused naming the function and the limit; the fixture's own count loads.
+#[test]
+fn one_hot_class_counts_beyond_the_limit_are_errors() {
+    let d = decode(&fixture("ops_more_forms"));
+    load(&d).expect("the fixture loads");
+    for n in [(1u64 << 32) - 1, (1 << 24) + 1, u64::MAX] {
+        let mut d = decode(&fixture("ops_more_forms"));
+        let oh = function_mut(&mut d, "OneHot");
+        attributes_mut(oh)
+            .data
+            .insert("numClass".into(), size_t_value(n));
+        let e = err_text(&d);
+        assert!(e.contains("OneHot"), "{e}");
+        assert!(
+            e.contains("more than the limit of 16777216") || e.contains("absurd"),
+            "{e}"
+        );
+    }
+}
+
+/// Issue 13: dimensions after a zero are checked too (`[0, 2^62, 2^62]`), for
+/// inputs and for parameters with values.
+#[test]
+fn zero_dimensions_do_not_hide_huge_ones() {
+    let mut d = decode(&fixture("lstm"));
+    let x = variable_mut(&mut d, "x");
+    x.data.get_mut("shape").expect("shape").value = Some(V::NdShapeValue(NdShape {
+        shape_dim: vec![0, 1 << 62, 1 << 62],
+    }));
+    let e = err_text(&d);
+    assert!(
+        e.contains("[0, 4611686018427387904, 4611686018427387904]"),
+        "{e}"
+    );
+    assert!(e.contains("overflows"), "{e}");
+
+    let mut d = decode(&fixture("lstm"));
+    let w = variable_mut(&mut d, "W");
+    let zero = NdShape {
+        shape_dim: vec![1 << 40, 0],
+    };
+    w.data.get_mut("shape").expect("shape").value = Some(V::NdShapeValue(zero.clone()));
+    match w.data.get_mut("value").and_then(|v| v.value.as_mut()) {
+        Some(V::NdArrayViewValue(a)) => {
+            a.shape = Some(zero);
+            a.values = Some(nd_array_view::Values::FloatValues(
+                nd_array_view::FloatValues { value: vec![] },
+            ));
+        }
+        _ => panic!("W has a value"),
+    }
+    let e = err_text(&d);
+    assert!(e.contains("more than the limit of 1073741824"), "{e}");
+}
+
+/// Issue 13: `PastValue` offsets of 0, 2^62 and 2^64 - 1 are refused.
+#[test]
+fn delay_offsets_beyond_the_limits_are_errors() {
+    for n in [0u64, 1 << 62, u64::MAX] {
+        let mut d = decode(&fixture("lstm"));
+        let pv = function_mut(&mut d, "PastValue");
+        attributes_mut(pv)
+            .data
+            .insert("offset".into(), size_t_value(n));
+        let e = err_text(&d);
+        assert!(e.contains("PastValue"), "{e}");
+        assert!(e.contains(&format!("time step (offset) {n}")), "{e}");
+    }
+}

@@ -548,8 +548,76 @@ fn absurd_sizes() {
         &file_of(&one(&[rntk::tensor::INFERRED]), &[]),
         &["fully known"],
     );
-    // an input with a zero dimension is representable (and harmless)
-    model_from_bytes(&file_of(&one(&[0, 1 << 40]), &[])).unwrap();
+    // issue 13: a zero dimension no longer hides the others, and one sample is
+    // within limits.max_sample_elements (2^30 by default)
+    model_from_bytes(&file_of(&one(&[0, 5]), &[])).unwrap();
+    refused(
+        &file_of(&one(&[0, 1 << 62, 1 << 62]), &[]),
+        &[
+            "variable #0",
+            "(0, 4611686018427387904, 4611686018427387904)",
+            "overflows",
+        ],
+    );
+    refused(
+        &file_of(&one(&[0, 1 << 40]), &[]),
+        &["limit of 1073741824", "RNTK_MAX_SAMPLE_ELEMENTS"],
+    );
+    // an input of 2^40 elements loads no more (eval would allocate terabytes)
+    refused(
+        &file_of(&one(&[1 << 40]), &[]),
+        &[
+            "variable #0 (input x 'x')",
+            "(1099511627776,)",
+            "more than the limit of 1073741824",
+        ],
+    );
+    model_from_bytes(&file_of(&one(&[1 << 30]), &[])).unwrap();
+}
+
+/// Issue 13: delay offsets of 0 (would read a step not computed yet), 2^62 and
+/// 2^64 - 1 (`t + offset` wraps) are refused; 1 and 7 load.
+#[test]
+fn delay_offsets_beyond_the_limits() {
+    use rntk::ops::Op;
+    let seq = || info(&[2], AxesDesc::Sequence(0));
+    let with = |op: Op| {
+        desc(
+            vec![
+                leaf(LeafKind::Input, "x", seq(), None),
+                leaf(LeafKind::Input, "s", info(&[2], AxesDesc::Batch), None),
+            ],
+            vec![FunctionDesc {
+                uid: "D".into(),
+                name: "delayed".into(),
+                kind: FnKindDesc::Primitive(op),
+                inputs: vec![VarRef::Leaf(0), VarRef::Leaf(1)],
+                outputs: vec![seq()],
+            }],
+            0,
+            vec![VarRef::Output(0, 0)],
+        )
+    };
+    for offset in [1, 7, 1 << 20] {
+        model_from_bytes(&file_of(&with(Op::PastValue { offset }), &[])).unwrap();
+        model_from_bytes(&file_of(&with(Op::FutureValue { offset }), &[])).unwrap();
+    }
+    refused(
+        &file_of(&with(Op::PastValue { offset: 0 }), &[]),
+        &["function #0 (D 'delayed')", "time step (offset) 0"],
+    );
+    for offset in [(1 << 20) + 1, 1 << 62, usize::MAX] {
+        for op in [Op::PastValue { offset }, Op::FutureValue { offset }] {
+            refused(
+                &file_of(&with(op), &[]),
+                &[
+                    "function #0 (D 'delayed')",
+                    &format!("time step (offset) {offset} is more than the limit of 1048576"),
+                    "RNTK_MAX_DELAY_OFFSET",
+                ],
+            );
+        }
+    }
 }
 
 #[test]

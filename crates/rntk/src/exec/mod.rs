@@ -69,6 +69,35 @@ fn runtime_err(op: &Op, name: &str, detail: String) -> Error {
     }
 }
 
+/// Size an output buffer to `rows × numel` values. The product is checked and the
+/// memory asked of the allocator before anything is written, so a minibatch too large
+/// for memory (a huge one-hot, a long unpack) is an error naming the op, the rows and
+/// the sample shape rather than an abort.
+fn size_output<T: Element>(
+    buf: &mut Vec<T>,
+    rows: usize,
+    numel: usize,
+    op: &Op,
+    name: &str,
+) -> Result<()> {
+    let fail = |what: &str| {
+        runtime_err(
+            op,
+            name,
+            format!("{rows} rows of {numel} elements each: {what}"),
+        )
+    };
+    let n = rows
+        .checked_mul(numel)
+        .ok_or_else(|| fail("the element count overflows"))?;
+    if n > buf.len() {
+        buf.try_reserve(n - buf.len())
+            .map_err(|_| fail("not enough memory for the output (use smaller minibatches)"))?;
+    }
+    buf.resize(n, T::zero());
+    Ok(())
+}
+
 /// Whole ops report run-time errors without the function's name; add it.
 /// Elements a call must produce before it runs inside the thread pool: entering a
 /// rayon pool from outside costs ~16 µs, paid once per call here instead of once per
@@ -543,7 +572,10 @@ impl<T: Element> Executor<T> {
                 let rows = layout.rows();
                 self.layouts[out] = layout;
                 let mut buf = std::mem::take(&mut self.data[out]);
-                buf.resize(rows * numel, T::zero());
+                if let Err(e) = size_output(&mut buf, rows, numel, &node.op, &node.name) {
+                    self.data[out] = buf;
+                    return Err(e);
+                }
                 let mut st = std::mem::take(&mut self.states[n]);
                 let node = &self.plan.nodes[n];
                 let args: Args<T> = node
@@ -576,7 +608,10 @@ impl<T: Element> Executor<T> {
                 let layout = self.layouts[node.ins[0]].clone();
                 self.layouts[out] = layout.clone();
                 let mut buf = std::mem::take(&mut self.data[out]);
-                buf.resize(layout.rows() * numel, T::zero());
+                if let Err(e) = size_output(&mut buf, layout.rows(), numel, &node.op, &node.name) {
+                    self.data[out] = buf;
+                    return Err(e);
+                }
                 let r = self.delay_apply(n, params, &layout, |d, x, init, t| {
                     d.forward_step(x, init, &mut buf, t)
                 });
@@ -600,7 +635,7 @@ impl<T: Element> Executor<T> {
                         // The sample shape may depend on the data (sequence.unpack).
                         let shape = node.op.whole_shape(&args, &node.out_shape)?;
                         buf.clear();
-                        buf.resize(layout.rows() * shape.numel(), T::zero());
+                        size_output(&mut buf, layout.rows(), shape.numel(), &node.op, &node.name)?;
                         node.op
                             .forward_whole(&args, &shape, &layout, &mut buf, training, &mut st)
                             .map(|_| (layout, shape))
@@ -742,9 +777,10 @@ impl<T: Element> Executor<T> {
         let rows = layout.rows();
         for &n in nodes {
             let out = self.plan.nodes[n].out;
-            let numel = self.plan.nodes[n].out_shape.numel();
+            let node = &self.plan.nodes[n];
+            let numel = node.out_shape.numel();
             self.layouts[out] = layout.clone();
-            self.data[out].resize(rows * numel, T::zero());
+            size_output(&mut self.data[out], rows, numel, &node.op, &node.name)?;
         }
         let steps = packed.max_len();
         for k in 0..steps {

@@ -63,7 +63,18 @@ impl Function {
                 }
             }
         }
+        // Shape rules multiply and add dimensions: every operand and every result
+        // must be a sample size the limits allow (`crate::limits`), never a wrapped one.
+        for (v, i) in inputs.iter().zip(&infos) {
+            crate::limits::check_sample_shape(&i.shape).map_err(|d| {
+                Error::shape(op.name(), name, format!("operand {}: {d}", v.label()))
+            })?;
+        }
         let inferred = op.infer(&infos, name)?;
+        for (k, o) in inferred.outputs.iter().enumerate() {
+            crate::limits::check_sample_shape(&o.shape)
+                .map_err(|d| Error::shape(op.name(), name, format!("output {k}: {d}")))?;
+        }
         for (idx, shape) in &inferred.resolved_inputs {
             inputs[*idx].resolve().resolve_inferred_shape(shape)?;
         }

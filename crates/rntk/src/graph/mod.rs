@@ -66,6 +66,8 @@ pub fn parameter(
     name: &str,
 ) -> Result<Variable> {
     let shape = shape.into();
+    crate::limits::check_sample_shape(&shape)
+        .map_err(|d| Error::invalid(format!("parameter '{name}'"), d))?;
     let value = if shape.has_inferred() {
         Tensor::zeros(Shape::scalar(), dtype)
     } else {
@@ -142,6 +144,8 @@ pub fn placeholder(
             format!("shape {shape} must be fully known"),
         ));
     }
+    crate::limits::check_sample_shape(&shape)
+        .map_err(|d| Error::invalid(format!("placeholder '{name}'"), d))?;
     Ok(Variable::leaf(
         VarKind::Placeholder,
         VarInfo {

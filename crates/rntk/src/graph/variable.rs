@@ -277,6 +277,8 @@ impl Variable {
                 format!("declared shape {} cannot become {shape}", info.shape),
             ));
         }
+        crate::limits::check_sample_shape(shape)
+            .map_err(|d| Error::invalid(format!("parameter {}", self.label()), d))?;
         let init = leaf.init.clone().unwrap_or(Initializer::Constant(0.0));
         let t = init.generate(shape, info.dtype)?;
         if let Some(v) = &leaf.value {

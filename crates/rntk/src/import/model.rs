@@ -6,13 +6,9 @@
 use super::dict::Dict;
 use super::proto::{nd_array_view, Axis as PbAxis, Dictionary, NdArrayView, NdShape};
 use crate::error::{Error, Result};
-use crate::tensor::{DType, Shape, Tensor};
+use crate::tensor::{DType, Shape, Tensor, INFERRED};
 use prost::Message;
 use std::collections::BTreeMap;
-
-/// Static shapes may describe at most this many elements: no loaded model needs more,
-/// and shape inference multiplies dimensions.
-pub(crate) const MAX_ELEMENTS: u64 = 1 << 32;
 
 /// CNTK's `Axis` static index of "all static axes" (`Axis::AllStaticAxes()`).
 pub(crate) const ALL_STATIC_AXES: i32 = 2_147_483_646;
@@ -101,28 +97,26 @@ fn format_err(file: &str, detail: impl Into<String>) -> Error {
     }
 }
 
-/// Python-order shape of a stored (column-major) shape, bounded by [`MAX_ELEMENTS`].
+/// Python-order shape of a stored (column-major) shape; one sample must be within
+/// `limits.max_sample_elements` (zero dimensions do not exempt the others).
 pub(crate) fn shape_from(d: &Dict, what: &str, s: &NdShape) -> Result<Shape> {
-    let mut n: u64 = 1;
-    for &dim in &s.shape_dim {
-        n = n
-            .checked_mul(dim)
-            .filter(|&n| n <= MAX_ELEMENTS)
-            .ok_or_else(|| {
-                d.err(format!(
-                    "{what}: shape {:?} (as stored) has more than {MAX_ELEMENTS} elements, or \
-                     an unresolved (inferred or free) dimension",
-                    s.shape_dim
-                ))
-            })?;
+    let stored = || format!("{what}: shape {:?} (as stored)", s.shape_dim);
+    let dims: Vec<usize> = s
+        .shape_dim
+        .iter()
+        .rev()
+        .map(|&x| usize::try_from(x).unwrap_or(INFERRED))
+        .collect();
+    let shape = Shape::new(dims);
+    if shape.has_inferred() {
+        return Err(d.err(format!(
+            "{} has a dimension more than any size: an unresolved (inferred or free) dimension",
+            stored()
+        )));
     }
-    Ok(Shape::new(
-        s.shape_dim
-            .iter()
-            .rev()
-            .map(|&x| x as usize)
-            .collect::<Vec<_>>(),
-    ))
+    crate::limits::check_sample_shape(&shape)
+        .map_err(|detail| d.err(format!("{}: {detail}", stored())))?;
+    Ok(shape)
 }
 
 /// The tensor an `NDArrayView` holds, after checking that its declared shape and

@@ -792,15 +792,10 @@ impl<'a> Builder<'a> {
                     }
                 }
                 let n = a.size_t("numClass")?;
-                if n > super::model::MAX_ELEMENTS {
-                    return Err(self.err(format!("{label}: numClass {n} is absurd")));
-                }
-                (
-                    Op::OneHot {
-                        num_classes: n as usize,
-                    },
-                    x.to_vec(),
-                )
+                // the op's shape rule checks the count against limits.max_one_hot_classes
+                let num_classes = usize::try_from(n)
+                    .map_err(|_| self.err(format!("{label}: numClass {n} is absurd")))?;
+                (Op::OneHot { num_classes }, x.to_vec())
             }
             code => {
                 return Err(unsupported(format!(
@@ -878,8 +873,13 @@ impl<'a> Builder<'a> {
             .map(|&d| {
                 if d == CNTK_INFERRED {
                     Ok(INFERRED)
-                } else if d > super::model::MAX_ELEMENTS {
-                    Err(self.err(format!("{label}: reshape dimension {d} is absurd")))
+                } else if d > crate::limits::current().max_sample_elements as u64 {
+                    Err(self.err(format!(
+                        "{label}: reshape dimension {d} is more than the limit of {} elements \
+                         per sample ({})",
+                        crate::limits::current().max_sample_elements,
+                        crate::limits::how_to_raise("max_sample_elements")
+                    )))
                 } else {
                     Ok(d as usize)
                 }

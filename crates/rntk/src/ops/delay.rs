@@ -10,6 +10,29 @@ use crate::error::{Error, Result};
 use crate::graph::{DynamicAxes, VarInfo};
 use crate::tensor::{Element, PackedLayout};
 
+/// A delay looks at least one step away (offset 0 would read, inside a recurrent
+/// loop, a step not computed yet: CNTK refuses it too) and at most
+/// `limits.max_delay_offset` steps, so `t + offset` never wraps.
+pub(crate) fn check_offset(op: &str, name: &str, offset: usize) -> Result<()> {
+    let max = crate::limits::current().max_delay_offset;
+    if offset == 0 {
+        return Err(Error::invalid(
+            format!("{op} '{name}'"),
+            "time step (offset) 0: a delay looks at least 1 step away",
+        ));
+    }
+    if offset > max {
+        return Err(Error::invalid(
+            format!("{op} '{name}'"),
+            format!(
+                "time step (offset) {offset} is more than the limit of {max} steps ({})",
+                crate::limits::how_to_raise("max_delay_offset")
+            ),
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn infer(op: &str, name: &str, infos: &[VarInfo]) -> Result<Inferred> {
     expect_arity(op, name, infos, 2)?;
     let (x, init) = (&infos[0], &infos[1]);

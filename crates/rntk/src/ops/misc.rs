@@ -89,6 +89,16 @@ pub(crate) fn infer(op: &Op, op_name: &str, name: &str, infos: &[VarInfo]) -> Re
                     "num_classes must be at least 1",
                 ));
             }
+            let max = crate::limits::current().max_one_hot_classes;
+            if *num_classes > max {
+                return Err(Error::invalid(
+                    format!("{op_name} '{name}'"),
+                    format!(
+                        "{num_classes} classes is more than the limit of {max} ({})",
+                        crate::limits::how_to_raise("max_one_hot_classes")
+                    ),
+                ));
+            }
             if x.is_sparse {
                 return Err(Error::shape(
                     op_name,

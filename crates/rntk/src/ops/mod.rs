@@ -478,7 +478,10 @@ impl Op {
             Op::Clip | Op::Select | Op::Dropout { .. } | Op::OneHot { .. } | Op::Gather => {
                 misc::infer(self, op, name, infos)
             }
-            Op::PastValue { .. } | Op::FutureValue { .. } => delay::infer(op, name, infos),
+            Op::PastValue { offset } | Op::FutureValue { offset } => {
+                delay::check_offset(op, name, *offset)?;
+                delay::infer(op, name, infos)
+            }
             Op::LstmCell => lstm_cell::infer(op, name, infos),
             Op::LstmScan { .. } => lstm_scan::infer(op, name, infos),
             Op::CrossEntropyWithSoftmax | Op::ClassificationError => {

@@ -12,12 +12,8 @@ use crate::graph::{
     InputOptions, VarInfo, Variable,
 };
 use crate::ops::Op;
-use crate::tensor::{DType, Shape, Tensor, INFERRED};
+use crate::tensor::{DType, Shape, Tensor};
 use std::collections::HashMap;
-
-/// The largest element count a shape may describe: byte offsets of f64 data must fit
-/// in an `isize`.
-const MAX_ELEMENTS: usize = (isize::MAX as usize) / 8;
 
 struct Loader<'a> {
     file: &'a str,
@@ -58,30 +54,16 @@ impl Loader<'_> {
         }
     }
 
-    /// Dimensions must multiply to a representable element count (`INFERRED` only
-    /// where `allow_inferred`).
+    /// Every dimension known (`INFERRED` only where `allow_inferred`) and one sample
+    /// within `limits.max_sample_elements` (a zero dimension does not exempt the others).
     fn check_shape(&self, what: &str, s: &Shape, allow_inferred: bool) -> Result<()> {
-        let mut n: usize = 1;
-        for &d in s.dims() {
-            if d == INFERRED {
-                if allow_inferred {
-                    continue;
-                }
-                return Err(self.err(format!(
-                    "{what}: expected a fully known shape, found {s} (-1 is only allowed \
-                     in outputs of sequence.unpack and in reshape targets)"
-                )));
-            }
-            n = n
-                .checked_mul(d)
-                .filter(|&n| n <= MAX_ELEMENTS)
-                .ok_or_else(|| {
-                    self.err(format!(
-                        "{what}: shape {s} has more than {MAX_ELEMENTS} elements"
-                    ))
-                })?;
+        if !allow_inferred && s.has_inferred() {
+            return Err(self.err(format!(
+                "{what}: expected a fully known shape, found {s} (-1 is only allowed \
+                 in outputs of sequence.unpack and in reshape targets)"
+            )));
         }
-        Ok(())
+        crate::limits::check_sample_shape(s).map_err(|d| self.err(format!("{what}: {d}")))
     }
 
     fn info(&self, what: &str, d: &InfoDesc, allow_inferred: bool) -> Result<VarInfo> {

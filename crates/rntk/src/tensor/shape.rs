@@ -24,21 +24,34 @@ impl Shape {
     pub fn rank(&self) -> usize {
         self.0.len()
     }
-    /// Number of elements; 0 if any dimension is still inferred.
+    /// Number of elements; 0 if any dimension is still inferred. Saturates at
+    /// `usize::MAX` rather than wrapping (a shape that large is refused by the
+    /// limits checks of `crate::limits` wherever shapes come from users or files).
     #[inline]
     pub fn numel(&self) -> usize {
         // one pass: 0 as soon as an inferred dimension shows up
         self.0
             .iter()
-            .try_fold(1usize, |acc, &d| (d != INFERRED).then(|| acc * d))
+            .try_fold(1usize, |acc, &d| {
+                (d != INFERRED).then(|| acc.saturating_mul(d))
+            })
             .unwrap_or(0)
+    }
+    /// Number of elements, `None` if it does not fit in a `usize` or a dimension is
+    /// still inferred.
+    pub fn checked_numel(&self) -> Option<usize> {
+        self.0.iter().try_fold(1usize, |acc, &d| {
+            (d != INFERRED).then_some(acc)?.checked_mul(d)
+        })
     }
     pub fn has_inferred(&self) -> bool {
         self.0.contains(&INFERRED)
     }
-    /// Product of the dims in `range` (empty product = 1).
+    /// Product of the dims in `range` (empty product = 1), saturating.
     pub fn prod(&self, range: std::ops::Range<usize>) -> usize {
-        self.0[range].iter().product()
+        self.0[range]
+            .iter()
+            .fold(1usize, |acc, &d| acc.saturating_mul(d))
     }
     /// Resolve a possibly negative Python axis against this rank.
     pub fn axis(&self, axis: isize) -> Option<usize> {
@@ -48,9 +61,9 @@ impl Shape {
     }
     /// Row-major strides of this shape, in elements.
     pub fn strides(&self) -> Vec<usize> {
-        let mut s = vec![1; self.rank()];
+        let mut s = vec![1usize; self.rank()];
         for i in (0..self.rank().saturating_sub(1)).rev() {
-            s[i] = s[i + 1] * self.0[i + 1];
+            s[i] = s[i + 1].saturating_mul(self.0[i + 1]);
         }
         s
     }
@@ -149,5 +162,15 @@ mod tests {
         assert_eq!(Shape::scalar().numel(), 1);
         assert_eq!(Shape::from([2, 3]).axis(-1), Some(1));
         assert_eq!(Shape::from([2, 3]).axis(2), None);
+    }
+    #[test]
+    fn sizes_saturate_instead_of_wrapping() {
+        let s = Shape::from([3, 6148914691236517226]);
+        assert_eq!(s.numel(), usize::MAX);
+        assert_eq!(s.checked_numel(), None);
+        assert_eq!(s.prod(0..2), usize::MAX);
+        assert_eq!(Shape::from([2, 3]).checked_numel(), Some(6));
+        assert_eq!(Shape::from([2, INFERRED]).checked_numel(), None);
+        assert_eq!(Shape::from([0, 1 << 62, 1 << 62]).checked_numel(), Some(0));
     }
 }

@@ -26,13 +26,34 @@ impl<'a, T> Mat<'a, T> {
             cs: self.rs,
         }
     }
+    /// The last index the view touches; saturates at `usize::MAX` (which no slice
+    /// holds) rather than wrapping, so the bound asserts before `unsafe` calls hold.
     fn max_index(&self) -> usize {
         if self.rows == 0 || self.cols == 0 {
             0
         } else {
-            (self.rows - 1) * self.rs + (self.cols - 1) * self.cs
+            span(
+                self.rows,
+                self.rs,
+                (self.cols - 1).saturating_mul(self.cs).saturating_add(1),
+            ) - 1
         }
     }
+}
+
+/// Elements from the start of a view to the end of its last row: `(rows - 1)·rs +
+/// row_len` for `rows ≥ 1` (0 rows: 0), saturating at `usize::MAX` instead of
+/// wrapping. Bound checks guarding `unsafe` kernels use it (and [`elems`]).
+pub fn span(rows: usize, rs: usize, row_len: usize) -> usize {
+    match rows {
+        0 => 0,
+        r => (r - 1).saturating_mul(rs).saturating_add(row_len),
+    }
+}
+
+/// The product of `factors`, saturating at `usize::MAX` instead of wrapping.
+pub fn elems(factors: &[usize]) -> usize {
+    factors.iter().fold(1usize, |a, &f| a.saturating_mul(f))
 }
 
 /// A mutable strided matrix view.
@@ -284,13 +305,14 @@ pub fn gemm_with_transposed<T: Element>(
 ) {
     let (m, n, k) = (c.rows, c.cols, a.cols);
     let dot_path = a.cs == 1 && b.rs == 1 && !(b.cs == 1 && c.cs == 1) && !(a.rs == 1 && c.rs == 1);
-    let fits = np >= n && np.is_multiple_of(16) && bt.len() >= k * np && c.cs == 1 && c.rs >= n;
+    let fits =
+        np >= n && np.is_multiple_of(16) && bt.len() >= elems(&[k, np]) && c.cs == 1 && c.rs >= n;
     if m * n * k > SMALL_FLOPS || k == 0 || !dot_path || !fits || m == 0 || n == 0 {
         return gemm(a, b, c, accumulate);
     }
     assert!(a.max_index() < a.data.len(), "gemm lhs view out of bounds");
     assert!(
-        (m - 1) * c.rs + n <= c.data.len(),
+        span(m, c.rs, n) <= c.data.len(),
         "gemm dst view out of bounds"
     );
     #[cfg(target_arch = "x86_64")]
@@ -399,7 +421,11 @@ pub fn gemm<T: Element>(a: &Mat<T>, b: &Mat<T>, c: &mut MatMut<T>, accumulate: b
         b.rows == 0 || b.cols == 0 || b.max_index() < b.data.len(),
         "gemm rhs view out of bounds"
     );
-    let cmax = (c.rows - 1) * c.rs + (c.cols - 1) * c.cs;
+    let cmax = span(
+        c.rows,
+        c.rs,
+        (c.cols - 1).saturating_mul(c.cs).saturating_add(1),
+    ) - 1;
     assert!(cmax < c.data.len(), "gemm dst view out of bounds");
     if a.cols == 0 {
         if !accumulate {
@@ -455,6 +481,46 @@ pub fn gemm<T: Element>(a: &Mat<T>, b: &Mat<T>, c: &mut MatMut<T>, accumulate: b
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Strides whose bound arithmetic wraps (2^63 + 2^63 = 0 mod 2^64) must fail the
+    /// bound check, not pass it and let the kernel read outside the slice.
+    #[test]
+    #[should_panic(expected = "out of bounds")]
+    fn wrapping_strides_fail_the_bound_check() {
+        let data = [1.0f64; 4];
+        let a = Mat {
+            data: &data,
+            rows: 2,
+            cols: 2,
+            rs: 1 << 63,
+            cs: 1 << 63,
+        };
+        let b = Mat {
+            data: &data,
+            rows: 2,
+            cols: 2,
+            rs: 2,
+            cs: 1,
+        };
+        let mut out = [0.0f64; 4];
+        let mut c = MatMut {
+            data: &mut out,
+            rows: 2,
+            cols: 2,
+            rs: 2,
+            cs: 1,
+        };
+        gemm(&a, &b, &mut c, false);
+    }
+
+    #[test]
+    fn spans_saturate() {
+        assert_eq!(span(0, 5, 3), 0);
+        assert_eq!(span(3, 4, 2), 10);
+        assert_eq!(span(2, usize::MAX, 1), usize::MAX);
+        assert_eq!(elems(&[1 << 40, 1 << 40]), usize::MAX);
+        assert_eq!(elems(&[3, 4]), 12);
+    }
 
     fn naive(a: &Mat<f64>, b: &Mat<f64>, i: usize, j: usize) -> f64 {
         (0..a.cols)

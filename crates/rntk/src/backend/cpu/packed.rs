@@ -8,7 +8,7 @@
 //! between two threads when the step is large enough to pay for it. f32 on CPUs with
 //! AVX-512F and FMA; elsewhere `packed_available` is false and callers use `gemm`.
 
-use super::gemm::{Mat, MatMut};
+use super::gemm::{elems, span, Mat, MatMut};
 use crate::tensor::Element;
 use std::any::TypeId;
 
@@ -27,7 +27,7 @@ pub(crate) fn two_threads() -> bool {
 
 /// Values a packed `k × n` right operand takes.
 pub fn packed_len(k: usize, n: usize) -> usize {
-    k * n.div_ceil(PANEL) * PANEL
+    elems(&[k, n.div_ceil(PANEL), PANEL])
 }
 
 /// Whether `packed_gemm` runs for `T` on this CPU.
@@ -136,11 +136,11 @@ pub fn packed_gemm<T: Element>(
         return true;
     }
     assert!(
-        (m - 1) * a.rs + k <= a.data.len() && a.rs >= k,
+        span(m, a.rs, k) <= a.data.len() && a.rs >= k,
         "packed gemm lhs out of bounds"
     );
     assert!(
-        (m - 1) * c.rs + n <= c.data.len() && c.rs >= n,
+        span(m, c.rs, n) <= c.data.len() && c.rs >= n,
         "packed gemm dst out of bounds"
     );
     let init = init.map(|i| {
@@ -149,7 +149,7 @@ pub fn packed_gemm<T: Element>(
             "packed gemm init shape"
         );
         assert!(
-            (m - 1) * i.rs + n <= i.data.len(),
+            span(m, i.rs, n) <= i.data.len(),
             "packed gemm init out of bounds"
         );
         (i.data.as_ptr().cast::<f32>(), i.rs)
@@ -330,13 +330,13 @@ struct Tile {
 
 /// Values the four gate blocks of a packed `n × 4n` recurrent weight take.
 pub fn gates_packed_len(n: usize) -> usize {
-    4 * packed_len(n, n)
+    elems(&[4, packed_len(n, n)])
 }
 
 /// `H` (`n × 4n`, row-major, gates side by side) packed gate by gate (each gate's
 /// `n × n` block by `pack_rhs`), so a unit range covers the same panels of every gate.
 pub fn pack_gates<T: Element>(h: &[T], n: usize, dst: &mut [T]) {
-    assert!(h.len() >= 4 * n * n, "recurrent weight too short");
+    assert!(h.len() >= elems(&[4, n, n]), "recurrent weight too short");
     let l = packed_len(n, n);
     let pack = |g: usize, d: &mut [T]| {
         let block = Mat {
@@ -391,21 +391,21 @@ pub(crate) fn lstm_step_forward<T: Element>(
         return true;
     }
     assert!(
-        hprev.len() >= rows * n && cprev.len() >= rows * n,
+        hprev.len() >= elems(&[rows, n]) && cprev.len() >= elems(&[rows, n]),
         "lstm step state"
     );
     assert!(hp.len() >= gates_packed_len(n), "lstm step packed weight");
     assert!(
-        pre_x.len() >= rows * 4 * n && pre.len() >= rows * 4 * n,
+        pre_x.len() >= elems(&[rows, 4, n]) && pre.len() >= elems(&[rows, 4, n]),
         "lstm step pre"
     );
     assert!(
-        kept.len() >= rows * 5 * n && out.len() >= rows * 2 * n,
+        kept.len() >= elems(&[rows, 5, n]) && out.len() >= elems(&[rows, 2, n]),
         "lstm step out"
     );
     let to_next = hnext.len() / n;
     assert!(
-        to_next <= rows && cnext.len() >= to_next * n,
+        to_next <= rows && cnext.len() >= elems(&[to_next, n]),
         "lstm step next state"
     );
     #[cfg(target_arch = "x86_64")]
@@ -498,16 +498,18 @@ pub(crate) fn lstm_step_backward<T: Element>(
         return true;
     }
     assert!(
-        kept.len() >= rows * 5 * n && cprev.len() >= rows * n,
+        kept.len() >= elems(&[rows, 5, n]) && cprev.len() >= elems(&[rows, n]),
         "lstm step kept"
     );
     assert!(
-        dout.len() >= rows * 2 * n && dpre.len() >= rows * 4 * n,
+        dout.len() >= elems(&[rows, 2, n]) && dpre.len() >= elems(&[rows, 4, n]),
         "lstm step grads"
     );
-    assert!(carried <= rows && carry_h.len() >= rows * n && carry_c.len() >= rows * n);
     assert!(
-        dh.len() >= rows * n && dc.len() >= rows * n,
+        carried <= rows && carry_h.len() >= elems(&[rows, n]) && carry_c.len() >= elems(&[rows, n])
+    );
+    assert!(
+        dh.len() >= elems(&[rows, n]) && dc.len() >= elems(&[rows, n]),
         "lstm step scratch"
     );
     #[cfg(target_arch = "x86_64")]
