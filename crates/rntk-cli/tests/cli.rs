@@ -597,7 +597,11 @@ fn export_onnx_writes_cntk_and_rntk_models_and_refuses_bad_opsets() {
     let model = cntk_fixtures().join("lstm.model");
     let o = rntk(&["export-onnx", p(&model), "-o", p(&out), "--opset", "15"]);
     assert!(o.status.success(), "{}", text(&o.stderr));
-    assert!(text(&o.stdout).contains("ONNX opset 15"), "{}", text(&o.stdout));
+    assert!(
+        text(&o.stdout).contains("ONNX opset 15"),
+        "{}",
+        text(&o.stdout)
+    );
     let bytes = std::fs::read(&out).unwrap();
     assert!(bytes.len() > 100, "an ONNX file was written");
     // an rntk model converted from CNTK exports too
