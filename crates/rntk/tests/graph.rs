@@ -291,3 +291,145 @@ fn sparse_labels_feed_losses_like_dense_ones() {
     let gd = ed.backward(&[(&ld, None)], &[&z]).unwrap();
     assert_eq!(gs[0].to_vec::<f64>(), gd[0].to_vec::<f64>());
 }
+
+#[test]
+fn a_placeholder_cannot_stand_for_itself_and_failed_replacements_bind_nothing() {
+    let x = seq_input(3, "x");
+    let (p, q) = (
+        placeholder([3], DType::F64, x.dynamic_axes(), "p").unwrap(),
+        placeholder([3], DType::F64, x.dynamic_axes(), "q").unwrap(),
+    );
+    let y = plus(&p, &q).unwrap();
+    let f = y.owner().unwrap();
+    let e = f
+        .replace_placeholders(&[(p.clone(), p.clone())])
+        .unwrap_err();
+    assert!(e.to_string().contains("itself"), "{e}");
+    let e = f
+        .replace_placeholders(&[(p.clone(), q.clone()), (q.clone(), p.clone())])
+        .unwrap_err();
+    assert!(e.to_string().contains("itself"), "{e}");
+    // A valid pair listed before an invalid one is not bound either.
+    let z = seq_input(2, "z");
+    assert!(f
+        .replace_placeholders(&[(p.clone(), x.clone()), (q.clone(), z)])
+        .is_err());
+    assert_eq!(f.placeholders().len(), 2);
+    f.replace_placeholders(&[(p, x.clone()), (q, x.clone())])
+        .unwrap();
+    assert_eq!(f.arguments(), vec![x]);
+}
+
+/// Values of `outs` on `v`, computed by one inference executor.
+fn eval_all(outs: &[Variable], x: &Variable, v: &Value) -> Vec<Vec<f64>> {
+    let mut ex = Executor::<f64>::new_inference(outs).unwrap();
+    ex.forward(&[(x, v)], false).unwrap();
+    outs.iter()
+        .map(|o| ex.value(o).unwrap().to_vec::<f64>())
+        .collect()
+}
+
+/// Handles to a loop's inner variables keep the loop, with its closing edge, working
+/// after every handle to its output is gone: compiling, running, cloning, saving and
+/// re-loading from them gives what the whole model gave.
+#[test]
+fn inner_variables_of_a_loop_work_after_the_model_is_dropped() {
+    let x = seq_input(2, "x");
+    let (w, h) = (param([2, 3], "W", 1), param([3, 3], "H", 2));
+    let v = Value::from_sequences([2], &common::ragged(&[3, 1, 4], 2, 5)).unwrap();
+    let ph = placeholder([3], DType::F64, x.dynamic_axes(), "h_prev").unwrap();
+    let pv = sequence::past_value_scalar(&ph, 0.0, 1).unwrap();
+    let hh = times(&pv, &h).unwrap();
+    let y = tanh(&plus(&times(&x, &w).unwrap(), &hh).unwrap()).unwrap();
+    y.owner()
+        .unwrap()
+        .replace_placeholders(&[(ph.clone(), y.clone())])
+        .unwrap();
+    let want = eval_all(&[y.clone(), pv.clone(), hh.clone()], &x, &v);
+    // An executor compiled now keeps working without any graph handle.
+    let mut early = Executor::<f64>::new(std::slice::from_ref(&hh)).unwrap();
+    // Keep only inner variables: the past_value's output, H's product, the placeholder.
+    drop(y);
+    assert_eq!(ph.resolve().kind(), VarKind::Output);
+    let ph_key = ph.resolve().key();
+    drop(ph);
+    assert_eq!(eval_all(std::slice::from_ref(&pv), &x, &v)[0], want[1]);
+    assert_eq!(eval_all(std::slice::from_ref(&hh), &x, &v)[0], want[2]);
+    let grads = {
+        let mut ex = Executor::<f64>::new(std::slice::from_ref(&hh)).unwrap();
+        ex.forward(&[(&x, &v)], true).unwrap();
+        ex.backward(&[(&hh, None)], &[&w, &h]).unwrap()
+    };
+    assert_eq!(grads.len(), 2);
+    // The placeholder is still replaced by the loop's output.
+    let f = Function::combine(std::slice::from_ref(&pv), "inner").unwrap();
+    assert_eq!(f.arguments(), vec![x.clone()]);
+    assert_eq!(f.parameters().len(), 2);
+    let c = f.clone_with(CloneMethod::Clone, &[]).unwrap();
+    assert_eq!(eval_all(&c.outputs(), &x, &v)[0], want[1]);
+    let dir = std::env::temp_dir().join(format!("rntk-graph-inner-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("inner.rntk");
+    f.save(&path).unwrap();
+    drop((f, c, pv));
+    // Only `hh` is held now.
+    let loaded = Function::load(&path).unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    let lx = loaded.arguments()[0].clone();
+    assert_eq!(eval_all(&loaded.outputs(), &lx, &v)[0], want[1]);
+    assert_eq!(eval_all(std::slice::from_ref(&hh), &x, &v)[0], want[2]);
+    // The executor compiled while the model was whole runs on.
+    early.forward(&[(&x, &v)], true).unwrap();
+    assert_eq!(early.value(&hh).unwrap().to_vec::<f64>(), want[2]);
+    assert_eq!(early.backward(&[(&hh, None)], &[&w, &h]).unwrap().len(), 2);
+    assert_eq!(
+        hh.owner().unwrap().inputs()[0].owner().unwrap().inputs()[0]
+            .resolve()
+            .key(),
+        ph_key
+    );
+}
+
+/// `find_by_name` sees blocks to the depth asked; a layer's block found by name keeps
+/// working (loop included) after the model and the layer objects are dropped.
+#[test]
+fn find_by_name_and_a_found_block_outlives_its_model() {
+    use rntk::layers::{Dense, Gru, Layer, Recurrence, Sequential};
+    use std::sync::Arc;
+    let x = seq_input(2, "x");
+    let v = Value::from_sequences([2], &common::ragged(&[3, 1, 4], 2, 5)).unwrap();
+    let (rec_out, want) = {
+        let model = Sequential::new(vec![
+            Arc::new(Recurrence::new(Gru::new(3).name("gru")).name("rec")),
+            Arc::new(Dense::new(2).name("out")),
+        ]);
+        let z = model.apply(&x).unwrap();
+        let f = Function::combine(std::slice::from_ref(&z), "model").unwrap();
+        let rec = f
+            .find_by_name("rec", Some(0))
+            .unwrap()
+            .expect("the recurrence");
+        assert!(rec.is_block() && rec.op_name() == "Recurrence");
+        assert!(f.find_by_name("gru", Some(0)).unwrap().is_none());
+        let gru = f.find_by_name("gru", Some(1)).unwrap().expect("inside it");
+        assert_eq!(gru.op_name(), "GRU");
+        assert_eq!(f.find_by_name("gru", None).unwrap(), Some(gru));
+        assert_eq!(f.find_by_name("model", Some(0)).unwrap(), Some(f.clone()));
+        assert!(f.find_by_name("nothing", None).unwrap().is_none());
+        let out2 = Dense::new(2).name("out").apply(&z).unwrap();
+        let two = Function::combine(&[z, out2], "").unwrap();
+        assert_eq!(two.find_all_with_name("out", None).len(), 2);
+        let e = two.find_by_name("out", None).unwrap_err();
+        assert!(e.to_string().contains("2 functions"), "{e}");
+        let rec_out = rec.output().unwrap();
+        let want = eval(&rec_out, &[(&x, &v)]);
+        (rec_out, want)
+    };
+    assert_eq!(eval(&rec_out, &[(&x, &v)]), want);
+    let c = rec_out
+        .owner()
+        .unwrap()
+        .clone_with(CloneMethod::Clone, &[])
+        .unwrap();
+    assert_eq!(eval(&c.output().unwrap(), &[(&x, &v)]), want);
+}

@@ -1,12 +1,14 @@
 //! Functions: primitive ops, composites (`combine`) and named blocks, with shape and
 //! dynamic-axis inference at build time, placeholder replacement and cloning.
 
-use super::variable::{next_id, VarInfo, VarKey, VarKind, VarNode, Variable};
+use super::ownership::{self, Item, LoopMark};
+use super::variable::{next_id, VarInfo, VarKey, VarKind, Variable};
 use crate::error::{Error, Result};
 use crate::ops::Op;
 use crate::tensor::Tensor;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::mem::ManuallyDrop;
 use std::sync::Arc;
 
 pub(crate) enum FnKind {
@@ -30,11 +32,58 @@ pub(crate) struct FnNode {
     pub kind: FnKind,
     pub inputs: Vec<Variable>,
     pub out_infos: Vec<VarInfo>,
+    /// The recurrent loop this function is part of (see `graph::ownership`).
+    pub mark: LoopMark,
+}
+
+impl FnNode {
+    /// Move out every reference this node holds (operands, a composite's outputs, a
+    /// block's body and argument placeholders) so that they are released from a work
+    /// list, not recursively.
+    pub(crate) fn take_children(&mut self, work: &mut Vec<Item>) {
+        work.extend(
+            std::mem::take(&mut self.inputs)
+                .into_iter()
+                .map(|v| Item::Var(v.into_arc())),
+        );
+        let empty = FnKind::Composite {
+            outputs: Vec::new(),
+        };
+        match std::mem::replace(&mut self.kind, empty) {
+            FnKind::Primitive(_) => {}
+            FnKind::Composite { outputs } => {
+                work.extend(outputs.into_iter().map(|v| Item::Var(v.into_arc())))
+            }
+            FnKind::Block { body, args, .. } => {
+                work.push(Item::Fn(body.into_arc()));
+                work.extend(args.into_iter().map(|v| Item::Var(v.into_arc())));
+            }
+        }
+    }
 }
 
 /// A symbolic function. Cheap to clone; equality is identity.
-#[derive(Clone)]
-pub struct Function(pub(crate) Arc<FnNode>);
+///
+/// A handle: it keeps the function, and everything it is computed from, alive. A
+/// recurrent loop is freed when no handle (and no node outside the loop) refers to
+/// any of its nodes; see `graph::ownership`.
+pub struct Function(ManuallyDrop<Arc<FnNode>>);
+
+impl Clone for Function {
+    fn clone(&self) -> Self {
+        let a = Arc::clone(&self.0);
+        self.0.mark.new_reference();
+        Function(ManuallyDrop::new(a))
+    }
+}
+
+impl Drop for Function {
+    fn drop(&mut self) {
+        // SAFETY: the field is taken exactly once, here, and never used again.
+        let a = unsafe { ManuallyDrop::take(&mut self.0) };
+        ownership::release(Item::Fn(a));
+    }
+}
 
 /// How `Function::clone_with` treats parameters (CNTK's `CloneMethod`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,13 +128,14 @@ impl Function {
             inputs[*idx].resolve().resolve_inferred_shape(shape)?;
         }
         let id = next_id();
-        Ok(Function(Arc::new(FnNode {
+        Ok(Function::from_arc(Arc::new(FnNode {
             id,
             uid: format!("{}{id}", op.name()),
             name: name.to_string(),
             kind: FnKind::Primitive(op),
             inputs: inputs.to_vec(),
             out_infos: inferred.outputs,
+            mark: LoopMark::default(),
         })))
     }
 
@@ -124,7 +174,7 @@ impl Function {
             }
         }
         let id = next_id();
-        Ok(Function(Arc::new(FnNode {
+        Ok(Function::from_arc(Arc::new(FnNode {
             id,
             uid: format!("Block{id}"),
             name: name.to_string(),
@@ -135,6 +185,7 @@ impl Function {
             },
             inputs: args.iter().map(|(_, o)| o.clone()).collect(),
             out_infos: body.outputs().iter().map(|v| v.info()).collect(),
+            mark: LoopMark::default(),
         })))
     }
 
@@ -146,7 +197,7 @@ impl Function {
             ));
         }
         let id = next_id();
-        Ok(Function(Arc::new(FnNode {
+        Ok(Function::from_arc(Arc::new(FnNode {
             id,
             uid: format!("Combine{id}"),
             name: name.to_string(),
@@ -155,7 +206,24 @@ impl Function {
             kind: FnKind::Composite {
                 outputs: outputs.to_vec(),
             },
+            mark: LoopMark::default(),
         })))
+    }
+
+    /// Wrap a reference the caller already counted (a new node, an upgraded `Weak`).
+    pub(crate) fn from_arc(a: Arc<FnNode>) -> Function {
+        Function(ManuallyDrop::new(a))
+    }
+
+    /// Give up the handle without releasing it: the caller releases the reference.
+    pub(crate) fn into_arc(self) -> Arc<FnNode> {
+        let mut me = ManuallyDrop::new(self);
+        // SAFETY: `me` is never dropped, so the field is moved out exactly once.
+        unsafe { ManuallyDrop::take(&mut me.0) }
+    }
+
+    pub(crate) fn node(&self) -> &Arc<FnNode> {
+        &self.0
     }
 
     pub(crate) fn id(&self) -> u64 {
@@ -310,45 +378,87 @@ impl Function {
             .collect()
     }
 
-    /// Replace placeholders by variables (closing recurrent loops). Each replacement
-    /// must have the placeholder's shape, dtype and dynamic axes.
-    pub fn replace_placeholders(&self, map: &[(Variable, Variable)]) -> Result<Function> {
-        for (ph, by) in map {
-            let leaf = match ph.as_leaf() {
-                Some(l) if l.kind == VarKind::Placeholder => l,
-                _ => {
-                    return Err(Error::Argument(format!(
-                        "replace_placeholders: {} is not a placeholder",
-                        ph.label()
-                    )))
-                }
-            };
-            let (a, b) = (ph.info(), by.info());
-            if a.shape != b.shape || a.axes != b.axes || a.dtype != b.dtype {
-                return Err(Error::Shape {
-                    op: "replace_placeholders".into(),
-                    name: ph.label(),
-                    detail: format!(
-                        "placeholder is {}{} {} but its replacement {} is {}{} {}",
-                        a.axes.notation(),
-                        a.shape,
-                        a.dtype,
-                        by.label(),
-                        b.axes.notation(),
-                        b.shape,
-                        b.dtype
-                    ),
-                });
+    /// CNTK's `find_all_with_name`: every function named `name` that this one depends
+    /// on (itself included), in first-visit order. `depth` is how many levels of
+    /// blocks to look inside: `Some(0)` (CNTK's default) sees the blocks but not their
+    /// bodies, `None` looks all the way down.
+    pub fn find_all_with_name(&self, name: &str, depth: Option<usize>) -> Vec<Function> {
+        let mut found = Vec::new();
+        let mut seen: HashSet<u64> = HashSet::new();
+        let mut stack: Vec<(Function, usize)> = vec![(self.clone(), 0)];
+        while let Some((f, level)) = stack.pop() {
+            if !seen.insert(f.id()) {
+                continue;
             }
-            let mut slot = leaf.binding.write().expect("binding lock");
-            if slot.is_some() {
+            if f.name() == name {
+                found.push(f.clone());
+            }
+            let mut next: Vec<(Function, usize)> = Vec::new();
+            if let FnKind::Block { body, .. } = &f.0.kind {
+                if depth.is_none_or(|d| level < d) {
+                    next.push((body.clone(), level + 1));
+                }
+            }
+            for v in f.inputs() {
+                if let Some(g) = v.resolve().owner() {
+                    next.push((g, level));
+                }
+            }
+            stack.extend(next.into_iter().rev());
+        }
+        found
+    }
+
+    /// CNTK's `find_by_name`: the one function named `name` (see
+    /// [`Function::find_all_with_name`] for `depth`); `None` if there is none, an
+    /// error naming the candidates if there are several.
+    pub fn find_by_name(&self, name: &str, depth: Option<usize>) -> Result<Option<Function>> {
+        let mut all = self.find_all_with_name(name, depth);
+        match all.len() {
+            0 | 1 => Ok(all.pop()),
+            n => Err(Error::Argument(format!(
+                "find_by_name: {n} functions are named '{name}' ({}); use find_all_with_name",
+                all.iter()
+                    .map(|f| format!("{} {}", f.op_name(), f.uid()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
+    }
+
+    /// Replace placeholders by variables (closing recurrent loops). Each replacement
+    /// must have the placeholder's shape, dtype and dynamic axes. Nothing is replaced
+    /// unless every pair is valid. The loops this closes are recorded so that they are
+    /// freed once nothing outside them refers to them (see `graph::ownership`).
+    pub fn replace_placeholders(&self, map: &[(Variable, Variable)]) -> Result<Function> {
+        let _closing = ownership::closing_lock();
+        let mut pending: HashMap<VarKey, Variable> = HashMap::new();
+        for (ph, by) in map {
+            check_replacement(ph, by)?;
+            if pending.insert(ph.key(), by.clone()).is_some() {
                 return Err(Error::Argument(format!(
-                    "placeholder {} was already replaced",
+                    "replace_placeholders: placeholder {} is listed twice",
                     ph.label()
                 )));
             }
-            *slot = Some(by.clone());
         }
+        for (ph, by) in map {
+            if replaces_itself(ph, by, &pending) {
+                return Err(Error::Argument(format!(
+                    "replace_placeholders: placeholder {} would stand for itself \
+                     (its replacement {} resolves back to it through placeholders)",
+                    ph.label(),
+                    by.label()
+                )));
+            }
+        }
+        for (ph, by) in map {
+            if let Some(leaf) = ph.as_leaf() {
+                *leaf.binding.write().unwrap_or_else(|e| e.into_inner()) = Some(by.clone());
+            }
+        }
+        let bound: Vec<Variable> = map.iter().map(|(ph, _)| ph.clone()).collect();
+        ownership::close_loops(&bound);
         Ok(self.clone())
     }
 
@@ -366,12 +476,19 @@ impl Function {
                 .map(|(a, b)| (a.key(), b.clone()))
                 .collect(),
             fns: HashMap::new(),
+            closed: Vec::new(),
         };
         let outs = self
             .outputs()
             .iter()
             .map(|v| c.var(v))
-            .collect::<Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>>>();
+        // The loops the copy closed (also when it failed half way, so they are freed).
+        {
+            let _closing = ownership::closing_lock();
+            ownership::close_loops(&c.closed);
+        }
+        let outs = outs?;
         match &self.0.kind {
             FnKind::Composite { .. } => Function::combine(&outs, self.name()),
             _ => outs[0]
@@ -405,10 +522,81 @@ impl Function {
     }
 }
 
+/// A replacement must be for an unreplaced placeholder, of its shape, dtype and axes.
+fn check_replacement(ph: &Variable, by: &Variable) -> Result<()> {
+    let leaf = match ph.as_leaf() {
+        Some(l) if l.kind == VarKind::Placeholder => l,
+        _ => {
+            return Err(Error::Argument(format!(
+                "replace_placeholders: {} is not a placeholder",
+                ph.label()
+            )))
+        }
+    };
+    let (a, b) = (ph.info(), by.info());
+    if a.shape != b.shape || a.axes != b.axes || a.dtype != b.dtype {
+        return Err(Error::Shape {
+            op: "replace_placeholders".into(),
+            name: ph.label(),
+            detail: format!(
+                "placeholder is {}{} {} but its replacement {} is {}{} {}",
+                a.axes.notation(),
+                a.shape,
+                a.dtype,
+                by.label(),
+                b.axes.notation(),
+                b.shape,
+                b.dtype
+            ),
+        });
+    }
+    if leaf
+        .binding
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .is_some()
+    {
+        return Err(Error::Argument(format!(
+            "placeholder {} was already replaced",
+            ph.label()
+        )));
+    }
+    Ok(())
+}
+
+/// Whether `by`, followed through placeholder replacements (existing and `pending`),
+/// comes back to `ph`: the placeholder would stand for itself.
+fn replaces_itself(ph: &Variable, by: &Variable, pending: &HashMap<VarKey, Variable>) -> bool {
+    let mut seen = HashSet::new();
+    let mut v = by.clone();
+    while seen.insert(v.key()) {
+        if v.key() == ph.key() {
+            return true;
+        }
+        let next = match v.as_leaf() {
+            Some(l) if l.kind == VarKind::Placeholder => l
+                .binding
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+                .or_else(|| pending.get(&v.key()).cloned()),
+            _ => None,
+        };
+        match next {
+            Some(n) => v = n,
+            None => return false,
+        }
+    }
+    // A cycle of placeholders not through `ph`: refused when one of them is bound.
+    true
+}
+
 struct Cloner {
     method: CloneMethod,
     vars: HashMap<VarKey, Variable>,
     fns: HashMap<u64, Function>,
+    /// Placeholders of the copy bound to their replacements (loops to record).
+    closed: Vec<Variable>,
 }
 
 impl Cloner {
@@ -441,8 +629,9 @@ impl Cloner {
                     self.vars.insert(v.key(), ph.clone());
                     let t = self.var(&target)?;
                     if let Some(l) = ph.as_leaf() {
-                        *l.binding.write().expect("binding lock") = Some(t);
+                        *l.binding.write().unwrap_or_else(|e| e.into_inner()) = Some(t);
                     }
+                    self.closed.push(ph.clone());
                     return Ok(ph);
                 }
             }
@@ -478,12 +667,15 @@ impl Cloner {
                     method: self.method,
                     vars: args.iter().map(|a| (a.key(), a.clone())).collect(),
                     fns: HashMap::new(),
+                    closed: Vec::new(),
                 };
                 let outs = body
                     .outputs()
                     .iter()
                     .map(|v| sub.var(v))
-                    .collect::<Result<Vec<_>>>()?;
+                    .collect::<Result<Vec<_>>>();
+                self.closed.append(&mut sub.closed);
+                let outs = outs?;
                 let nbody = Function::combine(&outs, body.name())?;
                 let pairs: Vec<(Variable, Variable)> =
                     args.iter().cloned().zip(inputs.iter().cloned()).collect();
@@ -500,50 +692,9 @@ impl Cloner {
 /// small thread stack.
 impl Drop for FnNode {
     fn drop(&mut self) {
-        let mut vars: Vec<Variable> = std::mem::take(&mut self.inputs);
-        let mut fns: Vec<Function> = Vec::new();
-        let take_kind = |kind: FnKind, vars: &mut Vec<Variable>, fns: &mut Vec<Function>| match kind
-        {
-            FnKind::Primitive(_) => {}
-            FnKind::Composite { outputs } => vars.extend(outputs),
-            FnKind::Block { body, args, .. } => {
-                fns.push(body);
-                vars.extend(args);
-            }
-        };
-        let empty = || FnKind::Composite {
-            outputs: Vec::new(),
-        };
-        take_kind(
-            std::mem::replace(&mut self.kind, empty()),
-            &mut vars,
-            &mut fns,
-        );
-        loop {
-            if let Some(v) = vars.pop() {
-                // Only the last owner of a node takes it apart; others just let go.
-                match Arc::into_inner(v.0) {
-                    Some(VarNode::Output { owner, .. }) => fns.push(owner),
-                    Some(VarNode::Leaf(leaf)) => {
-                        let b = leaf.binding.into_inner().unwrap_or_else(|e| e.into_inner());
-                        vars.extend(b);
-                    }
-                    None => {}
-                }
-            } else if let Some(f) = fns.pop() {
-                if let Some(mut node) = Arc::into_inner(f.0) {
-                    vars.append(&mut node.inputs);
-                    take_kind(
-                        std::mem::replace(&mut node.kind, empty()),
-                        &mut vars,
-                        &mut fns,
-                    );
-                    // `node` drops here with nothing left to recurse into.
-                }
-            } else {
-                break;
-            }
-        }
+        let mut work = Vec::new();
+        self.take_children(&mut work);
+        ownership::release_all(work);
     }
 }
 

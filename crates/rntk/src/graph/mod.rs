@@ -1,7 +1,21 @@
 //! The symbolic graph: variables with dynamic axes, functions, and their constructors.
+//!
+//! # Ownership
+//! `Variable` and `Function` are cheap handles (reference counted). A handle keeps its
+//! node and everything the node is computed from alive: a function owns its operands,
+//! an output its function, a block its body, a replaced placeholder its replacement.
+//! Dropping the last handle frees the graph — also a graph with recurrent loops: **a
+//! loop lives exactly as long as something outside it refers to any of its nodes** (a
+//! handle to its output or to an inner variable such as a past_value's output, or a
+//! node outside the loop that consumes one), and is freed when the last such
+//! reference goes. Holding any inner variable of a loop therefore keeps the whole loop,
+//! closing edge included, working. An `Executor` holds no graph nodes (only inputs,
+//! parameters and constants), so it runs on after its graph is dropped. How loops are
+//! detected and cut: `ownership.rs`.
 
 mod axes;
 mod function;
+mod ownership;
 mod variable;
 
 pub use axes::{Axis, DynamicAxes};

@@ -3,11 +3,13 @@
 
 use super::axes::DynamicAxes;
 use super::function::Function;
+use super::ownership::{self, Item, LoopMark};
 use crate::error::{Error, Result};
 use crate::initializer::Initializer;
 use crate::tensor::{DType, Shape, Tensor};
 use std::fmt;
 use std::hash::{Hash, Hasher};
+use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -56,17 +58,63 @@ pub(crate) struct Leaf {
     pub init: Option<Initializer>,
     /// What a placeholder has been replaced by.
     pub binding: RwLock<Option<Variable>>,
+    /// The recurrent loop this placeholder closes (see `graph::ownership`).
+    pub mark: LoopMark,
 }
 
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum VarNode {
     Leaf(Box<Leaf>),
-    Output { owner: Function, index: usize },
+    Output {
+        owner: Function,
+        index: usize,
+        mark: LoopMark,
+    },
+}
+
+impl VarNode {
+    pub(crate) fn mark(&self) -> &LoopMark {
+        match self {
+            VarNode::Leaf(l) => &l.mark,
+            VarNode::Output { mark, .. } => mark,
+        }
+    }
+
+    /// Move out the references this node holds (its owner, a placeholder's
+    /// replacement) so that they are released from a work list, not recursively.
+    pub(crate) fn take_children(self, work: &mut Vec<Item>) {
+        match self {
+            VarNode::Output { owner, .. } => work.push(Item::Fn(owner.into_arc())),
+            VarNode::Leaf(leaf) => {
+                let b = leaf.binding.into_inner().unwrap_or_else(|e| e.into_inner());
+                work.extend(b.map(|v| Item::Var(v.into_arc())));
+            }
+        }
+    }
 }
 
 /// A symbolic variable. Cheap to clone; equality is identity.
-#[derive(Clone)]
-pub struct Variable(pub(crate) Arc<VarNode>);
+///
+/// A handle: it keeps its node, and everything the node is computed from, alive. A
+/// recurrent loop is freed when no handle (and no node outside the loop) refers to
+/// any of its nodes; see `graph::ownership`.
+pub struct Variable(ManuallyDrop<Arc<VarNode>>);
+
+impl Clone for Variable {
+    fn clone(&self) -> Self {
+        let a = Arc::clone(&self.0);
+        self.0.mark().new_reference();
+        Variable(ManuallyDrop::new(a))
+    }
+}
+
+impl Drop for Variable {
+    fn drop(&mut self) {
+        // SAFETY: the field is taken exactly once, here, and never used again.
+        let a = unsafe { ManuallyDrop::take(&mut self.0) };
+        ownership::release(Item::Var(a));
+    }
+}
 
 impl Variable {
     pub(crate) fn leaf(
@@ -84,7 +132,7 @@ impl Variable {
             VarKind::Placeholder => "Placeholder",
             VarKind::Output => "Output",
         };
-        Variable(Arc::new(VarNode::Leaf(Box::new(Leaf {
+        Variable::from_arc(Arc::new(VarNode::Leaf(Box::new(Leaf {
             id,
             uid: format!("{prefix}{id}"),
             name: name.to_string(),
@@ -93,22 +141,43 @@ impl Variable {
             value: value.map(|t| Arc::new(RwLock::new(t))),
             init,
             binding: RwLock::new(None),
+            mark: LoopMark::default(),
         }))))
     }
 
     pub(crate) fn output_of(owner: Function, index: usize) -> Variable {
-        Variable(Arc::new(VarNode::Output { owner, index }))
+        Variable::from_arc(Arc::new(VarNode::Output {
+            owner,
+            index,
+            mark: LoopMark::default(),
+        }))
+    }
+
+    /// Wrap a reference the caller already counted (a new node, an upgraded `Weak`).
+    pub(crate) fn from_arc(a: Arc<VarNode>) -> Variable {
+        Variable(ManuallyDrop::new(a))
+    }
+
+    /// Give up the handle without releasing it: the caller releases the reference.
+    pub(crate) fn into_arc(self) -> Arc<VarNode> {
+        let mut me = ManuallyDrop::new(self);
+        // SAFETY: `me` is never dropped, so the field is moved out exactly once.
+        unsafe { ManuallyDrop::take(&mut me.0) }
+    }
+
+    pub(crate) fn node(&self) -> &Arc<VarNode> {
+        &self.0
     }
 
     pub fn key(&self) -> VarKey {
-        match &*self.0 {
+        match &**self.0 {
             VarNode::Leaf(l) => VarKey::Leaf(l.id),
-            VarNode::Output { owner, index } => VarKey::Output(owner.id(), *index),
+            VarNode::Output { owner, index, .. } => VarKey::Output(owner.id(), *index),
         }
     }
 
     pub fn kind(&self) -> VarKind {
-        match &*self.0 {
+        match &**self.0 {
             VarNode::Leaf(l) => l.kind,
             VarNode::Output { .. } => VarKind::Output,
         }
@@ -126,15 +195,15 @@ impl Variable {
 
     /// CNTK-style unique id: `Input3`, `Parameter7`, `Times12_Output_0`.
     pub fn uid(&self) -> String {
-        match &*self.0 {
+        match &**self.0 {
             VarNode::Leaf(l) => l.uid.clone(),
-            VarNode::Output { owner, index } => format!("{}_Output_{index}", owner.uid()),
+            VarNode::Output { owner, index, .. } => format!("{}_Output_{index}", owner.uid()),
         }
     }
 
     /// The user's name; an output takes its function's name.
     pub fn name(&self) -> String {
-        match &*self.0 {
+        match &**self.0 {
             VarNode::Leaf(l) => l.name.clone(),
             VarNode::Output { owner, .. } => owner.name().to_string(),
         }
@@ -151,9 +220,9 @@ impl Variable {
     }
 
     pub fn info(&self) -> VarInfo {
-        match &*self.0 {
+        match &**self.0 {
             VarNode::Leaf(l) => l.info.read().expect("variable info lock").clone(),
-            VarNode::Output { owner, index } => owner.output_info(*index),
+            VarNode::Output { owner, index, .. } => owner.output_info(*index),
         }
     }
     pub fn shape(&self) -> Shape {
@@ -174,20 +243,20 @@ impl Variable {
 
     /// The function this variable is an output of.
     pub fn owner(&self) -> Option<Function> {
-        match &*self.0 {
+        match &**self.0 {
             VarNode::Output { owner, .. } => Some(owner.clone()),
             _ => None,
         }
     }
     pub(crate) fn output_index(&self) -> usize {
-        match &*self.0 {
+        match &**self.0 {
             VarNode::Output { index, .. } => *index,
             _ => 0,
         }
     }
 
     pub(crate) fn as_leaf(&self) -> Option<&Leaf> {
-        match &*self.0 {
+        match &**self.0 {
             VarNode::Leaf(l) => Some(l),
             _ => None,
         }
