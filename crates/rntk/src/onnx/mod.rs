@@ -13,6 +13,7 @@
 
 mod builder;
 mod export;
+pub mod import;
 pub mod proto;
 
 use crate::error::{Error, Result};
@@ -21,6 +22,7 @@ use prost::Message;
 use std::path::Path;
 
 pub use builder::RNTK_DOMAIN;
+pub use import::{is_onnx_model, load_onnx, load_onnx_bytes};
 pub use export::{BATCH_DIM, SEQUENCE_DIM, SEQUENCE_LENS};
 
 /// The opset written unless another is asked for.

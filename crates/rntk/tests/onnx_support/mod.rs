@@ -296,7 +296,7 @@ pub fn cntk_cases() -> serde_json::Map<String, Json> {
     j.as_object().expect("object").clone()
 }
 
-fn nums(j: &Json) -> Vec<f64> {
+pub fn nums(j: &Json) -> Vec<f64> {
     match j {
         Json::Array(a) => a.iter().flat_map(nums).collect(),
         v => vec![v.as_f64().expect("number")],

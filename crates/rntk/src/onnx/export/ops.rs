@@ -6,7 +6,7 @@
 use super::super::builder::{attr_f, attr_i, attr_ints, INT64};
 use super::{Ex, Lay, XV};
 use crate::error::Result;
-use crate::ops::{BinaryOp, Op, ReduceOp, UnaryOp};
+use crate::ops::{BinaryOp, ExecKind, Op, ReduceOp, UnaryOp};
 use crate::tensor::{DType, Shape};
 
 /// A sample axis (negative from the end) as an index, if in range.
@@ -43,7 +43,6 @@ impl Ex<'_> {
         let out = node.out;
         let x = match &node.op {
             Op::PastValue { .. } | Op::FutureValue { .. } => self.shift(n, &ins)?,
-            op if op.is_sequence_op() => self.sequence_op(n, &ins)?,
             Op::LstmScan { reverse } => self.lstm_scan(n, &ins, *reverse)?,
             Op::ReduceAll { op } => self.reduce_all(*op, &ins[0], n)?,
             Op::BatchNorm {
@@ -58,6 +57,7 @@ impl Ex<'_> {
                      export the model without its criterion",
                 ))
             }
+            op if op.exec_kind() == ExecKind::Whole => self.sequence_op(n, &ins)?,
             _ => self.row_local(n, &ins)?,
         };
         self.set(out, x);
@@ -618,28 +618,5 @@ impl Ex<'_> {
 impl XV {
     pub fn numel_sample(&self) -> usize {
         self.shape.numel()
-    }
-}
-
-impl Op {
-    /// Whole ops along the sequence axis (sequence.*, unpack).
-    pub(crate) fn is_sequence_op(&self) -> bool {
-        matches!(
-            self,
-            Op::SeqFirst
-                | Op::SeqLast
-                | Op::SeqReduceSum
-                | Op::SeqReduceMax
-                | Op::SeqBroadcastAs
-                | Op::SeqSlice { .. }
-                | Op::SeqIsFirst
-                | Op::SeqIsLast
-                | Op::SeqSoftmax
-                | Op::SeqWhere
-                | Op::SeqGather
-                | Op::SeqScatter
-                | Op::SeqUnpack { .. }
-                | Op::SeqUnpackMask
-        )
     }
 }
