@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod onnx;
 pub mod ops;
 pub mod persist;
+pub mod random;
 pub mod sequence;
 pub mod tensor;
 pub mod train;
