@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${RNTK_PY_VENV:-target/ci-venv}"
+case "$VENV" in /*) ;; *) VENV="$PWD/$VENV" ;; esac
 if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"
 fi
