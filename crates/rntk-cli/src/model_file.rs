@@ -14,8 +14,9 @@ pub enum Kind {
     Onnx,
 }
 
+/// The model file's bytes: a directory or an endless stream is an error, not a hang.
 fn read(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| Fail::new(format!("{}: cannot read: {e}", path.display())))
+    Ok(rntk::files::read_whole(path, "a model file")?)
 }
 
 /// The kind of the model file at `path`.
@@ -49,7 +50,10 @@ pub fn load(path: &Path) -> Result<(Function, Kind)> {
             ))
         }
         Kind::Cntk => Ok((rntk::import::load_cntk_bytes(&file, &bytes)?, Kind::Cntk)),
-        Kind::Rntk => Ok((rntk::load_model(path)?, Kind::Rntk)),
+        Kind::Rntk => Ok((
+            rntk::persist::model_from_bytes_named(&file, &bytes)?,
+            Kind::Rntk,
+        )),
     }
 }
 

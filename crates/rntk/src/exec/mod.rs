@@ -281,17 +281,49 @@ impl<T: Element> Executor<T> {
         }
     }
 
-    /// Training forwards run so far (dropout masks depend on it).
+    /// Training forwards run so far.
     pub fn training_passes(&self) -> u64 {
         self.states.first().map_or(0, |s| s.calls)
     }
 
-    /// Continue from a checkpoint: the next training forward draws the dropout masks
-    /// an uninterrupted run would have drawn.
+    /// Restore the count of training forwards (from a checkpoint).
     pub fn set_training_passes(&mut self, passes: u64) {
         for st in &mut self.states {
             st.calls = passes;
         }
+    }
+
+    /// Where each dropout node's mask stream stands (CNTK's `rngOffset`: mask elements
+    /// drawn so far), in plan order; checkpoints keep them.
+    pub fn dropout_offsets(&self) -> Vec<u64> {
+        self.plan
+            .nodes
+            .iter()
+            .zip(&self.states)
+            .filter(|(node, _)| matches!(node.op, Op::Dropout { .. }))
+            .map(|(_, st)| st.rng.as_ref().map_or(0, |r| r.offset()))
+            .collect()
+    }
+
+    /// Continue from a checkpoint: the next training forward draws the dropout masks
+    /// an uninterrupted run would have drawn (one offset per dropout node, plan order).
+    pub fn set_dropout_offsets(&mut self, offsets: &[u64]) -> Result<()> {
+        let nodes: Vec<usize> = (0..self.plan.nodes.len())
+            .filter(|&n| matches!(self.plan.nodes[n].op, Op::Dropout { .. }))
+            .collect();
+        if nodes.len() != offsets.len() {
+            return Err(Error::InvalidValue(format!(
+                "{} dropout offsets given for a model with {} dropout nodes",
+                offsets.len(),
+                nodes.len()
+            )));
+        }
+        for (&n, &off) in nodes.iter().zip(offsets) {
+            if let Op::Dropout { seed, .. } = self.plan.nodes[n].op {
+                self.states[n].rng = Some(crate::random::DropoutRng::new(seed, off));
+            }
+        }
+        Ok(())
     }
 
     /// Whether this minibatch is large enough to run inside the thread pool.
@@ -578,6 +610,9 @@ impl<T: Element> Executor<T> {
                 }
                 let mut st = std::mem::take(&mut self.states[n]);
                 let node = &self.plan.nodes[n];
+                if node.op.draws_in_column_order() {
+                    st.layout = Some(self.layouts[out].clone());
+                }
                 let args: Args<T> = node
                     .ins
                     .iter()
@@ -796,6 +831,9 @@ impl<T: Element> Executor<T> {
                         .map(|(d, x, init)| d.forward_step(x, init, &mut buf, t))
                 } else {
                     let mut st = std::mem::take(&mut self.states[n]);
+                    if node.op.draws_in_column_order() {
+                        st.layout = Some(layout.clone());
+                    }
                     let args: Args<T> = node
                         .ins
                         .iter()

@@ -86,10 +86,7 @@ pub fn load_cntk_bytes(file: &str, bytes: &[u8]) -> Result<Function> {
 
 fn read(path: &Path) -> Result<(String, Vec<u8>)> {
     let file = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| Error::Io {
-        file: file.clone(),
-        detail: format!("cannot read the model: {e}"),
-    })?;
+    let bytes = crate::files::read_whole(path, "a model file")?;
     Ok((file, bytes))
 }
 

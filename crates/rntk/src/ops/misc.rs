@@ -4,12 +4,13 @@
 //!   operands NumPy-style. Clip's gradient is 1 where `min ≤ x ≤ max` (bounds
 //!   inclusive) and goes to `x` only (CNTK gives the bounds none); select's goes to
 //!   `a` where `cond ≠ 0` and to `b` elsewhere, never to `cond`.
-//! * `dropout` draws its mask from a counter-based hash of
-//!   `(seed, NodeState::calls, absolute element index)`, so a block of rows run
-//!   inside a recurrent loop gets exactly the mask the same rows get when the whole
-//!   minibatch runs at once. The runtime counts training forwards in `calls`. The
-//!   mask (0 or 1/(1−rate) per element) is kept in `NodeState::aux`, indexed by
-//!   absolute row, for the backward.
+//! * `dropout` draws CNTK 2.7's masks: the node's stream ([`DropoutRng`], kept in
+//!   `NodeState::rng`) continues across training forwards, and each call draws its
+//!   rows in CNTK's column order (step by step, sequences in the caller's order, gap
+//!   columns of shorter sequences drawn and discarded), so the whole minibatch at once
+//!   and a forward loop's steps draw the same masks, and a backward loop's steps draw
+//!   in its order, as CNTK does (see `random::dropout`). The mask (0 or 1/(1−rate)
+//!   per element) is kept in `NodeState::aux`, indexed by absolute row, for the backward.
 //! * `one_hot` and `gather` take integer-valued indices; anything else (fractions,
 //!   negatives, out of range) is refused at run time.
 
@@ -17,7 +18,8 @@ use super::binary::broadcast_shape;
 use super::{dense_info, expect_arity, join_axes, Arg, Inferred, NodeState, Op, RowCtx};
 use crate::error::{Error, Result};
 use crate::graph::VarInfo;
-use crate::tensor::{Element, Shape};
+use crate::random::{DropoutRng, StreamPacking};
+use crate::tensor::{Element, PackedLayout, Shape};
 
 pub(crate) fn infer(op: &Op, op_name: &str, name: &str, infos: &[VarInfo]) -> Result<Inferred> {
     match op {
@@ -258,22 +260,64 @@ fn bad_index<T: Element>(op: &Op, v: T, row: usize, n: usize, what: &str) -> Err
     )
 }
 
-/// SplitMix64's finaliser: a bijective 64-bit mix.
-#[inline(always)]
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+/// Which block of a packed minibatch a dropout call runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PassOrder {
+    /// All rows at once (outside a loop).
+    Whole,
+    /// Step 0: a forward loop starts (or continues) here.
+    FirstStep,
+    /// The last step: a backward loop starts here.
+    LastStep,
+    /// Any other whole step of a loop.
+    Middle,
 }
 
-/// Keep (true) or drop element `index` (absolute, over all rows) of pass `calls`.
-#[inline(always)]
-fn keep(seed: u64, calls: u64, index: usize, rate: f64) -> bool {
-    let key = mix(seed ^ mix(calls.wrapping_mul(0xD6E8_FEB8_6659_FD93)));
-    let h = mix(key.wrapping_add((index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)));
-    let u = (h >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
-    u >= rate
+fn pass_order(p: &PackedLayout, row0: usize, rows: usize) -> Result<PassOrder> {
+    let offs = p.offsets();
+    let t0 = offs.partition_point(|&o| o <= row0).saturating_sub(1);
+    let t1 = offs.partition_point(|&o| o < row0 + rows);
+    if offs.get(t0) != Some(&row0) || offs.get(t1) != Some(&(row0 + rows)) || t1 <= t0 {
+        return Err(Error::Unsupported(format!(
+            "Dropout over rows {row0}..{} that are not whole sequence steps",
+            row0 + rows
+        )));
+    }
+    let steps = offs.len() - 1;
+    Ok(match (t0, t1) {
+        (0, t) if t == steps => PassOrder::Whole,
+        (0, _) => PassOrder::FirstStep,
+        (_, t) if t == steps => PassOrder::LastStep,
+        _ => PassOrder::Middle,
+    })
+}
+
+/// Draw the mask of every row of a packed minibatch into `mask`, in CNTK's column
+/// order ([`StreamPacking`]): slot by slot (`backward`: last slot first), each slot's
+/// streams in order, gap columns drawn and discarded.
+fn draw_packed<T: Element>(
+    rng: &mut DropoutRng,
+    p: &PackedLayout,
+    no: usize,
+    backward: bool,
+    threshold: f64,
+    scale: T,
+    mask: &mut [T],
+) {
+    let pk = StreamPacking::new(p.lengths());
+    let slots = pk.slots();
+    for i in 0..slots {
+        let tau = if backward { slots - 1 - i } else { i };
+        for k in 0..pk.streams() {
+            match pk.occupant(tau, k) {
+                Some((s, t)) => {
+                    let r = p.row(s, t);
+                    rng.fill(threshold, scale, T::zero(), &mut mask[r * no..(r + 1) * no]);
+                }
+                None => rng.skip(no),
+            }
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -327,15 +371,33 @@ pub(crate) fn forward<T: Element>(
             if st.aux.len() < end {
                 st.aux.resize(end, T::zero());
             }
+            // CNTK compares the draw with the rate as the element type holds it.
+            let threshold = T::from_f64(*rate).as_f64();
             let scale = T::from_f64(1.0 / (1.0 - rate));
-            let mask = &mut st.aux[first..end];
-            for (e, ((o, &v), m)) in out.iter_mut().zip(x).zip(mask.iter_mut()).enumerate() {
-                *m = if keep(*seed, st.calls, first + e, *rate) {
-                    scale
-                } else {
-                    T::zero()
-                };
-                *o = v * *m;
+            let rng = st.rng.get_or_insert_with(|| DropoutRng::new(*seed, 0));
+            let packed = if args[0].is_static() {
+                None
+            } else {
+                st.layout.as_ref().and_then(|l| l.packed()).cloned()
+            };
+            match packed {
+                None => rng.fill(threshold, scale, T::zero(), &mut st.aux[first..end]),
+                Some(p) => {
+                    let order = pass_order(&p, ctx.row0, rows)?;
+                    if order == PassOrder::Whole || st.drawn_pass != Some(st.calls) {
+                        let all = p.total() * no;
+                        if st.aux.len() < all {
+                            st.aux.resize(all, T::zero());
+                        }
+                        let backward = order == PassOrder::LastStep;
+                        draw_packed(rng, &p, no, backward, threshold, scale, &mut st.aux[..all]);
+                        st.drawn_pass = Some(st.calls);
+                    }
+                }
+            }
+            let mask = &st.aux[first..end];
+            for ((o, &v), &m) in out.iter_mut().zip(x).zip(mask.iter()) {
+                *o = v * m;
             }
             Ok(())
         }
@@ -486,68 +548,82 @@ pub(crate) fn backward<T: Element>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tensor::Layout;
 
     fn ctx(n: usize, row0: usize, training: bool) -> RowCtx {
         RowCtx { n, row0, training }
     }
 
-    #[test]
-    fn dropout_blocks_match_whole_run() {
-        let op = Op::Dropout { rate: 0.5, seed: 7 };
+    fn run(
+        op: &Op,
+        x: &[f64],
+        layout: &Layout,
+        blocks: &[(usize, usize)],
+        st: &mut NodeState<f64>,
+    ) -> Vec<f64> {
         let sh = [Shape::from([4])];
-        let x: Vec<f64> = (0..40).map(|v| v as f64 + 1.0).collect();
-        let mut whole = vec![0.0; 40];
-        let mut st = NodeState {
-            calls: 3,
-            ..Default::default()
-        };
-        forward(
-            &op,
-            &[Arg::Rows(&x)],
-            &sh,
-            &sh[0],
-            &mut whole,
-            ctx(10, 0, true),
-            &mut st,
-        )
-        .unwrap();
-        let mut st2 = NodeState {
-            calls: 3,
-            ..Default::default()
-        };
-        let mut parts = vec![0.0; 40];
-        // blocks in reverse order, as a future_value loop runs them
-        for (a, b) in [(7, 10), (3, 7), (0, 3)] {
+        let mut out = vec![0.0; x.len()];
+        st.layout = Some(layout.clone());
+        for &(a, b) in blocks {
             forward(
-                &op,
+                op,
                 &[Arg::Rows(&x[a * 4..b * 4])],
                 &sh,
                 &sh[0],
-                &mut parts[a * 4..b * 4],
+                &mut out[a * 4..b * 4],
                 ctx(b - a, a, true),
-                &mut st2,
+                st,
             )
             .unwrap();
         }
-        assert_eq!(whole, parts);
-        let dropped = whole.iter().filter(|&&v| v == 0.0).count();
-        assert!((8..=32).contains(&dropped), "dropped {dropped} of 40");
+        out
+    }
+
+    /// A forward loop's steps draw what the whole minibatch draws at once (CNTK's column
+    /// order is slot-major); a backward loop draws its last slot first, as CNTK does;
+    /// the next pass continues the stream.
+    #[test]
+    fn dropout_steps_follow_cntks_column_order() {
+        let op = Op::Dropout { rate: 0.5, seed: 7 };
+        let p = std::sync::Arc::new(PackedLayout::new(&[3, 1, 2]).unwrap());
+        let layout = Layout::Sequence(p.clone());
+        let x: Vec<f64> = (0..24).map(|v| v as f64 + 1.0).collect();
+        let steps: Vec<(usize, usize)> = (0..3)
+            .map(|t| (p.step_rows(t).start, p.step_rows(t).end))
+            .collect();
+        let mut st = NodeState::default();
+        let whole = run(&op, &x, &layout, &[(0, 6)], &mut st);
+        let mut st2 = NodeState::default();
+        let forward_steps = run(&op, &x, &layout, &steps, &mut st2);
+        assert_eq!(whole, forward_steps);
+        // packed as CNTK does: 3 slots x 2 streams ({0}, {1, 2}) x 4 elements, no gap
+        assert_eq!(st.rng.as_ref().unwrap().offset(), 24);
+        let rev: Vec<_> = steps.iter().rev().copied().collect();
+        let mut st3 = NodeState::default();
+        let backward_steps = run(&op, &x, &layout, &rev, &mut st3);
+        assert_ne!(whole, backward_steps);
         for (o, v) in whole.iter().zip(&x) {
             assert!(*o == 0.0 || *o == 2.0 * v);
         }
-        // another pass draws another mask
-        st.calls += 1;
-        let mut again = vec![0.0; 40];
-        forward(
+        let again = run(&op, &x, &layout, &[(0, 6)], &mut st);
+        assert_ne!(whole, again);
+        assert_eq!(st.rng.as_ref().unwrap().offset(), 48);
+        // a block that is not whole steps is refused, not drawn wrongly
+        let mut st4 = NodeState {
+            layout: Some(layout),
+            ..Default::default()
+        };
+        let sh = [Shape::from([4])];
+        let mut out = vec![0.0; 8];
+        assert!(forward(
             &op,
-            &[Arg::Rows(&x)],
+            &[Arg::Rows(&x[..8])],
             &sh,
             &sh[0],
-            &mut again,
-            ctx(10, 0, true),
-            &mut st,
+            &mut out,
+            ctx(2, 0, true),
+            &mut st4
         )
-        .unwrap();
-        assert_ne!(whole, again);
+        .is_err());
     }
 }

@@ -242,8 +242,16 @@ pub(crate) struct WholeArg<'a, T> {
 #[derive(Default, Debug)]
 pub(crate) struct NodeState<T> {
     pub aux: Vec<T>,
-    /// How many training forwards have run (dropout's rng offset).
+    /// How many training forwards have run.
     pub calls: u64,
+    /// Dropout's mask stream (CNTK's seed and offset), made on the first training forward.
+    pub rng: Option<crate::random::DropoutRng>,
+    /// The rows' layout, for ops whose draws follow CNTK's column order (dropout); the
+    /// executor sets it before each call.
+    pub layout: Option<crate::tensor::Layout>,
+    /// The training pass (`calls`) whose masks dropout has drawn for the whole minibatch
+    /// (inside a loop the first step of a pass draws them all).
+    pub drawn_pass: Option<u64>,
     /// Gradients an op computes once per backward pass for all its operands.
     pub grad: Vec<T>,
     /// Whether `grad` holds this backward pass's values (the executor clears it).
@@ -506,6 +514,12 @@ impl Op {
             Op::LambdaRank | Op::Ndcg1 => metrics_ops::infer_ranking(op, name, infos),
             _ => sequence::infer(self, op, name, infos),
         }
+    }
+
+    /// Ops whose random draws follow CNTK's column order: they need the rows' layout
+    /// ([`NodeState::layout`]) and must see whole steps, never split.
+    pub(crate) fn draws_in_column_order(&self) -> bool {
+        matches!(self, Op::Dropout { .. })
     }
 
     /// Element-wise ops without node state: any block of rows can run on its own.

@@ -8,6 +8,7 @@ use super::session::{CheckpointConfig, Criterion, TrainHistory};
 use super::source::MinibatchProvider;
 use super::trainer::Trainer;
 use crate::error::{Error, Result};
+use crate::files::PathLock;
 use crate::graph::Function;
 use crate::learners::{LearnerState, Schedule};
 use crate::persist::{self, weights};
@@ -46,6 +47,9 @@ struct Meta {
     version: u64,
     total_samples: u64,
     training_passes: u64,
+    /// Each dropout node's mask stream offset (absent in checkpoints before issue #14).
+    #[serde(default)]
+    dropout_offsets: Vec<u64>,
     parameters: usize,
     learners: Vec<LearnerMeta>,
     source: serde_json::Value,
@@ -84,6 +88,34 @@ fn fmt_err(file: &str, detail: impl Into<String>) -> Error {
         file: file.to_string(),
         detail: detail.into(),
     }
+}
+
+/// Claim the checkpoint files of `cfg` for one trainer, before it trains: both paths
+/// writable, an exclusive lock (`filename.lock`, released when the trainer ends or
+/// its process dies: a second trainer on the same files gets a clear error), and
+/// the temporary files a killed run left beside them removed.
+pub(crate) fn claim(cfg: &CheckpointConfig) -> Result<PathLock> {
+    let f = &cfg.filename;
+    crate::files::check_output_file(f)?;
+    crate::files::check_output_file(&ckp_path(f))?;
+    let lock = PathLock::acquire(f, "checkpoint")?;
+    let dir = f.parent().unwrap_or(Path::new(""));
+    let base = f
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let ckp = format!("{base}.ckp");
+    // ours alone while we hold the lock
+    persist::remove_stale_temps(dir, |t| t == base || t == ckp, true);
+    // numbered copies (preserve_all): only those whose writer is gone, as another
+    // run may checkpoint to a file named like one of them
+    let numbered = |t: &str| {
+        let rest = t.strip_prefix(base.as_str()).unwrap_or("");
+        let rest = rest.strip_suffix(".ckp").unwrap_or(rest);
+        !rest.is_empty() && rest.bytes().all(|c| c.is_ascii_digit())
+    };
+    persist::remove_stale_temps(dir, numbered, false);
+    Ok(lock)
 }
 
 /// Write the model and the `.ckp` (and numbered copies with `preserve_all`).
@@ -125,6 +157,7 @@ pub(crate) fn save<T: Element>(
         version: VERSION,
         total_samples: trainer.total_number_of_samples_seen(),
         training_passes: trainer.training_passes(),
+        dropout_offsets: trainer.dropout_offsets(),
         parameters: trainer.parameters().len(),
         learners,
         source: source.position()?,
@@ -157,10 +190,7 @@ pub(crate) fn load(filename: &Path) -> Result<Option<Loaded>> {
         return Ok(None);
     }
     let file = ckp.display().to_string();
-    let bytes = std::fs::read(&ckp).map_err(|e| Error::Io {
-        file: file.clone(),
-        detail: e.to_string(),
-    })?;
+    let bytes = crate::files::read_whole(&ckp, "a checkpoint file")?;
     let c = weights::decode(&file, &bytes)?;
     let json = c.metadata.get(KEY).ok_or_else(|| {
         fmt_err(
@@ -261,5 +291,19 @@ pub(crate) fn restore<T: Element>(
     }
     source.restore_position(&c.meta.source)?;
     trainer.restore_progress(c.meta.total_samples, c.meta.training_passes);
+    if c.meta.dropout_offsets.len() == trainer.dropout_offsets().len() {
+        trainer
+            .restore_dropout_offsets(&c.meta.dropout_offsets)
+            .map_err(|e| fmt_err(&c.file, e.to_string()))?;
+    } else if !c.meta.dropout_offsets.is_empty() {
+        return Err(fmt_err(
+            &c.file,
+            format!(
+                "the checkpoint has {} dropout streams, the model {}",
+                c.meta.dropout_offsets.len(),
+                trainer.dropout_offsets().len()
+            ),
+        ));
+    }
     Ok(())
 }
