@@ -1,6 +1,7 @@
 //! CPU kernels: GEMM through the `gemm` crate, a packed-operand kernel for recurrent
 //! steps, vectorized element-wise math.
 
+pub mod conv;
 mod gemm;
 mod packed;
 mod simd;
