@@ -165,7 +165,12 @@ fn wrong_types_and_sizes_are_errors() {
         ..Default::default()
     });
     g.output.push(vi("z", &[]));
-    refused(&m, None, &["more elements"]);
+    refused(&m, None, &["ConstantOfShape", "2^64"]);
+    // within 2^64 but above rntk's limit of elements per sample: refused before
+    // anything is allocated (2^32 doubles would be 32 GiB)
+    let g = m.graph.as_mut().unwrap();
+    g.initializer.last_mut().unwrap().int64_data = vec![1 << 16, 1 << 16, 1];
+    refused(&m, None, &["ConstantOfShape", "more than the limit"]);
 }
 
 #[test]

@@ -1076,10 +1076,11 @@ impl<'a> Imp<'a> {
         };
         if dims.iter().all(|d| matches!(d, SDim::N(_))) {
             let s: Vec<usize> = dims.iter().map(|d| if let SDim::N(k) = d { *k } else { 1 }).collect();
+            // checked against rntk's limit before anything is allocated
+            let shape = Shape::new(s.clone());
+            crate::limits::check_sample_shape(&shape)
+                .map_err(|e| self.err(n, format!("a constant of {e}")))?;
             let count: usize = s.iter().product();
-            if count > super::model::MAX_TENSOR_ELEMENTS {
-                return Err(self.err(n, "a constant of more elements than a tensor may hold"));
-            }
             return Ok(vec![const_f64(s, vec![value; count])]);
         }
         Ok(vec![Av::Fill(value, dims)])
@@ -1096,8 +1097,15 @@ impl<'a> Imp<'a> {
             return Err(self.err(n, "a zero step"));
         }
         let count = ((b - a) / d).ceil().max(0.0);
-        if count > super::model::MAX_TENSOR_ELEMENTS as f64 {
-            return Err(self.err(n, "a range of more elements than a tensor may hold"));
+        let limit = crate::limits::current().max_sample_elements;
+        if !count.is_finite() || count > limit as f64 {
+            return Err(self.err(
+                n,
+                format!(
+                    "a range of {count} elements, more than the limit of {limit} ({})",
+                    crate::limits::how_to_raise("max_sample_elements")
+                ),
+            ));
         }
         let v: Vec<f64> = (0..count as usize).map(|i| a + d * i as f64).collect();
         Ok(vec![const_f64(vec![v.len()], v)])
