@@ -613,17 +613,24 @@ fn export_onnx_writes_cntk_and_rntk_models_and_refuses_bad_opsets() {
     // info and eval read ONNX files (told apart by content) like the CNTK original
     let o = rntk(&["info", p(&out)]);
     assert!(o.status.success(), "{}", text(&o.stderr));
-    assert!(text(&o.stdout).contains("ONNX model"), "{}", text(&o.stdout));
-    let cases: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(cntk_fixtures().join("cases.json")).unwrap(),
-    )
-    .unwrap();
+    assert!(
+        text(&o.stdout).contains("ONNX model"),
+        "{}",
+        text(&o.stdout)
+    );
+    let cases: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(cntk_fixtures().join("cases.json")).unwrap())
+            .unwrap();
     let ctf = d.join("x.ctf");
     std::fs::write(&ctf, ctf_of_case(&cases["lstm"], "x")).unwrap();
     let a = rntk(&["eval", p(&model), "--input", p(&ctf)]);
     let b = rntk(&["eval", p(&out), "--input", p(&ctf)]);
     assert!(b.status.success(), "{}", text(&b.stderr));
-    assert_eq!(text(&a.stdout), text(&b.stdout), "the ONNX file evaluates like the CNTK one");
+    assert_eq!(
+        text(&a.stdout),
+        text(&b.stdout),
+        "the ONNX file evaluates like the CNTK one"
+    );
     // an opset rntk does not write: one line, nothing written
     let bad = d.join("bad.onnx");
     let o = rntk(&["export-onnx", p(&model), "-o", p(&bad), "--opset", "7"]);

@@ -4,16 +4,18 @@
 //! allocation the file does not justify.
 
 use prost::Message;
-use rntk::onnx::proto::{
-    tensor_proto::DataLocation, tensor_shape_proto, type_proto, GraphProto, ModelProto,
-    NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorProto, TensorShapeProto,
-    TypeProto, ValueInfoProto,
-};
 use rntk::onnx::load_onnx_bytes;
+use rntk::onnx::proto::{
+    tensor_proto::DataLocation, tensor_shape_proto, type_proto, GraphProto, ModelProto, NodeProto,
+    OperatorSetIdProto, StringStringEntryProto, TensorProto, TensorShapeProto, TypeProto,
+    ValueInfoProto,
+};
 use std::path::{Path, PathBuf};
 
 fn fixture(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures").join(rel)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures")
+        .join(rel)
 }
 
 fn vi(name: &str, dims: &[i64]) -> ValueInfoProto {
@@ -24,7 +26,9 @@ fn vi(name: &str, dims: &[i64]) -> ValueInfoProto {
                 elem_type: Some(1),
                 shape: Some(TensorShapeProto {
                     dim: std::iter::once(tensor_shape_proto::Dimension {
-                        value: Some(tensor_shape_proto::dimension::Value::DimParam("batch".into())),
+                        value: Some(tensor_shape_proto::dimension::Value::DimParam(
+                            "batch".into(),
+                        )),
                         ..Default::default()
                     })
                     .chain(dims.iter().map(|&d| tensor_shape_proto::Dimension {
@@ -82,7 +86,12 @@ fn weight(dims: &[i64], raw: Vec<u8>) -> TensorProto {
 }
 
 fn good_w() -> TensorProto {
-    weight(&[2, 3], (0..6).flat_map(|i| (i as f32 * 0.1).to_le_bytes()).collect())
+    weight(
+        &[2, 3],
+        (0..6)
+            .flat_map(|i| (i as f32 * 0.1).to_le_bytes())
+            .collect(),
+    )
 }
 
 fn load(m: &ModelProto, dir: Option<&Path>) -> Result<rntk::Function, rntk::Error> {
@@ -109,7 +118,11 @@ fn the_well_formed_model_loads() {
 
 #[test]
 fn truncated_and_corrupted_files_are_errors() {
-    for f in ["onnx_cntk/lstm.onnx", "onnx_torch/gru.onnx", "onnx_torch/lstm_bidirectional.onnx"] {
+    for f in [
+        "onnx_cntk/lstm.onnx",
+        "onnx_torch/gru.onnx",
+        "onnx_torch/lstm_bidirectional.onnx",
+    ] {
         let bytes = std::fs::read(fixture(f)).expect("fixture");
         for cut in (0..bytes.len()).step_by(7) {
             let _ = load_onnx_bytes("<cut>", &bytes[..cut], None);
@@ -139,14 +152,22 @@ fn wrong_types_and_sizes_are_errors() {
     w.data_type = Some(8);
     refused(&model(w, vec![]), None, &["tensor 'W'", "STRING"]);
     // fewer bytes than the shape needs
-    refused(&model(weight(&[2, 3], vec![0; 20]), vec![]), None, &["needs 24 bytes", "holds 20"]);
+    refused(
+        &model(weight(&[2, 3], vec![0; 20]), vec![]),
+        None,
+        &["needs 24 bytes", "holds 20"],
+    );
     // a declared size far beyond the bytes (nothing allocated for it)
     refused(
         &model(weight(&[1 << 40, 1 << 40], vec![0; 8]), vec![]),
         None,
         &["more than"],
     );
-    refused(&model(weight(&[-2, 3], vec![]), vec![]), None, &["negative dimension"]);
+    refused(
+        &model(weight(&[-2, 3], vec![]), vec![]),
+        None,
+        &["negative dimension"],
+    );
     // typed fields of the wrong length
     let mut w = good_w();
     w.raw_data = None;
@@ -221,22 +242,53 @@ fn external_data_is_read_only_inside_the_models_folder() {
     std::fs::write(root.join("secret.bin"), &data).unwrap();
     // inside: read
     let m = load(&model(external("w.bin", 0, 24), vec![]), Some(&dir)).expect("inside");
-    assert_eq!(m.parameters()[0].value().unwrap().to_f64_vec(), vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
+    assert_eq!(
+        m.parameters()[0].value().unwrap().to_f64_vec(),
+        vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    );
     // outside: refused
-    refused(&model(external("../secret.bin", 0, 24), vec![]), Some(&dir), &["outside the model's folder"]);
+    refused(
+        &model(external("../secret.bin", 0, 24), vec![]),
+        Some(&dir),
+        &["outside the model's folder"],
+    );
     let abs = root.join("secret.bin").display().to_string();
-    refused(&model(external(&abs, 0, 24), vec![]), Some(&dir), &["outside the model's folder"]);
+    refused(
+        &model(external(&abs, 0, 24), vec![]),
+        Some(&dir),
+        &["outside the model's folder"],
+    );
     #[cfg(unix)]
     {
         std::os::unix::fs::symlink(root.join("secret.bin"), dir.join("link.bin")).unwrap();
-        refused(&model(external("link.bin", 0, 24), vec![]), Some(&dir), &["leads outside"]);
+        refused(
+            &model(external("link.bin", 0, 24), vec![]),
+            Some(&dir),
+            &["leads outside"],
+        );
     }
     // past the end of the file, or a length that does not fit the tensor
-    refused(&model(external("w.bin", 8, 24), vec![]), Some(&dir), &["offset 8"]);
-    refused(&model(external("w.bin", 0, 1 << 40), vec![]), Some(&dir), &["needs 24 bytes"]);
-    refused(&model(external("w.bin", u64::MAX, 24), vec![]), Some(&dir), &["offset"]);
+    refused(
+        &model(external("w.bin", 8, 24), vec![]),
+        Some(&dir),
+        &["offset 8"],
+    );
+    refused(
+        &model(external("w.bin", 0, 1 << 40), vec![]),
+        Some(&dir),
+        &["needs 24 bytes"],
+    );
+    refused(
+        &model(external("w.bin", u64::MAX, 24), vec![]),
+        Some(&dir),
+        &["offset"],
+    );
     // a model given as bytes has no folder
-    refused(&model(external("w.bin", 0, 24), vec![]), None, &["given as bytes"]);
+    refused(
+        &model(external("w.bin", 0, 24), vec![]),
+        None,
+        &["given as bytes"],
+    );
     let _ = std::fs::remove_dir_all(&root);
 }
 
@@ -249,5 +301,14 @@ fn unknown_ops_are_listed_together() {
     let g = m2.graph.as_mut().unwrap();
     g.output.push(vi("a", &[3]));
     g.output.push(vi("b", &[3]));
-    refused(&m2, None, &["2 ONNX node(s)", "com.example.FancyOp", "Conv", "convolution"]);
+    refused(
+        &m2,
+        None,
+        &[
+            "2 ONNX node(s)",
+            "com.example.FancyOp",
+            "Conv",
+            "convolution",
+        ],
+    );
 }

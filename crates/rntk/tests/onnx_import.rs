@@ -56,7 +56,11 @@ fn check_set(set: &str) {
         let got = first_output(&model, &case);
         let want = nums(&case["output"]);
         if got.len() != want.len() {
-            failures.push(format!("{name}: {} values, the exporter gave {}", got.len(), want.len()));
+            failures.push(format!(
+                "{name}: {} values, the exporter gave {}",
+                got.len(),
+                want.len()
+            ));
             continue;
         }
         let err = max_rel(&got, &want);
@@ -143,10 +147,19 @@ fn an_imported_model_trains_like_any_other() {
     let case = cases("onnx_torch")["lstm"].clone();
     let mut f = case_feeds(&model, &case);
     let t = rntk::sequence::input_variable(2);
-    let lengths: Vec<usize> = f[0].1.to_sequences::<f32>().iter().map(|s| s.len() / 3).collect();
+    let lengths: Vec<usize> = f[0]
+        .1
+        .to_sequences::<f32>()
+        .iter()
+        .map(|s| s.len() / 3)
+        .collect();
     let targets: Vec<Vec<f32>> = lengths
         .iter()
-        .map(|&n| (0..2 * n).map(|i| if i % 2 == 0 { 0.5 } else { -0.5 }).collect())
+        .map(|&n| {
+            (0..2 * n)
+                .map(|i| if i % 2 == 0 { 0.5 } else { -0.5 })
+                .collect()
+        })
         .collect();
     let z_axes = z.dynamic_axes();
     let t = if t.dynamic_axes() == z_axes {
@@ -161,7 +174,10 @@ fn an_imported_model_trains_like_any_other() {
         )
     };
     let loss = rntk::losses::squared_error(&z, &t).expect("loss");
-    f.push((t.clone(), Value::from_sequences(2, &targets).expect("targets")));
+    f.push((
+        t.clone(),
+        Value::from_sequences(2, &targets).expect("targets"),
+    ));
     let refs: Vec<(&Variable, &Value)> = f.iter().map(|(v, x)| (v, x)).collect();
     let params = model.parameters();
     assert!(!params.is_empty(), "initializers become parameters");

@@ -22,8 +22,8 @@ use prost::Message;
 use std::path::Path;
 
 pub use builder::RNTK_DOMAIN;
-pub use import::{is_onnx_model, load_onnx, load_onnx_bytes};
 pub use export::{BATCH_DIM, SEQUENCE_DIM, SEQUENCE_LENS};
+pub use import::{is_onnx_model, load_onnx, load_onnx_bytes};
 
 /// The opset written unless another is asked for.
 pub const DEFAULT_OPSET: i64 = 17;

@@ -112,7 +112,8 @@ impl<'a> Imp<'a> {
             .as_ref()
             .map(|s| s.dim.iter().map(|d| d.value.clone()).collect())
             .unwrap_or_default();
-        let named = |d: &Option<D>| matches!(d, Some(D::DimParam(p)) if !p.is_empty()) || d.is_none();
+        let named =
+            |d: &Option<D>| matches!(d, Some(D::DimParam(p)) if !p.is_empty()) || d.is_none();
         let param = |d: &Option<D>| match d {
             Some(D::DimParam(p)) => p.clone(),
             _ => String::new(),
@@ -138,7 +139,9 @@ impl<'a> Imp<'a> {
         } else {
             for &i in lead.iter().take(2) {
                 let p = param(&dims[i]).to_lowercase();
-                if p.contains("batch") || (lead.len() == 1 && !p.contains("seq") && !p.contains("time")) {
+                if p.contains("batch")
+                    || (lead.len() == 1 && !p.contains("seq") && !p.contains("time"))
+                {
                     b = Some(i);
                 } else if t.is_none() {
                     t = Some(i);
@@ -213,7 +216,8 @@ impl<'a> Imp<'a> {
                     }
                 }
                 Err(Error::Unsupported(why)) => {
-                    self.refused.push(format!("node '{}' ({}): {why}", label(n), op(n)));
+                    self.refused
+                        .push(format!("node '{}' ({}): {why}", label(n), op(n)));
                     // its outputs stay undefined; nodes reading them are skipped too
                 }
                 Err(e) => return Err(e),
@@ -232,7 +236,10 @@ fn defined(g: &GraphProto) -> HashSet<String> {
 
 /// Build the rntk graph of a decoded model.
 fn import(file: &str, m: &ModelProto, dir: Option<&Path>) -> Result<Function> {
-    let g = m.graph.as_ref().ok_or_else(|| format_err(file, "no graph"))?;
+    let g = m
+        .graph
+        .as_ref()
+        .ok_or_else(|| format_err(file, "no graph"))?;
     let mut opset = None;
     for o in &m.opset_import {
         match o.domain.as_deref() {
@@ -247,9 +254,7 @@ fn import(file: &str, m: &ModelProto, dir: Option<&Path>) -> Result<Function> {
         )));
     }
     if !g.sparse_initializer.is_empty() {
-        return Err(Error::Unsupported(format!(
-            "{file}: sparse initializers"
-        )));
+        return Err(Error::Unsupported(format!("{file}: sparse initializers")));
     }
     // the model's float type: the first float input's
     let dtype = g
@@ -260,7 +265,13 @@ fn import(file: &str, m: &ModelProto, dir: Option<&Path>) -> Result<Function> {
             _ => None,
         })
         .find(|&e| e == super::builder::FLOAT || e == super::builder::DOUBLE)
-        .map(|e| if e == super::builder::DOUBLE { DType::F64 } else { DType::F32 })
+        .map(|e| {
+            if e == super::builder::DOUBLE {
+                DType::F64
+            } else {
+                DType::F32
+            }
+        })
         .unwrap_or(DType::F32);
     let mut imp = Imp {
         file,
@@ -273,7 +284,11 @@ fn import(file: &str, m: &ModelProto, dir: Option<&Path>) -> Result<Function> {
         dtype,
         dir,
     };
-    let inits: HashSet<String> = g.initializer.iter().filter_map(|t| t.name.clone()).collect();
+    let inits: HashSet<String> = g
+        .initializer
+        .iter()
+        .filter_map(|t| t.name.clone())
+        .collect();
     for t in &g.initializer {
         let c = model::tensor(file, t, dir)?;
         let name = t.name.clone().unwrap_or_default();
@@ -335,7 +350,12 @@ pub fn load_onnx_bytes(file: &str, bytes: &[u8], dir: Option<&Path>) -> Result<F
             .name("rntk-onnx-import".into())
             .stack_size(stack)
             .spawn_scoped(s, || import(file, &m, dir))
-            .map_err(|e| format_err(file, format!("a graph of {nodes} nodes cannot be imported: {e}")))?
+            .map_err(|e| {
+                format_err(
+                    file,
+                    format!("a graph of {nodes} nodes cannot be imported: {e}"),
+                )
+            })?
             .join()
             .map_err(|_| format_err(file, "importing failed unexpectedly"))?
     })
@@ -349,7 +369,13 @@ pub fn load_onnx(path: impl AsRef<Path>) -> Result<Function> {
         file: file.clone(),
         detail: format!("cannot read the model: {e}"),
     })?;
-    let dir = path.parent().map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p });
+    let dir = path.parent().map(|p| {
+        if p.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            p
+        }
+    });
     load_onnx_bytes(&file, &bytes, dir)
 }
 

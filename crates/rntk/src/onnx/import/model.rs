@@ -3,7 +3,9 @@
 //! bytes present and rntk's limits, external data only inside the model's folder,
 //! read with bounds), and the node order (a cycle is an error naming a node on it).
 
-use super::super::proto::{tensor_proto::DataLocation, GraphProto, ModelProto, NodeProto, TensorProto};
+use super::super::proto::{
+    tensor_proto::DataLocation, GraphProto, ModelProto, NodeProto, TensorProto,
+};
 use crate::error::{Error, Result};
 use prost::Message;
 use std::collections::{HashMap, HashSet};
@@ -104,15 +106,19 @@ fn numel(file: &str, what: &str, dims: &[i64]) -> Result<Vec<usize>> {
         if d < 0 {
             return Err(format_err(file, format!("{what}: negative dimension {d}")));
         }
-        let d = usize::try_from(d).map_err(|_| format_err(file, format!("{what}: dimension {d}")))?;
-        n = n.checked_mul(d.max(1)).filter(|&n| n <= MAX_TENSOR_ELEMENTS).ok_or_else(|| {
-            format_err(
-                file,
-                format!(
+        let d =
+            usize::try_from(d).map_err(|_| format_err(file, format!("{what}: dimension {d}")))?;
+        n = n
+            .checked_mul(d.max(1))
+            .filter(|&n| n <= MAX_TENSOR_ELEMENTS)
+            .ok_or_else(|| {
+                format_err(
+                    file,
+                    format!(
                     "{what}: declared shape {dims:?} holds more than {MAX_TENSOR_ELEMENTS} elements"
                 ),
-            )
-        })?;
+                )
+            })?;
         out.push(d);
     }
     Ok(out)
@@ -217,7 +223,10 @@ pub(crate) fn tensor(file: &str, t: &TensorProto, dir: Option<&Path>) -> Result<
 }
 
 fn unreachable_type(file: &str, what: &str) -> Result<Data> {
-    Err(format_err(file, format!("{what}: unsupported element type")))
+    Err(format_err(
+        file,
+        format!("{what}: unsupported element type"),
+    ))
 }
 
 /// The bytes of an external-data tensor: a relative path inside the model's folder
@@ -234,10 +243,17 @@ fn external_data(
     let mut offset: u64 = 0;
     let mut length: Option<u64> = None;
     for e in &t.external_data {
-        let (k, v) = (e.key.as_deref().unwrap_or(""), e.value.as_deref().unwrap_or(""));
+        let (k, v) = (
+            e.key.as_deref().unwrap_or(""),
+            e.value.as_deref().unwrap_or(""),
+        );
         let num = |v: &str| {
-            v.parse::<u64>()
-                .map_err(|_| format_err(file, format!("{what}: external data {k} '{v}' is not a number")))
+            v.parse::<u64>().map_err(|_| {
+                format_err(
+                    file,
+                    format!("{what}: external data {k} '{v}' is not a number"),
+                )
+            })
         };
         match k {
             "location" => location = Some(v.to_string()),
@@ -246,7 +262,8 @@ fn external_data(
             _ => {}
         }
     }
-    let loc = location.ok_or_else(|| format_err(file, format!("{what}: external data without a location")))?;
+    let loc = location
+        .ok_or_else(|| format_err(file, format!("{what}: external data without a location")))?;
     let dir = dir.ok_or_else(|| {
         format_err(
             file,
@@ -302,7 +319,11 @@ fn external_data(
 
 /// The nodes of `g` in an order where every value is produced before it is read;
 /// `known` names values defined outside the nodes (inputs, initializers, outer scope).
-pub(crate) fn ordered<'a>(file: &str, g: &'a GraphProto, known: &HashSet<String>) -> Result<Vec<&'a NodeProto>> {
+pub(crate) fn ordered<'a>(
+    file: &str,
+    g: &'a GraphProto,
+    known: &HashSet<String>,
+) -> Result<Vec<&'a NodeProto>> {
     let mut producer: HashMap<&str, usize> = HashMap::new();
     for (i, n) in g.node.iter().enumerate() {
         for o in &n.output {
@@ -331,7 +352,11 @@ pub(crate) fn ordered<'a>(file: &str, g: &'a GraphProto, known: &HashSet<String>
                 None => {
                     return Err(format_err(
                         file,
-                        format!("node '{}' ({}) reads '{inp}', which nothing defines", label(n), op(n)),
+                        format!(
+                            "node '{}' ({}) reads '{inp}', which nothing defines",
+                            label(n),
+                            op(n)
+                        ),
                     ))
                 }
             }
@@ -376,7 +401,9 @@ pub(crate) fn label(n: &NodeProto) -> String {
 
 pub(crate) fn op(n: &NodeProto) -> String {
     match n.domain.as_deref() {
-        Some(d) if !d.is_empty() && d != "ai.onnx" => format!("{d}.{}", n.op_type.as_deref().unwrap_or("")),
+        Some(d) if !d.is_empty() && d != "ai.onnx" => {
+            format!("{d}.{}", n.op_type.as_deref().unwrap_or(""))
+        }
         _ => n.op_type.clone().unwrap_or_default(),
     }
 }

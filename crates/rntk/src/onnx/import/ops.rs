@@ -27,7 +27,10 @@ pub(crate) fn attr_ints(n: &NodeProto, name: &str) -> Option<Vec<i64>> {
     attr(n, name).map(|a| a.ints.clone())
 }
 pub(crate) fn attr_s(n: &NodeProto, name: &str) -> Option<String> {
-    attr(n, name).and_then(|a| a.s.as_ref().map(|s| String::from_utf8_lossy(s).into_owned()))
+    attr(n, name).and_then(|a| {
+        a.s.as_ref()
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+    })
 }
 pub(crate) fn attr_strings(n: &NodeProto, name: &str) -> Vec<String> {
     attr(n, name)
@@ -75,9 +78,7 @@ impl<'a> Imp<'a> {
             Av::Lens => Err(unsupported(
                 "the lengths of a sequence axis used as data (rntk keeps lengths with the values)",
             )),
-            Av::Mask(_) => Err(unsupported(
-                "the mask of a sequence axis used as data",
-            )),
+            Av::Mask(_) => Err(unsupported("the mask of a sequence axis used as data")),
         }
     }
 
@@ -247,16 +248,14 @@ impl<'a> Imp<'a> {
             "BatchNormalization" => self.batch_norm(n),
             "LSTM" | "GRU" | "RNN" => self.rnn(n, ty),
             "Scan" => self.scan(n),
-            _ => {
-                Err(unsupported(format!(
-                    "rntk has no op for ONNX {ty}{}",
-                    match ty {
-                        "Conv" | "ConvTranspose" | "MaxPool" | "AveragePool" | "GlobalAveragePool" =>
-                            " (convolution and pooling are not in rntk yet)",
-                        _ => "",
-                    }
-                )))
-            }
+            _ => Err(unsupported(format!(
+                "rntk has no op for ONNX {ty}{}",
+                match ty {
+                    "Conv" | "ConvTranspose" | "MaxPool" | "AveragePool" | "GlobalAveragePool" =>
+                        " (convolution and pooling are not in rntk yet)",
+                    _ => "",
+                }
+            ))),
         }
     }
 
@@ -434,7 +433,10 @@ impl<'a> Imp<'a> {
             let v = self.need(n, 0)?;
             self.tv_of_av(n, 0, &v)?
         };
-        let (alpha, beta) = (attr_f(n, "alpha", 1.0) as f64, attr_f(n, "beta", 1.0) as f64);
+        let (alpha, beta) = (
+            attr_f(n, "alpha", 1.0) as f64,
+            attr_f(n, "beta", 1.0) as f64,
+        );
         // B, transposed now when it is a constant
         let bconst = self.konst(n, 1)?;
         let w = match (bconst, attr_i(n, "transB", 0)) {
@@ -452,7 +454,11 @@ impl<'a> Imp<'a> {
                     Some(p) => p.clone(),
                     None => {
                         let p = parameter_from(
-                            crate::tensor::Tensor::from_f64(Shape::new(vec![k, r]), self.dtype, &t)?,
+                            crate::tensor::Tensor::from_f64(
+                                Shape::new(vec![k, r]),
+                                self.dtype,
+                                &t,
+                            )?,
                             &n.input[1],
                         );
                         self.params.insert(name, p.clone());
@@ -518,7 +524,11 @@ impl<'a> Imp<'a> {
             let mut flat = lead.clone();
             flat.push(s[sa..].iter().product());
             let r = f::reshape(&x, Shape::new(flat))?;
-            let y = if log { f::log_softmax(&r, -1)? } else { f::softmax(&r, -1)? };
+            let y = if log {
+                f::log_softmax(&r, -1)?
+            } else {
+                f::softmax(&r, -1)?
+            };
             f::reshape(&y, Shape::new(s))?
         } else if log {
             f::log_softmax(&x, sa as isize)?
@@ -590,7 +600,9 @@ impl<'a> Imp<'a> {
     }
 
     fn concat(&mut self, n: &NodeProto) -> Result<Vec<Av>> {
-        let vals: Vec<Av> = (0..n.input.len()).map(|i| self.need(n, i)).collect::<Result<_>>()?;
+        let vals: Vec<Av> = (0..n.input.len())
+            .map(|i| self.need(n, i))
+            .collect::<Result<_>>()?;
         // shape vectors and int constants: folded
         if vals.iter().all(|v| matches!(v, Av::S(..) | Av::C(..))) {
             let mut out = Vec::new();
@@ -606,7 +618,10 @@ impl<'a> Imp<'a> {
             if vals.iter().any(|v| matches!(v, Av::S(..))) {
                 return Ok(vec![Av::S(out, false)]);
             }
-            if vals.iter().all(|v| matches!(v, Av::C(c, _) if !c.data.is_float())) {
+            if vals
+                .iter()
+                .all(|v| matches!(v, Av::C(c, _) if !c.data.is_float()))
+            {
                 let all: Vec<i64> = vals
                     .iter()
                     .flat_map(|v| match v {
@@ -664,10 +679,16 @@ impl<'a> Imp<'a> {
         };
         if let Av::S(s, _) = &v {
             // a slice of a shape vector
-            let (b, e) = (starts.first().copied().unwrap_or(0), ends.first().copied().unwrap_or(0));
+            let (b, e) = (
+                starts.first().copied().unwrap_or(0),
+                ends.first().copied().unwrap_or(0),
+            );
             let r = s.len() as i64;
             let clamp = |x: i64| if x < 0 { (x + r).max(0) } else { x.min(r) } as usize;
-            return Ok(vec![Av::S(s[clamp(b)..clamp(e).max(clamp(b))].to_vec(), false)]);
+            return Ok(vec![Av::S(
+                s[clamp(b)..clamp(e).max(clamp(b))].to_vec(),
+                false,
+            )]);
         }
         let mut t = self.tv(&v, None)?;
         let axes: Vec<i64> = axes.unwrap_or_else(|| (0..starts.len() as i64).collect());
@@ -680,7 +701,11 @@ impl<'a> Imp<'a> {
                 let var = match (b, e, step) {
                     (-1, e, 1) if e >= i32::MAX as i64 => crate::sequence::last(&t.var)?,
                     (0, 1, 1) => crate::sequence::first(&t.var)?,
-                    _ => return Err(unsupported("a slice along the sequence axis other than its first or last step")),
+                    _ => {
+                        return Err(unsupported(
+                            "a slice along the sequence axis other than its first or last step",
+                        ))
+                    }
                 };
                 let mut dims = t.dims.clone();
                 dims[a] = SDim::N(1);
@@ -710,7 +735,13 @@ impl<'a> Imp<'a> {
 
     /// Target dims of a reshape in ONNX terms (0 copies, -1 is inferred), with the
     /// dynamic dims followed through.
-    fn reshape_dims(&self, n: &NodeProto, t: &Tv, target: &[SDim], allow_zero: bool) -> Result<Vec<SDim>> {
+    fn reshape_dims(
+        &self,
+        n: &NodeProto,
+        t: &Tv,
+        target: &[SDim],
+        allow_zero: bool,
+    ) -> Result<Vec<SDim>> {
         let mut out: Vec<Option<SDim>> = Vec::new();
         for (i, d) in target.iter().enumerate() {
             out.push(match d {
@@ -733,9 +764,23 @@ impl<'a> Imp<'a> {
                 _ => 1,
             })
             .product();
-        let dyn_in: Vec<SDim> = t.dims.iter().filter(|d| !matches!(d, SDim::N(_))).cloned().collect();
-        let dyn_out: Vec<SDim> = out.iter().flatten().filter(|d| !matches!(d, SDim::N(_))).cloned().collect();
-        let missing: Vec<SDim> = dyn_in.iter().filter(|d| !dyn_out.contains(d)).cloned().collect();
+        let dyn_in: Vec<SDim> = t
+            .dims
+            .iter()
+            .filter(|d| !matches!(d, SDim::N(_)))
+            .cloned()
+            .collect();
+        let dyn_out: Vec<SDim> = out
+            .iter()
+            .flatten()
+            .filter(|d| !matches!(d, SDim::N(_)))
+            .cloned()
+            .collect();
+        let missing: Vec<SDim> = dyn_in
+            .iter()
+            .filter(|d| !dyn_out.contains(d))
+            .cloned()
+            .collect();
         let mut res = Vec::new();
         for d in out {
             res.push(match d {
@@ -743,7 +788,11 @@ impl<'a> Imp<'a> {
                 None => match missing.as_slice() {
                     [] => SDim::N(known_in / known_out.max(1)),
                     [m] if known_in == known_out => m.clone(),
-                    _ => return Err(unsupported("a reshape that merges the batch or sequence axis with others")),
+                    _ => {
+                        return Err(unsupported(
+                            "a reshape that merges the batch or sequence axis with others",
+                        ))
+                    }
                 },
             });
         }
@@ -772,13 +821,25 @@ impl<'a> Imp<'a> {
                 .data
                 .to_i64()
                 .iter()
-                .map(|&k| if k < 0 { SDim::N(usize::MAX) } else { SDim::N(k as usize) })
+                .map(|&k| {
+                    if k < 0 {
+                        SDim::N(usize::MAX)
+                    } else {
+                        SDim::N(k as usize)
+                    }
+                })
                 .collect(),
             Some(Av::S(s, _)) => s,
             None => attr_ints(n, "shape")
                 .unwrap_or_default()
                 .iter()
-                .map(|&k| if k < 0 { SDim::N(usize::MAX) } else { SDim::N(k as usize) })
+                .map(|&k| {
+                    if k < 0 {
+                        SDim::N(usize::MAX)
+                    } else {
+                        SDim::N(k as usize)
+                    }
+                })
                 .collect(),
             _ => return Err(unsupported("Reshape to a shape computed from data")),
         };
@@ -788,7 +849,10 @@ impl<'a> Imp<'a> {
                 dims: c.dims.iter().map(|&d| SDim::N(d)).collect(),
             };
             let d = self.reshape_dims(n, &t, &target, attr_i(n, "allowzero", 0) == 1)?;
-            let dims: Vec<usize> = d.iter().map(|x| if let SDim::N(k) = x { *k } else { 1 }).collect();
+            let dims: Vec<usize> = d
+                .iter()
+                .map(|x| if let SDim::N(k) = x { *k } else { 1 })
+                .collect();
             return Ok(vec![Av::C(
                 Rc::new(ConstT {
                     dims,
@@ -799,7 +863,10 @@ impl<'a> Imp<'a> {
         }
         let t = self.tv(&v, None)?;
         let dims = self.reshape_dims(n, &t, &target, attr_i(n, "allowzero", 0) == 1)?;
-        let s: Vec<usize> = dims.iter().filter_map(|d| if let SDim::N(k) = d { Some(*k) } else { None }).collect();
+        let s: Vec<usize> = dims
+            .iter()
+            .filter_map(|d| if let SDim::N(k) = d { Some(*k) } else { None })
+            .collect();
         let var = if t.var.shape().numel() == s.iter().product::<usize>() {
             t.var.clone()
         } else {
@@ -813,13 +880,19 @@ impl<'a> Imp<'a> {
         let t = self.tv(&v, None)?;
         let a = attr_i(n, "axis", 1);
         let a = if a < 0 { a + t.dims.len() as i64 } else { a } as usize;
-        if t.dims[..a.min(t.dims.len())].iter().filter(|d| !matches!(d, SDim::N(_))).count()
+        if t.dims[..a.min(t.dims.len())]
+            .iter()
+            .filter(|d| !matches!(d, SDim::N(_)))
+            .count()
             != t.dims.iter().filter(|d| !matches!(d, SDim::N(_))).count()
         {
             return Err(unsupported("Flatten across the batch or sequence axis"));
         }
         let mut dims: Vec<SDim> = t.dims[..a].to_vec();
-        let rest: usize = t.dims[a..].iter().map(|d| if let SDim::N(k) = d { *k } else { 1 }).product();
+        let rest: usize = t.dims[a..]
+            .iter()
+            .map(|d| if let SDim::N(k) = d { *k } else { 1 })
+            .product();
         dims.push(SDim::N(rest));
         one_tv(Tv { var: t.var, dims })
     }
@@ -853,7 +926,14 @@ impl<'a> Imp<'a> {
         let axes = self.axes_of(n, 1)?;
         if let Av::S(s, scalar) = &v {
             // shape arithmetic: a scalar ↔ a one-element vector
-            return Ok(vec![Av::S(s.clone(), if squeeze { s.len() == 1 } else { !*scalar && false })]);
+            return Ok(vec![Av::S(
+                s.clone(),
+                if squeeze {
+                    s.len() == 1
+                } else {
+                    !*scalar && false
+                },
+            )]);
         }
         if let Av::Mask(k) = v {
             return Ok(vec![Av::Mask(k)]);
@@ -864,7 +944,10 @@ impl<'a> Imp<'a> {
                 match &axes {
                     Some(a) => {
                         let r = dims.len() as i64;
-                        let mut idx: Vec<usize> = a.iter().map(|&x| if x < 0 { x + r } else { x } as usize).collect();
+                        let mut idx: Vec<usize> = a
+                            .iter()
+                            .map(|&x| if x < 0 { x + r } else { x } as usize)
+                            .collect();
                         idx.sort_unstable();
                         for i in idx.into_iter().rev() {
                             if i < dims.len() {
@@ -877,20 +960,32 @@ impl<'a> Imp<'a> {
             } else {
                 let a = axes.unwrap_or_default();
                 let r = (dims.len() + a.len()) as i64;
-                let mut idx: Vec<usize> = a.iter().map(|&x| if x < 0 { x + r } else { x } as usize).collect();
+                let mut idx: Vec<usize> = a
+                    .iter()
+                    .map(|&x| if x < 0 { x + r } else { x } as usize)
+                    .collect();
                 idx.sort_unstable();
                 for i in idx {
                     dims.insert(i.min(dims.len()), 1);
                 }
             }
-            return Ok(vec![Av::C(Rc::new(ConstT { dims, data: c.data.clone() }), *l)]);
+            return Ok(vec![Av::C(
+                Rc::new(ConstT {
+                    dims,
+                    data: c.data.clone(),
+                }),
+                *l,
+            )]);
         }
         let t = self.tv(&v, None)?;
         let mut dims = t.dims.clone();
         if squeeze {
             let r = dims.len() as i64;
             let idx: Vec<usize> = match axes {
-                Some(a) => a.iter().map(|&x| if x < 0 { x + r } else { x } as usize).collect(),
+                Some(a) => a
+                    .iter()
+                    .map(|&x| if x < 0 { x + r } else { x } as usize)
+                    .collect(),
                 None => (0..dims.len()).filter(|&i| dims[i] == SDim::N(1)).collect(),
             };
             let mut idx = idx;
@@ -910,7 +1005,10 @@ impl<'a> Imp<'a> {
         } else {
             let a = axes.unwrap_or_default();
             let r = (dims.len() + a.len()) as i64;
-            let mut idx: Vec<usize> = a.iter().map(|&x| if x < 0 { x + r } else { x } as usize).collect();
+            let mut idx: Vec<usize> = a
+                .iter()
+                .map(|&x| if x < 0 { x + r } else { x } as usize)
+                .collect();
             idx.sort_unstable();
             for i in idx {
                 dims.insert(i.min(dims.len()), SDim::N(1));
@@ -925,24 +1023,38 @@ impl<'a> Imp<'a> {
         let idx = self.need(n, 1)?;
         if let Av::S(s, _) = &data {
             // one entry of a shape vector
-            let k = self.ints(n, 1)?.ok_or_else(|| self.err(n, "a dynamic index into a shape"))?;
+            let k = self
+                .ints(n, 1)?
+                .ok_or_else(|| self.err(n, "a dynamic index into a shape"))?;
             let r = s.len() as i64;
             let pick: Vec<SDim> = k
                 .iter()
-                .map(|&i| s.get((if i < 0 { i + r } else { i }) as usize).cloned().ok_or_else(|| self.err(n, "index out of range")))
+                .map(|&i| {
+                    s.get((if i < 0 { i + r } else { i }) as usize)
+                        .cloned()
+                        .ok_or_else(|| self.err(n, "index out of range"))
+                })
                 .collect::<Result<_>>()?;
             let scalar = matches!(&idx, Av::C(c, _) if c.dims.is_empty());
             return Ok(vec![Av::S(pick, scalar)]);
         }
         let t = self.tv_of_av(n, 0, &data)?;
-        let a = t.axis(axis).ok_or_else(|| self.err(n, "axis out of range"))?;
+        let a = t
+            .axis(axis)
+            .ok_or_else(|| self.err(n, "axis out of range"))?;
         if Some(a) == t.t_pos() {
             // a step of every sequence: the first or the last
-            let k = self.ints(n, 1)?.ok_or_else(|| unsupported("a dynamic index along the sequence axis"))?;
+            let k = self
+                .ints(n, 1)?
+                .ok_or_else(|| unsupported("a dynamic index along the sequence axis"))?;
             let var = match k.as_slice() {
                 [0] => crate::sequence::first(&t.var)?,
                 [-1] => crate::sequence::last(&t.var)?,
-                _ => return Err(unsupported("a step along the sequence axis other than the first or last")),
+                _ => {
+                    return Err(unsupported(
+                        "a step along the sequence axis other than the first or last",
+                    ))
+                }
             };
             let mut dims = t.dims.clone();
             dims.remove(a);
@@ -967,7 +1079,10 @@ impl<'a> Imp<'a> {
             self.tv(&v, None)?
         };
         let (lo, hi) = if self.opset < 11 {
-            (attr_f(n, "min", f32::MIN) as f64, attr_f(n, "max", f32::MAX) as f64)
+            (
+                attr_f(n, "min", f32::MIN) as f64,
+                attr_f(n, "max", f32::MAX) as f64,
+            )
         } else {
             let get = |s: &Self, i: usize, d: f64| -> Result<f64> {
                 Ok(match s.konst(n, i)? {
@@ -990,7 +1105,12 @@ impl<'a> Imp<'a> {
         let v = self.need(n, 0)?;
         let shape: Vec<SDim> = match self.input(n, 1)? {
             Some(Av::S(s, _)) => s,
-            Some(Av::C(c, _)) => c.data.to_i64().iter().map(|&k| SDim::N(k.max(0) as usize)).collect(),
+            Some(Av::C(c, _)) => c
+                .data
+                .to_i64()
+                .iter()
+                .map(|&k| SDim::N(k.max(0) as usize))
+                .collect(),
             _ => return Err(unsupported("Expand to a shape computed from data")),
         };
         let t = self.tv(&v, None)?;
@@ -1008,20 +1128,41 @@ impl<'a> Imp<'a> {
         }
         // a static value broadcast over sample dims becomes that shape (the dynamic
         // dims stay broadcast marks)
-        let want: Vec<usize> = dims.iter().filter_map(|d| if let SDim::N(k) = d { Some(*k) } else { None }).collect();
-        let var = if t.var.shape().numel() == want.iter().product::<usize>() || t.var.shape().numel() == 1 && want.iter().product::<usize>() == 1 {
+        let want: Vec<usize> = dims
+            .iter()
+            .filter_map(|d| if let SDim::N(k) = d { Some(*k) } else { None })
+            .collect();
+        let var = if t.var.shape().numel() == want.iter().product::<usize>()
+            || t.var.shape().numel() == 1 && want.iter().product::<usize>() == 1
+        {
             t.var.clone()
         } else if t.var.dynamic_axes().is_none() && t.var.shape().numel() == 1 {
             // a scalar fill: kept a scalar (broadcast when used)
-            return one_tv(Tv { var: t.var, dims: dims.iter().map(|d| match d { SDim::N(_) => SDim::N(1), x => x.clone() }).collect() })
-                .map(|mut v| {
-                    if let Some(Av::T(tv)) = v.first_mut() {
-                        tv.dims = dims.clone();
-                    }
-                    v
-                });
+            return one_tv(Tv {
+                var: t.var,
+                dims: dims
+                    .iter()
+                    .map(|d| match d {
+                        SDim::N(_) => SDim::N(1),
+                        x => x.clone(),
+                    })
+                    .collect(),
+            })
+            .map(|mut v| {
+                if let Some(Av::T(tv)) = v.first_mut() {
+                    tv.dims = dims.clone();
+                }
+                v
+            });
         } else {
-            let ones = constant(crate::tensor::Tensor::from_f64(Shape::new(want.clone()), self.dtype, &vec![0.0; want.iter().product()])?, "");
+            let ones = constant(
+                crate::tensor::Tensor::from_f64(
+                    Shape::new(want.clone()),
+                    self.dtype,
+                    &vec![0.0; want.iter().product()],
+                )?,
+                "",
+            );
             f::plus(&t.var, &ones)?
         };
         one_tv(Tv { var, dims })
@@ -1052,7 +1193,10 @@ impl<'a> Imp<'a> {
             return Ok(vec![const_f64(vec![], vec![a.f.unwrap_or(0.0) as f64])]);
         }
         if let Some(a) = attr(n, "value_floats") {
-            return Ok(vec![const_f64(vec![a.floats.len()], a.floats.iter().map(|&x| x as f64).collect())]);
+            return Ok(vec![const_f64(
+                vec![a.floats.len()],
+                a.floats.iter().map(|&x| x as f64).collect(),
+            )]);
         }
         if let Some(a) = attr(n, "value_int") {
             return Ok(vec![const_i64(vec![], vec![a.i.unwrap_or(0)])]);
@@ -1061,21 +1205,36 @@ impl<'a> Imp<'a> {
             return Ok(vec![const_i64(vec![a.ints.len()], a.ints.clone())]);
         }
         let _ = AttributeType::Tensor;
-        Err(unsupported("a Constant without a tensor, float(s) or int(s) value"))
+        Err(unsupported(
+            "a Constant without a tensor, float(s) or int(s) value",
+        ))
     }
 
     fn constant_of_shape(&mut self, n: &NodeProto) -> Result<Vec<Av>> {
         let dims: Vec<SDim> = match self.need(n, 0)? {
             Av::S(s, _) => s,
-            Av::C(c, _) => c.data.to_i64().iter().map(|&k| SDim::N(k.max(0) as usize)).collect(),
+            Av::C(c, _) => c
+                .data
+                .to_i64()
+                .iter()
+                .map(|&k| SDim::N(k.max(0) as usize))
+                .collect(),
             _ => return Err(unsupported("ConstantOfShape of a shape computed from data")),
         };
         let value = match attr(n, "value").and_then(|a| a.t.as_ref()) {
-            Some(t) => super::model::tensor(self.file, t, self.dir)?.data.to_f64().first().copied().unwrap_or(0.0),
+            Some(t) => super::model::tensor(self.file, t, self.dir)?
+                .data
+                .to_f64()
+                .first()
+                .copied()
+                .unwrap_or(0.0),
             None => 0.0,
         };
         if dims.iter().all(|d| matches!(d, SDim::N(_))) {
-            let s: Vec<usize> = dims.iter().map(|d| if let SDim::N(k) = d { *k } else { 1 }).collect();
+            let s: Vec<usize> = dims
+                .iter()
+                .map(|d| if let SDim::N(k) = d { *k } else { 1 })
+                .collect();
             // checked against rntk's limit before anything is allocated
             let shape = Shape::new(s.clone());
             crate::limits::check_sample_shape(&shape)
@@ -1120,7 +1279,9 @@ impl<'a> Imp<'a> {
             .sample_axis(1)
             .ok_or_else(|| unsupported("BatchNormalization whose channel axis is dynamic"))?;
         if c != 0 {
-            return Err(unsupported("BatchNormalization with a dynamic axis after the channel"));
+            return Err(unsupported(
+                "BatchNormalization with a dynamic axis after the channel",
+            ));
         }
         let eps = attr_f(n, "epsilon", 1e-5) as f64;
         let x = self.exact(&t)?;

@@ -74,7 +74,12 @@ impl<'a> Imp<'a> {
         Ok(match self.input(n, i)? {
             None => InitialState::Scalar(0.0),
             Some(Av::Fill(v, _)) => InitialState::Scalar(v),
-            Some(Av::C(c, _)) if c.numel() == c.dims.first().copied().unwrap_or(1) * units * c.dims.get(1).copied().unwrap_or(1) => {
+            Some(Av::C(c, _))
+                if c.numel()
+                    == c.dims.first().copied().unwrap_or(1)
+                        * units
+                        * c.dims.get(1).copied().unwrap_or(1) =>
+            {
                 let v = c.data.to_f64();
                 let per = v.len() / c.dims.first().copied().unwrap_or(1).max(1);
                 let part = &v[d * per..d * per + units];
@@ -129,14 +134,28 @@ impl<'a> Imp<'a> {
         let order = gate_order(op);
         let g = order.len();
         if w.dims.len() != 3 || w.dims[1] != g * units || r.dims != [dirs, g * units, units] {
-            return Err(self.err(n, format!("weights {:?} / {:?} do not fit hidden_size {units}", w.dims, r.dims)));
+            return Err(self.err(
+                n,
+                format!(
+                    "weights {:?} / {:?} do not fit hidden_size {units}",
+                    w.dims, r.dims
+                ),
+            ));
         }
         let in_dim = w.dims[2];
         if xv.shape().dims() != [in_dim] {
-            return Err(self.err(n, format!("input of shape {} for weights of input size {in_dim}", xv.shape())));
+            return Err(self.err(
+                n,
+                format!(
+                    "input of shape {} for weights of input size {in_dim}",
+                    xv.shape()
+                ),
+            ));
         }
         if attr_f(n, "clip", 0.0) != 0.0 || attr(n, "activation_alpha").is_some() {
-            return Err(unsupported(format!("{op} with clip or activation parameters")));
+            return Err(unsupported(format!(
+                "{op} with clip or activation parameters"
+            )));
         }
         if op == "LSTM" && attr_i(n, "input_forget", 0) != 0 {
             return Err(unsupported("LSTM with input_forget = 1"));
@@ -159,7 +178,11 @@ impl<'a> Imp<'a> {
                     _ => vec!["Tanh"],
                 }
             } else {
-                acts.iter().skip(d * per).take(per).map(|s| s.as_str()).collect()
+                acts.iter()
+                    .skip(d * per)
+                    .take(per)
+                    .map(|s| s.as_str())
+                    .collect()
             };
             let back = direction == "reverse" || (direction == "bidirectional" && d == 1);
             let wv = rntk_weights(&w, d, units, order);
@@ -171,12 +194,14 @@ impl<'a> Imp<'a> {
                 let base = d * 2 * g * units;
                 for (k, &src) in order.iter().enumerate() {
                     for j in 0..units {
-                        b[k * units + j] = v[base + src * units + j] + v[base + (g + src) * units + j];
+                        b[k * units + j] =
+                            v[base + src * units + j] + v[base + (g + src) * units + j];
                         rb[k * units + j] = v[base + (g + src) * units + j];
                     }
                 }
             }
-            let states = self.rnn_direction(n, op, d, units, &a, back, (&wv, &rv, &b, &rb), &xv, in_dim)?;
+            let states =
+                self.rnn_direction(n, op, d, units, &a, back, (&wv, &rv, &b, &rb), &xv, in_dim)?;
             hs.push(states[0].clone());
             finals.push(states);
         }
@@ -203,9 +228,15 @@ impl<'a> Imp<'a> {
             }
             let mut parts = Vec::new();
             for (d, st) in finals.iter().enumerate() {
-                let s = st.get(k).ok_or_else(|| unsupported("the final cell state of this cell"))?;
+                let s = st
+                    .get(k)
+                    .ok_or_else(|| unsupported("the final cell state of this cell"))?;
                 let back = direction == "reverse" || (direction == "bidirectional" && d == 1);
-                let e = if back { sequence::first(s)? } else { sequence::last(s)? };
+                let e = if back {
+                    sequence::first(s)?
+                } else {
+                    sequence::last(s)?
+                };
                 parts.push(f::reshape(&e, Shape::from([1, units]))?);
             }
             let var = if parts.len() == 1 {
@@ -267,7 +298,10 @@ impl<'a> Imp<'a> {
                     self.initial(n, 5, d, units)?,
                     self.initial(n, 6, d, units)?,
                 ]);
-                Recurrence::new(cell).go_backwards(back).initial_state(init).apply_full(x)
+                Recurrence::new(cell)
+                    .go_backwards(back)
+                    .initial_state(init)
+                    .apply_full(x)
             }
             "GRU" if attr_i(n, "linear_before_reset", 0) == 0 => {
                 if !acts[0].eq_ignore_ascii_case("sigmoid") {
@@ -292,9 +326,14 @@ impl<'a> Imp<'a> {
                     .with_parameter("H1", h1p)?
                     .with_parameter("b", bp)?;
                 let init = self.initial(n, 5, d, units)?;
-                Recurrence::new(cell).go_backwards(back).initial_state(init).apply_full(x)
+                Recurrence::new(cell)
+                    .go_backwards(back)
+                    .initial_state(init)
+                    .apply_full(x)
             }
-            "GRU" => self.gru_linear_before_reset(n, d, units, acts, back, (wv, rv, b, rb), x, in_dim),
+            "GRU" => {
+                self.gru_linear_before_reset(n, d, units, acts, back, (wv, rv, b, rb), x, in_dim)
+            }
             _ => {
                 let hp = self.param("H", &[units, units], rv)?;
                 let cell = RnnStep::new(units)
@@ -304,7 +343,10 @@ impl<'a> Imp<'a> {
                     .with_parameter("H", hp)?
                     .with_parameter("b", bp)?;
                 let init = self.initial(n, 5, d, units)?;
-                Recurrence::new(cell).go_backwards(back).initial_state(init).apply_full(x)
+                Recurrence::new(cell)
+                    .go_backwards(back)
+                    .initial_state(init)
+                    .apply_full(x)
             }
         }
     }
@@ -325,7 +367,8 @@ impl<'a> Imp<'a> {
         if !acts[0].eq_ignore_ascii_case("sigmoid") {
             return Err(unsupported(format!("GRU activations {acts:?}")));
         }
-        let act = activation(acts[1]).ok_or_else(|| unsupported(format!("activation {}", acts[1])))?;
+        let act =
+            activation(acts[1]).ok_or_else(|| unsupported(format!("activation {}", acts[1])))?;
         // x-side bias: z, r get both biases, the candidate only Wbh
         let mut bx = b.to_vec();
         for j in 0..units {
@@ -348,7 +391,9 @@ impl<'a> Imp<'a> {
             sequence::past_value(&ph, &init, 1)?
         };
         let ah = f::times(&prev, &h)?;
-        let gate = |v: &Variable, k: usize| f::slice(v, 0, (k * units) as isize, ((k + 1) * units) as isize);
+        let gate = |v: &Variable, k: usize| {
+            f::slice(v, 0, (k * units) as isize, ((k + 1) * units) as isize)
+        };
         let z = f::sigmoid(&f::plus(&gate(&ax, 0)?, &gate(&ah, 0)?)?)?;
         let r = f::sigmoid(&f::plus(&gate(&ax, 1)?, &gate(&ah, 1)?)?)?;
         let cand = act.apply(&f::plus(
@@ -382,11 +427,18 @@ impl<'a> Imp<'a> {
         let dirs_in = super::ops::attr_ints(n, "scan_input_directions").unwrap_or_default();
         let dirs_out = super::ops::attr_ints(n, "scan_output_directions").unwrap_or_default();
         let reverse = dirs_in.first().copied().unwrap_or(0) == 1;
-        if dirs_in.iter().any(|&d| d != dirs_in[0]) || dirs_out.iter().any(|&d| d != dirs_in.first().copied().unwrap_or(0)) {
-            return Err(unsupported("Scan whose inputs or outputs run in different directions"));
+        if dirs_in.iter().any(|&d| d != dirs_in[0])
+            || dirs_out
+                .iter()
+                .any(|&d| d != dirs_in.first().copied().unwrap_or(0))
+        {
+            return Err(unsupported(
+                "Scan whose inputs or outputs run in different directions",
+            ));
         }
         if super::ops::attr_ints(n, "scan_input_axes").is_some_and(|a| a.iter().any(|&x| x != 0))
-            || super::ops::attr_ints(n, "scan_output_axes").is_some_and(|a| a.iter().any(|&x| x != 0))
+            || super::ops::attr_ints(n, "scan_output_axes")
+                .is_some_and(|a| a.iter().any(|&x| x != 0))
         {
             return Err(unsupported("Scan along an axis other than the first"));
         }
@@ -401,7 +453,9 @@ impl<'a> Imp<'a> {
                 other => {
                     let t = self.tv(&other, None)?;
                     if t.t_pos() != Some(0) {
-                        return Err(unsupported("Scan over a value whose first dimension is not the sequence"));
+                        return Err(unsupported(
+                            "Scan over a value whose first dimension is not the sequence",
+                        ));
                     }
                     like.get_or_insert(t.var.clone());
                     Av::T(Tv {
@@ -417,12 +471,24 @@ impl<'a> Imp<'a> {
         for k in 0..states {
             let init = self.need(n, k)?;
             let it = self.tv(&init, None)?;
-            let init_var = self.exact(&Tv {
-                var: it.var.clone(),
-                dims: it.dims.iter().filter(|d| !matches!(d, SDim::B | SDim::T)).cloned().collect(),
-            }).unwrap_or(it.var.clone());
+            let init_var = self
+                .exact(&Tv {
+                    var: it.var.clone(),
+                    dims: it
+                        .dims
+                        .iter()
+                        .filter(|d| !matches!(d, SDim::B | SDim::T))
+                        .cloned()
+                        .collect(),
+                })
+                .unwrap_or(it.var.clone());
             let shape: Vec<usize> = it.sample();
-            let ph = placeholder(shape.clone(), like.dtype(), like.dynamic_axes(), &format!("state{k}"))?;
+            let ph = placeholder(
+                shape.clone(),
+                like.dtype(),
+                like.dynamic_axes(),
+                &format!("state{k}"),
+            )?;
             let init_var = if init_var.dynamic_axes().is_none() && init_var.shape().numel() == 1 {
                 f::reshape(&init_var, Shape::scalar())?
             } else {
@@ -448,7 +514,10 @@ impl<'a> Imp<'a> {
         for t in &body.initializer {
             let c = super::model::tensor(self.file, t, self.dir)?;
             let learnable = c.data.is_float();
-            self.put(&t.name.clone().unwrap_or_default(), Av::C(std::rc::Rc::new(c), learnable));
+            self.put(
+                &t.name.clone().unwrap_or_default(),
+                Av::C(std::rc::Rc::new(c), learnable),
+            );
         }
         let r = self.nodes(body, &known);
         let outs: Result<Vec<Av>> = body
@@ -456,7 +525,9 @@ impl<'a> Imp<'a> {
             .iter()
             .map(|o| {
                 let name = o.name.clone().unwrap_or_default();
-                self.get(&name).ok_or_else(|| unsupported(format!("Scan body output '{name}' is not computed")))
+                self.get(&name).ok_or_else(|| {
+                    unsupported(format!("Scan body output '{name}' is not computed"))
+                })
             })
             .collect();
         self.scopes.pop();
@@ -466,7 +537,10 @@ impl<'a> Imp<'a> {
         let mut finals = Vec::new();
         for (k, ph) in phs.iter().enumerate() {
             let t = self.tv(&outs[k], None)?;
-            let v = self.exact(&Tv { var: t.var.clone(), dims: t.dims.iter().filter(|d| **d != SDim::B).cloned().collect() })?;
+            let v = self.exact(&Tv {
+                var: t.var.clone(),
+                dims: t.dims.iter().filter(|d| **d != SDim::B).cloned().collect(),
+            })?;
             let v = if v.dynamic_axes() != ph.dynamic_axes() {
                 return Err(unsupported("a Scan state that does not depend on the step"));
             } else {
@@ -475,7 +549,11 @@ impl<'a> Imp<'a> {
             if let Some(owner) = v.owner() {
                 owner.replace_placeholders(&[(ph.clone(), v.clone())])?;
             }
-            let e = if reverse { sequence::first(&v)? } else { sequence::last(&v)? };
+            let e = if reverse {
+                sequence::first(&v)?
+            } else {
+                sequence::last(&v)?
+            };
             let mut dims = vec![SDim::B];
             dims.extend(t.sample().iter().map(|&s| SDim::N(s)));
             finals.push(Av::T(Tv { var: e, dims }));
@@ -530,7 +608,10 @@ impl<'a> Imp<'a> {
                 } else {
                     sequence::is_last(&x)?
                 };
-                one_tv(Tv { var, dims: vec![SDim::T, SDim::B] })
+                one_tv(Tv {
+                    var,
+                    dims: vec![SDim::T, SDim::B],
+                })
             }
             "SequenceBroadcastAs" => {
                 let v = seq(self, 0)?;
@@ -549,7 +630,15 @@ impl<'a> Imp<'a> {
                 let iv = if init.var.dynamic_axes().is_none() && init.var.shape().numel() == 1 {
                     f::reshape(&init.var, Shape::scalar())?
                 } else {
-                    self.exact(&Tv { var: init.var.clone(), dims: init.dims.iter().filter(|d| **d != SDim::B).cloned().collect() })?
+                    self.exact(&Tv {
+                        var: init.var.clone(),
+                        dims: init
+                            .dims
+                            .iter()
+                            .filter(|d| **d != SDim::B)
+                            .cloned()
+                            .collect(),
+                    })?
                 };
                 let k = attr_i(n, "offset", 1).max(1) as usize;
                 let var = if name == "PastValue" {
@@ -582,7 +671,10 @@ impl<'a> Imp<'a> {
                 let t = seq(self, 0)?;
                 let x = self.exact(&t)?;
                 let (b, e) = (attr_i(n, "begin", 0) as isize, attr_i(n, "end", 0) as isize);
-                Ok(vec![Av::T(with(&t, sequence::slice(&x, b, e)?, true)), Av::Lens])
+                Ok(vec![
+                    Av::T(with(&t, sequence::slice(&x, b, e)?, true)),
+                    Av::Lens,
+                ])
             }
             "SequenceUnpack" | "SequenceUnpackMask" => {
                 let t = seq(self, 0)?;
@@ -604,11 +696,18 @@ impl<'a> Imp<'a> {
                     "SequenceReduceAllMax" => crate::ops::ReduceOp::Max,
                     "SequenceReduceAllMin" => crate::ops::ReduceOp::Min,
                     "SequenceReduceAllLogSumExp" => crate::ops::ReduceOp::LogSumExp,
-                    other => return Err(unsupported(format!("rntk has no sequence function {other}"))),
+                    other => {
+                        return Err(unsupported(format!(
+                            "rntk has no sequence function {other}"
+                        )))
+                    }
                 };
                 let t = seq(self, 0)?;
                 let x = self.exact(&t)?;
-                one_tv(Tv { var: f::reduce_all(op, &x)?, dims: vec![] })
+                one_tv(Tv {
+                    var: f::reduce_all(op, &x)?,
+                    dims: vec![],
+                })
             }
         }
     }

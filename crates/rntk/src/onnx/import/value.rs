@@ -47,7 +47,12 @@ impl Tv {
     /// The index among the sample dims of ONNX axis `a`, if it is a sample dim.
     pub fn sample_axis(&self, a: usize) -> Option<usize> {
         match self.dims.get(a)? {
-            SDim::N(_) => Some(self.dims[..a].iter().filter(|d| matches!(d, SDim::N(_))).count()),
+            SDim::N(_) => Some(
+                self.dims[..a]
+                    .iter()
+                    .filter(|d| matches!(d, SDim::N(_)))
+                    .count(),
+            ),
             _ => None,
         }
     }
