@@ -1,5 +1,5 @@
 //! ONNX export checked by the real `onnx` checker (full check) and `onnxruntime`:
-//! every CNTK model fixture and every layer kind, on ragged batches, equals rntk's
+//! every CNTK model fixture (convolutional ones included) and every layer kind, on ragged batches, equals rntk's
 //! outputs to 1e-5 relative (tests/onnx/ort_eval.py; .ci/onnx-deps.sh makes its venv).
 
 mod onnx_support;
@@ -9,13 +9,19 @@ use rntk::onnx::OnnxOptions;
 use rntk::Function;
 
 const RTOL: f64 = 1e-5;
+/// Outputs of the float32 convolutional models below this are judged on absolute error
+/// (1e-5 · 0.1 = 1e-6): sums of dozens of taps cancel to values near 0, where
+/// onnxruntime's Conv kernel (another summation order) and CNTK's own output differ by
+/// a few float32 ulps of the terms — cnn_rect_nobias: −0.0085952 (onnxruntime) vs
+/// −0.0085950 (CNTK 2.7), 2.4e-5 relative, 2.4e-7 absolute; rntk matches CNTK there.
+const CNN_FLOOR: f64 = 0.1;
 
 #[test]
 fn every_cntk_fixture_model_exports_and_runs_in_onnxruntime() {
     let dir = scratch("cntk-fixtures");
     let mut cases = Vec::new();
     let mut runs = Vec::new();
-    for (name, case) in cntk_cases() {
+    for (name, case) in cntk_cases().into_iter().chain(cntk_cnn_cases()) {
         let model = Function::load_cntk(cntk_dir().join(format!("{name}.model"))).expect("load");
         let feeds = case_feeds(&model, &case);
         let path = dir.join(format!("{name}.onnx"));
@@ -36,7 +42,12 @@ fn every_cntk_fixture_model_exports_and_runs_in_onnxruntime() {
     let mut failures = Vec::new();
     for ((name, model, feeds, outs), r) in runs.iter().zip(&results) {
         let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            compare(name, model, outs, r, &seq_lens(feeds))
+            let floor = if name.starts_with("cnn_") {
+                CNN_FLOOR
+            } else {
+                1e-2
+            };
+            compare_floor(name, model, outs, r, &seq_lens(feeds), floor)
         }));
         match res {
             Ok(err) if err <= RTOL => {}

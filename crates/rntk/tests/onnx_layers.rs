@@ -414,7 +414,230 @@ fn cases() -> Vec<(&'static str, Built)> {
             ),
         ));
     }
+    conv_cases(&mut c);
     c
+}
+
+/// Images `[n, shape…]` as a batch of `n`.
+fn images(shape: &[usize], n: usize, key: u64) -> Value {
+    let k: usize = shape.iter().product();
+    Value::batch(shape.to_vec(), vals(n * k, key)).expect("images")
+}
+
+fn conv_model(x: Variable, y: Variable, key: u64, n: usize) -> Built {
+    let m = Function::combine(&[y], "").unwrap();
+    perturb(&m, key);
+    let shape = x.shape().dims().to_vec();
+    (m, vec![(x, images(&shape, n, key))])
+}
+
+/// Convolution, transposed convolution, pooling and unpooling: CNTK's automatic
+/// padding (asymmetric under strides, first windows inside the input), explicit pads,
+/// `ceil_out_dim`, `include_pad`, groups, dilation, 1-D to 3-D, no channel axis, and
+/// images on a sequence axis.
+fn conv_cases(c: &mut Vec<(&'static str, Built)>) {
+    use rntk::ops::{ConvAttrs, PoolAttrs, PoolingType};
+    {
+        let x = batch_input(&[2, 6, 6], "image");
+        let l = Sequential::new(vec![
+            Arc::new(
+                Convolution::d2([3, 3])
+                    .num_filters(4)
+                    .pad(true)
+                    .activation(Activation::Relu),
+            ),
+            Arc::new(Pooling::max(&[2, 2]).strides(&[2])),
+            Arc::new(
+                Convolution::d2([3, 3])
+                    .num_filters(3)
+                    .pad(true)
+                    .strides(&[2]),
+            ),
+            Arc::new(Pooling::global_average()),
+            Arc::new(Dense::new(3)),
+        ]);
+        let y = l.apply(&x).unwrap();
+        c.push(("cnn_stack", conv_model(x, y, 40, 3)));
+    }
+    {
+        // stride 2 over 6 (CNTK pads 1 before, ONNX's SAME_UPPER would pad after),
+        // dilation, groups, a rectangular kernel without padding
+        let x = batch_input(&[4, 6, 7], "image");
+        let a = Convolution::d2([3, 3])
+            .num_filters(4)
+            .pad(true)
+            .strides(&[2])
+            .apply(&x)
+            .unwrap();
+        let b = Convolution::d2([2, 3])
+            .num_filters(2)
+            .dilation(&[2])
+            .apply(&x)
+            .unwrap();
+        let g = Convolution::d2([3, 3])
+            .num_filters(6)
+            .groups(2)
+            .pad(true)
+            .bias(false)
+            .apply(&x)
+            .unwrap();
+        let m = Function::combine(&[a, b, g], "").unwrap();
+        perturb(&m, 41);
+        c.push((
+            "conv_strides_dilation_groups",
+            (m, vec![(x, images(&[4, 6, 7], 2, 41))]),
+        ));
+    }
+    {
+        // 1-D without a channel axis; 3-D
+        let x = batch_input(&[9], "signal");
+        let y = Convolution::d1(3)
+            .num_filters(2)
+            .reduction_rank(0)
+            .pad(true)
+            .strides(&[2])
+            .apply(&x)
+            .unwrap();
+        c.push(("conv1d_no_channels", conv_model(x, y, 42, 3)));
+        let x = batch_input(&[2, 4, 5, 4], "volume");
+        let y = Convolution::d3([3, 3, 3])
+            .num_filters(2)
+            .pad(true)
+            .apply(&x)
+            .unwrap();
+        let y = Pooling::max(&[2, 2, 2])
+            .strides(&[2])
+            .pad(true)
+            .apply(&y)
+            .unwrap();
+        c.push(("conv3d_pool3d", conv_model(x, y, 43, 2)));
+    }
+    {
+        // kernel 1, stride 3 over 7 with automatic padding: the first window starts
+        // inside the input (a negative pad: cropped in ONNX)
+        let x = batch_input(&[2, 7, 6], "image");
+        let w = rntk::parameter(
+            [3, 2, 1, 1],
+            DType::F32,
+            rntk::initializer::Initializer::glorot_uniform(),
+            "W",
+        )
+        .unwrap();
+        let attrs = ConvAttrs {
+            strides: vec![3],
+            auto_padding: vec![false, true, true],
+            ..Default::default()
+        };
+        let y = f::convolution(&w, &x, attrs).unwrap();
+        c.push(("conv_first_window_inside", conv_model(x, y, 44, 2)));
+    }
+    {
+        let x = batch_input(&[3, 4, 4], "image");
+        let t = Convolution::transpose2d([3, 3])
+            .num_filters(2)
+            .pad(true)
+            .strides(&[2])
+            .apply(&x)
+            .unwrap();
+        let u = Convolution::transpose2d([2, 3])
+            .num_filters(2)
+            .strides(&[2])
+            .apply(&x)
+            .unwrap();
+        let v = Convolution::transpose2d([3, 3])
+            .num_filters(2)
+            .pad(true)
+            .strides(&[2])
+            .output_shape(&[8, 8])
+            .apply(&x)
+            .unwrap();
+        let m = Function::combine(&[t, u, v], "").unwrap();
+        perturb(&m, 45);
+        c.push(("conv_transpose", (m, vec![(x, images(&[3, 4, 4], 2, 45))])));
+    }
+    {
+        let x = batch_input(&[2, 7, 5], "image");
+        let mut avg = PoolAttrs::new(PoolingType::Average, Some(vec![3, 3]));
+        avg.strides = vec![2];
+        avg.auto_padding = vec![false, true, true];
+        avg.include_pad = true;
+        let mut ceil = PoolAttrs::new(PoolingType::Max, Some(vec![2, 2]));
+        ceil.strides = vec![2];
+        ceil.ceil_out_dim = true;
+        let mut avg_ceil = PoolAttrs::new(PoolingType::Average, Some(vec![3, 2]));
+        avg_ceil.strides = vec![2];
+        avg_ceil.ceil_out_dim = true;
+        let mut inside = PoolAttrs::new(PoolingType::Max, Some(vec![1, 1]));
+        inside.strides = vec![3];
+        inside.auto_padding = vec![true];
+        let outs = vec![
+            f::pooling(&x, avg).unwrap(),
+            f::pooling(&x, ceil).unwrap(),
+            f::pooling(&x, avg_ceil.clone()).unwrap(),
+            f::pooling(
+                &x,
+                PoolAttrs {
+                    include_pad: true,
+                    ..avg_ceil
+                },
+            )
+            .unwrap(),
+            f::pooling(&x, inside).unwrap(),
+            Pooling::average(&[2, 2]).pad(true).apply(&x).unwrap(),
+            Pooling::global_max().apply(&x).unwrap(),
+        ];
+        let m = Function::combine(&outs, "").unwrap();
+        c.push(("pooling_forms", (m, vec![(x, images(&[2, 7, 5], 2, 46))])));
+    }
+    {
+        // max unpooling, windows apart and overlapping
+        let x = batch_input(&[2, 6, 6], "image");
+        let p = Pooling::max(&[2, 2]).strides(&[2]).apply(&x).unwrap();
+        let u = f::tanh(&p).unwrap();
+        let a = MaxUnpooling::new(&[2, 2])
+            .strides(&[2])
+            .apply2(&u, &x)
+            .unwrap();
+        let q = Pooling::max(&[3, 3])
+            .strides(&[2])
+            .pad(true)
+            .apply(&x)
+            .unwrap();
+        let v = f::sigmoid(&q).unwrap();
+        let b = MaxUnpooling::new(&[3, 3])
+            .strides(&[2])
+            .pad(true)
+            .apply2(&v, &x)
+            .unwrap();
+        let m = Function::combine(&[a, b], "").unwrap();
+        c.push(("max_unpooling", (m, vec![(x, images(&[2, 6, 6], 2, 47))])));
+    }
+    {
+        // images on a sequence axis (a ragged batch of image sequences)
+        let x = sequence::input_variable_with(
+            [1, 5, 5],
+            InputOptions {
+                name: "frames".into(),
+                ..Default::default()
+            },
+        );
+        let y = Convolution::d2([3, 3])
+            .num_filters(2)
+            .pad(true)
+            .apply(&x)
+            .unwrap();
+        let y = Pooling::max(&[2, 2]).strides(&[2]).apply(&y).unwrap();
+        let y = rntk::sequence::last(&y).unwrap();
+        let m = Function::combine(&[y], "").unwrap();
+        perturb(&m, 48);
+        let s: Vec<Vec<f32>> = LENS
+            .iter()
+            .enumerate()
+            .map(|(i, &l)| vals(l * 25, 48 + i as u64))
+            .collect();
+        let v = Value::from_sequences([1, 5, 5], &s).expect("sequences");
+        c.push(("conv_on_sequences", (m, vec![(x, v)])));
+    }
 }
 
 #[test]
@@ -519,4 +742,28 @@ fn ops_without_an_onnx_form_are_listed_together_and_nothing_is_written() {
     assert!(msg.contains("LambdaRank"), "{msg}");
     assert!(msg.contains("NDCG1Eval"), "{msg}");
     assert!(!path.exists(), "a file was written");
+}
+
+#[test]
+fn a_sequential_convolution_is_refused_by_name() {
+    // a kernel of 3 along the sequence axis (each sequence padded on its own)
+    let x = seq_input(2, "x");
+    let w = rntk::parameter(
+        [4, 2, 3],
+        DType::F32,
+        rntk::initializer::Initializer::glorot_uniform(),
+        "W",
+    )
+    .unwrap();
+    let a = rntk::ops::ConvAttrs {
+        sequential: true,
+        auto_padding: vec![false, true],
+        ..Default::default()
+    };
+    let y = f::convolution(&w, &x, a).unwrap();
+    let m = Function::combine(&[y], "").unwrap();
+    let e = rntk::onnx::to_onnx_bytes(&m, &OnnxOptions::default()).unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains("Convolution"), "{msg}");
+    assert!(msg.contains("sequential convolution"), "{msg}");
 }

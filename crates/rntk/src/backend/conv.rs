@@ -28,6 +28,7 @@
 //! kernel…)`; the output `(N, O, out…)`. Group `g` maps input channels
 //! `g·C/groups ..` to output channels `g·O/groups ..`.
 
+use crate::tensor::Element;
 use smallvec::SmallVec;
 
 /// The geometry of one spatial axis of a convolution or pooling window.
@@ -73,7 +74,22 @@ impl ConvAxis {
         dilation: usize,
         ceil: bool,
     ) -> Option<ConvAxis> {
-        if input == 0 || kernel == 0 || stride == 0 || dilation == 0 || kernel > input {
+        if kernel > input {
+            return None;
+        }
+        Self::auto_padded_any(input, kernel, stride, dilation, ceil)
+    }
+
+    /// CNTK's automatic padding without its kernel ≤ input check: along a sequence axis
+    /// (sequential convolution) a short sequence is padded on both sides.
+    pub fn auto_padded_any(
+        input: usize,
+        kernel: usize,
+        stride: usize,
+        dilation: usize,
+        ceil: bool,
+    ) -> Option<ConvAxis> {
+        if input == 0 || kernel == 0 || stride == 0 || dilation == 0 {
             return None;
         }
         let span = (kernel - 1) * dilation + 1;
@@ -279,6 +295,79 @@ impl PoolGeometry {
     pub fn axes3(&self) -> [ConvAxis; 3] {
         axes3(&self.axes)
     }
+}
+
+/// The convolution kernel family: what a device provides for the convolution, pooling and
+/// unpooling ops. Each call covers `n` images laid out as the module doc says;
+/// `accumulate` adds into the output instead of overwriting it.
+pub trait Convolutions {
+    /// `y (+)= conv(x, w)`.
+    #[allow(clippy::too_many_arguments)]
+    fn conv_forward<T: Element>(
+        &self,
+        g: &ConvGeometry,
+        n: usize,
+        x: &[T],
+        w: &[T],
+        y: &mut [T],
+        accumulate: bool,
+    );
+    /// `dx (+)= convᵀ(dy, w)` (also the forward of a transposed convolution).
+    #[allow(clippy::too_many_arguments)]
+    fn conv_backward_data<T: Element>(
+        &self,
+        g: &ConvGeometry,
+        n: usize,
+        dy: &[T],
+        w: &[T],
+        dx: &mut [T],
+        accumulate: bool,
+    );
+    /// `dw (+)= Σ over images of patches(x)·dyᵀ`.
+    #[allow(clippy::too_many_arguments)]
+    fn conv_backward_filter<T: Element>(
+        &self,
+        g: &ConvGeometry,
+        n: usize,
+        x: &[T],
+        dy: &[T],
+        dw: &mut [T],
+        accumulate: bool,
+    );
+    /// `y = pool(x)`.
+    fn pool_forward<T: Element>(
+        &self,
+        g: &PoolGeometry,
+        kind: PoolKind,
+        n: usize,
+        x: &[T],
+        y: &mut [T],
+    );
+    /// `dx (+)= ∂pool/∂x · dy`.
+    #[allow(clippy::too_many_arguments)]
+    fn pool_backward<T: Element>(
+        &self,
+        g: &PoolGeometry,
+        kind: PoolKind,
+        n: usize,
+        x: &[T],
+        dy: &[T],
+        dx: &mut [T],
+        accumulate: bool,
+    );
+    /// Max unpooling of `u` to the windows' first maxima of `x` (the pooling input).
+    fn unpool_forward<T: Element>(&self, g: &PoolGeometry, n: usize, u: &[T], x: &[T], y: &mut [T]);
+    /// `du (+)=` the derivative of [`Convolutions::unpool_forward`] with respect to `u`.
+    #[allow(clippy::too_many_arguments)]
+    fn unpool_backward<T: Element>(
+        &self,
+        g: &PoolGeometry,
+        n: usize,
+        x: &[T],
+        dy: &[T],
+        du: &mut [T],
+        accumulate: bool,
+    );
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@
 //! The loaded function evaluates and trains like any rntk model (its parameters are
 //! ordinary parameters) and can be saved in rntk's format with [`Function::save`].
 
+mod conv;
 mod dict;
 pub mod model;
 pub mod op_codes;

@@ -13,6 +13,9 @@
 
 pub(crate) mod batchnorm;
 pub(crate) mod binary;
+pub(crate) mod conv;
+pub mod conv_attrs;
+pub(crate) mod conv_seq;
 pub(crate) mod delay;
 pub(crate) mod lstm_cell;
 pub(crate) mod lstm_scan;
@@ -27,6 +30,7 @@ pub(crate) mod times;
 pub(crate) mod unary;
 
 pub use binary::BinaryOp;
+pub use conv_attrs::{ConvAttrs, PoolAttrs, PoolingType};
 pub use reduce::ReduceOp;
 pub use unary::UnaryOp;
 
@@ -164,6 +168,14 @@ pub enum Op {
     /// Fused top-1 `classification_error(o, t)` along the last static axis: per
     /// distribution `1 − t[argmax o]`; no gradient.
     ClassificationError,
+    /// `convolution(W, x)` over 1 to 3 spatial axes (see `conv.rs`, `conv_attrs.rs`).
+    Convolution(ConvAttrs),
+    /// `convolution_transpose(W, x)`: the gradient of a convolution as a function.
+    ConvolutionTranspose(ConvAttrs),
+    /// `pooling(x)`: max or average over windows (global when the window is `None`).
+    Pooling(PoolAttrs),
+    /// `unpooling(u, x)`: max unpooling of `u` to the window maxima of the pooling input `x`.
+    Unpooling(PoolAttrs),
 }
 
 /// What shape inference found: the outputs, and the final shapes of parameter
@@ -375,6 +387,10 @@ impl Op {
             Op::LstmScan { .. } => "LSTMScan",
             Op::CrossEntropyWithSoftmax => "CrossEntropyWithSoftmax",
             Op::ClassificationError => "ClassificationError",
+            Op::Convolution(_) => "Convolution",
+            Op::ConvolutionTranspose(_) => "ConvolutionTranspose",
+            Op::Pooling(_) => "Pooling",
+            Op::Unpooling(_) => "Unpooling",
         }
     }
 
@@ -402,6 +418,7 @@ impl Op {
             | Op::LambdaRank
             | Op::Ndcg1
             | Op::LstmScan { .. } => ExecKind::Whole,
+            Op::Convolution(a) if a.sequential => ExecKind::Whole,
             _ => ExecKind::RowLocal,
         }
     }
@@ -424,6 +441,7 @@ impl Op {
             // −hardmax(o) for a dense target, as the composition 1 − Σ t·hardmax(o) gives
             Op::ClassificationError => i == 1,
             Op::WeightedLogistic | Op::LambdaRank => i == 0,
+            Op::Unpooling(_) => i == 0,
             _ => true,
         }
     }
@@ -512,6 +530,11 @@ impl Op {
                 metrics_ops::infer_topn(op, name, infos, *top_n)
             }
             Op::LambdaRank | Op::Ndcg1 => metrics_ops::infer_ranking(op, name, infos),
+            Op::Convolution(a) if a.sequential => conv_seq::infer(name, infos, a),
+            Op::Convolution(a) => conv::infer_conv(op, name, infos, a, false),
+            Op::ConvolutionTranspose(a) => conv::infer_conv(op, name, infos, a, true),
+            Op::Pooling(a) => conv::infer_pool(op, name, infos, a),
+            Op::Unpooling(a) => conv::infer_unpool(op, name, infos, a),
             _ => sequence::infer(self, op, name, infos),
         }
     }
@@ -661,6 +684,10 @@ impl Op {
                 softmax_ce::forward(false, args, &shapes[0], out, ctx, st)
             }
             Op::ClassificationError => softmax_ce::forward(true, args, &shapes[0], out, ctx, st),
+            Op::Convolution(a) => conv::forward_conv(a, false, args, shapes, out, ctx),
+            Op::ConvolutionTranspose(a) => conv::forward_conv(a, true, args, shapes, out, ctx),
+            Op::Pooling(a) => conv::forward_pool(a, args, shapes, out, ctx),
+            Op::Unpooling(a) => conv::forward_unpool(a, args, shapes, out, ctx),
             _ => Err(Error::Unsupported(format!(
                 "{} is not a row-local op",
                 self.name()
@@ -751,6 +778,12 @@ impl Op {
             Op::ClassificationError => {
                 softmax_ce::backward_error(i, args, &shapes[0], dout, din, ctx)
             }
+            Op::Convolution(a) => conv::backward_conv(a, false, i, args, shapes, dout, din, ctx),
+            Op::ConvolutionTranspose(a) => {
+                conv::backward_conv(a, true, i, args, shapes, dout, din, ctx)
+            }
+            Op::Pooling(a) => conv::backward_pool(a, args, shapes, dout, din, ctx),
+            Op::Unpooling(a) => conv::backward_unpool(a, i, args, shapes, dout, din, ctx),
             _ => Err(Error::Unsupported(format!(
                 "{} is not a row-local op",
                 self.name()
@@ -763,6 +796,7 @@ impl Op {
         match self {
             Op::ReduceAll { .. } => Ok(Layout::Static),
             Op::BatchNorm { .. } | Op::LstmScan { .. } => Ok(args[0].layout.clone()),
+            Op::Convolution(a) => conv_seq::layout(a, args),
             Op::WeightedLogistic
             | Op::ClassificationErrorTopN { .. }
             | Op::LambdaRank
@@ -779,9 +813,10 @@ impl Op {
         static_shape: &Shape,
     ) -> Result<Shape> {
         match self {
-            Op::ReduceAll { .. } | Op::BatchNorm { .. } | Op::LstmScan { .. } => {
-                Ok(static_shape.clone())
-            }
+            Op::ReduceAll { .. }
+            | Op::BatchNorm { .. }
+            | Op::LstmScan { .. }
+            | Op::Convolution(_) => Ok(static_shape.clone()),
             Op::WeightedLogistic
             | Op::ClassificationErrorTopN { .. }
             | Op::LambdaRank
@@ -821,6 +856,7 @@ impl Op {
             Op::LambdaRank => metrics_ops::lambda_rank_forward(self.name(), args, out),
             Op::Ndcg1 => metrics_ops::ndcg1_forward(self.name(), args, out),
             Op::LstmScan { reverse } => lstm_scan::forward(*reverse, args, out, st),
+            Op::Convolution(a) => conv_seq::forward(a, args, out_shape, out_layout, out),
             _ => sequence::forward(self, args, out_shape, out_layout, out),
         }
     }
@@ -839,6 +875,9 @@ impl Op {
     ) -> Result<()> {
         match self {
             Op::LstmScan { reverse } => lstm_scan::backward(*reverse, i, args, dout, din, st),
+            Op::Convolution(a) => {
+                conv_seq::backward(a, i, args, (out_shape, out_layout), dout, din)
+            }
             Op::ReduceAll { op } => reduce::backward_all(*op, &args[0], out, dout, din),
             Op::BatchNorm { spatial, .. } => batchnorm::backward(*spatial, i, args, dout, din, st),
             Op::WeightedLogistic if i == 0 => {

@@ -12,6 +12,7 @@
 //! ONNX `LSTM` / `GRU` / `RNN` where the step is one of those cells (`rnn.rs`), else a
 //! `Scan` whose body is the step (`loops.rs`).
 
+mod conv;
 mod flat;
 mod functions;
 mod loops;

@@ -234,6 +234,10 @@ impl Ex<'_> {
                 self.reshape_sample(&oh, x.lay, x.shape.dims())
             }
             Op::LstmCell => self.lstm_cell(&ins[0], &ins[1]),
+            Op::Convolution(a) => self.convolution(n, ins, a, false)?,
+            Op::ConvolutionTranspose(a) => self.convolution(n, ins, a, true)?,
+            Op::Pooling(a) => self.pooling(n, &ins[0], a)?,
+            Op::Unpooling(a) => self.unpooling(n, ins, a)?,
             Op::CrossEntropyWithSoftmax => {
                 let (o, t) = (&ins[0], &ins[1]);
                 let ls = self
