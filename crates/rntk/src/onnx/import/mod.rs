@@ -206,7 +206,14 @@ impl<'a> Imp<'a> {
     /// Import every node of `g` in order (values of outer scopes are visible).
     pub fn nodes(&mut self, g: &'a GraphProto, known: &HashSet<String>) -> Result<()> {
         let order = model::ordered(self.file, g, known)?;
+        // outputs of refused nodes and of the nodes reading them (listed once, at
+        // the node that is refused)
+        let mut skipped: HashSet<&str> = HashSet::new();
         for n in order {
+            if n.input.iter().any(|i| skipped.contains(i.as_str())) {
+                skipped.extend(n.output.iter().map(|o| o.as_str()));
+                continue;
+            }
             match self.node(n) {
                 Ok(outs) => {
                     for (name, v) in n.output.iter().zip(outs) {
@@ -219,6 +226,7 @@ impl<'a> Imp<'a> {
                     self.refused
                         .push(format!("node '{}' ({}): {why}", label(n), op(n)));
                     // its outputs stay undefined; nodes reading them are skipped too
+                    skipped.extend(n.output.iter().map(|o| o.as_str()));
                 }
                 Err(e) => return Err(e),
             }

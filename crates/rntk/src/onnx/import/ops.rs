@@ -231,6 +231,8 @@ impl<'a> Imp<'a> {
             "ReduceMax" => self.reduce(n, ReduceOp::Max),
             "ReduceMin" => self.reduce(n, ReduceOp::Min),
             "ReduceLogSumExp" => self.reduce(n, ReduceOp::LogSumExp),
+            "ArgMax" => self.arg_extreme(n, true),
+            "ArgMin" => self.arg_extreme(n, false),
             "Concat" => self.concat(n),
             "Slice" => self.slice(n),
             "Reshape" => self.reshape(n),
@@ -409,9 +411,28 @@ impl<'a> Imp<'a> {
             let v = self.need(n, 1)?;
             self.tv_of_av(n, 1, &v)?
         };
-        if b.dims.iter().any(|d| !matches!(d, SDim::N(_))) || b.dims.len() != 2 {
+        let dynamic = |t: &Tv| -> Vec<SDim> {
+            t.dims
+                .iter()
+                .filter(|d| !matches!(d, SDim::N(_)))
+                .cloned()
+                .collect()
+        };
+        let bs = b.sample();
+        let static_matrix = dynamic(&b).is_empty() && b.dims.len() == 2;
+        // a matrix per sample: the same leading dynamic dims on both sides
+        let per_sample = !dynamic(&b).is_empty()
+            && bs.len() == 2
+            && b.dims.len() == a.dims.len()
+            && a.dims.len() >= 2
+            && a.dims[..a.dims.len() - 2] == b.dims[..b.dims.len() - 2]
+            && a.dims[a.dims.len() - 2..]
+                .iter()
+                .all(|d| matches!(d, SDim::N(_)));
+        if !static_matrix && !per_sample {
             return Err(unsupported(
-                "MatMul whose right operand is not a static matrix",
+                "MatMul whose right operand is neither a static matrix nor a matrix per \
+                 sample with the left operand's batch and sequence axes",
             ));
         }
         let x = self.exact(&a)?;
@@ -419,7 +440,7 @@ impl<'a> Imp<'a> {
         let var = f::times(&x, &w)?;
         let mut dims = a.dims.clone();
         match dims.last_mut() {
-            Some(d @ SDim::N(_)) => *d = b.dims[1].clone(),
+            Some(d @ SDim::N(_)) => *d = SDim::N(bs[1]),
             _ => return Err(unsupported("MatMul over a dynamic dimension")),
         }
         one_tv(Tv { var, dims })
@@ -536,6 +557,51 @@ impl<'a> Imp<'a> {
             f::softmax(&x, sa as isize)?
         };
         one_tv(Tv { var, dims: t.dims })
+    }
+
+    /// `ArgMax` / `ArgMin` along a sample axis, first index on ties, as floats:
+    /// with `e` = 1 where x equals its extreme, `min(e·(i − n)) + n` is the first such `i`.
+    fn arg_extreme(&mut self, n: &NodeProto, max: bool) -> Result<Vec<Av>> {
+        let v = self.need(n, 0)?;
+        let t = self.tv(&v, None)?;
+        if attr_i(n, "select_last_index", 0) != 0 {
+            return Err(unsupported(
+                "select_last_index = 1 (rntk takes the first extreme)",
+            ));
+        }
+        let keep = attr_i(n, "keepdims", 1) != 0;
+        let axis = t
+            .axis(attr_i(n, "axis", 0))
+            .ok_or_else(|| self.err(n, "axis out of range"))?;
+        let k = t
+            .sample_axis(axis)
+            .ok_or_else(|| unsupported("an arg-extreme along the batch or sequence axis"))?;
+        let x = self.exact(&t)?;
+        let sample = t.sample();
+        let size = sample[k];
+        let ax = [k as isize];
+        let m = if max {
+            f::reduce_max(&x, Some(&ax), true)?
+        } else {
+            f::reduce_min(&x, Some(&ax), true)?
+        };
+        let e = f::equal(&x, &m)?;
+        let mut shape = vec![1; sample.len()];
+        shape[k] = size;
+        let iota: Vec<f64> = (0..size).map(|i| i as f64 - size as f64).collect();
+        let iota = crate::graph::constant(
+            crate::tensor::Tensor::from_f64(Shape::new(shape), self.dtype, &iota)?,
+            "",
+        );
+        let first = f::reduce_min(&f::element_times(&e, &iota)?, Some(&ax), keep)?;
+        let var = f::plus(&first, &crate::graph::scalar(size as f64, self.dtype))?;
+        let mut dims = t.dims.clone();
+        if keep {
+            dims[axis] = SDim::N(1);
+        } else {
+            dims.remove(axis);
+        }
+        one_tv(Tv { var, dims })
     }
 
     fn reduce(&mut self, n: &NodeProto, op: ReduceOp) -> Result<Vec<Av>> {
