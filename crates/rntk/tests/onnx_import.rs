@@ -1,5 +1,5 @@
 //! ONNX import: files written by CNTK 2.7's exporter (tests/fixtures/onnx_cntk) and by
-//! PyTorch's (tests/fixtures/onnx_torch) evaluate to their exporter's outputs on
+//! PyTorch's (tests/fixtures/onnx_torch, onnx_torch_conv) evaluate to their exporter's outputs on
 //! ragged batches; rntk → ONNX → rntk gives the same outputs for every CNTK fixture
 //! model; an imported model trains; CNTK's non-standard exports are refused by name.
 
@@ -83,6 +83,11 @@ fn files_exported_by_pytorch_evaluate_like_pytorch() {
 }
 
 #[test]
+fn convolutional_networks_exported_by_pytorch_evaluate_like_pytorch() {
+    check_set("onnx_torch_conv");
+}
+
+#[test]
 fn cntks_shift_along_the_padded_sequence_is_refused_by_name() {
     let e = Function::load_onnx(fixtures("onnx_cntk").join("past_value_refused.onnx"))
         .err()
@@ -100,7 +105,7 @@ fn every_cntk_fixture_model_round_trips_through_onnx() {
     let mut worst = 0.0f64;
     let mut exact = 0;
     let mut total = 0;
-    for (name, case) in cntk_cases() {
+    for (name, case) in cntk_cases().into_iter().chain(cntk_cnn_cases()) {
         let model = Function::load_cntk(cntk_dir().join(format!("{name}.model"))).expect("load");
         let path = dir.join(format!("{name}.onnx"));
         model

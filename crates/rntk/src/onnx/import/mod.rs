@@ -13,6 +13,7 @@
 //! Float initializers become parameters (an imported model trains like any other).
 //! Ops rntk has no form for are listed together in one error.
 
+mod conv;
 pub(crate) mod model;
 mod ops;
 mod rnn;

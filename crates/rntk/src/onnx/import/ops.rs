@@ -10,7 +10,7 @@ use super::Imp;
 use crate::error::{Error, Result};
 use crate::functions as f;
 use crate::graph::{constant, parameter_from, DynamicAxes, Variable};
-use crate::ops::{BinaryOp, Op, ReduceOp, UnaryOp};
+use crate::ops::{BinaryOp, Op, PoolingType, ReduceOp, UnaryOp};
 use crate::tensor::Shape;
 use std::rc::Rc;
 
@@ -79,6 +79,9 @@ impl<'a> Imp<'a> {
                 "the lengths of a sequence axis used as data (rntk keeps lengths with the values)",
             )),
             Av::Mask(_) => Err(unsupported("the mask of a sequence axis used as data")),
+            Av::PoolIndices(_) => Err(unsupported(
+                "MaxPool's indices used other than by MaxUnpool (rntk's unpooling recomputes them)",
+            )),
         }
     }
 
@@ -250,14 +253,14 @@ impl<'a> Imp<'a> {
             "BatchNormalization" => self.batch_norm(n),
             "LSTM" | "GRU" | "RNN" => self.rnn(n, ty),
             "Scan" => self.scan(n),
-            _ => Err(unsupported(format!(
-                "rntk has no op for ONNX {ty}{}",
-                match ty {
-                    "Conv" | "ConvTranspose" | "MaxPool" | "AveragePool" | "GlobalAveragePool" =>
-                        " (convolution and pooling are not in rntk yet)",
-                    _ => "",
-                }
-            ))),
+            "Conv" => self.conv(n, false),
+            "ConvTranspose" => self.conv(n, true),
+            "MaxPool" => self.pool(n, PoolingType::Max),
+            "AveragePool" => self.pool(n, PoolingType::Average),
+            "MaxUnpool" => self.max_unpool(n),
+            "GlobalMaxPool" => self.global_pool(n, PoolingType::Max),
+            "GlobalAveragePool" => self.global_pool(n, PoolingType::Average),
+            _ => Err(unsupported(format!("rntk has no op for ONNX {ty}"))),
         }
     }
 

@@ -73,6 +73,8 @@ pub(crate) enum Av {
     Mask(usize),
     /// `ConstantOfShape(shape)`: a value repeated over dims that include dynamic ones.
     Fill(f64, Vec<SDim>),
+    /// `MaxPool`'s indices output: the pooled operand and the pooling, for `MaxUnpool`.
+    PoolIndices(Rc<(Tv, crate::ops::PoolAttrs)>),
 }
 
 pub(crate) fn const_f64(dims: Vec<usize>, v: Vec<f64>) -> Av {
