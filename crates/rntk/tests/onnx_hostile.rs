@@ -308,7 +308,8 @@ fn unknown_ops_are_listed_together() {
             "2 ONNX node(s)",
             "com.example.FancyOp",
             "Conv",
-            "convolution",
+            // a Conv over [batch, 3]: not an image batch [N, C, spatial…]
+            "image operand",
         ],
     );
 }

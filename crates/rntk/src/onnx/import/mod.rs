@@ -2,9 +2,10 @@
 //! mostly an rntk variable with the positions of its sequence and batch axes among
 //! the ONNX dimensions, also constants, shape vectors with dynamic entries, and the
 //! lengths / mask of a sequence axis (from rntk's own files). Nodes map onto rntk's
-//! ops (`ops.rs`); `LSTM` / `GRU` / `RNN` become rntk's recurrent layers (fused where
-//! they match), `Scan` a recurrence over its body, rntk's `ai.rntk` sequence functions
-//! its sequence ops (`rnn.rs`).
+//! ops (`ops.rs` dispatches; `math.rs`, `shape.rs`, `consts.rs`, `conv.rs`); `LSTM` /
+//! `GRU` / `RNN` become rntk's recurrent layers (fused where they match), `Scan` a
+//! recurrence over its body, rntk's `ai.rntk` sequence functions its sequence ops
+//! (`rnn.rs`).
 //!
 //! Inputs: dimensions named `batch` (or containing "batch") are the batch axis, another
 //! leading named dimension the sequence axis (`sequence`: the default one); CNTK 2.7's
@@ -13,10 +14,13 @@
 //! Float initializers become parameters (an imported model trains like any other).
 //! Ops rntk has no form for are listed together in one error.
 
+mod consts;
 mod conv;
+mod math;
 pub(crate) mod model;
 mod ops;
 mod rnn;
+mod shape;
 mod value;
 
 use super::proto::{GraphProto, ModelProto, NodeProto, ValueInfoProto};
