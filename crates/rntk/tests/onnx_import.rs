@@ -90,8 +90,7 @@ fn convolutional_networks_exported_by_pytorch_evaluate_like_pytorch() {
 #[test]
 fn cntks_shift_along_the_padded_sequence_is_refused_by_name() {
     let e = Function::load_onnx(fixtures("onnx_cntk").join("past_value_refused.onnx"))
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     let msg = e.to_string();
     assert!(msg.contains("past_value_refused.onnx"), "{msg}");
     assert!(msg.contains("Concat") || msg.contains("Slice"), "{msg}");

@@ -47,6 +47,10 @@ use crate::error::Result;
 use crate::ops::conv_attrs::{conv_geometry, pool_geometry};
 use crate::ops::{ConvAttrs, PoolAttrs, PoolingType};
 
+/// A pooling window over an operand: the first window axis, the axes, their ONNX form
+/// and the output shape.
+type PoolForm = (usize, Vec<ConvAxis>, Vec<AxisPads>, Vec<usize>);
+
 /// How one axis is written: cells cropped from the operand, ONNX `pads`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct AxisPads {
@@ -106,7 +110,7 @@ impl Ex<'_> {
 
     /// The ONNX result `y` (`[N, C, spatial…]`) in `x`'s dynamic layout with sample
     /// dims `out`.
-    fn from_images(&mut self, y: &str, x: &XV, out: &[usize], y_rank: usize) -> String {
+    fn images_back(&mut self, y: &str, x: &XV, out: &[usize], y_rank: usize) -> String {
         match x.ndyn() {
             1 if y_rank == 1 + out.len() => y.to_string(),
             0 => self.g.reshape(y, &ints(out.iter().copied())),
@@ -178,7 +182,7 @@ impl Ex<'_> {
             let xc = self.crop(&xi, &p, &sizes);
             self.g.op("Conv", &[&xc, &wname], attrs)
         };
-        Ok(self.from_images(&y, x, &out, 2 + m))
+        Ok(self.images_back(&y, x, &out, 2 + m))
     }
 
     /// `y` with the crops of `p` put back as zeros (a `Pad` node).
@@ -196,12 +200,7 @@ impl Ex<'_> {
 
     /// The pooling window of `pooling`/`unpooling` over an operand of sample shape
     /// `x`: the first window axis, the per-axis ONNX form and the output shape.
-    fn pool_form(
-        &self,
-        n: usize,
-        a: &PoolAttrs,
-        x: &[usize],
-    ) -> Result<(usize, Vec<ConvAxis>, Vec<AxisPads>, Vec<usize>)> {
+    fn pool_form(&self, n: usize, a: &PoolAttrs, x: &[usize]) -> Result<PoolForm> {
         let (g, out) = pool_geometry(a, x).map_err(|d| self.err(n, d))?;
         let axes: Vec<ConvAxis> = g.axes.to_vec();
         let first = x.len() - axes.len();
@@ -237,7 +236,7 @@ impl Ex<'_> {
             let mut out = dims[..first].to_vec();
             out.extend(std::iter::repeat_n(1, dims.len() - first));
             let yr = 2 + dims.len() - first;
-            return Ok(self.from_images(&y, x, &out, yr));
+            return Ok(self.images_back(&y, x, &out, yr));
         }
         let (first, axes, p, out) = self.pool_form(n, a, &dims)?;
         let xi = self.images(x, first);
@@ -256,7 +255,7 @@ impl Ex<'_> {
             }
         };
         let y = self.g.op(ty, &[&xc], attrs);
-        Ok(self.from_images(&y, x, &out, 2 + axes.len()))
+        Ok(self.images_back(&y, x, &out, 2 + axes.len()))
     }
 
     /// `unpooling(u, x)` (max) → `MaxPool`'s indices of `x`, then `MaxUnpool` of `u`
@@ -292,7 +291,7 @@ impl Ex<'_> {
         let mp = self.g.op_n("MaxPool", &[&xi], 2, attrs.clone());
         let shape = self.g.op("Shape", &[&xi], vec![]);
         let y = self.g.op("MaxUnpool", &[&ui, &mp[1], &shape], attrs);
-        Ok(self.from_images(&y, x, &dims, 2 + axes.len()))
+        Ok(self.images_back(&y, x, &dims, 2 + axes.len()))
     }
 }
 

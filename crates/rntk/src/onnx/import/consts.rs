@@ -24,7 +24,7 @@ impl Imp<'_> {
         let clamp = |x: i64| if x < 0 { (x + r).max(0) } else { x.min(r) } as usize;
         let start = clamp(attr_i(n, "start", 0));
         let end = clamp(attr_i(n, "end", r));
-        Ok(vec![Av::S(dims[start..end.max(start)].to_vec(), false)])
+        Ok(vec![Av::S(dims[start..end.max(start)].to_vec())])
     }
 
     pub(crate) fn constant_node(&mut self, n: &NodeProto) -> Result<Vec<Av>> {
@@ -55,7 +55,7 @@ impl Imp<'_> {
 
     pub(crate) fn constant_of_shape(&mut self, n: &NodeProto) -> Result<Vec<Av>> {
         let dims: Vec<SDim> = match self.need(n, 0)? {
-            Av::S(s, _) => s,
+            Av::S(s) => s,
             Av::C(c, _) => c
                 .data
                 .to_i64()

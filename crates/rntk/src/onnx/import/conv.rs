@@ -257,21 +257,21 @@ impl Imp<'_> {
         }
         let ceil = attr_i(n, "ceil_mode", 0) != 0;
         let include_pad = kind == PoolingType::Average && attr_i(n, "count_include_pad", 0) != 0;
-        for i in 0..spatial.len() {
+        for (i, &size) in spatial.iter().enumerate() {
             let (k, s, (lo, hi)) = (win.kernel[i], win.strides[i], win.pads[i]);
             if lo >= k || hi >= k {
                 return Err(unsupported(format!(
                     "pads ({lo}, {hi}) of a window of {k}: windows that read nothing"
                 )));
             }
-            let padded = spatial[i] + lo + hi;
+            let padded = size + lo + hi;
             if padded < k {
                 return Err(self.err(n, format!("a window of {k} over {padded} cells")));
             }
             let room = padded - k;
             if ceil {
                 let out = room.div_ceil(s) + 1;
-                if (out - 1) * s >= spatial[i] + lo {
+                if (out - 1) * s >= size + lo {
                     return Err(unsupported(
                         "ceil_mode with a last window starting in the end padding (ONNX drops \
                          it, CNTK keeps it)",
@@ -353,7 +353,7 @@ impl Imp<'_> {
                         == Some(spatial[i])
                 })
             }
-            Some(Av::S(d, _)) => d == xt.dims,
+            Some(Av::S(d)) => d == xt.dims,
             Some(Av::C(c, _)) => {
                 let d = c.data.to_i64();
                 d.len() == xt.dims.len()

@@ -144,7 +144,7 @@ impl<'a> Imp<'a> {
     pub fn ints(&self, n: &NodeProto, i: usize) -> Result<Option<Vec<i64>>> {
         Ok(match self.input(n, i)? {
             Some(Av::C(c, _)) => Some(c.data.to_i64()),
-            Some(Av::S(s, _)) => {
+            Some(Av::S(s)) => {
                 let mut out = Vec::new();
                 for d in s {
                     match d {

@@ -24,7 +24,7 @@ impl Imp<'_> {
             let mut out = Vec::new();
             for v in &vals {
                 match v {
-                    Av::S(s, _) => out.extend(s.iter().cloned()),
+                    Av::S(s) => out.extend(s.iter().cloned()),
                     Av::C(c, _) if !c.data.is_float() => {
                         out.extend(c.data.to_i64().iter().map(|&k| SDim::N(k.max(0) as usize)))
                     }
@@ -32,7 +32,7 @@ impl Imp<'_> {
                 }
             }
             if vals.iter().any(|v| matches!(v, Av::S(..))) {
-                return Ok(vec![Av::S(out, false)]);
+                return Ok(vec![Av::S(out)]);
             }
             if vals
                 .iter()
@@ -93,7 +93,7 @@ impl Imp<'_> {
                 self.ints(n, 4)?,
             )
         };
-        if let Av::S(s, _) = &v {
+        if let Av::S(s) = &v {
             // a slice of a shape vector
             let (b, e) = (
                 starts.first().copied().unwrap_or(0),
@@ -101,10 +101,7 @@ impl Imp<'_> {
             );
             let r = s.len() as i64;
             let clamp = |x: i64| if x < 0 { (x + r).max(0) } else { x.min(r) } as usize;
-            return Ok(vec![Av::S(
-                s[clamp(b)..clamp(e).max(clamp(b))].to_vec(),
-                false,
-            )]);
+            return Ok(vec![Av::S(s[clamp(b)..clamp(e).max(clamp(b))].to_vec())]);
         }
         let mut t = self.tv(&v, None)?;
         let axes: Vec<i64> = axes.unwrap_or_else(|| (0..starts.len() as i64).collect());
@@ -245,7 +242,7 @@ impl Imp<'_> {
                     }
                 })
                 .collect(),
-            Some(Av::S(s, _)) => s,
+            Some(Av::S(s)) => s,
             None => attr_ints(n, "shape")
                 .unwrap_or_default()
                 .iter()
@@ -340,16 +337,9 @@ impl Imp<'_> {
     pub(crate) fn squeeze(&mut self, n: &NodeProto, squeeze: bool) -> Result<Vec<Av>> {
         let v = self.need(n, 0)?;
         let axes = self.axes_of(n, 1)?;
-        if let Av::S(s, scalar) = &v {
-            // shape arithmetic: a scalar ↔ a one-element vector
-            return Ok(vec![Av::S(
-                s.clone(),
-                if squeeze {
-                    s.len() == 1
-                } else {
-                    !*scalar && false
-                },
-            )]);
+        if let Av::S(s) = &v {
+            // shape arithmetic: a one-element vector and a scalar stand for the same
+            return Ok(vec![Av::S(s.clone())]);
         }
         if let Av::Mask(k) = v {
             return Ok(vec![Av::Mask(k)]);
@@ -437,7 +427,7 @@ impl Imp<'_> {
         let data = self.need(n, 0)?;
         let axis = attr_i(n, "axis", 0);
         let idx = self.need(n, 1)?;
-        if let Av::S(s, _) = &data {
+        if let Av::S(s) = &data {
             // one entry of a shape vector
             let k = self
                 .ints(n, 1)?
@@ -451,8 +441,7 @@ impl Imp<'_> {
                         .ok_or_else(|| self.err(n, "index out of range"))
                 })
                 .collect::<Result<_>>()?;
-            let scalar = matches!(&idx, Av::C(c, _) if c.dims.is_empty());
-            return Ok(vec![Av::S(pick, scalar)]);
+            return Ok(vec![Av::S(pick)]);
         }
         let t = self.tv_of_av(n, 0, &data)?;
         let a = t
@@ -492,7 +481,7 @@ impl Imp<'_> {
     pub(crate) fn expand(&mut self, n: &NodeProto) -> Result<Vec<Av>> {
         let v = self.need(n, 0)?;
         let shape: Vec<SDim> = match self.input(n, 1)? {
-            Some(Av::S(s, _)) => s,
+            Some(Av::S(s)) => s,
             Some(Av::C(c, _)) => c
                 .data
                 .to_i64()

@@ -66,7 +66,7 @@ pub(crate) enum Av {
     /// uses them as operands (`learnable`).
     C(Rc<ConstT>, bool),
     /// An int64 shape vector (or scalar) with dynamic entries.
-    S(Vec<SDim>, bool),
+    S(Vec<SDim>),
     /// The int lengths `[batch]` of a sequence axis (rntk keeps lengths with values).
     Lens,
     /// The mask of a sequence axis (true on every real step), any unit dims after.
