@@ -14,6 +14,7 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rntk::backend::cpu::{self, Kernel, Mat, MatMut, SimdLevel};
+use rntk::backend::Par;
 use rntk::functions::*;
 use rntk::graph::{input_variable_with, InputOptions};
 use rntk::{placeholder, sequence, DType, DynamicAxes, Executor, Tensor, Value, Variable};
@@ -222,6 +223,11 @@ fn bench_floor(c: &mut Criterion) {
         let mut a = vec![0f32; b * 4 * n];
         let mut act = vec![0f32; b * 4 * n];
         let (mut h, mut c2, mut th) = (vec![0.1f32; b * n], vec![0.1f32; b * n], vec![0f32; b * n]);
+        // (as before the explicit `Par`: large products on rayon's global pool)
+        let par = match std::num::NonZeroUsize::new(rayon::current_num_threads()) {
+            Some(t) if t.get() > 1 => Par::Rayon(t),
+            _ => Par::Seq,
+        };
         g.bench_function(BenchmarkId::new("forward", sz.name), |bch| {
             bch.iter(|| {
                 // hoisted: x·W + b over all steps
@@ -236,6 +242,7 @@ fn bench_floor(c: &mut Criterion) {
                         cs: 1,
                     },
                     false,
+                    par,
                 );
                 for row in xa.chunks_mut(4 * n) {
                     row.iter_mut().zip(&bias).for_each(|(v, bb)| *v += bb);
@@ -253,6 +260,7 @@ fn bench_floor(c: &mut Criterion) {
                             cs: 1,
                         },
                         true,
+                        par,
                     );
                     // gates i, g, f, o per row: sigmoid on all, tanh on g
                     cpu::sigmoid(&a, &mut act);

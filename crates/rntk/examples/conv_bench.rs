@@ -11,6 +11,7 @@
 use rntk::backend::conv::{ConvAxis, ConvGeometry};
 use rntk::backend::cpu::conv::{conv_backward_data, conv_backward_filter, conv_forward};
 use rntk::backend::cpu::{gemm, Mat, MatMut};
+use rntk::backend::Par;
 use std::time::Instant;
 
 /// (name, input channels, size, output channels, kernel, stride, how many in the model)
@@ -92,7 +93,7 @@ fn main() {
                     rs: m,
                     cs: 1,
                 };
-                gemm(&am, &bm, &mut cm, false);
+                gemm(&am, &bm, &mut cm, false, Par::Seq);
             })
         });
         2.0 * (m * m * m) as f64 / t / 1e9

@@ -9,6 +9,7 @@
 //! ```
 
 use rntk::backend::cpu::{gemm, pack_rhs, packed_available, packed_gemm, packed_len, Mat, MatMut};
+use rntk::backend::Par;
 use std::time::Instant;
 
 /// (name, m, n, k, transposed lhs, transposed rhs): c(m×n) = a(m×k)·b(k×n).
@@ -142,8 +143,13 @@ fn run(m: usize, n: usize, k: usize, ta: bool, tb: bool, packed: bool, secs: f64
             rs: n,
             cs: 1,
         };
-        if !(packed && packed_gemm(&am, &bp, None, &mut cm)) {
-            gemm(&am, &bm, &mut cm, false)
+        // the pool's threads (run is called inside a pool of 1 or all threads)
+        let par = match std::num::NonZeroUsize::new(rayon::current_num_threads()) {
+            Some(n) if n.get() > 1 => Par::Rayon(n),
+            _ => Par::Seq,
+        };
+        if !(packed && packed_gemm(&am, &bp, None, &mut cm, par)) {
+            gemm(&am, &bm, &mut cm, false, par)
         }
     };
     call(&mut c);

@@ -584,6 +584,7 @@ fn run_plain(case: &Json, worst: &mut f64) {
         worst,
     );
     let Some(grads) = case.get("grads").and_then(|g| g.as_object()) else {
+        common::arena_mirror(&b.out, &feeds, None, &[], (&y, &[]));
         return;
     };
     let r = seed(&case["r"], &y);
@@ -603,6 +604,7 @@ fn run_plain(case: &Json, worst: &mut f64) {
     let got = ex
         .backward(&[(&b.out, Some(&r))], &wrt)
         .unwrap_or_else(|e| panic!("{name}: {e}"));
+    common::arena_mirror(&b.out, &feeds, Some(&r), &wrt, (&y, &got));
     for ((k, g), w) in grads.iter().zip(&got) {
         compare(
             &format!("{name}: d/d{k}"),

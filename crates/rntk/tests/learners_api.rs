@@ -3,8 +3,8 @@
 //! schedule resets; and a user-written update rule.
 
 use rntk::learners::{
-    self, AdamOptions, FsAdaGradOptions, Learner, LearnerOptions, RmsPropOptions, RuleState,
-    Schedule, StandardLearner, StepContext, UpdateRule,
+    self, AdamOptions, FsAdaGradOptions, HostRule, Learner, LearnerOptions, RmsPropOptions,
+    RuleState, RuleStep, Schedule, StandardLearner, StepContext, UpdateRule,
 };
 use rntk::{DType, Error, Tensor, Variable};
 
@@ -311,7 +311,7 @@ fn reset_learning_rate_keeps_the_reference_minibatch_size() {
 struct SignSgd;
 
 impl SignSgd {
-    fn step<T: rntk::tensor::Element>(&mut self, ctx: &StepContext, p: &mut [T], g: &[T]) {
+    fn update<T: rntk::tensor::Element>(&mut self, ctx: &StepContext, p: &mut [T], g: &[T]) {
         for (pi, &gi) in p.iter_mut().zip(g) {
             // (Float::signum(0) is 1; a zero gradient must not move the parameter)
             let sign = if gi == T::zero() {
@@ -331,11 +331,17 @@ impl UpdateRule for SignSgd {
     fn buffers(&self) -> usize {
         0
     }
+    fn step(&mut self, _ctx: &StepContext, _scalars: &mut [f64]) -> RuleStep<'_> {
+        RuleStep::Host(self)
+    }
+}
+
+impl HostRule for SignSgd {
     fn apply_f32(&mut self, ctx: &StepContext, p: &mut [f32], g: &[f32], _s: &mut RuleState<f32>) {
-        self.step(ctx, p, g)
+        self.update(ctx, p, g)
     }
     fn apply_f64(&mut self, ctx: &StepContext, p: &mut [f64], g: &[f64], _s: &mut RuleState<f64>) {
-        self.step(ctx, p, g)
+        self.update(ctx, p, g)
     }
 }
 

@@ -1,11 +1,14 @@
 //! Every learner against CNTK 2.7: 20-step parameter trajectories from fixed gradient
 //! sequences (tests/fixtures/cntk_learners/trajectories.json), per-minibatch and
-//! per-sample schedules, minibatches of varying N, and every pipeline option.
+//! per-sample schedules, minibatches of varying N, and every pipeline option. Every case
+//! runs again with parameters, gradients and learner state on the arena backend: the
+//! same trajectory bit for bit, and no host transfer inside an update.
 
 mod common;
 mod learners_support;
 
 use learners_support::{build, rel_err};
+use rntk::backend::{Arena, Memory};
 use rntk::learners::Learner;
 use rntk::{DType, Tensor};
 use serde_json::Value as Json;
@@ -24,9 +27,22 @@ struct Outcome {
     max_rel: f64,
     max_elem: f64,
     failures: Vec<String>,
+    /// Every parameter after every step, as f64 bits.
+    trajectory: Vec<Vec<u64>>,
 }
 
-fn run_case(case: &Json) -> Outcome {
+/// `t` on `arena` (a counted upload), or unchanged without one.
+fn onto(arena: Option<&Arena>, t: Tensor) -> Tensor {
+    match arena {
+        Some(a) => {
+            let s = a.make_resident(t.storage());
+            Tensor::from_storage_checked(t.shape().clone(), s).expect("same length")
+        }
+        None => t,
+    }
+}
+
+fn run_case(case: &Json, arena: Option<&Arena>) -> Outcome {
     let name = case["name"].as_str().unwrap().to_string();
     let dtype = if case["dtype"] == "float64" {
         DType::F64
@@ -44,10 +60,8 @@ fn run_case(case: &Json) -> Outcome {
         .zip(case["init"].as_array().unwrap())
         .enumerate()
         .map(|(i, (s, v))| {
-            rntk::parameter_from(
-                Tensor::from_f64(s.clone(), dtype, &common::flat(v)).unwrap(),
-                &format!("p{i}"),
-            )
+            let t = Tensor::from_f64(s.clone(), dtype, &common::flat(v)).unwrap();
+            rntk::parameter_from(onto(arena, t), &format!("p{i}"))
         })
         .collect();
     let cfg = &case["config"];
@@ -57,6 +71,7 @@ fn run_case(case: &Json) -> Outcome {
         max_rel: 0.0,
         max_elem: 0.0,
         failures: vec![],
+        trajectory: vec![],
     };
     for (s, step) in case["steps"].as_array().unwrap().iter().enumerate() {
         if let Some(r) = cfg.get("reset_at") {
@@ -78,16 +93,22 @@ fn run_case(case: &Json) -> Outcome {
             .zip(step["grads"].as_array().unwrap())
             .zip(&shapes)
             .map(|((p, g), s)| {
-                (
-                    p.clone(),
-                    Tensor::from_f64(s.clone(), dtype, &common::flat(g)).unwrap(),
-                )
+                let t = Tensor::from_f64(s.clone(), dtype, &common::flat(g)).unwrap();
+                (p.clone(), onto(arena, t))
             })
             .collect();
         let n = step["n"].as_u64().unwrap() as usize;
+        let before = arena.map(|a| a.transfers());
         let updated = learner
             .update(&grads, n, step["sweep_end"].as_bool().unwrap())
             .unwrap();
+        if let (Some(a), Some(b)) = (arena, before) {
+            let t = a.transfers().since(&b);
+            if t != Default::default() {
+                out.failures
+                    .push(format!("step {s}: host transfers in an update {t:?}"));
+            }
+        }
         if updated != step["updated"].as_bool().unwrap() {
             out.failures
                 .push(format!("step {s}: update returned {updated}"));
@@ -98,6 +119,8 @@ fn run_case(case: &Json) -> Outcome {
             .enumerate()
         {
             let got = p.value().unwrap().to_f64_vec();
+            out.trajectory
+                .push(got.iter().map(|x| x.to_bits()).collect());
             let want = common::flat(want);
             let scale = want.iter().fold(0.0f64, |m, w| m.max(w.abs()));
             for (k, (g, w)) in got.iter().zip(&want).enumerate() {
@@ -130,7 +153,21 @@ fn check(prefix: &str) {
         .iter()
         .filter(|c| c["name"].as_str().unwrap().starts_with(prefix))
     {
-        let o = run_case(c);
+        let o = run_case(c, None);
+        let on_arena = run_case(c, Some(&Arena::new()));
+        if on_arena.trajectory != o.trajectory {
+            bad.push(format!(
+                "{}: the arena's trajectory differs from the CPU's",
+                o.name
+            ));
+        }
+        bad.extend(
+            on_arena
+                .failures
+                .iter()
+                .filter(|f| f.contains("host transfers"))
+                .cloned(),
+        );
         println!(
             "{:<36} {} tensor-rel {:.1e}  element-rel (floor {FLOOR:.0e}) {:.1e}",
             o.name, c["dtype"], o.max_rel, o.max_elem

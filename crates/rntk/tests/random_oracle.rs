@@ -9,6 +9,7 @@
 
 mod common;
 
+use rntk::backend::{Arena, Cpu};
 use rntk::initializer::{Initializer, KernelInit, RandomKind};
 use rntk::layers::{Dense, Dropout, Embedding, Gru, Layer, Lstm, Recurrence, RnnStep};
 use rntk::random::{self, Mt19937_64, ZigguratPaths};
@@ -429,14 +430,15 @@ fn ones(input: &Json, dt: DType) -> Value {
     }
 }
 
-/// Training forwards of `z` over the case's minibatches: per minibatch, the output of
-/// each sample (batch) or sequence.
-fn train_outputs<T: rntk::tensor::Element>(
+/// Training forwards of `z` over the case's minibatches on `backend`: per minibatch,
+/// the output of each sample (batch) or sequence.
+fn train_outputs<T: rntk::tensor::Element, B: rntk::backend::Backend>(
+    backend: B,
     x: &Variable,
     z: &Variable,
     inputs: &[Json],
 ) -> Vec<Vec<Vec<f64>>> {
-    let mut exec = rntk::Executor::<T>::new(std::slice::from_ref(z)).unwrap();
+    let mut exec = rntk::Executor::<T, B>::with_backend(backend, std::slice::from_ref(z)).unwrap();
     let mut all = Vec::new();
     for input in inputs {
         let v = ones(input, x.dtype());
@@ -468,9 +470,23 @@ fn dropout_masks_match_cntk_over_minibatches() {
         let dt = x.dtype();
         let inputs = c["inputs"].as_array().unwrap();
         let outs = match dt {
-            DType::F32 => train_outputs::<f32>(&x, &z, inputs),
-            DType::F64 => train_outputs::<f64>(&x, &z, inputs),
+            DType::F32 => train_outputs::<f32, _>(Cpu, &x, &z, inputs),
+            DType::F64 => train_outputs::<f64, _>(Cpu, &x, &z, inputs),
         };
+        // The same masks on the test device (opaque buffers): the op draws from the
+        // node's stream through the backend's random kernel, whatever the device.
+        let arena = Arena::new();
+        let on_arena = match dt {
+            DType::F32 => train_outputs::<f32, _>(arena.clone(), &x, &z, inputs),
+            DType::F64 => train_outputs::<f64, _>(arena.clone(), &x, &z, inputs),
+        };
+        let same = |a: &[Vec<Vec<f64>>], b: &[Vec<Vec<f64>>]| {
+            let bits = |v: &[Vec<Vec<f64>>]| -> Vec<u64> {
+                v.iter().flatten().flatten().map(|f| f.to_bits()).collect()
+            };
+            bits(a) == bits(b)
+        };
+        assert!(same(&outs, &on_arena), "{name}: the arena's masks differ");
         let mbs = c["minibatches"].as_array().unwrap();
         assert_eq!(outs.len(), mbs.len());
         for (k, (got, mb)) in outs.iter().zip(mbs).enumerate() {

@@ -20,6 +20,7 @@
 
 mod common;
 
+use rntk::backend::{Arena, Backend, Cpu};
 use rntk::layers::{default_options, DefaultOptions, Dense, Fold, Layer, Lstm, Sequential};
 use rntk::learners::{adam, AdamOptions, Schedule};
 use rntk::train::{ProgressPrinter, ProgressWriter, Trainer};
@@ -81,7 +82,7 @@ struct Run {
 /// The seed program's training loop over the fixture's 200 minibatches, with an epoch
 /// end (summarize_training_progress) at the first minibatch reaching k·epoch_size label
 /// samples and after the last one.
-fn run(j: &Json, epoch_size: u64) -> Run {
+fn run<B: Backend>(backend: B, j: &Json, epoch_size: u64) -> Run {
     let seqs = file_sequences(j);
     let features = sequence::input_variable(1);
     let model = default_options(
@@ -135,7 +136,8 @@ fn run(j: &Json, epoch_size: u64) -> Run {
         Box::new(ProgressPrinter::to_buffer(Some(0), buf.clone())),
         Box::new(ProgressPrinter::to_buffer(Some(10), buf.clone())),
     ];
-    let mut trainer = Trainer::<f32>::new(
+    let mut trainer = Trainer::<f32, B>::with_backend(
+        backend,
         Some(z.clone()),
         loss,
         Some(metric),
@@ -250,14 +252,35 @@ fn check_text(j: &Json, epoch_size: u64, r: &Run) {
     );
 }
 
+/// The same training on the arena backend: the same numbers bit for bit, the same text.
+fn same_on_the_arena(cpu: &Run, arena: Run) {
+    let bits = |r: &Run| -> Vec<(u64, u64, u64)> {
+        r.per_mb
+            .iter()
+            .map(|&(l, m, n)| (l.to_bits(), m.to_bits(), n))
+            .collect()
+    };
+    assert_eq!(
+        bits(&arena),
+        bits(cpu),
+        "per-minibatch results on the arena"
+    );
+    assert_eq!(
+        mask(&arena.text),
+        mask(&cpu.text),
+        "progress text on the arena"
+    );
+}
+
 /// The tutorial's epoch size (12434 label samples): no epoch ends within 200 minibatches;
 /// one summary after the last.
 #[test]
 fn seed_losses_and_progress_equal_cntk() {
     let j = fixture();
-    let r = run(&j, 12434);
+    let r = run(Cpu, &j, 12434);
     check_minibatches(&j, &r);
     check_text(&j, 12434, &r);
+    same_on_the_arena(&r, run(Arena::new(), &j, 12434));
 }
 
 /// Epoch size 1000: three epoch ends inside the 200 minibatches (the geometric printer
@@ -265,7 +288,8 @@ fn seed_losses_and_progress_equal_cntk() {
 #[test]
 fn seed_progress_with_epoch_ends_equals_cntk() {
     let j = fixture();
-    let r = run(&j, 1000);
+    let r = run(Cpu, &j, 1000);
     check_minibatches(&j, &r);
     check_text(&j, 1000, &r);
+    same_on_the_arena(&r, run(Arena::new(), &j, 1000));
 }

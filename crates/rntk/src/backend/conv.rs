@@ -28,6 +28,7 @@
 //! kernel…)`; the output `(N, O, out…)`. Group `g` maps input channels
 //! `g·C/groups ..` to output channels `g·O/groups ..`.
 
+use super::memory::{Memory, Par};
 use crate::tensor::Element;
 use smallvec::SmallVec;
 
@@ -80,9 +81,33 @@ impl ConvAxis {
         Self::auto_padded_any(input, kernel, stride, dilation, ceil)
     }
 
-    /// CNTK's automatic padding without its kernel ≤ input check: along a sequence axis
-    /// (sequential convolution) a short sequence is padded on both sides.
-    pub fn auto_padded_any(
+    /// CNTK's automatic padding along a sequence axis (sequential convolution): ⌈T/stride⌉
+    /// outputs, the window of output `o` starting `(span − 1)/2` before `o·stride` — no
+    /// centring shift (observed with CNTK 2.7: stride 3, kernel 2, T = 3 starts at 0, where
+    /// the static-axis rule would start at −1) — and a kernel longer than a short sequence
+    /// is padded on both sides.
+    pub fn sequence_padded(
+        input: usize,
+        kernel: usize,
+        stride: usize,
+        dilation: usize,
+    ) -> Option<ConvAxis> {
+        if input == 0 || kernel == 0 || stride == 0 || dilation == 0 {
+            return None;
+        }
+        let span = (kernel - 1) * dilation + 1;
+        Some(ConvAxis {
+            input,
+            output: input.div_ceil(stride),
+            kernel,
+            stride,
+            dilation,
+            pad: ((span - 1) / 2) as isize,
+        })
+    }
+
+    /// CNTK's automatic padding without its kernel ≤ input check.
+    fn auto_padded_any(
         input: usize,
         kernel: usize,
         stride: usize,
@@ -298,19 +323,23 @@ impl PoolGeometry {
 }
 
 /// The convolution kernel family: what a device provides for the convolution, pooling and
-/// unpooling ops. Each call covers `n` images laid out as the module doc says;
-/// `accumulate` adds into the output instead of overwriting it.
-pub trait Convolutions {
+/// unpooling ops. Each call covers `n` images laid out as the module doc says, in the
+/// device's own views; `accumulate` adds into the output instead of overwriting it; `par`
+/// is the parallelism the caller granted (a kernel splits only when it allows and the
+/// work is above the device's threshold). Results may depend on `par` (a filter
+/// gradient's partial sums are added in thread order) but never on scheduling.
+pub trait Convolutions: Memory {
     /// `y (+)= conv(x, w)`.
     #[allow(clippy::too_many_arguments)]
     fn conv_forward<T: Element>(
         &self,
         g: &ConvGeometry,
         n: usize,
-        x: &[T],
-        w: &[T],
-        y: &mut [T],
+        x: Self::Ref<'_, T>,
+        w: Self::Ref<'_, T>,
+        y: Self::Mut<'_, T>,
         accumulate: bool,
+        par: Par,
     );
     /// `dx (+)= convᵀ(dy, w)` (also the forward of a transposed convolution).
     #[allow(clippy::too_many_arguments)]
@@ -318,10 +347,11 @@ pub trait Convolutions {
         &self,
         g: &ConvGeometry,
         n: usize,
-        dy: &[T],
-        w: &[T],
-        dx: &mut [T],
+        dy: Self::Ref<'_, T>,
+        w: Self::Ref<'_, T>,
+        dx: Self::Mut<'_, T>,
         accumulate: bool,
+        par: Par,
     );
     /// `dw (+)= Σ over images of patches(x)·dyᵀ`.
     #[allow(clippy::too_many_arguments)]
@@ -329,44 +359,54 @@ pub trait Convolutions {
         &self,
         g: &ConvGeometry,
         n: usize,
-        x: &[T],
-        dy: &[T],
-        dw: &mut [T],
+        x: Self::Ref<'_, T>,
+        dy: Self::Ref<'_, T>,
+        dw: Self::Mut<'_, T>,
         accumulate: bool,
+        par: Par,
     );
-    /// `y = pool(x)`.
+    /// `y = pool(x)` (`kind_n`: the window's kind and the images).
     fn pool_forward<T: Element>(
         &self,
         g: &PoolGeometry,
-        kind: PoolKind,
-        n: usize,
-        x: &[T],
-        y: &mut [T],
+        kind_n: (PoolKind, usize),
+        x: Self::Ref<'_, T>,
+        y: Self::Mut<'_, T>,
+        par: Par,
     );
     /// `dx (+)= ∂pool/∂x · dy`.
     #[allow(clippy::too_many_arguments)]
     fn pool_backward<T: Element>(
         &self,
         g: &PoolGeometry,
-        kind: PoolKind,
-        n: usize,
-        x: &[T],
-        dy: &[T],
-        dx: &mut [T],
+        kind_n: (PoolKind, usize),
+        x: Self::Ref<'_, T>,
+        dy: Self::Ref<'_, T>,
+        dx: Self::Mut<'_, T>,
         accumulate: bool,
+        par: Par,
     );
-    /// Max unpooling of `u` to the windows' first maxima of `x` (the pooling input).
-    fn unpool_forward<T: Element>(&self, g: &PoolGeometry, n: usize, u: &[T], x: &[T], y: &mut [T]);
+    /// Max unpooling of `u` to the windows' first maxima of `x` (the pooling input):
+    /// `u_x = (u, x)`.
+    fn unpool_forward<T: Element>(
+        &self,
+        g: &PoolGeometry,
+        n: usize,
+        u_x: (Self::Ref<'_, T>, Self::Ref<'_, T>),
+        y: Self::Mut<'_, T>,
+        par: Par,
+    );
     /// `du (+)=` the derivative of [`Convolutions::unpool_forward`] with respect to `u`.
     #[allow(clippy::too_many_arguments)]
     fn unpool_backward<T: Element>(
         &self,
         g: &PoolGeometry,
         n: usize,
-        x: &[T],
-        dy: &[T],
-        du: &mut [T],
+        x: Self::Ref<'_, T>,
+        dy: Self::Ref<'_, T>,
+        du: Self::Mut<'_, T>,
         accumulate: bool,
+        par: Par,
     );
 }
 

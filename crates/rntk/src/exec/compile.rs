@@ -5,8 +5,9 @@
 use crate::error::{Error, Result};
 use crate::graph::{DynamicAxes, FnKind, VarKey, VarKind, Variable};
 use crate::ops::{ExecKind, Op};
-use crate::tensor::Shape;
+use crate::tensor::{Shape, Tensor};
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
 
 /// Where a slot's value comes from.
 #[derive(Clone)]
@@ -49,6 +50,8 @@ pub(crate) enum Step {
     Loop(LoopPlan),
 }
 
+/// The compiled form of a set of roots: immutable once built, shared by every
+/// executor over it (`Arc`); only the backward reachability cache fills in later.
 pub(crate) struct Plan {
     pub slots: Vec<SlotInfo>,
     pub nodes: Vec<PNode>,
@@ -59,6 +62,12 @@ pub(crate) struct Plan {
     /// Input slots whose sparse values must be densified when fed: some consumer is
     /// not an op that reads sparse rows (`times`' left operand, the fused losses' target).
     pub densify: Vec<bool>,
+    /// How many node operands read each slot.
+    pub readers: Vec<usize>,
+    /// Shared storage of parameter and constant slots.
+    pub stores: Vec<Option<Arc<RwLock<Tensor>>>>,
+    /// Per set of `wrt` slots: which slots carry gradient (see `Plan::reach`).
+    pub reach_cache: Mutex<HashMap<Vec<usize>, Arc<Vec<bool>>>>,
 }
 
 /// A block instance: its argument placeholders stand for outer variables.
@@ -381,26 +390,32 @@ pub(crate) fn compile(roots: &[Variable]) -> Result<Plan> {
         }
     }
     let mut densify = vec![false; b.slots.len()];
+    let mut readers = vec![0usize; b.slots.len()];
     for node in &b.nodes {
         for (i, &s) in node.ins.iter().enumerate() {
-            let reads_sparse = (i == 0
-                && matches!(node.op, Op::Times { .. } | Op::TransposeTimes { .. }))
-                || (i == 1
-                    && matches!(
-                        node.op,
-                        Op::CrossEntropyWithSoftmax | Op::ClassificationError
-                    ));
-            if !reads_sparse {
+            readers[s] += 1;
+            if !node.op.reads_sparse(i) {
                 densify[s] = true;
             }
         }
     }
+    let stores = b
+        .slots
+        .iter()
+        .map(|s| match &s.source {
+            Source::Param(v) | Source::Const(v) => v.storage(),
+            _ => None,
+        })
+        .collect();
     Ok(Plan {
         densify,
+        readers,
+        stores,
         slots: b.slots,
         nodes: b.nodes,
         steps,
         var_slots,
         roots: root_slots,
+        reach_cache: Mutex::new(HashMap::new()),
     })
 }

@@ -2,9 +2,10 @@
 //! dynamic-axis inference at build time, placeholder replacement and cloning.
 
 use super::ownership::{self, Item, LoopMark};
-use super::variable::{next_id, VarInfo, VarKey, VarKind, Variable};
+use super::variable::{next_id, VarKey, VarKind, Variable};
 use crate::error::{Error, Result};
 use crate::ops::Op;
+use crate::ops::VarInfo;
 use crate::tensor::Tensor;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -494,30 +495,6 @@ impl Function {
             _ => outs[0]
                 .owner()
                 .ok_or_else(|| Error::Argument("clone produced no function".into())),
-        }
-    }
-
-    /// Evaluate on the given feeds (forward only, inference mode).
-    pub fn eval(
-        &self,
-        feeds: &[(&Variable, &crate::tensor::Value)],
-    ) -> Result<Vec<crate::tensor::Value>> {
-        let outs = self.outputs();
-        let dtype = outs
-            .first()
-            .map(|v| v.dtype())
-            .unwrap_or(crate::tensor::DType::F32);
-        match dtype {
-            crate::tensor::DType::F32 => {
-                let mut ex = crate::exec::Executor::<f32>::new_inference(&outs)?;
-                ex.forward(feeds, false)?;
-                outs.iter().map(|o| ex.value(o)).collect()
-            }
-            crate::tensor::DType::F64 => {
-                let mut ex = crate::exec::Executor::<f64>::new_inference(&outs)?;
-                ex.forward(feeds, false)?;
-                outs.iter().map(|o| ex.value(o)).collect()
-            }
         }
     }
 }

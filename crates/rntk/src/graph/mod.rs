@@ -13,15 +13,15 @@
 //! parameters and constants), so it runs on after its graph is dropped. How loops are
 //! detected and cut: `ownership.rs`.
 
-mod axes;
 mod function;
 mod ownership;
 mod variable;
 
-pub use axes::{Axis, DynamicAxes};
+pub use crate::ops::VarInfo;
+pub use crate::tensor::{Axis, DynamicAxes};
 pub(crate) use function::FnKind;
 pub use function::{CloneMethod, Function};
-pub use variable::{VarInfo, VarKey, VarKind, Variable};
+pub use variable::{VarKey, VarKind, Variable};
 
 use crate::error::{Error, Result};
 use crate::initializer::Initializer;

@@ -1,12 +1,12 @@
 //! Variables: the typed, named edges of a graph — inputs, parameters, constants,
 //! placeholders and function outputs.
 
-use super::axes::DynamicAxes;
 use super::function::Function;
 use super::ownership::{self, Item, LoopMark};
 use crate::error::{Error, Result};
 use crate::initializer::Initializer;
-use crate::tensor::{DType, Shape, Tensor};
+use crate::ops::VarInfo;
+use crate::tensor::{DType, DynamicAxes, Shape, Tensor};
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::mem::ManuallyDrop;
@@ -27,16 +27,6 @@ pub enum VarKind {
     Parameter,
     Constant,
     Placeholder,
-}
-
-/// Everything shape inference knows about a variable.
-#[derive(Clone, Debug, PartialEq)]
-pub struct VarInfo {
-    pub shape: Shape,
-    pub dtype: DType,
-    pub axes: DynamicAxes,
-    pub is_sparse: bool,
-    pub needs_gradient: bool,
 }
 
 /// Stable identity of a variable: a leaf's id, or (owner function id, output index).
@@ -281,10 +271,10 @@ impl Variable {
         v
     }
 
-    /// The current value of a parameter or constant.
+    /// The current value of a parameter or constant, on the host.
     pub fn value(&self) -> Result<Tensor> {
         match self.as_leaf().and_then(|l| l.value.as_ref()) {
-            Some(v) => Ok(v.read().expect("parameter lock").clone()),
+            Some(v) => Ok(v.read().expect("parameter lock").to_host()),
             None => Err(Error::Argument(format!(
                 "{} is a {:?}, which has no stored value",
                 self.label(),

@@ -5,9 +5,10 @@
 
 use super::buffer::SequenceSet;
 use super::deserializer::{ChunkDescription, Deserializer};
-use super::minibatch::{pack, Minibatch, MinibatchData};
+use super::minibatch::{pack, Minibatch, MinibatchData, Piece};
 use super::randomizer::{chunk_order, Draw, Event, RandomizationWindow, Randomizer};
 use super::stream::StreamInformation;
+use super::truncation::{Bptt, Supplier};
 use crate::error::{Error, Result};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -365,7 +366,7 @@ pub struct MinibatchSource {
     loader: Loader,
     peeked: Option<Picked>,
     samples: u64,
-    truncation: Option<super::truncation::Bptt>,
+    truncation: Option<Bptt<Picked>>,
 }
 
 impl std::fmt::Debug for MinibatchSource {
@@ -459,8 +460,8 @@ impl MinibatchSource {
             0,
             0,
         );
-        let truncation = (config.truncation_length > 0)
-            .then(|| super::truncation::Bptt::new(config.truncation_length));
+        let truncation =
+            (config.truncation_length > 0).then(|| Bptt::new(config.truncation_length));
         Ok(MinibatchSource {
             desers,
             chunks,
@@ -685,7 +686,7 @@ impl MinibatchSource {
             slots: self
                 .truncation
                 .as_ref()
-                .map(|t| t.slot_states())
+                .map(|t| t.slot_states::<Self>())
                 .unwrap_or_default(),
         }
     }
@@ -732,7 +733,7 @@ impl MinibatchSource {
             self.resident.insert((sweep, pos), loaded);
         }
         if let Some(mut t) = self.truncation.take() {
-            let r = t.restore(self, c);
+            let r = t.restore(self, (c.sweep, c.index, &c.slots));
             self.truncation = Some(t);
             r?;
         }
@@ -754,45 +755,45 @@ impl MinibatchSource {
         self.truncation = Some(t);
         r
     }
+}
 
-    pub(super) fn position(&self) -> (u64, u64) {
+/// What truncated BPTT draws from the source.
+impl Supplier for MinibatchSource {
+    type Picked = Picked;
+
+    fn position(&self) -> (u64, u64) {
         self.rand.position()
     }
-    pub(super) fn samples_left(&self) -> bool {
+    fn samples_left(&self) -> bool {
         self.samples < self.cfg.max_samples
     }
-    pub(super) fn add_samples(&mut self, n: u64) {
+    fn add_samples(&mut self, n: u64) {
         self.samples += n;
     }
-    pub(super) fn stream_count(&self) -> usize {
-        self.streams.len()
+    fn streams(&self) -> &[StreamInformation] {
+        &self.streams
     }
 
     /// Data of stream `g` of a picked sequence.
-    pub(super) fn stream_of<'a>(&self, p: &'a Picked, g: usize) -> &'a super::buffer::StreamBuffer {
+    fn stream_of<'a>(&self, p: &'a Picked, g: usize) -> &'a super::buffer::StreamBuffer {
         let (d, s) = self.map[g];
         &p.chunk.sets[d].streams[s]
     }
 
     /// Per-stream lengths of a picked sequence (truncation needs them equal).
-    pub(super) fn lengths_of(&self, p: &Picked) -> Vec<usize> {
+    fn lengths_of(&self, p: &Picked) -> Vec<usize> {
         self.lengths(p)
     }
 
-    pub(super) fn key_of(p: &Picked) -> u64 {
+    fn key_of(p: &Picked) -> u64 {
         p.chunk.sets[0].keys[p.draw.seq]
     }
 
-    pub(super) fn draw_of(p: &Picked) -> Draw {
+    fn draw_of(p: &Picked) -> Draw {
         p.draw
     }
 
-    pub(super) fn build(
-        &self,
-        data: Vec<MinibatchData>,
-        keys: Vec<u64>,
-        pieces: Vec<super::minibatch::Piece>,
-    ) -> Minibatch {
+    fn build(&self, data: Vec<MinibatchData>, keys: Vec<u64>, pieces: Vec<Piece>) -> Minibatch {
         Minibatch {
             streams: self.streams.clone(),
             data,
@@ -802,7 +803,7 @@ impl MinibatchSource {
     }
 
     /// Draw the next valid sequence for truncation (skipping malformed ones).
-    pub(super) fn draw_valid(&mut self) -> Result<Option<(Picked, bool)>> {
+    fn draw_valid(&mut self) -> Result<Option<(Picked, bool)>> {
         let mut eos = false;
         loop {
             let Some(p) = self.next_picked()? else {

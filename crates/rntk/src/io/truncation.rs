@@ -7,22 +7,50 @@
 //! All streams of a sequence must have the same length (a piece cuts every stream
 //! at the same steps).
 
-use super::minibatch::{pack, MinibatchData, Piece, RowRun};
-use super::minibatch_source::{Checkpoint, MinibatchSource, Picked};
+use super::buffer::StreamBuffer;
+use super::minibatch::{pack, Minibatch, MinibatchData, Piece, RowRun};
+use super::randomizer::Draw;
+use super::stream::StreamInformation;
 use crate::error::{Error, Result};
 
-struct Slot {
-    picked: Picked,
+/// What truncation needs of the minibatch source: drawn sequences, their streams,
+/// the sample count, and the minibatch built from the pieces (the source implements
+/// it; truncation does not know the source).
+pub(super) trait Supplier {
+    /// A drawn sequence.
+    type Picked: Clone;
+    /// (sweep, draw index) of the next draw.
+    fn position(&self) -> (u64, u64);
+    fn samples_left(&self) -> bool;
+    fn add_samples(&mut self, n: u64);
+    fn streams(&self) -> &[StreamInformation];
+    /// Data of stream `g` of a picked sequence.
+    fn stream_of<'a>(&self, p: &'a Self::Picked, g: usize) -> &'a StreamBuffer;
+    /// Per-stream lengths of a picked sequence.
+    fn lengths_of(&self, p: &Self::Picked) -> Vec<usize>;
+    fn key_of(p: &Self::Picked) -> u64;
+    fn draw_of(p: &Self::Picked) -> Draw;
+    fn build(&self, data: Vec<MinibatchData>, keys: Vec<u64>, pieces: Vec<Piece>) -> Minibatch;
+    /// The next valid sequence and whether a sweep ended on the way.
+    fn draw_valid(&mut self) -> Result<Option<(Self::Picked, bool)>>;
+}
+
+/// Per slot of a checkpoint: the (sweep, index) of its sequence and the steps of it
+/// already delivered (`None` for an idle slot).
+pub(super) type SlotStates = Vec<Option<(u64, u64, u64)>>;
+
+struct Slot<P> {
+    picked: P,
     offset: usize,
     len: usize,
 }
 
-pub(crate) struct Bptt {
+pub(crate) struct Bptt<P> {
     len: usize,
-    slots: Vec<Option<Slot>>,
+    slots: Vec<Option<Slot<P>>>,
 }
 
-impl Bptt {
+impl<P: Clone> Bptt<P> {
     pub fn new(len: usize) -> Self {
         Bptt {
             len,
@@ -30,19 +58,19 @@ impl Bptt {
         }
     }
 
-    pub fn slot_states(&self) -> Vec<Option<(u64, u64, u64)>> {
+    pub fn slot_states<S: Supplier<Picked = P>>(&self) -> SlotStates {
         self.slots
             .iter()
             .map(|s| {
                 s.as_ref().map(|s| {
-                    let d = MinibatchSource::draw_of(&s.picked);
+                    let d = S::draw_of(&s.picked);
                     (d.sweep, d.index, s.offset as u64)
                 })
             })
             .collect()
     }
 
-    fn open(src: &MinibatchSource, picked: Picked) -> Result<Slot> {
+    fn open<S: Supplier<Picked = P>>(src: &S, picked: P) -> Result<Slot<P>> {
         let lens = src.lengths_of(&picked);
         let len = lens.iter().copied().max().unwrap_or(0);
         if lens.iter().any(|&l| l != len) {
@@ -50,7 +78,7 @@ impl Bptt {
                 "truncation_length",
                 format!(
                     "sequence {} has streams of different lengths {lens:?}; truncated BPTT cuts all streams at the same steps",
-                    MinibatchSource::key_of(&picked)
+                    S::key_of(&picked)
                 ),
             ));
         }
@@ -63,19 +91,22 @@ impl Bptt {
 
     /// Redraw the sequences the checkpoint's slots hold (the source has sought to
     /// the oldest of them).
-    pub fn restore(&mut self, src: &mut MinibatchSource, c: &Checkpoint) -> Result<()> {
-        self.slots = (0..c.slots.len()).map(|_| None).collect();
-        while src.position() < (c.sweep, c.index) {
+    pub fn restore<S: Supplier<Picked = P>>(
+        &mut self,
+        src: &mut S,
+        (sweep, index, states): (u64, u64, &SlotStates),
+    ) -> Result<()> {
+        self.slots = (0..states.len()).map(|_| None).collect();
+        while src.position() < (sweep, index) {
             let Some((p, _)) = src.draw_valid()? else {
                 break;
             };
-            let d = MinibatchSource::draw_of(&p);
-            if let Some(k) = c
-                .slots
+            let d = S::draw_of(&p);
+            if let Some(k) = states
                 .iter()
                 .position(|s| matches!(s, Some((sw, ix, _)) if (*sw, *ix) == (d.sweep, d.index)))
             {
-                let offset = c.slots[k].map_or(0, |s| s.2 as usize);
+                let offset = states[k].map_or(0, |s| s.2 as usize);
                 let mut slot = Self::open(src, p)?;
                 if offset >= slot.len {
                     return Err(Error::invalid(
@@ -93,11 +124,11 @@ impl Bptt {
         Ok(())
     }
 
-    pub fn next(
+    pub fn next<S: Supplier<Picked = P>>(
         &mut self,
-        src: &mut MinibatchSource,
+        src: &mut S,
         size: usize,
-    ) -> Result<Option<super::minibatch::Minibatch>> {
+    ) -> Result<Option<Minibatch>> {
         if !src.samples_left() {
             return Ok(None);
         }
@@ -105,7 +136,7 @@ impl Bptt {
         if self.slots.len() < want {
             self.slots.resize_with(want, || None);
         }
-        let mut pieces: Vec<(Picked, Piece, usize)> = Vec::new();
+        let mut pieces: Vec<(P, Piece, usize)> = Vec::new();
         let mut eos = false;
         for k in 0..self.slots.len() {
             let mut filled = 0;
@@ -148,13 +179,13 @@ impl Bptt {
         }
         let steps: usize = pieces.iter().map(|p| p.2).sum();
         src.add_samples(steps as u64);
-        let mut data = Vec::with_capacity(src.stream_count());
-        for g in 0..src.stream_count() {
+        let mut data = Vec::with_capacity(src.streams().len());
+        for g in 0..src.streams().len() {
             let runs: Vec<RowRun<'_>> = pieces
                 .iter()
                 .map(|(p, piece, take)| {
                     let b = src.stream_of(p, g);
-                    let seq = MinibatchSource::draw_of(p).seq;
+                    let seq = S::draw_of(p).seq;
                     (b, b.seq_rows[seq] + piece.offset, *take)
                 })
                 .collect();
@@ -166,10 +197,7 @@ impl Bptt {
                 end_of_sweep: eos,
             });
         }
-        let keys = pieces
-            .iter()
-            .map(|(p, _, _)| MinibatchSource::key_of(p))
-            .collect();
+        let keys = pieces.iter().map(|(p, _, _)| S::key_of(p)).collect();
         let pieces = pieces.into_iter().map(|(_, piece, _)| piece).collect();
         Ok(Some(src.build(data, keys, pieces)))
     }

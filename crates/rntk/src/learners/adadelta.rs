@@ -2,12 +2,10 @@
 //! gradients; ρ and ε are plain numbers (not scaled by N).
 
 use super::{
-    impl_apply_with_step, LearnerOptions, RuleState, Schedule, StandardLearner, StepContext,
-    UpdateRule,
+    LearnerOptions, RuleStep, Schedule, StandardLearner, StepContext, UpdateKernel, UpdateRule,
 };
 use crate::error::{Error, Result};
 use crate::graph::Variable;
-use crate::tensor::Element;
 
 /// The AdaDelta rule. Buffers: mean squared gradient `a`, mean squared update `x`.
 #[derive(Clone, Debug)]
@@ -17,24 +15,11 @@ pub struct AdaDelta {
 }
 
 impl AdaDelta {
-    fn step<T: Element>(&mut self, ctx: &StepContext, p: &mut [T], g: &[T], s: &mut RuleState<T>) {
-        let (rho, eps, eta) = (
-            T::from_f64(self.rho),
-            T::from_f64(self.epsilon),
-            T::from_f64(ctx.eta),
-        );
-        let one_minus_rho = T::one() - rho;
-        let (a, x) = s.buffers.split_at_mut(1);
-        for (((pi, &gi), ai), xi) in p
-            .iter_mut()
-            .zip(g)
-            .zip(a[0].iter_mut())
-            .zip(x[0].iter_mut())
-        {
-            *ai = rho * *ai + one_minus_rho * gi * gi;
-            let delta = -(*xi + eps).sqrt() / (*ai + eps).sqrt() * gi;
-            *xi = rho * *xi + one_minus_rho * delta * delta;
-            *pi += eta * delta;
+    fn kernel(&mut self, ctx: &StepContext, _scalars: &mut [f64]) -> UpdateKernel {
+        UpdateKernel::AdaDelta {
+            eta: ctx.eta,
+            rho: self.rho,
+            epsilon: self.epsilon,
         }
     }
 }
@@ -46,7 +31,9 @@ impl UpdateRule for AdaDelta {
     fn buffers(&self) -> usize {
         2
     }
-    impl_apply_with_step!();
+    fn step(&mut self, ctx: &StepContext, scalars: &mut [f64]) -> RuleStep<'_> {
+        RuleStep::Kernel(self.kernel(ctx, scalars))
+    }
 }
 
 /// CNTK's `adadelta(parameters, lr, rho, epsilon, ...)`; CNTK's default lr is

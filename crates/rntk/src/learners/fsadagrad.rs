@@ -3,12 +3,11 @@
 
 use super::adam::DEFAULT_VARIANCE_MOMENTUM;
 use super::{
-    check_momentum, impl_apply_with_step, LearnerOptions, RuleState, Schedule, StandardLearner,
-    StepContext, UpdateRule,
+    check_momentum, LearnerOptions, RuleStep, Schedule, StandardLearner, StepContext, UpdateKernel,
+    UpdateRule,
 };
 use crate::error::Result;
 use crate::graph::Variable;
-use crate::tensor::Element;
 
 /// FSAdaGrad's options beyond lr and momentum.
 #[derive(Clone, Debug)]
@@ -39,39 +38,18 @@ pub struct FsAdaGrad {
 }
 
 impl FsAdaGrad {
-    fn step<T: Element>(&mut self, ctx: &StepContext, p: &mut [T], g: &[T], s: &mut RuleState<T>) {
+    fn kernel(&mut self, ctx: &StepContext, scalars: &mut [f64]) -> UpdateKernel {
         let mu = ctx.momentum(&self.momentum);
         let beta2 = ctx.momentum(&self.variance_momentum);
         let n = ctx.sample_count as f64;
-        s.scalars[0] = beta2 * s.scalars[0] + (1.0 - beta2) * n;
-        let target = T::from_f64(s.scalars[0].sqrt());
-        let unit = if self.unit_gain {
-            T::one() - T::from_f64(mu)
-        } else {
-            T::one()
-        };
-        let use_momentum = mu > 0.0;
-        let (mu, b2, eta) = (T::from_f64(mu), T::from_f64(beta2), T::from_f64(ctx.eta));
-        let one_minus_b2 = T::one() - b2;
-        let cap = T::from_f64(10.0);
-        let (v, r) = s.buffers.split_at_mut(1);
-        for (((pi, &gi), vi), ri) in p
-            .iter_mut()
-            .zip(g)
-            .zip(v[0].iter_mut())
-            .zip(r[0].iter_mut())
-        {
-            *vi = b2 * *vi + one_minus_b2 * gi * gi;
-            let mut h = gi;
-            if *vi != T::zero() {
-                let w = (target * (T::one() / vi.sqrt())).min(cap);
-                h *= w;
-            }
-            if use_momentum {
-                *ri = mu * *ri + unit * h;
-                h = *ri;
-            }
-            *pi -= eta * h;
+        // the smoothed sample count, kept in double as CNTK does
+        scalars[0] = beta2 * scalars[0] + (1.0 - beta2) * n;
+        UpdateKernel::FsAdaGrad {
+            eta: ctx.eta,
+            mu,
+            beta2,
+            target: scalars[0].sqrt(),
+            unit_gain: self.unit_gain,
         }
     }
 }
@@ -90,7 +68,9 @@ impl UpdateRule for FsAdaGrad {
         self.momentum.adopt_minibatch_size(m);
         self.variance_momentum.adopt_minibatch_size(m);
     }
-    impl_apply_with_step!();
+    fn step(&mut self, ctx: &StepContext, scalars: &mut [f64]) -> RuleStep<'_> {
+        RuleStep::Kernel(self.kernel(ctx, scalars))
+    }
 }
 
 /// CNTK's `fsadagrad(parameters, lr, momentum, ...)`.

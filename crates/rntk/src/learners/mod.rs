@@ -4,6 +4,10 @@
 //! Two extension points: implement [`Learner`] for complete control over an update, or
 //! implement [`UpdateRule`] and wrap it in a [`StandardLearner`] to get CNTK's schedule
 //! handling, clipping, L1/L2, counters and checkpoints for free.
+//!
+//! Parameters, their gradients and the rules' state live on the device that computes
+//! with them: a built-in rule describes its step as an [`UpdateKernel`] and the
+//! backend's learner-update kernel runs it there (`backend::Updates`).
 
 mod adadelta;
 mod adagrad;
@@ -26,6 +30,8 @@ pub use rmsprop::{rmsprop, RmsProp, RmsPropOptions};
 pub use schedule::{EpochSize, Schedule, IGNORE};
 pub use sgd::{sgd, Sgd};
 pub use standard::StandardLearner;
+
+pub use crate::backend::updates::UpdateKernel;
 
 use crate::error::Result;
 use crate::graph::Variable;
@@ -135,7 +141,7 @@ impl StepContext {
     }
 }
 
-/// Per-parameter state of an update rule, in the parameter's element type.
+/// Per-parameter state of a host rule ([`HostRule`]), in the parameter's element type.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct RuleState<T> {
     /// Parameter-shaped buffers, as many as [`UpdateRule::buffers`] asks for, zeroed.
@@ -145,8 +151,7 @@ pub struct RuleState<T> {
 }
 
 /// The learner-specific part of an update, run by [`StandardLearner`] between the
-/// clipping/L2 and the L1 steps. Implement both element types (a generic helper called
-/// from both is the usual way).
+/// clipping/L2 and the L1 steps.
 pub trait UpdateRule: Send {
     /// The learner's name, used in messages and checkpoints.
     fn name(&self) -> &str;
@@ -164,36 +169,30 @@ pub trait UpdateRule: Send {
     fn reported_momentum(&self) -> Option<&Schedule> {
         None
     }
+    /// This update's step for one parameter, given the rule's host `scalars` for it
+    /// (updated in place). Built-in rules return an element-wise [`UpdateKernel`] that
+    /// runs on the parameter's device; a custom rule may instead update host copies
+    /// ([`RuleStep::Host`]).
+    fn step(&mut self, ctx: &StepContext, scalars: &mut [f64]) -> RuleStep<'_>;
+}
+
+/// What one update of one parameter runs.
+pub enum RuleStep<'a> {
+    /// A backend kernel, with this update's constants.
+    Kernel(UpdateKernel),
+    /// Host code on copies of the parameter, gradient and state (on the CPU backend
+    /// the tensors themselves; on a device, a download and an upload per update).
+    Host(&'a mut dyn HostRule),
+}
+
+/// An update rule written against host slices (see [`RuleStep::Host`]). Implement both
+/// element types (a generic helper called from both is the usual way).
+pub trait HostRule {
     /// Update one f32 parameter `p` from its preprocessed gradient `g`.
     fn apply_f32(&mut self, ctx: &StepContext, p: &mut [f32], g: &[f32], s: &mut RuleState<f32>);
     /// Update one f64 parameter `p` from its preprocessed gradient `g`.
     fn apply_f64(&mut self, ctx: &StepContext, p: &mut [f64], g: &[f64], s: &mut RuleState<f64>);
 }
-
-/// Implements both `apply_*` methods of an [`UpdateRule`] with a generic `step` method.
-macro_rules! impl_apply_with_step {
-    () => {
-        fn apply_f32(
-            &mut self,
-            ctx: &$crate::learners::StepContext,
-            p: &mut [f32],
-            g: &[f32],
-            s: &mut $crate::learners::RuleState<f32>,
-        ) {
-            self.step(ctx, p, g, s)
-        }
-        fn apply_f64(
-            &mut self,
-            ctx: &$crate::learners::StepContext,
-            p: &mut [f64],
-            g: &[f64],
-            s: &mut $crate::learners::RuleState<f64>,
-        ) {
-            self.step(ctx, p, g, s)
-        }
-    };
-}
-pub(crate) use impl_apply_with_step;
 
 /// Refuse momentum-like values outside [0, 1).
 pub(crate) fn check_momentum(learner: &str, what: &str, s: &Schedule) -> Result<()> {

@@ -2,12 +2,11 @@
 //! (`v = μ·v + u·η·g`), which matters when the rate changes during training.
 
 use super::{
-    check_momentum, impl_apply_with_step, LearnerOptions, RuleState, Schedule, StandardLearner,
-    StepContext, UpdateRule,
+    check_momentum, LearnerOptions, RuleStep, Schedule, StandardLearner, StepContext, UpdateKernel,
+    UpdateRule,
 };
 use crate::error::Result;
 use crate::graph::Variable;
-use crate::tensor::Element;
 
 /// The momentum-SGD rule, classic or Nesterov.
 #[derive(Clone, Debug)]
@@ -18,26 +17,12 @@ pub struct MomentumSgd {
 }
 
 impl MomentumSgd {
-    fn step<T: Element>(&mut self, ctx: &StepContext, p: &mut [T], g: &[T], s: &mut RuleState<T>) {
-        // Rounded like CNTK's float kernels: μ and η go to T first, the gain factor
-        // and the combined rate are then formed in T.
-        let mu = T::from_f64(ctx.momentum(&self.momentum));
-        let unit = if self.unit_gain {
-            T::one() - mu
-        } else {
-            T::one()
-        };
-        let alpha = unit * T::from_f64(ctx.eta);
-        let v = &mut s.buffers[0];
-        for ((pi, &gi), vi) in p.iter_mut().zip(g).zip(v.iter_mut()) {
-            *vi = alpha * gi + mu * *vi;
-            if self.nesterov {
-                // two separate axpy passes in CNTK: p -= μ·v, then p -= α·g
-                *pi += -mu * *vi;
-                *pi += -alpha * gi;
-            } else {
-                *pi -= *vi;
-            }
+    fn kernel(&mut self, ctx: &StepContext, _scalars: &mut [f64]) -> UpdateKernel {
+        UpdateKernel::Momentum {
+            mu: ctx.momentum(&self.momentum),
+            eta: ctx.eta,
+            unit_gain: self.unit_gain,
+            nesterov: self.nesterov,
         }
     }
 }
@@ -59,7 +44,9 @@ impl UpdateRule for MomentumSgd {
     fn reported_momentum(&self) -> Option<&Schedule> {
         Some(&self.momentum)
     }
-    impl_apply_with_step!();
+    fn step(&mut self, ctx: &StepContext, scalars: &mut [f64]) -> RuleStep<'_> {
+        RuleStep::Kernel(self.kernel(ctx, scalars))
+    }
 }
 
 fn build(

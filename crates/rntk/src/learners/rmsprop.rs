@@ -2,12 +2,10 @@
 //! that grow while the gradient keeps its sign and shrink when it flips.
 
 use super::{
-    impl_apply_with_step, LearnerOptions, RuleState, Schedule, StandardLearner, StepContext,
-    UpdateRule,
+    LearnerOptions, RuleStep, Schedule, StandardLearner, StepContext, UpdateKernel, UpdateRule,
 };
 use crate::error::{Error, Result};
 use crate::graph::Variable;
-use crate::tensor::Element;
 
 /// RMSProp's constants (plain numbers: no schedule, no scaling with N).
 #[derive(Clone, Debug, PartialEq)]
@@ -28,69 +26,19 @@ pub struct RmsProp {
 }
 
 impl RmsProp {
-    fn step<T: Element>(&mut self, ctx: &StepContext, p: &mut [T], g: &[T], s: &mut RuleState<T>) {
-        let floor = T::from_f64(1e-6);
-        let (gamma, inc, dec, max, min) = (
-            T::from_f64(self.o.gamma),
-            T::from_f64(self.o.inc),
-            T::from_f64(self.o.dec),
-            T::from_f64(self.o.max),
-            T::from_f64(self.o.min),
-        );
-        let first = s.scalars[0] == 0.0;
-        s.scalars[0] = 1.0;
-        let [avars, signs, steps] = &mut s.buffers[..] else {
-            return;
-        };
-        if first {
-            // CNTK seeds the mean square with the first gradient, then still applies
-            // the γ update below in this same step.
-            for (((a, sg), st), &gi) in avars
-                .iter_mut()
-                .zip(signs.iter_mut())
-                .zip(steps.iter_mut())
-                .zip(g)
-            {
-                *a = gi * gi;
-                *sg = T::zero();
-                *st = T::from_f64(0.02);
-            }
-        }
-        let one_minus_gamma = T::one() - gamma;
-        let mut scaled = Vec::with_capacity(g.len());
-        let mut ave_sum = T::zero();
-        for (((&gi, a), sg), st) in g
-            .iter()
-            .zip(avars.iter_mut())
-            .zip(signs.iter_mut())
-            .zip(steps.iter_mut())
-        {
-            *a = gamma * *a + one_minus_gamma * (gi * gi);
-            let sign = if gi > T::zero() {
-                T::one()
-            } else if gi < T::zero() {
-                -T::one()
-            } else {
-                T::zero()
-            };
-            *st = if *sg * sign > T::zero() {
-                (*st * inc).min(max)
-            } else {
-                (*st * dec).max(min)
-            };
-            let factor = *st / (*a + floor).sqrt();
-            scaled.push(gi * factor);
-            *sg = sign;
-            ave_sum += factor;
-        }
-        let ave = if self.o.need_ave_multiplier && !g.is_empty() {
-            ave_sum.as_f64() / g.len() as f64
-        } else {
-            1.0
-        };
-        let rate = T::from_f64(ctx.eta / ave);
-        for (pi, gi) in p.iter_mut().zip(scaled) {
-            *pi -= rate * gi;
+    fn kernel(&mut self, ctx: &StepContext, scalars: &mut [f64]) -> UpdateKernel {
+        // CNTK seeds the state on the first update.
+        let first = scalars[0] == 0.0;
+        scalars[0] = 1.0;
+        UpdateKernel::RmsProp {
+            eta: ctx.eta,
+            gamma: self.o.gamma,
+            inc: self.o.inc,
+            dec: self.o.dec,
+            max: self.o.max,
+            min: self.o.min,
+            need_ave_multiplier: self.o.need_ave_multiplier,
+            first,
         }
     }
 }
@@ -105,7 +53,9 @@ impl UpdateRule for RmsProp {
     fn scalars(&self) -> usize {
         1
     }
-    impl_apply_with_step!();
+    fn step(&mut self, ctx: &StepContext, scalars: &mut [f64]) -> RuleStep<'_> {
+        RuleStep::Kernel(self.kernel(ctx, scalars))
+    }
 }
 
 /// CNTK's `rmsprop(parameters, lr, gamma, inc, dec, max, min, need_ave_multiplier, ...)`.

@@ -1,23 +1,18 @@
 //! Plain stochastic gradient descent: `p -= η·g`.
 
 use super::{
-    impl_apply_with_step, LearnerOptions, RuleState, Schedule, StandardLearner, StepContext,
-    UpdateRule,
+    LearnerOptions, RuleStep, Schedule, StandardLearner, StepContext, UpdateKernel, UpdateRule,
 };
 use crate::error::Result;
 use crate::graph::Variable;
-use crate::tensor::Element;
 
 /// The SGD update rule (no state).
 #[derive(Clone, Debug, Default)]
 pub struct Sgd;
 
 impl Sgd {
-    fn step<T: Element>(&mut self, ctx: &StepContext, p: &mut [T], g: &[T], _s: &mut RuleState<T>) {
-        let eta = T::from_f64(ctx.eta);
-        for (pi, &gi) in p.iter_mut().zip(g) {
-            *pi -= eta * gi;
-        }
+    fn kernel(&mut self, ctx: &StepContext, _scalars: &mut [f64]) -> UpdateKernel {
+        UpdateKernel::Sgd { eta: ctx.eta }
     }
 }
 
@@ -28,7 +23,9 @@ impl UpdateRule for Sgd {
     fn buffers(&self) -> usize {
         0
     }
-    impl_apply_with_step!();
+    fn step(&mut self, ctx: &StepContext, scalars: &mut [f64]) -> RuleStep<'_> {
+        RuleStep::Kernel(self.kernel(ctx, scalars))
+    }
 }
 
 /// CNTK's `sgd(parameters, lr, ...)`.

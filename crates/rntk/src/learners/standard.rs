@@ -1,19 +1,24 @@
 //! `StandardLearner`: CNTK's LearnerBase — validation, schedules, counters, the
 //! clip → L2 → rule → L1 pipeline and checkpoints around any [`UpdateRule`].
 
-use super::regularization::{add_l2, clip_gradient, l1_soft_threshold, LearnerOptions};
+use super::regularization::LearnerOptions;
 use super::schedule::IGNORE;
-use super::{Learner, LearnerState, RuleState, Schedule, StepContext, UpdateRule};
+use super::{
+    HostRule, Learner, LearnerState, RuleState, RuleStep, Schedule, StepContext, UpdateRule,
+};
+use crate::backend::updates::LearnerStep;
+use crate::backend::{backend_of, DynBackend, Par};
 use crate::error::{Error, Result};
 use crate::graph::Variable;
-use crate::tensor::{DType, Element, Tensor};
+use crate::tensor::{DType, Element, Storage, Tensor};
 use std::collections::HashSet;
 
-/// Per-parameter rule state in the parameter's element type.
-#[derive(Clone, Debug, PartialEq)]
-enum ParamState {
-    F32(RuleState<f32>),
-    F64(RuleState<f64>),
+/// Per-parameter rule state: the rule's buffers on the parameter's device (created
+/// there at the first update, or restored from a checkpoint), its scalars on the host.
+#[derive(Clone, Debug, Default)]
+struct ParamState {
+    buffers: Vec<Storage>,
+    scalars: Vec<f64>,
 }
 
 /// A learner made of an [`UpdateRule`] and CNTK's common machinery.
@@ -28,8 +33,9 @@ pub struct StandardLearner {
     sample_count: u64,
     minibatch_count: u64,
     sweep_count: u64,
-    /// The clipped (or L2-added) gradient of the parameter being updated, reused.
-    scratch: (Vec<f32>, Vec<f64>),
+    /// The clipped (or L2-added) gradient of the parameter being updated, reused (on
+    /// the parameters' device).
+    scratch: Option<Storage>,
 }
 
 impl StandardLearner {
@@ -81,7 +87,11 @@ impl StandardLearner {
                     ),
                 ));
             }
-            states.push(fresh_state(&*rule, t.dtype(), t.shape().numel()));
+            states.push(ParamState {
+                buffers: Vec::new(),
+                scalars: vec![0.0; rule.scalars()],
+            });
+            let _ = t.dtype();
         }
         options.validate(&name)?;
         let mut lr = lr;
@@ -98,7 +108,7 @@ impl StandardLearner {
             sample_count: 0,
             minibatch_count: 0,
             sweep_count: 0,
-            scratch: (Vec::new(), Vec::new()),
+            scratch: None,
         })
     }
 
@@ -174,19 +184,6 @@ impl StandardLearner {
     }
 }
 
-fn fresh_state(rule: &dyn UpdateRule, dtype: DType, n: usize) -> ParamState {
-    match dtype {
-        DType::F32 => ParamState::F32(RuleState {
-            buffers: vec![vec![0.0; n]; rule.buffers()],
-            scalars: vec![0.0; rule.scalars()],
-        }),
-        DType::F64 => ParamState::F64(RuleState {
-            buffers: vec![vec![0.0; n]; rule.buffers()],
-            scalars: vec![0.0; rule.scalars()],
-        }),
-    }
-}
-
 fn check_learning_rate(learner: &str, lr: &Schedule) -> Result<()> {
     lr.check_values(
         &format!("{learner} learner, learning rate"),
@@ -195,38 +192,17 @@ fn check_learning_rate(learner: &str, lr: &Schedule) -> Result<()> {
     )
 }
 
-/// One parameter's pipeline in its element type: clip and L2 on a copy of the gradient
-/// (the caller's tensor is left alone), the rule, then L1. `false` if the parameter's
-/// storage is not of type T (its value was replaced by one of another type).
-fn step_typed<T: Element>(
-    rule: &mut dyn UpdateRule,
-    o: &LearnerOptions,
-    ctx: &StepContext,
-    value: &mut Tensor,
-    g: &Tensor,
-    (s, scratch): (&mut RuleState<T>, &mut Vec<T>),
-    apply: impl Fn(&mut dyn UpdateRule, &StepContext, &mut [T], &[T], &mut RuleState<T>),
-) -> bool {
-    let (Some(p), Some(g)) = (value.as_mut_slice::<T>(), g.as_slice::<T>()) else {
-        return false;
-    };
-    let n = ctx.sample_count;
-    let g = preprocess(o, p, g, n, scratch);
-    apply(rule, ctx, p, g, s);
-    l1_soft_threshold(p, ctx.eta, o.l1_regularization_weight, n);
-    true
-}
-
-/// One rule step for every parameter, in order.
+/// One update of every parameter, in order, with the parallelism `par`.
 fn update_all(
     rule: &mut dyn UpdateRule,
     o: &LearnerOptions,
     ctx: &StepContext,
-    params: &[Variable],
-    grads: Vec<&Tensor>,
+    (params, grads): (&[Variable], Vec<&Tensor>),
     states: &mut [ParamState],
-    scratch: &mut (Vec<f32>, Vec<f64>),
+    scratch: &mut Option<Storage>,
+    par: Par,
 ) -> Result<()> {
+    let n = ctx.sample_count;
     for ((p, g), state) in params.iter().zip(grads).zip(states.iter_mut()) {
         let storage = p.storage().ok_or_else(|| {
             Error::invalid(
@@ -235,64 +211,146 @@ fn update_all(
             )
         })?;
         let mut value = storage.write().expect("parameter lock");
-        let done = match state {
-            ParamState::F32(s) => {
-                let b = &mut scratch.0;
-                step_typed(rule, o, ctx, &mut value, g, (s, b), |r, c, p, g, s| {
-                    r.apply_f32(c, p, g, s)
-                })
+        let device = backend_of(value.storage());
+        let (dtype, len) = (value.dtype(), value.shape().numel());
+        if state.buffers.len() != rule.buffers() {
+            state.buffers = (0..rule.buffers())
+                .map(|_| device.zeros(dtype, len))
+                .collect();
+        }
+        let (buffers, scalars) = (&mut state.buffers, &mut state.scalars);
+        let name = rule.name().to_string();
+        match rule.step(ctx, scalars) {
+            RuleStep::Kernel(k) => {
+                if k.buffers() != buffers.len() {
+                    return Err(Error::invalid(
+                        format!("{name} learner"),
+                        format!(
+                            "the rule keeps {} buffers but its step needs {}",
+                            buffers.len(),
+                            k.buffers()
+                        ),
+                    ));
+                }
+                let step = LearnerStep {
+                    samples: n,
+                    clip_per_sample: o.gradient_clipping_threshold_per_sample,
+                    clip_truncation: o.gradient_clipping_with_truncation,
+                    l2_per_sample: o.l2_regularization_weight,
+                    l1_per_sample: o.l1_regularization_weight,
+                    eta: ctx.eta,
+                    rule: k,
+                };
+                device.learner_step(
+                    &step,
+                    value.storage_mut(),
+                    g.storage(),
+                    buffers,
+                    scratch,
+                    par,
+                )?;
             }
-            ParamState::F64(s) => {
-                let b = &mut scratch.1;
-                step_typed(rule, o, ctx, &mut value, g, (s, b), |r, c, p, g, s| {
-                    r.apply_f64(c, p, g, s)
-                })
+            RuleStep::Host(h) => {
+                let mut st = (buffers, scalars.clone());
+                host_step(
+                    h,
+                    o,
+                    ctx,
+                    &*device,
+                    (value.storage_mut(), g.storage()),
+                    &mut st,
+                )?;
+                *scalars = st.1;
             }
-        };
-        if !done {
-            return Err(Error::DType {
-                context: format!("{} learner update of {}", rule.name(), p.label()),
-                expected: g.dtype().to_string(),
-                got: value.dtype().to_string(),
-            });
         }
     }
     Ok(())
 }
 
-/// Clip and L2 on a copy of the gradient in `buf` (the caller's tensor is left alone);
-/// the gradient itself when neither applies. Truncation clips while copying (one pass).
-fn preprocess<'a, T: Element>(
+/// A host rule's update: on the CPU the tensors themselves, on a device host copies of
+/// parameter, gradient and state (downloaded, updated, uploaded).
+fn host_step(
+    h: &mut dyn HostRule,
     o: &LearnerOptions,
-    p: &[T],
-    g: &'a [T],
-    n: usize,
-    buf: &'a mut Vec<T>,
-) -> &'a [T] {
-    let threshold = o.gradient_clipping_threshold_per_sample;
-    let clip = threshold != f64::INFINITY;
-    if !clip && o.l2_regularization_weight <= 0.0 {
-        return g;
-    }
-    buf.clear();
-    if clip && o.gradient_clipping_with_truncation {
-        // clip_gradient's clamp (NaN stays NaN), fused with the copy
-        let t = T::from_f64(threshold * n as f64);
-        buf.extend(g.iter().map(|&x| {
-            if x > t {
-                t
-            } else if x < -t {
-                -t
-            } else {
-                x
-            }
-        }));
+    ctx: &StepContext,
+    device: &dyn DynBackend,
+    (p, g): (&mut Storage, &Storage),
+    (buffers, scalars): &mut (&mut Vec<Storage>, Vec<f64>),
+) -> Result<()> {
+    let on_host = !matches!(p, Storage::Device(_));
+    let mut hp = if on_host {
+        std::mem::replace(p, Storage::F32(Vec::new()))
     } else {
-        buf.extend_from_slice(g);
-        clip_gradient(buf, threshold, o.gradient_clipping_with_truncation, n);
+        p.to_host()
+    };
+    let hg = g.to_host();
+    let mut hb: Vec<Storage> = buffers.iter().map(|b| b.to_host()).collect();
+    let r = match hp.dtype() {
+        DType::F32 => host_typed::<f32>(
+            h,
+            o,
+            ctx,
+            (&mut hp, &hg),
+            (&mut hb, scalars),
+            |h, c, p, g, s| h.apply_f32(c, p, g, s),
+        ),
+        DType::F64 => host_typed::<f64>(
+            h,
+            o,
+            ctx,
+            (&mut hp, &hg),
+            (&mut hb, scalars),
+            |h, c, p, g, s| h.apply_f64(c, p, g, s),
+        ),
+    };
+    *p = if on_host {
+        hp
+    } else {
+        device.make_resident(&hp)
+    };
+    for (b, host) in buffers.iter_mut().zip(hb) {
+        *b = device.make_resident(&host);
     }
-    add_l2(buf, p, o.l2_regularization_weight, n);
-    buf
+    r
+}
+
+#[allow(clippy::type_complexity)]
+fn host_typed<T: Element>(
+    h: &mut dyn HostRule,
+    o: &LearnerOptions,
+    ctx: &StepContext,
+    (p, g): (&mut Storage, &Storage),
+    (bufs, scalars): (&mut [Storage], &mut Vec<f64>),
+    apply: impl Fn(&mut dyn HostRule, &StepContext, &mut [T], &[T], &mut RuleState<T>),
+) -> Result<()> {
+    let (Some(p), Some(g)) = (T::vec_mut(p), T::slice(g)) else {
+        return Err(Error::Unsupported(
+            "a host rule on mixed element types".into(),
+        ));
+    };
+    let n = ctx.sample_count;
+    let mut s = RuleState {
+        buffers: bufs
+            .iter()
+            .map(|b| T::slice(b).unwrap_or(&[]).to_vec())
+            .collect(),
+        scalars: std::mem::take(scalars),
+    };
+    let mut g = g.to_vec();
+    crate::backend::cpu::update::clip_gradient(
+        &mut g,
+        o.gradient_clipping_threshold_per_sample,
+        o.gradient_clipping_with_truncation,
+        n,
+    );
+    crate::backend::cpu::update::add_l2(&mut g, p, o.l2_regularization_weight, n);
+    apply(h, ctx, p, &g, &mut s);
+    crate::backend::cpu::update::l1_soft_threshold(p, ctx.eta, o.l1_regularization_weight, n);
+    for (b, v) in bufs.iter_mut().zip(s.buffers) {
+        *b = T::wrap(v);
+    }
+    *scalars = s.scalars;
+    Ok(())
 }
 
 impl Learner for StandardLearner {
@@ -338,13 +396,27 @@ impl Learner for StandardLearner {
             eta,
         };
         let o = &self.options;
-        // Large parameters update on both threads of the pool (see the rules' loops).
+        // Large parameters update on the device's threads (the CPU's pool).
         let elements: usize = grads.iter().map(|g| g.shape().numel()).sum();
-        let (rule, params, states) = (&mut self.rule, &self.params, &mut self.states);
+        let device = match self.params[0].storage() {
+            Some(s) => backend_of(s.read().expect("parameter lock").storage()),
+            None => backend_of(&Storage::F32(Vec::new())),
+        };
+        let (rule, params, states) = (&mut self.rule, &self.params[..], &mut self.states);
         let scratch = &mut self.scratch;
-        crate::exec::in_pool(elements >= 1 << 16, || {
-            update_all(&mut **rule, o, &ctx, params, grads, states, scratch)
-        })?;
+        let mut result = Ok(());
+        device.update_scope(elements, &mut |par| {
+            result = update_all(
+                &mut **rule,
+                o,
+                &ctx,
+                (params, grads.clone()),
+                states,
+                scratch,
+                par,
+            );
+        });
+        result?;
         self.sample_count += sample_count as u64;
         self.minibatch_count += 1;
         if is_sweep_end {
@@ -392,25 +464,16 @@ impl Learner for StandardLearner {
         let mut buffers = Vec::with_capacity(self.params.len());
         let mut scalars = Vec::with_capacity(self.params.len());
         for (p, s) in self.params.iter().zip(&self.states) {
-            let shape = p.shape();
-            let (b, sc) = match s {
-                ParamState::F32(s) => (
-                    s.buffers
-                        .iter()
-                        .map(|b| tensor(&shape, b.clone()))
-                        .collect(),
-                    s.scalars.clone(),
-                ),
-                ParamState::F64(s) => (
-                    s.buffers
-                        .iter()
-                        .map(|b| tensor(&shape, b.clone()))
-                        .collect(),
-                    s.scalars.clone(),
-                ),
-            };
+            let (shape, dtype) = (p.shape(), p.dtype());
+            // (before the first update the buffers are zeros)
+            let b = (0..self.rule.buffers())
+                .map(|k| match s.buffers.get(k) {
+                    Some(b) => tensor(&shape, b.to_host()),
+                    None => Tensor::zeros(shape.clone(), dtype),
+                })
+                .collect();
             buffers.push(b);
-            scalars.push(sc);
+            scalars.push(s.scalars.clone());
         }
         LearnerState {
             learner: self.rule.name().to_string(),
@@ -476,21 +539,10 @@ impl Learner for StandardLearner {
                     ));
                 }
             }
-            states.push(match p.dtype() {
-                DType::F32 => ParamState::F32(RuleState {
-                    buffers: bufs
-                        .iter()
-                        .map(|b| b.as_slice::<f32>().unwrap_or(&[]).to_vec())
-                        .collect(),
-                    scalars: sc.clone(),
-                }),
-                DType::F64 => ParamState::F64(RuleState {
-                    buffers: bufs
-                        .iter()
-                        .map(|b| b.as_slice::<f64>().unwrap_or(&[]).to_vec())
-                        .collect(),
-                    scalars: sc.clone(),
-                }),
+            // (made resident on the parameter's device at the next update)
+            states.push(ParamState {
+                buffers: bufs.iter().map(|b| b.storage().clone()).collect(),
+                scalars: sc.clone(),
             });
         }
         self.states = states;
@@ -503,7 +555,9 @@ impl Learner for StandardLearner {
     }
 }
 
-fn tensor<T: Element>(shape: &crate::tensor::Shape, data: Vec<T>) -> Tensor {
+fn tensor(shape: &crate::tensor::Shape, data: Storage) -> Tensor {
     // Shape and length agree by construction (buffers are sized from the parameter).
-    Tensor::from_vec(shape.clone(), data).unwrap_or_else(|_| Tensor::zeros(shape.clone(), T::DTYPE))
+    let dtype = data.dtype();
+    Tensor::from_storage_checked(shape.clone(), data)
+        .unwrap_or_else(|| Tensor::zeros(shape.clone(), dtype))
 }

@@ -16,14 +16,11 @@
 //! count grows by m on each training forward. Inference with a never-trained layer
 //! simply uses the initial estimates (mean 0, variance 0), as CNTK does.
 
-use super::{dense_info, expect_arity, Arg, Inferred, NodeState, WholeArg};
+use super::{dense_info, expect_arity, Inferred, NodeState, VarInfo, WholeArg};
+use crate::backend::reduce::NormGeom;
+use crate::backend::Backend;
 use crate::error::{Error, Result};
-use crate::graph::{DynamicAxes, VarInfo};
-use crate::tensor::{Element, Shape};
-
-/// Layout of `NodeState::aux` after a forward: `[trained, count_after, mean.., invstd..,
-/// new_mean.., new_var..]` (one entry per statistic).
-const HDR: usize = 2;
+use crate::tensor::{DynamicAxes, Element, Shape};
 
 pub(crate) fn infer(op: &str, name: &str, infos: &[VarInfo], spatial: bool) -> Result<Inferred> {
     expect_arity(op, name, infos, 6)?;
@@ -100,212 +97,100 @@ pub(crate) fn stat_shape(x: &Shape, spatial: bool) -> Option<Shape> {
     }
 }
 
-/// Geometry of one forward: `rows` samples of `d` elements; statistic of element e is
+/// Geometry of one forward over the rows of `x`: the statistic of element `e` is
 /// `e / inner` (inner = 1 unless spatial).
-struct Geom {
-    rows: usize,
-    d: usize,
-    groups: usize,
-    inner: usize,
-}
-
-impl Geom {
-    fn new(shape: &Shape, spatial: bool, rows: usize) -> Self {
-        let d = shape.numel();
-        let groups = if spatial {
-            shape.dims().first().copied().unwrap_or(1).max(1)
-        } else {
-            d
-        };
-        Geom {
-            rows,
-            d,
-            groups,
-            inner: d / groups,
-        }
-    }
-    /// Values per statistic.
-    fn k(&self) -> usize {
-        self.rows * self.inner
-    }
-    fn group(&self, e: usize) -> usize {
-        e / self.inner
+fn geom<B: Backend, T: Element>(
+    (spatial, epsilon, time_constant): (bool, f64, f64),
+    x: &WholeArg<B, T>,
+) -> NormGeom {
+    let d = x.shape.numel();
+    let groups = if spatial {
+        x.shape.dims().first().copied().unwrap_or(1).max(1)
+    } else {
+        d
+    };
+    NormGeom {
+        rows: x.layout.rows(),
+        d,
+        groups,
+        inner: d / groups,
+        epsilon,
+        time_constant,
     }
 }
 
-fn dense<'a, T>(a: &Arg<'a, T>, what: &str) -> Result<&'a [T]> {
-    a.dense()
+fn dense<'a, B: Backend, T: Element>(a: &WholeArg<'a, B, T>, what: &str) -> Result<B::Ref<'a, T>> {
+    a.data
+        .dense()
+        .map(|o| o.data)
         .ok_or_else(|| Error::Unsupported(format!("BatchNormalization: sparse {what}")))
 }
 
-/// The weight of the new minibatch in the running estimates.
-fn exp_avg_factor(time_constant: f64, count: f64, m: f64) -> f64 {
-    if count <= 0.0 {
-        1.0
-    } else if time_constant < 0.0 {
-        m / (m + count)
-    } else if time_constant == 0.0 {
-        1.0
-    } else if time_constant.is_infinite() {
-        0.0
-    } else {
-        1.0 - (-m / time_constant).exp()
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn forward<T: Element>(
-    spatial: bool,
-    epsilon: f64,
-    time_constant: f64,
-    args: &[WholeArg<T>],
-    out: &mut [T],
+/// The statistics go to `NodeState::aux`: `[count_after, mean.., invstd.., new_mean..,
+/// new_var..]` (one entry per statistic); `NodeState::trained` says whether the running
+/// estimates are to be committed.
+pub(crate) fn forward<B: Backend, T: Element>(
+    b: &B,
+    attrs: (bool, f64, f64),
+    args: &[WholeArg<B, T>],
+    out: B::Mut<'_, T>,
     training: bool,
-    st: &mut NodeState<T>,
+    st: &mut NodeState<B, T>,
 ) -> Result<()> {
-    let x = dense(&args[0].data, "operand")?;
-    let scale = dense(&args[1].data, "scale")?;
-    let bias = dense(&args[2].data, "bias")?;
-    let rmean = dense(&args[3].data, "running mean")?;
-    let rvar = dense(&args[4].data, "running variance")?;
-    let count = dense(&args[5].data, "running count")?
-        .first()
-        .map(|c| c.as_f64())
-        .unwrap_or(0.0);
-    let g = Geom::new(args[0].shape, spatial, args[0].layout.rows());
-    let c = g.groups;
-    st.aux.clear();
-    st.aux.resize(HDR + 4 * c, T::zero());
-    let (hdr, rest) = st.aux.split_at_mut(HDR);
-    let (mean, rest) = rest.split_at_mut(c);
-    let (invstd, rest) = rest.split_at_mut(c);
-    let (new_mean, new_var) = rest.split_at_mut(c);
-    if training {
-        // Sums in f64: a float32 minibatch of thousands of rows would lose digits.
-        let mut s1 = vec![0.0f64; c];
-        for r in 0..g.rows {
-            for e in 0..g.d {
-                s1[g.group(e)] += x[r * g.d + e].as_f64();
-            }
-        }
-        let k = g.k().max(1) as f64;
-        let mu: Vec<f64> = s1.iter().map(|s| s / k).collect();
-        let mut s2 = vec![0.0f64; c];
-        for r in 0..g.rows {
-            for e in 0..g.d {
-                let dv = x[r * g.d + e].as_f64() - mu[g.group(e)];
-                s2[g.group(e)] += dv * dv;
-            }
-        }
-        let m = g.rows as f64;
-        let f = exp_avg_factor(time_constant, count, m);
-        for j in 0..c {
-            let var = s2[j] / k;
-            let unbiased = if g.k() > 1 { s2[j] / (k - 1.0) } else { 0.0 };
-            mean[j] = T::from_f64(mu[j]);
-            invstd[j] = T::from_f64(1.0 / (var + epsilon).sqrt());
-            new_mean[j] = T::from_f64((1.0 - f) * rmean[j].as_f64() + f * mu[j]);
-            new_var[j] = T::from_f64((1.0 - f) * rvar[j].as_f64() + f * unbiased);
-        }
-        hdr[0] = T::one();
-        hdr[1] = T::from_f64(count + m);
-    } else {
-        for j in 0..c {
-            mean[j] = rmean[j];
-            invstd[j] = T::from_f64(1.0 / (rvar[j].as_f64() + epsilon).sqrt());
-        }
+    let what = [
+        "operand",
+        "scale",
+        "bias",
+        "running mean",
+        "running variance",
+        "running count",
+    ];
+    let mut ins = [dense(&args[0], what[0])?; 6];
+    for k in 1..6 {
+        ins[k] = dense(&args[k], what[k])?;
     }
-    for r in 0..g.rows {
-        for e in 0..g.d {
-            let j = g.group(e);
-            let i = r * g.d + e;
-            out[i] = (x[i] - mean[j]) * invstd[j] * scale[j] + bias[j];
-        }
-    }
+    let g = geom(attrs, &args[0]);
+    b.resize(&mut st.aux, g.stats_len());
+    st.trained = training;
+    b.batch_norm(&g, ins, training, out, B::view_mut(&mut st.aux));
     Ok(())
 }
 
 /// Gradient for operand `i` (0 = x, 1 = scale, 2 = bias), accumulated into `din`.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn backward<T: Element>(
+pub(crate) fn backward<B: Backend, T: Element>(
+    b: &B,
     spatial: bool,
     i: usize,
-    args: &[WholeArg<T>],
-    dout: &[T],
-    din: &mut [T],
-    st: &NodeState<T>,
+    args: &[WholeArg<B, T>],
+    dout: B::Ref<'_, T>,
+    din: B::Mut<'_, T>,
+    st: &NodeState<B, T>,
 ) -> Result<()> {
-    let x = dense(&args[0].data, "operand")?;
-    let scale = dense(&args[1].data, "scale")?;
-    let g = Geom::new(args[0].shape, spatial, args[0].layout.rows());
-    let c = g.groups;
-    if st.aux.len() != HDR + 4 * c {
+    let x = dense(&args[0], "operand")?;
+    let scale = dense(&args[1], "scale")?;
+    let g = geom((spatial, 0.0, 0.0), &args[0]);
+    if B::len(&st.aux) != g.stats_len() {
         return Err(Error::Runtime {
             op: "BatchNormalization".into(),
             name: String::new(),
             detail: "backward without a matching forward".into(),
         });
     }
-    let trained = st.aux[0] == T::one();
-    let mean = &st.aux[HDR..HDR + c];
-    let invstd = &st.aux[HDR + c..HDR + 2 * c];
-    // Σ dy and Σ dy·x̂ per statistic: the parameter gradients, and (in training) the
-    // terms through which the batch mean and variance depend on x.
-    let mut sdy = vec![0.0f64; c];
-    let mut sdyx = vec![0.0f64; c];
-    for r in 0..g.rows {
-        for e in 0..g.d {
-            let j = g.group(e);
-            let k = r * g.d + e;
-            let xhat = ((x[k] - mean[j]) * invstd[j]).as_f64();
-            sdy[j] += dout[k].as_f64();
-            sdyx[j] += dout[k].as_f64() * xhat;
-        }
-    }
-    match i {
-        0 => {
-            let kf = g.k().max(1) as f64;
-            for r in 0..g.rows {
-                for e in 0..g.d {
-                    let j = g.group(e);
-                    let k = r * g.d + e;
-                    let s = scale[j].as_f64() * invstd[j].as_f64();
-                    let dy = dout[k].as_f64();
-                    let v = if trained {
-                        let xhat = ((x[k] - mean[j]) * invstd[j]).as_f64();
-                        s * (dy - sdy[j] / kf - xhat * sdyx[j] / kf)
-                    } else {
-                        s * dy
-                    };
-                    din[k] += T::from_f64(v);
-                }
-            }
-        }
-        1 => {
-            for j in 0..c {
-                din[j] += T::from_f64(sdyx[j]);
-            }
-        }
-        2 => {
-            for j in 0..c {
-                din[j] += T::from_f64(sdy[j]);
-            }
-        }
-        _ => {}
-    }
+    let stats = B::view(&st.aux);
+    b.batch_norm_backward(&g, i, st.trained, x, scale, stats, dout, din);
     Ok(())
 }
 
-/// The running estimates a training forward computed: (mean, variance, count), to be
+/// The running estimates a training forward computed: the mean, variance and count
 /// written into the node's operands 3, 4 and 5 once the forward has finished.
-pub(crate) fn pending_update<T: Element>(st: &NodeState<T>) -> Option<(&[T], &[T], T)> {
-    if st.aux.len() < HDR || st.aux[0] != T::one() {
-        return None;
-    }
-    let c = (st.aux.len() - HDR) / 4;
-    Some((
-        &st.aux[HDR + 2 * c..HDR + 3 * c],
-        &st.aux[HDR + 3 * c..HDR + 4 * c],
-        st.aux[1],
-    ))
+pub(crate) fn commit<B: Backend, T: Element>(
+    st: &NodeState<B, T>,
+    mut write: impl FnMut(usize, B::Ref<'_, T>) -> Result<()>,
+) -> Result<()> {
+    let stats = B::view(&st.aux);
+    let c = (B::ref_len(stats) - 1) / 4;
+    write(3, B::sub(stats, 1 + 2 * c..1 + 3 * c))?;
+    write(4, B::sub(stats, 1 + 3 * c..1 + 4 * c))?;
+    write(5, B::sub(stats, 0..1))
 }

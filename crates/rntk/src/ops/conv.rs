@@ -17,15 +17,11 @@
 //! the derivative (tests/fixtures/cntk_conv/README.md); rntk computes the derivative.
 
 use super::conv_attrs::{conv_geometry, pool_geometry, ConvAttrs, PoolAttrs};
-use super::{dense_info, expect_arity, join_axes, Arg, Inferred, RowCtx};
-use crate::backend::conv::{ConvGeometry, Convolutions, PoolGeometry};
-use crate::backend::cpu::conv::CpuConv;
+use super::{dense_info, expect_arity, join_axes, Inferred, RowCtx, VarInfo};
+use crate::backend::conv::{ConvGeometry, PoolGeometry};
+use crate::backend::{Arg, Backend};
 use crate::error::{Error, Result};
-use crate::graph::{DynamicAxes, VarInfo};
-use crate::tensor::{Element, Shape};
-
-/// The device the recipes run on (the CPU until the backend seam passes one in).
-const DEV: CpuConv = CpuConv;
+use crate::tensor::{DynamicAxes, Element, Shape};
 
 fn dense_operand(op: &str, name: &str, i: &VarInfo, what: &str) -> Result<()> {
     if i.is_sparse {
@@ -157,7 +153,7 @@ fn pool_geom(a: &PoolAttrs, x: &Shape) -> Result<PoolGeometry> {
 }
 
 /// Rows of a data operand in this call (a static one is one sample).
-fn rows<T>(a: &Arg<T>, ctx: RowCtx) -> usize {
+fn rows<B: Backend, T: Element>(a: &Arg<B, T>, ctx: RowCtx) -> usize {
     if a.is_static() {
         1
     } else {
@@ -165,105 +161,127 @@ fn rows<T>(a: &Arg<T>, ctx: RowCtx) -> usize {
     }
 }
 
-fn dense<'a, T>(a: &Arg<'a, T>, what: &str) -> Result<&'a [T]> {
-    a.dense()
-        .ok_or_else(|| Error::Unsupported(format!("convolution: a sparse {what}")))
+/// The first `len` values of a dense operand.
+fn dense<'a, B: Backend, T: Element>(
+    a: &Arg<'a, B, T>,
+    len: usize,
+    what: &str,
+) -> Result<B::Ref<'a, T>> {
+    let d = a
+        .dense()
+        .ok_or_else(|| Error::Unsupported(format!("convolution: a sparse {what}")))?;
+    Ok(B::sub(d.data, 0..len))
+}
+
+/// The first `len` values of a view.
+fn head<'a, B: Backend, T: Element>(r: B::Ref<'a, T>, len: usize) -> B::Ref<'a, T> {
+    B::sub(r, 0..len)
+}
+
+/// The first `len` values of a writable view.
+fn head_mut<'a, B: Backend, T: Element>(m: B::Mut<'a, T>, len: usize) -> B::Mut<'a, T> {
+    B::sub_mut(m, 0..len)
 }
 
 /// Forward of `convolution` (`transpose`: of `convolution_transpose`) over the rows.
-pub(crate) fn forward_conv<T: Element>(
-    a: &ConvAttrs,
-    transpose: bool,
-    args: &[Arg<T>],
+pub(crate) fn forward_conv<B: Backend, T: Element>(
+    b: &B,
+    (a, transpose): (&ConvAttrs, bool),
+    args: &[Arg<B, T>],
     shapes: &[Shape],
-    out: &mut [T],
+    out: B::Mut<'_, T>,
     ctx: RowCtx,
 ) -> Result<()> {
     let g = conv_geom(a, shapes, transpose)?;
-    let (w, x) = (dense(&args[0], "filter")?, dense(&args[1], "operand")?);
     let n = rows(&args[1], ctx);
+    let w = dense(&args[0], g.filter_size(), "filter")?;
+    // the convolution's own input and output sizes (the transpose swaps them)
+    let (cin, cout) = (n * g.in_size(), n * g.out_size());
     if transpose {
-        let y = &mut out[..n * g.in_size()];
-        DEV.conv_backward_data(&g, n, &x[..n * g.out_size()], w, y, false);
+        let x = dense(&args[1], cout, "operand")?;
+        b.conv_backward_data(&g, n, x, w, head_mut::<B, T>(out, cin), false, ctx.par);
     } else {
-        let y = &mut out[..n * g.out_size()];
-        DEV.conv_forward(&g, n, &x[..n * g.in_size()], w, y, false);
+        let x = dense(&args[1], cin, "operand")?;
+        b.conv_forward(&g, n, x, w, head_mut::<B, T>(out, cout), false, ctx.par);
     }
     Ok(())
 }
 
 /// Backward of `convolution` / `convolution_transpose` for operand `i` (0 = W, 1 = x).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn backward_conv<T: Element>(
-    a: &ConvAttrs,
-    transpose: bool,
+pub(crate) fn backward_conv<B: Backend, T: Element>(
+    b: &B,
+    (a, transpose): (&ConvAttrs, bool),
     i: usize,
-    args: &[Arg<T>],
+    args: &[Arg<B, T>],
     shapes: &[Shape],
-    dout: &[T],
-    din: &mut [T],
+    dout: B::Ref<'_, T>,
+    din: B::Mut<'_, T>,
     ctx: RowCtx,
 ) -> Result<()> {
     let g = conv_geom(a, shapes, transpose)?;
-    let (w, x) = (dense(&args[0], "filter")?, dense(&args[1], "operand")?);
     let n = rows(&args[1], ctx);
-    // the convolution's own input and output sizes (the transpose swaps them)
     let (cin, cout) = (n * g.in_size(), n * g.out_size());
+    let (xl, yl) = if transpose { (cout, cin) } else { (cin, cout) };
+    let dy = head::<B, T>(dout, yl);
+    let p = ctx.par;
     match (i, transpose) {
-        (0, false) => DEV.conv_backward_filter(&g, n, &x[..cin], &dout[..cout], din, true),
-        (0, true) => DEV.conv_backward_filter(&g, n, &dout[..cin], &x[..cout], din, true),
-        (_, false) => DEV.conv_backward_data(&g, n, &dout[..cout], w, &mut din[..cin], true),
-        (_, true) => DEV.conv_forward(&g, n, &dout[..cin], w, &mut din[..cout], true),
+        (0, false) => {
+            let x = dense(&args[1], xl, "operand")?;
+            b.conv_backward_filter(&g, n, x, dy, din, true, p)
+        }
+        (0, true) => {
+            let x = dense(&args[1], xl, "operand")?;
+            b.conv_backward_filter(&g, n, dy, x, din, true, p)
+        }
+        (_, false) => {
+            let w = dense(&args[0], g.filter_size(), "filter")?;
+            b.conv_backward_data(&g, n, dy, w, head_mut::<B, T>(din, cin), true, p)
+        }
+        (_, true) => {
+            let w = dense(&args[0], g.filter_size(), "filter")?;
+            b.conv_forward(&g, n, dy, w, head_mut::<B, T>(din, cout), true, p)
+        }
     }
     Ok(())
 }
 
-pub(crate) fn forward_pool<T: Element>(
+pub(crate) fn forward_pool<B: Backend, T: Element>(
+    b: &B,
     a: &PoolAttrs,
-    args: &[Arg<T>],
+    args: &[Arg<B, T>],
     shapes: &[Shape],
-    out: &mut [T],
+    out: B::Mut<'_, T>,
     ctx: RowCtx,
 ) -> Result<()> {
     let g = pool_geom(a, &shapes[0])?;
     let n = rows(&args[0], ctx);
-    let x = dense(&args[0], "operand")?;
-    DEV.pool_forward(
-        &g,
-        a.pool_kind(),
-        n,
-        &x[..n * g.in_size()],
-        &mut out[..n * g.out_size()],
-    );
+    let x = dense(&args[0], n * g.in_size(), "operand")?;
+    let y = head_mut::<B, T>(out, n * g.out_size());
+    b.pool_forward(&g, (a.pool_kind(), n), x, y, ctx.par);
     Ok(())
 }
 
-pub(crate) fn backward_pool<T: Element>(
+pub(crate) fn backward_pool<B: Backend, T: Element>(
+    b: &B,
     a: &PoolAttrs,
-    args: &[Arg<T>],
+    args: &[Arg<B, T>],
     shapes: &[Shape],
-    dout: &[T],
-    din: &mut [T],
+    dout: B::Ref<'_, T>,
+    din: B::Mut<'_, T>,
     ctx: RowCtx,
 ) -> Result<()> {
     let g = pool_geom(a, &shapes[0])?;
     let n = rows(&args[0], ctx);
-    let x = dense(&args[0], "operand")?;
     let (ni, no) = (n * g.in_size(), n * g.out_size());
-    DEV.pool_backward(
-        &g,
-        a.pool_kind(),
-        n,
-        &x[..ni],
-        &dout[..no],
-        &mut din[..ni],
-        true,
-    );
+    let x = dense(&args[0], ni, "operand")?;
+    let (dy, dx) = (head::<B, T>(dout, no), head_mut::<B, T>(din, ni));
+    b.pool_backward(&g, (a.pool_kind(), n), x, dy, dx, true, ctx.par);
     Ok(())
 }
 
 /// Rows of unpooling: the operands may differ in dynamic axes only by a static one.
-fn unpool_rows<T>(args: &[Arg<T>], ctx: RowCtx) -> Result<usize> {
+fn unpool_rows<B: Backend, T: Element>(args: &[Arg<B, T>], ctx: RowCtx) -> Result<usize> {
     if args[0].is_static() != args[1].is_static() {
         return Err(Error::Unsupported(
             "unpooling: the unpooled operand and the pooling input must both be data or both static"
@@ -273,28 +291,34 @@ fn unpool_rows<T>(args: &[Arg<T>], ctx: RowCtx) -> Result<usize> {
     Ok(rows(&args[1], ctx))
 }
 
-pub(crate) fn forward_unpool<T: Element>(
+pub(crate) fn forward_unpool<B: Backend, T: Element>(
+    b: &B,
     a: &PoolAttrs,
-    args: &[Arg<T>],
+    args: &[Arg<B, T>],
     shapes: &[Shape],
-    out: &mut [T],
+    out: B::Mut<'_, T>,
     ctx: RowCtx,
 ) -> Result<()> {
     let g = pool_geom(a, &shapes[1])?;
     let n = unpool_rows(args, ctx)?;
-    let (u, x) = (dense(&args[0], "operand")?, dense(&args[1], "operand")?);
     let (ni, no) = (n * g.in_size(), n * g.out_size());
-    DEV.unpool_forward(&g, n, &u[..no], &x[..ni], &mut out[..ni]);
+    let (u, x) = (
+        dense(&args[0], no, "operand")?,
+        dense(&args[1], ni, "operand")?,
+    );
+    b.unpool_forward(&g, n, (u, x), head_mut::<B, T>(out, ni), ctx.par);
     Ok(())
 }
 
-pub(crate) fn backward_unpool<T: Element>(
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn backward_unpool<B: Backend, T: Element>(
+    b: &B,
     a: &PoolAttrs,
     i: usize,
-    args: &[Arg<T>],
+    args: &[Arg<B, T>],
     shapes: &[Shape],
-    dout: &[T],
-    din: &mut [T],
+    dout: B::Ref<'_, T>,
+    din: B::Mut<'_, T>,
     ctx: RowCtx,
 ) -> Result<()> {
     if i != 0 {
@@ -303,8 +327,9 @@ pub(crate) fn backward_unpool<T: Element>(
     }
     let g = pool_geom(a, &shapes[1])?;
     let n = unpool_rows(args, ctx)?;
-    let x = dense(&args[1], "operand")?;
     let (ni, no) = (n * g.in_size(), n * g.out_size());
-    DEV.unpool_backward(&g, n, &x[..ni], &dout[..ni], &mut din[..no], true);
+    let x = dense(&args[1], ni, "operand")?;
+    let (dy, du) = (head::<B, T>(dout, ni), head_mut::<B, T>(din, no));
+    b.unpool_backward(&g, n, x, dy, du, true, ctx.par);
     Ok(())
 }

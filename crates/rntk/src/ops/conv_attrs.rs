@@ -138,7 +138,7 @@ fn axis(
         return Err(format!("axis {p}: strides and dilation must be ≥ 1"));
     }
     let a = if per_axis(auto, rank, p, false) && short_ok {
-        ConvAxis::auto_padded_any(input, kernel, stride, dil, ceil)
+        ConvAxis::sequence_padded(input, kernel, stride, dil)
     } else if per_axis(auto, rank, p, false) {
         ConvAxis::auto_padded(input, kernel, stride, dil, ceil)
     } else {

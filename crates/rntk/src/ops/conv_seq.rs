@@ -13,17 +13,19 @@
 //!   conv / convᵀ / filter gradient on the image (the device's kernels, one image at a time)
 //!   image (O, T', s'…)        ──scatter─▶  packed rows of the output layout
 //! ```
+//!
+//! The gather and the scatter are row maps of the `Copies` family (`copy_rows`,
+//! `add_rows`) over runs of the values after the sequence axis; the images live in the
+//! node's scratch buffers on the device.
 
 use super::conv_attrs::{conv_geometry_seq, ConvAttrs};
-use super::{dense_info, expect_arity, Arg, Inferred, WholeArg};
-use crate::backend::conv::{ConvGeometry, Convolutions};
-use crate::backend::cpu::conv::CpuConv;
+use super::{dense_info, expect_arity, zeroed, Inferred, NodeState, Op, RowCtx, VarInfo, WholeArg};
+use crate::backend::conv::ConvGeometry;
+use crate::backend::{Arg, Backend};
 use crate::error::{Error, Result};
-use crate::graph::{DynamicAxes, VarInfo};
-use crate::tensor::{Element, Layout, PackedLayout, Shape};
+use crate::tensor::{DynamicAxes, Element, Layout, PackedLayout, Shape};
 use std::sync::Arc;
 
-const DEV: CpuConv = CpuConv;
 const OP: &str = "Convolution";
 
 /// The image of a sequence of `t` steps of shape `x`: the sequence axis after the
@@ -94,7 +96,7 @@ fn rt(detail: String) -> Error {
     }
 }
 
-fn packed<'a, T>(a: &'a WholeArg<T>) -> Result<&'a Arc<PackedLayout>> {
+fn packed<'a, B: Backend, T: Element>(a: &'a WholeArg<B, T>) -> Result<&'a Arc<PackedLayout>> {
     a.layout.packed().ok_or_else(|| {
         rt(format!(
             "the operand must be sequences, got {}",
@@ -103,7 +105,7 @@ fn packed<'a, T>(a: &'a WholeArg<T>) -> Result<&'a Arc<PackedLayout>> {
     })
 }
 
-fn dense<'a, T>(a: &WholeArg<'a, T>) -> Result<&'a [T]> {
+fn dense<'a, B: Backend, T: Element>(a: &WholeArg<'a, B, T>) -> Result<B::Ref<'a, T>> {
     match a.data {
         Arg::Rows(x) | Arg::Static(x) => Ok(x),
         Arg::Sparse(_) => Err(rt("a sparse operand".into())),
@@ -111,14 +113,18 @@ fn dense<'a, T>(a: &WholeArg<'a, T>) -> Result<&'a [T]> {
 }
 
 /// The geometry of sequence `i`'s image.
-fn seq_geom<T>(a: &ConvAttrs, args: &[WholeArg<T>], len: usize) -> Result<ConvGeometry> {
+fn seq_geom<B: Backend, T: Element>(
+    a: &ConvAttrs,
+    args: &[WholeArg<B, T>],
+    len: usize,
+) -> Result<ConvGeometry> {
     geometry(a, args[0].shape.dims(), args[1].shape.dims(), len)
         .map(|g| g.0)
         .map_err(|d| rt(format!("a sequence of {len} steps: {d}")))
 }
 
 /// The output's layout: each sequence's length after the convolution.
-pub(crate) fn layout<T>(a: &ConvAttrs, args: &[WholeArg<T>]) -> Result<Layout> {
+fn layout<B: Backend, T: Element>(a: &ConvAttrs, args: &[WholeArg<B, T>]) -> Result<Layout> {
     let p = packed(&args[1])?;
     let lengths = p
         .lengths()
@@ -129,47 +135,21 @@ pub(crate) fn layout<T>(a: &ConvAttrs, args: &[WholeArg<T>]) -> Result<Layout> {
     Ok(Layout::Sequence(Arc::new(p)))
 }
 
-/// Where step `t`'s values sit in sequence `i`'s image, whose sequence axis lies between
-/// `lead` leading and `inner` trailing values per step: `f(row offset, image offset)` for
-/// each run of `inner` values.
-fn runs(
-    p: &PackedLayout,
-    i: usize,
-    (lead, inner): (usize, usize),
-    mut f: impl FnMut(usize, usize),
-) {
+/// The row map between sequence `i`'s packed rows and its image, whose sequence axis
+/// lies between `lead` leading and `inner` trailing values per step, in units of runs
+/// of `inner` values: `(run in the rows, run in the image)` for every step and lead.
+fn runs(p: &PackedLayout, i: usize, lead: usize, pairs: &mut Vec<(usize, usize)>) {
     let len = p.lengths()[i];
+    pairs.clear();
     for t in 0..len {
-        let r = p.row(i, t) * lead * inner;
-        for c in 0..lead {
-            f(r + c * inner, (c * len + t) * inner);
-        }
+        let r = p.row(i, t) * lead;
+        pairs.extend((0..lead).map(|c| (r + c, c * len + t)));
     }
 }
 
-/// Sequence `i`'s rows copied into its image.
-fn gather<T: Element>(rows: &[T], img: &mut [T], p: &PackedLayout, i: usize, li: (usize, usize)) {
-    let n = li.1;
-    runs(p, i, li, |r, m| {
-        img[m..m + n].copy_from_slice(&rows[r..r + n])
-    });
-}
-
-/// Sequence `i`'s image added into its rows.
-fn scatter_add<T: Element>(
-    rows: &mut [T],
-    img: &[T],
-    p: &PackedLayout,
-    i: usize,
-    li: (usize, usize),
-) {
-    let n = li.1;
-    runs(p, i, li, |r, m| {
-        rows[r..r + n]
-            .iter_mut()
-            .zip(&img[m..m + n])
-            .for_each(|(d, v)| *d += *v)
-    });
+/// Swap each pair: image → rows.
+fn flipped(pairs: &mut [(usize, usize)]) {
+    pairs.iter_mut().for_each(|p| *p = (p.1, p.0));
 }
 
 /// `(lead, inner)` of a per-step shape: the values before and after the sequence axis.
@@ -178,26 +158,49 @@ fn split(a: &ConvAttrs, step: &[usize]) -> (usize, usize) {
     (step[..at].iter().product(), step[at..].iter().product())
 }
 
-pub(crate) fn forward<T: Element>(
-    a: &ConvAttrs,
-    args: &[WholeArg<T>],
+/// A scratch buffer of the node holding at least `len` values.
+fn scratch<B: Backend, T: Element>(b: &B, buf: &mut B::Buf<T>, len: usize) {
+    if B::len(buf) < len {
+        b.resize(buf, len);
+    }
+}
+
+/// Forward: sizes `out` for the output's layout (each sequence's length after the
+/// convolution) and fills it; returns the layout.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn forward<B: Backend, T: Element>(
+    b: &B,
+    (op, a): (&Op, &ConvAttrs),
+    args: &[WholeArg<B, T>],
     out_shape: &Shape,
-    out_layout: &Layout,
-    out: &mut [T],
-) -> Result<()> {
+    out: &mut B::Buf<T>,
+    ctx: RowCtx,
+    st: &mut NodeState<B, T>,
+) -> Result<Layout> {
+    let out_layout = layout(a, args)?;
+    zeroed(b, op, out, (out_layout.rows(), out_shape.numel()))?;
     let (w, x) = (dense(&args[0])?, dense(&args[1])?);
-    let (pin, pout) = (packed(&args[1])?, packed_out(out_layout)?);
+    let (pin, pout) = (packed(&args[1])?, packed_out(&out_layout)?);
     let (xs, ys) = (split(a, args[1].shape.dims()), split(a, out_shape.dims()));
-    out.fill(T::zero());
+    let mut pairs = Vec::new();
     for i in 0..pin.num_sequences() {
         let g = seq_geom(a, args, pin.lengths()[i])?;
-        let mut img = vec![T::zero(); g.in_size()];
-        gather(x, &mut img, pin, i, xs);
-        let mut yimg = vec![T::zero(); g.out_size()];
-        DEV.conv_forward(&g, 1, &img, w, &mut yimg, false);
-        scatter_add(out, &yimg, pout, i, ys);
+        scratch(b, &mut st.work, g.in_size());
+        scratch(b, &mut st.aux, g.out_size());
+        let img = B::sub_mut(B::view_mut(&mut st.work), 0..g.in_size());
+        runs(pin, i, xs.0, &mut pairs);
+        b.copy_rows(xs.1, &pairs, x, img);
+        let (img, yimg) = (
+            B::sub(B::view(&st.work), 0..g.in_size()),
+            B::sub_mut(B::view_mut(&mut st.aux), 0..g.out_size()),
+        );
+        b.conv_forward(&g, 1, img, w, yimg, false, ctx.par);
+        runs(pout, i, ys.0, &mut pairs);
+        flipped(&mut pairs);
+        let yimg = B::sub(B::view(&st.aux), 0..g.out_size());
+        b.add_rows(ys.1, &pairs, yimg, B::view_mut(out));
     }
-    Ok(())
+    Ok(out_layout)
 }
 
 fn packed_out(l: &Layout) -> Result<&Arc<PackedLayout>> {
@@ -210,28 +213,52 @@ fn packed_out(l: &Layout) -> Result<&Arc<PackedLayout>> {
 }
 
 /// Gradient for operand `i` (0 = W, 1 = x), accumulated into `din`.
-pub(crate) fn backward<T: Element>(
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn backward<B: Backend, T: Element>(
+    b: &B,
     a: &ConvAttrs,
     i: usize,
-    args: &[WholeArg<T>],
+    args: &[WholeArg<B, T>],
     (out_shape, out_layout): (&Shape, &Layout),
-    dout: &[T],
-    din: &mut [T],
+    dout: B::Ref<'_, T>,
+    mut din: B::Mut<'_, T>,
+    ctx: RowCtx,
+    st: &mut NodeState<B, T>,
 ) -> Result<()> {
     let (w, x) = (dense(&args[0])?, dense(&args[1])?);
     let (pin, pout) = (packed(&args[1])?, packed_out(out_layout)?);
     let (xs, ys) = (split(a, args[1].shape.dims()), split(a, out_shape.dims()));
+    let mut pairs = Vec::new();
     for s in 0..pin.num_sequences() {
         let g = seq_geom(a, args, pin.lengths()[s])?;
-        let mut dy = vec![T::zero(); g.out_size()];
-        gather(dout, &mut dy, pout, s, ys);
-        let mut img = vec![T::zero(); g.in_size()];
+        let (ni, no) = (g.in_size(), g.out_size());
+        scratch(b, &mut st.work, ni);
+        scratch(b, &mut st.aux, no);
+        runs(pout, s, ys.0, &mut pairs);
+        b.copy_rows(
+            ys.1,
+            &pairs,
+            dout,
+            B::sub_mut(B::view_mut(&mut st.aux), 0..no),
+        );
+        let dy = B::sub(B::view(&st.aux), 0..no);
         if i == 0 {
-            gather(x, &mut img, pin, s, xs);
-            DEV.conv_backward_filter(&g, 1, &img, &dy, din, true);
+            runs(pin, s, xs.0, &mut pairs);
+            b.copy_rows(
+                xs.1,
+                &pairs,
+                x,
+                B::sub_mut(B::view_mut(&mut st.work), 0..ni),
+            );
+            let img = B::sub(B::view(&st.work), 0..ni);
+            b.conv_backward_filter(&g, 1, img, dy, B::reborrow(&mut din), true, ctx.par);
         } else {
-            DEV.conv_backward_data(&g, 1, &dy, w, &mut img, false);
-            scatter_add(din, &img, pin, s, xs);
+            let img = B::sub_mut(B::view_mut(&mut st.work), 0..ni);
+            b.conv_backward_data(&g, 1, dy, w, img, false, ctx.par);
+            runs(pin, s, xs.0, &mut pairs);
+            flipped(&mut pairs);
+            let img = B::sub(B::view(&st.work), 0..ni);
+            b.add_rows(xs.1, &pairs, img, B::reborrow(&mut din));
         }
     }
     Ok(())

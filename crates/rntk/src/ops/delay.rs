@@ -1,14 +1,15 @@
 //! past_value / future_value: `y[t] = x[t-k]` (or `x[t+k]`) within each sequence, the
 //! initial state where that step does not exist. Inside a recurrent loop the runtime
-//! calls the per-step functions; outside a loop it runs every step at once.
+//! calls the per-step kernels (`Copies::delay`); outside a loop it runs every step
+//! at once.
 //!
 //! The initial state is a scalar (broadcast), a tensor of `x`'s sample shape
 //! (constant or learnable), or a batch-only value with one state per sequence.
 
-use super::{expect_arity, Inferred};
+use super::{expect_arity, Inferred, Op, VarInfo};
+use crate::backend::copies::DelayStep;
 use crate::error::{Error, Result};
-use crate::graph::{DynamicAxes, VarInfo};
-use crate::tensor::{Element, PackedLayout};
+use crate::tensor::{DynamicAxes, Layout, Shape};
 
 /// A delay looks at least one step away (offset 0 would read, inside a recurrent
 /// loop, a step not computed yet: CNTK refuses it too) and at most
@@ -80,90 +81,37 @@ pub(crate) fn infer(op: &str, name: &str, infos: &[VarInfo]) -> Result<Inferred>
     Ok(Inferred::one(out))
 }
 
-/// Everything one delay node needs at run time.
-pub(crate) struct Delay<'a> {
-    pub layout: &'a PackedLayout,
-    pub offset: usize,
-    pub future: bool,
-    /// Elements per sample.
-    pub numel: usize,
-    /// The initial state holds one element, broadcast to the sample.
-    pub init_scalar: bool,
-    /// The initial state has one sample per sequence (caller order).
-    pub init_per_seq: bool,
-}
-
-impl Delay<'_> {
-    /// Source row of sorted rank `j` at step `t`, if that step exists.
-    #[inline]
-    fn source(&self, t: usize, j: usize) -> Option<usize> {
-        let l = self.layout;
-        if self.future {
-            let s = t + self.offset;
-            (s < l.max_len() && j < l.batch_sizes()[s]).then(|| l.offsets()[s] + j)
-        } else {
-            (t >= self.offset).then(|| l.offsets()[t - self.offset] + j)
+/// The geometry of one delay node over `layout` (the operand's sequences): `init` is
+/// the initial state's layout and shape. Errors name what does not fit.
+pub(crate) fn step<'a>(
+    op: &Op,
+    layout: &'a Layout,
+    (init_layout, init_shape): (&Layout, &Shape),
+    numel: usize,
+) -> std::result::Result<DelayStep<'a>, String> {
+    let packed = layout
+        .packed()
+        .ok_or_else(|| format!("needs sequences, got {}", layout.describe()))?;
+    let (offset, future) = match op {
+        Op::PastValue { offset } => (*offset, false),
+        Op::FutureValue { offset } => (*offset, true),
+        _ => return Err(format!("{} is not a delay", op.name())),
+    };
+    let init_per_seq = matches!(init_layout, Layout::Batch(_));
+    if let Layout::Batch(b) = init_layout {
+        if *b != packed.num_sequences() {
+            return Err(format!(
+                "initial state has {b} samples but the operand has {} sequences",
+                packed.num_sequences()
+            ));
         }
     }
-
-    /// Compute the rows of step `t` of `y`.
-    pub fn forward_step<T: Element>(&self, x: &[T], init: &[T], y: &mut [T], t: usize) {
-        let l = self.layout;
-        let d = self.numel;
-        for j in 0..l.batch_sizes()[t] {
-            let row = l.offsets()[t] + j;
-            let dst = &mut y[row * d..(row + 1) * d];
-            match self.source(t, j) {
-                Some(s) => dst.copy_from_slice(&x[s * d..(s + 1) * d]),
-                None if self.init_scalar => dst.iter_mut().for_each(|v| *v = init[0]),
-                None if self.init_per_seq => {
-                    let i = l.sorted()[j];
-                    dst.copy_from_slice(&init[i * d..(i + 1) * d]);
-                }
-                None => dst.copy_from_slice(&init[..d]),
-            }
-        }
-    }
-
-    /// Route the gradient of step `t`'s rows to `x` (`dx`) or to the initial state (`dinit`).
-    pub fn backward_step<T: Element>(
-        &self,
-        dy: &[T],
-        dx: Option<&mut [T]>,
-        dinit: Option<&mut [T]>,
-        t: usize,
-    ) {
-        let l = self.layout;
-        let d = self.numel;
-        let (mut dx, mut dinit) = (dx, dinit);
-        for j in 0..l.batch_sizes()[t] {
-            let row = l.offsets()[t] + j;
-            let g = &dy[row * d..(row + 1) * d];
-            match self.source(t, j) {
-                Some(s) => {
-                    if let Some(dx) = dx.as_deref_mut() {
-                        for (a, &b) in dx[s * d..(s + 1) * d].iter_mut().zip(g) {
-                            *a += b;
-                        }
-                    }
-                }
-                None => {
-                    if let Some(di) = dinit.as_deref_mut() {
-                        let dst = if self.init_scalar {
-                            di[0] += g.iter().copied().sum::<T>();
-                            continue;
-                        } else if self.init_per_seq {
-                            let i = l.sorted()[j];
-                            &mut di[i * d..(i + 1) * d]
-                        } else {
-                            &mut di[..d]
-                        };
-                        for (a, &b) in dst.iter_mut().zip(g) {
-                            *a += b;
-                        }
-                    }
-                }
-            }
-        }
-    }
+    Ok(DelayStep {
+        layout: packed,
+        offset,
+        future,
+        numel,
+        init_scalar: init_shape.numel() == 1,
+        init_per_seq,
+    })
 }

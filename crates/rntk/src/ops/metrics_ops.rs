@@ -20,10 +20,10 @@
 //!   scores in decreasing order, equal scores putting the smaller gain first; the
 //!   discount of rank r is ln(2+r). See [`lambda_rank_grad`] for the gradient.
 
-use super::{dense_info, expect_arity, Arg, Inferred, WholeArg};
+use super::{dense_info, expect_arity, Inferred, NodeState, Op, VarInfo, WholeArg};
+use crate::backend::{Arg, Backend, Operand};
 use crate::error::{Error, Result};
-use crate::graph::{DynamicAxes, VarInfo};
-use crate::tensor::{Element, Layout, Shape};
+use crate::tensor::{DynamicAxes, Element, Layout, Shape};
 
 /// ε inside `ln(o + ε)` of CNTK's binary cross entropy: the float32 value of 1e-6,
 /// even in float64 networks (observed: o = 0, t = 1 gives 13.815510560489031).
@@ -36,28 +36,17 @@ pub const BCE_ONE_PLUS_EPS: f64 = 1.000_000_953_674_316_4;
 // Hardmax (row-local)
 // ---------------------------------------------------------------------------
 
-pub(crate) fn hardmax_forward<T: Element>(x: Arg<T>, shape: &Shape, out: &mut [T], n: usize) {
-    let d = shape.numel();
-    let Some(x) = x.dense() else { return };
-    for (r, orow) in out.chunks_mut(d.max(1)).take(n).enumerate() {
-        // A static operand (one sample) is repeated on every row.
-        let xr = if x.len() == d {
-            x
-        } else {
-            &x[r * d..(r + 1) * d]
-        };
-        orow.iter_mut().for_each(|v| *v = T::zero());
-        let mut best = 0;
-        for (i, &v) in xr.iter().enumerate() {
-            // strict `>`: ties keep the first maximal index
-            if v > xr[best] {
-                best = i;
-            }
-        }
-        if d > 0 {
-            orow[best] = T::one();
-        }
+pub(crate) fn hardmax_forward<B: Backend, T: Element>(
+    b: &B,
+    x: Arg<B, T>,
+    shape: &Shape,
+    out: B::Mut<'_, T>,
+    n: usize,
+) -> Result<()> {
+    if let Some(x) = x.dense() {
+        b.hardmax(x, shape.numel(), out, n);
     }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------
@@ -191,7 +180,7 @@ pub(crate) fn infer_ranking(op: &str, name: &str, infos: &[VarInfo]) -> Result<I
 }
 
 // ---------------------------------------------------------------------------
-// Run time helpers
+// Run time
 // ---------------------------------------------------------------------------
 
 fn rt(op: &str, detail: impl Into<String>) -> Error {
@@ -203,23 +192,34 @@ fn rt(op: &str, detail: impl Into<String>) -> Error {
 }
 
 /// The valid rows of a whole operand (`numel` values each) and its row count.
-fn rows<'a, T>(op: &str, a: &WholeArg<'a, T>) -> Result<(&'a [T], usize)> {
+fn rows<'a, B: Backend, T: Element>(
+    op: &str,
+    a: &WholeArg<'a, B, T>,
+) -> Result<(B::Ref<'a, T>, usize)> {
     let d = a
         .data
         .dense()
-        .ok_or_else(|| rt(op, "sparse operands are not supported"))?;
+        .ok_or_else(|| rt(op, "sparse operands are not supported"))?
+        .data;
     let n = a.layout.rows();
     let need = n * a.shape.numel();
-    if d.len() < need {
+    if B::ref_len(d) < need {
         return Err(rt(
             op,
-            format!("operand holds {} values, its layout needs {need}", d.len()),
+            format!(
+                "operand holds {} values, its layout needs {need}",
+                B::ref_len(d)
+            ),
         ));
     }
-    Ok((&d[..need], n))
+    Ok((B::sub(d, 0..need), n))
 }
 
-fn same_rows<T>(op: &str, a: &WholeArg<T>, b: &WholeArg<T>) -> Result<()> {
+fn same_rows<B: Backend, T: Element>(
+    op: &str,
+    a: &WholeArg<B, T>,
+    b: &WholeArg<B, T>,
+) -> Result<()> {
     if a.layout.same_as(b.layout) {
         Ok(())
     } else {
@@ -234,117 +234,104 @@ fn same_rows<T>(op: &str, a: &WholeArg<T>, b: &WholeArg<T>) -> Result<()> {
     }
 }
 
-/// Weight of sample `i` (a static weight applies to every sample).
-fn weight_at<T: Element>(w: &WholeArg<T>, wd: &[T], i: usize) -> T {
-    if matches!(w.layout, Layout::Static) {
-        wd[0]
-    } else {
-        wd[i]
-    }
-}
-
-/// Binary cross entropy of one element as CNTK's WeightedLogistic computes it:
-/// plain logarithms, **without** the ε of `binary_cross_entropy` (observed: w =
-/// [2,3,1] gives 0.8957857434489203, which only the ε-free formula reproduces), so
-/// o = 0 or 1 against the opposite target gives infinity.
-#[inline]
-fn logistic<T: Element>(o: T, t: T) -> T {
-    -(t * o.ln() + (T::one() - t) * (T::one() - o).ln())
-}
-
-#[inline]
-fn logistic_do<T: Element>(o: T, t: T) -> T {
-    -t / o + (T::one() - t) / (T::one() - o)
-}
-
-pub(crate) fn weighted_logistic_forward<T: Element>(
+/// The weight operand: one value per sample, or one for all (a static weight).
+fn weight<'a, B: Backend, T: Element>(
     op: &str,
-    args: &[WholeArg<T>],
-    out: &mut [T],
-) -> Result<()> {
-    let (o, n) = rows(op, &args[0])?;
-    let (t, _) = rows(op, &args[1])?;
-    same_rows(op, &args[0], &args[1])?;
-    let w = &args[2];
+    o: &WholeArg<B, T>,
+    w: &WholeArg<'a, B, T>,
+) -> Result<Operand<'a, B, T>> {
     let (wd, _) = rows(op, w)?;
-    if !matches!(w.layout, Layout::Static) {
-        same_rows(op, &args[0], w)?;
+    let per_row = !matches!(w.layout, Layout::Static);
+    if per_row {
+        same_rows(op, o, w)?;
     }
-    let (mut swl, mut sw) = (T::zero(), T::zero());
-    for i in 0..n {
-        let wi = weight_at(w, wd, i);
-        swl += wi * logistic(o[i], t[i]);
-        sw += wi;
-    }
-    out[0] = T::from_f64(n as f64) * swl / sw;
-    Ok(())
+    Ok(Operand { data: wd, per_row })
 }
 
-pub(crate) fn weighted_logistic_backward<T: Element>(
-    op: &str,
-    args: &[WholeArg<T>],
-    dout: &[T],
-    din: &mut [T],
+/// Forward of the whole-minibatch metrics into `out[0]`.
+pub(crate) fn forward<B: Backend, T: Element>(
+    b: &B,
+    op: &Op,
+    args: &[WholeArg<B, T>],
+    out: B::Mut<'_, T>,
+    _st: &mut NodeState<B, T>,
 ) -> Result<()> {
-    let (o, n) = rows(op, &args[0])?;
-    let (t, _) = rows(op, &args[1])?;
-    let (wd, _) = rows(op, &args[2])?;
-    // CNTK: w·∂ℓ/∂o, without the N/Σw factor of the forward (see the module doc).
-    for i in 0..n {
-        din[i] += dout[0] * weight_at(&args[2], wd, i) * logistic_do(o[i], t[i]);
+    let name = op.name();
+    match op {
+        Op::WeightedLogistic => {
+            let (o, n) = rows(name, &args[0])?;
+            let (t, _) = rows(name, &args[1])?;
+            same_rows(name, &args[0], &args[1])?;
+            let w = weight(name, &args[0], &args[2])?;
+            b.weighted_logistic(o, t, w, n, out);
+        }
+        Op::ClassificationErrorTopN { top_n } => {
+            let (o, n) = rows(name, &args[0])?;
+            let (t, _) = rows(name, &args[1])?;
+            same_rows(name, &args[0], &args[1])?;
+            b.top_n_error(o, t, (n, args[0].shape.numel()), *top_n, out);
+        }
+        Op::LambdaRank => {
+            let v = lambda_rank_value(ranking_inputs(b, name, args)?);
+            b.write_host(&[T::from_f64(v)], out);
+        }
+        Op::Ndcg1 => {
+            let v = ndcg1_value(ranking_inputs(b, name, args)?);
+            b.write_host(&[T::from_f64(v)], out);
+        }
+        _ => return Err(Error::Unsupported(format!("{name} is not a metric op"))),
     }
     Ok(())
 }
 
-/// Index of the first maximum.
-fn argmax<T: Element>(v: &[T]) -> usize {
-    let mut b = 0;
-    for (i, &x) in v.iter().enumerate() {
-        if x > v[b] {
-            b = i;
-        }
-    }
-    b
-}
-
-pub(crate) fn topn_forward<T: Element>(
-    op: &str,
-    top_n: usize,
-    args: &[WholeArg<T>],
-    out: &mut [T],
+/// Backward of the whole-minibatch metrics: only the first operand of
+/// WeightedLogistic and LambdaRank has a gradient.
+pub(crate) fn backward<B: Backend, T: Element>(
+    b: &B,
+    op: &Op,
+    i: usize,
+    args: &[WholeArg<B, T>],
+    dout: B::Ref<'_, T>,
+    din: B::Mut<'_, T>,
+    st: &mut NodeState<B, T>,
 ) -> Result<()> {
-    let (o, n) = rows(op, &args[0])?;
-    let (t, _) = rows(op, &args[1])?;
-    same_rows(op, &args[0], &args[1])?;
-    let d = args[0].shape.numel();
-    let mut misses = 0usize;
-    for r in 0..n {
-        let (or, tr) = (&o[r * d..(r + 1) * d], &t[r * d..(r + 1) * d]);
-        let label = argmax(tr);
-        let v = or[label];
-        // Position of the label in a stable descending sort of the outputs: larger
-        // values and equal values at smaller indices come first (observed: with ties
-        // at the boundary the earlier indices are the ones in the top N).
-        let ahead = or
-            .iter()
-            .enumerate()
-            .filter(|&(i, &x)| x > v || (x == v && i < label))
-            .count();
-        if ahead >= top_n {
-            misses += 1;
+    let name = op.name();
+    match (op, i) {
+        (Op::WeightedLogistic, 0) => {
+            let (o, n) = rows(name, &args[0])?;
+            let (t, _) = rows(name, &args[1])?;
+            let w = weight(name, &args[0], &args[2])?;
+            b.weighted_logistic_backward(o, t, w, n, dout, din);
         }
+        (Op::LambdaRank, 0) => {
+            let (s, g, gs) = ranking_inputs(b, name, args)?;
+            let up = b.read_host(B::sub(dout, 0..1))[0].as_f64();
+            let grad: Vec<T> = lambda_rank_grad(&s, &g, &gs)
+                .into_iter()
+                .map(|v| T::from_f64(up * v))
+                .collect();
+            // CNTK's sorting by group is host work: the gradient goes back through a
+            // counted write and is added on the device.
+            b.resize(&mut st.work, grad.len());
+            b.write_host(&grad, B::view_mut(&mut st.work));
+            let len = grad.len();
+            b.add(
+                B::view(&st.work),
+                B::sub_mut(din, 0..len),
+                crate::backend::Par::Seq,
+            );
+        }
+        _ => {}
     }
-    out[0] = T::from_f64(misses as f64);
     Ok(())
 }
-
 /// One group of a ranking minibatch: `start..end` rows.
-fn groups<T: Element>(q: &[T]) -> Vec<std::ops::Range<usize>> {
+fn groups(q: &[f64]) -> Vec<std::ops::Range<usize>> {
     let mut out: Vec<std::ops::Range<usize>> = Vec::new();
     let mut prev: Option<i64> = None;
     for (i, &v) in q.iter().enumerate() {
         // CNTK casts the id to an integer and starts a group on every change.
-        let id = v.as_f64() as i64;
+        let id = v as i64;
         if prev != Some(id) {
             out.push(i..i + 1);
             prev = Some(id);
@@ -383,7 +370,13 @@ fn discount(rank: usize) -> f64 {
 /// Scores, gains and groups of a ranking op, as f64.
 type Ranking = (Vec<f64>, Vec<f64>, Vec<std::ops::Range<usize>>);
 
-fn ranking_inputs<T: Element>(op: &str, args: &[WholeArg<T>]) -> Result<Ranking> {
+/// The scores, gains and groups of a ranking op, read on the host (CNTK's ranking
+/// sorts within groups found in the data: an op read of three small vectors).
+fn ranking_inputs<B: Backend, T: Element>(
+    b: &B,
+    op: &str,
+    args: &[WholeArg<B, T>],
+) -> Result<Ranking> {
     let (s, n) = rows(op, &args[0])?;
     let (g, _) = rows(op, &args[1])?;
     let (q, _) = rows(op, &args[2])?;
@@ -392,21 +385,14 @@ fn ranking_inputs<T: Element>(op: &str, args: &[WholeArg<T>]) -> Result<Ranking>
     if n == 0 {
         return Err(rt(op, "the minibatch has no samples (no groups)"));
     }
-    Ok((
-        s.iter().map(|v| v.as_f64()).collect(),
-        g.iter().map(|v| v.as_f64()).collect(),
-        groups(q),
-    ))
+    let host = |x| -> Vec<f64> { b.read_host(x).iter().map(|v: &T| v.as_f64()).collect() };
+    let q = host(q);
+    Ok((host(s), host(g), groups(&q)))
 }
 
 /// `(1 − mean over groups of NDCG) · 100 · N`; a group whose ideal DCG is 0 counts
 /// as NDCG 0 (it stays in the mean, as in CNTK).
-pub(crate) fn lambda_rank_forward<T: Element>(
-    op: &str,
-    args: &[WholeArg<T>],
-    out: &mut [T],
-) -> Result<()> {
-    let (s, g, gs) = ranking_inputs(op, args)?;
+fn lambda_rank_value((s, g, gs): Ranking) -> f64 {
     let mut sum = 0.0;
     for r in &gs {
         let (sg, gg) = (&s[r.clone()], &g[r.clone()]);
@@ -418,8 +404,7 @@ pub(crate) fn lambda_rank_forward<T: Element>(
         }
     }
     let n = s.len() as f64;
-    out[0] = T::from_f64((1.0 - sum / gs.len() as f64) * 100.0 * n);
-    Ok(())
+    (1.0 - sum / gs.len() as f64) * 100.0 * n
 }
 
 /// LambdaRank gradient of the scores, as CNTK 2.7 computes it (σ = 1).
@@ -486,28 +471,9 @@ pub(crate) fn lambda_rank_grad(
     grad
 }
 
-pub(crate) fn lambda_rank_backward<T: Element>(
-    op: &str,
-    args: &[WholeArg<T>],
-    dout: &[T],
-    din: &mut [T],
-) -> Result<()> {
-    let (s, g, gs) = ranking_inputs(op, args)?;
-    let up = dout[0].as_f64();
-    for (d, v) in din.iter_mut().zip(lambda_rank_grad(&s, &g, &gs)) {
-        *d += T::from_f64(up * v);
-    }
-    Ok(())
-}
-
 /// `mean over groups (gain of the top-ranked sample / gain of the group's first
 /// sample) · 100 · N`; groups whose first gain is 0 count as 0.
-pub(crate) fn ndcg1_forward<T: Element>(
-    op: &str,
-    args: &[WholeArg<T>],
-    out: &mut [T],
-) -> Result<()> {
-    let (s, g, gs) = ranking_inputs(op, args)?;
+fn ndcg1_value((s, g, gs): Ranking) -> f64 {
     let mut sum = 0.0;
     for r in &gs {
         let (sg, gg) = (&s[r.clone()], &g[r.clone()]);
@@ -521,8 +487,7 @@ pub(crate) fn ndcg1_forward<T: Element>(
         }
     }
     let n = s.len() as f64;
-    out[0] = T::from_f64(sum / gs.len() as f64 * 100.0 * n);
-    Ok(())
+    sum / gs.len() as f64 * 100.0 * n
 }
 
 #[cfg(test)]
@@ -533,7 +498,8 @@ mod tests {
     fn hardmax_ties_take_first() {
         let x = [2.0f64, 2.0, 1.0, 0.0, 3.0, 3.0];
         let mut y = [9.0; 6];
-        hardmax_forward(Arg::Rows(&x), &Shape::from([3]), &mut y, 2);
+        let x = Arg::<crate::backend::Cpu, f64>::Rows(&x);
+        hardmax_forward(&crate::backend::Cpu, x, &Shape::from([3]), &mut y, 2).unwrap();
         assert_eq!(y, [1., 0., 0., 0., 1., 0.]);
     }
 

@@ -4,21 +4,25 @@
 //!   operands NumPy-style. Clip's gradient is 1 where `min ≤ x ≤ max` (bounds
 //!   inclusive) and goes to `x` only (CNTK gives the bounds none); select's goes to
 //!   `a` where `cond ≠ 0` and to `b` elsewhere, never to `cond`.
-//! * `dropout` draws CNTK 2.7's masks: the node's stream ([`DropoutRng`], kept in
-//!   `NodeState::rng`) continues across training forwards, and each call draws its
-//!   rows in CNTK's column order (step by step, sequences in the caller's order, gap
-//!   columns of shorter sequences drawn and discarded), so the whole minibatch at once
-//!   and a forward loop's steps draw the same masks, and a backward loop's steps draw
-//!   in its order, as CNTK does (see `random::dropout`). The mask (0 or 1/(1−rate)
-//!   per element) is kept in `NodeState::aux`, indexed by absolute row, for the backward.
+//! * `dropout` draws CNTK 2.7's masks through the backend's random-number kernel: the
+//!   node's stream (`DropoutRng`, kept in `NodeState::rng`) continues across training
+//!   forwards, and each call draws its rows in CNTK's column order (step by step,
+//!   sequences in the caller's order, gap columns of shorter sequences drawn and
+//!   discarded), so the whole minibatch at once and a forward loop's steps draw the
+//!   same masks, and a backward loop's steps draw in its order, as CNTK does (see
+//!   `random::dropout`). The mask (0 or 1/(1−rate) per element) is kept in
+//!   `NodeState::aux`, indexed by absolute row, for the backward.
 //! * `one_hot` and `gather` take integer-valued indices; anything else (fractions,
 //!   negatives, out of range) is refused at run time.
 
 use super::binary::broadcast_shape;
-use super::{dense_info, expect_arity, join_axes, Arg, Inferred, NodeState, Op, RowCtx};
+use super::{dense_info, expect_arity, join_axes, Inferred, NodeState, Op, RowCtx, VarInfo};
+use crate::backend::copies::GatherGeom;
+use crate::backend::elementwise::{Geom, TernaryOp};
+use crate::backend::random::MaskOrder;
+use crate::backend::{Arg, Backend, Operand};
 use crate::error::{Error, Result};
-use crate::graph::VarInfo;
-use crate::random::{DropoutRng, StreamPacking};
+use crate::random::DropoutRng;
 use crate::tensor::{Element, PackedLayout, Shape};
 
 pub(crate) fn infer(op: &Op, op_name: &str, name: &str, infos: &[VarInfo]) -> Result<Inferred> {
@@ -141,123 +145,38 @@ pub(crate) fn infer(op: &Op, op_name: &str, name: &str, infos: &[VarInfo]) -> Re
     }
 }
 
-const MAX_RANK: usize = 8;
-
-/// Index maps from an output element to the elements of three broadcast operands,
-/// without heap allocation (ranks up to 8).
-struct Bcast3 {
-    rank: usize,
-    dims: [usize; MAX_RANK],
-    st: [[usize; MAX_RANK]; 3],
+fn dense<'a, B: Backend, T: Element>(op: &Op, a: &Arg<'a, B, T>) -> Result<Operand<'a, B, T>> {
+    a.dense()
+        .ok_or_else(|| Error::Unsupported(format!("{} of a sparse operand", op.name())))
 }
 
-impl Bcast3 {
-    fn new(shapes: &[Shape], out: &Shape) -> Result<Self> {
-        let r = out.rank();
-        if r > MAX_RANK {
-            return Err(Error::Unsupported(format!(
-                "broadcasting beyond rank {MAX_RANK}"
-            )));
-        }
-        let mut b = Bcast3 {
-            rank: r,
-            dims: [1; MAX_RANK],
-            st: [[0; MAX_RANK]; 3],
-        };
-        b.dims[..r].copy_from_slice(out.dims());
-        for (sh, st) in shapes.iter().zip(b.st.iter_mut()) {
-            let mut acc = 1;
-            for k in (0..sh.rank()).rev() {
-                let d = sh.dims()[k];
-                st[k + r - sh.rank()] = if d == 1 { 0 } else { acc };
-                acc *= d;
-            }
-        }
-        Ok(b)
+/// The three dense operands of clip/select and their broadcast geometry.
+type Three<'a, B, T> = ([Operand<'a, B, T>; 3], Geom<3>);
+
+fn three<'a, B: Backend, T: Element>(
+    op: &Op,
+    args: &[Arg<'a, B, T>],
+    (shapes, out_shape): (&[Shape], &Shape),
+) -> Result<Three<'a, B, T>> {
+    let x = [
+        dense(op, &args[0])?,
+        dense(op, &args[1])?,
+        dense(op, &args[2])?,
+    ];
+    Ok((
+        x,
+        Geom::new([&shapes[0], &shapes[1], &shapes[2]], out_shape)?,
+    ))
+}
+
+/// Gather's geometry: the reference's entries along its first axis.
+fn gather_geom(shapes: &[Shape]) -> GatherGeom {
+    let len = shapes[0].dims()[0];
+    GatherGeom {
+        len,
+        rest: shapes[0].numel() / len.max(1),
+        ni: shapes[1].numel(),
     }
-
-    /// Call `f(out_index, [index in operand 0, 1, 2])` for every output element.
-    #[inline]
-    fn for_each(&self, mut f: impl FnMut(usize, [usize; 3])) {
-        let total: usize = self.dims[..self.rank].iter().product();
-        let mut idx = [0usize; MAX_RANK];
-        let mut at = [0usize; 3];
-        for e in 0..total {
-            f(e, at);
-            let mut k = self.rank;
-            while k > 0 {
-                k -= 1;
-                idx[k] += 1;
-                for (a, st) in at.iter_mut().zip(&self.st) {
-                    *a += st[k];
-                }
-                if idx[k] < self.dims[k] {
-                    break;
-                }
-                for (a, st) in at.iter_mut().zip(&self.st) {
-                    *a -= st[k] * self.dims[k];
-                }
-                idx[k] = 0;
-            }
-        }
-    }
-}
-
-/// The three dense operands of clip/select, each with its per-row sample size
-/// (0 for a static operand, which every row shares).
-fn three<'a, T>(op: &Op, args: &[Arg<'a, T>], shapes: &[Shape]) -> Result<[(&'a [T], usize); 3]> {
-    let get = |k: usize| -> Result<(&'a [T], usize)> {
-        let d = args[k]
-            .dense()
-            .ok_or_else(|| Error::Unsupported(format!("{} of a sparse operand", op.name())))?;
-        Ok((
-            d,
-            if args[k].is_static() {
-                0
-            } else {
-                shapes[k].numel()
-            },
-        ))
-    };
-    Ok([get(0)?, get(1)?, get(2)?])
-}
-
-/// Run `f(out_index, [element index in each operand's row])` over the rows of a
-/// three-operand element-wise op, with `row_of(k, r)` giving operand k's row r.
-fn rows3(
-    shapes: &[Shape],
-    out_shape: &Shape,
-    n: usize,
-    mut f: impl FnMut(usize, usize, [usize; 3]),
-) -> Result<()> {
-    let no = out_shape.numel();
-    let same = shapes.iter().all(|s| s.numel() == no);
-    let bc = if same {
-        None
-    } else {
-        Some(Bcast3::new(shapes, out_shape)?)
-    };
-    for r in 0..n {
-        match &bc {
-            None => (0..no).for_each(|e| f(r, e, [e; 3])),
-            Some(b) => b.for_each(|e, at| f(r, e, at)),
-        }
-    }
-    Ok(())
-}
-
-/// Whether `v` is an integer in `[0, n)`, and which.
-#[inline]
-fn index_of<T: Element>(v: T, n: usize) -> Option<usize> {
-    let f = v.as_f64();
-    (f >= 0.0 && f < n as f64 && f.fract() == 0.0).then_some(f as usize)
-}
-
-fn bad_index<T: Element>(op: &Op, v: T, row: usize, n: usize, what: &str) -> Error {
-    Error::invalid(
-        format!("{} at run time", op.name()),
-        format!("index {v} in sample row {row} is not an integer in [0, {n}) ({what})"),
-    )
 }
 
 /// Which block of a packed minibatch a dropout call runs on.
@@ -292,150 +211,102 @@ fn pass_order(p: &PackedLayout, row0: usize, rows: usize) -> Result<PassOrder> {
     })
 }
 
-/// Draw the mask of every row of a packed minibatch into `mask`, in CNTK's column
-/// order ([`StreamPacking`]): slot by slot (`backward`: last slot first), each slot's
-/// streams in order, gap columns drawn and discarded.
-fn draw_packed<T: Element>(
-    rng: &mut DropoutRng,
-    p: &PackedLayout,
+/// Dropout's forward: in training, the mask drawn from the node's stream in CNTK's
+/// column order (a loop's first step draws the whole minibatch's, as the whole
+/// minibatch at once does; a backward loop starts from its last step) and applied.
+fn dropout<B: Backend, T: Element>(
+    b: &B,
+    (rate, seed): (f64, u64),
+    args: &[Arg<B, T>],
     no: usize,
-    backward: bool,
-    threshold: f64,
-    scale: T,
-    mask: &mut [T],
-) {
-    let pk = StreamPacking::new(p.lengths());
-    let slots = pk.slots();
-    for i in 0..slots {
-        let tau = if backward { slots - 1 - i } else { i };
-        for k in 0..pk.streams() {
-            match pk.occupant(tau, k) {
-                Some((s, t)) => {
-                    let r = p.row(s, t);
-                    rng.fill(threshold, scale, T::zero(), &mut mask[r * no..(r + 1) * no]);
+    out: B::Mut<'_, T>,
+    ctx: RowCtx,
+    st: &mut NodeState<B, T>,
+) -> Result<()> {
+    let x = args[0]
+        .dense()
+        .ok_or_else(|| Error::Unsupported("Dropout of a sparse operand".into()))?;
+    let rows = if x.per_row { ctx.n } else { 1 };
+    let xs = B::sub(x.data, 0..rows * no);
+    let out = B::sub_mut(out, 0..rows * no);
+    if !ctx.training || rate == 0.0 {
+        b.copy(xs, out);
+        return Ok(());
+    }
+    let (first, end) = (ctx.row0 * no, (ctx.row0 + rows) * no);
+    if B::len(&st.aux) < end {
+        b.resize(&mut st.aux, end);
+    }
+    // CNTK compares the draw with the rate as the element type holds it.
+    let draw = (
+        no,
+        T::from_f64(rate).as_f64(),
+        T::from_f64(1.0 / (1.0 - rate)),
+    );
+    let rng = st.rng.get_or_insert_with(|| DropoutRng::new(seed, 0));
+    let packed = match x.per_row {
+        true => st.layout.as_ref().and_then(|l| l.packed()).cloned(),
+        false => None,
+    };
+    match packed {
+        None => {
+            let mask = B::sub_mut(B::view_mut(&mut st.aux), first..end);
+            b.dropout_mask(rng, MaskOrder::Rows, draw, mask);
+        }
+        Some(p) => {
+            let order = pass_order(&p, ctx.row0, rows)?;
+            if order == PassOrder::Whole || st.drawn_pass != Some(st.calls) {
+                let all = p.total() * no;
+                if B::len(&st.aux) < all {
+                    b.resize(&mut st.aux, all);
                 }
-                None => rng.skip(no),
+                let backward = order == PassOrder::LastStep;
+                let order = MaskOrder::Packed {
+                    layout: &p,
+                    backward,
+                };
+                let mask = B::sub_mut(B::view_mut(&mut st.aux), 0..all);
+                b.dropout_mask(rng, order, draw, mask);
+                st.drawn_pass = Some(st.calls);
             }
         }
     }
+    b.mul(xs, B::sub(B::view(&st.aux), first..end), out);
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn forward<T: Element>(
+pub(crate) fn forward<B: Backend, T: Element>(
+    b: &B,
     op: &Op,
-    args: &[Arg<T>],
-    shapes: &[Shape],
-    out_shape: &Shape,
-    out: &mut [T],
+    args: &[Arg<B, T>],
+    sh: (&[Shape], &Shape),
+    out: B::Mut<'_, T>,
     ctx: RowCtx,
-    st: &mut NodeState<T>,
+    st: &mut NodeState<B, T>,
 ) -> Result<()> {
+    let (shapes, out_shape) = sh;
     let no = out_shape.numel();
     match op {
-        Op::Clip => {
-            let [(x, sx), (lo, sl), (hi, sh)] = three(op, args, shapes)?;
-            rows3(shapes, out_shape, ctx.n, |r, e, [i, j, k]| {
-                let (v, l, h) = (x[r * sx + i], lo[r * sl + j], hi[r * sh + k]);
-                out[r * no + e] = if v < l {
-                    l
-                } else if v > h {
-                    h
-                } else {
-                    v
-                };
-            })
-        }
-        Op::Select => {
-            let [(c, sc), (a, sa), (b, sb)] = three(op, args, shapes)?;
-            rows3(shapes, out_shape, ctx.n, |r, e, [i, j, k]| {
-                out[r * no + e] = if c[r * sc + i] != T::zero() {
-                    a[r * sa + j]
-                } else {
-                    b[r * sb + k]
-                };
-            })
-        }
-        Op::Dropout { rate, seed } => {
-            let x = args[0]
-                .dense()
-                .ok_or_else(|| Error::Unsupported("Dropout of a sparse operand".into()))?;
-            let rows = if args[0].is_static() { 1 } else { ctx.n };
-            let x = &x[..rows * no];
-            let out = &mut out[..rows * no];
-            if !ctx.training || *rate == 0.0 {
-                out.copy_from_slice(x);
-                return Ok(());
-            }
-            let first = ctx.row0 * no;
-            let end = first + rows * no;
-            if st.aux.len() < end {
-                st.aux.resize(end, T::zero());
-            }
-            // CNTK compares the draw with the rate as the element type holds it.
-            let threshold = T::from_f64(*rate).as_f64();
-            let scale = T::from_f64(1.0 / (1.0 - rate));
-            let rng = st.rng.get_or_insert_with(|| DropoutRng::new(*seed, 0));
-            let packed = if args[0].is_static() {
-                None
+        Op::Clip | Op::Select => {
+            let (x, g) = three(op, args, sh)?;
+            let t = if matches!(op, Op::Clip) {
+                TernaryOp::Clip
             } else {
-                st.layout.as_ref().and_then(|l| l.packed()).cloned()
+                TernaryOp::Select
             };
-            match packed {
-                None => rng.fill(threshold, scale, T::zero(), &mut st.aux[first..end]),
-                Some(p) => {
-                    let order = pass_order(&p, ctx.row0, rows)?;
-                    if order == PassOrder::Whole || st.drawn_pass != Some(st.calls) {
-                        let all = p.total() * no;
-                        if st.aux.len() < all {
-                            st.aux.resize(all, T::zero());
-                        }
-                        let backward = order == PassOrder::LastStep;
-                        draw_packed(rng, &p, no, backward, threshold, scale, &mut st.aux[..all]);
-                        st.drawn_pass = Some(st.calls);
-                    }
-                }
-            }
-            let mask = &st.aux[first..end];
-            for ((o, &v), &m) in out.iter_mut().zip(x).zip(mask.iter()) {
-                *o = v * m;
-            }
+            b.ternary(t, x, &g, out, ctx.n);
             Ok(())
         }
+        Op::Dropout { rate, seed } => dropout(b, (*rate, *seed), args, no, out, ctx, st),
         Op::OneHot { num_classes } => {
-            let c = *num_classes;
-            let x = args[0]
-                .dense()
-                .ok_or_else(|| Error::Unsupported("OneHot of a sparse operand".into()))?;
+            let x = dense(op, &args[0])?;
             let ni = shapes[0].numel();
-            let rows = if args[0].is_static() { 1 } else { ctx.n };
-            out[..rows * no].iter_mut().for_each(|v| *v = T::zero());
-            for r in 0..rows {
-                for (k, &v) in x[r * ni..(r + 1) * ni].iter().enumerate() {
-                    let j = index_of(v, c)
-                        .ok_or_else(|| bad_index(op, v, ctx.row0 + r, c, "class index"))?;
-                    out[r * no + k * c + j] = T::one();
-                }
-            }
-            Ok(())
+            b.one_hot(*num_classes, ni, x, out, (ctx.n, ctx.row0))
         }
         Op::Gather => {
-            let (rf, ix) = gather_operands(args)?;
-            let (nr, ni) = (shapes[0].numel(), shapes[1].numel());
-            let len = shapes[0].dims()[0];
-            let rest = nr / len.max(1);
-            let sr = if args[0].is_static() { 0 } else { nr };
-            let si = if args[1].is_static() { 0 } else { ni };
-            for r in 0..ctx.n {
-                let refr = &rf[r * sr..r * sr + nr];
-                for (k, &v) in ix[r * si..r * si + ni].iter().enumerate() {
-                    let j = index_of(v, len).ok_or_else(|| {
-                        bad_index(op, v, ctx.row0 + r, len, "row of the reference")
-                    })?;
-                    out[r * no + k * rest..r * no + (k + 1) * rest]
-                        .copy_from_slice(&refr[j * rest..(j + 1) * rest]);
-                }
-            }
-            Ok(())
+            let (r, i) = (dense(op, &args[0])?, dense(op, &args[1])?);
+            b.gather(&gather_geom(shapes), r, i, out, (ctx.n, ctx.row0))
         }
         _ => Err(Error::Unsupported(format!(
             "{} is not a misc op",
@@ -444,73 +315,50 @@ pub(crate) fn forward<T: Element>(
     }
 }
 
-fn gather_operands<'a, T>(args: &[Arg<'a, T>]) -> Result<(&'a [T], &'a [T])> {
-    let d = |a: &Arg<'a, T>| {
-        a.dense()
-            .ok_or_else(|| Error::Unsupported("Gather with a sparse operand".into()))
-    };
-    Ok((d(&args[0])?, d(&args[1])?))
-}
-
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn backward<T: Element>(
+pub(crate) fn backward<B: Backend, T: Element>(
+    b: &B,
     op: &Op,
     i: usize,
-    args: &[Arg<T>],
-    shapes: &[Shape],
-    out_shape: &Shape,
-    _out: &[T],
-    dout: &[T],
-    din: &mut [T],
+    args: &[Arg<B, T>],
+    sh: (&[Shape], &Shape),
+    dout: B::Ref<'_, T>,
+    din: B::Mut<'_, T>,
     ctx: RowCtx,
-    st: &mut NodeState<T>,
+    st: &mut NodeState<B, T>,
 ) -> Result<()> {
+    let (shapes, out_shape) = sh;
     let no = out_shape.numel();
     match op {
-        Op::Clip => {
-            // Only the clipped operand has a gradient (as in CNTK).
-            if i != 0 {
-                return Ok(());
-            }
-            let [(x, sx), (lo, sl), (hi, sh)] = three(op, args, shapes)?;
-            rows3(shapes, out_shape, ctx.n, |r, e, [a, j, k]| {
-                let (v, l, h) = (x[r * sx + a], lo[r * sl + j], hi[r * sh + k]);
-                if v >= l && v <= h {
-                    din[r * sx + a] += dout[r * no + e];
-                }
-            })
-        }
-        Op::Select => {
-            if i == 0 {
-                return Ok(());
-            }
-            let [(c, sc), (_, sa), (_, sb)] = three(op, args, shapes)?;
-            let sd = if i == 1 { sa } else { sb };
-            rows3(shapes, out_shape, ctx.n, |r, e, [k, a, b]| {
-                let taken = c[r * sc + k] != T::zero();
-                if taken == (i == 1) {
-                    let at = if i == 1 { a } else { b };
-                    din[r * sd + at] += dout[r * no + e];
-                }
-            })
+        Op::Clip | Op::Select => {
+            let (x, g) = three(op, args, sh)?;
+            let t = if matches!(op, Op::Clip) {
+                TernaryOp::Clip
+            } else {
+                TernaryOp::Select
+            };
+            b.ternary_backward(t, i, x, &g, dout, din, ctx.n);
+            Ok(())
         }
         Op::Dropout { rate, .. } => {
             let rows = if args[0].is_static() { 1 } else { ctx.n };
-            let g = &dout[..ctx.n * no];
+            let g = B::sub(dout, 0..ctx.n * no);
             if !ctx.training || *rate == 0.0 {
-                for (r, gr) in g.chunks(no.max(1)).enumerate() {
-                    let d = &mut din[(r % rows) * no..(r % rows + 1) * no];
-                    d.iter_mut().zip(gr).for_each(|(d, &v)| *d += v);
+                if rows == ctx.n {
+                    b.add(g, B::sub_mut(din, 0..rows * no), ctx.par);
+                } else {
+                    b.sum_rows(g, B::sub_mut(din, 0..no));
                 }
                 return Ok(());
             }
             let first = ctx.row0 * no;
-            let mask = st.aux.get(first..first + rows * no).ok_or_else(|| {
-                Error::Unsupported("Dropout backward without its training forward".into())
-            })?;
-            for ((d, &v), &m) in din[..rows * no].iter_mut().zip(g).zip(mask) {
-                *d += v * m;
+            if B::len(&st.aux) < first + rows * no {
+                return Err(Error::Unsupported(
+                    "Dropout backward without its training forward".into(),
+                ));
             }
+            let mask = B::sub(B::view(&st.aux), first..first + rows * no);
+            b.add_product(B::sub(g, 0..rows * no), mask, B::sub_mut(din, 0..rows * no));
             Ok(())
         }
         Op::OneHot { .. } => Ok(()),
@@ -518,25 +366,16 @@ pub(crate) fn backward<T: Element>(
             if i != 0 {
                 return Ok(());
             }
-            let (_, ix) = gather_operands(args)?;
-            let (nr, ni) = (shapes[0].numel(), shapes[1].numel());
-            let len = shapes[0].dims()[0];
-            let rest = nr / len.max(1);
-            let sr = if args[0].is_static() { 0 } else { nr };
-            let si = if args[1].is_static() { 0 } else { ni };
-            for r in 0..ctx.n {
-                let g = &dout[r * no..(r + 1) * no];
-                for (k, &v) in ix[r * si..r * si + ni].iter().enumerate() {
-                    let j = index_of(v, len).ok_or_else(|| {
-                        bad_index(op, v, ctx.row0 + r, len, "row of the reference")
-                    })?;
-                    let d = &mut din[r * sr + j * rest..r * sr + (j + 1) * rest];
-                    for (d, &v) in d.iter_mut().zip(&g[k * rest..(k + 1) * rest]) {
-                        *d += v;
-                    }
-                }
-            }
-            Ok(())
+            let idx = dense(op, &args[1])?;
+            let per_row = !args[0].is_static();
+            b.gather_backward(
+                &gather_geom(shapes),
+                idx,
+                dout,
+                din,
+                per_row,
+                (ctx.n, ctx.row0),
+            )
         }
         _ => Err(Error::Unsupported(format!(
             "{} is not a misc op",
@@ -544,14 +383,19 @@ pub(crate) fn backward<T: Element>(
         ))),
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::{Cpu, Par};
     use crate::tensor::Layout;
 
     fn ctx(n: usize, row0: usize, training: bool) -> RowCtx {
-        RowCtx { n, row0, training }
+        RowCtx {
+            n,
+            row0,
+            training,
+            par: Par::Seq,
+        }
     }
 
     fn run(
@@ -559,19 +403,21 @@ mod tests {
         x: &[f64],
         layout: &Layout,
         blocks: &[(usize, usize)],
-        st: &mut NodeState<f64>,
+        st: &mut NodeState<Cpu, f64>,
     ) -> Vec<f64> {
         let sh = [Shape::from([4])];
         let mut out = vec![0.0; x.len()];
         st.layout = Some(layout.clone());
         for &(a, b) in blocks {
+            let args = [Arg::Rows(&x[a * 4..b * 4])];
+            let c = ctx(b - a, a, true);
             forward(
+                &Cpu,
                 op,
-                &[Arg::Rows(&x[a * 4..b * 4])],
-                &sh,
-                &sh[0],
+                &args,
+                (&sh, &sh[0]),
                 &mut out[a * 4..b * 4],
-                ctx(b - a, a, true),
+                c,
                 st,
             )
             .unwrap();
@@ -615,11 +461,12 @@ mod tests {
         };
         let sh = [Shape::from([4])];
         let mut out = vec![0.0; 8];
+        let args = [Arg::<Cpu, f64>::Rows(&x[..8])];
         assert!(forward(
+            &Cpu,
             &op,
-            &[Arg::Rows(&x[..8])],
-            &sh,
-            &sh[0],
+            &args,
+            (&sh, &sh[0]),
             &mut out,
             ctx(2, 0, true),
             &mut st4

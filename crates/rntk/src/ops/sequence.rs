@@ -23,14 +23,18 @@
 //!   leading dimension becomes the longest sequence's length at run time (see
 //!   [`shape`]).
 //!
+//! Every op moves whole rows: the recipes below compute row maps from the packed
+//! layouts (host data) and call the backend's row kernels. where / gather / scatter
+//! read their condition on the host (a counted op read: the output layout depends on
+//! it); sequence.where also writes its index values from the host.
+//!
 //! Run-time errors are `Error::Runtime` with an empty function name; the executor
 //! fills in the name of the function that failed.
 
-use super::{dense_info, expect_arity, Arg, Inferred, Op, WholeArg};
+use super::{dense_info, expect_arity, Inferred, NodeState, Op, VarInfo, WholeArg};
+use crate::backend::Backend;
 use crate::error::{Error, Result};
-use crate::graph::{Axis, DynamicAxes, VarInfo};
-use crate::tensor::{Element, Layout, PackedLayout, Shape, INFERRED};
-use std::borrow::Cow;
+use crate::tensor::{Axis, DynamicAxes, Element, Layout, PackedLayout, Shape, INFERRED};
 use std::sync::Arc;
 
 /// CNTK's message for an empty sequence, quoted in ours.
@@ -191,7 +195,11 @@ fn rt(op: &Op, detail: String) -> Error {
     }
 }
 
-fn packed<'a, T>(op: &Op, a: &'a WholeArg<T>, what: &str) -> Result<&'a Arc<PackedLayout>> {
+fn packed<'a, B: Backend, T: Element>(
+    op: &Op,
+    a: &WholeArg<'a, B, T>,
+    what: &str,
+) -> Result<&'a Arc<PackedLayout>> {
     a.layout.packed().ok_or_else(|| {
         rt(
             op,
@@ -200,28 +208,12 @@ fn packed<'a, T>(op: &Op, a: &'a WholeArg<T>, what: &str) -> Result<&'a Arc<Pack
     })
 }
 
-/// The operand's rows as a dense slice (sparse rows are densified).
-fn dense<'a, T: Element>(a: &WholeArg<'a, T>) -> Cow<'a, [T]> {
-    match a.data {
-        Arg::Rows(x) | Arg::Static(x) => Cow::Borrowed(x),
-        Arg::Sparse(s) => {
-            let rows = a.layout.rows();
-            let d = a.shape.numel();
-            let mut out = vec![T::zero(); rows * d];
-            for r in 0..rows {
-                for k in s.indptr[r]..s.indptr[r + 1] {
-                    out[r * d + s.indices[k] as usize] = s.values[k];
-                }
-            }
-            Cow::Owned(out)
-        }
-    }
-}
-
-fn add_to<T: Element>(dst: &mut [T], src: &[T]) {
-    for (a, &b) in dst.iter_mut().zip(src) {
-        *a += b;
-    }
+/// The operand's rows (the runtime densifies sparse inputs of sequence ops when fed).
+fn dense<'a, B: Backend, T: Element>(op: &Op, a: &WholeArg<'a, B, T>) -> Result<B::Ref<'a, T>> {
+    a.data
+        .dense()
+        .map(|o| o.data)
+        .ok_or_else(|| rt(op, "a sparse operand".into()))
 }
 
 /// Largest number of repeats one condition may ask for in total per sequence (a
@@ -262,6 +254,18 @@ fn where_indices<T: Element>(op: &Op, cond: &[T], p: &PackedLayout) -> Result<Ve
     Ok(all)
 }
 
+/// The condition operand's indices, read on the host.
+fn cond_indices<B: Backend, T: Element>(
+    b: &B,
+    op: &Op,
+    c: &WholeArg<B, T>,
+    what: &str,
+) -> Result<Vec<Vec<usize>>> {
+    let p = packed(op, c, what)?;
+    let cond = b.read_host(B::sub(dense(op, c)?, 0..p.total()));
+    where_indices(op, &cond, p)
+}
+
 /// A new packed layout for the per-sequence lengths, refusing empty sequences with a
 /// message that says which sequence and why.
 fn new_layout(op: &Op, lengths: &[usize], why: impl Fn(usize) -> String) -> Result<Layout> {
@@ -297,9 +301,14 @@ fn slice_range(begin: isize, end: isize, len: usize) -> (usize, usize) {
     (b as usize, e.max(b) as usize)
 }
 
-fn gather_layout<T: Element>(op: &Op, args: &[WholeArg<T>]) -> Result<(Vec<Vec<usize>>, Layout)> {
+/// sequence.gather: the kept steps and the new layout.
+fn gather_layout<B: Backend, T: Element>(
+    b: &B,
+    op: &Op,
+    args: &[WholeArg<B, T>],
+) -> Result<(Vec<Vec<usize>>, Layout)> {
     let px = packed(op, &args[0], "the operand")?;
-    let pc = packed(op, &args[1], "the condition")?;
+    packed(op, &args[1], "the condition")?;
     if !args[0].layout.same_as(args[1].layout) {
         return Err(rt(
             op,
@@ -310,7 +319,7 @@ fn gather_layout<T: Element>(op: &Op, args: &[WholeArg<T>]) -> Result<(Vec<Vec<u
             ),
         ));
     }
-    let idx = where_indices(op, &dense(&args[1]), pc)?;
+    let idx = cond_indices(b, op, &args[1], "the condition")?;
     let lengths: Vec<usize> = idx.iter().map(|v| v.len()).collect();
     let l = new_layout(op, &lengths, |i| {
         format!(
@@ -322,7 +331,11 @@ fn gather_layout<T: Element>(op: &Op, args: &[WholeArg<T>]) -> Result<(Vec<Vec<u
 }
 
 /// For scatter: the condition's indices, checked against the operand's lengths.
-fn scatter_indices<T: Element>(op: &Op, args: &[WholeArg<T>]) -> Result<Vec<Vec<usize>>> {
+fn scatter_indices<B: Backend, T: Element>(
+    b: &B,
+    op: &Op,
+    args: &[WholeArg<B, T>],
+) -> Result<Vec<Vec<usize>>> {
     let px = packed(op, &args[0], "the operand")?;
     let pc = packed(op, &args[1], "the condition")?;
     if px.num_sequences() != pc.num_sequences() {
@@ -335,7 +348,7 @@ fn scatter_indices<T: Element>(op: &Op, args: &[WholeArg<T>]) -> Result<Vec<Vec<
             ),
         ));
     }
-    let idx = where_indices(op, &dense(&args[1]), pc)?;
+    let idx = cond_indices(b, op, &args[1], "the condition")?;
     for (i, v) in idx.iter().enumerate() {
         if v.len() != px.lengths()[i] {
             return Err(rt(
@@ -349,255 +362,6 @@ fn scatter_indices<T: Element>(op: &Op, args: &[WholeArg<T>]) -> Result<Vec<Vec<
         }
     }
     Ok(idx)
-}
-
-// ---------------------------------------------------------------------------
-// Run time: layout, shape, forward, backward
-// ---------------------------------------------------------------------------
-
-pub(crate) fn layout<T: Element>(op: &Op, args: &[WholeArg<T>]) -> Result<Layout> {
-    match op {
-        Op::SeqFirst
-        | Op::SeqLast
-        | Op::SeqReduceSum
-        | Op::SeqReduceMax
-        | Op::SeqUnpack { .. }
-        | Op::SeqUnpackMask => {
-            let p = packed(op, &args[0], "the operand")?;
-            Ok(Layout::Batch(p.num_sequences()))
-        }
-        Op::SeqSoftmax | Op::SeqIsFirst | Op::SeqIsLast => {
-            packed(op, &args[0], "the operand")?;
-            Ok(args[0].layout.clone())
-        }
-        Op::SeqBroadcastAs => {
-            let p = packed(op, &args[1], "the broadcast_as target")?;
-            match args[0].layout {
-                Layout::Batch(n) if *n == p.num_sequences() => Ok(args[1].layout.clone()),
-                l => Err(rt(
-                    op,
-                    format!(
-                        "the operand ({}) must have one sample per sequence of the target ({})",
-                        l.describe(),
-                        args[1].layout.describe()
-                    ),
-                )),
-            }
-        }
-        Op::SeqSlice { begin, end } => {
-            let p = packed(op, &args[0], "the operand")?;
-            let lengths: Vec<usize> = p
-                .lengths()
-                .iter()
-                .map(|&l| {
-                    let (b, e) = slice_range(*begin, *end, l);
-                    e - b
-                })
-                .collect();
-            new_layout(op, &lengths, |i| {
-                format!(
-                    "sequence.slice({begin},{end}) leaves sequence {i} (length {}) empty",
-                    p.lengths()[i]
-                )
-            })
-        }
-        Op::SeqWhere => {
-            let p = packed(op, &args[0], "the condition")?;
-            let idx = where_indices(op, &dense(&args[0]), p)?;
-            let lengths: Vec<usize> = idx.iter().map(|v| v.len()).collect();
-            new_layout(op, &lengths, |i| {
-                format!(
-                    "the condition selects no step of sequence {i} (length {})",
-                    p.lengths()[i]
-                )
-            })
-        }
-        Op::SeqGather => gather_layout(op, args).map(|(_, l)| l),
-        Op::SeqScatter => {
-            scatter_indices(op, args)?;
-            Ok(args[1].layout.clone())
-        }
-        _ => Err(Error::Unsupported(format!(
-            "{} is not a sequence op",
-            op.name()
-        ))),
-    }
-}
-
-/// The output's sample shape for this minibatch: the static shape, except that the
-/// free leading dimension of unpack / unpack_mask becomes the longest length.
-pub(crate) fn shape<T: Element>(
-    op: &Op,
-    args: &[WholeArg<T>],
-    static_shape: &Shape,
-) -> Result<Shape> {
-    match op {
-        Op::SeqUnpack { .. } | Op::SeqUnpackMask => {
-            let p = packed(op, &args[0], "the operand")?;
-            let mut dims = static_shape.dims().to_vec();
-            if let Some(d) = dims.first_mut() {
-                *d = p.max_len();
-            }
-            Ok(Shape::from(dims))
-        }
-        _ => Ok(static_shape.clone()),
-    }
-}
-
-pub(crate) fn forward<T: Element>(
-    op: &Op,
-    args: &[WholeArg<T>],
-    out_shape: &Shape,
-    out_layout: &Layout,
-    out: &mut [T],
-) -> Result<()> {
-    let d = args[0].shape.numel();
-    let x = dense(&args[0]);
-    let row = |r: usize| &x[r * d..(r + 1) * d];
-    match op {
-        Op::SeqFirst | Op::SeqLast | Op::SeqReduceSum | Op::SeqReduceMax => {
-            let p = packed(op, &args[0], "the operand")?;
-            for i in 0..p.num_sequences() {
-                let len = p.lengths()[i];
-                let dst = &mut out[i * d..(i + 1) * d];
-                match op {
-                    Op::SeqFirst => dst.copy_from_slice(row(p.row(i, 0))),
-                    Op::SeqLast => dst.copy_from_slice(row(p.row(i, len - 1))),
-                    Op::SeqReduceSum => {
-                        dst.iter_mut().for_each(|v| *v = T::zero());
-                        for t in 0..len {
-                            add_to(dst, row(p.row(i, t)));
-                        }
-                    }
-                    _ => {
-                        dst.copy_from_slice(row(p.row(i, 0)));
-                        for t in 1..len {
-                            for (a, &b) in dst.iter_mut().zip(row(p.row(i, t))) {
-                                if b > *a {
-                                    *a = b;
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        Op::SeqSoftmax => {
-            let p = packed(op, &args[0], "the operand")?;
-            for i in 0..p.num_sequences() {
-                let len = p.lengths()[i];
-                for f in 0..d {
-                    let at = |t: usize| p.row(i, t) * d + f;
-                    let m = (0..len)
-                        .map(|t| x[at(t)])
-                        .fold(T::neg_infinity(), |a, b| a.max(b));
-                    let mut s = T::zero();
-                    for t in 0..len {
-                        let e = (x[at(t)] - m).exp();
-                        out[at(t)] = e;
-                        s += e;
-                    }
-                    for t in 0..len {
-                        out[at(t)] = out[at(t)] / s;
-                    }
-                }
-            }
-        }
-        Op::SeqIsFirst | Op::SeqIsLast => {
-            let p = packed(op, &args[0], "the operand")?;
-            for i in 0..p.num_sequences() {
-                let t = if matches!(op, Op::SeqIsFirst) {
-                    0
-                } else {
-                    p.lengths()[i] - 1
-                };
-                out[p.row(i, t)] = T::one();
-            }
-        }
-        Op::SeqBroadcastAs => {
-            let p = packed(op, &args[1], "the broadcast_as target")?;
-            for i in 0..p.num_sequences() {
-                for t in 0..p.lengths()[i] {
-                    let r = p.row(i, t);
-                    out[r * d..(r + 1) * d].copy_from_slice(row(i));
-                }
-            }
-        }
-        Op::SeqSlice { begin, end } => {
-            let p = packed(op, &args[0], "the operand")?;
-            let q = out_packed(op, out_layout)?;
-            for i in 0..p.num_sequences() {
-                let (b, e) = slice_range(*begin, *end, p.lengths()[i]);
-                for t in b..e {
-                    let r = q.row(i, t - b);
-                    out[r * d..(r + 1) * d].copy_from_slice(row(p.row(i, t)));
-                }
-            }
-        }
-        Op::SeqWhere => {
-            let p = packed(op, &args[0], "the condition")?;
-            let q = out_packed(op, out_layout)?;
-            let idx = where_indices(op, &x, p)?;
-            for (i, v) in idx.iter().enumerate() {
-                for (k, &t) in v.iter().enumerate() {
-                    out[q.row(i, k) * d] = T::from_f64(t as f64);
-                }
-            }
-        }
-        Op::SeqGather => {
-            let p = packed(op, &args[0], "the operand")?;
-            let q = out_packed(op, out_layout)?;
-            let (idx, _) = gather_layout(op, args)?;
-            for (i, v) in idx.iter().enumerate() {
-                for (k, &t) in v.iter().enumerate() {
-                    let r = q.row(i, k);
-                    out[r * d..(r + 1) * d].copy_from_slice(row(p.row(i, t)));
-                }
-            }
-        }
-        Op::SeqScatter => {
-            let p = packed(op, &args[0], "the operand")?;
-            let q = packed(op, &args[1], "the condition")?;
-            let idx = scatter_indices(op, args)?;
-            for (i, v) in idx.iter().enumerate() {
-                for (k, &t) in v.iter().enumerate() {
-                    let r = q.row(i, t);
-                    add_to(&mut out[r * d..(r + 1) * d], row(p.row(i, k)));
-                }
-            }
-        }
-        Op::SeqUnpack { padding } => {
-            let p = packed(op, &args[0], "the operand")?;
-            let m = unpack_len(op, p, out_shape)?;
-            let pad = T::from_f64(*padding);
-            for i in 0..p.num_sequences() {
-                for t in 0..m {
-                    let dst = &mut out[(i * m + t) * d..(i * m + t + 1) * d];
-                    if t < p.lengths()[i] {
-                        dst.copy_from_slice(row(p.row(i, t)));
-                    } else {
-                        dst.iter_mut().for_each(|v| *v = pad);
-                    }
-                }
-            }
-        }
-        Op::SeqUnpackMask => {
-            let p = packed(op, &args[0], "the operand")?;
-            let m = unpack_len(op, p, out_shape)?;
-            for i in 0..p.num_sequences() {
-                for t in 0..p.lengths()[i] {
-                    out[i * m + t] = T::one();
-                }
-            }
-        }
-        _ => {
-            return Err(Error::Unsupported(format!(
-                "{} is not a sequence op",
-                op.name()
-            )))
-        }
-    }
-    Ok(())
 }
 
 fn out_packed<'a>(op: &Op, l: &'a Layout) -> Result<&'a Arc<PackedLayout>> {
@@ -618,125 +382,310 @@ fn unpack_len(op: &Op, p: &PackedLayout, out_shape: &Shape) -> Result<usize> {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn backward<T: Element>(
+/// Every step of every sequence as `(row, sequence, step)`, sequence after sequence.
+fn steps(p: &PackedLayout) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+    (0..p.num_sequences()).flat_map(move |i| (0..p.lengths()[i]).map(move |t| (p.row(i, t), i, t)))
+}
+
+// ---------------------------------------------------------------------------
+// Run time: forward
+// ---------------------------------------------------------------------------
+
+/// The output layout and sample shape of a sequence op for this minibatch.
+fn out_layout<B: Backend, T: Element>(
+    b: &B,
     op: &Op,
-    i: usize,
-    args: &[WholeArg<T>],
-    out_shape: &Shape,
-    out_layout: &Layout,
-    out: &[T],
-    dout: &[T],
-    din: &mut [T],
-) -> Result<()> {
-    if !op.differentiable(i) {
-        return Ok(());
+    args: &[WholeArg<B, T>],
+    static_shape: &Shape,
+    st: &mut NodeState<B, T>,
+) -> Result<(Layout, Shape)> {
+    let fixed = |l: Layout| Ok((l, static_shape.clone()));
+    match op {
+        Op::SeqFirst | Op::SeqLast | Op::SeqReduceSum | Op::SeqReduceMax => fixed(Layout::Batch(
+            packed(op, &args[0], "the operand")?.num_sequences(),
+        )),
+        Op::SeqUnpack { .. } | Op::SeqUnpackMask => {
+            let p = packed(op, &args[0], "the operand")?;
+            // the free leading dimension becomes the longest length
+            let mut dims = static_shape.dims().to_vec();
+            if let Some(d) = dims.first_mut() {
+                *d = p.max_len();
+            }
+            Ok((Layout::Batch(p.num_sequences()), Shape::from(dims)))
+        }
+        Op::SeqSoftmax | Op::SeqIsFirst | Op::SeqIsLast => {
+            packed(op, &args[0], "the operand")?;
+            fixed(args[0].layout.clone())
+        }
+        Op::SeqBroadcastAs => {
+            let p = packed(op, &args[1], "the broadcast_as target")?;
+            match args[0].layout {
+                Layout::Batch(n) if *n == p.num_sequences() => fixed(args[1].layout.clone()),
+                l => Err(rt(
+                    op,
+                    format!(
+                        "the operand ({}) must have one sample per sequence of the target ({})",
+                        l.describe(),
+                        args[1].layout.describe()
+                    ),
+                )),
+            }
+        }
+        Op::SeqSlice { begin, end } => {
+            let p = packed(op, &args[0], "the operand")?;
+            let lengths: Vec<usize> = p
+                .lengths()
+                .iter()
+                .map(|&l| {
+                    let (b, e) = slice_range(*begin, *end, l);
+                    e - b
+                })
+                .collect();
+            fixed(new_layout(op, &lengths, |i| {
+                format!(
+                    "sequence.slice({begin},{end}) leaves sequence {i} (length {}) empty",
+                    p.lengths()[i]
+                )
+            })?)
+        }
+        Op::SeqWhere => {
+            let p = packed(op, &args[0], "the condition")?;
+            let idx = cond_indices(b, op, &args[0], "the condition")?;
+            let lengths: Vec<usize> = idx.iter().map(|v| v.len()).collect();
+            let l = new_layout(op, &lengths, |i| {
+                format!(
+                    "the condition selects no step of sequence {i} (length {})",
+                    p.lengths()[i]
+                )
+            })?;
+            // (sequence, k, step) kept for the forward's values
+            st.pairs = idx
+                .iter()
+                .enumerate()
+                .flat_map(|(i, v)| v.iter().map(move |&t| (i, t)))
+                .collect();
+            fixed(l)
+        }
+        Op::SeqGather => {
+            let (idx, l) = gather_layout(b, op, args)?;
+            let (p, q) = (packed(op, &args[0], "the operand")?, out_packed(op, &l)?);
+            st.pairs = pairs_of(&idx, |i, k, t| (p.row(i, t), q.row(i, k)));
+            fixed(l)
+        }
+        Op::SeqScatter => {
+            let idx = scatter_indices(b, op, args)?;
+            let p = packed(op, &args[0], "the operand")?;
+            let q = packed(op, &args[1], "the condition")?;
+            st.pairs = pairs_of(&idx, |i, k, t| (p.row(i, k), q.row(i, t)));
+            fixed(args[1].layout.clone())
+        }
+        _ => Err(Error::Unsupported(format!(
+            "{} is not a sequence op",
+            op.name()
+        ))),
     }
+}
+
+/// `(source row, destination row)` for every selected step `t` (k-th of sequence i).
+fn pairs_of(
+    idx: &[Vec<usize>],
+    f: impl Fn(usize, usize, usize) -> (usize, usize),
+) -> Vec<(usize, usize)> {
+    idx.iter()
+        .enumerate()
+        .flat_map(|(i, v)| v.iter().enumerate().map(move |(k, &t)| (i, k, t)))
+        .map(|(i, k, t)| f(i, k, t))
+        .collect()
+}
+
+/// Forward of a sequence op: its layout and shape for this minibatch, `out` sized and
+/// filled.
+pub(crate) fn forward<B: Backend, T: Element>(
+    b: &B,
+    op: &Op,
+    args: &[WholeArg<B, T>],
+    static_shape: &Shape,
+    out: &mut B::Buf<T>,
+    st: &mut NodeState<B, T>,
+) -> Result<(Layout, Shape)> {
+    let (layout, shape) = out_layout(b, op, args, static_shape, st)?;
+    super::run::zeroed(b, op, out, (layout.rows(), shape.numel()))?;
     let d = args[0].shape.numel();
+    let x = dense(op, &args[0])?;
+    let y = B::view_mut(out);
     match op {
         Op::SeqFirst | Op::SeqLast | Op::SeqReduceSum | Op::SeqReduceMax => {
             let p = packed(op, &args[0], "the operand")?;
-            let x = dense(&args[0]);
-            for s in 0..p.num_sequences() {
-                let len = p.lengths()[s];
-                let g = &dout[s * d..(s + 1) * d];
-                match op {
-                    Op::SeqFirst | Op::SeqLast => {
-                        let t = if matches!(op, Op::SeqFirst) {
-                            0
-                        } else {
-                            len - 1
-                        };
-                        let r = p.row(s, t);
-                        add_to(&mut din[r * d..(r + 1) * d], g);
-                    }
-                    Op::SeqReduceSum => {
-                        for t in 0..len {
-                            let r = p.row(s, t);
-                            add_to(&mut din[r * d..(r + 1) * d], g);
-                        }
-                    }
-                    _ => {
-                        // Every step equal to the max gets the full gradient (CNTK).
-                        let y = &out[s * d..(s + 1) * d];
-                        for t in 0..len {
-                            let r = p.row(s, t);
-                            for f in 0..d {
-                                if x[r * d + f] == y[f] {
-                                    din[r * d + f] += g[f];
-                                }
-                            }
-                        }
-                    }
+            let first = |i: usize| (p.row(i, 0), i);
+            let last = |i: usize| (p.row(i, p.lengths()[i] - 1), i);
+            let n = p.num_sequences();
+            match op {
+                Op::SeqFirst => b.copy_rows(d, &(0..n).map(first).collect::<Vec<_>>(), x, y),
+                Op::SeqLast => b.copy_rows(d, &(0..n).map(last).collect::<Vec<_>>(), x, y),
+                Op::SeqReduceSum => {
+                    let pairs: Vec<_> = steps(p).map(|(r, i, _)| (r, i)).collect();
+                    b.add_rows(d, &pairs, x, y)
+                }
+                _ => {
+                    let mut y = y;
+                    b.copy_rows(
+                        d,
+                        &(0..n).map(first).collect::<Vec<_>>(),
+                        x,
+                        B::reborrow(&mut y),
+                    );
+                    let rest: Vec<_> = steps(p)
+                        .filter(|s| s.2 > 0)
+                        .map(|(r, i, _)| (r, i))
+                        .collect();
+                    b.max_rows(d, &rest, x, y)
                 }
             }
         }
         Op::SeqSoftmax => {
             let p = packed(op, &args[0], "the operand")?;
-            for s in 0..p.num_sequences() {
-                let len = p.lengths()[s];
-                for f in 0..d {
-                    let at = |t: usize| p.row(s, t) * d + f;
-                    let dot: T = (0..len).map(|t| out[at(t)] * dout[at(t)]).sum();
-                    for t in 0..len {
-                        din[at(t)] += out[at(t)] * (dout[at(t)] - dot);
-                    }
-                }
-            }
+            b.sequence_softmax(p, d, x, y);
         }
-        Op::SeqIsFirst | Op::SeqIsLast | Op::SeqWhere | Op::SeqUnpackMask => {}
+        Op::SeqIsFirst | Op::SeqIsLast => {
+            let p = packed(op, &args[0], "the operand")?;
+            let rows: Vec<usize> = (0..p.num_sequences())
+                .map(|i| {
+                    let t = if matches!(op, Op::SeqIsFirst) {
+                        0
+                    } else {
+                        p.lengths()[i] - 1
+                    };
+                    p.row(i, t)
+                })
+                .collect();
+            b.fill_rows(1, &rows, T::one(), y);
+        }
         Op::SeqBroadcastAs => {
             let p = packed(op, &args[1], "the broadcast_as target")?;
-            for s in 0..p.num_sequences() {
-                for t in 0..p.lengths()[s] {
-                    let r = p.row(s, t);
-                    add_to(&mut din[s * d..(s + 1) * d], &dout[r * d..(r + 1) * d]);
-                }
-            }
+            let pairs: Vec<_> = steps(p).map(|(r, i, _)| (i, r)).collect();
+            b.copy_rows(d, &pairs, x, y);
         }
         Op::SeqSlice { begin, end } => {
-            let p = packed(op, &args[0], "the operand")?;
-            let q = out_packed(op, out_layout)?;
-            for s in 0..p.num_sequences() {
-                let (b, e) = slice_range(*begin, *end, p.lengths()[s]);
-                for t in b..e {
-                    let (r, o) = (p.row(s, t), q.row(s, t - b));
-                    add_to(&mut din[r * d..(r + 1) * d], &dout[o * d..(o + 1) * d]);
-                }
-            }
+            let (p, q) = (
+                packed(op, &args[0], "the operand")?,
+                out_packed(op, &layout)?,
+            );
+            let pairs: Vec<_> = steps(p)
+                .filter_map(|(r, i, t)| {
+                    let (s, e) = slice_range(*begin, *end, p.lengths()[i]);
+                    (s..e).contains(&t).then(|| (r, q.row(i, t - s)))
+                })
+                .collect();
+            b.copy_rows(d, &pairs, x, y);
         }
-        Op::SeqGather => {
-            let p = packed(op, &args[0], "the operand")?;
-            let q = out_packed(op, out_layout)?;
-            let (idx, _) = gather_layout(op, args)?;
-            for (s, v) in idx.iter().enumerate() {
-                for (k, &t) in v.iter().enumerate() {
-                    let (r, o) = (p.row(s, t), q.row(s, k));
-                    add_to(&mut din[r * d..(r + 1) * d], &dout[o * d..(o + 1) * d]);
-                }
+        Op::SeqWhere => {
+            // the kept step indices as values, written from the host
+            let q = out_packed(op, &layout)?;
+            let mut vals = vec![T::zero(); layout.rows()];
+            let mut k = vec![0usize; q.num_sequences()];
+            for &(i, t) in &st.pairs {
+                vals[q.row(i, k[i])] = T::from_f64(t as f64);
+                k[i] += 1;
             }
+            b.write_host(&vals, y);
         }
-        Op::SeqScatter => {
+        Op::SeqGather => b.copy_rows(d, &st.pairs, x, y),
+        Op::SeqScatter => b.add_rows(d, &st.pairs, x, y),
+        Op::SeqUnpack { padding } => {
             let p = packed(op, &args[0], "the operand")?;
-            let q = packed(op, &args[1], "the condition")?;
-            let idx = scatter_indices(op, args)?;
-            for (s, v) in idx.iter().enumerate() {
-                for (k, &t) in v.iter().enumerate() {
-                    let (r, o) = (p.row(s, k), q.row(s, t));
-                    add_to(&mut din[r * d..(r + 1) * d], &dout[o * d..(o + 1) * d]);
-                }
-            }
+            let m = unpack_len(op, p, &shape)?;
+            let mut y = y;
+            b.fill(B::reborrow(&mut y), T::from_f64(*padding));
+            let pairs: Vec<_> = steps(p).map(|(r, i, t)| (r, i * m + t)).collect();
+            b.copy_rows(d, &pairs, x, y);
         }
+        Op::SeqUnpackMask => {
+            let p = packed(op, &args[0], "the operand")?;
+            let m = unpack_len(op, p, &shape)?;
+            let rows: Vec<_> = steps(p).map(|(_, i, t)| i * m + t).collect();
+            b.fill_rows(1, &rows, T::one(), y);
+        }
+        _ => {
+            return Err(Error::Unsupported(format!(
+                "{} is not a sequence op",
+                op.name()
+            )))
+        }
+    }
+    Ok((layout, shape))
+}
+
+// ---------------------------------------------------------------------------
+// Run time: backward
+// ---------------------------------------------------------------------------
+
+/// `din +=` the gradient of operand `i` from `dout`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn backward<B: Backend, T: Element>(
+    b: &B,
+    op: &Op,
+    i: usize,
+    args: &[WholeArg<B, T>],
+    (out_shape, out_layout): (&Shape, &Layout),
+    (out, dout): (B::Ref<'_, T>, B::Ref<'_, T>),
+    din: B::Mut<'_, T>,
+    st: &NodeState<B, T>,
+) -> Result<()> {
+    if !op.differentiable(i) {
+        return Ok(());
+    }
+    let d = args[0].shape.numel();
+    let flip =
+        |v: &[(usize, usize)]| -> Vec<(usize, usize)> { v.iter().map(|&(a, b)| (b, a)).collect() };
+    match op {
+        Op::SeqFirst | Op::SeqLast | Op::SeqReduceSum => {
+            let p = packed(op, &args[0], "the operand")?;
+            let pairs: Vec<_> = steps(p)
+                .filter(|&(_, i, t)| match op {
+                    Op::SeqFirst => t == 0,
+                    Op::SeqLast => t + 1 == p.lengths()[i],
+                    _ => true,
+                })
+                .map(|(r, i, _)| (i, r))
+                .collect();
+            b.add_rows(d, &pairs, dout, din);
+        }
+        Op::SeqReduceMax => {
+            // Every step equal to the max gets the full gradient (CNTK).
+            let p = packed(op, &args[0], "the operand")?;
+            let pairs: Vec<_> = steps(p).map(|(r, i, _)| (r, i)).collect();
+            b.max_rows_backward(d, &pairs, dense(op, &args[0])?, out, dout, din);
+        }
+        Op::SeqSoftmax => {
+            let p = packed(op, &args[0], "the operand")?;
+            b.sequence_softmax_backward(p, d, out, dout, din);
+        }
+        Op::SeqBroadcastAs => {
+            let p = packed(op, &args[1], "the broadcast_as target")?;
+            let pairs: Vec<_> = steps(p).map(|(r, i, _)| (r, i)).collect();
+            b.add_rows(d, &pairs, dout, din);
+        }
+        Op::SeqSlice { begin, end } => {
+            let (p, q) = (
+                packed(op, &args[0], "the operand")?,
+                out_packed(op, out_layout)?,
+            );
+            let pairs: Vec<_> = steps(p)
+                .filter_map(|(r, i, t)| {
+                    let (s, e) = slice_range(*begin, *end, p.lengths()[i]);
+                    (s..e).contains(&t).then(|| (q.row(i, t - s), r))
+                })
+                .collect();
+            b.add_rows(d, &pairs, dout, din);
+        }
+        Op::SeqGather | Op::SeqScatter => b.add_rows(d, &flip(&st.pairs), dout, din),
         Op::SeqUnpack { .. } => {
             let p = packed(op, &args[0], "the operand")?;
             let m = unpack_len(op, p, out_shape)?;
-            for s in 0..p.num_sequences() {
-                for t in 0..p.lengths()[s] {
-                    let (r, o) = (p.row(s, t), s * m + t);
-                    add_to(&mut din[r * d..(r + 1) * d], &dout[o * d..(o + 1) * d]);
-                }
-            }
+            let pairs: Vec<_> = steps(p).map(|(r, i, t)| (i * m + t, r)).collect();
+            b.add_rows(d, &pairs, dout, din);
         }
+        Op::SeqIsFirst | Op::SeqIsLast | Op::SeqWhere | Op::SeqUnpackMask => {}
         _ => {
             return Err(Error::Unsupported(format!(
                 "{} is not a sequence op",

@@ -1,9 +1,10 @@
 //! Ops that move elements within a sample: slice, splice, reshape, transpose.
 //! Each sample is viewed as `(outer, axis, inner)` around the axis concerned.
 
-use super::{dense_info, expect_arity, join_axes, Arg, Inferred, RowCtx};
+use super::{dense_info, expect_arity, join_axes, Inferred, RowCtx, VarInfo};
+use crate::backend::copies::{PermuteGeom, SliceGeom, SpliceGeom};
+use crate::backend::{Arg, Backend, Operand};
 use crate::error::{Error, Result};
-use crate::graph::VarInfo;
 use crate::tensor::{Element, Shape};
 
 fn axis_of(op: &str, name: &str, shape: &Shape, axis: isize) -> Result<usize> {
@@ -73,96 +74,55 @@ fn split(shape: &Shape, a: usize) -> (usize, usize, usize) {
     )
 }
 
-fn dense<'a, T>(op: &str, a: &Arg<'a, T>) -> Result<&'a [T]> {
+fn dense<'a, B: Backend, T: Element>(op: &str, a: &Arg<'a, B, T>) -> Result<Operand<'a, B, T>> {
     a.dense()
         .ok_or_else(|| Error::Unsupported(format!("{op} of a sparse operand")))
 }
 
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn forward_slice<T: Element>(
-    axis: isize,
-    begin: isize,
-    end: isize,
-    stride: isize,
-    x: Arg<T>,
+/// Slice `(axis, begin, end, stride)` of a sample of `shape`.
+fn slice_geom(
     shape: &Shape,
-    out: &mut [T],
+    (axis, begin, end, stride): (isize, isize, isize, isize),
+) -> Result<SliceGeom> {
+    let a = shape
+        .axis(axis)
+        .ok_or_else(|| Error::Unsupported("slice axis".into()))?;
+    let (outer, dim, inner) = split(shape, a);
+    let (begin, stride, count) = slice_range(dim, begin, end, stride)
+        .ok_or_else(|| Error::Unsupported("slice range".into()))?;
+    Ok(SliceGeom {
+        outer,
+        dim,
+        inner,
+        begin,
+        stride,
+        count,
+    })
+}
+
+pub(crate) fn forward_slice<B: Backend, T: Element>(
+    b: &B,
+    range: (isize, isize, isize, isize),
+    x: Arg<B, T>,
+    shape: &Shape,
+    out: B::Mut<'_, T>,
     ctx: RowCtx,
 ) -> Result<()> {
     let x = dense("Slice", &x)?;
-    let a = shape
-        .axis(axis)
-        .ok_or_else(|| Error::Unsupported("slice axis".into()))?;
-    let (outer, dim, inner) = split(shape, a);
-    let (b, s, c) = slice_range(dim, begin, end, stride)
-        .ok_or_else(|| Error::Unsupported("slice range".into()))?;
-    let (nx, no) = (outer * dim * inner, outer * c * inner);
-    for r in 0..ctx.n {
-        let xr = &x[r * nx..(r + 1) * nx];
-        let orow = &mut out[r * no..(r + 1) * no];
-        for o in 0..outer {
-            if s == 1 {
-                // a contiguous run (e.g. one gate of a packed LSTM pre-activation)
-                let (src, dst) = ((o * dim + b) * inner, o * c * inner);
-                orow[dst..dst + c * inner].copy_from_slice(&xr[src..src + c * inner]);
-                continue;
-            }
-            for j in 0..c {
-                let src = (o * dim + b + j * s) * inner;
-                let dst = (o * c + j) * inner;
-                orow[dst..dst + inner].copy_from_slice(&xr[src..src + inner]);
-            }
-        }
-    }
+    b.slice(&slice_geom(shape, range)?, x.data, out, ctx.n);
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn backward_slice<T: Element>(
-    axis: isize,
-    begin: isize,
-    end: isize,
-    stride: isize,
+pub(crate) fn backward_slice<B: Backend, T: Element>(
+    b: &B,
+    range: (isize, isize, isize, isize),
     shape: &Shape,
-    dout: &[T],
-    din: &mut [T],
+    dout: B::Ref<'_, T>,
+    din: B::Mut<'_, T>,
     ctx: RowCtx,
 ) -> Result<()> {
-    let a = shape
-        .axis(axis)
-        .ok_or_else(|| Error::Unsupported("slice axis".into()))?;
-    let (outer, dim, inner) = split(shape, a);
-    let (b, s, c) = slice_range(dim, begin, end, stride)
-        .ok_or_else(|| Error::Unsupported("slice range".into()))?;
-    let (nx, no) = (outer * dim * inner, outer * c * inner);
-    let per_row = din.len() == ctx.n * nx;
-    for r in 0..ctx.n {
-        let dr = if per_row {
-            &mut din[r * nx..(r + 1) * nx]
-        } else {
-            &mut din[..nx]
-        };
-        let g = &dout[r * no..(r + 1) * no];
-        for o in 0..outer {
-            if s == 1 {
-                let (src, dst) = ((o * dim + b) * inner, o * c * inner);
-                for (d, &v) in dr[src..src + c * inner]
-                    .iter_mut()
-                    .zip(&g[dst..dst + c * inner])
-                {
-                    *d += v;
-                }
-                continue;
-            }
-            for j in 0..c {
-                let src = (o * dim + b + j * s) * inner;
-                let dst = (o * c + j) * inner;
-                for (d, &v) in dr[src..src + inner].iter_mut().zip(&g[dst..dst + inner]) {
-                    *d += v;
-                }
-            }
-        }
-    }
+    let per_row = B::mut_len(&din) == ctx.n * shape.numel();
+    b.slice_backward(&slice_geom(shape, range)?, dout, din, ctx.n, per_row);
     Ok(())
 }
 
@@ -215,8 +175,8 @@ pub(crate) fn infer_splice(
     Ok(Inferred::one(dense_info(Shape::new(d), &infos[0], axes)))
 }
 
-/// (outer, inner) of the splice view and each operand's extent along the axis.
-fn splice_geom(shapes: &[Shape], out: &Shape, axis: isize) -> (usize, usize, usize) {
+/// Operand `i`'s part of the splice of `shapes` along `axis` into `out`.
+fn splice_geom(shapes: &[Shape], out: &Shape, axis: isize, i: usize) -> SpliceGeom {
     let rank = shapes[0].rank();
     let a = if axis < 0 {
         (axis + rank as isize) as usize
@@ -230,7 +190,13 @@ fn splice_geom(shapes: &[Shape], out: &Shape, axis: isize) -> (usize, usize, usi
         1
     };
     let total = out.numel() / (outer * inner).max(1);
-    (outer, inner, total)
+    SpliceGeom {
+        outer,
+        inner,
+        total,
+        start: shapes[..i].iter().map(|s| extent(s, axis)).sum(),
+        extent: extent(&shapes[i], axis),
+    }
 }
 
 fn extent(s: &Shape, axis: isize) -> usize {
@@ -247,72 +213,39 @@ fn extent(s: &Shape, axis: isize) -> usize {
     }
 }
 
-pub(crate) fn forward_splice<T: Element>(
+pub(crate) fn forward_splice<B: Backend, T: Element>(
+    b: &B,
     axis: isize,
-    args: &[Arg<T>],
-    shapes: &[Shape],
-    out_shape: &Shape,
-    out: &mut [T],
+    args: &[Arg<B, T>],
+    (shapes, out_shape): (&[Shape], &Shape),
+    mut out: B::Mut<'_, T>,
     ctx: RowCtx,
 ) -> Result<()> {
-    let (outer, inner, total) = splice_geom(shapes, out_shape, axis);
-    let no = out_shape.numel();
-    let mut start = 0;
-    for (arg, s) in args.iter().zip(shapes) {
+    for (i, arg) in args.iter().enumerate() {
         let x = dense("Splice", arg)?;
-        let e = extent(s, axis);
-        let nx = s.numel();
-        for r in 0..ctx.n {
-            let xr = if arg.is_static() {
-                x
-            } else {
-                &x[r * nx..(r + 1) * nx]
-            };
-            let orow = &mut out[r * no..(r + 1) * no];
-            for o in 0..outer {
-                let dst = (o * total + start) * inner;
-                let src = o * e * inner;
-                orow[dst..dst + e * inner].copy_from_slice(&xr[src..src + e * inner]);
-            }
-        }
-        start += e;
+        let g = splice_geom(shapes, out_shape, axis, i);
+        b.splice(&g, x, B::reborrow(&mut out), ctx.n);
     }
     Ok(())
 }
 
-pub(crate) fn backward_splice<T: Element>(
+pub(crate) fn backward_splice<B: Backend, T: Element>(
+    b: &B,
     axis: isize,
     i: usize,
-    shapes: &[Shape],
-    out_shape: &Shape,
-    dout: &[T],
-    din: &mut [T],
+    (shapes, out_shape): (&[Shape], &Shape),
+    dout: B::Ref<'_, T>,
+    din: B::Mut<'_, T>,
     ctx: RowCtx,
 ) -> Result<()> {
-    let (outer, inner, total) = splice_geom(shapes, out_shape, axis);
-    let no = out_shape.numel();
-    let start: usize = shapes[..i].iter().map(|s| extent(s, axis)).sum();
-    let e = extent(&shapes[i], axis);
-    let nx = shapes[i].numel();
-    let per_row = din.len() == ctx.n * nx;
-    for r in 0..ctx.n {
-        let dr = if per_row {
-            &mut din[r * nx..(r + 1) * nx]
-        } else {
-            &mut din[..nx]
-        };
-        let g = &dout[r * no..(r + 1) * no];
-        for o in 0..outer {
-            let src = (o * total + start) * inner;
-            let dst = o * e * inner;
-            for (d, &v) in dr[dst..dst + e * inner]
-                .iter_mut()
-                .zip(&g[src..src + e * inner])
-            {
-                *d += v;
-            }
-        }
-    }
+    let per_row = B::mut_len(&din) == ctx.n * shapes[i].numel();
+    b.splice_backward(
+        &splice_geom(shapes, out_shape, axis, i),
+        dout,
+        din,
+        ctx.n,
+        per_row,
+    );
     Ok(())
 }
 
@@ -362,25 +295,27 @@ pub(crate) fn infer_reshape(
     Ok(Inferred::one(dense_info(resolved, x, x.axes.clone())))
 }
 
-pub(crate) fn forward_reshape<T: Element>(x: Arg<T>, out: &mut [T], _ctx: RowCtx) -> Result<()> {
+pub(crate) fn forward_reshape<B: Backend, T: Element>(
+    b: &B,
+    x: Arg<B, T>,
+    out: B::Mut<'_, T>,
+) -> Result<()> {
     let x = dense("Reshape", &x)?;
-    out.copy_from_slice(&x[..out.len()]);
+    let len = B::mut_len(&out);
+    b.copy(B::sub(x.data, 0..len), out);
     Ok(())
 }
 
-pub(crate) fn backward_reshape<T: Element>(dout: &[T], din: &mut [T]) -> Result<()> {
-    if din.len() == dout.len() {
-        for (d, &g) in din.iter_mut().zip(dout) {
-            *d += g;
-        }
+pub(crate) fn backward_reshape<B: Backend, T: Element>(
+    b: &B,
+    dout: B::Ref<'_, T>,
+    din: B::Mut<'_, T>,
+) -> Result<()> {
+    if B::mut_len(&din) == B::ref_len(dout) {
+        b.add(dout, din, crate::backend::Par::Seq);
     } else {
         // static operand reshaped and broadcast over rows: sum the rows
-        let n = din.len();
-        for chunk in dout.chunks(n) {
-            for (d, &g) in din.iter_mut().zip(chunk) {
-                *d += g;
-            }
-        }
+        b.sum_rows(dout, din);
     }
     Ok(())
 }
@@ -418,79 +353,32 @@ pub(crate) fn infer_transpose(
     Ok(Inferred::one(dense_info(Shape::new(d), x, x.axes.clone())))
 }
 
-/// For each output element (row-major), the input element it comes from.
 /// Most axes a transposed sample may have (index state lives on the stack: transpose
 /// runs per row, and per time step inside loops).
-const MAX_TRANSPOSE_RANK: usize = 8;
+const MAX_TRANSPOSE_RANK: usize = crate::backend::elementwise::MAX_RANK;
 
-/// For each output element (row-major), the input element it comes from.
-fn transpose_map(perm: &[usize], shape: &Shape, mut f: impl FnMut(usize, usize)) {
-    let r = shape.rank().min(MAX_TRANSPOSE_RANK);
-    let in_strides = {
-        let mut st = [1usize; MAX_TRANSPOSE_RANK];
-        for k in (0..r.saturating_sub(1)).rev() {
-            st[k] = st[k + 1] * shape.dims()[k + 1];
-        }
-        st
-    };
-    let mut out_dims = [1usize; MAX_TRANSPOSE_RANK];
-    let mut step = [0usize; MAX_TRANSPOSE_RANK];
-    for k in 0..r {
-        out_dims[k] = shape.dims()[perm[k]];
-        step[k] = in_strides[perm[k]];
-    }
-    let mut idx = [0usize; MAX_TRANSPOSE_RANK];
-    let mut src = 0usize;
-    for e in 0..shape.numel() {
-        f(e, src);
-        let mut k = r;
-        while k > 0 {
-            k -= 1;
-            idx[k] += 1;
-            src += step[k];
-            if idx[k] < out_dims[k] {
-                break;
-            }
-            src -= step[k] * out_dims[k];
-            idx[k] = 0;
-        }
-    }
-}
-
-pub(crate) fn forward_transpose<T: Element>(
+pub(crate) fn forward_transpose<B: Backend, T: Element>(
+    b: &B,
     perm: &[usize],
-    x: Arg<T>,
+    x: Arg<B, T>,
     shape: &Shape,
-    out: &mut [T],
+    out: B::Mut<'_, T>,
     ctx: RowCtx,
 ) -> Result<()> {
     let x = dense("TransposeAxes", &x)?;
-    let n = shape.numel();
-    for r in 0..ctx.n {
-        let xr = &x[r * n..(r + 1) * n];
-        let orow = &mut out[r * n..(r + 1) * n];
-        transpose_map(perm, shape, |e, s| orow[e] = xr[s]);
-    }
+    b.permute(&PermuteGeom::new(perm, shape), x.data, out, ctx.n);
     Ok(())
 }
 
-pub(crate) fn backward_transpose<T: Element>(
+pub(crate) fn backward_transpose<B: Backend, T: Element>(
+    b: &B,
     perm: &[usize],
     shape: &Shape,
-    dout: &[T],
-    din: &mut [T],
+    dout: B::Ref<'_, T>,
+    din: B::Mut<'_, T>,
     ctx: RowCtx,
 ) -> Result<()> {
-    let n = shape.numel();
-    let per_row = din.len() == ctx.n * n;
-    for r in 0..ctx.n {
-        let g = &dout[r * n..(r + 1) * n];
-        let dr = if per_row {
-            &mut din[r * n..(r + 1) * n]
-        } else {
-            &mut din[..n]
-        };
-        transpose_map(perm, shape, |e, s| dr[s] += g[e]);
-    }
+    let per_row = B::mut_len(&din) == ctx.n * shape.numel();
+    b.permute_backward(&PermuteGeom::new(perm, shape), dout, din, ctx.n, per_row);
     Ok(())
 }

@@ -7,10 +7,10 @@
 //! the result is `M ++ O`. For `times_transpose`, `b` is `(P, K)` (or `(K,)`, read as
 //! `(1, K)`) and the result is `a[..-1] ++ (P,)`.
 
-use super::{dense_info, expect_arity, join_axes, Arg, Inferred, RowCtx};
-use crate::backend::cpu::{gemm, Mat, MatMut};
+use super::{dense_info, expect_arity, join_axes, Inferred, RowCtx, VarInfo};
+use crate::backend::products::Batch;
+use crate::backend::{Arg, Backend, MatMut, MatRef};
 use crate::error::{Error, Result};
-use crate::graph::VarInfo;
 use crate::tensor::{Element, Shape, INFERRED};
 
 pub(crate) fn infer(
@@ -141,122 +141,89 @@ fn dims(
 }
 
 /// The right operand as a K×O matrix (strided view for the transposed product).
-fn right<T>(b: &[T], k: usize, o: usize, transpose: bool) -> Mat<'_, T> {
-    if transpose {
-        Mat {
-            data: b,
-            rows: k,
-            cols: o,
-            rs: 1,
-            cs: k,
-        }
-    } else {
-        Mat {
-            data: b,
-            rows: k,
-            cols: o,
-            rs: o,
-            cs: 1,
-        }
+fn right<B: Backend, T: Element>(
+    b: B::Ref<'_, T>,
+    k: usize,
+    o: usize,
+    transpose: bool,
+) -> MatRef<'_, B, T> {
+    let (rs, cs) = if transpose { (1, k) } else { (o, 1) };
+    MatRef {
+        data: b,
+        rows: k,
+        cols: o,
+        rs,
+        cs,
     }
 }
 
-pub(crate) fn forward<T: Element>(
-    args: &[Arg<T>],
-    shapes: &[Shape],
-    out_shape: &Shape,
-    out: &mut [T],
+/// `data` as a row-major matrix view.
+fn rm<B: Backend, T: Element>(data: B::Ref<'_, T>, rows: usize, cols: usize) -> MatRef<'_, B, T> {
+    MatRef::row_major(data, rows, cols)
+}
+
+fn rm_mut<B: Backend, T: Element>(
+    data: B::Mut<'_, T>,
+    rows: usize,
+    cols: usize,
+) -> MatMut<'_, B, T> {
+    MatMut::row_major(data, rows, cols)
+}
+
+/// `times(x, W)` / `times_transpose(a, b)` over a block of rows: one GEMM when the
+/// right operand is static (all rows at once), a sparse product for sparse rows, a
+/// batch of per-row products when both operands have rows.
+pub(crate) fn forward<B: Backend, T: Element>(
+    be: &B,
+    args: &[Arg<B, T>],
+    (shapes, out_shape): (&[Shape], &Shape),
+    out: B::Mut<'_, T>,
     ctx: RowCtx,
-    output_rank: usize,
-    transpose: bool,
+    (output_rank, transpose): (usize, bool),
 ) -> Result<()> {
     let (m, k, o) = dims(shapes, out_shape, output_rank, transpose);
-    let n = ctx.n;
-    match (&args[0], &args[1]) {
+    let (n, par) = (ctx.n, ctx.par);
+    match (args[0], args[1]) {
         (Arg::Rows(a), Arg::Static(b)) | (Arg::Static(a), Arg::Static(b)) => {
             let rows = if args[0].is_static() { 1 } else { n };
-            let lhs = Mat {
-                data: a,
-                rows: rows * m,
-                cols: k,
-                rs: k,
-                cs: 1,
-            };
-            let mut dst = MatMut {
-                data: out,
-                rows: rows * m,
-                cols: o,
-                rs: o,
-                cs: 1,
-            };
-            gemm(&lhs, &right(b, k, o, transpose), &mut dst, false);
+            let dst = rm_mut(out, rows * m, o);
+            be.gemm(
+                rm(a, rows * m, k),
+                right(b, k, o, transpose),
+                dst,
+                false,
+                par,
+            );
         }
-        (Arg::Sparse(sp), Arg::Static(b)) => {
-            out[..n * o].iter_mut().for_each(|v| *v = T::zero());
-            let base = sp.indptr[0];
-            for r in 0..n {
-                let orow = &mut out[r * o..(r + 1) * o];
-                for e in sp.indptr[r] - base..sp.indptr[r + 1] - base {
-                    let (c, v) = (sp.indices[e] as usize, sp.values[e]);
-                    if transpose {
-                        for (j, y) in orow.iter_mut().enumerate() {
-                            *y += v * b[j * k + c];
-                        }
-                    } else {
-                        for (y, &w) in orow.iter_mut().zip(&b[c * o..(c + 1) * o]) {
-                            *y += v * w;
-                        }
-                    }
-                }
-            }
-        }
+        (Arg::Sparse(sp), Arg::Static(b)) => be.sparse_times(sp, b, (k, o), transpose, out),
         (Arg::Static(a), Arg::Rows(b)) if o == 1 => {
             // All rows at once: out(m, r) = Σ_k a(m, k)·b_r(k).
-            let lhs = Mat {
-                data: a,
-                rows: m,
-                cols: k,
-                rs: k,
-                cs: 1,
-            };
-            let rhs = Mat {
+            let rhs = MatRef {
                 data: b,
                 rows: k,
                 cols: n,
                 rs: 1,
                 cs: k,
             };
-            let mut dst = MatMut {
+            let dst = MatMut {
                 data: out,
                 rows: m,
                 cols: n,
                 rs: 1,
                 cs: m,
             };
-            gemm(&lhs, &rhs, &mut dst, false);
+            be.gemm(rm(a, m, k), rhs, dst, false, par);
         }
-        (Arg::Static(_) | Arg::Rows(_), Arg::Rows(_)) => {
-            let a = args[0].dense().expect("dense");
-            let b = args[1].dense().expect("dense");
+        (Arg::Static(a) | Arg::Rows(a), Arg::Rows(b)) => {
             let sa = if args[0].is_static() { 0 } else { m * k };
-            for r in 0..n {
-                let lhs = Mat {
-                    data: &a[r * sa..r * sa + m * k],
-                    rows: m,
-                    cols: k,
-                    rs: k,
-                    cs: 1,
-                };
-                let rb = &b[r * k * o..(r + 1) * k * o];
-                let mut dst = MatMut {
-                    data: &mut out[r * m * o..(r + 1) * m * o],
-                    rows: m,
-                    cols: o,
-                    rs: o,
-                    cs: 1,
-                };
-                gemm(&lhs, &right(rb, k, o, transpose), &mut dst, false);
-            }
+            let batch = Batch {
+                count: n,
+                a: sa,
+                b: k * o,
+                c: m * o,
+            };
+            let (lhs, rhs) = (rm(a, m, k), right(b, k, o, transpose));
+            be.gemm_batched(batch, lhs, rhs, rm_mut(out, m, o), false, par);
         }
         _ => {
             return Err(Error::Unsupported(
@@ -267,92 +234,49 @@ pub(crate) fn forward<T: Element>(
     Ok(())
 }
 
+/// `din +=` the product's gradient for operand `i`: `dA = dOut·Bᵀ`, `dB = Aᵀ·dOut`.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn backward<T: Element>(
+pub(crate) fn backward<B: Backend, T: Element>(
+    be: &B,
     i: usize,
-    args: &[Arg<T>],
-    shapes: &[Shape],
-    out_shape: &Shape,
-    dout: &[T],
-    din: &mut [T],
+    args: &[Arg<B, T>],
+    (shapes, out_shape): (&[Shape], &Shape),
+    dout: B::Ref<'_, T>,
+    din: B::Mut<'_, T>,
     ctx: RowCtx,
-    output_rank: usize,
-    transpose: bool,
+    (output_rank, transpose): (usize, bool),
 ) -> Result<()> {
     let (m, k, o) = dims(shapes, out_shape, output_rank, transpose);
-    let n = ctx.n;
-    match (&args[0], &args[1], i) {
-        // dA = dOut · Bᵀ
+    let (n, par) = (ctx.n, ctx.par);
+    // dB's layout: B itself, or Bᵀ stored (O × K) for the transposed product
+    let (brs, bcs) = if transpose { (1, k) } else { (o, 1) };
+    match (args[0], args[1], i) {
         (Arg::Rows(_) | Arg::Static(_), Arg::Static(b), 0) => {
             let rows = if args[0].is_static() { 1 } else { n };
-            let g = Mat {
-                data: dout,
-                rows: rows * m,
-                cols: o,
-                rs: o,
-                cs: 1,
-            };
-            let bt = right(b, k, o, transpose).t();
             if args[0].is_static() && n > 1 {
                 // A static left with a static right: only one row exists.
                 return Err(Error::Unsupported(
                     "static × static times over several rows".into(),
                 ));
             }
-            let mut dst = MatMut {
-                data: din,
-                rows: rows * m,
-                cols: k,
-                rs: k,
-                cs: 1,
-            };
-            gemm(&g, &bt, &mut dst, true);
+            let g = rm(dout, rows * m, o);
+            let bt = right(b, k, o, transpose).t();
+            be.gemm(g, bt, rm_mut(din, rows * m, k), true, par);
         }
-        // dB = Aᵀ · dOut
         (Arg::Rows(a) | Arg::Static(a), Arg::Static(_), 1) => {
             let rows = if args[0].is_static() { 1 } else { n };
-            let at = Mat {
-                data: a,
-                rows: rows * m,
-                cols: k,
-                rs: k,
-                cs: 1,
-            }
-            .t();
-            let g = Mat {
-                data: dout,
-                rows: rows * m,
-                cols: o,
-                rs: o,
-                cs: 1,
-            };
-            let (rs, cs) = if transpose { (1, k) } else { (o, 1) };
-            let mut dst = MatMut {
+            let at = rm(a, rows * m, k).t();
+            let dst = MatMut {
                 data: din,
                 rows: k,
                 cols: o,
-                rs,
-                cs,
+                rs: brs,
+                cs: bcs,
             };
-            gemm(&at, &g, &mut dst, true);
+            be.gemm(at, rm(dout, rows * m, o), dst, true, par);
         }
         (Arg::Sparse(sp), Arg::Static(_), 1) => {
-            let base = sp.indptr[0];
-            for r in 0..n {
-                let grow = &dout[r * o..(r + 1) * o];
-                for e in sp.indptr[r] - base..sp.indptr[r + 1] - base {
-                    let (c, v) = (sp.indices[e] as usize, sp.values[e]);
-                    if transpose {
-                        for (j, &g) in grow.iter().enumerate() {
-                            din[j * k + c] += v * g;
-                        }
-                    } else {
-                        for (d, &g) in din[c * o..(c + 1) * o].iter_mut().zip(grow) {
-                            *d += v * g;
-                        }
-                    }
-                }
-            }
+            be.sparse_times_backward(sp, dout, (k, o), transpose, din)
         }
         (Arg::Sparse(_), _, 0) => {
             return Err(Error::Unsupported(
@@ -360,7 +284,7 @@ pub(crate) fn backward<T: Element>(
             ))
         }
         (Arg::Static(a), Arg::Rows(b), _) if o == 1 => {
-            let g = Mat {
+            let g = MatRef {
                 data: dout,
                 rows: m,
                 cols: n,
@@ -369,87 +293,45 @@ pub(crate) fn backward<T: Element>(
             };
             if i == 0 {
                 // dA(m,k) = Σ_r dOut(m,r)·b_r(k)
-                let bt = Mat {
-                    data: b,
-                    rows: n,
-                    cols: k,
-                    rs: k,
-                    cs: 1,
-                };
-                let mut dst = MatMut {
-                    data: din,
-                    rows: m,
-                    cols: k,
-                    rs: k,
-                    cs: 1,
-                };
-                gemm(&g, &bt, &mut dst, true);
+                be.gemm(g, rm(b, n, k), rm_mut(din, m, k), true, par);
             } else {
-                let at = Mat {
-                    data: a,
-                    rows: m,
-                    cols: k,
-                    rs: k,
-                    cs: 1,
-                }
-                .t();
-                let mut dst = MatMut {
+                let dst = MatMut {
                     data: din,
                     rows: k,
                     cols: n,
                     rs: 1,
                     cs: k,
                 };
-                gemm(&at, &g, &mut dst, true);
+                be.gemm(rm(a, m, k).t(), g, dst, true, par);
             }
         }
-        (Arg::Static(_) | Arg::Rows(_), Arg::Rows(_), _) => {
-            let a = args[0].dense().expect("dense");
-            let b = args[1].dense().expect("dense");
+        (Arg::Static(a) | Arg::Rows(a), Arg::Rows(b), _) => {
             let sa = if args[0].is_static() { 0 } else { m * k };
-            for r in 0..n {
-                let ar = &a[r * sa..r * sa + m * k];
-                let br = &b[r * k * o..(r + 1) * k * o];
-                let g = Mat {
-                    data: &dout[r * m * o..(r + 1) * m * o],
-                    rows: m,
-                    cols: o,
-                    rs: o,
-                    cs: 1,
+            let g = rm(dout, m, o);
+            if i == 0 {
+                let batch = Batch {
+                    count: n,
+                    a: m * o,
+                    b: k * o,
+                    c: sa,
                 };
-                if i == 0 {
-                    let d = if args[0].is_static() {
-                        &mut din[..]
-                    } else {
-                        &mut din[r * m * k..(r + 1) * m * k]
-                    };
-                    let mut dst = MatMut {
-                        data: d,
-                        rows: m,
-                        cols: k,
-                        rs: k,
-                        cs: 1,
-                    };
-                    gemm(&g, &right(br, k, o, transpose).t(), &mut dst, true);
-                } else {
-                    let at = Mat {
-                        data: ar,
-                        rows: m,
-                        cols: k,
-                        rs: k,
-                        cs: 1,
-                    }
-                    .t();
-                    let (rs, cs) = if transpose { (1, k) } else { (o, 1) };
-                    let mut dst = MatMut {
-                        data: &mut din[r * k * o..(r + 1) * k * o],
-                        rows: k,
-                        cols: o,
-                        rs,
-                        cs,
-                    };
-                    gemm(&at, &g, &mut dst, true);
-                }
+                let bt = right(b, k, o, transpose).t();
+                be.gemm_batched(batch, g, bt, rm_mut(din, m, k), true, par);
+            } else {
+                let batch = Batch {
+                    count: n,
+                    a: sa,
+                    b: m * o,
+                    c: k * o,
+                };
+                let dst = MatMut {
+                    data: din,
+                    rows: k,
+                    cols: o,
+                    rs: brs,
+                    cs: bcs,
+                };
+                be.gemm_batched(batch, rm(a, m, k).t(), g, dst, true, par);
             }
         }
         _ => {

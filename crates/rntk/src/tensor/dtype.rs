@@ -51,6 +51,9 @@ pub trait Element:
     /// The typed view of dtype-erased storage, if it holds this type.
     fn slice(data: &super::storage::Storage) -> Option<&[Self]>;
     fn slice_mut(data: &mut super::storage::Storage) -> Option<&mut [Self]>;
+    /// The typed vector of host storage holding this type.
+    fn vec(data: &super::storage::Storage) -> Option<&Vec<Self>>;
+    fn vec_mut(data: &mut super::storage::Storage) -> Option<&mut Vec<Self>>;
     fn wrap(v: Vec<Self>) -> super::storage::Storage;
     /// The typed elements of storage holding this type (else the storage, unchanged).
     fn unwrap_vec(
@@ -75,6 +78,18 @@ impl Element for f32 {
         }
     }
     fn slice_mut(data: &mut super::storage::Storage) -> Option<&mut [Self]> {
+        match data {
+            super::storage::Storage::F32(v) => Some(v),
+            _ => None,
+        }
+    }
+    fn vec(data: &super::storage::Storage) -> Option<&Vec<Self>> {
+        match data {
+            super::storage::Storage::F32(v) => Some(v),
+            _ => None,
+        }
+    }
+    fn vec_mut(data: &mut super::storage::Storage) -> Option<&mut Vec<Self>> {
         match data {
             super::storage::Storage::F32(v) => Some(v),
             _ => None,
@@ -110,6 +125,18 @@ impl Element for f64 {
         }
     }
     fn slice_mut(data: &mut super::storage::Storage) -> Option<&mut [Self]> {
+        match data {
+            super::storage::Storage::F64(v) => Some(v),
+            _ => None,
+        }
+    }
+    fn vec(data: &super::storage::Storage) -> Option<&Vec<Self>> {
+        match data {
+            super::storage::Storage::F64(v) => Some(v),
+            _ => None,
+        }
+    }
+    fn vec_mut(data: &mut super::storage::Storage) -> Option<&mut Vec<Self>> {
         match data {
             super::storage::Storage::F64(v) => Some(v),
             _ => None,

@@ -1,20 +1,75 @@
-//! Dense contiguous storage on a device, tagged with its element type.
+//! Dense contiguous storage, tagged with its element type and its device: host vectors,
+//! or a device backend's buffer behind a type-erased handle.
 
 use super::{DType, Element, Shape};
 use crate::error::{Error, Result};
+use std::any::Any;
+use std::fmt;
 
-/// Where a tensor lives. CPU today; a CUDA backend adds a variant without touching the graph.
+/// Where a tensor lives. The graph never looks at it; backends (`backend/`) do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub enum Device {
     #[default]
     Cpu,
+    /// A CUDA GPU by ordinal (the `rntk-cuda` backend).
+    Cuda(u32),
+    /// The arena backend the tests use (`backend::Arena`), by arena id.
+    Arena(u64),
 }
 
-/// Dtype-erased host storage.
-#[derive(Clone, Debug, PartialEq)]
+/// A device backend's buffer as tensor storage. A backend implements this for its own
+/// buffers (see `backend::Resident`); code that is not generic over the backend (a
+/// learner, a saved model) reaches the values only through it.
+pub trait DeviceData: Send + Sync + fmt::Debug + 'static {
+    fn device(&self) -> Device;
+    fn dtype(&self) -> DType;
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The elements copied to the host (a counted download).
+    fn to_host(&self) -> Storage;
+    /// A copy on the same device.
+    fn duplicate(&self) -> Box<dyn DeviceData>;
+    fn as_any(&self) -> &dyn Any;
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+    fn into_any(self: Box<Self>) -> Box<dyn Any>;
+    /// The backend owning the memory, type-erased (`backend::backend_of` reads it).
+    fn owner(&self) -> &dyn Any;
+}
+
+/// Dtype-erased storage.
+#[derive(Debug)]
 pub enum Storage {
     F32(Vec<f32>),
     F64(Vec<f64>),
+    /// On a device other than the CPU.
+    Device(Box<dyn DeviceData>),
+}
+
+impl Clone for Storage {
+    fn clone(&self) -> Self {
+        match self {
+            Storage::F32(v) => Storage::F32(v.clone()),
+            Storage::F64(v) => Storage::F64(v.clone()),
+            Storage::Device(d) => Storage::Device(d.duplicate()),
+        }
+    }
+}
+
+/// Equal elements (of the same type), wherever they live.
+impl PartialEq for Storage {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Storage::F32(a), Storage::F32(b)) => a == b,
+            (Storage::F64(a), Storage::F64(b)) => a == b,
+            (Storage::Device(_), _) | (_, Storage::Device(_)) => {
+                self.dtype() == other.dtype() && self.to_host() == other.to_host()
+            }
+            _ => false,
+        }
+    }
 }
 
 impl Storage {
@@ -22,12 +77,21 @@ impl Storage {
         match self {
             Storage::F32(_) => DType::F32,
             Storage::F64(_) => DType::F64,
+            Storage::Device(d) => d.dtype(),
         }
     }
     pub fn len(&self) -> usize {
         match self {
             Storage::F32(v) => v.len(),
             Storage::F64(v) => v.len(),
+            Storage::Device(d) => d.len(),
+        }
+    }
+    /// Where the elements are.
+    pub fn device(&self) -> Device {
+        match self {
+            Storage::Device(d) => d.device(),
+            _ => Device::Cpu,
         }
     }
     pub fn is_empty(&self) -> bool {
@@ -43,6 +107,14 @@ impl Storage {
         match self {
             Storage::F32(v) => v.iter().map(|&x| x as f64).collect(),
             Storage::F64(v) => v.clone(),
+            Storage::Device(d) => d.to_host().to_f64_vec(),
+        }
+    }
+    /// The elements on the host (a copy; a counted download from a device).
+    pub fn to_host(&self) -> Storage {
+        match self {
+            Storage::Device(d) => d.to_host(),
+            host => host.clone(),
         }
     }
     pub fn from_f64(dtype: DType, v: &[f64]) -> Self {
@@ -58,7 +130,6 @@ impl Storage {
 pub struct Tensor {
     shape: Shape,
     storage: Storage,
-    device: Device,
 }
 
 impl Tensor {
@@ -68,17 +139,16 @@ impl Tensor {
         Tensor {
             shape,
             storage: Storage::zeros(dtype, n),
-            device: Device::Cpu,
         }
     }
-    /// A CPU tensor over existing storage (no copy); the caller checked the length.
+    /// A tensor over existing storage (no copy), if the lengths agree.
+    pub fn from_storage_checked(shape: Shape, storage: Storage) -> Option<Self> {
+        (shape.numel() == storage.len()).then_some(Tensor { shape, storage })
+    }
+    /// A tensor over existing storage (no copy); the caller checked the length.
     pub(crate) fn from_storage(shape: Shape, storage: Storage) -> Self {
         debug_assert_eq!(shape.numel(), storage.len());
-        Tensor {
-            shape,
-            storage,
-            device: Device::Cpu,
-        }
+        Tensor { shape, storage }
     }
     pub fn from_vec<T: Element>(shape: impl Into<Shape>, data: Vec<T>) -> Result<Self> {
         let shape = shape.into();
@@ -92,7 +162,6 @@ impl Tensor {
         Ok(Tensor {
             shape,
             storage: T::wrap(data),
-            device: Device::Cpu,
         })
     }
     pub fn from_f64(shape: impl Into<Shape>, dtype: DType, data: &[f64]) -> Result<Self> {
@@ -107,7 +176,6 @@ impl Tensor {
         Ok(Tensor {
             shape,
             storage: Storage::from_f64(dtype, data),
-            device: Device::Cpu,
         })
     }
     pub fn shape(&self) -> &Shape {
@@ -116,8 +184,17 @@ impl Tensor {
     pub fn dtype(&self) -> DType {
         self.storage.dtype()
     }
+    /// Where the elements are (the storage's device).
     pub fn device(&self) -> Device {
-        self.device
+        self.storage.device()
+    }
+    /// The same tensor with its elements on the host (a copy; a counted download
+    /// from a device).
+    pub fn to_host(&self) -> Tensor {
+        Tensor {
+            shape: self.shape.clone(),
+            storage: self.storage.to_host(),
+        }
     }
     pub fn storage(&self) -> &Storage {
         &self.storage
@@ -146,7 +223,6 @@ impl Tensor {
         Tensor {
             shape: self.shape.clone(),
             storage: Storage::from_f64(dtype, &self.storage.to_f64_vec()),
-            device: self.device,
         }
     }
 }

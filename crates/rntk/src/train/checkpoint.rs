@@ -4,9 +4,10 @@
 //! the history so far. Each file is written to a temporary file and renamed, and resuming
 //! reads only `.ckp`, so a crash mid-write leaves the previous checkpoint loadable.
 
-use super::session::{CheckpointConfig, Criterion, TrainHistory};
+use super::config::{CheckpointConfig, Criterion, TrainHistory};
 use super::source::MinibatchProvider;
 use super::trainer::Trainer;
+use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::files::PathLock;
 use crate::graph::Function;
@@ -119,11 +120,11 @@ pub(crate) fn claim(cfg: &CheckpointConfig) -> Result<PathLock> {
 }
 
 /// Write the model and the `.ckp` (and numbered copies with `preserve_all`).
-pub(crate) fn save<T: Element>(
+pub(crate) fn save<T: Element, B: Backend>(
     cfg: &CheckpointConfig,
     index: u64,
     criterion: &Criterion,
-    trainer: &Trainer<T>,
+    trainer: &Trainer<T, B>,
     source: &dyn MinibatchProvider,
     state: &CheckpointState,
 ) -> Result<()> {
@@ -219,9 +220,9 @@ pub(crate) fn load(filename: &Path) -> Result<Option<Loaded>> {
 }
 
 /// Put a trainer and its source back where the checkpoint was taken.
-pub(crate) fn restore<T: Element>(
+pub(crate) fn restore<T: Element, B: Backend>(
     c: &Loaded,
-    trainer: &mut Trainer<T>,
+    trainer: &mut Trainer<T, B>,
     source: &mut dyn MinibatchProvider,
 ) -> Result<()> {
     let file = &c.file;

@@ -2,6 +2,7 @@
 //! writer, and the `train`/`test` loops with test, cross-validation and checkpoint configs.
 
 mod checkpoint;
+mod config;
 mod progress;
 pub mod pyfmt;
 mod session;
@@ -10,11 +11,12 @@ pub mod tensorboard;
 mod trainer;
 
 pub use checkpoint::checkpoint_samples;
-pub use progress::{ProgressPrinter, ProgressWriter, Totals};
-pub use session::{
-    test, train, Callbacks, CheckpointConfig, Criterion, CrossValidationConfig, CvCallback,
-    CvResult, MinibatchSize, Record, TestConfig, TrainHistory, TrainOptions,
+pub use config::{
+    Callbacks, CheckpointConfig, Criterion, CrossValidationConfig, CvCallback, CvResult,
+    MinibatchSize, Record, TestConfig, TrainHistory, TrainOptions,
 };
+pub use progress::{ProgressPrinter, ProgressWriter, Totals};
+pub use session::{test, test_on, train, train_on};
 pub use source::{feeds_for, MinibatchProvider};
 pub use tensorboard::TensorBoardProgressWriter;
 pub use trainer::{sample_count, Trainer};

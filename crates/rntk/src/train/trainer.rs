@@ -3,6 +3,7 @@
 //! summaries that progress writers print.
 
 use super::progress::{EpochClock, ProgressWriter, Totals};
+use crate::backend::{Backend, Cpu};
 use crate::error::{Error, Result};
 use crate::exec::Executor;
 use crate::graph::Variable;
@@ -10,15 +11,17 @@ use crate::learners::Learner;
 use crate::tensor::{Element, Layout, Value};
 use std::collections::HashSet;
 
-/// CNTK's `Trainer(model, (loss, metric), learners, progress_writers)`.
-pub struct Trainer<T: Element = f32> {
+/// CNTK's `Trainer(model, (loss, metric), learners, progress_writers)`, on backend `B`
+/// (the CPU by default).
+pub struct Trainer<T: Element = f32, B: Backend = Cpu> {
+    backend: B,
     model: Option<Variable>,
     loss: Variable,
     metric: Option<Variable>,
     learners: Vec<Box<dyn Learner>>,
     writers: Vec<Box<dyn ProgressWriter>>,
-    exec: Executor<T>,
-    eval: Option<Executor<T>>,
+    exec: Executor<T, B>,
+    eval: Option<Executor<T, B>>,
     params: Vec<Variable>,
     reported: Vec<Vec<(String, f64)>>,
     prev: Totals,
@@ -61,10 +64,25 @@ pub fn sample_count(loss: &Value, feeds: &[(&Variable, &Value)]) -> usize {
     }
 }
 
-impl<T: Element> Trainer<T> {
+impl<T: Element> Trainer<T, Cpu> {
     /// A trainer minimizing Σ `loss` (reporting `metric` if given) with `learners`,
-    /// which must own disjoint sets of the loss's parameters.
+    /// which must own disjoint sets of the loss's parameters, on the CPU.
     pub fn new(
+        model: Option<Variable>,
+        loss: Variable,
+        metric: Option<Variable>,
+        learners: Vec<Box<dyn Learner>>,
+        writers: Vec<Box<dyn ProgressWriter>>,
+    ) -> Result<Self> {
+        Self::with_backend(Cpu, model, loss, metric, learners, writers)
+    }
+}
+
+impl<T: Element, B: Backend> Trainer<T, B> {
+    /// [`Trainer::new`] on `backend`: parameters, gradients and learner state live
+    /// there; only feeds and the fetched loss and metric cross to and from the host.
+    pub fn with_backend(
+        backend: B,
         model: Option<Variable>,
         loss: Variable,
         metric: Option<Variable>,
@@ -73,7 +91,7 @@ impl<T: Element> Trainer<T> {
     ) -> Result<Self> {
         let mut roots = vec![loss.clone()];
         roots.extend(metric.iter().cloned());
-        let exec = Executor::<T>::new(&roots)?;
+        let exec = Executor::<T, B>::with_backend(backend.clone(), &roots)?;
         let mut seen = HashSet::new();
         let mut params = Vec::new();
         for l in &learners {
@@ -100,6 +118,7 @@ impl<T: Element> Trainer<T> {
         }
         let n = learners.len();
         Ok(Trainer {
+            backend,
             model,
             loss,
             metric,
@@ -117,6 +136,10 @@ impl<T: Element> Trainer<T> {
         })
     }
 
+    /// The backend the trainer computes on.
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
     pub fn model(&self) -> Option<&Variable> {
         self.model.as_ref()
     }
@@ -216,7 +239,11 @@ impl<T: Element> Trainer<T> {
     pub fn test_minibatch(&mut self, feeds: &[(&Variable, &Value)]) -> Result<f64> {
         let target = self.metric.clone().unwrap_or_else(|| self.loss.clone());
         if self.eval.is_none() {
-            self.eval = Some(Executor::<T>::new_inference(std::slice::from_ref(&target))?);
+            let target = std::slice::from_ref(&target);
+            self.eval = Some(Executor::<T, B>::inference_with_backend(
+                self.backend.clone(),
+                target,
+            )?);
         }
         let ex = self.eval.as_mut().expect("just created");
         ex.forward(feeds, false)?;

@@ -1,6 +1,10 @@
-//! Shared test helpers: CNTK-oracle fixture loading and finite-difference gradient checks.
+//! Shared test helpers: CNTK-oracle fixture loading, finite-difference gradient checks,
+//! and the backend conformance check: every forward and backward these helpers run on
+//! the CPU is run again on the arena backend (opaque buffers, counted transfers), with
+//! bit-identical results and no host transfer beyond the feeds and the fetches.
 #![allow(dead_code)]
 
+use rntk::backend::{Arena, Memory};
 use rntk::exec::Executor;
 use rntk::tensor::{Layout, Value};
 use rntk::{Tensor, Variable};
@@ -110,8 +114,117 @@ fn loss(ex: &mut Executor<f64>, out: &Variable, feeds: &[(Variable, Value)], r: 
         .sum()
 }
 
+/// Ops whose output layout or value depends on the data the host reads (a counted op
+/// read on a device): sequence.where / gather / scatter, the ranking metrics.
+const HOST_READING_OPS: [&str; 5] = [
+    "Where",
+    "Sequence::Gather",
+    "Sequence::Scatter",
+    "LambdaRank",
+    "NDCG1Eval",
+];
+
+/// Whether the graph behind `out` holds one of [`HOST_READING_OPS`] (blocks included).
+fn reads_on_host(out: &Variable) -> bool {
+    let mut seen = std::collections::HashSet::new();
+    let mut todo: Vec<rntk::Function> = out.owner().into_iter().collect();
+    while let Some(f) = todo.pop() {
+        if !seen.insert(f.uid().to_string()) {
+            continue;
+        }
+        if HOST_READING_OPS.contains(&f.op_name().as_str()) {
+            return true;
+        }
+        if let Some(body) = f.block_root() {
+            todo.push(body);
+        }
+        for v in f.inputs().iter().chain(f.outputs().iter()) {
+            todo.extend(v.resolve().owner());
+        }
+    }
+    false
+}
+
+fn bits(v: &Value) -> Vec<u64> {
+    v.dense_rows::<f64>().iter().map(|x| x.to_bits()).collect()
+}
+
+/// The conformance check of one case: the forward (and, with `seed`, the backward) of
+/// `out` run on a fresh arena backend gives bit for bit the CPU's `want` value and
+/// gradients; in a second, warm pass the only host transfers are one upload per fed
+/// input (plus the seed) and one download per fetched result.
+pub fn arena_mirror(
+    out: &Variable,
+    feeds: &[(&Variable, &Value)],
+    seed: Option<&Value>,
+    wrt: &[&Variable],
+    want: (&Value, &[Value]),
+) {
+    match want.0.dtype() {
+        rntk::DType::F32 => arena_mirror_in::<f32>(out, feeds, seed, wrt, want),
+        _ => arena_mirror_in::<f64>(out, feeds, seed, wrt, want),
+    }
+}
+
+fn arena_mirror_in<T: rntk::tensor::Element>(
+    out: &Variable,
+    feeds: &[(&Variable, &Value)],
+    seed: Option<&Value>,
+    wrt: &[&Variable],
+    (want, want_grads): (&Value, &[Value]),
+) {
+    let arena = Arena::new();
+    let mut ex = Executor::<T, Arena>::with_backend(arena.clone(), std::slice::from_ref(out))
+        .expect("compile on the arena");
+    let pass = |ex: &mut Executor<T, Arena>| -> (Value, Vec<Value>) {
+        ex.forward(feeds, false).expect("arena forward");
+        let y = ex.value(out).expect("arena value");
+        let grads = match seed {
+            Some(r) => ex.backward(&[(out, Some(r))], wrt).expect("arena backward"),
+            None => Vec::new(),
+        };
+        (y, grads)
+    };
+    pass(&mut ex); // the first pass loads the parameters
+    let before = arena.transfers();
+    let (y, grads) = pass(&mut ex);
+    // fetching the gradients is a download each (they stay on the device otherwise)
+    let host_grads: Vec<Vec<u64>> = grads.iter().map(bits).collect();
+    let t = arena.transfers().since(&before);
+    assert_eq!(bits(&y), bits(want), "arena forward differs from the CPU's");
+    assert_eq!(y.layout(), want.layout(), "arena layout");
+    for (k, (g, w)) in host_grads.iter().zip(want_grads).enumerate() {
+        assert_eq!(g, &bits(w), "arena gradient {k} differs from the CPU's");
+    }
+    // (a seed is uploaded when the root depends on a `wrt` variable at all: not for
+    // stop_gradient, whose gradients are all zero)
+    let all_zero = want_grads
+        .iter()
+        .all(|g| g.dense_rows::<f64>().iter().all(|&x| x == 0.0));
+    let seeds = usize::from(seed.is_some());
+    let ups = t.uploads as usize;
+    assert!(
+        ups == feeds.len() + seeds || (all_zero && ups == feeds.len()),
+        "arena uploads in a warm pass: {t:?} for {} feeds and {seeds} seed",
+        feeds.len()
+    );
+    assert_eq!(
+        t.downloads as usize,
+        1 + grads.len(),
+        "arena downloads in a warm pass: {t:?}"
+    );
+    if !reads_on_host(out) {
+        assert_eq!(
+            (t.op_reads, t.op_writes),
+            (0, 0),
+            "arena op transfers: {t:?}"
+        );
+    }
+}
+
 /// Central finite differences of Σ out·r against the executor's backward, for every
-/// element of every `wrt` variable (inputs and parameters), in f64.
+/// element of every `wrt` variable (inputs and parameters), in f64. The analytic
+/// gradients are checked on the arena backend too ([`arena_mirror`]).
 pub fn gradcheck(out: &Variable, feeds: &[(Variable, Value)], wrt: &[Variable], tol: f64) {
     let mut ex = Executor::<f64>::new(std::slice::from_ref(out)).expect("compile");
     let fr: Vec<(&Variable, &Value)> = feeds.iter().map(|(a, b)| (a, b)).collect();
@@ -120,6 +233,7 @@ pub fn gradcheck(out: &Variable, feeds: &[(Variable, Value)], wrt: &[Variable], 
     let r = seed_like(&y);
     let wr: Vec<&Variable> = wrt.iter().collect();
     let analytic = ex.backward(&[(out, Some(&r))], &wr).expect("backward");
+    arena_mirror(out, &fr, Some(&r), &wr, (&y, &analytic));
     let h = 1e-6;
     for (w, g) in wrt.iter().zip(&analytic) {
         let g = g.dense_rows::<f64>();
@@ -284,6 +398,7 @@ pub fn run_case(
         1e-12,
     );
     let Some(grads) = case["grads"].as_object() else {
+        arena_mirror(&out, &feeds, None, &[], (&y, &[]));
         return;
     };
     let r = value_of(&case["r"]);
@@ -301,6 +416,7 @@ pub fn run_case(
     let got = ex
         .backward(&[(&out, Some(&r))], &wrt)
         .unwrap_or_else(|e| panic!("{name}: backward: {e}"));
+    arena_mirror(&out, &feeds, Some(&r), &wrt, (&y, &got));
     for ((k, g), w) in grads.iter().zip(&got) {
         let want = value_of(g);
         assert_close(

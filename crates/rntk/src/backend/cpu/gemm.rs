@@ -3,6 +3,8 @@
 //! vectorizable loop here, which costs less than the crate's fixed overhead and, unlike
 //! it, never allocates — so a warm time loop of small steps is allocation-free.
 
+use super::par::GEMM_FLOPS;
+use crate::backend::Par;
 use crate::tensor::Element;
 
 /// A read-only strided matrix view: element (i, j) is `data[i*rs + j*cs]`.
@@ -64,9 +66,6 @@ pub struct MatMut<'a, T> {
     pub rs: usize,
     pub cs: usize,
 }
-
-/// Work below which threads cost more than they save (~ a 64×64×64 product).
-const PARALLEL_FLOPS: usize = 1 << 18;
 
 /// Products up to this many multiply-adds use `small_gemm`.
 pub const SMALL_FLOPS: usize = 1 << 14;
@@ -302,13 +301,14 @@ pub fn gemm_with_transposed<T: Element>(
     np: usize,
     c: &mut MatMut<T>,
     accumulate: bool,
+    par: Par,
 ) {
     let (m, n, k) = (c.rows, c.cols, a.cols);
     let dot_path = a.cs == 1 && b.rs == 1 && !(b.cs == 1 && c.cs == 1) && !(a.rs == 1 && c.rs == 1);
     let fits =
         np >= n && np.is_multiple_of(16) && bt.len() >= elems(&[k, np]) && c.cs == 1 && c.rs >= n;
     if m * n * k > SMALL_FLOPS || k == 0 || !dot_path || !fits || m == 0 || n == 0 {
-        return gemm(a, b, c, accumulate);
+        return gemm(a, b, c, accumulate, par);
     }
     assert!(a.max_index() < a.data.len(), "gemm lhs view out of bounds");
     assert!(
@@ -405,8 +405,8 @@ fn dot_order_body<T: Element>(
     }
 }
 
-/// `c = a·b` (or `c += a·b` when `accumulate`).
-pub fn gemm<T: Element>(a: &Mat<T>, b: &Mat<T>, c: &mut MatMut<T>, accumulate: bool) {
+/// `c = a·b` (or `c += a·b` when `accumulate`), on `par`'s threads when large.
+pub fn gemm<T: Element>(a: &Mat<T>, b: &Mat<T>, c: &mut MatMut<T>, accumulate: bool, par: Par) {
     assert_eq!(a.cols, b.rows, "gemm inner dimensions");
     assert_eq!((a.rows, b.cols), (c.rows, c.cols), "gemm output dimensions");
     if c.rows == 0 || c.cols == 0 {
@@ -446,8 +446,8 @@ pub fn gemm<T: Element>(a: &Mat<T>, b: &Mat<T>, c: &mut MatMut<T>, accumulate: b
     // at less than half its one-thread speed when split (measured by `gemm_peak`:
     // 20×800·(200×800)ᵀ, 26 against 59 GFLOP/s).
     let few_rows_transposed = c.rows < 32 && b.rs == 1 && b.cs != 1;
-    let par = if work >= PARALLEL_FLOPS && !few_rows_transposed {
-        gemm::Parallelism::Rayon(0)
+    let par = if par.is_parallel() && work >= GEMM_FLOPS && !few_rows_transposed {
+        gemm::Parallelism::Rayon(par.threads())
     } else {
         gemm::Parallelism::None
     };
@@ -510,7 +510,7 @@ mod tests {
             rs: 2,
             cs: 1,
         };
-        gemm(&a, &b, &mut c, false);
+        gemm(&a, &b, &mut c, false, Par::Seq);
     }
 
     #[test]
@@ -588,6 +588,7 @@ mod tests {
                         cs,
                     },
                     true,
+                    Par::Seq,
                 );
                 for i in 0..m {
                     for j in 0..n {
@@ -654,8 +655,16 @@ mod tests {
                         cs: 1,
                     }
                 }
-                gemm(&am, &bm, &mut mk(&mut c1, m, n), accumulate);
-                gemm_with_transposed(&am, &bm, &bt, np, &mut mk(&mut c2, m, n), accumulate);
+                gemm(&am, &bm, &mut mk(&mut c1, m, n), accumulate, Par::Seq);
+                gemm_with_transposed(
+                    &am,
+                    &bm,
+                    &bt,
+                    np,
+                    &mut mk(&mut c2, m, n),
+                    accumulate,
+                    Par::Seq,
+                );
                 assert_eq!(c1, c2, "{m}x{n}x{k} accumulate={accumulate}");
             }
         }
@@ -689,6 +698,7 @@ mod tests {
                 cs: 1,
             },
             true,
+            Par::Seq,
         );
         for i in 0..2 {
             for j in 0..4 {
@@ -723,6 +733,7 @@ mod tests {
                 cs: 1,
             },
             false,
+            Par::Seq,
         );
         for i in 0..4 {
             for j in 0..2 {

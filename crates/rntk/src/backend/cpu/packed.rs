@@ -9,21 +9,13 @@
 //! AVX-512F and FMA; elsewhere `packed_available` is false and callers use `gemm`.
 
 use super::gemm::{elems, span, Mat, MatMut};
+use super::par::{PACKED_MACS, PACK_ELEMS};
+use crate::backend::Par;
 use crate::tensor::Element;
 use std::any::TypeId;
 
 /// Columns per packed panel: two 16-lane vectors.
 pub const PANEL: usize = 32;
-
-/// Multiply-adds below which a product stays on one thread.
-const PARALLEL_MACS: usize = 1 << 18;
-
-/// Whether to split work between two threads: only on a thread of a pool with at least
-/// two (the executor enters rntk's pool for large minibatches). Elsewhere a `join`
-/// would first have to enter the global pool, which costs more than a small step saves.
-pub(crate) fn two_threads() -> bool {
-    rayon::current_thread_index().is_some() && rayon::current_num_threads() > 1
-}
 
 /// Values a packed `k × n` right operand takes.
 pub fn packed_len(k: usize, n: usize) -> usize {
@@ -98,10 +90,10 @@ pub fn pack_rhs<T: Element>(b: &Mat<T>, dst: &mut [T]) {
 }
 
 /// `pack_rhs`, the panels split between two threads when the operand is large.
-pub fn pack_rhs_par<T: Element>(b: &Mat<T>, dst: &mut [T]) {
+pub fn pack_rhs_par<T: Element>(b: &Mat<T>, dst: &mut [T], par: Par) {
     let (k, n) = (b.rows, b.cols);
     let panels = n.div_ceil(PANEL);
-    if k * n < 1 << 16 || panels < 2 || !two_threads() {
+    if k * n < PACK_ELEMS || panels < 2 || !par.is_parallel() {
         return pack_rhs(b, dst);
     }
     let left = panels / 2 * PANEL;
@@ -124,6 +116,7 @@ pub fn packed_gemm<T: Element>(
     bp: &[T],
     init: Option<&Mat<T>>,
     c: &mut MatMut<T>,
+    par: Par,
 ) -> bool {
     if !packed_available::<T>() {
         return false;
@@ -166,7 +159,7 @@ pub fn packed_gemm<T: Element>(
         c: c.data.as_mut_ptr().cast::<f32>(),
         ldc: c.rs,
     };
-    run_job(&job, m * k * n);
+    run_job(&job, m * k * n, par);
     true
 }
 
@@ -176,11 +169,11 @@ const KC: usize = 512;
 const MC: usize = 96;
 
 /// Run `job` over all its panels, split between two threads when `macs` is large.
-fn run_job(job: &Job, macs: usize) {
+fn run_job(job: &Job, macs: usize, par: Par) {
     let panels = job.n.div_ceil(PANEL);
     #[cfg(target_arch = "x86_64")]
     {
-        if macs >= PARALLEL_MACS && panels >= 2 && two_threads() {
+        if macs >= PACKED_MACS && panels >= 2 && par.is_parallel() {
             let half = panels / 2;
             rayon::join(
                 // SAFETY: jobs are only built for f32 with AVX-512F + FMA detected,
@@ -193,7 +186,7 @@ fn run_job(job: &Job, macs: usize) {
             unsafe { job.run(0, panels) };
         }
     }
-    let _ = (panels, macs);
+    let _ = (panels, macs, par);
 }
 
 /// One product's operands as raw parts, so the two halves can share them.
@@ -335,7 +328,7 @@ pub fn gates_packed_len(n: usize) -> usize {
 
 /// `H` (`n × 4n`, row-major, gates side by side) packed gate by gate (each gate's
 /// `n × n` block by `pack_rhs`), so a unit range covers the same panels of every gate.
-pub fn pack_gates<T: Element>(h: &[T], n: usize, dst: &mut [T]) {
+pub fn pack_gates<T: Element>(h: &[T], n: usize, dst: &mut [T], par: Par) {
     assert!(h.len() >= elems(&[4, n, n]), "recurrent weight too short");
     let l = packed_len(n, n);
     let pack = |g: usize, d: &mut [T]| {
@@ -351,7 +344,7 @@ pub fn pack_gates<T: Element>(h: &[T], n: usize, dst: &mut [T]) {
     let (lo, hi) = dst[..4 * l].split_at_mut(2 * l);
     let (d0, d1) = lo.split_at_mut(l);
     let (d2, d3) = hi.split_at_mut(l);
-    if 4 * n * n >= 1 << 16 && two_threads() {
+    if 4 * n * n >= PACK_ELEMS && par.is_parallel() {
         rayon::join(|| (pack(0, d0), pack(1, d1)), || (pack(2, d2), pack(3, d3)));
     } else {
         for (g, d) in [d0, d1, d2, d3].into_iter().enumerate() {
@@ -361,8 +354,8 @@ pub fn pack_gates<T: Element>(h: &[T], n: usize, dst: &mut [T]) {
 }
 
 /// Whether a step of `rows` rows of an `n`-unit cell is split between two threads.
-fn split_step(rows: usize, n: usize) -> bool {
-    rows * n * 4 * n >= PARALLEL_MACS && n > PANEL && two_threads()
+fn split_step(rows: usize, n: usize, par: Par) -> bool {
+    rows * n * 4 * n >= PACKED_MACS && n > PANEL && par.is_parallel()
 }
 
 /// One forward step of a wide LSTM cell over `rows` rows: `pre = pre_x + h_prev·H`
@@ -383,6 +376,7 @@ pub(crate) fn lstm_step_forward<T: Element>(
     out: &mut [T],
     (hnext, cnext): (&mut [T], &mut [T]),
     (n, rows): (usize, usize),
+    par: Par,
 ) -> bool {
     if !packed_available::<T>() {
         return false;
@@ -463,7 +457,7 @@ pub(crate) fn lstm_step_forward<T: Element>(
             }
         };
         let q = n.div_ceil(PANEL);
-        if split_step(rows, n) {
+        if split_step(rows, n, par) {
             rayon::join(|| half(0, q / 2), || half(q / 2, q));
         } else {
             half(0, q);
@@ -490,6 +484,7 @@ pub(crate) fn lstm_step_backward<T: Element>(
     dc: &mut [T],
     dpre: &mut [T],
     (n, rows, carried): (usize, usize, usize),
+    par: Par,
 ) -> bool {
     if !packed_available::<T>() {
         return false;
@@ -524,7 +519,7 @@ pub(crate) fn lstm_step_backward<T: Element>(
             dc.as_mut_ptr().cast::<f32>(),
             dpre.as_mut_ptr().cast::<f32>(),
         ));
-        let strides = super::LstmStrides {
+        let strides = crate::backend::recurrent::LstmStrides {
             cprev: n,
             dh: n,
             dc: n,
@@ -573,7 +568,7 @@ pub(crate) fn lstm_step_backward<T: Element>(
                 );
             }
         };
-        if split_step(rows, n) {
+        if split_step(rows, n, par) {
             // a split on a 16-lane boundary
             let mid = (n / 2).div_ceil(16) * 16;
             rayon::join(|| part(0, mid.min(n)), || part(mid.min(n), n));
@@ -660,6 +655,7 @@ mod tests {
                             rs: n,
                             cs: 1,
                         },
+                        Par::Seq,
                     );
                     assert!(ok);
                     for i in 0..m {
@@ -720,6 +716,7 @@ mod tests {
                         rs: n,
                         cs: 1,
                     },
+                    Par::Rayon(std::num::NonZeroUsize::new(threads).unwrap()),
                 )
             });
             c
@@ -740,8 +737,9 @@ mod tests {
         let ht = mat(&h, n, 4 * n, 4 * n, 1).t();
         let mut serial = vec![0.0; packed_len(4 * n, n)];
         pack_rhs(&ht, &mut serial);
+        let two = Par::Rayon(std::num::NonZeroUsize::new(2).unwrap());
         let mut par = vec![1.0; packed_len(4 * n, n)];
-        pool.install(|| pack_rhs_par(&ht, &mut par));
+        pool.install(|| pack_rhs_par(&ht, &mut par, two));
         assert_eq!(serial, par);
         // gate by gate
         let l = packed_len(n, n);
@@ -753,7 +751,7 @@ mod tests {
             );
         }
         let mut par = vec![1.0; gates_packed_len(n)];
-        pool.install(|| pack_gates(&h, n, &mut par));
+        pool.install(|| pack_gates(&h, n, &mut par, two));
         assert_eq!(serial, par);
     }
 
@@ -780,6 +778,7 @@ mod tests {
                 rs: 2,
                 cs: 1,
             },
+            Par::Seq,
         );
         assert!(!ok && c == [7.0; 4]);
     }

@@ -6,6 +6,7 @@
 //! was packed into. Elsewhere (f64, older CPUs) the product goes to `backend::cpu::gemm`.
 
 use crate::backend::cpu::gemm::{gemm, Mat, MatMut};
+use crate::backend::Par;
 use crate::tensor::Element;
 use std::any::TypeId;
 
@@ -112,7 +113,8 @@ pub(crate) fn product<T: Element>(
         rs: ldc,
         cs: 1,
     };
-    gemm(&am, &bm, &mut cm, accumulate);
+    // One block of one thread: the caller splits the work (`threads`), not the product.
+    gemm(&am, &bm, &mut cm, accumulate, Par::Seq);
 }
 
 #[cfg(target_arch = "x86_64")]

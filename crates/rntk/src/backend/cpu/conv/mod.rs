@@ -18,25 +18,24 @@ pub use pool::{
     pool_backward, pool_forward, unpool_backward_cntk, unpool_backward_exact, unpool_forward,
 };
 
+use super::par::CONV_MACS;
+use super::Cpu;
 use crate::backend::conv::{ConvGeometry, Convolutions, PoolGeometry, PoolKind};
+use crate::backend::Par;
 use crate::tensor::Element;
 
-/// The CPU's convolution family (the kernels above, threads by the size of the work).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct CpuConv;
-
-/// Multiply-adds below which a call stays on one thread.
-const THREAD_MACS: usize = 1 << 18;
-
-fn threads(work: usize) -> usize {
-    if work < THREAD_MACS {
+/// Threads for a call of `work` multiply-adds (or elements, for pooling): one below the
+/// threshold, else as many as `par` grants with at least half a threshold's work each.
+fn threads(par: Par, work: usize) -> usize {
+    if work < CONV_MACS {
         1
     } else {
-        rayon::current_num_threads().clamp(1, work / (THREAD_MACS / 2))
+        par.threads().clamp(1, work / (CONV_MACS / 2))
     }
 }
 
-impl Convolutions for CpuConv {
+/// The CPU's convolution family: the kernels above, split over the threads `par` grants.
+impl Convolutions for Cpu {
     fn conv_forward<T: Element>(
         &self,
         g: &ConvGeometry,
@@ -45,8 +44,10 @@ impl Convolutions for CpuConv {
         w: &[T],
         y: &mut [T],
         accumulate: bool,
+        par: Par,
     ) {
-        conv_forward(g, n, x, w, y, accumulate, threads(n * g.macs_per_image()));
+        let t = threads(par, n * g.macs_per_image());
+        conv_forward(g, n, x, w, y, accumulate, t);
     }
     fn conv_backward_data<T: Element>(
         &self,
@@ -56,8 +57,10 @@ impl Convolutions for CpuConv {
         w: &[T],
         dx: &mut [T],
         accumulate: bool,
+        par: Par,
     ) {
-        conv_backward_data(g, n, dy, w, dx, accumulate, threads(n * g.macs_per_image()));
+        let t = threads(par, n * g.macs_per_image());
+        conv_backward_data(g, n, dy, w, dx, accumulate, t);
     }
     fn conv_backward_filter<T: Element>(
         &self,
@@ -67,40 +70,43 @@ impl Convolutions for CpuConv {
         dy: &[T],
         dw: &mut [T],
         accumulate: bool,
+        par: Par,
     ) {
-        conv_backward_filter(g, n, x, dy, dw, accumulate, threads(n * g.macs_per_image()));
+        let t = threads(par, n * g.macs_per_image());
+        conv_backward_filter(g, n, x, dy, dw, accumulate, t);
     }
     fn pool_forward<T: Element>(
         &self,
         g: &PoolGeometry,
-        kind: PoolKind,
-        n: usize,
+        (kind, n): (PoolKind, usize),
         x: &[T],
         y: &mut [T],
+        par: Par,
     ) {
-        pool_forward(g, kind, n, x, y, threads(n * g.in_size()));
+        pool_forward(g, kind, n, x, y, threads(par, n * g.in_size()));
     }
     fn pool_backward<T: Element>(
         &self,
         g: &PoolGeometry,
-        kind: PoolKind,
-        n: usize,
+        (kind, n): (PoolKind, usize),
         x: &[T],
         dy: &[T],
         dx: &mut [T],
         accumulate: bool,
+        par: Par,
     ) {
-        pool_backward(g, kind, n, x, dy, dx, accumulate, threads(n * g.in_size()));
+        let t = threads(par, n * g.in_size());
+        pool_backward(g, kind, n, x, dy, dx, accumulate, t);
     }
     fn unpool_forward<T: Element>(
         &self,
         g: &PoolGeometry,
         n: usize,
-        u: &[T],
-        x: &[T],
+        (u, x): (&[T], &[T]),
         y: &mut [T],
+        par: Par,
     ) {
-        unpool_forward(g, n, u, x, y, threads(n * g.in_size()));
+        unpool_forward(g, n, u, x, y, threads(par, n * g.in_size()));
     }
     fn unpool_backward<T: Element>(
         &self,
@@ -110,7 +116,9 @@ impl Convolutions for CpuConv {
         dy: &[T],
         du: &mut [T],
         accumulate: bool,
+        par: Par,
     ) {
-        unpool_backward_exact(g, n, x, dy, du, accumulate, threads(n * g.in_size()));
+        let t = threads(par, n * g.in_size());
+        unpool_backward_exact(g, n, x, dy, du, accumulate, t);
     }
 }

@@ -8,6 +8,7 @@ use std::arch::x86::*;
 use std::arch::x86_64::*;
 
 use super::scalar::{EXP_HI, EXP_LO, EXP_P, LN2_HI, LN2_LO, LOG2E, TANH_Q, TANH_SMALL};
+use crate::backend::recurrent::LstmStrides;
 
 const LANES: usize = 16;
 
@@ -111,14 +112,6 @@ pub(super) unsafe fn sigmoid(x: &[f32], y: &mut [f32]) {
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn tanh(x: &[f32], y: &mut [f32]) {
     map(x, y, |v| tanh16(v))
-}
-
-/// Row strides of the LSTM cell's per-row operands (0: one row shared by all).
-pub(crate) struct LstmStrides {
-    pub cprev: usize,
-    pub dh: usize,
-    pub dc: usize,
-    pub dcprev: usize,
 }
 
 /// The fused LSTM cell over `rows` rows (see `ops::lstm_cell`): gates from `pre`

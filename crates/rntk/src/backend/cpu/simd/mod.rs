@@ -17,6 +17,7 @@ mod avx2;
 mod avx512;
 mod scalar;
 
+use crate::backend::recurrent::LstmStrides;
 use crate::tensor::Element;
 use std::any::TypeId;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -147,18 +148,6 @@ pub fn tanh<T: Element>(x: &[T], y: &mut [T]) {
 
 pub fn exp<T: Element>(x: &[T], y: &mut [T]) {
     apply(Kernel::Exp, x, y, |v| v.exp())
-}
-
-#[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-pub(crate) use avx512::LstmStrides;
-
-/// Row strides of the LSTM cell's operands (0: one row shared by all rows).
-#[cfg(not(any(target_arch = "x86", target_arch = "x86_64")))]
-pub(crate) struct LstmStrides {
-    pub cprev: usize,
-    pub dh: usize,
-    pub dc: usize,
-    pub dcprev: usize,
 }
 
 fn as_f32_opt<T: Element>(x: Option<&mut [T]>) -> Option<Option<&mut [f32]>> {
