@@ -57,7 +57,8 @@ impl Ex<'_> {
                      export the model without its criterion",
                 ))
             }
-            Op::Convolution(a) if a.sequential => self.convolution(n, &ins, a, false)?,
+            // (refused by name there)
+            Op::Convolution(a) if a.sequential => self.row_local(n, &ins)?,
             op if op.exec_kind() == ExecKind::Whole => self.sequence_op(n, &ins)?,
             _ => self.row_local(n, &ins)?,
         };
