@@ -9,12 +9,6 @@ use rntk::onnx::OnnxOptions;
 use rntk::Function;
 
 const RTOL: f64 = 1e-5;
-/// Outputs of the float32 convolutional models below this are judged on absolute error
-/// (1e-5 · 0.1 = 1e-6): sums of dozens of taps cancel to values near 0, where
-/// onnxruntime's Conv kernel (another summation order) and CNTK's own output differ by
-/// a few float32 ulps of the terms — cnn_rect_nobias: −0.0085952 (onnxruntime) vs
-/// −0.0085950 (CNTK 2.7), 2.4e-5 relative, 2.4e-7 absolute; rntk matches CNTK there.
-const CNN_FLOOR: f64 = 0.1;
 
 #[test]
 fn every_cntk_fixture_model_exports_and_runs_in_onnxruntime() {
@@ -42,12 +36,7 @@ fn every_cntk_fixture_model_exports_and_runs_in_onnxruntime() {
     let mut failures = Vec::new();
     for ((name, model, feeds, outs), r) in runs.iter().zip(&results) {
         let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let floor = if name.starts_with("cnn_") {
-                CNN_FLOOR
-            } else {
-                1e-2
-            };
-            compare_floor(name, model, outs, r, &seq_lens(feeds), floor)
+            compare(name, model, outs, r, &seq_lens(feeds))
         }));
         match res {
             Ok(err) if err <= RTOL => {}
