@@ -35,6 +35,9 @@ enum Command {
     Train {
         /// The TOML config file.
         config: PathBuf,
+        /// Where to train: `cpu`, `gpu` (GPU 0) or `gpu:N`.
+        #[arg(long, default_value = "cpu")]
+        device: String,
     },
     /// Evaluate MODEL on a CTF file: one line per sequence (per sample for outputs
     /// without a sequence axis) with its output values, space separated.
@@ -112,7 +115,7 @@ fn main() -> ExitCode {
     }));
     let cli = Cli::parse();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match cli.command {
-        Command::Train { config } => train::run(&config),
+        Command::Train { config, device } => train::run(&config, &device),
         Command::Eval {
             model,
             input,

@@ -9,7 +9,9 @@ use crate::progress::WithBar;
 use rntk::graph::{DynamicAxes, Function, InputOptions};
 use rntk::io::{CtfDeserializer, Deserializer, MinibatchSource, MinibatchSourceConfig, StreamDef};
 use rntk::learners::{self as ln, Learner, LearnerOptions, Schedule};
-use rntk::tensor::Element;
+use rntk::backend::Cpu;
+use rntk::tensor::{Device, Element};
+use rntk::train::train_on;
 use rntk::train::{
     Callbacks, CheckpointConfig, Criterion, CrossValidationConfig, MinibatchSize, ProgressPrinter,
     ProgressWriter, TensorBoardProgressWriter, TestConfig, TrainOptions,
@@ -19,11 +21,12 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::Arc;
 
-pub fn run(path: &Path) -> Result<()> {
+pub fn run(path: &Path, device: &str) -> Result<()> {
+    let device = Device::parse(device).context("--device")?;
     let cfg = Config::load(path)?;
     match cfg.train.dtype.as_deref().unwrap_or("f32") {
-        "f32" | "float32" => run_typed::<f32>(&cfg, DType::F32),
-        "f64" | "float64" => run_typed::<f64>(&cfg, DType::F64),
+        "f32" | "float32" => run_typed::<f32>(&cfg, DType::F32, device),
+        "f64" | "float64" => run_typed::<f64>(&cfg, DType::F64, device),
         other => Err(Fail::new(format!(
             "train.dtype: expected \"f32\" or \"f64\", found \"{other}\""
         ))),
@@ -261,7 +264,7 @@ fn reader<'a>(cfg: &'a Config, name: &str, key: &str) -> Result<&'a ReaderSpec> 
     })
 }
 
-fn run_typed<T: Element>(cfg: &Config, dtype: DType) -> Result<()> {
+fn run_typed<T: Element>(cfg: &Config, dtype: DType, device: Device) -> Result<()> {
     // inputs
     let mut inputs = Vec::new();
     for s in &cfg.inputs {
@@ -477,14 +480,15 @@ fn run_typed<T: Element>(cfg: &Config, dtype: DType) -> Result<()> {
         callbacks.checkpoint = Some(c);
     }
 
-    rntk::train::train::<T>(
-        &criterion,
-        &mut src,
-        &map,
-        vec![learner],
-        options,
-        callbacks,
-    )
+    let learners = vec![learner];
+    match device {
+        Device::Cuda(n) => {
+            let gpu = rntk_cuda::Cuda::new(n).context(format!("--device {device}"))?;
+            eprintln!("Training on {device} ({}).", gpu.name());
+            train_on::<T, _>(gpu, &criterion, &mut src, &map, learners, options, callbacks)
+        }
+        _ => train_on::<T, _>(Cpu, &criterion, &mut src, &map, learners, options, callbacks),
+    }
     .context("training")?;
 
     let out = Function::combine(std::slice::from_ref(&z), "model")?;
