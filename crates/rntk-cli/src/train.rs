@@ -6,10 +6,10 @@ use crate::config::{
 };
 use crate::fail::{Context, Fail, Result};
 use crate::progress::WithBar;
+use rntk::backend::Cpu;
 use rntk::graph::{DynamicAxes, Function, InputOptions};
 use rntk::io::{CtfDeserializer, Deserializer, MinibatchSource, MinibatchSourceConfig, StreamDef};
 use rntk::learners::{self as ln, Learner, LearnerOptions, Schedule};
-use rntk::backend::Cpu;
 use rntk::tensor::{Device, Element};
 use rntk::train::train_on;
 use rntk::train::{
@@ -485,9 +485,13 @@ fn run_typed<T: Element>(cfg: &Config, dtype: DType, device: Device) -> Result<(
         Device::Cuda(n) => {
             let gpu = rntk_cuda::Cuda::new(n).context(format!("--device {device}"))?;
             eprintln!("Training on {device} ({}).", gpu.name());
-            train_on::<T, _>(gpu, &criterion, &mut src, &map, learners, options, callbacks)
+            train_on::<T, _>(
+                gpu, &criterion, &mut src, &map, learners, options, callbacks,
+            )
         }
-        _ => train_on::<T, _>(Cpu, &criterion, &mut src, &map, learners, options, callbacks),
+        _ => train_on::<T, _>(
+            Cpu, &criterion, &mut src, &map, learners, options, callbacks,
+        ),
     }
     .context("training")?;
 

@@ -10,7 +10,9 @@
 //! machine `scripts/gpu-check.sh` runs it. `--cpu` runs the same cases on the CPU.
 
 use rntk::backend::{Backend, Cpu};
-use rntk::layers::{default_options, DefaultOptions, Dense, Fold, Layer, Lstm, Recurrence, Sequential};
+use rntk::layers::{
+    default_options, DefaultOptions, Dense, Fold, Layer, Lstm, Recurrence, Sequential,
+};
 use rntk::learners::{self, AdamOptions, Schedule};
 use rntk::train::Trainer;
 use rntk::{input_variable, losses, sequence, Executor, Value, Variable};
@@ -23,11 +25,18 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn values(n: usize, key: usize) -> Vec<f32> {
-    (0..n).map(|i| ((((i * 31 + key * 17) % 97) as f32) - 48.0) / 97.0).collect()
+    (0..n)
+        .map(|i| ((((i * 31 + key * 17) % 97) as f32) - 48.0) / 97.0)
+        .collect()
 }
 
 /// LSTM(h) over `b` sequences of `steps`, input dimension h: forward + backward.
-fn lstm_case<B: Backend>(be: B, sync: &dyn Fn(), (h, b, steps): (usize, usize, usize), iters: usize) -> f64 {
+fn lstm_case<B: Backend>(
+    be: B,
+    sync: &dyn Fn(),
+    (h, b, steps): (usize, usize, usize),
+    iters: usize,
+) -> f64 {
     let x = sequence::input_variable(h);
     let layer = Recurrence::new(Lstm::new(h));
     let y = layer.apply(&x).unwrap();
@@ -61,14 +70,36 @@ fn lstm_case<B: Backend>(be: B, sync: &dyn Fn(), (h, b, steps): (usize, usize, u
 /// does.
 fn seed_case<B: Backend>(be: B, sync: &dyn Fn(), iters: usize) -> f64 {
     let features = sequence::input_variable(1);
-    let model = default_options(DefaultOptions { initial_state: Some(0.1), ..Default::default() }, || {
-        Sequential::default().then(Fold::new(Lstm::new(15))).then(Dense::new(1))
-    });
+    let model = default_options(
+        DefaultOptions {
+            initial_state: Some(0.1),
+            ..Default::default()
+        },
+        || {
+            Sequential::default()
+                .then(Fold::new(Lstm::new(15)))
+                .then(Dense::new(1))
+        },
+    );
     let z = model.apply(&features).unwrap();
     let target = input_variable(1);
     let loss = losses::squared_error(&z, &target).unwrap();
-    let learner = learners::adam(&model.parameters(), Schedule::constant(0.005), Schedule::constant(0.9), AdamOptions::default()).unwrap();
-    let mut tr = Trainer::<f32, B>::with_backend(be, None, loss.clone(), None, vec![Box::new(learner)], vec![]).unwrap();
+    let learner = learners::adam(
+        &model.parameters(),
+        Schedule::constant(0.005),
+        Schedule::constant(0.9),
+        AdamOptions::default(),
+    )
+    .unwrap();
+    let mut tr = Trainer::<f32, B>::with_backend(
+        be,
+        None,
+        loss.clone(),
+        None,
+        vec![Box::new(learner)],
+        vec![],
+    )
+    .unwrap();
     let seqs: Vec<Vec<f32>> = (0..10).map(|s| values(14, s)).collect();
     let xv = Value::from_sequences([1], &seqs).unwrap();
     let yv = Value::batch([1], values(10, 99)).unwrap();
@@ -90,7 +121,9 @@ fn seed_case<B: Backend>(be: B, sync: &dyn Fn(), iters: usize) -> f64 {
 
 /// The peer's ms for a row key (`kind,hidden,batch,steps,layers,dtype,mode`).
 fn peer(csv: &str, key: &str) -> Option<f64> {
-    csv.lines().find(|l| l.starts_with(key)).and_then(|l| l.rsplit(',').next()?.parse().ok())
+    csv.lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.rsplit(',').next()?.parse().ok())
 }
 
 fn main() {
@@ -104,15 +137,24 @@ fn main() {
     let report = |key: &str, ms: f64| {
         println!("{key},{ms:.4}");
         if let Some(p) = peer_csv.as_deref().and_then(|c| peer(c, key)) {
-            println!("#   peer (cuDNN via PyTorch) {p:.4} ms; rntk/peer = {:.3}", ms / p);
+            println!(
+                "#   peer (cuDNN via PyTorch) {p:.4} ms; rntk/peer = {:.3}",
+                ms / p
+            );
         }
     };
     let shapes = [(512, 16, 25), (2048, 128, 25), (1024, 64, 25)];
     if on_cpu {
         println!("device: cpu");
-        report("seed_lstm15,15,10,14,1,float32,train_step_adam", seed_case(Cpu, &|| {}, 50));
+        report(
+            "seed_lstm15,15,10,14,1,float32,train_step_adam",
+            seed_case(Cpu, &|| {}, 50),
+        );
         let (h, b, t) = shapes[0];
-        report(&format!("lstm,{h},{b},{t},1,float32,train"), lstm_case(Cpu, &|| {}, shapes[0], 5));
+        report(
+            &format!("lstm,{h},{b},{t},1,float32,train"),
+            lstm_case(Cpu, &|| {}, shapes[0], 5),
+        );
         return;
     }
     let gpu = match Cuda::new(0) {
@@ -125,9 +167,15 @@ fn main() {
     println!("device: {}", gpu.name());
     println!("kind,hidden,batch,steps,layers,dtype,mode,ms_per_iter");
     let sync = || gpu.synchronize().unwrap();
-    report("seed_lstm15,15,10,14,1,float32,train_step_adam", seed_case(gpu.clone(), &sync, 200));
+    report(
+        "seed_lstm15,15,10,14,1,float32,train_step_adam",
+        seed_case(gpu.clone(), &sync, 200),
+    );
     for (h, b, t) in shapes {
-        report(&format!("lstm,{h},{b},{t},1,float32,train"), lstm_case(gpu.clone(), &sync, (h, b, t), 50));
+        report(
+            &format!("lstm,{h},{b},{t},1,float32,train"),
+            lstm_case(gpu.clone(), &sync, (h, b, t), 50),
+        );
     }
     println!("# host-path kernels used: {:?}", gpu.host_calls());
 }

@@ -122,26 +122,28 @@ impl Cuda {
         }
         // SAFETY: only try to open the libraries.
         if !kernels::nvrtc_present() {
-            return Err(no_gpu("the NVRTC library (libnvrtc.so.13) is not installed"));
+            return Err(no_gpu(
+                "the NVRTC library (libnvrtc.so.13) is not installed",
+            ));
         }
         if !unsafe { cudarc::cublas::sys::is_culib_present() } {
             return Err(no_gpu("cuBLAS (libcublas.so.13) is not installed"));
         }
-        let ctx = CudaContext::new(ordinal as usize).map_err(|e| no_gpu(e))?;
+        let ctx = CudaContext::new(ordinal as usize).map_err(no_gpu)?;
         // one stream: every call is ordered, no cross-stream events to track
         unsafe { ctx.disable_event_tracking() };
         let stream = ctx.default_stream();
         let name = ctx.name().unwrap_or_else(|_| "unknown GPU".into());
-        let (major, minor) = ctx.compute_capability().map_err(|e| no_gpu(e))?;
+        let (major, minor) = ctx.compute_capability().map_err(no_gpu)?;
         let arch: &'static str = Box::leak(format!("compute_{major}{minor}").into_boxed_str());
-        let blas = Blas(cudarc::cublas::result::create_handle().map_err(|e| no_gpu(e))?);
+        let blas = Blas(cudarc::cublas::result::create_handle().map_err(no_gpu)?);
         // SAFETY: a fresh handle and the context's null stream.
         unsafe { cudarc::cublas::result::set_stream(blas.0, std::ptr::null_mut()) }
-            .map_err(|e| no_gpu(e))?;
+            .map_err(no_gpu)?;
         let load = |dtype: DType| -> Result<HashMap<&'static str, CudaFunction>> {
             let ptx = kernels::compile(dtype, arch)
                 .map_err(|log| no_gpu(format!("compiling the kernels for {arch}: {log}")))?;
-            let module = ctx.load_module(ptx).map_err(|e| no_gpu(e))?;
+            let module = ctx.load_module(ptx).map_err(no_gpu)?;
             let mut m = HashMap::new();
             for &k in kernels::NAMES {
                 let f = module
@@ -177,7 +179,11 @@ impl Cuda {
     /// Kernel calls that ran on the host through counted transfers, by kernel: the
     /// parts of the interface not yet implemented on the GPU.
     pub fn host_calls(&self) -> Vec<(&'static str, u64)> {
-        let m = self.inner.host_calls.lock().unwrap_or_else(|e| e.into_inner());
+        let m = self
+            .inner
+            .host_calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let mut v: Vec<_> = m.iter().map(|(k, n)| (*k, *n)).collect();
         v.sort();
         v
@@ -203,7 +209,11 @@ impl Cuda {
     }
 
     pub(crate) fn host_call(&self, kernel: &'static str) {
-        let mut m = self.inner.host_calls.lock().unwrap_or_else(|e| e.into_inner());
+        let mut m = self
+            .inner
+            .host_calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         *m.entry(kernel).or_default() += 1;
     }
 

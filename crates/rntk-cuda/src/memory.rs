@@ -112,7 +112,10 @@ impl Cuda {
         n: usize,
     ) -> Result<CudaSlice<X>, OutOfMemory> {
         self.bind();
-        self.inner.stream.alloc_zeros::<X>(n.max(1)).map_err(|_| OutOfMemory)
+        self.inner
+            .stream
+            .alloc_zeros::<X>(n.max(1))
+            .map_err(|_| OutOfMemory)
     }
 
     /// Host metadata (an index table) on the device for the next kernels; dropping the
@@ -130,10 +133,18 @@ impl Cuda {
         (s, p)
     }
 
-    fn grow<T: Element>(&self, b: &mut CudaBuf<T>, len: usize, keep: bool) -> Result<(), OutOfMemory> {
+    fn grow<T: Element>(
+        &self,
+        b: &mut CudaBuf<T>,
+        len: usize,
+        keep: bool,
+    ) -> Result<(), OutOfMemory> {
         if len <= b.cap {
             if keep && len > b.len {
-                self.zero_range(b.ptr + (b.len * size::<T>()) as u64, (len - b.len) * size::<T>());
+                self.zero_range(
+                    b.ptr + (b.len * size::<T>()) as u64,
+                    (len - b.len) * size::<T>(),
+                );
             }
             b.len = len;
             return Ok(());
@@ -181,7 +192,8 @@ impl Cuda {
         }
         self.bind();
         // SAFETY: dst names src.len() live elements.
-        unsafe { result::memcpy_htod_sync(dst, bytes(src)) }.unwrap_or_else(|e| fault("uploading", e));
+        unsafe { result::memcpy_htod_sync(dst, bytes(src)) }
+            .unwrap_or_else(|e| fault("uploading", e));
     }
 }
 
@@ -214,11 +226,19 @@ impl Memory for Cuda {
         m.len
     }
     fn sub<'a, T: Element>(r: Self::Ref<'a, T>, at: Range<usize>) -> Self::Ref<'a, T> {
-        assert!(at.start <= at.end && at.end <= r.len, "GPU view {at:?} of {}", r.len);
+        assert!(
+            at.start <= at.end && at.end <= r.len,
+            "GPU view {at:?} of {}",
+            r.len
+        );
         CRef::new(r.ptr + (at.start * size::<T>()) as u64, at.len())
     }
     fn sub_mut<'a, T: Element>(m: Self::Mut<'a, T>, at: Range<usize>) -> Self::Mut<'a, T> {
-        assert!(at.start <= at.end && at.end <= m.len, "GPU view {at:?} of {}", m.len);
+        assert!(
+            at.start <= at.end && at.end <= m.len,
+            "GPU view {at:?} of {}",
+            m.len
+        );
         CMut {
             ptr: m.ptr + (at.start * size::<T>()) as u64,
             len: at.len(),
@@ -256,7 +276,10 @@ impl Memory for Cuda {
     }
     fn resize<T: Element>(&self, b: &mut CudaBuf<T>, len: usize) {
         if self.try_resize(b, len).is_err() {
-            fault("allocating", format!("{len} × {} (out of GPU memory)", T::DTYPE));
+            fault(
+                "allocating",
+                format!("{len} × {} (out of GPU memory)", T::DTYPE),
+            );
         }
     }
     fn try_resize<T: Element>(&self, b: &mut CudaBuf<T>, len: usize) -> Result<(), OutOfMemory> {
@@ -265,7 +288,10 @@ impl Memory for Cuda {
     fn upload<T: Element>(&self, src: &[T], dst: &mut CudaBuf<T>) {
         self.count(&self.inner.uploads);
         if self.grow(dst, src.len(), false).is_err() {
-            fault("allocating", format!("{} × {} (out of GPU memory)", src.len(), T::DTYPE));
+            fault(
+                "allocating",
+                format!("{} × {} (out of GPU memory)", src.len(), T::DTYPE),
+            );
         }
         self.copy_in(src, dst.ptr);
     }

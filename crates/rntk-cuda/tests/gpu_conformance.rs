@@ -21,8 +21,8 @@ use rntk::layers::{
 use rntk::learners::{self, AdamOptions, Learner, LearnerOptions, Schedule};
 use rntk::train::Trainer;
 use rntk::{
-    input_variable, losses, metrics, parameter, sequence, DType, Executor, InputOptions, Tensor,
-    Value, Variable,
+    input_variable, losses, metrics, parameter, scalar, sequence, DType, Executor, InputOptions,
+    Tensor, Value, Variable,
 };
 use rntk_cuda::Cuda;
 
@@ -48,7 +48,12 @@ fn agree(what: &str, got: &[f64], want: &[f64], rel: f64) {
 type Pass = (Vec<f64>, Vec<Vec<f64>>);
 
 /// Forward (training mode) and backward (seed: ones) of `out` on backend `b`.
-fn pass<B: Backend>(b: B, out: &Variable, feeds: &[(&Variable, &Value)], wrt: &[&Variable]) -> Pass {
+fn pass<B: Backend>(
+    b: B,
+    out: &Variable,
+    feeds: &[(&Variable, &Value)],
+    wrt: &[&Variable],
+) -> Pass {
     let mut ex = Executor::<f32, B>::with_backend(b, std::slice::from_ref(out)).unwrap();
     ex.forward(feeds, true).unwrap();
     let y = ex.value(out).unwrap().dense_rows::<f64>();
@@ -95,9 +100,12 @@ fn seqs(lens: &[usize], d: usize, key: usize) -> Value {
 
 fn param(shape: &[usize], key: usize) -> Variable {
     let n: usize = shape.iter().product();
-    let v: Vec<f32> = (0..n).map(|i| ((((5 * i + key) % 13) as f32) - 6.0) / 9.0).collect();
-    let p = parameter(shape.to_vec(), DType::F32, Initializer::Zeros, "p").unwrap();
-    p.set_value(Tensor::from_vec(shape.to_vec(), v).unwrap()).unwrap();
+    let v: Vec<f32> = (0..n)
+        .map(|i| ((((5 * i + key) % 13) as f32) - 6.0) / 9.0)
+        .collect();
+    let p = parameter(shape.to_vec(), DType::F32, Initializer::Constant(0.0), "p").unwrap();
+    p.set_value(Tensor::from_vec(shape.to_vec(), v).unwrap())
+        .unwrap();
     p
 }
 
@@ -130,8 +138,16 @@ fn unary_ops_agree() {
     let shift = param(&[6], 3);
     for (name, op) in ops {
         // log, sqrt and reciprocal see positive values: x² + 0.5 + shift²
-        let pos = f::plus(&f::square(&x).unwrap(), &f::plus(&f::square(&shift).unwrap(), &f::constant_scalar(0.5)).unwrap()).unwrap();
-        let arg = if matches!(name, "log" | "sqrt" | "reciprocal") { pos } else { f::plus(&x, &shift).unwrap() };
+        let pos = f::plus(
+            &f::square(&x).unwrap(),
+            &f::plus(&f::square(&shift).unwrap(), &scalar(0.5, DType::F32)).unwrap(),
+        )
+        .unwrap();
+        let arg = if matches!(name, "log" | "sqrt" | "reciprocal") {
+            pos
+        } else {
+            f::plus(&x, &shift).unwrap()
+        };
         let out = op(&arg).unwrap();
         case(&gpu, name, &out, &[(&x, &xv)], &[&x, &shift]);
     }
@@ -160,19 +176,43 @@ fn binary_ops_with_broadcasting_agree() {
     let col = param(&[3, 1], 9);
     for (name, op) in ops {
         let out = op(&x, &y).unwrap();
-        case(&gpu, &format!("{name}(rows, rows)"), &out, &[(&x, &xv), (&y, &yv)], &[&x, &y]);
+        case(
+            &gpu,
+            &format!("{name}(rows, rows)"),
+            &out,
+            &[(&x, &xv), (&y, &yv)],
+            &[&x, &y],
+        );
         let out = op(&x, &row).unwrap();
-        case(&gpu, &format!("{name}(rows, [4])"), &out, &[(&x, &xv)], &[&x, &row]);
+        case(
+            &gpu,
+            &format!("{name}(rows, [4])"),
+            &out,
+            &[(&x, &xv)],
+            &[&x, &row],
+        );
         let out = op(&col, &x).unwrap();
-        case(&gpu, &format!("{name}([3,1], rows)"), &out, &[(&x, &xv)], &[&x, &col]);
+        case(
+            &gpu,
+            &format!("{name}([3,1], rows)"),
+            &out,
+            &[(&x, &xv)],
+            &[&x, &col],
+        );
     }
-    let base = f::plus(&f::square(&x).unwrap(), &f::constant_scalar(1.0)).unwrap();
+    let base = f::plus(&f::square(&x).unwrap(), &scalar(1.0, DType::F32)).unwrap();
     let out = f::pow(&base, &row).unwrap();
     case(&gpu, "pow", &out, &[(&x, &xv)], &[&x, &row]);
-    let out = f::clip(&x, &f::constant_scalar(-0.2), &f::constant_scalar(0.3)).unwrap();
+    let out = f::clip(&x, &scalar(-0.2, DType::F32), &scalar(0.3, DType::F32)).unwrap();
     case(&gpu, "clip", &out, &[(&x, &xv)], &[&x]);
     let out = f::element_select(&f::greater(&x, &row).unwrap(), &x, &y).unwrap();
-    case(&gpu, "element_select", &out, &[(&x, &xv), (&y, &yv)], &[&x, &y]);
+    case(
+        &gpu,
+        "element_select",
+        &out,
+        &[(&x, &xv), (&y, &yv)],
+        &[&x, &y],
+    );
 }
 
 #[test]
@@ -186,24 +226,49 @@ fn products_reductions_softmax_and_copies_agree() {
     let cases: Vec<(&str, Variable)> = vec![
         ("times", f::times(&x, &w).unwrap()),
         ("times flat", f::times(&flat, &w2).unwrap()),
-        ("times_transpose", f::times_transpose(&x, &param(&[5, 4], 3)).unwrap()),
-        ("reduce_sum axis 0", f::reduce_sum(&x, Some(&[0]), true).unwrap()),
-        ("reduce_mean axis 1", f::reduce_mean(&x, Some(&[1]), false).unwrap()),
+        (
+            "times_transpose",
+            f::times_transpose(&x, &param(&[5, 4], 3)).unwrap(),
+        ),
+        (
+            "reduce_sum axis 0",
+            f::reduce_sum(&x, Some(&[0]), true).unwrap(),
+        ),
+        (
+            "reduce_mean axis 1",
+            f::reduce_mean(&x, Some(&[1]), false).unwrap(),
+        ),
         ("reduce_max", f::reduce_max(&x, Some(&[1]), true).unwrap()),
         ("reduce_min", f::reduce_min(&x, Some(&[0]), true).unwrap()),
-        ("reduce_log_sum_exp", f::reduce_log_sum_exp(&x, Some(&[1]), true).unwrap()),
+        (
+            "reduce_log_sum_exp",
+            f::reduce_log_sum_exp(&x, Some(&[1]), true).unwrap(),
+        ),
         ("reduce_sum all", f::reduce_sum(&x, None, false).unwrap()),
         ("softmax -1", f::softmax(&x, -1).unwrap()),
         ("softmax 0", f::softmax(&x, 0).unwrap()),
         ("log_softmax", f::log_softmax(&x, -1).unwrap()),
         ("slice", f::slice(&x, 1, 1, 3).unwrap()),
         ("slice_strided", f::slice_strided(&x, 1, 0, 4, 2).unwrap()),
-        ("splice", f::splice(&[&x, &f::square(&x).unwrap()], 0).unwrap()),
+        (
+            "splice",
+            f::splice(&[&x, &f::square(&x).unwrap()], 0).unwrap(),
+        ),
         ("transpose", f::transpose(&x, &[1, 0]).unwrap()),
         ("hardmax", metrics::hardmax(&x).unwrap()),
         ("dropout", f::dropout(&x, 0.3, 11).unwrap()),
-        ("past_value", sequence::past_value(&x).unwrap()),
-        ("future_value", sequence::future_value(&x).unwrap()),
+        (
+            "past_value",
+            sequence::past_value_scalar(&x, 0.25, 1).unwrap(),
+        ),
+        (
+            "past_value 2 steps, sample state",
+            sequence::past_value(&x, &param(&[3, 4], 5), 2).unwrap(),
+        ),
+        (
+            "future_value",
+            sequence::future_value_scalar(&x, -0.5, 1).unwrap(),
+        ),
     ];
     for (name, out) in &cases {
         case(&gpu, name, out, &[(&x, &xv)], &[&x]);
@@ -217,18 +282,54 @@ fn losses_with_dense_and_sparse_targets_agree() {
     let xv = seqs(&LENS, 7, 6);
     let w = param(&[7, 5], 4);
     let z = f::times(&x, &w).unwrap();
-    let labels: Vec<Vec<usize>> = LENS.iter().enumerate().map(|(i, &l)| (0..l).map(|t| (3 * t + i) % 5).collect()).collect();
+    let labels: Vec<Vec<usize>> = LENS
+        .iter()
+        .enumerate()
+        .map(|(i, &l)| (0..l).map(|t| (3 * t + i) % 5).collect())
+        .collect();
     let dense = sequence::input_variable(5);
-    let sparse = sequence::input_variable_with(5, InputOptions { is_sparse: true, ..Default::default() });
-    let dv = Value::one_hot_sequences::<f32>(5, &labels).unwrap().to_dense().unwrap();
+    let sparse = sequence::input_variable_with(
+        5,
+        InputOptions {
+            is_sparse: true,
+            ..Default::default()
+        },
+    );
+    let dense_labels: Vec<Vec<f32>> = labels
+        .iter()
+        .map(|s| {
+            s.iter()
+                .flat_map(|&c| (0..5).map(move |k| f32::from(u8::from(k == c))))
+                .collect()
+        })
+        .collect();
+    let dv = Value::from_sequences([5], &dense_labels).unwrap();
     let sv = Value::one_hot_sequences::<f32>(5, &labels).unwrap();
     for (name, t, tv) in [("dense", &dense, &dv), ("sparse", &sparse, &sv)] {
         let ce = losses::cross_entropy_with_softmax(&z, t, -1).unwrap();
-        case(&gpu, &format!("cross_entropy {name}"), &ce, &[(&x, &xv), (t, tv)], &[&x, &w]);
+        case(
+            &gpu,
+            &format!("cross_entropy {name}"),
+            &ce,
+            &[(&x, &xv), (t, tv)],
+            &[&x, &w],
+        );
         let err = metrics::classification_error(&z, t, -1, 1).unwrap();
-        case(&gpu, &format!("classification_error {name}"), &err, &[(&x, &xv), (t, tv)], &[&x]);
+        case(
+            &gpu,
+            &format!("classification_error {name}"),
+            &err,
+            &[(&x, &xv), (t, tv)],
+            &[&x],
+        );
         let sq = losses::squared_error(&z, t).unwrap();
-        case(&gpu, &format!("squared_error {name}"), &sq, &[(&x, &xv), (t, tv)], &[&w]);
+        case(
+            &gpu,
+            &format!("squared_error {name}"),
+            &sq,
+            &[(&x, &xv), (t, tv)],
+            &[&w],
+        );
     }
 }
 
@@ -239,17 +340,53 @@ fn layers_agree() {
     let xv = seqs(&[5, 3, 7, 1], 6, 8);
     let models: Vec<(&str, Sequential)> = vec![
         ("Dense", Sequential::default().then(Dense::new(4))),
-        ("fused LSTM", Sequential::default().then(Recurrence::new(Lstm::new(9)))),
-        ("fused LSTM backwards", Sequential::default().then(Recurrence::new(Lstm::new(5)).go_backwards(true))),
-        ("unfused LSTM", Sequential::default().then(Recurrence::new(Lstm::new(5).fused(false)))),
-        ("GRU", Sequential::default().then(Recurrence::new(Gru::new(6)))),
-        ("RNN", Sequential::default().then(Recurrence::new(RnnStep::new(4)))),
-        ("Fold(LSTM) → Dense", Sequential::default().then(Fold::new(Lstm::new(15))).then(Dense::new(1))),
-        ("BatchNormalization", Sequential::default().then(Dense::new(5)).then(BatchNormalization::new())),
-        ("Dropout", Sequential::default().then(Dense::new(5)).then(Dropout::new(0.4).unwrap().seed(3))),
+        (
+            "fused LSTM",
+            Sequential::default().then(Recurrence::new(Lstm::new(9))),
+        ),
+        (
+            "fused LSTM backwards",
+            Sequential::default().then(Recurrence::new(Lstm::new(5)).go_backwards(true)),
+        ),
+        (
+            "unfused LSTM",
+            Sequential::default().then(Recurrence::new(Lstm::new(5).fused(false))),
+        ),
+        (
+            "GRU",
+            Sequential::default().then(Recurrence::new(Gru::new(6))),
+        ),
+        (
+            "RNN",
+            Sequential::default().then(Recurrence::new(RnnStep::new(4))),
+        ),
+        (
+            "Fold(LSTM) → Dense",
+            Sequential::default()
+                .then(Fold::new(Lstm::new(15)))
+                .then(Dense::new(1)),
+        ),
+        (
+            "BatchNormalization",
+            Sequential::default()
+                .then(Dense::new(5))
+                .then(BatchNormalization::new()),
+        ),
+        (
+            "Dropout",
+            Sequential::default()
+                .then(Dense::new(5))
+                .then(Dropout::new(0.4).unwrap().seed(3)),
+        ),
     ];
     for (name, m) in models {
-        let m = default_options(DefaultOptions { initial_state: Some(0.1), ..Default::default() }, || m);
+        let m = default_options(
+            DefaultOptions {
+                initial_state: Some(0.1),
+                ..Default::default()
+            },
+            || m,
+        );
         let out = m.apply(&x).unwrap();
         let params = m.parameters();
         let mut wrt: Vec<&Variable> = params.iter().collect();
@@ -257,8 +394,17 @@ fn layers_agree() {
         case(&gpu, name, &out, &[(&x, &xv)], &wrt);
     }
     // a sparse input through an embedding
-    let words = sequence::input_variable_with(20, InputOptions { is_sparse: true, ..Default::default() });
-    let ids: Vec<Vec<usize>> = [4, 2, 6].iter().map(|&l| (0..l).map(|t| (7 * t + l) % 20).collect()).collect();
+    let words = sequence::input_variable_with(
+        20,
+        InputOptions {
+            is_sparse: true,
+            ..Default::default()
+        },
+    );
+    let ids: Vec<Vec<usize>> = [4, 2, 6]
+        .iter()
+        .map(|&l| (0..l).map(|t| (7 * t + l) % 20).collect())
+        .collect();
     let wv = Value::one_hot_sequences::<f32>(20, &ids).unwrap();
     let emb = Embedding::new(8);
     let out = emb.apply(&words).unwrap();
@@ -268,45 +414,110 @@ fn layers_agree() {
 
 /// The seed program's model trained with `make` on `b`: the per-minibatch losses and
 /// the final parameters.
-fn train<B: Backend>(b: B, make: &dyn Fn(&[Variable]) -> Box<dyn Learner>) -> (Vec<f64>, Vec<Vec<f64>>) {
+fn train<B: Backend>(
+    b: B,
+    make: &dyn Fn(&[Variable]) -> Box<dyn Learner>,
+) -> (Vec<f64>, Vec<Vec<f64>>) {
     let features = sequence::input_variable(1);
-    let model = default_options(DefaultOptions { initial_state: Some(0.1), ..Default::default() }, || {
-        Sequential::default().then(Fold::new(Lstm::new(15))).then(Dense::new(1))
-    });
+    let model = default_options(
+        DefaultOptions {
+            initial_state: Some(0.1),
+            ..Default::default()
+        },
+        || {
+            Sequential::default()
+                .then(Fold::new(Lstm::new(15)))
+                .then(Dense::new(1))
+        },
+    );
     let z = model.apply(&features).unwrap();
     let target = input_variable(1);
     let loss = losses::squared_error(&z, &target).unwrap();
     let params = model.parameters();
     for (k, p) in params.iter().enumerate() {
         let n = p.shape().numel();
-        let v: Vec<f32> = (0..n).map(|i| ((((7 * i + 3 * k) % 13) as f32) - 6.0) / 25.0).collect();
-        p.set_value(Tensor::from_vec(p.shape(), v).unwrap()).unwrap();
+        let v: Vec<f32> = (0..n)
+            .map(|i| ((((7 * i + 3 * k) % 13) as f32) - 6.0) / 25.0)
+            .collect();
+        p.set_value(Tensor::from_vec(p.shape(), v).unwrap())
+            .unwrap();
     }
-    let mut trainer = Trainer::<f32, B>::with_backend(b, None, loss.clone(), Some(loss), vec![make(&params)], vec![]).unwrap();
+    let mut trainer = Trainer::<f32, B>::with_backend(
+        b,
+        None,
+        loss.clone(),
+        Some(loss),
+        vec![make(&params)],
+        vec![],
+    )
+    .unwrap();
     let mut losses = Vec::new();
     for m in 0..12 {
         let lens = [5 + m % 3, 3, 7, 1 + m % 4, 14, 2];
         let xv = seqs(&lens, 1, m);
-        let yv = Value::batch([1], (0..lens.len()).map(|i| 0.1 * (i + m) as f32 - 0.3).collect()).unwrap();
-        trainer.train_minibatch(&[(&features, &xv), (&target, &yv)], false).unwrap();
+        let yv = Value::batch(
+            [1],
+            (0..lens.len())
+                .map(|i| 0.1 * (i + m) as f32 - 0.3)
+                .collect(),
+        )
+        .unwrap();
+        trainer
+            .train_minibatch(&[(&features, &xv), (&target, &yv)], false)
+            .unwrap();
         losses.push(trainer.previous_minibatch_loss_average());
     }
-    let params = params.iter().map(|p| p.value().unwrap().to_f64_vec()).collect();
+    let params = params
+        .iter()
+        .map(|p| p.value().unwrap().to_f64_vec())
+        .collect();
     (losses, params)
 }
 
 #[test]
 fn the_seed_program_trains_on_the_gpu_as_on_the_cpu_with_every_learner() {
     let Some(gpu) = gpu() else { return };
-    let opts = || LearnerOptions { gradient_clipping_threshold_per_sample: 2.0, l2_regularization_weight: 1e-3, ..Default::default() };
+    let opts = || LearnerOptions {
+        gradient_clipping_threshold_per_sample: 2.0,
+        l2_regularization_weight: 1e-3,
+        ..Default::default()
+    };
     let lr = || Schedule::constant(0.01);
     type Make = Box<dyn Fn(&[Variable]) -> Box<dyn Learner>>;
     let makers: Vec<(&str, Make)> = vec![
-        ("adam", Box::new(move |p| Box::new(learners::adam(p, lr(), Schedule::constant(0.9), AdamOptions::default()).unwrap()))),
-        ("sgd", Box::new(move |p| Box::new(learners::sgd(p, lr(), opts()).unwrap()))),
-        ("momentum", Box::new(move |p| Box::new(learners::momentum_sgd(p, lr(), Schedule::constant(0.9), true, opts()).unwrap()))),
-        ("nesterov", Box::new(move |p| Box::new(learners::nesterov(p, lr(), Schedule::constant(0.9), true, opts()).unwrap()))),
-        ("adagrad", Box::new(move |p| Box::new(learners::adagrad(p, lr(), true, opts()).unwrap()))),
+        (
+            "adam",
+            Box::new(move |p| {
+                Box::new(
+                    learners::adam(p, lr(), Schedule::constant(0.9), AdamOptions::default())
+                        .unwrap(),
+                )
+            }),
+        ),
+        (
+            "sgd",
+            Box::new(move |p| Box::new(learners::sgd(p, lr(), opts()).unwrap())),
+        ),
+        (
+            "momentum",
+            Box::new(move |p| {
+                Box::new(
+                    learners::momentum_sgd(p, lr(), Schedule::constant(0.9), true, opts()).unwrap(),
+                )
+            }),
+        ),
+        (
+            "nesterov",
+            Box::new(move |p| {
+                Box::new(
+                    learners::nesterov(p, lr(), Schedule::constant(0.9), true, opts()).unwrap(),
+                )
+            }),
+        ),
+        (
+            "adagrad",
+            Box::new(move |p| Box::new(learners::adagrad(p, lr(), true, opts()).unwrap())),
+        ),
     ];
     for (name, make) in &makers {
         let (cl, cp) = train(Cpu, make.as_ref());

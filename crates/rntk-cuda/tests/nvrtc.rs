@@ -45,8 +45,11 @@ fn a_kernel_that_does_not_compile_is_an_error_with_nvrtcs_log() {
     if !nvrtc() {
         return;
     }
-    let bad = format!("{}\n{}", "#define T float\n#define SUF _f32", kernels::COMMON)
-        + "KERNEL(broken)(T* x) { x[0] = undeclared_name; }\n";
+    let bad = format!(
+        "{}\n{}",
+        "#define T float\n#define SUF _f32",
+        kernels::COMMON
+    ) + "KERNEL(broken)(T* x) { x[0] = undeclared_name; }\n";
     let log = kernels::compile_source(&bad, "broken.cu", "compute_90").unwrap_err();
     assert!(log.contains("undeclared_name"), "log: {log}");
 }

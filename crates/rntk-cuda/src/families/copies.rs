@@ -16,7 +16,14 @@ use rntk::tensor::Element;
 const INIT_BIT: u64 = 1 << 63;
 
 fn slice_args(g: &SliceGeom) -> [KArg; 6] {
-    [u(g.outer), u(g.dim), u(g.inner), u(g.begin), u(g.stride), u(g.count)]
+    [
+        u(g.outer),
+        u(g.dim),
+        u(g.inner),
+        u(g.begin),
+        u(g.stride),
+        u(g.count),
+    ]
 }
 
 fn splice_args(g: &SpliceGeom) -> [KArg; 5] {
@@ -24,7 +31,10 @@ fn splice_args(g: &SpliceGeom) -> [KArg; 5] {
 }
 
 fn flat_pairs(pairs: RowPairs) -> Vec<u64> {
-    pairs.iter().flat_map(|&(a, b)| [a as u64, b as u64]).collect()
+    pairs
+        .iter()
+        .flat_map(|&(a, b)| [a as u64, b as u64])
+        .collect()
 }
 
 impl Cuda {
@@ -49,12 +59,22 @@ impl Cuda {
         (map, mode)
     }
 
-    fn row_map<T: Element>(&self, kernel: &'static str, d: usize, pairs: RowPairs, args: [KArg; 2]) {
+    fn row_map<T: Element>(
+        &self,
+        kernel: &'static str,
+        d: usize,
+        pairs: RowPairs,
+        args: [KArg; 2],
+    ) {
         if pairs.is_empty() || d == 0 {
             return;
         }
         let (_t, tp) = self.meta(&flat_pairs(pairs));
-        let work = if kernel == "max_rows" { d } else { pairs.len() * d };
+        let work = if kernel == "max_rows" {
+            d
+        } else {
+            pairs.len() * d
+        };
         let a = [args[0], args[1], u(d), KArg::U(tp), u(pairs.len())];
         self.launch::<T>(kernel, work, &a);
     }
@@ -87,7 +107,13 @@ impl Copies for Cuda {
         self.launch::<T>("slice_bwd", n * g.outer * g.count * g.inner, &a);
     }
 
-    fn splice<T: Element>(&self, g: &SpliceGeom, x: Operand<'_, Cuda, T>, out: CMut<'_, T>, n: usize) {
+    fn splice<T: Element>(
+        &self,
+        g: &SpliceGeom,
+        x: Operand<'_, Cuda, T>,
+        out: CMut<'_, T>,
+        n: usize,
+    ) {
         let nx = g.outer * g.extent * g.inner;
         let mut a = vec![p(x.data), u(if x.per_row { nx } else { 0 }), pm(&out), u(n)];
         a.extend(splice_args(g));
@@ -111,7 +137,11 @@ impl Copies for Cuda {
     fn permute<T: Element>(&self, g: &PermuteGeom, x: CRef<'_, T>, out: CMut<'_, T>, n: usize) {
         let d = g.numel();
         let (_t, tp) = self.permute_table(g);
-        self.launch::<T>("gather_map", n * d, &[p(x), pm(&out), u(n), u(d), KArg::U(tp)]);
+        self.launch::<T>(
+            "gather_map",
+            n * d,
+            &[p(x), pm(&out), u(n), u(d), KArg::U(tp)],
+        );
     }
 
     fn permute_backward<T: Element>(
@@ -140,7 +170,15 @@ impl Copies for Cuda {
         let (_m, mp) = self.meta(&map);
         let row0 = d.layout.offsets()[t] * d.numel;
         let yp = KArg::U(y.ptr + (row0 * std::mem::size_of::<T>()) as u64);
-        let a = [p(x), p(init), yp, u(d.numel), KArg::U(mp), u(map.len()), KArg::I(mode)];
+        let a = [
+            p(x),
+            p(init),
+            yp,
+            u(d.numel),
+            KArg::U(mp),
+            u(map.len()),
+            KArg::I(mode),
+        ];
         self.launch::<T>("delay_fwd", map.len() * d.numel, &a);
     }
 
@@ -158,7 +196,15 @@ impl Copies for Cuda {
         let dyp = KArg::U(dy.ptr + (row0 * std::mem::size_of::<T>()) as u64);
         let dxp = KArg::U(dx.as_ref().map_or(0, |m| m.ptr));
         let dip = KArg::U(dinit.as_ref().map_or(0, |m| m.ptr));
-        let a = [dyp, dxp, dip, u(d.numel), KArg::U(mp), u(map.len()), KArg::I(mode)];
+        let a = [
+            dyp,
+            dxp,
+            dip,
+            u(d.numel),
+            KArg::U(mp),
+            u(map.len()),
+            KArg::I(mode),
+        ];
         self.launch::<T>("delay_bwd", map.len() * d.numel, &a);
     }
 
@@ -187,7 +233,15 @@ impl Copies for Cuda {
             return;
         }
         let (_t, tp) = self.meta(&flat_pairs(pairs));
-        let a = [p(x), p(y), p(dy), pm(&dx), u(d), KArg::U(tp), u(pairs.len())];
+        let a = [
+            p(x),
+            p(y),
+            p(dy),
+            pm(&dx),
+            u(d),
+            KArg::U(tp),
+            u(pairs.len()),
+        ];
         self.launch::<T>("max_rows_bwd", pairs.len() * d, &a);
     }
 
@@ -254,6 +308,10 @@ impl Copies for Cuda {
         self.zero_range(out.ptr, out.len * std::mem::size_of::<T>());
         let [ip, ix, v] = self.sparse_args(&s);
         let rows = s.rows();
-        self.launch::<T>("scatter_sparse", rows, &[ip, ix, v, u(rows), u(d), pm(&out)]);
+        self.launch::<T>(
+            "scatter_sparse",
+            rows,
+            &[ip, ix, v, u(rows), u(d), pm(&out)],
+        );
     }
 }

@@ -100,7 +100,15 @@ impl Elementwise for Cuda {
             return; // zero gradient: dx unchanged, as on the CPU
         }
         let (code, a) = unary_code(op);
-        let args = [KArg::I(code), KArg::F(a), p(x), p(y), p(dy), pm(&dx), u(n * d)];
+        let args = [
+            KArg::I(code),
+            KArg::F(a),
+            p(x),
+            p(y),
+            p(dy),
+            pm(&dx),
+            u(n * d),
+        ];
         self.launch::<T>("unary_bwd", n * d, &args);
     }
 
@@ -249,4 +257,3 @@ impl Cuda {
             .unwrap_or_else(|e| crate::device::fault("copying", e));
     }
 }
-

@@ -38,7 +38,16 @@ impl Losses for Cuda {
         n: usize,
     ) {
         let sx = u(if x.per_row { g.numel() } else { 0 });
-        let args = [flag(log), p(x.data), sx, pm(&out), u(n), u(g.outer), u(g.dim), u(g.inner)];
+        let args = [
+            flag(log),
+            p(x.data),
+            sx,
+            pm(&out),
+            u(n),
+            u(g.outer),
+            u(g.dim),
+            u(g.inner),
+        ];
         self.launch::<T>("softmax_fwd", n * g.outer * g.inner, &args);
     }
 
@@ -161,7 +170,16 @@ impl Losses for Cuda {
         per_row: bool,
     ) {
         let so = u(if o.per_row { g.numel } else { 0 });
-        let args = [p(o.data), so, p(dout), pm(&din), u(n), u(g.numel), u(g.dim), flag(per_row)];
+        let args = [
+            p(o.data),
+            so,
+            p(dout),
+            pm(&din),
+            u(n),
+            u(g.numel),
+            u(g.dim),
+            flag(per_row),
+        ];
         self.launch::<T>("class_err_bwd", n * g.outer(), &args);
     }
 
@@ -190,7 +208,12 @@ impl Losses for Cuda {
         din: CMut<'_, T>,
     ) {
         self.on_host("weighted_logistic_backward");
-        let (ho, ht, hw, hg) = (self.fetch(o), self.fetch(t), self.host_operand(w), self.fetch(dout));
+        let (ho, ht, hw, hg) = (
+            self.fetch(o),
+            self.fetch(t),
+            self.host_operand(w),
+            self.fetch(dout),
+        );
         let mut hd = self.fetch_mut(&din);
         Cpu.weighted_logistic_backward(&ho, &ht, hw.get(), n, &hg, &mut hd);
         self.put(&hd, din);

@@ -52,7 +52,8 @@ struct Call {
 }
 
 fn int(x: usize) -> i32 {
-    i32::try_from(x).unwrap_or_else(|_| fault("a cuBLAS product", format!("dimension {x} exceeds i32")))
+    i32::try_from(x)
+        .unwrap_or_else(|_| fault("a cuBLAS product", format!("dimension {x} exceeds i32")))
 }
 
 /// The cuBLAS call for `c = a·b` (strides per product for a batch), or `None` when a
@@ -111,18 +112,86 @@ impl Cuda {
                     let (al, be) = (1.0f32, beta as f32);
                     let f = |p: u64| p as *const f32;
                     if count == 1 {
-                        blas::sgemm(h, ta, tb, x.m, x.n, x.k, &al, f(x.a.0), x.a.1, f(x.b.0), x.b.1, &be, x.c.0 as *mut f32, x.c.1)
+                        blas::sgemm(
+                            h,
+                            ta,
+                            tb,
+                            x.m,
+                            x.n,
+                            x.k,
+                            &al,
+                            f(x.a.0),
+                            x.a.1,
+                            f(x.b.0),
+                            x.b.1,
+                            &be,
+                            x.c.0 as *mut f32,
+                            x.c.1,
+                        )
                     } else {
-                        blas::sgemm_strided_batched(h, ta, tb, x.m, x.n, x.k, &al, f(x.a.0), x.a.1, x.a.2, f(x.b.0), x.b.1, x.b.2, &be, x.c.0 as *mut f32, x.c.1, x.c.2, int(count))
+                        blas::sgemm_strided_batched(
+                            h,
+                            ta,
+                            tb,
+                            x.m,
+                            x.n,
+                            x.k,
+                            &al,
+                            f(x.a.0),
+                            x.a.1,
+                            x.a.2,
+                            f(x.b.0),
+                            x.b.1,
+                            x.b.2,
+                            &be,
+                            x.c.0 as *mut f32,
+                            x.c.1,
+                            x.c.2,
+                            int(count),
+                        )
                     }
                 }
                 DType::F64 => {
                     let (al, be) = (1.0f64, beta);
                     let f = |p: u64| p as *const f64;
                     if count == 1 {
-                        blas::dgemm(h, ta, tb, x.m, x.n, x.k, &al, f(x.a.0), x.a.1, f(x.b.0), x.b.1, &be, x.c.0 as *mut f64, x.c.1)
+                        blas::dgemm(
+                            h,
+                            ta,
+                            tb,
+                            x.m,
+                            x.n,
+                            x.k,
+                            &al,
+                            f(x.a.0),
+                            x.a.1,
+                            f(x.b.0),
+                            x.b.1,
+                            &be,
+                            x.c.0 as *mut f64,
+                            x.c.1,
+                        )
                     } else {
-                        blas::dgemm_strided_batched(h, ta, tb, x.m, x.n, x.k, &al, f(x.a.0), x.a.1, x.a.2, f(x.b.0), x.b.1, x.b.2, &be, x.c.0 as *mut f64, x.c.1, x.c.2, int(count))
+                        blas::dgemm_strided_batched(
+                            h,
+                            ta,
+                            tb,
+                            x.m,
+                            x.n,
+                            x.k,
+                            &al,
+                            f(x.a.0),
+                            x.a.1,
+                            x.a.2,
+                            f(x.b.0),
+                            x.b.1,
+                            x.b.2,
+                            &be,
+                            x.c.0 as *mut f64,
+                            x.c.1,
+                            x.c.2,
+                            int(count),
+                        )
                     }
                 }
             }
@@ -133,21 +202,50 @@ impl Cuda {
     /// The product on the host (a view without a unit stride).
     fn gemm_host<T: Element>(
         &self,
-        (a, b, c): (MatRef<'_, Cuda, T>, MatRef<'_, Cuda, T>, MatMut<'_, Cuda, T>),
+        (a, b, c): (
+            MatRef<'_, Cuda, T>,
+            MatRef<'_, Cuda, T>,
+            MatMut<'_, Cuda, T>,
+        ),
         accumulate: bool,
     ) {
         self.on_host("gemm (strided)");
-        let (ha, hb, mut hc) = (self.fetch(a.data), self.fetch(b.data), self.fetch_mut(&c.data));
-        let ma = MatRef::<Cpu, T> { data: &ha, rows: a.rows, cols: a.cols, rs: a.rs, cs: a.cs };
-        let mb = MatRef::<Cpu, T> { data: &hb, rows: b.rows, cols: b.cols, rs: b.rs, cs: b.cs };
-        let mc = MatMut::<Cpu, T> { data: &mut hc, rows: c.rows, cols: c.cols, rs: c.rs, cs: c.cs };
+        let (ha, hb, mut hc) = (
+            self.fetch(a.data),
+            self.fetch(b.data),
+            self.fetch_mut(&c.data),
+        );
+        let ma = MatRef::<Cpu, T> {
+            data: &ha,
+            rows: a.rows,
+            cols: a.cols,
+            rs: a.rs,
+            cs: a.cs,
+        };
+        let mb = MatRef::<Cpu, T> {
+            data: &hb,
+            rows: b.rows,
+            cols: b.cols,
+            rs: b.rs,
+            cs: b.cs,
+        };
+        let mc = MatMut::<Cpu, T> {
+            data: &mut hc,
+            rows: c.rows,
+            cols: c.cols,
+            rs: c.rs,
+            cs: c.cs,
+        };
         Cpu.gemm(ma, mb, mc, accumulate, Par::Seq);
         self.put(&hc, c.data);
     }
 
     pub(super) fn sparse_args<T: Element>(&self, s: &SparseRows<'_, Cuda, T>) -> [KArg; 3] {
         let m: &CudaSparse<T> = s.m;
-        let indptr = m.indptr.as_ref().map_or(0, |x| dev_ptr(x, self) + 8 * s.r0 as u64);
+        let indptr = m
+            .indptr
+            .as_ref()
+            .map_or(0, |x| dev_ptr(x, self) + 8 * s.r0 as u64);
         let indices = m.indices.as_ref().map_or(0, |x| dev_ptr(x, self));
         [KArg::U(indptr), KArg::U(indices), KArg::U(m.values.ptr)]
     }
@@ -198,11 +296,28 @@ impl Products for Cuda {
             Some(x) => self.blas::<T>(&x, accumulate, batch.count),
             None => {
                 for q in 0..batch.count {
-                    let at = |m: CRef<'_, T>, s: usize| CRef::new(m.ptr + (q * s) as u64 * sz, m.len - q * s);
-                    let aq = MatRef { data: at(a.data, batch.a), ..a };
-                    let bq = MatRef { data: at(b.data, batch.b), ..b };
-                    let cd = CMut::from_raw(c.data.ptr + (q * batch.c) as u64 * sz, c.data.len - q * batch.c);
-                    let cq = MatMut { data: cd, rows: c.rows, cols: c.cols, rs: c.rs, cs: c.cs };
+                    let at = |m: CRef<'_, T>, s: usize| {
+                        CRef::new(m.ptr + (q * s) as u64 * sz, m.len - q * s)
+                    };
+                    let aq = MatRef {
+                        data: at(a.data, batch.a),
+                        ..a
+                    };
+                    let bq = MatRef {
+                        data: at(b.data, batch.b),
+                        ..b
+                    };
+                    let cd = CMut::from_raw(
+                        c.data.ptr + (q * batch.c) as u64 * sz,
+                        c.data.len - q * batch.c,
+                    );
+                    let cq = MatMut {
+                        data: cd,
+                        rows: c.rows,
+                        cols: c.cols,
+                        rs: c.rs,
+                        cs: c.cs,
+                    };
                     self.gemm_host((aq, bq, cq), accumulate || (batch.c == 0 && q > 0));
                 }
             }
@@ -219,7 +334,17 @@ impl Products for Cuda {
     ) {
         let n = a.rows();
         let [ip, ix, v] = self.sparse_args(&a);
-        let args = [ip, ix, v, u(n), p(b), u(k), u(o), flag(transposed), pm(&out)];
+        let args = [
+            ip,
+            ix,
+            v,
+            u(n),
+            p(b),
+            u(k),
+            u(o),
+            flag(transposed),
+            pm(&out),
+        ];
         self.launch::<T>("sparse_times", n * o, &args);
     }
 
@@ -233,7 +358,17 @@ impl Products for Cuda {
     ) {
         let n = a.rows();
         let [ip, ix, v] = self.sparse_args(&a);
-        let args = [ip, ix, v, u(n), p(dout), u(k), u(o), flag(transposed), pm(&db)];
+        let args = [
+            ip,
+            ix,
+            v,
+            u(n),
+            p(dout),
+            u(k),
+            u(o),
+            flag(transposed),
+            pm(&db),
+        ];
         self.launch::<T>("sparse_times_bwd", n * o, &args);
     }
 }

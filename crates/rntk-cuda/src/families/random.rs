@@ -9,7 +9,13 @@ use rntk::backend::random::{DropoutDraw, Random};
 use rntk::tensor::Element;
 
 impl Random for Cuda {
-    fn dropout<T: Element>(&self, d: &DropoutDraw, x: CRef<'_, T>, mask: CMut<'_, T>, out: CMut<'_, T>) {
+    fn dropout<T: Element>(
+        &self,
+        d: &DropoutDraw,
+        x: CRef<'_, T>,
+        mask: CMut<'_, T>,
+        out: CMut<'_, T>,
+    ) {
         let n = out.len.min(x.len).min(mask.len);
         let a = [
             p(x),

@@ -50,7 +50,17 @@ impl Cuda {
         dst: &mut CMut<'_, T>,
         (rows, part, n): (usize, usize, usize),
     ) {
-        let a = [p(out), u(from.0), u(from.1), p(init), u(init.len), super::pm(dst), u(rows), u(part), u(n)];
+        let a = [
+            p(out),
+            u(from.0),
+            u(from.1),
+            p(init),
+            u(init.len),
+            super::pm(dst),
+            u(rows),
+            u(part),
+            u(n),
+        ];
         self.launch::<T>("scan_gather", rows * n, &a);
     }
 }
@@ -64,7 +74,15 @@ impl Recurrent for Cuda {
         out: CMut<'_, T>,
         (n, rows): (usize, usize),
     ) {
-        let a = [p(pre), p(cprev), u(stride), pm(&kept), pm(&out), u(n), u(rows)];
+        let a = [
+            p(pre),
+            p(cprev),
+            u(stride),
+            pm(&kept),
+            pm(&out),
+            u(n),
+            u(rows),
+        ];
         self.launch::<T>("lstm_cell_fwd", rows * n, &a);
     }
 
@@ -159,18 +177,32 @@ impl Recurrent for Cuda {
     ) {
         let (l, n) = (g.layout, g.n);
         let total = l.total();
-        assert!(saved.len >= g.saved_len(), "LSTM scan backward without its forward");
+        assert!(
+            saved.len >= g.saved_len(),
+            "LSTM scan backward without its forward"
+        );
         let widest = l.batch_sizes().first().copied().unwrap_or(0);
         self.resize(grads, total * 4 * n + nh0 + nc0);
         self.zero(C::view_mut(grads), par);
         self.resize(work, widest * 4 * n);
         let mut gv = C::view_mut(grads);
         let mut wv = C::view_mut(work);
-        let (carry_h, carry_c) = (at_mut(&mut wv, 0, widest * n).ptr, at_mut(&mut wv, widest * n, widest * n).ptr);
-        let (dh, dc) = (at_mut(&mut wv, 2 * widest * n, widest * n).ptr, at_mut(&mut wv, 3 * widest * n, widest * n).ptr);
+        let (carry_h, carry_c) = (
+            at_mut(&mut wv, 0, widest * n).ptr,
+            at_mut(&mut wv, widest * n, widest * n).ptr,
+        );
+        let (dh, dc) = (
+            at_mut(&mut wv, 2 * widest * n, widest * n).ptr,
+            at_mut(&mut wv, 3 * widest * n, widest * n).ptr,
+        );
         let dh0 = at_mut(&mut gv, total * 4 * n, nh0).ptr;
         let dc0 = at_mut(&mut gv, total * 4 * n + nh0, nc0).ptr;
-        let strides = LstmStrides { cprev: n, dh: n, dc: n, dcprev: n };
+        let strides = LstmStrides {
+            cprev: n,
+            dh: n,
+            dc: n,
+            dcprev: n,
+        };
         let steps = l.max_len();
         let mut carried = 0;
         let sz = std::mem::size_of::<T>() as u64;
@@ -181,7 +213,16 @@ impl Recurrent for Cuda {
             let cprev = at(saved, total * (KEPT + 1) * n + row0 * n, rows * n);
             let kept = at(saved, row0 * KEPT * n, rows * KEPT * n);
             let gout = at(dout, row0 * 2 * n, rows * 2 * n);
-            let a = [p(gout), KArg::U(carry_h), KArg::U(carry_c), KArg::U(dh), KArg::U(dc), u(rows), u(carried), u(n)];
+            let a = [
+                p(gout),
+                KArg::U(carry_h),
+                KArg::U(carry_c),
+                KArg::U(dh),
+                KArg::U(dc),
+                u(rows),
+                u(carried),
+                u(n),
+            ];
             self.launch::<T>("scan_dstate", rows * n, &a);
             self.zero_range(carry_c, rows * n * sz as usize);
             let mut dpre = at_mut(&mut gv, row0 * 4 * n, rows * 4 * n);
@@ -205,7 +246,14 @@ impl Recurrent for Cuda {
             );
             for (carry, d, len) in [(carry_h, dh0, nh0), (carry_c, dc0, nc0)] {
                 if from_src < rows && len > 0 {
-                    let a = [KArg::U(carry), u(from_src), u(rows), u(n), KArg::U(d), u(len)];
+                    let a = [
+                        KArg::U(carry),
+                        u(from_src),
+                        u(rows),
+                        u(n),
+                        KArg::U(d),
+                        u(len),
+                    ];
                     self.launch::<T>("scan_init_grad", (rows - from_src) * n, &a);
                 }
             }

@@ -46,7 +46,17 @@ impl Reductions for Cuda {
         let on = g.out_numel();
         let ((_b, bp), (_o, op_)) = self.reduce_tables(g);
         let sx = u(if x.per_row { g.numel } else { 0 });
-        let a = [KArg::I(code(op)), p(x.data), sx, pm(&out), u(n), u(on), KArg::U(bp), KArg::U(op_), u(g.count)];
+        let a = [
+            KArg::I(code(op)),
+            p(x.data),
+            sx,
+            pm(&out),
+            u(n),
+            u(on),
+            KArg::U(bp),
+            KArg::U(op_),
+            u(g.count),
+        ];
         self.launch::<T>("reduce_fwd", n * on, &a);
     }
 
@@ -130,7 +140,12 @@ impl Reductions for Cuda {
         din: CMut<'_, T>,
     ) {
         self.on_host("batch_norm_backward");
-        let (hx, hsc, hst, hg) = (self.fetch(x), self.fetch(scale), self.fetch(stats), self.fetch(dout));
+        let (hx, hsc, hst, hg) = (
+            self.fetch(x),
+            self.fetch(scale),
+            self.fetch(stats),
+            self.fetch(dout),
+        );
         let mut hd = self.fetch_mut(&din);
         Cpu.batch_norm_backward(g, i, trained, &hx, &hsc, &hst, &hg, &mut hd);
         self.put(&hd, din);

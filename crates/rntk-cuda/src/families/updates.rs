@@ -28,7 +28,11 @@ impl Cuda {
         let buf = Cuda::view_mut(scratch);
         let tau = s.clip_per_sample * s.samples as f64;
         if clip && s.clip_truncation {
-            self.launch::<T>("clip_truncate", len, &[p(g), pm(&buf), u(len), KArg::F(tau)]);
+            self.launch::<T>(
+                "clip_truncate",
+                len,
+                &[p(g), pm(&buf), u(len), KArg::F(tau)],
+            );
         } else {
             self.copy(g, CMut::from_raw(buf.ptr, len));
             if clip {
@@ -37,7 +41,11 @@ impl Cuda {
                 });
                 let ap = dev_ptr(&acc, self);
                 self.launch::<T>("sum_squares", len, &[pm(&buf), u(len), KArg::U(ap)]);
-                self.launch::<T>("clip_norm", len, &[pm(&buf), u(len), KArg::U(ap), KArg::F(tau)]);
+                self.launch::<T>(
+                    "clip_norm",
+                    len,
+                    &[pm(&buf), u(len), KArg::U(ap), KArg::F(tau)],
+                );
             }
         }
         if s.l2_per_sample > 0.0 {
@@ -95,11 +103,32 @@ impl Updates for Cuda {
             UpdateKernel::Sgd { eta } => {
                 self.launch::<T>("sgd", n, &[pm(&pv), p(g), u(n), KArg::F(eta)])
             }
-            UpdateKernel::Momentum { mu, eta, unit_gain, nesterov } => {
-                let a = [pm(&pv), p(g), sp(0), u(n), KArg::F(mu), KArg::F(eta), flag(unit_gain), flag(nesterov)];
+            UpdateKernel::Momentum {
+                mu,
+                eta,
+                unit_gain,
+                nesterov,
+            } => {
+                let a = [
+                    pm(&pv),
+                    p(g),
+                    sp(0),
+                    u(n),
+                    KArg::F(mu),
+                    KArg::F(eta),
+                    flag(unit_gain),
+                    flag(nesterov),
+                ];
                 self.launch::<T>("momentum", n, &a)
             }
-            UpdateKernel::Adam { mu, beta2, step, epsilon, unit_gain, adamax } => {
+            UpdateKernel::Adam {
+                mu,
+                beta2,
+                step,
+                epsilon,
+                unit_gain,
+                adamax,
+            } => {
                 let a = [
                     pm(&pv),
                     p(g),
