@@ -153,7 +153,7 @@ impl Cuda {
         let ptr = dev_ptr(&mem, self);
         if keep && b.len > 0 {
             // SAFETY: both live allocations of at least b.len elements.
-            unsafe { result::memcpy_dtod_sync(ptr, b.ptr, b.len * size::<T>()) }
+            unsafe { result::memcpy_dtod_async(ptr, b.ptr, b.len * size::<T>(), self.cu_stream()) }
                 .unwrap_or_else(|e| fault("copying a buffer", e));
         }
         *b = CudaBuf {
@@ -166,13 +166,20 @@ impl Cuda {
         Ok(())
     }
 
+    /// The device's one stream (every kernel, copy and cuBLAS call is ordered on it;
+    /// only downloads wait for it).
+    pub(crate) fn cu_stream(&self) -> cudarc::driver::sys::CUstream {
+        self.inner.stream.cu_stream()
+    }
+
     pub(crate) fn zero_range(&self, ptr: u64, nbytes: usize) {
         if nbytes == 0 {
             return;
         }
         self.bind();
         // SAFETY: a range inside a live allocation.
-        unsafe { result::memset_d8_sync(ptr, 0, nbytes) }.unwrap_or_else(|e| fault("zeroing", e));
+        unsafe { result::memset_d8_async(ptr, 0, nbytes, self.cu_stream()) }
+            .unwrap_or_else(|e| fault("zeroing", e));
     }
 
     fn copy_out<T: Element>(&self, src: CRef<'_, T>) -> Vec<T> {

@@ -253,7 +253,7 @@ impl Cuda {
         self.bind();
         let bytes = n * std::mem::size_of::<T>();
         // SAFETY: both name n live elements (views of live buffers).
-        unsafe { cudarc::driver::result::memcpy_dtod_sync(dst, src, bytes) }
+        unsafe { cudarc::driver::result::memcpy_dtod_async(dst, src, bytes, self.cu_stream()) }
             .unwrap_or_else(|e| crate::device::fault("copying", e));
     }
 }
