@@ -40,6 +40,7 @@ fn op(t: bool) -> Op {
 }
 
 /// One cuBLAS call's arguments, column-major: `C = op(A)·op(B)`, `C` m × n.
+#[derive(Clone, Copy, Debug)]
 struct Call {
     ta: bool,
     tb: bool,
@@ -370,5 +371,196 @@ impl Products for Cuda {
             pm(&db),
         ];
         self.launch::<T>("sparse_times_bwd", n * o, &args);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The cuBLAS call plans, checked without a GPU: each plan is run by a host model
+    //! of column-major `gemm` (cuBLAS's documented semantics) on the same memory and
+    //! compared with the row-major product of the strided views.
+    use super::*;
+    use crate::memory::CMut;
+
+    /// A view over `data` at element `off` (pointers are element offsets here).
+    fn view<'a>(off: usize, len: usize) -> CRef<'a, f64> {
+        CRef::new(off as u64, len)
+    }
+
+    fn at(m: (usize, usize, usize, usize, usize), i: usize, j: usize) -> usize {
+        m.0 + i * m.3 + j * m.4
+    }
+
+    /// cuBLAS's column-major `C = op(A)·op(B) (+ C)` on `mem` (pointers as offsets).
+    fn model(x: &Call, mem: &mut [f64], acc: bool, count: usize) {
+        for q in 0..count as i64 {
+            for i in 0..x.m as usize {
+                for j in 0..x.n as usize {
+                    let mut s = 0.0;
+                    for l in 0..x.k as usize {
+                        let (a0, b0) = (
+                            (x.a.0 as i64 + q * x.a.2) as usize,
+                            (x.b.0 as i64 + q * x.b.2) as usize,
+                        );
+                        let a = if x.ta {
+                            mem[a0 + l + i * x.a.1 as usize]
+                        } else {
+                            mem[a0 + i + l * x.a.1 as usize]
+                        };
+                        let b = if x.tb {
+                            mem[b0 + j + l * x.b.1 as usize]
+                        } else {
+                            mem[b0 + l + j * x.b.1 as usize]
+                        };
+                        s += a * b;
+                    }
+                    let c = (x.c.0 as i64 + q * x.c.2) as usize + i + j * x.c.1 as usize;
+                    mem[c] = if acc { mem[c] + s } else { s };
+                }
+            }
+        }
+    }
+
+    /// (offset, rows, cols, rs, cs) of A (m×k), B (k×n), C (m×n) in one memory.
+    type Geo = (usize, usize, usize, usize, usize);
+
+    fn check(a: Geo, b: Geo, c: Geo, batch: (usize, usize, usize, usize), acc: bool) {
+        let mut mem: Vec<f64> = (0..4096)
+            .map(|i| ((i * 37 % 101) as f64 - 50.0) / 16.0)
+            .collect();
+        let mut want = mem.clone();
+        for q in 0..batch.0 {
+            for i in 0..c.1 {
+                for j in 0..c.2 {
+                    let s: f64 = (0..a.2)
+                        .map(|l| want[at(a, i, l) + q * batch.1] * want[at(b, l, j) + q * batch.2])
+                        .sum();
+                    let ci = at(c, i, j) + q * batch.3;
+                    want[ci] = if acc || (batch.3 == 0 && q > 0) {
+                        want[ci] + s
+                    } else {
+                        s
+                    };
+                }
+            }
+        }
+        let ma = MatRef::<Cuda, f64> {
+            data: view(a.0, 1000),
+            rows: a.1,
+            cols: a.2,
+            rs: a.3,
+            cs: a.4,
+        };
+        let mb = MatRef::<Cuda, f64> {
+            data: view(b.0, 1000),
+            rows: b.1,
+            cols: b.2,
+            rs: b.3,
+            cs: b.4,
+        };
+        let mc = MatMut::<Cuda, f64> {
+            data: CMut::from_raw(c.0 as u64, 1000),
+            rows: c.1,
+            cols: c.2,
+            rs: c.3,
+            cs: c.4,
+        };
+        let x = plan(&ma, &mb, &mc, (batch.1, batch.2, batch.3)).expect("a unit stride");
+        if batch.3 == 0 && batch.0 > 1 {
+            let mut x = x;
+            let (a0, b0) = (x.a.0, x.b.0);
+            for q in 0..batch.0 as u64 {
+                x.a.0 = a0 + q * x.a.2 as u64;
+                x.b.0 = b0 + q * x.b.2 as u64;
+                model(&x, &mut mem, acc || q > 0, 1);
+            }
+        } else {
+            model(&x, &mut mem, acc, batch.0);
+        }
+        assert_eq!(
+            mem,
+            want,
+            "plan {:?}",
+            (x.ta, x.tb, x.m, x.n, x.k, x.a, x.b, x.c)
+        );
+    }
+
+    #[test]
+    fn every_layout_of_a_product_maps_to_cublas() {
+        let (m, k, n) = (3, 4, 5);
+        // A m×k row-major / transposed view of k×m; B likewise; C row- or column-major
+        let aa = [(0, m, k, k, 1), (0, m, k, 1, m)];
+        let bb = [(100, k, n, n, 1), (100, k, n, 1, k)];
+        let cc = [(300, m, n, n, 1), (300, m, n, 1, m), (300, m, n, 8, 1)];
+        for a in aa {
+            for b in bb {
+                for c in cc {
+                    for acc in [false, true] {
+                        check(a, b, c, (1, 0, 0, 0), acc);
+                    }
+                }
+            }
+        }
+        // vectors: a row times a matrix, a matrix times a column
+        check(
+            (0, 1, k, k, 1),
+            (100, k, n, n, 1),
+            (300, 1, n, n, 1),
+            (1, 0, 0, 0),
+            false,
+        );
+        check(
+            (0, m, k, k, 1),
+            (100, k, 1, 1, 1),
+            (300, m, 1, 1, 1),
+            (1, 0, 0, 0),
+            false,
+        );
+        check(
+            (0, m, k, 1, m),
+            (100, k, 1, 1, 7),
+            (300, m, 1, 1, 1),
+            (1, 0, 0, 0),
+            true,
+        );
+    }
+
+    #[test]
+    fn batches_map_to_strided_batched_or_to_one_call_each() {
+        let (m, k, n) = (2, 3, 4);
+        for c in [(500, m, n, n, 1), (500, m, n, 1, m)] {
+            // separate outputs: one strided-batched call
+            check(
+                (0, m, k, k, 1),
+                (100, k, n, n, 1),
+                c,
+                (3, m * k, k * n, m * n),
+                false,
+            );
+            // shared B
+            check(
+                (0, m, k, 1, m),
+                (100, k, n, n, 1),
+                c,
+                (3, m * k, 0, m * n),
+                true,
+            );
+            // products adding into one C
+            check(
+                (0, m, k, k, 1),
+                (100, k, n, 1, k),
+                c,
+                (4, m * k, k * n, 0),
+                false,
+            );
+        }
+    }
+
+    #[test]
+    fn a_view_without_a_unit_stride_has_no_plan() {
+        assert_eq!(as_colmajor(3, 4, 8, 2), None);
+        assert_eq!(as_colmajor(3, 4, 4, 1), Some((true, 4)));
+        assert_eq!(as_colmajor(3, 4, 1, 3), Some((false, 3)));
+        assert_eq!(as_colmajor(1, 1, 1, 1), Some((false, 1)));
     }
 }
