@@ -17,6 +17,7 @@ mod device;
 mod families;
 pub mod kernels;
 mod memory;
+pub mod tables;
 
 pub use device::{device_count, driver_present, unavailable, Cuda};
 pub use memory::{CMut, CRef, CudaBuf, CudaSparse};

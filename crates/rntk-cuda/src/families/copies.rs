@@ -80,9 +80,7 @@ impl Cuda {
     }
 
     fn permute_table(&self, g: &PermuteGeom) -> (cudarc::driver::CudaSlice<u64>, u64) {
-        let mut t = vec![0u64; g.numel()];
-        g.for_each(|e, s| t[e] = s as u64);
-        self.meta(&t)
+        self.meta(&crate::tables::permute(g))
     }
 }
 

@@ -45,17 +45,10 @@ fn stride<T: Element>(o: &Operand<'_, Cuda, T>, d: usize) -> KArg {
 const NULL: KArg = KArg::U(0);
 
 impl Cuda {
-    /// The broadcast table of `g` (per output element, the element of each of the `K`
-    /// operands) on the device, or `None` when the operands are not broadcast.
+    /// The broadcast table of `g` on the device, or `None` when the operands are not
+    /// broadcast.
     fn bcast_table<const K: usize>(&self, g: &Geom<K>) -> Option<(CudaSlice<u64>, u64)> {
-        let bc = g.bcast.as_ref()?;
-        let mut t = vec![0u64; K * g.out];
-        bc.for_each(|e, at| {
-            for (k, &i) in at.iter().enumerate() {
-                t[K * e + k] = i as u64;
-            }
-        });
-        Some(self.meta(&t))
+        crate::tables::broadcast(g).map(|t| self.meta(&t))
     }
 }
 

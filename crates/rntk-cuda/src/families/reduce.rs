@@ -26,10 +26,7 @@ type Tables = ((CudaSlice<u64>, u64), (CudaSlice<u64>, u64));
 
 impl Cuda {
     fn reduce_tables(&self, g: &ReduceGeom) -> Tables {
-        let mut bases = vec![0u64; g.out_numel()];
-        g.for_each_out(|e, base| bases[e] = base as u64);
-        let mut offs = Vec::with_capacity(g.count);
-        g.for_each_in(0, |i| offs.push(i as u64));
+        let (bases, offs) = crate::tables::reduce(g);
         (self.meta(&bases), self.meta(&offs))
     }
 }

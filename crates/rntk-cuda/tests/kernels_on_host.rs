@@ -1,0 +1,656 @@
+//! The CUDA kernels' arithmetic checked without a GPU: the same sources, compiled as
+//! C++ for the host by the system's `c++` with a small shim (one block of one thread,
+//! so every grid-stride loop walks all items in order; atomics are plain adds), are
+//! called on host memory and compared with rntk's CPU kernels. This checks what each
+//! kernel computes (gates, softmax, losses, broadcasting tables, reductions, learner
+//! steps, dropout's hash) — not the launch, the memory or the GPU's rounding of
+//! exp/tanh, which `tests/gpu_conformance.rs` checks on a GPU. Skips with one line
+//! where no C++ compiler is installed.
+
+use rntk::backend::elementwise::{BinaryOp, Geom, UnaryOp};
+use rntk::backend::losses::{AxisGeom, LastAxis};
+use rntk::backend::random::DropoutDraw;
+use rntk::backend::recurrent::LstmStrides;
+use rntk::backend::reduce::{ReduceGeom, ReduceOp};
+use rntk::backend::updates::{LearnerStep, UpdateKernel};
+use rntk::backend::{
+    Arg, Cpu, Elementwise, Losses, Operand, Par, Random, Recurrent, Reductions, Updates,
+};
+use rntk::Shape;
+use rntk_cuda::{kernels, tables};
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+const SHIM: &str = r#"
+#include <cmath>
+#include <cstdint>
+using namespace std;
+struct dim3_ { unsigned x, y, z; };
+static const dim3_ blockIdx = {0, 0, 0}, threadIdx = {0, 0, 0};
+static const dim3_ blockDim = {1, 1, 1}, gridDim = {1, 1, 1};
+#define __global__
+#define __device__
+#define __forceinline__ inline
+#define __shared__ static
+#define __syncthreads() ((void)0)
+template <class X> inline X atomicAdd(X* p, X v) { X old = *p; *p += v; return old; }
+"#;
+
+/// The f64 kernels built as a host library, or `None` (skip) without a compiler.
+fn library() -> Option<&'static libloading::Library> {
+    static LIB: OnceLock<Option<libloading::Library>> = OnceLock::new();
+    LIB.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("rntk-cuda-host-kernels");
+        std::fs::create_dir_all(&dir).unwrap();
+        let src = dir.join("kernels.cpp");
+        let lib = dir.join("libkernels.so");
+        std::fs::write(
+            &src,
+            format!("{SHIM}\n{}", kernels::program(rntk::DType::F64)),
+        )
+        .unwrap();
+        let out = std::process::Command::new("c++")
+            .args(["-O1", "-std=c++17", "-shared", "-fPIC", "-w", "-o"])
+            .arg(&lib)
+            .arg(&src)
+            .output();
+        match out {
+            Err(e) => {
+                eprintln!("skipped: no C++ compiler to build the host emulation ({e})");
+                None
+            }
+            Ok(o) => {
+                assert!(
+                    o.status.success(),
+                    "the kernels as C++:\n{}",
+                    String::from_utf8_lossy(&o.stderr)
+                );
+                // SAFETY: a library just built from our sources, no initializers.
+                Some(unsafe { libloading::Library::new(&lib) }.unwrap())
+            }
+        }
+    })
+    .as_ref()
+}
+
+/// Call kernel `$name` (f64) with the C signature `$sig`.
+macro_rules! k {
+    ($lib:expr, $name:literal, fn($($t:ty),*), $($a:expr),*) => {{
+        let f: libloading::Symbol<unsafe extern "C" fn($($t),*)> =
+            unsafe { $lib.get(concat!($name, "_f64\0").as_bytes()) }.unwrap();
+        unsafe { f($($a),*) }
+    }};
+}
+
+type P = *const f64;
+type M = *mut f64;
+const NULLU: *const u64 = std::ptr::null();
+
+fn vals(n: usize, key: usize) -> Vec<f64> {
+    (0..n)
+        .map(|i| ((((i * 37 + key * 11) % 29) as f64) - 14.0) * 0.13 + 0.001 * i as f64)
+        .collect()
+}
+
+fn close(what: &str, got: &[f64], want: &[f64], tol: f64) {
+    assert_eq!(got.len(), want.len(), "{what}");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (g - w).abs() <= tol * w.abs().max(1.0),
+            "{what}[{i}]: kernel {g} vs CPU {w}"
+        );
+    }
+}
+
+#[test]
+fn unary_kernels_compute_what_the_cpu_computes() {
+    let Some(lib) = library() else { return };
+    let ops = [
+        (0, UnaryOp::Negate),
+        (1, UnaryOp::Sigmoid),
+        (2, UnaryOp::Tanh),
+        (3, UnaryOp::Relu),
+        (4, UnaryOp::LeakyRelu(0.2)),
+        (5, UnaryOp::Elu),
+        (6, UnaryOp::Softplus),
+        (7, UnaryOp::Exp),
+        (8, UnaryOp::Log),
+        (9, UnaryOp::Sqrt),
+        (10, UnaryOp::Square),
+        (11, UnaryOp::Abs),
+        (12, UnaryOp::Reciprocal),
+        (14, UnaryOp::Alias),
+        (15, UnaryOp::Floor),
+        (16, UnaryOp::Sin),
+        (17, UnaryOp::Cos),
+    ];
+    let n = 40;
+    for (code, op) in ops {
+        let positive = matches!(op, UnaryOp::Log | UnaryOp::Sqrt | UnaryOp::Reciprocal);
+        let x: Vec<f64> = vals(n, code as usize)
+            .iter()
+            .map(|v| if positive { v.abs() + 0.1 } else { *v })
+            .collect();
+        let a = if let UnaryOp::LeakyRelu(a) = op {
+            a
+        } else {
+            0.0
+        };
+        let (mut y, mut yc) = (vec![0.0; n], vec![0.0; n]);
+        k!(
+            lib,
+            "unary_fwd",
+            fn(i32, f64, P, M, u64),
+            code,
+            a,
+            x.as_ptr(),
+            y.as_mut_ptr(),
+            n as u64
+        );
+        Cpu.unary(op, &x, &mut yc, (4, 10), Par::Seq);
+        close(&format!("{op:?}"), &y, &yc, 1e-14);
+        let dy = vals(n, 3);
+        let (mut dx, mut dxc) = (vals(n, 5), vals(n, 5));
+        k!(
+            lib,
+            "unary_bwd",
+            fn(i32, f64, P, P, P, M, u64),
+            code,
+            a,
+            x.as_ptr(),
+            yc.as_ptr(),
+            dy.as_ptr(),
+            dx.as_mut_ptr(),
+            n as u64
+        );
+        Cpu.unary_backward(op, &x, &yc, &dy, &mut dxc, (4, 10), Par::Seq);
+        close(&format!("{op:?} backward"), &dx, &dxc, 1e-14);
+    }
+}
+
+#[test]
+fn broadcast_binary_kernels_follow_the_tables() {
+    let Some(lib) = library() else { return };
+    let (sa, sb, so) = (
+        Shape::from([3, 1, 4]),
+        Shape::from([2, 1]),
+        Shape::from([3, 2, 4]),
+    );
+    let g = Geom::new([&sa, &sb], &so).unwrap();
+    let t = tables::broadcast(&g).expect("a broadcast");
+    let n = 3;
+    let a = vals(n * 12, 1);
+    let b = vals(2, 2);
+    let codes = [
+        (0, BinaryOp::Plus),
+        (2, BinaryOp::ElementTimes),
+        (3, BinaryOp::ElementDivide),
+        (5, BinaryOp::ElementMax),
+        (13, BinaryOp::LogPlus),
+    ];
+    for (code, op) in codes {
+        let (mut out, mut outc) = (vec![0.0; n * 24], vec![0.0; n * 24]);
+        k!(
+            lib,
+            "binary_fwd",
+            fn(i32, P, u64, P, u64, M, u64, u64, *const u64),
+            code,
+            a.as_ptr(),
+            12,
+            b.as_ptr(),
+            0,
+            out.as_mut_ptr(),
+            n as u64,
+            24,
+            t.as_ptr()
+        );
+        let (oa, ob) = (
+            Operand::<Cpu, f64> {
+                data: &a,
+                per_row: true,
+            },
+            Operand::<Cpu, f64> {
+                data: &b,
+                per_row: false,
+            },
+        );
+        Cpu.binary(op, oa, ob, &g, &mut outc, n, Par::Seq);
+        close(&format!("{op:?}"), &out, &outc, 1e-14);
+        let dout = vals(n * 24, 7);
+        for wrt_b in [false, true] {
+            let len = if wrt_b { 2 } else { n * 12 };
+            let (mut d, mut dc) = (vals(len, 9), vals(len, 9));
+            let sd = if wrt_b { 0 } else { 12 };
+            k!(
+                lib,
+                "binary_bwd",
+                fn(i32, i32, P, u64, P, u64, P, P, M, u64, i32, u64, u64, *const u64),
+                code,
+                i32::from(wrt_b),
+                a.as_ptr(),
+                12,
+                b.as_ptr(),
+                0,
+                outc.as_ptr(),
+                dout.as_ptr(),
+                d.as_mut_ptr(),
+                sd,
+                1,
+                n as u64,
+                24,
+                t.as_ptr()
+            );
+            Cpu.binary_backward(op, wrt_b, oa, ob, &g, &outc, &dout, &mut dc, n, Par::Seq);
+            close(&format!("{op:?} backward (b: {wrt_b})"), &d, &dc, 1e-12);
+        }
+    }
+}
+
+#[test]
+fn reduction_kernels_follow_the_tables() {
+    let Some(lib) = library() else { return };
+    let shape = Shape::from([2, 3, 4]);
+    let n = 2;
+    let x = vals(n * 24, 4);
+    for axes in [vec![1isize], vec![0, 2], vec![-1]] {
+        let g = ReduceGeom::new(&shape, Some(&axes)).unwrap();
+        let (bases, offs) = tables::reduce(&g);
+        let on = g.out_numel();
+        for (code, op) in [
+            (0, ReduceOp::Sum),
+            (1, ReduceOp::Mean),
+            (2, ReduceOp::Max),
+            (3, ReduceOp::Min),
+            (4, ReduceOp::LogSumExp),
+        ] {
+            let (mut out, mut outc) = (vec![0.0; n * on], vec![0.0; n * on]);
+            k!(
+                lib,
+                "reduce_fwd",
+                fn(i32, P, u64, M, u64, u64, *const u64, *const u64, u64),
+                code,
+                x.as_ptr(),
+                24,
+                out.as_mut_ptr(),
+                n as u64,
+                on as u64,
+                bases.as_ptr(),
+                offs.as_ptr(),
+                g.count as u64
+            );
+            let ox = Operand::<Cpu, f64> {
+                data: &x,
+                per_row: true,
+            };
+            Cpu.reduce(op, &g, ox, &mut outc, n);
+            close(&format!("{op:?} over {axes:?}"), &out, &outc, 1e-14);
+            let dout = vals(n * on, 6);
+            let (mut d, mut dc) = (vec![0.5; n * 24], vec![0.5; n * 24]);
+            k!(
+                lib,
+                "reduce_bwd",
+                fn(i32, P, u64, P, P, M, u64, u64, *const u64, *const u64, u64),
+                code,
+                x.as_ptr(),
+                24,
+                outc.as_ptr(),
+                dout.as_ptr(),
+                d.as_mut_ptr(),
+                n as u64,
+                on as u64,
+                bases.as_ptr(),
+                offs.as_ptr(),
+                g.count as u64
+            );
+            Cpu.reduce_backward(op, &g, ox, &outc, &dout, &mut dc, n);
+            close(&format!("{op:?} backward over {axes:?}"), &d, &dc, 1e-14);
+        }
+    }
+}
+
+#[test]
+fn softmax_and_cross_entropy_kernels_agree() {
+    let Some(lib) = library() else { return };
+    let (n, outer, dim, inner) = (3, 2, 5, 3);
+    let numel = outer * dim * inner;
+    let x = vals(n * numel, 2);
+    for log in [false, true] {
+        let g = AxisGeom { outer, dim, inner };
+        let (mut y, mut yc) = (vec![0.0; n * numel], vec![0.0; n * numel]);
+        k!(
+            lib,
+            "softmax_fwd",
+            fn(i32, P, u64, M, u64, u64, u64, u64),
+            i32::from(log),
+            x.as_ptr(),
+            numel as u64,
+            y.as_mut_ptr(),
+            n as u64,
+            outer as u64,
+            dim as u64,
+            inner as u64
+        );
+        Cpu.softmax(
+            log,
+            g,
+            Operand {
+                data: &x,
+                per_row: true,
+            },
+            &mut yc,
+            n,
+        );
+        close("softmax", &y, &yc, 1e-13);
+        let dout = vals(n * numel, 8);
+        let (mut d, mut dc) = (vec![0.0; n * numel], vec![0.0; n * numel]);
+        k!(
+            lib,
+            "softmax_bwd",
+            fn(i32, P, P, M, u64, u64, u64, u64, i32),
+            i32::from(log),
+            yc.as_ptr(),
+            dout.as_ptr(),
+            d.as_mut_ptr(),
+            n as u64,
+            outer as u64,
+            dim as u64,
+            inner as u64,
+            1
+        );
+        Cpu.softmax_backward(log, g, &yc, &dout, &mut dc, n, true);
+        close("softmax backward", &d, &dc, 1e-13);
+    }
+    // cross-entropy over the last axis: 2 distributions of 5 per sample, dense target
+    let (numel, dim) = (10, 5);
+    let g = LastAxis { numel, dim };
+    let o = vals(n * numel, 3);
+    let t: Vec<f64> = (0..n * numel)
+        .map(|i| if i % 5 == (i / 5) % 5 { 1.0 } else { 0.0 })
+        .collect();
+    let q = n * 2;
+    let (mut lse, mut out, mut lsec, mut outc) =
+        (vec![0.0; q], vec![0.0; q], vec![0.0; q], vec![0.0; q]);
+    k!(
+        lib,
+        "ce_fwd",
+        fn(P, u64, P, u64, *const u64, *const u32, P, M, M, u64, u64, u64),
+        o.as_ptr(),
+        numel as u64,
+        t.as_ptr(),
+        numel as u64,
+        NULLU,
+        std::ptr::null(),
+        std::ptr::null(),
+        lse.as_mut_ptr(),
+        out.as_mut_ptr(),
+        n as u64,
+        numel as u64,
+        dim as u64
+    );
+    let oo = Operand::<Cpu, f64> {
+        data: &o,
+        per_row: true,
+    };
+    Cpu.cross_entropy(g, oo, Arg::Rows(&t[..]), &mut lsec, &mut outc, n, Par::Seq);
+    close("cross_entropy lse", &lse, &lsec, 1e-14);
+    close("cross_entropy", &out, &outc, 1e-14);
+    let dout = vals(q, 1);
+    for i in [0usize, 1] {
+        let (mut d, mut dc) = (vec![0.0; n * numel], vec![0.0; n * numel]);
+        k!(
+            lib,
+            "ce_bwd",
+            fn(i32, P, u64, P, u64, *const u64, *const u32, P, P, P, M, u64, u64, u64, u64),
+            i as i32,
+            o.as_ptr(),
+            numel as u64,
+            t.as_ptr(),
+            numel as u64,
+            NULLU,
+            std::ptr::null(),
+            std::ptr::null(),
+            lsec.as_ptr(),
+            dout.as_ptr(),
+            d.as_mut_ptr(),
+            numel as u64,
+            n as u64,
+            numel as u64,
+            dim as u64
+        );
+        Cpu.cross_entropy_backward(g, i, oo, Arg::Rows(&t[..]), &lsec, &dout, &mut dc, n, Par::Seq);
+        close(&format!("cross_entropy backward {i}"), &d, &dc, 1e-14);
+    }
+    let (mut err, mut errc) = (vec![0.0; q], vec![0.0; q]);
+    k!(
+        lib,
+        "class_err_fwd",
+        fn(P, u64, P, u64, *const u64, *const u32, P, M, u64, u64, u64),
+        o.as_ptr(),
+        numel as u64,
+        t.as_ptr(),
+        numel as u64,
+        NULLU,
+        std::ptr::null(),
+        std::ptr::null(),
+        err.as_mut_ptr(),
+        n as u64,
+        numel as u64,
+        dim as u64
+    );
+    Cpu.classification_error(g, oo, Arg::Rows(&t[..]), &mut errc, n, Par::Seq);
+    close("classification_error", &err, &errc, 0.0);
+}
+
+#[test]
+fn the_lstm_cell_kernels_agree() {
+    let Some(lib) = library() else { return };
+    let (n, rows) = (7, 4);
+    let pre = vals(rows * 4 * n, 1);
+    let cprev = vals(rows * n, 2);
+    let (mut kept, mut out) = (vec![0.0; rows * 5 * n], vec![0.0; rows * 2 * n]);
+    let (mut keptc, mut outc) = (kept.clone(), out.clone());
+    k!(
+        lib,
+        "lstm_cell_fwd",
+        fn(P, P, u64, M, M, u64, u64),
+        pre.as_ptr(),
+        cprev.as_ptr(),
+        n as u64,
+        kept.as_mut_ptr(),
+        out.as_mut_ptr(),
+        n as u64,
+        rows as u64
+    );
+    Cpu.lstm_cell(&pre, (&cprev, n), &mut keptc, &mut outc, (n, rows));
+    close("lstm kept", &kept, &keptc, 1e-14);
+    close("lstm out", &out, &outc, 1e-14);
+    let (dh, dc) = (vals(rows * n, 3), vals(rows * n, 4));
+    let (mut dpre, mut dcp) = (vals(rows * 4 * n, 5), vals(rows * n, 6));
+    let (mut dprec, mut dcpc) = (dpre.clone(), dcp.clone());
+    let s = LstmStrides {
+        cprev: n,
+        dh: n,
+        dc: n,
+        dcprev: n,
+    };
+    k!(
+        lib,
+        "lstm_cell_bwd",
+        fn(P, P, P, P, M, M, u64, u64, u64, u64, u64, u64),
+        keptc.as_ptr(),
+        cprev.as_ptr(),
+        dh.as_ptr(),
+        dc.as_ptr(),
+        dpre.as_mut_ptr(),
+        dcp.as_mut_ptr(),
+        n as u64,
+        n as u64,
+        n as u64,
+        n as u64,
+        n as u64,
+        rows as u64
+    );
+    Cpu.lstm_cell_backward(
+        &keptc,
+        &cprev,
+        &dh,
+        &dc,
+        Some(&mut dprec),
+        Some(&mut dcpc),
+        &s,
+        (n, rows),
+    );
+    close("lstm dpre", &dpre, &dprec, 1e-14);
+    close("lstm dcprev", &dcp, &dcpc, 1e-14);
+}
+
+#[test]
+fn dropout_draws_the_cpus_mask_bit_for_bit() {
+    let Some(lib) = library() else { return };
+    let n = 1000;
+    let x = vals(n, 1);
+    let d = DropoutDraw {
+        seed: 17,
+        pass: 3,
+        first: 12345,
+        rate: 0.3,
+    };
+    let (mut mask, mut out) = (vec![0.0; n], vec![0.0; n]);
+    let (mut maskc, mut outc) = (vec![0.0; n], vec![0.0; n]);
+    k!(
+        lib,
+        "dropout",
+        fn(P, M, M, u64, u64, u64, u64, f64),
+        x.as_ptr(),
+        mask.as_mut_ptr(),
+        out.as_mut_ptr(),
+        n as u64,
+        d.seed,
+        d.pass,
+        d.first as u64,
+        d.rate
+    );
+    Cpu.dropout(&d, &x, &mut maskc, &mut outc);
+    assert_eq!(mask, maskc);
+    assert_eq!(out, outc);
+    let kept = mask.iter().filter(|&&m| m != 0.0).count();
+    assert!(
+        (600..800).contains(&kept),
+        "{kept} of 1000 kept at rate 0.3"
+    );
+}
+
+#[test]
+fn learner_step_kernels_agree() {
+    let Some(lib) = library() else { return };
+    let n = 50;
+    let g = vals(n, 2);
+    // Adam
+    let k = UpdateKernel::Adam {
+        mu: 0.9,
+        beta2: 0.999,
+        step: 0.01,
+        epsilon: 1e-8,
+        unit_gain: true,
+        adamax: false,
+    };
+    let step = LearnerStep {
+        samples: 4,
+        clip_per_sample: f64::INFINITY,
+        clip_truncation: true,
+        l2_per_sample: 0.0,
+        l1_per_sample: 0.0,
+        eta: 0.01,
+        rule: k,
+    };
+    let (mut p, mut m, mut v) = (
+        vals(n, 1),
+        vals(n, 3),
+        vals(n, 4).iter().map(|x| x.abs()).collect::<Vec<_>>(),
+    );
+    let mut pc = p.clone();
+    let mut state = vec![m.clone(), v.clone()];
+    k!(
+        lib,
+        "adam",
+        fn(M, P, M, M, u64, f64, f64, f64, f64, i32, i32),
+        p.as_mut_ptr(),
+        g.as_ptr(),
+        m.as_mut_ptr(),
+        v.as_mut_ptr(),
+        n as u64,
+        0.9,
+        0.999,
+        0.01,
+        1e-8,
+        1,
+        0
+    );
+    Cpu.learner_step(&step, &mut pc, &g, &mut state, &mut Vec::new(), Par::Seq);
+    close("adam p", &p, &pc, 1e-15);
+    close("adam m", &m, &state[0], 1e-15);
+    close("adam v", &v, &state[1], 1e-15);
+    // Nesterov momentum
+    let k = UpdateKernel::Momentum {
+        mu: 0.9,
+        eta: 0.1,
+        unit_gain: true,
+        nesterov: true,
+    };
+    let step = LearnerStep { rule: k, ..step };
+    let (mut p, mut v) = (vals(n, 1), vals(n, 6));
+    let (mut pc, mut state) = (p.clone(), vec![v.clone()]);
+    k!(
+        lib,
+        "momentum",
+        fn(M, P, M, u64, f64, f64, i32, i32),
+        p.as_mut_ptr(),
+        g.as_ptr(),
+        v.as_mut_ptr(),
+        n as u64,
+        0.9,
+        0.1,
+        1,
+        1
+    );
+    Cpu.learner_step(&step, &mut pc, &g, &mut state, &mut Vec::new(), Par::Seq);
+    close("nesterov p", &p, &pc, 1e-15);
+    close("nesterov v", &v, &state[0], 1e-15);
+    // clipping by truncation, then L1's shrink
+    let mut clipped = vec![0.0; n];
+    k!(
+        lib,
+        "clip_truncate",
+        fn(P, M, u64, f64),
+        g.as_ptr(),
+        clipped.as_mut_ptr(),
+        n as u64,
+        0.5
+    );
+    assert!(clipped
+        .iter()
+        .zip(&g)
+        .all(|(c, g)| *c == g.clamp(-0.5, 0.5)));
+    let mut p = vals(n, 8);
+    let want: Vec<f64> = p
+        .iter()
+        .map(|x| {
+            if *x > 0.2 {
+                x - 0.2
+            } else if *x < -0.2 {
+                x + 0.2
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    k!(
+        lib,
+        "l1_shrink",
+        fn(M, u64, f64),
+        p.as_mut_ptr(),
+        n as u64,
+        0.2
+    );
+    assert_eq!(p, want);
+}
