@@ -18,7 +18,6 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("copies", include_str!("kernels/copies.cu")),
     ("lstm", include_str!("kernels/lstm.cu")),
     ("updates", include_str!("kernels/updates.cu")),
-    ("random", include_str!("kernels/random.cu")),
 ];
 
 /// Every kernel the backend launches (without the element-type suffix).
@@ -32,6 +31,7 @@ pub const NAMES: &[&str] = &[
     "fill",
     "add_scalar",
     "add",
+    "mul",
     "add_product",
     "sum_rows",
     "reduce_fwd",
@@ -74,7 +74,6 @@ pub const NAMES: &[&str] = &[
     "sgd",
     "momentum",
     "adam",
-    "dropout",
 ];
 
 /// The suffix of the kernels compiled for `dtype`.

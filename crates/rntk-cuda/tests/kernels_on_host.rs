@@ -3,19 +3,16 @@
 //! so every grid-stride loop walks all items in order; atomics are plain adds), are
 //! called on host memory and compared with rntk's CPU kernels. This checks what each
 //! kernel computes (gates, softmax, losses, broadcasting tables, reductions, learner
-//! steps, dropout's hash) — not the launch, the memory or the GPU's rounding of
+//! steps) — not the launch, the memory or the GPU's rounding of
 //! exp/tanh, which `tests/gpu_conformance.rs` checks on a GPU. Skips with one line
 //! where no C++ compiler is installed.
 
 use rntk::backend::elementwise::{BinaryOp, Geom, UnaryOp};
 use rntk::backend::losses::{AxisGeom, LastAxis};
-use rntk::backend::random::DropoutDraw;
 use rntk::backend::recurrent::LstmStrides;
 use rntk::backend::reduce::{ReduceGeom, ReduceOp};
 use rntk::backend::updates::{LearnerStep, UpdateKernel};
-use rntk::backend::{
-    Arg, Cpu, Elementwise, Losses, Operand, Par, Random, Recurrent, Reductions, Updates,
-};
+use rntk::backend::{Arg, Cpu, Elementwise, Losses, Operand, Par, Recurrent, Reductions, Updates};
 use rntk::Shape;
 use rntk_cuda::{kernels, tables};
 use std::path::PathBuf;
@@ -512,42 +509,6 @@ fn the_lstm_cell_kernels_agree() {
     );
     close("lstm dpre", &dpre, &dprec, 1e-14);
     close("lstm dcprev", &dcp, &dcpc, 1e-14);
-}
-
-#[test]
-fn dropout_draws_the_cpus_mask_bit_for_bit() {
-    let Some(lib) = library() else { return };
-    let n = 1000;
-    let x = vals(n, 1);
-    let d = DropoutDraw {
-        seed: 17,
-        pass: 3,
-        first: 12345,
-        rate: 0.3,
-    };
-    let (mut mask, mut out) = (vec![0.0; n], vec![0.0; n]);
-    let (mut maskc, mut outc) = (vec![0.0; n], vec![0.0; n]);
-    k!(
-        lib,
-        "dropout",
-        fn(P, M, M, u64, u64, u64, u64, f64),
-        x.as_ptr(),
-        mask.as_mut_ptr(),
-        out.as_mut_ptr(),
-        n as u64,
-        d.seed,
-        d.pass,
-        d.first as u64,
-        d.rate
-    );
-    Cpu.dropout(&d, &x, &mut maskc, &mut outc);
-    assert_eq!(mask, maskc);
-    assert_eq!(out, outc);
-    let kept = mask.iter().filter(|&&m| m != 0.0).count();
-    assert!(
-        (600..800).contains(&kept),
-        "{kept} of 1000 kept at rate 0.3"
-    );
 }
 
 #[test]

@@ -1,31 +1,69 @@
-//! Parameter initializers. Every random draw comes from an explicit seed; without one,
-//! seeds are taken from a process-wide sequence that starts at a fixed value, so the
-//! same program builds the same weights.
+//! Parameter initializers: CNTK's `cntk.initializer`, drawing CNTK 2.7's numbers.
+//!
+//! A random initializer without a seed takes one from the process-wide sequence of
+//! [`crate::random`] when its parameter is created ([`Initializer::resolve_seed`], called
+//! by [`crate::parameter`]); the draws themselves reproduce CNTK's CPU path (see
+//! [`Initializer::generate`] and docs/random.md), so the same seed gives CNTK's values.
 
 use crate::error::{Error, Result};
+use crate::random::{self, Mt19937_64};
 use crate::tensor::{DType, Shape, Tensor};
-use rand_core::{RngCore, SeedableRng};
-use rand_xoshiro::Xoshiro256PlusPlus;
-use std::sync::atomic::{AtomicU64, Ordering};
+use rand_core::RngCore;
 
-static NEXT_SEED: AtomicU64 = AtomicU64::new(1);
+/// Same as [`random::set_fixed_random_seed`] (kept here for existing callers).
+pub use crate::random::set_fixed_random_seed;
 
-/// Seed for an initializer that was not given one.
+/// Take the next automatic seed: same as [`random::generate_random_seed`].
 pub fn next_seed() -> u64 {
-    NEXT_SEED.fetch_add(1, Ordering::Relaxed)
+    random::generate_random_seed()
 }
 
-/// Restart the process-wide seed sequence (CNTK's `set_fixed_random_seed`).
-pub fn set_fixed_random_seed(seed: u64) {
-    NEXT_SEED.store(seed, Ordering::Relaxed);
+/// Which of CNTK's random initializers (`cntk.initializer.X`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RandomKind {
+    /// `uniform(scale)`: U(−scale, scale).
+    Uniform,
+    /// `normal(scale)`: N(0, scale²).
+    Normal,
+    /// `truncated_normal(stdev)`: N(0, stdev²) redrawn outside ±2·stdev.
+    TruncatedNormal,
+    /// `xavier(scale)`: U(−a, a), a = scale·√(3/fan_in).
+    Xavier,
+    /// `glorot_uniform(scale)`: U(−a, a), a = scale·√(6/(fan_in+fan_out)).
+    GlorotUniform,
+    /// `glorot_normal(scale)`: N(0, σ²), σ = scale·√(2/(fan_in+fan_out)).
+    GlorotNormal,
+    /// `he_uniform(scale)`: U(−a, a), a = scale·√(6/fan_in).
+    HeUniform,
+    /// `he_normal(scale)`: N(0, σ²), σ = scale·√(2/fan_in).
+    HeNormal,
+}
+
+impl RandomKind {
+    /// CNTK's Python name.
+    pub fn name(self) -> &'static str {
+        match self {
+            RandomKind::Uniform => "uniform",
+            RandomKind::Normal => "normal",
+            RandomKind::TruncatedNormal => "truncated_normal",
+            RandomKind::Xavier => "xavier",
+            RandomKind::GlorotUniform => "glorot_uniform",
+            RandomKind::GlorotNormal => "glorot_normal",
+            RandomKind::HeUniform => "he_uniform",
+            RandomKind::HeNormal => "he_normal",
+        }
+    }
 }
 
 /// How a parameter's first value is made (CNTK's `cntk.initializer`).
 ///
-/// Fans follow CNTK: for a parameter of shape `S` and `output_rank` r, fan_out is the
-/// product of the last r axes and fan_in the product of the rest; `filter_rank` > 0
-/// (convolution kernels) multiplies both by the receptive field, the product of the
-/// last `filter_rank` axes, which are then excluded from the fans themselves.
+/// Fans follow CNTK's `InitRandom`: for a parameter of Python shape `S` (rank `R`),
+/// `filter_rank` f and `output_rank` r, the receptive field is the product of the last
+/// f axes; fan_in = field · prod(S[0 .. R−f−max(r,0)]) for r ≥ 0, or field ·
+/// prod(S[−r .. R−f]) for r < 0 (convolution kernels pass r = −1: `(K, C, kh, kw)` gives
+/// fan_in = C·kh·kw); fan_out = numel · field / fan_in. f + |r| may not exceed R.
+/// The variants other than [`Initializer::Random`] are shorthands for common rank
+/// settings (filter_rank 0; `Kernel`: output_rank −1).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Initializer {
     /// Every element equal to the constant (CNTK's scalar `init=c`; 0 for biases).
@@ -48,7 +86,7 @@ pub enum Initializer {
         output_rank: usize,
         seed: Option<u64>,
     },
-    /// U(−a, a), a = scale·√(6/fan_in); fan_in = the leading axis (CNTK pins it there).
+    /// U(−a, a), a = scale·√(6/fan_in).
     HeUniform {
         scale: f64,
         output_rank: usize,
@@ -66,11 +104,20 @@ pub enum Initializer {
         output_rank: usize,
         seed: Option<u64>,
     },
-    /// Fan-based initializer of a convolution kernel `(out, in, k...)`.
+    /// Fan-based initializer of a convolution kernel `(out, in, k...)` (output_rank −1).
     Kernel {
         kind: KernelInit,
         scale: f64,
         filter_rank: usize,
+        seed: Option<u64>,
+    },
+    /// Any random initializer with CNTK's rank arguments as given (`None`: CNTK's
+    /// "infer" sentinel, i.e. output_rank 1 and filter_rank 0 unless a layer sets them).
+    Random {
+        kind: RandomKind,
+        scale: f64,
+        output_rank: Option<i32>,
+        filter_rank: Option<usize>,
         seed: Option<u64>,
     },
     /// An explicit array (its shape must match).
@@ -84,6 +131,16 @@ pub enum KernelInit {
     GlorotNormal,
     HeUniform,
     HeNormal,
+}
+
+/// A random initializer with everything resolved but the seed.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Spec {
+    kind: RandomKind,
+    scale: f64,
+    output_rank: i32,
+    filter_rank: usize,
+    seed: Option<u64>,
 }
 
 impl Initializer {
@@ -101,56 +158,150 @@ impl Initializer {
         Initializer::Constant(0.0)
     }
 
+    /// CNTK's `cntk.initializer.<kind>(scale)` with the rank arguments left to infer
+    /// and no seed (`truncated_normal`'s stdev is the scale).
+    pub fn random(kind: RandomKind, scale: f64) -> Self {
+        Initializer::Random {
+            kind,
+            scale,
+            output_rank: None,
+            filter_rank: None,
+            seed: None,
+        }
+    }
+
+    fn spec(&self) -> Option<Spec> {
+        use Initializer::*;
+        let (kind, scale, output_rank, filter_rank, seed) = match *self {
+            Uniform { scale, seed } => (RandomKind::Uniform, scale, 1, 0, seed),
+            Normal { scale, seed } => (RandomKind::Normal, scale, 1, 0, seed),
+            TruncatedNormal { stdev, seed } => (RandomKind::TruncatedNormal, stdev, 1, 0, seed),
+            GlorotUniform {
+                scale,
+                output_rank,
+                seed,
+            } => (RandomKind::GlorotUniform, scale, rank(output_rank), 0, seed),
+            GlorotNormal {
+                scale,
+                output_rank,
+                seed,
+            } => (RandomKind::GlorotNormal, scale, rank(output_rank), 0, seed),
+            HeUniform {
+                scale,
+                output_rank,
+                seed,
+            } => (RandomKind::HeUniform, scale, rank(output_rank), 0, seed),
+            HeNormal {
+                scale,
+                output_rank,
+                seed,
+            } => (RandomKind::HeNormal, scale, rank(output_rank), 0, seed),
+            Xavier {
+                scale,
+                output_rank,
+                seed,
+            } => (RandomKind::Xavier, scale, rank(output_rank), 0, seed),
+            Kernel {
+                kind,
+                scale,
+                filter_rank,
+                seed,
+            } => {
+                let kind = match kind {
+                    KernelInit::GlorotUniform => RandomKind::GlorotUniform,
+                    KernelInit::GlorotNormal => RandomKind::GlorotNormal,
+                    KernelInit::HeUniform => RandomKind::HeUniform,
+                    KernelInit::HeNormal => RandomKind::HeNormal,
+                };
+                (kind, scale, -1, filter_rank, seed)
+            }
+            Random {
+                kind,
+                scale,
+                output_rank,
+                filter_rank,
+                seed,
+            } => (
+                kind,
+                scale,
+                output_rank.unwrap_or(1),
+                filter_rank.unwrap_or(0),
+                seed,
+            ),
+            Constant(_) | Array(_) => return None,
+        };
+        Some(Spec {
+            kind,
+            scale,
+            output_rank,
+            filter_rank,
+            seed,
+        })
+    }
+
+    /// Whether this initializer draws random numbers.
+    pub fn is_random(&self) -> bool {
+        self.spec().is_some()
+    }
+
+    /// The explicit seed, if this is a random initializer that has one.
+    pub fn seed(&self) -> Option<u64> {
+        self.spec().and_then(|s| s.seed)
+    }
+
+    /// A random initializer without a seed takes the next automatic one
+    /// ([`random::generate_random_seed`]); CNTK does this when the parameter is created.
+    pub fn resolve_seed(self) -> Self {
+        if self.is_random() && self.seed().is_none() {
+            let s = random::generate_random_seed();
+            self.with_seed(s)
+        } else {
+            self
+        }
+    }
+
     /// The same initializer with an explicit seed (no effect on deterministic ones).
     pub fn with_seed(self, seed: u64) -> Self {
         use Initializer::*;
+        let seed = Some(seed);
         match self {
-            Uniform { scale, .. } => Uniform {
-                scale,
-                seed: Some(seed),
-            },
-            Normal { scale, .. } => Normal {
-                scale,
-                seed: Some(seed),
-            },
-            TruncatedNormal { stdev, .. } => TruncatedNormal {
-                stdev,
-                seed: Some(seed),
-            },
+            Uniform { scale, .. } => Uniform { scale, seed },
+            Normal { scale, .. } => Normal { scale, seed },
+            TruncatedNormal { stdev, .. } => TruncatedNormal { stdev, seed },
             GlorotUniform {
                 scale, output_rank, ..
             } => GlorotUniform {
                 scale,
                 output_rank,
-                seed: Some(seed),
+                seed,
             },
             GlorotNormal {
                 scale, output_rank, ..
             } => GlorotNormal {
                 scale,
                 output_rank,
-                seed: Some(seed),
+                seed,
             },
             HeUniform {
                 scale, output_rank, ..
             } => HeUniform {
                 scale,
                 output_rank,
-                seed: Some(seed),
+                seed,
             },
             HeNormal {
                 scale, output_rank, ..
             } => HeNormal {
                 scale,
                 output_rank,
-                seed: Some(seed),
+                seed,
             },
             Xavier {
                 scale, output_rank, ..
             } => Xavier {
                 scale,
                 output_rank,
-                seed: Some(seed),
+                seed,
             },
             Kernel {
                 kind,
@@ -161,13 +312,27 @@ impl Initializer {
                 kind,
                 scale,
                 filter_rank,
-                seed: Some(seed),
+                seed,
+            },
+            Random {
+                kind,
+                scale,
+                output_rank,
+                filter_rank,
+                ..
+            } => Random {
+                kind,
+                scale,
+                output_rank,
+                filter_rank,
+                seed,
             },
             other => other,
         }
     }
 
-    /// The same initializer with the given output rank (layers set it from their output shape).
+    /// The same initializer with the given output rank (layers set it from their output
+    /// shape). A [`Initializer::Random`] keeps an output rank given explicitly.
     pub fn with_output_rank(self, r: usize) -> Self {
         use Initializer::*;
         match self {
@@ -196,11 +361,72 @@ impl Initializer {
                 output_rank: r,
                 seed,
             },
+            Random {
+                kind,
+                scale,
+                output_rank,
+                filter_rank,
+                seed,
+            } => Random {
+                kind,
+                scale,
+                output_rank: output_rank.or(Some(rank(r))),
+                filter_rank,
+                seed,
+            },
             other => other,
         }
     }
 
-    /// Materialize a tensor of `shape` (all dimensions known).
+    /// CNTK's `initializer_with_rank` (what layers do to their `init`): set the ranks of
+    /// a fan-based random initializer; one given explicitly and different is an error.
+    /// Uniform and non-random initializers come back unchanged.
+    pub fn with_ranks(self, output_rank: i32, filter_rank: usize) -> Result<Self> {
+        let Some(sp) = self.spec() else {
+            return Ok(self);
+        };
+        if sp.kind == RandomKind::Uniform {
+            return Ok(self);
+        }
+        let (given_or, given_fr) = match &self {
+            Initializer::Random {
+                output_rank,
+                filter_rank,
+                ..
+            } => (*output_rank, *filter_rank),
+            _ => (Some(sp.output_rank), Some(sp.filter_rank)),
+        };
+        let explicit = matches!(self, Initializer::Random { .. });
+        if explicit && given_or.is_some_and(|r| r != output_rank) {
+            return Err(Error::invalid(
+                "initializer",
+                "Output rank of a non-uniform random initialier cannot be overridden if it has been already specified!",
+            ));
+        }
+        if explicit && given_fr.is_some_and(|f| f != filter_rank) {
+            return Err(Error::invalid(
+                "initializer",
+                "Filer rank of a non-uniform random initialier cannot be overridden if it has been already specified!",
+            ));
+        }
+        Ok(Initializer::Random {
+            kind: sp.kind,
+            scale: sp.scale,
+            output_rank: Some(output_rank),
+            filter_rank: Some(filter_rank),
+            seed: sp.seed,
+        })
+    }
+
+    /// Materialize a tensor of `shape` (all dimensions known). A random initializer
+    /// without a seed takes the next automatic one now (see [`Self::resolve_seed`]).
+    ///
+    /// The draws are CNTK 2.7's: the range (bound or standard deviation) is computed
+    /// in the element type (`float(√(6/(fan_in+fan_out))) · float(scale)` for float32),
+    /// `std::mt19937_64(seed)` feeds Boost's `uniform_real_distribution<double>(−a, a)`
+    /// or `normal_distribution<double>(0, σ)` in element order (Python's row-major
+    /// order), each double rounded to the element type; truncated normal redraws values
+    /// that, rounded, fall outside ±2σ.
     pub fn generate(&self, shape: &Shape, dtype: DType) -> Result<Tensor> {
         if shape.has_inferred() {
             return Err(Error::invalid(
@@ -219,96 +445,9 @@ impl Initializer {
             )
         })?;
         drop(probe);
-        let fans = |output_rank: usize| {
-            let r = output_rank.min(shape.rank());
-            let fan_out = shape.prod(shape.rank() - r..shape.rank()) as f64;
-            let fan_in = shape.prod(0..shape.rank() - r) as f64;
-            (fan_in.max(1.0), fan_out.max(1.0))
-        };
-        let uniform = |a: f64, seed: Option<u64>| {
-            let mut rng = rng(seed);
-            (0..n)
-                .map(|_| a * (2.0 * unit(&mut rng) - 1.0))
-                .collect::<Vec<f64>>()
-        };
-        let normal = |sd: f64, seed: Option<u64>| {
-            let mut rng = rng(seed);
-            (0..n)
-                .map(|_| sd * gaussian(&mut rng))
-                .collect::<Vec<f64>>()
-        };
-        use Initializer::*;
         let data: Vec<f64> = match self {
-            Constant(c) => vec![*c; n],
-            Uniform { scale, seed } => uniform(*scale, *seed),
-            Normal { scale, seed } => normal(*scale, *seed),
-            TruncatedNormal { stdev, seed } => {
-                let mut rng = rng(*seed);
-                (0..n)
-                    .map(|_| loop {
-                        let v = gaussian(&mut rng);
-                        if v.abs() <= 2.0 {
-                            break stdev * v;
-                        }
-                    })
-                    .collect()
-            }
-            GlorotUniform {
-                scale,
-                output_rank,
-                seed,
-            } => {
-                let (fi, fo) = fans(*output_rank);
-                uniform(scale * (6.0 / (fi + fo)).sqrt(), *seed)
-            }
-            GlorotNormal {
-                scale,
-                output_rank,
-                seed,
-            } => {
-                let (fi, fo) = fans(*output_rank);
-                normal(scale * (2.0 / (fi + fo)).sqrt(), *seed)
-            }
-            HeUniform { scale, seed, .. } => {
-                let fi = shape.dims().first().copied().unwrap_or(1).max(1) as f64;
-                uniform(scale * (6.0 / fi).sqrt(), *seed)
-            }
-            HeNormal { scale, seed, .. } => {
-                let fi = shape.dims().first().copied().unwrap_or(1).max(1) as f64;
-                normal(scale * (2.0 / fi).sqrt(), *seed)
-            }
-            Xavier {
-                scale,
-                output_rank,
-                seed,
-            } => {
-                let (fi, _) = fans(*output_rank);
-                uniform(scale * (3.0 / fi).sqrt(), *seed)
-            }
-            Kernel {
-                kind,
-                scale,
-                filter_rank,
-                seed,
-            } => {
-                // (out, in, k...) : receptive field = product of the kernel axes
-                let r = shape.rank();
-                let fr = (*filter_rank).min(r.saturating_sub(2));
-                let field = shape.prod(r - fr..r) as f64;
-                let fan_out = shape.dims().first().copied().unwrap_or(1) as f64 * field;
-                let fan_in = shape.prod(1.min(r)..r - fr) as f64 * field;
-                match kind {
-                    KernelInit::GlorotUniform => {
-                        uniform(scale * (6.0 / (fan_in + fan_out)).sqrt(), *seed)
-                    }
-                    KernelInit::GlorotNormal => {
-                        normal(scale * (2.0 / (fan_in + fan_out)).sqrt(), *seed)
-                    }
-                    KernelInit::HeUniform => uniform(scale * (6.0 / fan_in).sqrt(), *seed),
-                    KernelInit::HeNormal => normal(scale * (2.0 / fan_in).sqrt(), *seed),
-                }
-            }
-            Array(t) => {
+            Initializer::Constant(c) => vec![*c; n],
+            Initializer::Array(t) => {
                 if t.shape() != shape {
                     return Err(Error::invalid(
                         "initializer",
@@ -320,25 +459,115 @@ impl Initializer {
                 }
                 return Ok(t.cast(dtype));
             }
+            other => {
+                let sp = other.spec().expect("random initializer");
+                let seed = sp.seed.unwrap_or_else(random::generate_random_seed);
+                draw(&sp, seed, shape, dtype)?
+            }
         };
         Tensor::from_f64(shape.clone(), dtype, &data)
     }
 }
 
-fn rng(seed: Option<u64>) -> Xoshiro256PlusPlus {
-    Xoshiro256PlusPlus::seed_from_u64(seed.unwrap_or_else(next_seed))
+fn rank(r: usize) -> i32 {
+    i32::try_from(r).unwrap_or(i32::MAX)
 }
 
-/// Uniform in [0, 1) with 53 random bits.
+/// CNTK's fans of `shape` (Python order) for the given ranks; `None` when the ranks do
+/// not fit the shape.
+fn fans(shape: &Shape, output_rank: i32, filter_rank: usize) -> Option<(usize, usize)> {
+    let r = shape.rank();
+    if filter_rank + output_rank.unsigned_abs() as usize > r {
+        return None;
+    }
+    let field = shape.prod(r - filter_rank..r);
+    // CNTK's input dims, counted from the innermost axis: [begin, end).
+    let begin = filter_rank + output_rank.max(0) as usize;
+    let end = if output_rank >= 0 {
+        r
+    } else {
+        r - output_rank.unsigned_abs() as usize
+    };
+    let fan_in = field * shape.prod(r - end..r - begin);
+    let fan_out = shape.numel() * field / fan_in.max(1);
+    Some((fan_in, fan_out))
+}
+
+fn draw(sp: &Spec, seed: u64, shape: &Shape, dtype: DType) -> Result<Vec<f64>> {
+    let n = shape.numel();
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let (fan_in, fan_out) = fans(shape, sp.output_rank, sp.filter_rank).ok_or_else(|| {
+        Error::invalid(
+            format!("{} initializer", sp.kind.name()),
+            format!(
+                "Sum of filter rank ({}) and output rank ({}) of the parameter initializer cannot exceed the Parameter shape '{shape}' rank ({})",
+                sp.filter_rank,
+                sp.output_rank,
+                shape.rank()
+            ),
+        )
+    })?;
+    let (fi, fio) = (fan_in as f64, (fan_in + fan_out) as f64);
+    let base = match sp.kind {
+        RandomKind::Uniform | RandomKind::Normal | RandomKind::TruncatedNormal => 1.0,
+        RandomKind::Xavier => (3.0 / fi).sqrt(),
+        RandomKind::GlorotUniform => (6.0 / fio).sqrt(),
+        RandomKind::GlorotNormal => (2.0 / fio).sqrt(),
+        RandomKind::HeUniform => (6.0 / fi).sqrt(),
+        RandomKind::HeNormal => (2.0 / fi).sqrt(),
+    };
+    // CNTK: `ElemType range = (ElemType)base; range *= (ElemType)scale;`
+    let elem = |v: f64| match dtype {
+        DType::F32 => v as f32 as f64,
+        DType::F64 => v,
+    };
+    let range = match dtype {
+        DType::F32 => ((base as f32) * (sp.scale as f32)) as f64,
+        DType::F64 => base * sp.scale,
+    };
+    let mut e = Mt19937_64::new(seed);
+    let uniform_kind = matches!(
+        sp.kind,
+        RandomKind::Uniform
+            | RandomKind::Xavier
+            | RandomKind::GlorotUniform
+            | RandomKind::HeUniform
+    );
+    if uniform_kind {
+        return Ok((0..n)
+            .map(|_| elem(random::uniform_real(&mut e, -range, range)))
+            .collect());
+    }
+    if range.is_nan() || range <= 0.0 {
+        return Err(Error::invalid(
+            format!("{} initializer", sp.kind.name()),
+            format!(
+                "sigma must be a positive value, got {range} (scale {})",
+                sp.scale
+            ),
+        ));
+    }
+    if sp.kind != RandomKind::TruncatedNormal {
+        return Ok((0..n)
+            .map(|_| elem(random::normal(&mut e, 0.0, range)))
+            .collect());
+    }
+    let (lo, hi) = (elem(0.0 - 2.0 * range), elem(0.0 + 2.0 * range));
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let v = elem(random::normal(&mut e, 0.0, range));
+        if !(v < lo || v > hi) {
+            out.push(v);
+        }
+    }
+    Ok(out)
+}
+
+/// Uniform in [0, 1) with 53 random bits (the synthetic datasets' helper).
 pub(crate) fn unit(rng: &mut impl RngCore) -> f64 {
     (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-}
-
-fn gaussian(rng: &mut impl RngCore) -> f64 {
-    // Box–Muller; 1 - u keeps the log argument in (0, 1].
-    let u1 = 1.0 - unit(rng);
-    let u2 = unit(rng);
-    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ pub mod losses;
 pub mod metrics;
 pub mod ops;
 pub mod persist;
+pub mod random;
 pub mod sequence;
 pub mod tensor;
 pub mod train;

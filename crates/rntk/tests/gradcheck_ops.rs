@@ -533,13 +533,36 @@ fn dropout_backward_uses_the_forward_mask() {
     assert_close("dropout out", &out.to_vec::<f64>(), &want_y, 1e-15, 0.0);
 }
 
-/// Inside a loop the op runs one time step (a block of rows) at a time; the mask must
-/// be the one the whole minibatch gets at once.
+/// The mask a backward (future_value) loop draws: CNTK runs such a loop last slot first
+/// and draws each slot's columns when it runs it (docs/random.md, checked against CNTK in
+/// tests/random_oracle.rs), so it is not the mask the whole minibatch gets at once.
+fn backward_loop_mask(rate: f64, seed: u64) -> Vec<Vec<f64>> {
+    let pk = rntk::random::StreamPacking::new(&LENGTHS);
+    let mut rng = rntk::random::DropoutRng::new(seed, 0);
+    let mut m: Vec<Vec<f64>> = LENGTHS.iter().map(|&l| vec![0.0; 6 * l]).collect();
+    for tau in (0..pk.slots()).rev() {
+        for k in 0..pk.streams() {
+            let mut cell = [0.0; 6];
+            rng.fill(rate, 1.0 / (1.0 - rate), 0.0, &mut cell);
+            if let Some((s, t)) = pk.occupant(tau, k) {
+                m[s][t * 6..(t + 1) * 6].copy_from_slice(&cell);
+            }
+        }
+    }
+    m
+}
+
+/// Inside a loop the op runs one time step (a block of rows) at a time: a forward loop
+/// gets the mask the whole minibatch gets at once, a backward loop the one it draws
+/// last slot first (as CNTK).
 #[test]
-fn dropout_mask_in_loops_matches_whole_batch() {
+fn dropout_mask_in_loops_follows_the_loop_order() {
     let (rate, seed) = (0.4, 11);
-    let m = mask(rate, seed);
+    let whole = mask(rate, seed);
+    let backward = backward_loop_mask(rate, seed);
+    assert_ne!(whole, backward);
     for future in [false, true] {
+        let m = if future { &backward } else { &whole };
         let x = seq_input(&[2, 3], "x");
         let h_ph = rntk::placeholder([2, 3], DType::F64, x.dynamic_axes(), "h").unwrap();
         let prev = if future {
@@ -555,7 +578,7 @@ fn dropout_mask_in_loops_matches_whole_batch() {
         let seqs = ragged(&LENGTHS, 6, 1);
         let xv = Value::from_sequences([2, 3], &seqs).unwrap();
         let got = forward_training(&h, &[(&x, &xv)]);
-        for (s, (xs, ms)) in seqs.iter().zip(&m).enumerate() {
+        for (s, (xs, ms)) in seqs.iter().zip(m).enumerate() {
             let l = LENGTHS[s];
             let mut want = vec![0.0; 6 * l];
             let steps: Vec<usize> = if future {

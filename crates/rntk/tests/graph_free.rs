@@ -53,6 +53,15 @@ static GLOBAL: Counting = Counting;
 /// One test at a time: the counts are process-wide.
 static SERIAL: Mutex<()> = Mutex::new(());
 
+/// Run `f` alone, on a thread of its own that has ended (thread-local buffers freed)
+/// before the next test starts.
+fn serial(f: fn()) {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if let Err(e) = std::thread::spawn(f).join() {
+        std::panic::resume_unwind(e);
+    }
+}
+
 fn live() -> isize {
     LIVE.load(Ordering::SeqCst)
 }
@@ -204,7 +213,10 @@ fn growth(n: usize, mut f: impl FnMut()) -> isize {
 
 #[test]
 fn models_with_loops_are_freed() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    serial(models_with_loops_are_freed_run)
+}
+
+fn models_with_loops_are_freed_run() {
     let xs = data();
     let mut total = 0;
     let mut report = Vec::new();
@@ -232,7 +244,10 @@ fn models_with_loops_are_freed() {
 /// 8.4 MB and 6.3 MB of parameters, all of which a build-and-drop used to leak.
 #[test]
 fn large_models_are_freed() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    serial(large_models_are_freed_run)
+}
+
+fn large_models_are_freed_run() {
     let seqs: Vec<Vec<f32>> = [3usize, 2]
         .iter()
         .map(|&l| (0..512 * l).map(|i| (i as f32 * 0.01).cos()).collect())
@@ -240,7 +255,7 @@ fn large_models_are_freed() {
     let xs = Value::from_sequences([512], &seqs).unwrap();
     let mut report = Vec::new();
     for (name, lstm) in [("GRU(512)", false), ("LSTM(512), unfused", true)] {
-        let g = growth(3, || {
+        let once = || {
             let x = sequence::input_variable([512]);
             let y = if lstm {
                 Recurrence::new(Lstm::new(512).fused(false))
@@ -250,11 +265,19 @@ fn large_models_are_freed() {
                 Recurrence::new(Gru::new(512)).apply(&x).unwrap()
             };
             run(&y, &x, &xs);
-        });
-        report.push(format!("{name}: {} bytes per model", g / 3));
+        };
+        // A pool thread's first large product allocates the GEMM crate's per-thread
+        // L2 slab (2 MiB) once, in whichever round it first gets such work; a leak
+        // shows in every round, so the least growth of 4 rounds is what counts.
+        let rounds: Vec<isize> = (0..4).map(|_| growth(3, once)).collect();
+        let g = rounds.iter().copied().min().unwrap_or(0);
+        report.push(format!(
+            "{name}: {} bytes per model (rounds {rounds:?})",
+            g / 3
+        ));
         assert!(
             g < MB,
-            "{name}: the live heap grew by {g} bytes over 3 models"
+            "{name}: the live heap grew by {g} bytes over 3 models (rounds {rounds:?})"
         );
     }
     eprintln!("{}", report.join("\n"));
@@ -265,7 +288,10 @@ fn large_models_are_freed() {
 /// gone; dropping it frees the loop.
 #[test]
 fn an_inner_variable_keeps_its_loop_until_dropped() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    serial(an_inner_variable_keeps_its_loop_until_dropped_run)
+}
+
+fn an_inner_variable_keeps_its_loop_until_dropped_run() {
     let xs = data();
     let n = 64;
     let mk = || {
@@ -317,7 +343,10 @@ fn an_inner_variable_keeps_its_loop_until_dropped() {
 
 #[test]
 fn loaded_models_are_freed() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    serial(loaded_models_are_freed_run)
+}
+
+fn loaded_models_are_freed_run() {
     let xs = data();
     let dir = std::env::temp_dir().join(format!("rntk-graph-free-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -359,4 +388,46 @@ fn loaded_models_are_freed() {
         "the live heap grew by {total} bytes:\n{}",
         report.join("\n")
     );
+}
+
+/// Threads holding different nodes of one loop clone, walk, compile and drop them at
+/// the same time: no thread ever finds the loop cut, and when the last lets go the
+/// loop is freed.
+#[test]
+fn threads_sharing_a_loop_never_see_it_cut_and_free_it_together() {
+    serial(threads_sharing_a_loop_never_see_it_cut_and_free_it_together_run)
+}
+
+fn threads_sharing_a_loop_never_see_it_cut_and_free_it_together_run() {
+    let xs = data();
+    let scenario = || {
+        let start = live();
+        let x = sequence::input_variable([IN]);
+        let y = hand_built(&x);
+        // The loop's nodes: y, tanh's operand (plus), its H product, the past_value.
+        let plus_out = y.owner().unwrap().inputs()[0].clone();
+        let hh = plus_out.owner().unwrap().inputs()[1].clone();
+        let pv = hh.owner().unwrap().inputs()[0].clone();
+        let handles = vec![y, plus_out, hh, pv];
+        std::thread::scope(|s| {
+            for (k, h) in handles.into_iter().enumerate() {
+                let (x, xs) = (x.clone(), &xs);
+                s.spawn(move || {
+                    for i in 0..200 {
+                        let c = h.clone();
+                        let f = Function::combine(std::slice::from_ref(&c), "").unwrap();
+                        assert!(f.placeholders().is_empty(), "thread {k}: the loop was cut");
+                        if i % 50 == k {
+                            run(&c, &x, xs);
+                        }
+                    }
+                });
+            }
+        });
+        drop(x);
+        live() - start
+    };
+    scenario();
+    let left = scenario();
+    assert!(left < 4096, "{left} bytes left after every thread let go");
 }

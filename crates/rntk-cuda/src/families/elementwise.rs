@@ -233,6 +233,11 @@ impl Elementwise for Cuda {
         self.launch::<T>("add", n, &[p(src), pm(&dst), u(n)]);
     }
 
+    fn mul<T: Element>(&self, a: CRef<'_, T>, b: CRef<'_, T>, dst: CMut<'_, T>) {
+        let n = dst.len.min(a.len).min(b.len);
+        self.launch::<T>("mul", n, &[p(a), p(b), pm(&dst), u(n)]);
+    }
+
     fn add_product<T: Element>(&self, a: CRef<'_, T>, b: CRef<'_, T>, dst: CMut<'_, T>) {
         let n = dst.len.min(a.len).min(b.len);
         self.launch::<T>("add_product", n, &[p(a), p(b), pm(&dst), u(n)]);

@@ -1,32 +1,28 @@
-//! `Random` on the GPU: dropout's mask from the same counter-based hash of (seed,
-//! pass, absolute element index) as the CPU's `cpu::random::keep`, so the masks are
-//! identical on both devices.
+//! `Random` on the GPU: dropout's mask is drawn on the host from the node's CNTK 2.7
+//! stream (`rntk::random::DropoutRng`: mt19937_64, sequential host state, in CNTK's
+//! column order) and uploaded — CNTK's numbers exactly, at the cost of one counted
+//! upload (an op write) per dropout node per training forward. A counter-based
+//! generator on the device would avoid it and draw other numbers (as CNTK's own GPU
+//! build does); not done.
 
-use super::{p, pm, u};
-use crate::device::{Cuda, KArg};
-use crate::memory::{CMut, CRef};
-use rntk::backend::random::{DropoutDraw, Random};
+use crate::device::Cuda;
+use crate::memory::CMut;
+use rntk::backend::random::{MaskOrder, Random};
+use rntk::backend::Cpu;
+use rntk::random::DropoutRng;
 use rntk::tensor::Element;
 
 impl Random for Cuda {
-    fn dropout<T: Element>(
+    fn dropout_mask<T: Element>(
         &self,
-        d: &DropoutDraw,
-        x: CRef<'_, T>,
+        rng: &mut DropoutRng,
+        order: MaskOrder,
+        draw: (usize, f64, T),
         mask: CMut<'_, T>,
-        out: CMut<'_, T>,
     ) {
-        let n = out.len.min(x.len).min(mask.len);
-        let a = [
-            p(x),
-            pm(&mask),
-            pm(&out),
-            u(n),
-            KArg::U(d.seed),
-            KArg::U(d.pass),
-            u(d.first),
-            KArg::F(d.rate),
-        ];
-        self.launch::<T>("dropout", n, &a);
+        self.on_host("dropout_mask (CNTK's host stream)");
+        let mut h = vec![T::zero(); mask.len];
+        Cpu.dropout_mask(rng, order, draw, &mut h);
+        self.put(&h, mask);
     }
 }

@@ -169,3 +169,7 @@ KERNEL(sum_rows)(const T* src, u64 len, T* dst, u64 d) {
         dst[j] = s;
     }
 }
+
+KERNEL(mul)(const T* a, const T* b, T* dst, u64 n) {
+    FOR(i, n) dst[i] = a[i] * b[i];
+}

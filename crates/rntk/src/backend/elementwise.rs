@@ -238,6 +238,8 @@ pub trait Elementwise: Memory {
     fn copy<T: Element>(&self, src: Self::Ref<'_, T>, dst: Self::Mut<'_, T>);
     /// `dst += src` (equal lengths).
     fn add<T: Element>(&self, src: Self::Ref<'_, T>, dst: Self::Mut<'_, T>, par: Par);
+    /// `dst = a ⊙ b` (equal lengths).
+    fn mul<T: Element>(&self, a: Self::Ref<'_, T>, b: Self::Ref<'_, T>, dst: Self::Mut<'_, T>);
     /// `dst += a ⊙ b` (equal lengths).
     fn add_product<T: Element>(
         &self,

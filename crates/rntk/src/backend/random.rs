@@ -1,30 +1,38 @@
-//! Random numbers: dropout's keep/drop mask. The draw is a function of
-//! `(seed, training pass, absolute element index)`, so a block of rows run inside a
-//! recurrent loop gets exactly the mask the same rows get when the whole minibatch
-//! runs at once; a backend may use any generator with that property (the CPU's is
-//! `cpu::random::keep`, one small function).
+//! Random numbers: dropout's keep/drop masks, drawn as CNTK 2.7 draws them. Each
+//! dropout node owns a stream (`random::DropoutRng`: its seed and the elements drawn
+//! so far, host state like a layout); a training forward draws its mask elements from
+//! it in CNTK's column order ([`MaskOrder`]) — which is why the kernel takes the
+//! stream and the order, not just a seed: a device either runs the same generator or
+//! documents its own (CNTK's GPU build draws different numbers too).
 
 use super::memory::Memory;
-use crate::tensor::Element;
+use crate::random::DropoutRng;
+use crate::tensor::{Element, PackedLayout};
 
-/// Which mask to draw: the node's seed, the training pass (the executor counts
-/// them), the absolute index of the block's first element, the drop rate.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct DropoutDraw {
-    pub seed: u64,
-    pub pass: u64,
-    pub first: usize,
-    pub rate: f64,
+/// Which mask elements one call draws, in which order.
+#[derive(Clone, Copy, Debug)]
+pub enum MaskOrder<'a> {
+    /// The mask's rows in order (a batch-only or static value: one column per sample).
+    Rows,
+    /// Every row of a packed minibatch in CNTK's column order: slot by slot (last
+    /// slot first when `backward`), each slot's parallel streams in order, the gap
+    /// columns of shorter sequences drawn and discarded (`random::StreamPacking`).
+    Packed {
+        layout: &'a PackedLayout,
+        backward: bool,
+    },
 }
 
 /// Random-number kernels.
 pub trait Random: Memory {
-    /// `mask[e]` = 0 (dropped) or `1/(1 − rate)` (kept), `out = x ⊙ mask`.
-    fn dropout<T: Element>(
+    /// Draw `mask`'s elements (`draw = (row, threshold, scale)`: rows of `row`
+    /// elements) from `rng` in `order`: 0 where the uniform draw is `<= threshold` (the
+    /// rate as the element type holds it), `scale` elsewhere. The stream advances by every element drawn (gaps included).
+    fn dropout_mask<T: Element>(
         &self,
-        d: &DropoutDraw,
-        x: Self::Ref<'_, T>,
+        rng: &mut DropoutRng,
+        order: MaskOrder,
+        draw: (usize, f64, T),
         mask: Self::Mut<'_, T>,
-        out: Self::Mut<'_, T>,
     );
 }

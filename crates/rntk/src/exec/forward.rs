@@ -161,6 +161,9 @@ impl<T: Element, B: Backend> Run<'_, '_, T, B> {
         let node = &self.plan.nodes[n];
         let numel = node.out_shape.numel();
         let mut st = std::mem::take(&mut self.arena.states[n]);
+        if node.op.draws_in_column_order() {
+            st.layout = Some(self.arena.layouts[node.out].clone());
+        }
         let ctx = self.ctx(rows.clone());
         let a = &*self.arena;
         let args: Args<T, B> = node

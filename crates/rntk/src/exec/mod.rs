@@ -122,17 +122,49 @@ impl<T: Element, B: Backend> Executor<T, B> {
         &self.backend
     }
 
-    /// Training forwards run so far (dropout masks depend on it).
+    /// Training forwards run so far.
     pub fn training_passes(&self) -> u64 {
         self.arena.states.first().map_or(0, |s| s.calls)
     }
 
-    /// Continue from a checkpoint: the next training forward draws the dropout masks
-    /// an uninterrupted run would have drawn.
+    /// Restore the count of training forwards (from a checkpoint).
     pub fn set_training_passes(&mut self, passes: u64) {
         for st in &mut self.arena.states {
             st.calls = passes;
         }
+    }
+
+    /// The dropout nodes, in plan order.
+    fn dropout_nodes(&self) -> impl Iterator<Item = usize> + '_ {
+        let nodes = &self.plan.nodes;
+        (0..nodes.len()).filter(|&n| matches!(nodes[n].op, Op::Dropout { .. }))
+    }
+
+    /// Where each dropout node's mask stream stands (CNTK's `rngOffset`: mask elements
+    /// drawn so far), in plan order; checkpoints keep them.
+    pub fn dropout_offsets(&self) -> Vec<u64> {
+        self.dropout_nodes()
+            .map(|n| self.arena.states[n].rng.as_ref().map_or(0, |r| r.offset()))
+            .collect()
+    }
+
+    /// Continue from a checkpoint: the next training forward draws the dropout masks
+    /// an uninterrupted run would have drawn (one offset per dropout node, plan order).
+    pub fn set_dropout_offsets(&mut self, offsets: &[u64]) -> Result<()> {
+        let nodes: Vec<usize> = self.dropout_nodes().collect();
+        if nodes.len() != offsets.len() {
+            return Err(Error::InvalidValue(format!(
+                "{} dropout offsets given for a model with {} dropout nodes",
+                offsets.len(),
+                nodes.len()
+            )));
+        }
+        for (&n, &off) in nodes.iter().zip(offsets) {
+            if let Op::Dropout { seed, .. } = self.plan.nodes[n].op {
+                self.arena.states[n].rng = Some(crate::random::DropoutRng::new(seed, off));
+            }
+        }
+        Ok(())
     }
 
     /// The input variables this plan needs fed.

@@ -72,7 +72,9 @@ pub fn input_variable_with(shape: impl Into<Shape>, o: InputOptions) -> Variable
 }
 
 /// A learnable parameter. Dimensions given as `INFERRED` are fixed (and the value
-/// drawn from `init`) when the parameter is first connected to an op.
+/// drawn from `init`) when the parameter is first connected to an op. A random `init`
+/// without a seed takes the next automatic seed now, at creation, as CNTK does
+/// ([`crate::random`]): parameters draw in the order they are created.
 pub fn parameter(
     shape: impl Into<Shape>,
     dtype: DType,
@@ -82,6 +84,7 @@ pub fn parameter(
     let shape = shape.into();
     crate::limits::check_sample_shape(&shape)
         .map_err(|d| Error::invalid(format!("parameter '{name}'"), d))?;
+    let init = init.resolve_seed();
     let value = if shape.has_inferred() {
         Tensor::zeros(Shape::scalar(), dtype)
     } else {

@@ -57,29 +57,17 @@ pub(crate) fn release_all(mut work: Vec<Item>) {
 }
 
 fn release_one(item: Item, work: &mut Vec<Item>) {
-    match item {
-        Item::Var(a) => {
-            let info = a.mark().get();
-            match Arc::into_inner(a) {
-                Some(node) => node.take_children(work),
-                None => {
-                    if let Some(info) = info {
-                        info.collect_if_unreachable(work)
-                    }
-                }
-            }
-        }
-        Item::Fn(a) => {
-            let info = a.mark.get();
-            match Arc::into_inner(a) {
-                Some(mut node) => node.take_children(work),
-                None => {
-                    if let Some(info) = info {
-                        info.collect_if_unreachable(work)
-                    }
-                }
-            }
-        }
+    let (info, at) = match &item {
+        Item::Var(a) => (a.mark().get(), Arc::as_ptr(a) as usize),
+        Item::Fn(a) => (a.mark.get(), Arc::as_ptr(a) as usize),
+    };
+    // The last reference takes its node apart; any other may leave a loop unreachable.
+    let freed = match item {
+        Item::Var(a) => Arc::into_inner(a).map(|n| n.take_children(work)),
+        Item::Fn(a) => Arc::into_inner(a).map(|mut n| n.take_children(work)),
+    };
+    if let (None, Some(info)) = (freed, info) {
+        info.collect_if_unreachable(at, work)
     }
 }
 
@@ -143,17 +131,25 @@ pub(crate) struct LoopInfo {
     /// Bumped whenever a new reference to a node of the loop is made.
     generation: AtomicU64,
     members: Vec<(Member, usize)>,
+    /// A member's place in `members`, by the address of its node.
+    position: HashMap<usize, usize>,
     closers: Vec<Weak<VarNode>>,
 }
 
 impl LoopInfo {
     /// Every node is referenced only from inside the loop (and no new reference was
-    /// made while looking).
-    fn unreachable(&self) -> bool {
+    /// made while looking). The node just released (at address `at`) is looked at
+    /// first: a temporary handle's release stops there, without reading the others.
+    fn unreachable(&self, at: usize) -> bool {
         if self.done.load(Ordering::SeqCst) {
             return false;
         }
         let g = self.generation.load(Ordering::SeqCst);
+        if let Some((m, inside)) = self.position.get(&at).map(|&i| &self.members[i]) {
+            if m.strong_count() != *inside {
+                return false;
+            }
+        }
         for (m, inside) in &self.members {
             if m.strong_count() != *inside {
                 return false;
@@ -165,8 +161,8 @@ impl LoopInfo {
 
     /// Cut the closing edges of a loop nothing outside refers to any more; what they
     /// held goes to `work` to be released.
-    fn collect_if_unreachable(&self, work: &mut Vec<Item>) {
-        if !self.unreachable() || self.done.swap(true, Ordering::SeqCst) {
+    fn collect_if_unreachable(&self, at: usize, work: &mut Vec<Item>) {
+        if !self.unreachable(at) || self.done.swap(true, Ordering::SeqCst) {
             return;
         }
         for ph in &self.closers {
@@ -239,6 +235,15 @@ impl Reach {
             r.edges[i] = out;
         }
         r
+    }
+
+    /// The address of node `i` (variables and functions are separate allocations,
+    /// so addresses never coincide).
+    fn address(&self, i: usize) -> usize {
+        match &self.nodes[i] {
+            Node::Var(v) => Arc::as_ptr(v.node()) as usize,
+            Node::Fn(f) => Arc::as_ptr(f.node()) as usize,
+        }
     }
 
     fn add(&mut self, n: Node) -> usize {
@@ -376,8 +381,10 @@ fn record(r: &Reach, comp: &[usize], comp_of: &[usize], c: usize) {
         }
     }
     let mut members = Vec::with_capacity(comp.len());
+    let mut position = HashMap::with_capacity(comp.len());
     let mut closers = Vec::new();
     for &i in comp {
+        position.insert(r.address(i), members.len());
         match &r.nodes[i] {
             Node::Var(v) => {
                 members.push((Member::Var(Arc::downgrade(v.node())), inside[&i]));
@@ -392,6 +399,7 @@ fn record(r: &Reach, comp: &[usize], comp_of: &[usize], c: usize) {
         done: AtomicBool::new(false),
         generation: AtomicU64::new(0),
         members,
+        position,
         closers,
     });
     for &i in comp {

@@ -5,7 +5,7 @@ use super::{as_block, first, layer_err, Layer};
 use crate::error::Result;
 use crate::functions::dropout;
 use crate::graph::Variable;
-use crate::initializer::next_seed;
+use crate::random::generate_random_seed;
 
 /// CNTK's `Dropout(dropout_rate)` / `Dropout(keep_prob=…)`.
 pub struct Dropout {
@@ -26,7 +26,7 @@ impl Dropout {
         }
         Ok(Dropout {
             rate: dropout_rate,
-            seed: next_seed(),
+            seed: generate_random_seed(),
             name: String::new(),
         })
     }
@@ -40,6 +40,11 @@ impl Dropout {
             ));
         }
         Self::new(1.0 - keep_prob)
+    }
+    /// The seed of the mask stream (CNTK's `rngSeed`): the next automatic seed when the
+    /// layer was made, unless [`Dropout::seed`] gave one.
+    pub fn rng_seed(&self) -> u64 {
+        self.seed
     }
     pub fn seed(mut self, s: u64) -> Self {
         self.seed = s;

@@ -4,12 +4,14 @@
 //!   operands NumPy-style. Clip's gradient is 1 where `min ≤ x ≤ max` (bounds
 //!   inclusive) and goes to `x` only (CNTK gives the bounds none); select's goes to
 //!   `a` where `cond ≠ 0` and to `b` elsewhere, never to `cond`.
-//! * `dropout` draws its mask through the backend's random-number kernel from
-//!   `(seed, NodeState::calls, absolute element index)`, so a block of rows run
-//!   inside a recurrent loop gets exactly the mask the same rows get when the whole
-//!   minibatch runs at once. The runtime counts training forwards in `calls`. The
-//!   mask (0 or 1/(1−rate) per element) is kept in `NodeState::aux`, indexed by
-//!   absolute row, for the backward.
+//! * `dropout` draws CNTK 2.7's masks through the backend's random-number kernel: the
+//!   node's stream (`DropoutRng`, kept in `NodeState::rng`) continues across training
+//!   forwards, and each call draws its rows in CNTK's column order (step by step,
+//!   sequences in the caller's order, gap columns of shorter sequences drawn and
+//!   discarded), so the whole minibatch at once and a forward loop's steps draw the
+//!   same masks, and a backward loop's steps draw in its order, as CNTK does (see
+//!   `random::dropout`). The mask (0 or 1/(1−rate) per element) is kept in
+//!   `NodeState::aux`, indexed by absolute row, for the backward.
 //! * `one_hot` and `gather` take integer-valued indices; anything else (fractions,
 //!   negatives, out of range) is refused at run time.
 
@@ -17,10 +19,11 @@ use super::binary::broadcast_shape;
 use super::{dense_info, expect_arity, join_axes, Inferred, NodeState, Op, RowCtx, VarInfo};
 use crate::backend::copies::GatherGeom;
 use crate::backend::elementwise::{Geom, TernaryOp};
-use crate::backend::random::DropoutDraw;
+use crate::backend::random::MaskOrder;
 use crate::backend::{Arg, Backend, Operand};
 use crate::error::{Error, Result};
-use crate::tensor::{Element, Shape};
+use crate::random::DropoutRng;
+use crate::tensor::{Element, PackedLayout, Shape};
 
 pub(crate) fn infer(op: &Op, op_name: &str, name: &str, infos: &[VarInfo]) -> Result<Inferred> {
     match op {
@@ -176,6 +179,102 @@ fn gather_geom(shapes: &[Shape]) -> GatherGeom {
     }
 }
 
+/// Which block of a packed minibatch a dropout call runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PassOrder {
+    /// All rows at once (outside a loop).
+    Whole,
+    /// Step 0: a forward loop starts (or continues) here.
+    FirstStep,
+    /// The last step: a backward loop starts here.
+    LastStep,
+    /// Any other whole step of a loop.
+    Middle,
+}
+
+fn pass_order(p: &PackedLayout, row0: usize, rows: usize) -> Result<PassOrder> {
+    let offs = p.offsets();
+    let t0 = offs.partition_point(|&o| o <= row0).saturating_sub(1);
+    let t1 = offs.partition_point(|&o| o < row0 + rows);
+    if offs.get(t0) != Some(&row0) || offs.get(t1) != Some(&(row0 + rows)) || t1 <= t0 {
+        return Err(Error::Unsupported(format!(
+            "Dropout over rows {row0}..{} that are not whole sequence steps",
+            row0 + rows
+        )));
+    }
+    let steps = offs.len() - 1;
+    Ok(match (t0, t1) {
+        (0, t) if t == steps => PassOrder::Whole,
+        (0, _) => PassOrder::FirstStep,
+        (_, t) if t == steps => PassOrder::LastStep,
+        _ => PassOrder::Middle,
+    })
+}
+
+/// Dropout's forward: in training, the mask drawn from the node's stream in CNTK's
+/// column order (a loop's first step draws the whole minibatch's, as the whole
+/// minibatch at once does; a backward loop starts from its last step) and applied.
+fn dropout<B: Backend, T: Element>(
+    b: &B,
+    (rate, seed): (f64, u64),
+    args: &[Arg<B, T>],
+    no: usize,
+    out: B::Mut<'_, T>,
+    ctx: RowCtx,
+    st: &mut NodeState<B, T>,
+) -> Result<()> {
+    let x = args[0]
+        .dense()
+        .ok_or_else(|| Error::Unsupported("Dropout of a sparse operand".into()))?;
+    let rows = if x.per_row { ctx.n } else { 1 };
+    let xs = B::sub(x.data, 0..rows * no);
+    let out = B::sub_mut(out, 0..rows * no);
+    if !ctx.training || rate == 0.0 {
+        b.copy(xs, out);
+        return Ok(());
+    }
+    let (first, end) = (ctx.row0 * no, (ctx.row0 + rows) * no);
+    if B::len(&st.aux) < end {
+        b.resize(&mut st.aux, end);
+    }
+    // CNTK compares the draw with the rate as the element type holds it.
+    let draw = (
+        no,
+        T::from_f64(rate).as_f64(),
+        T::from_f64(1.0 / (1.0 - rate)),
+    );
+    let rng = st.rng.get_or_insert_with(|| DropoutRng::new(seed, 0));
+    let packed = match x.per_row {
+        true => st.layout.as_ref().and_then(|l| l.packed()).cloned(),
+        false => None,
+    };
+    match packed {
+        None => {
+            let mask = B::sub_mut(B::view_mut(&mut st.aux), first..end);
+            b.dropout_mask(rng, MaskOrder::Rows, draw, mask);
+        }
+        Some(p) => {
+            let order = pass_order(&p, ctx.row0, rows)?;
+            if order == PassOrder::Whole || st.drawn_pass != Some(st.calls) {
+                let all = p.total() * no;
+                if B::len(&st.aux) < all {
+                    b.resize(&mut st.aux, all);
+                }
+                let backward = order == PassOrder::LastStep;
+                let order = MaskOrder::Packed {
+                    layout: &p,
+                    backward,
+                };
+                let mask = B::sub_mut(B::view_mut(&mut st.aux), 0..all);
+                b.dropout_mask(rng, order, draw, mask);
+                st.drawn_pass = Some(st.calls);
+            }
+        }
+    }
+    b.mul(xs, B::sub(B::view(&st.aux), first..end), out);
+    Ok(())
+}
+
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn forward<B: Backend, T: Element>(
     b: &B,
@@ -199,30 +298,7 @@ pub(crate) fn forward<B: Backend, T: Element>(
             b.ternary(t, x, &g, out, ctx.n);
             Ok(())
         }
-        Op::Dropout { rate, seed } => {
-            let x = dense(op, &args[0])?;
-            let rows = if x.per_row { ctx.n } else { 1 };
-            let xs = B::sub(x.data, 0..rows * no);
-            let out = B::sub_mut(out, 0..rows * no);
-            if !ctx.training || *rate == 0.0 {
-                b.copy(xs, out);
-                return Ok(());
-            }
-            let first = ctx.row0 * no;
-            let end = first + rows * no;
-            if B::len(&st.aux) < end {
-                b.resize(&mut st.aux, end);
-            }
-            let draw = DropoutDraw {
-                seed: *seed,
-                pass: st.calls,
-                first,
-                rate: *rate,
-            };
-            let mask = B::sub_mut(B::view_mut(&mut st.aux), first..end);
-            b.dropout(&draw, xs, mask, out);
-            Ok(())
-        }
+        Op::Dropout { rate, seed } => dropout(b, (*rate, *seed), args, no, out, ctx, st),
         Op::OneHot { num_classes } => {
             let x = dense(op, &args[0])?;
             let ni = shapes[0].numel();
@@ -311,6 +387,7 @@ pub(crate) fn backward<B: Backend, T: Element>(
 mod tests {
     use super::*;
     use crate::backend::{Cpu, Par};
+    use crate::tensor::Layout;
 
     fn ctx(n: usize, row0: usize, training: bool) -> RowCtx {
         RowCtx {
@@ -321,41 +398,79 @@ mod tests {
         }
     }
 
-    fn drop(op: &Op, x: &[f64], out: &mut [f64], c: RowCtx, st: &mut NodeState<Cpu, f64>) {
+    fn run(
+        op: &Op,
+        x: &[f64],
+        layout: &Layout,
+        blocks: &[(usize, usize)],
+        st: &mut NodeState<Cpu, f64>,
+    ) -> Vec<f64> {
         let sh = [Shape::from([4])];
-        forward(&Cpu, op, &[Arg::Rows(x)], (&sh, &sh[0]), out, c, st).unwrap();
+        let mut out = vec![0.0; x.len()];
+        st.layout = Some(layout.clone());
+        for &(a, b) in blocks {
+            let args = [Arg::Rows(&x[a * 4..b * 4])];
+            let c = ctx(b - a, a, true);
+            forward(
+                &Cpu,
+                op,
+                &args,
+                (&sh, &sh[0]),
+                &mut out[a * 4..b * 4],
+                c,
+                st,
+            )
+            .unwrap();
+        }
+        out
     }
 
+    /// A forward loop's steps draw what the whole minibatch draws at once (CNTK's column
+    /// order is slot-major); a backward loop draws its last slot first, as CNTK does;
+    /// the next pass continues the stream.
     #[test]
-    fn dropout_blocks_match_whole_run() {
+    fn dropout_steps_follow_cntks_column_order() {
         let op = Op::Dropout { rate: 0.5, seed: 7 };
-        let x: Vec<f64> = (0..40).map(|v| v as f64 + 1.0).collect();
-        let mut whole = vec![0.0; 40];
-        let mut st = NodeState {
-            calls: 3,
-            ..Default::default()
-        };
-        drop(&op, &x, &mut whole, ctx(10, 0, true), &mut st);
-        let mut st2 = NodeState {
-            calls: 3,
-            ..Default::default()
-        };
-        let mut parts = vec![0.0; 40];
-        // blocks in reverse order, as a future_value loop runs them
-        for (a, b) in [(7, 10), (3, 7), (0, 3)] {
-            let c = ctx(b - a, a, true);
-            drop(&op, &x[a * 4..b * 4], &mut parts[a * 4..b * 4], c, &mut st2);
-        }
-        assert_eq!(whole, parts);
-        let dropped = whole.iter().filter(|&&v| v == 0.0).count();
-        assert!((8..=32).contains(&dropped), "dropped {dropped} of 40");
+        let p = std::sync::Arc::new(PackedLayout::new(&[3, 1, 2]).unwrap());
+        let layout = Layout::Sequence(p.clone());
+        let x: Vec<f64> = (0..24).map(|v| v as f64 + 1.0).collect();
+        let steps: Vec<(usize, usize)> = (0..3)
+            .map(|t| (p.step_rows(t).start, p.step_rows(t).end))
+            .collect();
+        let mut st = NodeState::default();
+        let whole = run(&op, &x, &layout, &[(0, 6)], &mut st);
+        let mut st2 = NodeState::default();
+        let forward_steps = run(&op, &x, &layout, &steps, &mut st2);
+        assert_eq!(whole, forward_steps);
+        // packed as CNTK does: 3 slots x 2 streams ({0}, {1, 2}) x 4 elements, no gap
+        assert_eq!(st.rng.as_ref().unwrap().offset(), 24);
+        let rev: Vec<_> = steps.iter().rev().copied().collect();
+        let mut st3 = NodeState::default();
+        let backward_steps = run(&op, &x, &layout, &rev, &mut st3);
+        assert_ne!(whole, backward_steps);
         for (o, v) in whole.iter().zip(&x) {
             assert!(*o == 0.0 || *o == 2.0 * v);
         }
-        // another pass draws another mask
-        st.calls += 1;
-        let mut again = vec![0.0; 40];
-        drop(&op, &x, &mut again, ctx(10, 0, true), &mut st);
+        let again = run(&op, &x, &layout, &[(0, 6)], &mut st);
         assert_ne!(whole, again);
+        assert_eq!(st.rng.as_ref().unwrap().offset(), 48);
+        // a block that is not whole steps is refused, not drawn wrongly
+        let mut st4 = NodeState {
+            layout: Some(layout),
+            ..Default::default()
+        };
+        let sh = [Shape::from([4])];
+        let mut out = vec![0.0; 8];
+        let args = [Arg::<Cpu, f64>::Rows(&x[..8])];
+        assert!(forward(
+            &Cpu,
+            &op,
+            &args,
+            (&sh, &sh[0]),
+            &mut out,
+            ctx(2, 0, true),
+            &mut st4
+        )
+        .is_err());
     }
 }

@@ -297,6 +297,12 @@ impl Op {
         }
     }
 
+    /// Ops whose random draws follow CNTK's column order: they need the rows' layout
+    /// (`NodeState::layout`) and must see whole steps, never split.
+    pub(crate) fn draws_in_column_order(&self) -> bool {
+        matches!(self, Op::Dropout { .. })
+    }
+
     /// Operands a training forward of this op updates in place once it has finished
     /// (batch normalization's running statistics): see [`Op::commit`].
     pub(crate) fn commits(&self) -> bool {

@@ -39,8 +39,16 @@ pub(crate) struct WholeArg<'a, B: Memory, T: Element> {
 /// backend's buffers; sized on first use.
 pub(crate) struct NodeState<B: Memory, T: Element> {
     pub aux: B::Buf<T>,
-    /// Training forwards run so far (dropout's random stream).
+    /// Training forwards run so far.
     pub calls: u64,
+    /// Dropout's mask stream (CNTK's seed and offset), made on the first training forward.
+    pub rng: Option<crate::random::DropoutRng>,
+    /// The rows' layout, for ops whose draws follow CNTK's column order (dropout); the
+    /// executor sets it before each call.
+    pub layout: Option<Layout>,
+    /// The training pass (`calls`) whose masks dropout has drawn for the whole minibatch
+    /// (inside a loop the first step of a pass draws them all).
+    pub drawn_pass: Option<u64>,
     /// Gradients an op computes once per backward pass for all its operands.
     pub grad: B::Buf<T>,
     /// Whether `grad` holds this backward pass's values (the executor clears it).
@@ -58,6 +66,9 @@ impl<B: Memory, T: Element> Default for NodeState<B, T> {
         NodeState {
             aux: Default::default(),
             calls: 0,
+            rng: None,
+            layout: None,
+            drawn_pass: None,
             grad: Default::default(),
             grad_ready: false,
             work: Default::default(),

@@ -285,6 +285,11 @@ impl Value {
         }
     }
 
+    /// The elements, giving up the value (no copy; the Python bindings hand them to numpy).
+    pub fn into_data(self) -> ValueData {
+        self.data
+    }
+
     /// [`Value::to_tensor`] without copying the elements (the value is consumed).
     pub fn into_tensor(self) -> Result<super::Tensor> {
         match (self.layout, self.data) {

@@ -47,6 +47,9 @@ struct Meta {
     version: u64,
     total_samples: u64,
     training_passes: u64,
+    /// Each dropout node's mask stream offset (absent in checkpoints before issue #14).
+    #[serde(default)]
+    dropout_offsets: Vec<u64>,
     parameters: usize,
     learners: Vec<LearnerMeta>,
     source: serde_json::Value,
@@ -126,6 +129,7 @@ pub(crate) fn save<T: Element, B: Backend>(
         version: VERSION,
         total_samples: trainer.total_number_of_samples_seen(),
         training_passes: trainer.training_passes(),
+        dropout_offsets: trainer.dropout_offsets(),
         parameters: trainer.parameters().len(),
         learners,
         source: source.position()?,
@@ -262,5 +266,19 @@ pub(crate) fn restore<T: Element, B: Backend>(
     }
     source.restore_position(&c.meta.source)?;
     trainer.restore_progress(c.meta.total_samples, c.meta.training_passes);
+    if c.meta.dropout_offsets.len() == trainer.dropout_offsets().len() {
+        trainer
+            .restore_dropout_offsets(&c.meta.dropout_offsets)
+            .map_err(|e| fmt_err(&c.file, e.to_string()))?;
+    } else if !c.meta.dropout_offsets.is_empty() {
+        return Err(fmt_err(
+            &c.file,
+            format!(
+                "the checkpoint has {} dropout streams, the model {}",
+                c.meta.dropout_offsets.len(),
+                trainer.dropout_offsets().len()
+            ),
+        ));
+    }
     Ok(())
 }

@@ -274,9 +274,20 @@ impl<T: Element, B: Backend> Trainer<T, B> {
     pub fn total_number_of_samples_seen(&self) -> u64 {
         self.total_samples
     }
-    /// Training forwards run so far (checkpoints keep it so dropout resumes exactly).
+    /// Training forwards run so far.
     pub fn training_passes(&self) -> u64 {
         self.exec.training_passes()
+    }
+
+    /// Each dropout node's mask stream position (CNTK's `rngOffset`), in plan order:
+    /// checkpoints keep them so dropout resumes exactly.
+    pub fn dropout_offsets(&self) -> Vec<u64> {
+        self.exec.dropout_offsets()
+    }
+
+    /// Resume the dropout streams from a checkpoint's offsets.
+    pub fn restore_dropout_offsets(&mut self, offsets: &[u64]) -> Result<()> {
+        self.exec.set_dropout_offsets(offsets)
     }
 
     /// Resume counters from a checkpoint.

@@ -10,12 +10,13 @@ use crate::backend::copies::{
 use crate::backend::elementwise::{BinaryOp, Elementwise, Geom, TernaryOp, UnaryOp};
 use crate::backend::losses::{AxisGeom, LastAxis, Losses};
 use crate::backend::products::{Batch, Products};
-use crate::backend::random::{DropoutDraw, Random};
+use crate::backend::random::{MaskOrder, Random};
 use crate::backend::recurrent::{LstmStrides, Recurrent, ScanGeom};
 use crate::backend::reduce::{NormArgs, NormGeom, ReduceGeom, ReduceOp, Reductions};
 use crate::backend::updates::{LearnerStep, Updates};
 use crate::backend::{Arg, Cpu, MatMut, MatRef, Operand, Par, SparseRows};
 use crate::error::Result;
+use crate::random::DropoutRng;
 use crate::tensor::{Element, PackedLayout};
 
 type A = Arena;
@@ -175,6 +176,9 @@ impl Elementwise for Arena {
     }
     fn add<T: Element>(&self, src: ARef<'_, T>, dst: AMut<'_, T>, par: Par) {
         self.call(|cx| unsafe { Cpu.add(src.get(cx), dst.get(cx), par) })
+    }
+    fn mul<T: Element>(&self, a: ARef<'_, T>, b: ARef<'_, T>, dst: AMut<'_, T>) {
+        self.call(|cx| unsafe { Cpu.mul(a.get(cx), b.get(cx), dst.get(cx)) })
     }
     fn add_product<T: Element>(&self, a: ARef<'_, T>, b: ARef<'_, T>, dst: AMut<'_, T>) {
         self.call(|cx| unsafe { Cpu.add_product(a.get(cx), b.get(cx), dst.get(cx)) })
@@ -649,14 +653,14 @@ impl Updates for Arena {
 }
 
 impl Random for Arena {
-    fn dropout<T: Element>(
+    fn dropout_mask<T: Element>(
         &self,
-        d: &DropoutDraw,
-        x: ARef<'_, T>,
+        rng: &mut DropoutRng,
+        order: MaskOrder,
+        draw: (usize, f64, T),
         mask: AMut<'_, T>,
-        out: AMut<'_, T>,
     ) {
-        self.call(|cx| unsafe { Cpu.dropout(d, x.get(cx), mask.get(cx), out.get(cx)) })
+        self.call(|cx| unsafe { Cpu.dropout_mask(rng, order, draw, mask.get(cx)) })
     }
 }
 

@@ -564,6 +564,12 @@ impl Elementwise for Cpu {
         }
     }
 
+    fn mul<T: Element>(&self, a: &[T], b: &[T], dst: &mut [T]) {
+        for ((d, &x), &y) in dst.iter_mut().zip(a).zip(b) {
+            *d = x * y;
+        }
+    }
+
     fn add_product<T: Element>(&self, a: &[T], b: &[T], dst: &mut [T]) {
         for ((d, &x), &y) in dst.iter_mut().zip(a).zip(b) {
             *d += x * y;

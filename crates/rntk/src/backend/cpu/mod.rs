@@ -12,7 +12,7 @@ mod lstm_scan;
 mod packed;
 pub mod par;
 mod products;
-pub mod random;
+mod random;
 mod reduce;
 mod simd;
 pub mod update;

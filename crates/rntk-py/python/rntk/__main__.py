@@ -1,0 +1,3 @@
+import sys
+from .compat import main
+sys.exit(main())

@@ -1,0 +1,3 @@
+"""``cntk.logging.progress_print``."""
+from . import ProgressPrinter, TensorBoardProgressWriter, ProgressWriter, \
+    TrainingSummaryProgressCallback, log_number_of_parameters  # noqa: F401

@@ -1,0 +1,1 @@
+"""``cntk.tests``: the helpers CNTK's tutorials import."""
