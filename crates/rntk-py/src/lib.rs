@@ -8,6 +8,7 @@
 //! computations release the GIL.
 
 mod data;
+mod device;
 mod errors;
 mod graph;
 mod io;
@@ -29,5 +30,6 @@ fn _rntk(m: &Bound<'_, PyModule>) -> PyResult<()> {
     learners::register(m)?;
     train::register(m)?;
     io::register(m)?;
+    device::register(m)?;
     Ok(())
 }
