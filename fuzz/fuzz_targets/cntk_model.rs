@@ -11,7 +11,23 @@ use libfuzzer_sys::fuzz_target;
 use rntk::tensor::Value;
 use rntk::{DynamicAxes, Variable};
 
+/// Limits far below the defaults: a model that asks for gigabytes within the
+/// default limits is legitimate, not a bug, but would exhaust the fuzzer's memory.
+fn small_limits() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let l = rntk::limits::Limits {
+            max_sample_elements: 1 << 16,
+            max_one_hot_classes: 1 << 10,
+            max_delay_offset: 1 << 10,
+            ..rntk::limits::Limits::DEFAULT
+        };
+        rntk::limits::set(l).expect("valid limits");
+    });
+}
+
 fuzz_target!(|data: &[u8]| {
+    small_limits();
     let Ok(model) = rntk::import::load_cntk_bytes("<fuzz>", data) else {
         return;
     };

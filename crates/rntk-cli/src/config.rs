@@ -21,6 +21,93 @@ pub struct Config {
     pub readers: BTreeMap<String, ReaderSpec>,
     #[serde(default)]
     pub callbacks: CallbacksSpec,
+    /// Raised (or lowered) limits on sizes (docs/limits.md).
+    #[serde(default)]
+    pub limits: LimitsSpec,
+}
+
+/// `[limits]`: each key overrides the limit of the same name (and the `RNTK_MAX_*`
+/// environment variable) for this run.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSpec {
+    pub max_sample_elements: Option<usize>,
+    pub max_one_hot_classes: Option<usize>,
+    pub max_delay_offset: Option<usize>,
+    pub max_line_bytes: Option<usize>,
+    pub max_stream_bytes: Option<usize>,
+}
+
+impl LimitsSpec {
+    /// `base` with the config's values applied; a value out of range names its key.
+    pub fn apply(&self, base: rntk::limits::Limits) -> Result<rntk::limits::Limits> {
+        let mut l = base;
+        for (key, v) in [
+            ("max_sample_elements", self.max_sample_elements),
+            ("max_one_hot_classes", self.max_one_hot_classes),
+            ("max_delay_offset", self.max_delay_offset),
+            ("max_line_bytes", self.max_line_bytes),
+            ("max_stream_bytes", self.max_stream_bytes),
+        ] {
+            if let Some(v) = v {
+                l = l.with(key, v)?;
+            }
+        }
+        Ok(l)
+    }
+}
+
+/// The largest config file read (bytes): a config is text written by hand, so there
+/// is no reason to read further. `RNTK_MAX_CONFIG_BYTES` changes it.
+pub const DEFAULT_MAX_CONFIG_BYTES: usize = 16 << 20;
+
+/// The config size limit in force (`RNTK_MAX_CONFIG_BYTES`, else the default).
+pub fn max_config_bytes() -> Result<usize> {
+    match std::env::var("RNTK_MAX_CONFIG_BYTES") {
+        Err(_) => Ok(DEFAULT_MAX_CONFIG_BYTES),
+        Ok(v) => v
+            .trim()
+            .replace('_', "")
+            .parse::<usize>()
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or_else(|| {
+                Fail::new(format!(
+                    "RNTK_MAX_CONFIG_BYTES: {v:?}: expected a whole number of bytes, at least 1"
+                ))
+            }),
+    }
+}
+
+/// The text of the config at `path`: at most [`max_config_bytes`], UTF-8; a directory,
+/// an endless stream or binary bytes are one-line errors that do not echo them.
+pub fn read_text(path: &Path) -> Result<String> {
+    let shown = path.display();
+    let limit = max_config_bytes()?;
+    let (file, _) = rntk::files::open_input(path, "a TOML config")
+        .map_err(|e| Fail::new(format!("cannot read the config {e}")))?;
+    let bytes = rntk::files::read_stream(
+        std::io::Read::take(file, limit as u64 + 1),
+        path,
+        usize::MAX,
+        "",
+    )?;
+    if bytes.len() > limit {
+        return Err(Fail::new(format!(
+            "{shown}: cannot read the config: longer than {limit} bytes, more than any config \
+             needs (RNTK_MAX_CONFIG_BYTES=N raises the limit; docs/limits.md)"
+        )));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let b = e.as_bytes();
+        let line = b[..at].iter().filter(|&&c| c == b'\n').count() + 1;
+        Fail::new(format!(
+            "{shown}:{line}: cannot read the config: byte 0x{:02x} at offset {at} is not UTF-8 \
+             text (a config is a TOML text file)",
+            b[at]
+        ))
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -277,8 +364,7 @@ pub struct TensorBoardSpec {
 impl Config {
     /// Read and parse `path`; relative paths inside are resolved against its folder.
     pub fn load(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Fail::new(format!("{}: cannot read the config: {e}", path.display())))?;
+        let text = read_text(path)?;
         let mut c = Self::parse(&text, &path.display().to_string())?;
         let base = path.parent().unwrap_or(Path::new(""));
         let fix = |p: &mut PathBuf| {

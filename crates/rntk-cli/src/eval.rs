@@ -4,12 +4,12 @@
 use crate::fail::{Context, Fail, Result};
 use crate::Format;
 use rntk::io::{
-    CtfDeserializer, CtfWriter, Deserializer, MinibatchSource, MinibatchSourceConfig, SeqStream,
-    StreamDef,
+    CtfDeserializer, CtfOptions, CtfWriter, Deserializer, MinibatchSource, MinibatchSourceConfig,
+    SeqStream, StreamDef,
 };
 use rntk::tensor::{Element, Layout};
 use rntk::{DType, Executor, Value, Variable};
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -22,15 +22,65 @@ pub struct Args {
     pub minibatch_size: usize,
 }
 
-/// The stream (field) names used in the first rows of a CTF file.
-pub fn ctf_stream_names(path: &Path) -> Result<Vec<String>> {
-    let f = std::fs::File::open(path)
-        .map_err(|e| Fail::new(format!("{}: cannot read the file: {e}", path.display())))?;
+/// The CTF input: a regular file is read by the reader itself; a stream (a pipe,
+/// `/dev/stdin`) is read into memory once, within the limits on stream size and row
+/// length, so `--input /dev/zero` or an endless pipe stops with an error instead of
+/// filling memory.
+pub enum Input {
+    File(PathBuf),
+    Stream { name: String, text: Vec<u8> },
+}
+
+impl Input {
+    pub fn open(path: &Path) -> Result<Input> {
+        let (file, regular) = rntk::files::open_input(path, "a CTF file")
+            .map_err(|e| Fail::new(format!("--input {e}")))?;
+        if regular {
+            return Ok(Input::File(path.to_path_buf()));
+        }
+        let name = path.display().to_string();
+        let text = rntk::io::ctf::read_stream(file, &name)
+            .map_err(|e| Fail::new(format!("--input {e}")))?;
+        Ok(Input::Stream { name, text })
+    }
+
+    /// The stream names used in its first rows.
+    fn names(&self) -> Result<Vec<String>> {
+        match self {
+            Input::File(p) => ctf_stream_names(p),
+            Input::Stream { text, .. } => Ok(stream_names_in(
+                &text[..text.len().min(NAME_BYTES as usize)],
+            )),
+        }
+    }
+
+    /// A reader of its text for `defs`.
+    fn reader(self, defs: &[StreamDef]) -> Result<CtfDeserializer> {
+        Ok(match self {
+            Input::File(p) => CtfDeserializer::open(&p, defs)?,
+            Input::Stream { name, text } => {
+                CtfDeserializer::from_bytes(&name, text, defs, CtfOptions::default())?
+            }
+        })
+    }
+}
+
+/// Rows looked at for stream names, and bytes: names are on the first rows, and
+/// there is no reason to read further (a row without a line end is cut there).
+const NAME_ROWS: usize = 10_000;
+const NAME_BYTES: u64 = 4 << 20;
+
+/// The stream (field) names used in the first rows of CTF text.
+pub fn stream_names_in(text: &[u8]) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
-    for line in std::io::BufReader::new(f).lines().take(10_000) {
-        let line = line.context(path.display())?;
-        for part in line.split('|').skip(1) {
-            let name: String = part.chars().take_while(|c| !c.is_whitespace()).collect();
+    for line in text.split(|&c| c == b'\n').take(NAME_ROWS) {
+        for part in line.split(|&c| c == b'|').skip(1) {
+            let name: Vec<u8> = part
+                .iter()
+                .copied()
+                .take_while(|c| !c.is_ascii_whitespace())
+                .collect();
+            let name = String::from_utf8_lossy(&name).into_owned();
             if name.is_empty() || name.starts_with('#') {
                 continue;
             }
@@ -39,7 +89,18 @@ pub fn ctf_stream_names(path: &Path) -> Result<Vec<String>> {
             }
         }
     }
-    Ok(names)
+    names
+}
+
+/// The stream (field) names used in the first rows of a CTF file (at most its first
+/// 4 MiB are read).
+pub fn ctf_stream_names(path: &Path) -> Result<Vec<String>> {
+    let f = std::fs::File::open(path)
+        .map_err(|e| Fail::new(format!("{}: cannot read the file: {e}", path.display())))?;
+    let mut head = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(f, NAME_BYTES), &mut head)
+        .context(path.display())?;
+    Ok(stream_names_in(&head))
 }
 
 /// Which stream feeds each model input.
@@ -106,11 +167,15 @@ pub fn run(args: &Args) -> Result<()> {
             args.input.display()
         )));
     }
-    let streams = ctf_stream_names(&args.input)?;
+    if let Some(o) = &args.output {
+        rntk::files::check_output_file(o).context("--output")?;
+    }
+    let input = Input::open(&args.input)?;
+    let streams = input.names()?;
     let map = resolve_map(args, &inputs, &streams)?;
     match out.dtype() {
-        DType::F64 => eval_typed::<f64>(args, &inputs, &map, &out),
-        _ => eval_typed::<f32>(args, &inputs, &map, &out),
+        DType::F64 => eval_typed::<f64>(args, input, &inputs, &map, &out),
+        _ => eval_typed::<f32>(args, input, &inputs, &map, &out),
     }
 }
 
@@ -121,6 +186,7 @@ enum Sink {
 
 fn eval_typed<T: Element + rntk::io::IoFloat>(
     args: &Args,
+    input: Input,
     inputs: &[Variable],
     map: &[String],
     out: &Variable,
@@ -139,7 +205,7 @@ fn eval_typed<T: Element + rntk::io::IoFloat>(
             d.field(field)
         })
         .collect();
-    let ctf = CtfDeserializer::open(&args.input, &defs)?;
+    let ctf = input.reader(&defs)?;
     let d: Arc<dyn Deserializer> = Arc::new(ctf);
     let mut src = MinibatchSource::new(
         vec![d],

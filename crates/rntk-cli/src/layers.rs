@@ -151,6 +151,30 @@ fn sequential(layers: &[toml::Value], key: &str) -> Result<Sequential> {
     Ok(Sequential::new(out))
 }
 
+/// A layer of the config that names its table in errors raised when it is applied
+/// (a dimension over the limits, shapes that do not fit): `model.layers[1] (Dense): …`.
+struct Keyed {
+    key: String,
+    inner: LayerRef,
+}
+
+impl Layer for Keyed {
+    fn apply(&self, x: &Variable) -> rntk::Result<Variable> {
+        self.inner
+            .apply(x)
+            .map_err(|e| rntk::Error::InvalidArgument {
+                context: self.key.clone(),
+                detail: e.to_string(),
+            })
+    }
+    fn parameters(&self) -> Vec<Variable> {
+        self.inner.parameters()
+    }
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DenseSpec {
@@ -306,6 +330,12 @@ impl Layer for SeqOp {
 }
 
 fn layer(v: &toml::Value, key: &str) -> Result<LayerRef> {
+    let (inner, key) = layer_of(v, key)?;
+    Ok(Arc::new(Keyed { key, inner }))
+}
+
+/// The layer a table describes, and the key naming it (`model.layers[1] (Dense)`).
+fn layer_of(v: &toml::Value, key: &str) -> Result<(LayerRef, String)> {
     let Some(table) = v.as_table() else {
         return Err(Fail::new(format!(
             "{key}: expected a table such as {{ type = \"Dense\", dim = 10 }}"
@@ -320,8 +350,8 @@ fn layer(v: &toml::Value, key: &str) -> Result<LayerRef> {
     let mut rest = table.clone();
     rest.remove("type");
     let rest = toml::Value::Table(rest);
-    let key = format!("{key} ({kind})");
-    let key = key.as_str();
+    let keyed = format!("{key} ({kind})");
+    let key = keyed.as_str();
     let l: LayerRef = match kind {
         "Dense" => {
             let s: DenseSpec = decode(rest, key)?;
@@ -498,7 +528,7 @@ fn layer(v: &toml::Value, key: &str) -> Result<LayerRef> {
             )))
         }
     };
-    Ok(l)
+    Ok((l, keyed))
 }
 
 /// A step chosen at run time.

@@ -5,6 +5,8 @@
 //! Exit status: 0 on success, 1 with a one-line `rntk: …` message on a user error.
 
 mod config;
+#[cfg(test)]
+mod config_proptest;
 mod eval;
 mod fail;
 mod gendata;
@@ -108,12 +110,22 @@ fn main() -> ExitCode {
             .map(|s| s.to_string())
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown".into());
+        // `rntk info m | head`: the reader went away; nothing to report
+        if msg.contains("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(0);
+        }
         eprintln!(
             "rntk: internal error: {} (please report it)",
-            msg.replace('\n', " ")
+            fail::one_line(&msg)
         );
     }));
     let cli = Cli::parse();
+    // limits from the environment (RNTK_MAX_*): an invalid value is an error now,
+    // not a silently ignored setting
+    if let Err(e) = rntk::limits::Limits::from_env().and_then(rntk::limits::set) {
+        eprintln!("rntk: {}", fail::Fail::from(e));
+        return ExitCode::from(1);
+    }
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match cli.command {
         Command::Train { config, device } => train::run(&config, &device),
         Command::Eval {

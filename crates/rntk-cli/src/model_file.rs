@@ -12,8 +12,9 @@ pub enum Kind {
     Cntk,
 }
 
+/// The model file's bytes: a directory or an endless stream is an error, not a hang.
 fn read(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| Fail::new(format!("{}: cannot read: {e}", path.display())))
+    Ok(rntk::files::read_whole(path, "a model file")?)
 }
 
 /// The kind of the model file at `path`.
@@ -33,7 +34,11 @@ pub fn load(path: &Path) -> Result<(Function, Kind)> {
         let file = path.display().to_string();
         Ok((rntk::import::load_cntk_bytes(&file, &bytes)?, Kind::Cntk))
     } else {
-        Ok((rntk::load_model(path)?, Kind::Rntk))
+        let file = path.display().to_string();
+        Ok((
+            rntk::persist::model_from_bytes_named(&file, &bytes)?,
+            Kind::Rntk,
+        ))
     }
 }
 

@@ -24,6 +24,9 @@ use std::sync::Arc;
 pub fn run(path: &Path, device: &str) -> Result<()> {
     let device = Device::parse(device).context("--device")?;
     let cfg = Config::load(path)?;
+    // the config's [limits] over the environment's, before anything is built
+    let limits = cfg.limits.apply(rntk::limits::current())?;
+    rntk::limits::set(limits)?;
     match cfg.train.dtype.as_deref().unwrap_or("f32") {
         "f32" | "float32" => run_typed::<f32>(&cfg, DType::F32, device),
         "f64" | "float64" => run_typed::<f64>(&cfg, DType::F64, device),
@@ -49,6 +52,8 @@ fn make_input(s: &InputSpec, dtype: DType) -> Result<Variable> {
             s.name
         )));
     }
+    rntk::limits::check_sample_shape(&rntk::Shape::from(s.dim))
+        .map_err(|d| Fail::new(format!("inputs '{}'.dim: {d}", s.name)))?;
     let o = InputOptions {
         dtype,
         is_sparse: s.sparse,
@@ -197,6 +202,10 @@ fn learner(l: &LearnerSpec, params: &[Variable]) -> Result<Box<dyn Learner>> {
 /// A `MinibatchSource` over the reader's CTF file.
 pub fn source(name: &str, r: &ReaderSpec, inputs: &[InputSpec]) -> Result<MinibatchSource> {
     let key = format!("readers.{name}");
+    for s in r.streams.iter().flatten() {
+        rntk::limits::check_sample_shape(&rntk::Shape::from(s.dim))
+            .map_err(|d| Fail::new(format!("{key}.streams '{}'.dim: {d}", s.name)))?;
+    }
     let streams: Vec<StreamDef> = match &r.streams {
         Some(s) => s
             .iter()
@@ -227,7 +236,7 @@ pub fn source(name: &str, r: &ReaderSpec, inputs: &[InputSpec]) -> Result<Miniba
             r.file.display()
         )));
     }
-    let ctf = CtfDeserializer::open(&r.file, &streams)?;
+    let ctf = CtfDeserializer::open(&r.file, &streams).context(format!("{key}.file"))?;
     let mut c = MinibatchSourceConfig {
         randomize: r.randomize,
         frame_mode: r.frame_mode,
@@ -398,6 +407,9 @@ fn run_typed<T: Element>(cfg: &Config, dtype: DType, device: Device) -> Result<(
             _ => None,
         });
 
+    // every path the run writes, before anything is written
+    check_outputs(cfg)?;
+
     // callbacks
     let cb = &cfg.callbacks;
     let mut callbacks = Callbacks::default();
@@ -469,10 +481,6 @@ fn run_typed<T: Element>(cfg: &Config, dtype: DType, device: Device) -> Result<(
         callbacks.cross_validation = Some(c);
     }
     if let Some(ck) = &cb.checkpoint {
-        if let Some(dir) = ck.file.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .context(format!("callbacks.checkpoint.file {}", ck.file.display()))?;
-        }
         let mut c = CheckpointConfig::new(&ck.file);
         c.frequency = ck.frequency;
         c.restore = ck.restore;
@@ -496,11 +504,72 @@ fn run_typed<T: Element>(cfg: &Config, dtype: DType, device: Device) -> Result<(
     .context("training")?;
 
     let out = Function::combine(std::slice::from_ref(&z), "model")?;
-    if let Some(dir) = t.output.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).context(format!("train.output {}", t.output.display()))?;
-    }
-    rntk::save_model(&out, &t.output)?;
+    rntk::save_model(&out, &t.output).context("train.output")?;
     println!("Model saved to {}", t.output.display());
+    Ok(())
+}
+
+/// Every path the run will write — the model, the checkpoint, the progress log, the
+/// TensorBoard folder — checked before training starts (a run must not be lost to an
+/// output that cannot be written): folders exist or are created, accept new files,
+/// files are not directories, no two outputs are one file and no output is a data
+/// file being read. The checkpoint must not be in use by another trainer.
+fn check_outputs(cfg: &Config) -> Result<()> {
+    let cb = &cfg.callbacks;
+    let mut files: Vec<(String, std::path::PathBuf)> = Vec::new();
+    let mut file = |key: &str, p: &Path| -> Result<()> {
+        rntk::files::check_output_file(p).context(key)?;
+        files.push((key.to_string(), p.to_path_buf()));
+        Ok(())
+    };
+    file("train.output", &cfg.train.output)?;
+    // temporary files of an earlier save that was killed (their writer is gone)
+    let out = &cfg.train.output;
+    if let Some(name) = out.file_name().and_then(|n| n.to_str()) {
+        let dir = out.parent().unwrap_or(Path::new(""));
+        rntk::persist::remove_stale_temps(dir, |t| t == name, false);
+    }
+    if let Some(f) = cb.progress.as_ref().and_then(|p| p.log_file.as_ref()) {
+        file("callbacks.progress.log_file", f)?;
+    }
+    if let Some(ck) = &cb.checkpoint {
+        file("callbacks.checkpoint.file", &ck.file)?;
+        let mut ckp = ck.file.as_os_str().to_owned();
+        ckp.push(".ckp");
+        file("callbacks.checkpoint.file (.ckp)", Path::new(&ckp))?;
+        rntk::files::PathLock::probe(&ck.file, "checkpoint")
+            .context("callbacks.checkpoint.file")?;
+    }
+    if let Some(tb) = &cb.tensorboard {
+        rntk::files::check_output_dir(&tb.log_dir).context("callbacks.tensorboard.log_dir")?;
+    }
+    // the same file twice, or over a data file (compared where the paths lead)
+    let real = |p: &Path| -> std::path::PathBuf {
+        let dir = p
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+        dir.join(p.file_name().unwrap_or_default())
+    };
+    for (i, (ka, a)) in files.iter().enumerate() {
+        for (kb, b) in &files[..i] {
+            if real(a) == real(b) {
+                return Err(Fail::new(format!(
+                    "{ka} and {kb} are the same file {}: give each output its own path",
+                    a.display()
+                )));
+            }
+        }
+        for (name, r) in &cfg.readers {
+            if real(a) == real(&r.file) {
+                return Err(Fail::new(format!(
+                    "{ka} {} is the data file of readers.{name}: writing it would destroy the data",
+                    a.display()
+                )));
+            }
+        }
+    }
     Ok(())
 }
 

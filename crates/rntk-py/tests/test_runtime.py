@@ -13,7 +13,10 @@ import numpy as np
 import rntk as C
 
 LONG_TRAIN = r'''
-import numpy as np, rntk as C, sys
+import numpy as np, rntk as C, sys, signal
+# A shell's background job starts with SIGINT ignored, and Python then installs no handler;
+# a user's interactive Python has one, so the child sets it as Python does by default.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 x = C.sequence.input_variable(4)
 y = C.input_variable(1)
 with C.default_options(initial_state=0.1):

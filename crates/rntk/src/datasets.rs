@@ -1,4 +1,7 @@
-//! Built-in synthetic data sets, generated deterministically (nothing is downloaded).
+//! Built-in synthetic data sets, generated deterministically (nothing is downloaded):
+//! the seed tutorial's solar series here, digit and coloured-shape images in [`images`].
+
+pub mod images;
 
 use rand_core::{RngCore, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;

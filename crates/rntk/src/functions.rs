@@ -3,7 +3,7 @@
 
 use crate::error::Result;
 use crate::graph::{Function, Variable};
-use crate::ops::{BinaryOp, Op, ReduceOp, UnaryOp};
+use crate::ops::{BinaryOp, ConvAttrs, Op, PoolAttrs, PoolingType, ReduceOp, UnaryOp};
 use crate::tensor::Shape;
 
 fn prim(op: Op, inputs: &[&Variable], name: &str) -> Result<Variable> {
@@ -275,4 +275,36 @@ pub fn lstm_scan(
         &[pre_x, h, h0, c0],
         "",
     )
+}
+
+/// CNTK's `convolution(W, x, strides, sharing, auto_padding, dilation, reduction_rank,
+/// groups, …)`: `W` is `(O, C/groups, k…)` (reduction_rank 1) or `(O, k…)` (0), `x` is
+/// `(C, spatial…)`; the result `(O, out…)`. Per-axis attributes follow CNTK's lists
+/// (see `ops::conv_attrs`).
+pub fn convolution(w: &Variable, x: &Variable, attrs: ConvAttrs) -> Result<Variable> {
+    prim(Op::Convolution(attrs), &[w, x], "")
+}
+
+/// CNTK's `convolution_transpose(W, x, strides, auto_padding, output_shape, …)`: `W` is
+/// `(C, O/groups, k…)`, the filter of the convolution it transposes.
+pub fn convolution_transpose(w: &Variable, x: &Variable, attrs: ConvAttrs) -> Result<Variable> {
+    prim(Op::ConvolutionTranspose(attrs), &[w, x], "")
+}
+
+/// CNTK's `pooling(x, pooling_type, window, strides, auto_padding, ceil_out_dim,
+/// include_pad)`.
+pub fn pooling(x: &Variable, attrs: PoolAttrs) -> Result<Variable> {
+    prim(Op::Pooling(attrs), &[x], "")
+}
+
+/// Global max or average pooling: every axis but the first reduced to 1, `(C, H, W)` →
+/// `(C, 1, 1)` (CNTK's `GlobalMaxPooling` / `GlobalAveragePooling`).
+pub fn global_pooling(x: &Variable, kind: PoolingType) -> Result<Variable> {
+    prim(Op::Pooling(PoolAttrs::new(kind, None)), &[x], "")
+}
+
+/// CNTK's `unpooling(u, x, MAX_UNPOOLING, window, strides, auto_padding)`: `u` (the
+/// max pooling of `x` or a value of its shape) put at the first maximum of each window of `x`.
+pub fn unpooling(u: &Variable, x: &Variable, attrs: PoolAttrs) -> Result<Variable> {
+    prim(Op::Unpooling(attrs), &[u, x], "")
 }

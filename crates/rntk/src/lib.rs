@@ -5,6 +5,7 @@ pub mod backend;
 pub mod datasets;
 pub mod error;
 pub mod exec;
+pub mod files;
 pub mod functions;
 pub mod graph;
 pub mod import;

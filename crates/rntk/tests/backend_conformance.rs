@@ -1,7 +1,8 @@
 //! The training suites on a second backend: the arena (opaque buffers in an arena of its
 //! own, every host transfer counted) must train exactly as the CPU does — the seed
 //! program through `Trainer` with CNTK's progress text, a sparse tagger with dropout and
-//! batch normalization, every learner with clipping and regularization, a CTF reader
+//! batch normalization, a small convolutional network, every learner with clipping and
+//! regularization, a CTF reader
 //! into `train` with test, cross-validation and checkpoints — with the same bits and no
 //! value crossing to the host inside a minibatch beyond the feeds and the fetches.
 //! (The op and layer suites run on it through `tests/common`'s `arena_mirror`.)
@@ -12,8 +13,8 @@ use rntk::backend::{Arena, Backend, Cpu, Memory, Transfers};
 use rntk::functions::times;
 use rntk::io::{CtfDeserializer, MinibatchSource, MinibatchSourceConfig, StreamDef};
 use rntk::layers::{
-    default_options, BatchNormalization, DefaultOptions, Dense, Dropout, Embedding, Fold, Gru,
-    Layer, Lstm, Recurrence, Sequential,
+    default_options, Activation, BatchNormalization, Convolution, DefaultOptions, Dense, Dropout,
+    Embedding, Fold, Gru, Layer, Lstm, Pooling, Recurrence, Sequential,
 };
 use rntk::learners::{
     self, AdamOptions, FsAdaGradOptions, HostRule, Learner, LearnerOptions, RmsPropOptions,
@@ -194,6 +195,54 @@ fn tagger_task() -> Task {
     }
 }
 
+/// A small image classifier: Convolution(3×3, padded, relu) → spatial batch
+/// normalization → MaxPooling(2×2, stride 2) → transposed Convolution(2×2) →
+/// Convolution(3×3) → AveragePooling → Dense, cross-entropy against one-hot classes.
+fn cnn_task() -> Task {
+    let (classes, batch) = (3, 6);
+    let images = input_variable([1, 8, 8]);
+    let model = Sequential::default()
+        .then(
+            Convolution::d2([3, 3])
+                .num_filters(4)
+                .pad(true)
+                .activation(Activation::Relu),
+        )
+        .then(BatchNormalization::new().map_rank(Some(1)))
+        .then(Pooling::max(&[2, 2]).strides(&[2, 2]))
+        .then(Convolution::transpose2d([2, 2]).num_filters(3))
+        .then(Convolution::d2([3, 3]).num_filters(5))
+        .then(Pooling::average(&[2, 2]))
+        .then(Dense::new(classes));
+    let z = model.apply(&images).unwrap();
+    let labels = input_variable(classes);
+    let loss = losses::cross_entropy_with_softmax(&z, &labels, -1).unwrap();
+    let metric = metrics::classification_error(&z, &labels, -1, 1).unwrap();
+    let params = model.parameters();
+    fix_weights(&params);
+    let minibatches = (0..8)
+        .map(|m| {
+            let px: Vec<f32> = (0..batch * 64)
+                .map(|i| ((7 * i + 13 * m) % 29) as f32 / 29.0 - 0.4)
+                .collect();
+            let ys: Vec<f32> = (0..batch * classes)
+                .map(|i| f32::from(u8::from(i % classes == (i / classes + m) % classes)))
+                .collect();
+            vec![
+                Value::batch([1, 8, 8], px).unwrap(),
+                Value::batch([classes], ys).unwrap(),
+            ]
+        })
+        .collect();
+    Task {
+        feeds: vec![images, labels],
+        loss,
+        metric,
+        params,
+        minibatches,
+    }
+}
+
 /// Train `task` with Adam through a `Trainer` on `backend`, with CNTK's progress text;
 /// returns the run and the transfers of every minibatch after the first.
 fn train_task<B: Backend>(backend: B, task: &Task) -> (Run, Vec<Transfers>) {
@@ -278,6 +327,20 @@ fn a_sparse_tagger_with_dropout_and_batch_norm_trains_on_the_arena_as_on_the_cpu
     let arena = Arena::new();
     let (on_arena, transfers) = train_task(arena.clone(), &tagger_task());
     assert_eq!(on_arena, cpu, "the arena's training differs from the CPU's");
+    assert_steady_transfers(&transfers, 2);
+}
+
+#[test]
+fn a_convolutional_network_trains_on_the_arena_as_on_the_cpu() {
+    let cpu = train_task(Cpu, &cnn_task()).0;
+    let arena = Arena::new();
+    let (on_arena, transfers) = train_task(arena.clone(), &cnn_task());
+    assert_eq!(on_arena, cpu, "the arena's training differs from the CPU's");
+    let losses: Vec<f64> = cpu.per_mb.iter().map(|m| f64::from_bits(m.0)).collect();
+    assert!(
+        losses.iter().all(|l| l.is_finite() && *l > 0.0) && losses[0] != losses[7],
+        "{losses:?}"
+    );
     assert_steady_transfers(&transfers, 2);
 }
 

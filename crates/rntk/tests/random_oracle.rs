@@ -529,3 +529,70 @@ fn dropout_streams_resume_from_their_offsets() {
     a.forward(&[(&x, &v)], false).unwrap();
     assert_eq!(a.dropout_offsets(), vec![63]);
 }
+
+/// `reserve_seeds` takes a layer's seeds at construction, as CNTK's factories do: layers
+/// applied in another order than built still draw CNTK's values.
+#[test]
+fn reserved_seeds_follow_construction_order() {
+    let _g = sequence_lock();
+    let recs = oracle()["layers"]["auto"].as_array().unwrap();
+    let find = |n: &str| recs.iter().find(|r| r["layer"] == n).unwrap();
+    random::reset_random_seed(0);
+    let a = Dense::new(4);
+    a.reserve_seeds();
+    let b = Dense::new([2, 3]);
+    b.reserve_seeds();
+    let e = Embedding::new(5);
+    e.reserve_seeds();
+    let lstm = Lstm::new(3);
+    lstm.reserve_seeds();
+    let peep = Lstm::new(3).cell_shape(4).use_peepholes(true);
+    peep.reserve_seeds();
+    let gru = Gru::new(2);
+    gru.reserve_seeds();
+    let rnn = RnnStep::new(2);
+    rnn.reserve_seeds();
+    assert_eq!(random::get_random_seed(), 16);
+    // applied last to first
+    let rnn = Recurrence::new(rnn);
+    rnn.apply(&sequence::input_variable([3])).unwrap();
+    let gru = Recurrence::new(gru);
+    gru.apply(&sequence::input_variable([3])).unwrap();
+    let peep = Recurrence::new(peep);
+    peep.apply(&sequence::input_variable([2])).unwrap();
+    let lstm = Recurrence::new(lstm);
+    lstm.apply(&sequence::input_variable([2])).unwrap();
+    e.apply(&input_variable([6])).unwrap();
+    b.apply(&input_variable([4])).unwrap();
+    a.apply(&input_variable([3])).unwrap();
+    let check = |name: &str, ps: Vec<Variable>| {
+        let rec = find(name);
+        for w in rec["params"].as_array().unwrap() {
+            let pname = w["name"].as_str().unwrap();
+            let p = ps.iter().find(|p| p.name() == pname).unwrap();
+            let what = format!("{name}.{pname}");
+            bits_equal(
+                &values_of(p),
+                &common::flat(&w["values"]),
+                DType::F32,
+                &what,
+            );
+        }
+    };
+    check("Dense(4) on 3", a.parameters());
+    check("Dense((2,3)) on 4", b.parameters());
+    check("Embedding(5) on 6", e.parameters());
+    check("LSTM(3) on 2", lstm.parameters());
+    check(
+        "LSTM(3, cell_shape=4, use_peepholes=True) on 2",
+        peep.parameters(),
+    );
+    check("GRU(2) on 3", gru.parameters());
+    check("RNNStep(2) on 3", rnn.parameters());
+    assert_eq!(
+        random::get_random_seed(),
+        16,
+        "applying took no further seeds"
+    );
+    random::reset_random_seed(0);
+}

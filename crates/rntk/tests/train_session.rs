@@ -365,3 +365,127 @@ fn kill_during_checkpoint_write_leaves_the_previous_one_loadable() {
     assert!(last > 0, "the writer never completed a checkpoint");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The seed data as CTF text (one id per sequence, the target on its first row).
+fn ctf_of(n: usize, key: usize) -> String {
+    let (xs, ys) = data(n, key);
+    let mut s = String::new();
+    for (i, (x, y)) in xs.iter().zip(&ys).enumerate() {
+        for (t, v) in x.iter().enumerate() {
+            if t == 0 {
+                s.push_str(&format!("{i}\t|features {v}\t|target {y}\n"));
+            } else {
+                s.push_str(&format!("{i}\t|features {v}\n"));
+            }
+        }
+    }
+    s
+}
+
+/// A randomized source over a CTF file in small chunks (each read when needed).
+fn ctf_source(path: &Path) -> rntk::io::MinibatchSource {
+    use rntk::io::{CtfDeserializer, CtfOptions, Deserializer, MinibatchSource, StreamDef};
+    let d = CtfDeserializer::with_options(
+        path,
+        &[
+            StreamDef::dense("features", 1),
+            StreamDef::dense("target", 1),
+        ],
+        CtfOptions {
+            chunk_bytes: 256,
+            ..CtfOptions::default()
+        },
+    )
+    .unwrap();
+    MinibatchSource::new(
+        vec![Arc::new(d) as Arc<dyn Deserializer>],
+        rntk::io::MinibatchSourceConfig {
+            randomize: true,
+            randomization_window_in_chunks: 3,
+            randomization_seed: 11,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+/// Truncates a file to half its size after `after` minibatches: another program
+/// rewriting the data while training reads it.
+struct TruncateAfter {
+    path: std::path::PathBuf,
+    after: usize,
+    seen: usize,
+}
+
+impl ProgressWriter for TruncateAfter {
+    fn on_training_update(&mut self, _: &rntk::train::Totals) {
+        self.seen += 1;
+        if self.seen == self.after {
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&self.path)
+                .unwrap();
+            let n = f.metadata().unwrap().len();
+            f.set_len(n / 2).unwrap();
+        }
+    }
+}
+
+/// Issue 13: a data file truncated mid-training ends the run with an error naming
+/// it (it used to end with SIGBUS); with the data back, the last checkpoint resumes
+/// the run, bit-identical to a run never interrupted.
+#[test]
+fn data_truncated_mid_training_is_an_error_and_the_checkpoint_resumes_exactly() {
+    let base = std::env::temp_dir().join(format!("rntk-trunc-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let (a, b) = (base.join("a"), base.join("b"));
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    let text = ctf_of(80, 6);
+    let run = |dir: &Path, data: &Path, writers: Vec<Box<dyn ProgressWriter>>| {
+        let m = seed_model();
+        let mut src = ctf_source(data);
+        let mut ck = CheckpointConfig::new(dir.join("model"));
+        ck.frequency = Some(60);
+        let r = train::<f32>(
+            &m.criterion,
+            &mut src,
+            &map(&m),
+            learner(&m.params),
+            TrainOptions::new(40).epoch_size(60).max_epochs(8),
+            Callbacks {
+                progress_writers: writers,
+                checkpoint: Some(ck),
+                ..Default::default()
+            },
+        );
+        let params: Vec<Vec<f32>> = m
+            .params
+            .iter()
+            .map(|p| p.value().unwrap().as_slice::<f32>().unwrap().to_vec())
+            .collect();
+        r.map(|_| params)
+    };
+    std::fs::write(a.join("train.ctf"), &text).unwrap();
+    let uninterrupted = run(&a, &a.join("train.ctf"), vec![]).unwrap();
+
+    let data = b.join("train.ctf");
+    std::fs::write(&data, &text).unwrap();
+    let cut = TruncateAfter {
+        path: data.clone(),
+        after: 20,
+        seen: 0,
+    };
+    let e = run(&b, &data, vec![Box::new(cut)]).unwrap_err().to_string();
+    assert!(
+        e.contains("train.ctf") && e.contains("changed while it was being read"),
+        "{e}"
+    );
+    let saved = checkpoint_samples(&b.join("model")).unwrap().unwrap();
+    assert!((120..480).contains(&saved), "{saved}");
+    // the data restored: the same run picks up at its last checkpoint
+    std::fs::write(&data, &text).unwrap();
+    let resumed = run(&b, &data, vec![]).unwrap();
+    assert_eq!(resumed, uninterrupted);
+    let _ = std::fs::remove_dir_all(&base);
+}

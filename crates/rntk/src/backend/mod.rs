@@ -11,6 +11,7 @@
 //! | recurrent | [`Recurrent`] | the fused LSTM cell and scan |
 //! | learner updates | [`Updates`] | clip → L2 → rule → L1 in one call per parameter |
 //! | random numbers | [`Random`] | dropout masks |
+//! | convolutions | [`Convolutions`] | convolution (forward, data and filter gradients), pooling, max unpooling |
 //!
 //! A device implements every family for its own [`Memory::Buf`] type and is then a
 //! [`Backend`] (a blanket impl). The ops (`ops/`) keep the shape rules and the
@@ -26,6 +27,7 @@
 //! buffers.
 
 pub mod arena;
+pub mod conv;
 pub mod copies;
 pub mod cpu;
 mod dynamic;
@@ -39,6 +41,7 @@ pub mod reduce;
 pub mod updates;
 
 pub use arena::Arena;
+pub use conv::Convolutions;
 pub use copies::Copies;
 pub use cpu::Cpu;
 pub use dynamic::{backend_of, DynBackend, Resident};
@@ -57,7 +60,16 @@ pub use updates::Updates;
 /// A device rntk can run on: every kernel family. Implement the families; this trait
 /// follows.
 pub trait Backend:
-    Memory + Products + Elementwise + Reductions + Losses + Copies + Recurrent + Updates + Random
+    Memory
+    + Products
+    + Elementwise
+    + Reductions
+    + Losses
+    + Copies
+    + Recurrent
+    + Updates
+    + Random
+    + Convolutions
 {
 }
 
@@ -71,5 +83,6 @@ impl<B> Backend for B where
         + Recurrent
         + Updates
         + Random
+        + Convolutions
 {
 }

@@ -192,7 +192,8 @@ impl<T: Element, B: Backend> Executor<T, B> {
     }
 
     /// Work of one pass, for the backend to choose its parallelism: the largest input's
-    /// rows times the per-row size of every node.
+    /// rows times the per-row work of every node (its output size; a convolution's
+    /// multiply-adds).
     fn pass_work(&self) -> usize {
         let rows = self
             .plan
@@ -203,7 +204,12 @@ impl<T: Element, B: Backend> Executor<T, B> {
             .map(|(_, l)| l.rows())
             .max()
             .unwrap_or(1);
-        let per_row: usize = self.plan.nodes.iter().map(|n| n.out_shape.numel()).sum();
+        let per_row: usize = self
+            .plan
+            .nodes
+            .iter()
+            .map(|n| n.op.row_work(&n.in_shapes, &n.out_shape))
+            .fold(0, usize::saturating_add);
         rows.saturating_mul(per_row)
     }
 

@@ -18,6 +18,7 @@
 //! The loaded function evaluates and trains like any rntk model (its parameters are
 //! ordinary parameters) and can be saved in rntk's format with [`Function::save`].
 
+mod conv;
 mod dict;
 pub mod model;
 pub mod op_codes;
@@ -86,10 +87,7 @@ pub fn load_cntk_bytes(file: &str, bytes: &[u8]) -> Result<Function> {
 
 fn read(path: &Path) -> Result<(String, Vec<u8>)> {
     let file = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| Error::Io {
-        file: file.clone(),
-        detail: format!("cannot read the model: {e}"),
-    })?;
+    let bytes = crate::files::read_whole(path, "a model file")?;
     Ok((file, bytes))
 }
 

@@ -44,7 +44,7 @@ enum BlockOp {
 fn supported(code: u64) -> bool {
     matches!(
         code,
-        0..=16 | 19..=27 | 31 | 32 | 37..=44 | 48 | 51 | 52 | 54..=57 | 62 | 64 | 65 | 68
+        0..=17 | 19..=27 | 31..=33 | 37..=44 | 48 | 51 | 52 | 54..=57 | 62 | 64 | 65 | 58 | 68
             | 69 | 75
     )
 }
@@ -780,6 +780,18 @@ impl<'a> Builder<'a> {
                 3 => (Op::WeightedLogistic, x.to_vec()),
                 n => return Err(self.err(format!("{label}: expects 2 or 3 operands, got {n}"))),
             },
+            17 => {
+                self.need(fd, x, 1)?;
+                (super::conv::pooling(&a)?, x.to_vec())
+            }
+            33 => {
+                self.need(fd, x, 2)?;
+                (super::conv::convolution(&a)?, x.to_vec())
+            }
+            58 => {
+                self.need(fd, x, 2)?;
+                (super::conv::unpooling(&a)?, x.to_vec())
+            }
             68 => {
                 self.need(fd, x, 1)?;
                 if a.has("onehotAxis") {

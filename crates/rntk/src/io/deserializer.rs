@@ -24,6 +24,13 @@ pub trait Deserializer: Send + Sync {
     /// Decode chunk `i`: exactly `chunks()[i].num_sequences` sequences, in order
     /// (malformed ones skipped by policy keep their slot with `valid = false`).
     fn load_chunk(&self, i: usize) -> Result<SequenceSet>;
+    /// Decode chunk `i` for sweep `sweep` (what the source calls): deserializers whose
+    /// samples depend on the sweep (random image transforms) override it; the default
+    /// is `load_chunk`.
+    fn load_chunk_in_sweep(&self, i: usize, sweep: u64) -> Result<SequenceSet> {
+        let _ = sweep;
+        self.load_chunk(i)
+    }
     /// Decode the sequences with these keys, in this order (the joined role).
     fn load_keys(&self, keys: &[u64]) -> Result<SequenceSet>;
     /// A name for messages (the file path).

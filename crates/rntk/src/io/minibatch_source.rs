@@ -98,8 +98,9 @@ fn load_composed(
     desers: &Arc<[Arc<dyn Deserializer>]>,
     chunks: &[ChunkDescription],
     chunk: usize,
+    sweep: u64,
 ) -> Result<Composed> {
-    let primary = desers[0].load_chunk(chunk)?;
+    let primary = desers[0].load_chunk_in_sweep(chunk, sweep)?;
     if primary.num_sequences() != chunks[chunk].num_sequences {
         return Err(Error::InvalidValue(format!(
             "{}: chunk {chunk} decoded {} sequences but its index says {}",
@@ -198,7 +199,7 @@ impl Loader {
                             // A panic would abort the process from a spawned
                             // job: report it as this chunk's error instead.
                             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                                load_composed(&desers, &chunks, c)
+                                load_composed(&desers, &chunks, c, s)
                             }))
                             .unwrap_or_else(|_| {
                                 Err(Error::InvalidValue(format!(
@@ -267,7 +268,7 @@ impl Loader {
         chunk: usize,
     ) -> Result<Arc<Composed>> {
         match self {
-            Loader::Inline => Ok(Arc::new(load_composed(desers, chunks, chunk)?)),
+            Loader::Inline => Ok(Arc::new(load_composed(desers, chunks, chunk, sweep)?)),
             Loader::Thread { rx, .. } => loop {
                 let got = rx.as_ref().and_then(|r| r.recv().ok());
                 match got {
@@ -287,7 +288,7 @@ impl Loader {
                     }
                     None => {
                         *self = Loader::Inline;
-                        return Ok(Arc::new(load_composed(desers, chunks, chunk)?));
+                        return Ok(Arc::new(load_composed(desers, chunks, chunk, sweep)?));
                     }
                 }
             },

@@ -54,6 +54,7 @@ pub mod ctf;
 mod deserializer;
 mod diagnostics;
 mod from_data;
+pub mod image;
 mod minibatch;
 mod minibatch_source;
 mod randomizer;
@@ -65,6 +66,7 @@ pub use ctf::{CtfDeserializer, CtfOptions, CtfWriter, SeqStream, DEFAULT_CHUNK_B
 pub use deserializer::{ChunkDescription, Deserializer};
 pub use diagnostics::{ErrorPolicy, Warning, WarningSink};
 pub use from_data::{FromDataCheckpoint, InMemoryStream, MinibatchSourceFromData};
+pub use image::{ImageDeserializer, ImageOptions, ImageTransform};
 pub use minibatch::{Minibatch, MinibatchData, Piece};
 pub use minibatch_source::{
     Checkpoint, MinibatchSource, MinibatchSourceConfig, DEFAULT_RANDOMIZATION_WINDOW_IN_CHUNKS,

@@ -27,6 +27,8 @@ pub struct Dense {
     map_rank: Option<usize>,
     name: String,
     params: Mutex<Option<Params>>,
+    /// W's automatic seed, when taken ahead of creation by `reserve_seeds`.
+    seed: Mutex<Option<u64>>,
 }
 
 impl Dense {
@@ -44,6 +46,16 @@ impl Dense {
             map_rank: None,
             name: String::new(),
             params: Mutex::new(None),
+            seed: Mutex::new(None),
+        }
+    }
+    /// Take W's automatic seed now, as CNTK's `Dense(...)` call does (otherwise it is
+    /// taken when the layer is first applied; see [`crate::random`]).
+    pub fn reserve_seeds(&self) {
+        let created = self.params.lock().map(|p| p.is_some()).unwrap_or(true);
+        let mut s = self.seed.lock().unwrap_or_else(|e| e.into_inner());
+        if !created && s.is_none() && self.init.is_random() && self.init.seed().is_none() {
+            *s = Some(crate::random::generate_random_seed());
         }
     }
     pub fn activation(mut self, a: Activation) -> Self {
@@ -125,7 +137,10 @@ impl Dense {
         };
         let mut wshape = contracted;
         wshape.extend_from_slice(self.shape.dims());
-        let init = self.init.clone().with_output_rank(self.shape.rank());
+        let mut init = self.init.clone().with_output_rank(self.shape.rank());
+        if let Some(s) = *self.seed.lock().unwrap_or_else(|e| e.into_inner()) {
+            init = init.with_seed(s);
+        }
         let w = parameter(wshape, x.dtype(), init, "W")?;
         let b = if self.bias {
             Some(parameter(

@@ -17,6 +17,8 @@ pub struct Embedding {
     weights: Option<Tensor>,
     name: String,
     table: Mutex<Option<Variable>>,
+    /// E's automatic seed, when taken ahead of creation by `reserve_seeds`.
+    seed: Mutex<Option<u64>>,
 }
 
 impl Embedding {
@@ -29,6 +31,18 @@ impl Embedding {
             weights: None,
             name: String::new(),
             table: Mutex::new(None),
+            seed: Mutex::new(None),
+        }
+    }
+    /// Take E's automatic seed now, as CNTK's `Embedding(...)` call does (otherwise it
+    /// is taken when the layer is first applied; see [`crate::random`]).
+    pub fn reserve_seeds(&self) {
+        let created = self.table.lock().map(|t| t.is_some()).unwrap_or(true);
+        let mut s = self.seed.lock().unwrap_or_else(|e| e.into_inner());
+        let learned = self.weights.is_none();
+        if learned && !created && s.is_none() && self.init.is_random() && self.init.seed().is_none()
+        {
+            *s = Some(crate::random::generate_random_seed());
         }
     }
     /// A fixed table (a constant, not trained): rows are input indices.
@@ -39,6 +53,7 @@ impl Embedding {
             weights: Some(weights),
             name: String::new(),
             table: Mutex::new(None),
+            seed: Mutex::new(None),
         }
     }
     pub fn init(mut self, i: Initializer) -> Self {
@@ -100,12 +115,11 @@ impl Embedding {
             (None, Some(s)) => {
                 let mut shape = vec![xs.dims()[0]];
                 shape.extend_from_slice(s.dims());
-                parameter(
-                    shape,
-                    x.dtype(),
-                    self.init.clone().with_output_rank(s.rank()),
-                    "E",
-                )?
+                let mut init = self.init.clone().with_output_rank(s.rank());
+                if let Some(seed) = *self.seed.lock().unwrap_or_else(|e| e.into_inner()) {
+                    init = init.with_seed(seed);
+                }
+                parameter(shape, x.dtype(), init, "E")?
             }
             (None, None) => {
                 return Err(layer_err(

@@ -16,6 +16,10 @@
 //! | [`Dropout`] | `Dropout(dropout_rate)`; [`Dropout::keep_prob`] = `Dropout(keep_prob=…)` |
 //! | [`LayerNormalization`] | `LayerNormalization(initial_scale, initial_bias, epsilon)` |
 //! | [`BatchNormalization`] | `BatchNormalization(map_rank, init_scale, normalization_time_constant, blend_time_constant=0, epsilon)` |
+//! | [`Convolution`] | `Convolution(filter_shape, num_filters, activation, init, pad, strides, bias, init_bias, reduction_rank, dilation, groups)`; [`Convolution::d1`]/[`d2`](Convolution::d2)/[`d3`](Convolution::d3) = `Convolution1D/2D/3D` |
+//! | [`Convolution::transpose`] | `ConvolutionTranspose(filter_shape, num_filters, …, output_shape)` and `ConvolutionTranspose1D/2D/3D` |
+//! | [`Pooling`] | `MaxPooling`, `AveragePooling` ([`Pooling::max`], [`Pooling::average`]: `filter_shape, strides, pad`), `GlobalMaxPooling`, `GlobalAveragePooling` |
+//! | [`MaxUnpooling`] | `MaxUnpooling(filter_shape, strides, pad)` applied to `(u, x)` |
 //! | [`Sequential`] | `Sequential([...])` (nest a `Sequential` for CNTK's nested lists) |
 //! | [`Concat`] | `Sequential([(f, g), splice])`: a tuple of layers, spliced (e.g. a bidirectional recurrence) |
 //! | [`For`] | `For(range, constructor)` |
@@ -29,6 +33,7 @@
 //! finite differences (tests/gradcheck_layers.rs).
 
 mod activation;
+mod conv;
 mod defaults;
 mod delay;
 mod dense;
@@ -42,6 +47,7 @@ mod stabilizer;
 mod unfold;
 
 pub use activation::Activation;
+pub use conv::{Convolution, MaxUnpooling, Pooling};
 pub use defaults::{default_options, default_options_for, DefaultOptions};
 pub use delay::Delay;
 pub use dense::Dense;

@@ -48,6 +48,8 @@ struct Cell {
     name: String,
     /// Parameters by CNTK name (W, H, H1, b, Ci, Cf, Co, P), created on the first step.
     params: Mutex<BTreeMap<&'static str, Variable>>,
+    /// Automatic seeds taken ahead of creation by `reserve_seeds` (CNTK's order).
+    seeds: Mutex<Option<BTreeMap<&'static str, u64>>>,
     input: Mutex<Option<Shape>>,
     /// S_dh, S_dc, S_ct, S_ht: only those actually used get an α.
     stabilizers: [Stabilizer; 4],
@@ -67,6 +69,7 @@ impl Cell {
             stabilize,
             name: String::new(),
             params: Mutex::new(BTreeMap::new()),
+            seeds: Mutex::new(None),
             input: Mutex::new(None),
             stabilizers: [st(), st(), st(), st()],
         }
@@ -74,6 +77,34 @@ impl Cell {
 
     fn n(&self) -> usize {
         self.cell.unwrap_or(self.shape)
+    }
+
+    /// Take the automatic seeds of the random parameters `keys` now, in that order (what
+    /// CNTK's factory does when it is called). No effect once parameters exist, for an
+    /// initializer with an explicit seed, or for a constant one.
+    fn reserve(&self, keys: &[&'static str]) {
+        let mut g = self.seeds.lock().unwrap_or_else(|e| e.into_inner());
+        let created = self.params.lock().map(|p| !p.is_empty()).unwrap_or(true);
+        if g.is_some() || created {
+            return;
+        }
+        let mut m = BTreeMap::new();
+        if self.init.is_random() && self.init.seed().is_none() {
+            for &k in keys {
+                m.insert(k, crate::random::generate_random_seed());
+            }
+        }
+        *g = Some(m);
+    }
+
+    /// The random parameters in CNTK's creation order: W, H, (H1), peepholes, P.
+    fn seed_keys(&self, middle: &[&'static str]) -> Vec<&'static str> {
+        let mut keys = vec!["W", "H"];
+        keys.extend_from_slice(middle);
+        if self.cell.is_some() {
+            keys.push("P");
+        }
+        keys
     }
 
     fn set_stabilize(&mut self, on: bool) {
@@ -132,7 +163,16 @@ impl Cell {
         let init = if bias {
             Initializer::Constant(self.init_bias)
         } else {
-            self.init.clone().with_output_rank(1)
+            let reserved = self
+                .seeds
+                .lock()
+                .ok()
+                .and_then(|m| m.as_ref().and_then(|m| m.get(key).copied()));
+            let init = self.init.clone().with_output_rank(1);
+            match reserved {
+                Some(s) => init.with_seed(s),
+                None => init,
+            }
         };
         let p = parameter(shape.to_vec(), x.dtype(), init, key)?;
         g.insert(key, p.clone());
@@ -211,6 +251,13 @@ pub struct Lstm(Cell, bool, bool);
 cell_builders!(Lstm);
 
 impl Lstm {
+    /// Take this step's automatic seeds now (W, H, Ci, Cf, Co, P), as CNTK's `LSTM(...)`
+    /// call does; otherwise they are taken when the step is first applied. See
+    /// [`crate::random`].
+    pub fn reserve_seeds(&self) {
+        let peep: &[&'static str] = if self.1 { &["Ci", "Cf", "Co"] } else { &[] };
+        self.0.reserve(&self.0.seed_keys(peep));
+    }
     pub fn new(shape: usize) -> Self {
         let peep = lookup("LSTM", |o| o.use_peepholes).unwrap_or(false);
         Lstm(Cell::new("LSTM", shape, Activation::Tanh), peep, true)
@@ -347,6 +394,10 @@ pub struct Gru(Cell);
 cell_builders!(Gru);
 
 impl Gru {
+    /// Take this step's automatic seeds now (W, H, H1, P), as CNTK's `GRU(...)` call does.
+    pub fn reserve_seeds(&self) {
+        self.0.reserve(&self.0.seed_keys(&["H1"]));
+    }
     pub fn new(shape: usize) -> Self {
         Gru(Cell::new("GRU", shape, Activation::Tanh))
     }
@@ -414,6 +465,10 @@ pub struct RnnStep(Cell);
 cell_builders!(RnnStep);
 
 impl RnnStep {
+    /// Take this step's automatic seeds now (W, H, P), as CNTK's `RNNStep(...)` call does.
+    pub fn reserve_seeds(&self) {
+        self.0.reserve(&self.0.seed_keys(&[]));
+    }
     pub fn new(shape: usize) -> Self {
         RnnStep(Cell::new("RNNStep", shape, Activation::Sigmoid))
     }

@@ -137,6 +137,11 @@ impl Op {
                 metrics_ops::infer_topn(op, name, infos, *top_n)
             }
             Op::LambdaRank | Op::Ndcg1 => metrics_ops::infer_ranking(op, name, infos),
+            Op::Convolution(a) if a.sequential => conv_seq::infer(name, infos, a),
+            Op::Convolution(a) => conv::infer_conv(op, name, infos, a, false),
+            Op::ConvolutionTranspose(a) => conv::infer_conv(op, name, infos, a, true),
+            Op::Pooling(a) => conv::infer_pool(op, name, infos, a),
+            Op::Unpooling(a) => conv::infer_unpool(op, name, infos, a),
             _ => sequence::infer(self, op, name, infos),
         }
     }

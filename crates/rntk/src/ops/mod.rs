@@ -13,6 +13,9 @@
 
 pub(crate) mod batchnorm;
 pub(crate) mod binary;
+pub(crate) mod conv;
+pub mod conv_attrs;
+pub(crate) mod conv_seq;
 pub(crate) mod delay;
 mod infer;
 mod info;
@@ -31,9 +34,10 @@ pub(crate) mod unary;
 
 pub use crate::backend::elementwise::{BinaryOp, UnaryOp};
 pub use crate::backend::reduce::ReduceOp;
+pub use conv_attrs::{ConvAttrs, PoolAttrs, PoolingType};
 pub(crate) use infer::{dense_info, expect_arity, join_axes, Inferred};
 pub use info::VarInfo;
-pub(crate) use run::{sized, NodeState, RowCtx, WholeArg};
+pub(crate) use run::{sized, zeroed, NodeState, RowCtx, WholeArg};
 
 use crate::tensor::Shape;
 
@@ -166,6 +170,14 @@ pub enum Op {
     /// Fused top-1 `classification_error(o, t)` along the last static axis: per
     /// distribution `1 − t[argmax o]`; no gradient.
     ClassificationError,
+    /// `convolution(W, x)` over 1 to 3 spatial axes (see `conv.rs`, `conv_attrs.rs`).
+    Convolution(ConvAttrs),
+    /// `convolution_transpose(W, x)`: the gradient of a convolution as a function.
+    ConvolutionTranspose(ConvAttrs),
+    /// `pooling(x)`: max or average over windows (global when the window is `None`).
+    Pooling(PoolAttrs),
+    /// `unpooling(u, x)`: max unpooling of `u` to the window maxima of the pooling input `x`.
+    Unpooling(PoolAttrs),
 }
 
 /// How the runtime drives an op.
@@ -223,6 +235,10 @@ impl Op {
             Op::LstmScan { .. } => "LSTMScan",
             Op::CrossEntropyWithSoftmax => "CrossEntropyWithSoftmax",
             Op::ClassificationError => "ClassificationError",
+            Op::Convolution(_) => "Convolution",
+            Op::ConvolutionTranspose(_) => "ConvolutionTranspose",
+            Op::Pooling(_) => "Pooling",
+            Op::Unpooling(_) => "Unpooling",
         }
     }
 
@@ -250,6 +266,7 @@ impl Op {
             | Op::LambdaRank
             | Op::Ndcg1
             | Op::LstmScan { .. } => ExecKind::Whole,
+            Op::Convolution(a) if a.sequential => ExecKind::Whole,
             _ => ExecKind::RowLocal,
         }
     }
@@ -272,6 +289,7 @@ impl Op {
             // −hardmax(o) for a dense target, as the composition 1 − Σ t·hardmax(o) gives
             Op::ClassificationError => i == 1,
             Op::WeightedLogistic | Op::LambdaRank => i == 0,
+            Op::Unpooling(_) => i == 0,
             _ => true,
         }
     }
@@ -294,6 +312,25 @@ impl Op {
             Op::Binary(BinaryOp::Plus) => &[0, 1],
             Op::Binary(BinaryOp::Minus) => &[0],
             _ => &[],
+        }
+    }
+
+    /// Work per row of this op, for the backend's choice of parallelism
+    /// (`exec::Executor::pass_work`): the output's elements, except for a convolution,
+    /// whose every output value is a dot product over a filter slice (multiply-adds:
+    /// one image's convolution is worth threads where its output size alone is not).
+    pub(crate) fn row_work(&self, in_shapes: &[Shape], out_shape: &Shape) -> usize {
+        let out = out_shape.numel();
+        match self {
+            Op::Convolution(_) | Op::ConvolutionTranspose(_) => {
+                // a filter (O, C/groups, kernel…): C/groups × kernel taps per output value
+                let taps = in_shapes.first().map_or(1, |w| {
+                    let o = w.dims().first().copied().unwrap_or(1).max(1);
+                    (w.numel() / o).max(1)
+                });
+                out.saturating_mul(taps)
+            }
+            _ => out,
         }
     }
 

@@ -147,6 +147,10 @@ impl Op {
                 softmax_ce::forward(b, false, args, &shapes[0], out, ctx, st)
             }
             Op::ClassificationError => softmax_ce::forward(b, true, args, &shapes[0], out, ctx, st),
+            Op::Convolution(a) => conv::forward_conv(b, (a, false), args, shapes, out, ctx),
+            Op::ConvolutionTranspose(a) => conv::forward_conv(b, (a, true), args, shapes, out, ctx),
+            Op::Pooling(a) => conv::forward_pool(b, a, args, shapes, out, ctx),
+            Op::Unpooling(a) => conv::forward_unpool(b, a, args, shapes, out, ctx),
             _ => Err(not_row_local(self)),
         }
     }
@@ -223,6 +227,14 @@ impl Op {
             Op::ClassificationError => {
                 softmax_ce::backward_error(b, i, args, &shapes[0], dout, din, ctx)
             }
+            Op::Convolution(a) => {
+                conv::backward_conv(b, (a, false), i, args, shapes, dout, din, ctx)
+            }
+            Op::ConvolutionTranspose(a) => {
+                conv::backward_conv(b, (a, true), i, args, shapes, dout, din, ctx)
+            }
+            Op::Pooling(a) => conv::backward_pool(b, a, args, shapes, dout, din, ctx),
+            Op::Unpooling(a) => conv::backward_unpool(b, a, i, args, shapes, dout, din, ctx),
             _ => Err(not_row_local(self)),
         }
     }
@@ -263,6 +275,11 @@ impl Op {
                 lstm_scan::forward(b, *reverse, args, B::view_mut(out), ctx.par, st)?;
                 Ok(fixed(args[0].layout.clone()))
             }
+            // sequential convolution (the only whole convolution)
+            Op::Convolution(a) => {
+                let l = conv_seq::forward(b, (self, a), args, static_shape, out, ctx, st)?;
+                Ok(fixed(l))
+            }
             Op::WeightedLogistic
             | Op::ClassificationErrorTopN { .. }
             | Op::LambdaRank
@@ -291,6 +308,10 @@ impl Op {
         match self {
             Op::LstmScan { reverse } => {
                 lstm_scan::backward(b, *reverse, i, args, dout, din, ctx.par, st)
+            }
+            Op::Convolution(a) => {
+                let sh = (out_shape, out_layout);
+                conv_seq::backward(b, a, i, args, sh, dout, din, ctx, st)
             }
             Op::ReduceAll { op } => reduce::backward_all(b, *op, &args[0], (out, dout), din),
             Op::BatchNorm { spatial, .. } => {

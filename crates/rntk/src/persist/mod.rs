@@ -34,7 +34,7 @@ mod load;
 mod save;
 pub mod weights;
 
-pub use atomic::write_atomic;
+pub use atomic::{parse_temp_name, remove_stale_temps, write_atomic};
 
 use crate::error::{Error, Result};
 use crate::graph::Function;
@@ -206,14 +206,16 @@ pub fn model_from_bytes(bytes: &[u8]) -> Result<Function> {
     decode(IN_MEMORY, bytes)
 }
 
+/// [`model_from_bytes`] for bytes read from `file` (named in errors).
+pub fn model_from_bytes_named(file: &str, bytes: &[u8]) -> Result<Function> {
+    decode(file, bytes)
+}
+
 /// Load the model saved in `path`.
 pub fn load_model(path: impl AsRef<Path>) -> Result<Function> {
     let path = path.as_ref();
     let file = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| Error::Io {
-        file: file.clone(),
-        detail: format!("cannot read the model: {e}"),
-    })?;
+    let bytes = crate::files::read_whole(path, "a model file")?;
     decode(&file, &bytes)
 }
 
@@ -222,10 +224,7 @@ pub fn load_model(path: impl AsRef<Path>) -> Result<Function> {
 pub fn read_description(path: impl AsRef<Path>) -> Result<GraphDesc> {
     let path = path.as_ref();
     let file = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| Error::Io {
-        file: file.clone(),
-        detail: format!("cannot read the model: {e}"),
-    })?;
+    let bytes = crate::files::read_whole(path, "a model file")?;
     description(&file, &weights::metadata(&file, &bytes)?)
 }
 

@@ -60,23 +60,9 @@ fn int_float_pair(e: &mut Mt19937_64) -> (f64, usize) {
 }
 
 /// A standard normal variate: Boost 1.60's `unit_normal_distribution<double>`.
+#[inline]
 pub fn unit_normal(e: &mut Mt19937_64) -> f64 {
-    loop {
-        let (r, bits) = int_float_pair(e);
-        let sign = ((bits & 1) as f64) * 2.0 - 1.0;
-        let i = bits >> 1;
-        let x = r * X[i];
-        if x < X[i + 1] {
-            return x * sign;
-        }
-        if i == 0 {
-            return normal_tail(e) * sign;
-        }
-        let y = Y[i] + uniform_01(e) * (Y[i + 1] - Y[i]);
-        if y < (-x * x / 2.0).exp() {
-            return x * sign;
-        }
-    }
+    unit_normal_counted(e, &mut ZigguratPaths::default())
 }
 
 fn normal_tail(e: &mut Mt19937_64) -> f64 {
@@ -106,7 +92,7 @@ pub struct ZigguratPaths {
     pub tail: u64,
 }
 
-/// [`unit_normal`], counting its paths.
+/// [`unit_normal`], counting its paths (the one implementation of the ziggurat).
 #[doc(hidden)]
 pub fn unit_normal_counted(e: &mut Mt19937_64, paths: &mut ZigguratPaths) -> f64 {
     loop {

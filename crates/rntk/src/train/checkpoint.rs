@@ -9,6 +9,7 @@ use super::source::MinibatchProvider;
 use super::trainer::Trainer;
 use crate::backend::Backend;
 use crate::error::{Error, Result};
+use crate::files::PathLock;
 use crate::graph::Function;
 use crate::learners::{LearnerState, Schedule};
 use crate::persist::{self, weights};
@@ -90,6 +91,34 @@ fn fmt_err(file: &str, detail: impl Into<String>) -> Error {
     }
 }
 
+/// Claim the checkpoint files of `cfg` for one trainer, before it trains: both paths
+/// writable, an exclusive lock (`filename.lock`, released when the trainer ends or
+/// its process dies: a second trainer on the same files gets a clear error), and
+/// the temporary files a killed run left beside them removed.
+pub(crate) fn claim(cfg: &CheckpointConfig) -> Result<PathLock> {
+    let f = &cfg.filename;
+    crate::files::check_output_file(f)?;
+    crate::files::check_output_file(&ckp_path(f))?;
+    let lock = PathLock::acquire(f, "checkpoint")?;
+    let dir = f.parent().unwrap_or(Path::new(""));
+    let base = f
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let ckp = format!("{base}.ckp");
+    // ours alone while we hold the lock
+    persist::remove_stale_temps(dir, |t| t == base || t == ckp, true);
+    // numbered copies (preserve_all): only those whose writer is gone, as another
+    // run may checkpoint to a file named like one of them
+    let numbered = |t: &str| {
+        let rest = t.strip_prefix(base.as_str()).unwrap_or("");
+        let rest = rest.strip_suffix(".ckp").unwrap_or(rest);
+        !rest.is_empty() && rest.bytes().all(|c| c.is_ascii_digit())
+    };
+    persist::remove_stale_temps(dir, numbered, false);
+    Ok(lock)
+}
+
 /// Write the model and the `.ckp` (and numbered copies with `preserve_all`).
 pub(crate) fn save<T: Element, B: Backend>(
     cfg: &CheckpointConfig,
@@ -162,10 +191,7 @@ pub(crate) fn load(filename: &Path) -> Result<Option<Loaded>> {
         return Ok(None);
     }
     let file = ckp.display().to_string();
-    let bytes = std::fs::read(&ckp).map_err(|e| Error::Io {
-        file: file.clone(),
-        detail: e.to_string(),
-    })?;
+    let bytes = crate::files::read_whole(&ckp, "a checkpoint file")?;
     let c = weights::decode(&file, &bytes)?;
     let json = c.metadata.get(KEY).ok_or_else(|| {
         fmt_err(

@@ -63,6 +63,11 @@ pub fn train_on<T: Element, B: Backend>(
         .unwrap_or(max_samples)
         .max(1);
     check_map(criterion, model_inputs_to_streams)?;
+    // The checkpoint is this trainer's until it returns (see `checkpoint::claim`).
+    let _checkpoint_lock = match callbacks.checkpoint.as_ref() {
+        Some(ck) => Some(checkpoint::claim(ck)?),
+        None => None,
+    };
     let writers = std::mem::take(&mut callbacks.progress_writers);
     let mut trainer = Trainer::<T, B>::with_backend(
         backend,

@@ -153,7 +153,7 @@ pub fn decode_records<'a>(bytes: &'a [u8], name: &str) -> Result<Vec<&'a [u8]>> 
 pub fn read_events(path: impl AsRef<Path>) -> Result<Vec<Event>> {
     let path = path.as_ref();
     let name = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| corrupt(&name, e.to_string()))?;
+    let bytes = crate::files::read_whole(path, "a TensorBoard event file")?;
     decode_records(&bytes, &name)?
         .into_iter()
         .enumerate()

@@ -27,6 +27,9 @@ pub const GEMM_FLOPS: usize = 1 << 18;
 /// Multiply-adds of a packed-operand product (or one LSTM step) below which it stays
 /// on one thread.
 pub const PACKED_MACS: usize = 1 << 18;
+/// Multiply-adds of a convolution call (elements, for pooling) below which it stays on
+/// one thread.
+pub const CONV_MACS: usize = 1 << 18;
 /// Elements of a packing of a right operand from which its panels split.
 pub const PACK_ELEMS: usize = 1 << 16;
 /// Elements of a gradient buffer from which zeroing it splits (memory-bound).

@@ -1,9 +1,10 @@
-//! The CTF index, built once per file: sequence-aligned blocks (about 1 MiB each,
-//! the unit of parallel parsing) grouped into chunks (the unit of loading and of
-//! randomization). Only per-block and per-chunk counts are kept, so the index of a
+//! The CTF index, built once per file (read by ranges, see `source.rs`):
+//! sequence-aligned blocks (about 1 MiB each, the unit of parallel parsing) grouped
+//! into chunks (the unit of loading and of randomization). Only per-block and per-chunk counts are kept, so the index of a
 //! file larger than memory stays small; sequence offsets inside a block are found
 //! again when the block is parsed.
 
+use super::source::{BufPool, Source};
 use crate::error::{Error, Result};
 use crate::io::diagnostics::{token_at, Locator};
 use rayon::prelude::*;
@@ -172,8 +173,9 @@ fn newlines64(w: &[u8; 64]) -> u64 {
     m
 }
 
-/// Parallel indexing works on ranges of this size (line aligned).
-const RANGE_BYTES: usize = 8 << 20;
+/// Parallel indexing works on ranges of this size (line aligned), each read into a
+/// buffer of its own.
+const RANGE_BYTES: usize = 4 << 20;
 /// Target size of a block (the unit of parallel parsing).
 pub(crate) const BLOCK_BYTES: usize = 1 << 20;
 
@@ -296,38 +298,108 @@ fn scan_range(
     })
 }
 
+/// Bytes looked at per read while searching for a line end or the end of the data.
+const WINDOW: usize = 64 << 10;
+
+/// The last byte of `src` that is not blank (space, tab, line end), read backwards a
+/// window at a time; `None` if there is none.
+fn last_non_blank<S: Source + ?Sized>(src: &S, buf: &mut Vec<u8>) -> Result<Option<usize>> {
+    let mut hi = src.len();
+    while hi > 0 {
+        let lo = hi.saturating_sub(WINDOW);
+        let (b, base) = src.read(lo, hi, 0, buf)?;
+        if let Some(i) = b[lo - base..hi - base]
+            .iter()
+            .rposition(|&c| !matches!(c, b' ' | b'\t' | b'\r' | b'\n'))
+        {
+            return Ok(Some(lo + i));
+        }
+        hi = lo;
+    }
+    Ok(None)
+}
+
+/// The offset just past the first line end at or after `from` and before `end`,
+/// read forwards a window at a time: `None` if there is none before `end`. Further
+/// than `max` bytes from `from` there is no reason to look: the row is refused.
+fn next_line_end<S: Source + ?Sized>(
+    src: &S,
+    from: usize,
+    end: usize,
+    max: usize,
+    file: &str,
+    buf: &mut Vec<u8>,
+) -> Result<Option<usize>> {
+    let mut lo = from;
+    while lo < end {
+        if lo - from > max {
+            return Err(Error::Format {
+                file: file.to_string(),
+                detail: format!(
+                    "the row around byte {from} is longer than {max} bytes: not CTF text ({})",
+                    crate::limits::how_to_raise("max_line_bytes")
+                ),
+            });
+        }
+        let hi = lo.saturating_add(WINDOW).min(end);
+        let (b, base) = src.read(lo, hi, 0, buf)?;
+        if let Some(i) = memchr::memchr(b'\n', &b[lo - base..hi - base]) {
+            return Ok(Some(lo + i + 1));
+        }
+        lo = hi;
+    }
+    Ok(None)
+}
+
+impl RangeScan {
+    /// Offsets of a scan of a buffer whose byte 0 is data offset `base`.
+    fn shifted(mut self, base: usize) -> RangeScan {
+        if base == 0 {
+            return self;
+        }
+        for b in &mut self.blocks {
+            b.start += base;
+            b.end += base;
+        }
+        self.prefix.0 += base;
+        if let Some(f) = self.first.as_mut() {
+            f.1 += base;
+        }
+        self
+    }
+}
+
 impl CtfIndex {
-    /// Index `bytes`. `release(range)` is called after each range is scanned so a
-    /// memory-mapped file can drop its pages (bounded memory on huge files).
-    pub fn build(
-        bytes: &[u8],
+    /// Index the CTF text of `src` (read by ranges into buffers of `pool`).
+    pub fn build<S: Source + ?Sized>(
+        src: &S,
         file: &str,
         chunk_bytes: usize,
-        release: &(dyn Fn(usize, usize) + Sync),
+        pool: &BufPool,
     ) -> Result<CtfIndex> {
-        Self::build_ranged(bytes, file, chunk_bytes, RANGE_BYTES, release)
+        Self::build_ranged(src, file, chunk_bytes, RANGE_BYTES, pool)
     }
 
     /// [`CtfIndex::build`] with a chosen range size (tests use tiny ranges to
     /// exercise the merge of sequences that cross range boundaries).
-    pub fn build_ranged(
-        bytes: &[u8],
+    pub fn build_ranged<S: Source + ?Sized>(
+        src: &S,
         file: &str,
         chunk_bytes: usize,
         range_bytes: usize,
-        release: &(dyn Fn(usize, usize) + Sync),
+        pool: &BufPool,
     ) -> Result<CtfIndex> {
+        let max_line = crate::limits::current().max_line_bytes;
+        let mut buf = pool.take();
         // Trailing blank lines (an editor's habit) are not rows: a documented
         // extension, CNTK fails on them with "Empty input row".
-        let last = bytes
-            .iter()
-            .rposition(|&c| !matches!(c, b' ' | b'\t' | b'\r' | b'\n'));
-        let Some(last) = last else {
+        let Some(last) = last_non_blank(src, &mut buf)? else {
+            pool.give(buf);
             return Err(Error::Reader {
                 file: file.to_string(),
                 line: 1,
                 column: 1,
-                text: if bytes.is_empty() {
+                text: if src.len() == 0 {
                     "end of file".into()
                 } else {
                     "blank lines only".into()
@@ -335,12 +407,19 @@ impl CtfIndex {
                 expected: "at least one row of data (the file is empty)".into(),
             });
         };
-        let data_end = match memchr::memchr(b'\n', &bytes[last..]) {
-            Some(i) => last + i + 1,
-            None => bytes.len(),
+        // only blanks follow `last`: no row is refused for its length here
+        let data_end =
+            next_line_end(src, last, src.len(), usize::MAX, file, &mut buf)?.unwrap_or(src.len());
+        let missing_final_newline = {
+            let (b, base) = src.read(data_end - 1, data_end, 0, &mut buf)?;
+            b[data_end - 1 - base] != b'\n'
         };
-        let missing_final_newline = bytes[data_end - 1] != b'\n';
-        let per_line = matches!(row_start(bytes, 0, data_end), Ok(RowStart::NoId { .. }));
+        let per_line = {
+            // the first row's start (blanks, then an id or not) is in its first bytes
+            let head = data_end.min(WINDOW);
+            let (b, _) = src.read(0, head, 1, &mut buf)?;
+            matches!(row_start(b, 0, head), Ok(RowStart::NoId { .. }))
+        };
         let block_target = BLOCK_BYTES.min(chunk_bytes.max(1));
 
         let mut cuts = vec![0usize];
@@ -349,17 +428,22 @@ impl CtfIndex {
             if c + r >= data_end {
                 break;
             }
-            match memchr::memchr(b'\n', &bytes[c + r..data_end]) {
-                Some(i) if c + r + i + 1 < data_end => cuts.push(c + r + i + 1),
+            match next_line_end(src, c + r, data_end, max_line, file, &mut buf)? {
+                Some(e) if e < data_end => cuts.push(e),
                 _ => break,
             }
         }
         cuts.push(data_end);
+        pool.give(buf);
         let scans: Vec<Result<RangeScan>> = cuts
             .par_windows(2)
             .map(|w| {
-                let r = scan_range(bytes, w[0], w[1], per_line, block_target, file);
-                release(w[0], w[1] - w[0]);
+                let mut buf = pool.take();
+                let r = src.read(w[0], w[1], 64, &mut buf).and_then(|(b, base)| {
+                    scan_range(b, w[0] - base, w[1] - base, per_line, block_target, file)
+                        .map(|s| s.shifted(base))
+                });
+                pool.give(buf);
                 r
             })
             .collect();
@@ -470,7 +554,7 @@ mod tests {
     use super::*;
 
     fn idx(text: &str, chunk: usize) -> CtfIndex {
-        CtfIndex::build(text.as_bytes(), "t", chunk, &|_, _| {}).unwrap()
+        CtfIndex::build(text.as_bytes(), "t", chunk, &BufPool::default()).unwrap()
     }
 
     #[test]
@@ -513,12 +597,14 @@ mod tests {
             }
         }
         let whole =
-            CtfIndex::build_ranged(text.as_bytes(), "t", 1 << 20, 1 << 30, &|_, _| {}).unwrap();
+            CtfIndex::build_ranged(text.as_bytes(), "t", 1 << 20, 1 << 30, &BufPool::default())
+                .unwrap();
         assert_eq!(whole.num_sequences(), 40);
         for range in [1, 5, 13, 64] {
             for chunk in [1, 40, 1 << 20] {
                 let i =
-                    CtfIndex::build_ranged(text.as_bytes(), "t", chunk, range, &|_, _| {}).unwrap();
+                    CtfIndex::build_ranged(text.as_bytes(), "t", chunk, range, &BufPool::default())
+                        .unwrap();
                 assert_eq!(i.num_sequences(), whole.num_sequences(), "range {range}");
                 let rows: u64 = i.blocks.iter().map(|b| b.num_rows).sum();
                 assert_eq!(rows, 120);
@@ -571,9 +657,9 @@ mod tests {
                 }
                 off += if i == 0 || r.is_some() { 7 } else { 5 };
             }
-            let one = CtfIndex::build_ranged(text.as_bytes(), "t", 1 << 20, 1 << 30, &|_, _| {}).unwrap();
+            let one = CtfIndex::build_ranged(text.as_bytes(), "t", 1 << 20, 1 << 30, &BufPool::default()).unwrap();
             proptest::prop_assert_eq!(one.num_sequences(), starts.len() as u64);
-            let i = CtfIndex::build_ranged(text.as_bytes(), "t", chunk, range, &|_, _| {}).unwrap();
+            let i = CtfIndex::build_ranged(text.as_bytes(), "t", chunk, range, &BufPool::default()).unwrap();
             proptest::prop_assert_eq!(i.num_sequences(), one.num_sequences());
             let mut at = 0;
             let mut seq = 0;
@@ -594,12 +680,14 @@ mod tests {
 
     #[test]
     fn bad_ids_and_empty_files() {
-        let e = CtfIndex::build(b"0 |x 1\n-1 |x 2\n", "f.ctf", 100, &|_, _| {}).unwrap_err();
+        let e = CtfIndex::build(&b"0 |x 1\n-1 |x 2\n"[..], "f.ctf", 100, &BufPool::default())
+            .unwrap_err();
         assert!(
             matches!(&e, Error::Reader { line: 2, column: 1, text, .. } if text == "-1"),
             "{e}"
         );
-        let e = CtfIndex::build(b"0 |x 1\n5a |x 2\n", "f.ctf", 100, &|_, _| {}).unwrap_err();
+        let e = CtfIndex::build(&b"0 |x 1\n5a |x 2\n"[..], "f.ctf", 100, &BufPool::default())
+            .unwrap_err();
         assert!(
             matches!(
                 &e,
@@ -611,10 +699,15 @@ mod tests {
             ),
             "{e}"
         );
-        let e = CtfIndex::build(b"99999999999999999999 |x 1\n", "f", 100, &|_, _| {});
+        let e = CtfIndex::build(
+            &b"99999999999999999999 |x 1\n"[..],
+            "f",
+            100,
+            &BufPool::default(),
+        );
         assert!(matches!(e, Err(Error::Reader { line: 1, .. })));
-        assert!(CtfIndex::build(b"", "f", 100, &|_, _| {}).is_err());
-        assert!(CtfIndex::build(b"\n \n", "f", 100, &|_, _| {}).is_err());
+        assert!(CtfIndex::build(&b""[..], "f", 100, &BufPool::default()).is_err());
+        assert!(CtfIndex::build(&b"\n \n"[..], "f", 100, &BufPool::default()).is_err());
     }
 
     #[test]

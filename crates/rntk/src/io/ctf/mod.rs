@@ -1,5 +1,6 @@
-//! The CNTK Text Format deserializer: a memory-mapped file, its index built once
-//! at construction, chunks decoded in parallel on demand.
+//! The CNTK Text Format deserializer: a file read by offset (`source.rs`: a file
+//! that changes underneath is an error, never a fault), its index built once at
+//! construction, chunks decoded in parallel on demand.
 //!
 //! Accepted beyond CNTK 2.7 (each harmless, each refused by CNTK):
 //! * trailing blank lines at the end of the file;
@@ -14,8 +15,10 @@
 
 mod index;
 mod parser;
+mod source;
 mod writer;
 
+pub use source::read_stream;
 pub use writer::{CtfWriter, SeqStream};
 
 use super::buffer::{SequenceSet, StreamBuffer};
@@ -27,6 +30,7 @@ use crate::tensor::{DType, Shape};
 use index::{Block, CtfIndex};
 use parser::{BlockParser, FieldSpec, ParseCtx};
 use rayon::prelude::*;
+use source::{BufPool, FileSource, Source};
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// CNTK's default chunk size for CTF (32 MiB): the randomization window counts
@@ -59,38 +63,17 @@ impl Default for CtfOptions {
     }
 }
 
+/// The bytes a deserializer reads: its file, or text given in memory.
 enum Backing {
-    Mapped(memmap2::Mmap),
+    File(FileSource),
     Owned(Vec<u8>),
 }
 
 impl Backing {
-    fn bytes(&self) -> &[u8] {
+    fn source(&self) -> &dyn Source {
         match self {
-            Backing::Mapped(m) => m,
+            Backing::File(f) => f,
             Backing::Owned(v) => v,
-        }
-    }
-    /// Drop the pages of a range already decoded: the kernel reads them again
-    /// if needed, and the resident memory of a huge file stays bounded.
-    fn release(&self, offset: usize, len: usize) {
-        if let Backing::Mapped(m) = self {
-            // A fault maps more than its page (fault-around, and whole large folios of
-            // the page cache, up to 2 MiB): a block's first and last pages map pages of
-            // its neighbours, which another thread may have released already. Release
-            // that margin too, or ~6 % of a huge file stays mapped (measured: 337 MiB
-            // of a 5.2 GiB file); a page still in use just faults back in.
-            const AROUND: usize = 2 << 20;
-            let start = offset.saturating_sub(AROUND);
-            let len = (offset + len + AROUND).min(m.len()).saturating_sub(start);
-            let offset = start;
-            // SAFETY: the map is a read-only shared mapping of a file; DONTNEED
-            // only drops this process's page-table entries, and later reads
-            // fault the same file contents back in. No Rust reference sees
-            // different bytes afterwards.
-            let _ = unsafe {
-                m.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, len)
-            };
         }
     }
 }
@@ -106,6 +89,8 @@ struct SeqSpan {
 pub struct CtfDeserializer {
     path: String,
     data: Backing,
+    /// Read buffers, reused across blocks and chunks.
+    bufs: BufPool,
     fields: Vec<FieldSpec>,
     infos: Vec<StreamInformation>,
     index: CtfIndex,
@@ -138,23 +123,16 @@ impl CtfDeserializer {
         options: CtfOptions,
     ) -> Result<Self> {
         let name = path.as_ref().display().to_string();
-        let io = |e: std::io::Error| Error::Io {
-            file: name.clone(),
-            detail: format!("cannot read the file: {e}"),
-        };
-        let file = std::fs::File::open(path.as_ref()).map_err(io)?;
-        let len = file.metadata().map_err(io)?.len();
-        let data = if len == 0 {
-            // mmap refuses empty files; the index reports an empty file.
-            Backing::Owned(Vec::new())
+        let (file, regular) = crate::files::open_input(path.as_ref(), "a CTF file")?;
+        let data = if regular {
+            let meta = file.metadata().map_err(|e| Error::Io {
+                file: name.clone(),
+                detail: format!("cannot read the file: {e}"),
+            })?;
+            Backing::File(FileSource::new(file, &name, &meta)?)
         } else {
-            // SAFETY: the mapping is read-only. If another process truncates or
-            // rewrites the file while it is mapped, reads may fault or see the new
-            // bytes (every memory-mapped reader shares this caveat); the file is
-            // not modified by rntk.
-            let m = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
-            let _ = m.advise(memmap2::Advice::Sequential);
-            Backing::Mapped(m)
+            // a pipe or a device: its text is read into memory, within limits
+            Backing::Owned(source::read_stream(file, &name)?)
         };
         Self::build(name, data, streams, options)
     }
@@ -188,6 +166,8 @@ impl CtfDeserializer {
             if s.dim == 0 {
                 return Err(ctx(format!("stream '{}' has dimension 0", s.name)));
             }
+            crate::limits::check_sample_shape(&Shape::from([s.dim]))
+                .map_err(|d| ctx(format!("stream '{}': {d}", s.name)))?;
             if s.sparse && s.dim > u32::MAX as usize {
                 return Err(ctx(format!(
                     "sparse stream '{}' has dimension {} (at most 2^32 - 1)",
@@ -230,14 +210,20 @@ impl CtfDeserializer {
                 defines_mb_size: s.defines_mb_size,
             });
         }
-        let index = CtfIndex::build(data.bytes(), &path, options.chunk_bytes, &|o, l| {
-            data.release(o, l)
-        })?;
+        let bufs = BufPool::default();
+        let src = data.source();
+        let index = CtfIndex::build(src, &path, options.chunk_bytes, &bufs)?;
         if index.missing_final_newline {
-            let bytes = data.bytes();
-            let line = index.blocks.last().map_or(1, |b| {
-                b.first_line + memchr::memchr_iter(b'\n', &bytes[b.start..]).count() as u64
-            });
+            let line = match index.blocks.last() {
+                Some(b) => {
+                    let mut buf = bufs.take();
+                    let (bytes, base) = src.read(b.start, src.len(), 0, &mut buf)?;
+                    let n = memchr::memchr_iter(b'\n', &bytes[b.start - base..]).count();
+                    bufs.give(buf);
+                    b.first_line + n as u64
+                }
+                None => 1,
+            };
             options.warnings.warn(Warning {
                 file: path.clone(),
                 line,
@@ -257,6 +243,7 @@ impl CtfDeserializer {
         Ok(CtfDeserializer {
             path,
             data,
+            bufs,
             fields,
             infos,
             index,
@@ -279,7 +266,7 @@ impl CtfDeserializer {
 
     fn ctx(&self) -> ParseCtx<'_> {
         ParseCtx {
-            bytes: self.data.bytes(),
+            bytes: &[],
             file: &self.path,
             fields: &self.fields,
             per_line: self.index.per_line,
@@ -296,15 +283,15 @@ impl CtfDeserializer {
         blocks: &[Block],
         reuse: bool,
     ) -> Result<SequenceSet> {
-        let release = |b: &Block| self.data.release(b.start, b.end - b.start);
+        let src = self.data.source();
         let reuse = if reuse {
             self.pool.lock().ok().and_then(|mut p| p.pop())
         } else {
             None
         };
         match self.options.dtype {
-            DType::F32 => BlockParser::<f32>::parse_blocks(ctx, blocks, &release, reuse),
-            DType::F64 => BlockParser::<f64>::parse_blocks(ctx, blocks, &release, reuse),
+            DType::F32 => BlockParser::<f32>::parse_blocks(ctx, blocks, src, &self.bufs, reuse),
+            DType::F64 => BlockParser::<f64>::parse_blocks(ctx, blocks, src, &self.bufs, reuse),
         }
     }
 
@@ -366,14 +353,32 @@ impl CtfDeserializer {
     /// join needs each key once).
     fn key_index(&self) -> Result<&[SeqSpan]> {
         let built = self.by_key.get_or_init(|| {
-            let bytes = self.data.bytes();
+            let src = self.data.source();
             let per_line = self.index.per_line;
-            let spans: Vec<Vec<SeqSpan>> = self
+            let spans: Vec<Result<Vec<SeqSpan>>> = self
                 .index
                 .blocks
                 .par_iter()
-                .map(|b| sequence_spans(bytes, b, per_line))
+                .map(|b| {
+                    let mut buf = self.bufs.take();
+                    let r = src.read(b.start, b.end, 64, &mut buf).map(|(bytes, base)| {
+                        let rebased = Block {
+                            start: b.start - base,
+                            end: b.end - base,
+                            ..*b
+                        };
+                        let mut spans = sequence_spans(bytes, &rebased, per_line);
+                        for s in &mut spans {
+                            s.block.start += base;
+                            s.block.end += base;
+                        }
+                        spans
+                    });
+                    self.bufs.give(buf);
+                    r
+                })
                 .collect();
+            let spans = spans.into_iter().collect::<Result<Vec<_>>>()?;
             let mut all: Vec<SeqSpan> = spans.into_iter().flatten().collect();
             all.sort_by_key(|s| s.key);
             if let Some(w) = all.windows(2).find(|w| w[0].key == w[1].key) {

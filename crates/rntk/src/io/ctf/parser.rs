@@ -3,6 +3,7 @@
 //! readers.md §1.3–§1.5. One call per block, so blocks parse in parallel.
 
 use super::index::{row_start, Block, LineEnds, RowStart};
+use super::source::{BufPool, Source};
 use crate::error::{Error, Result};
 use crate::io::buffer::{prefer_huge_pages, IoFloat, SequenceSet, StreamBuffer};
 use crate::io::diagnostics::{as_warning, quote, token_at, ErrorPolicy, Locator, WarningSink};
@@ -18,7 +19,12 @@ pub(crate) struct FieldSpec {
     pub sparse: bool,
 }
 
+/// Bytes read past a block's end where the file has them: the 64-byte windows of the
+/// fast paths then run to the block's last row (the values are the same either way).
+const READ_PAD: usize = 256;
+
 /// Everything a block parse needs besides the block.
+#[derive(Clone, Copy)]
 pub(crate) struct ParseCtx<'a> {
     pub bytes: &'a [u8],
     pub file: &'a str,
@@ -370,13 +376,14 @@ pub(crate) struct BlockParser<'a, 'c, T> {
 impl<'a, 'c, T: IoFloat> BlockParser<'a, 'c, T> {
     /// Parse consecutive blocks into one set: appending, rather than joining
     /// one set per block afterwards, saves a copy of everything decoded.
-    /// `release` is called with each block once it is parsed. `reuse`, an
-    /// emptied set of the same streams, lends its buffers (their memory is
-    /// already faulted in).
+    /// Each block's bytes are read from `src` just before it is parsed, into one
+    /// buffer of `pool` (`ctx.bytes` is not used). `reuse`, an emptied set of the
+    /// same streams, lends its buffers (their memory is already faulted in).
     pub fn parse_blocks(
         ctx: &ParseCtx<'a>,
         blocks: &[Block],
-        release: &(dyn Fn(&Block) + Sync),
+        src: &dyn Source,
+        pool: &BufPool,
         reuse: Option<SequenceSet>,
     ) -> Result<SequenceSet> {
         // Reserve for the first block from its size (a number takes at least two
@@ -419,24 +426,43 @@ impl<'a, 'c, T: IoFloat> BlockParser<'a, 'c, T> {
         set.lines.reserve(seqs as usize);
         set.valid.reserve(seqs as usize);
         let mut divs = Vec::new();
+        let mut buf = pool.take();
         for block in blocks {
+            let (text, base) = match src.read(block.start, block.end, READ_PAD, &mut buf) {
+                Ok(r) => r,
+                Err(e) => {
+                    pool.give(buf);
+                    return Err(e);
+                }
+            };
+            let ctx = ParseCtx {
+                bytes: text,
+                ..*ctx
+            };
+            let rebased = Block {
+                start: block.start - base,
+                end: block.end - base,
+                ..*block
+            };
             let mut p = BlockParser::<T> {
-                ctx,
-                block,
+                ctx: &ctx,
+                block: &rebased,
                 set,
                 seen_on_row: vec![0; ctx.fields.len()],
                 stream_rows: vec![Vec::new(); ctx.fields.len()],
                 row_no: 0,
                 hint: 0,
                 line: 0,
-                line_start: block.start,
+                line_start: rebased.start,
                 divs,
             };
             let r = p.run();
             set = p.set;
             divs = p.divs;
-            release(block);
-            r?;
+            if let Err(e) = r {
+                pool.give(buf);
+                return Err(e);
+            }
             if std::ptr::eq(block, &blocks[0]) && first > 0 && bytes > first {
                 let rest = |n: usize| {
                     let est = (n as u128 * (bytes - first) as u128 / first as u128) as usize;
@@ -458,6 +484,7 @@ impl<'a, 'c, T: IoFloat> BlockParser<'a, 'c, T> {
                 }
             }
         }
+        pool.give(buf);
         Ok(set)
     }
 

@@ -1,0 +1,309 @@
+//! The product at the heart of every convolution kernel: `c (+)= a·b` for a block of
+//! packed patches (or a block of an image used in place) against the filters. f32 on CPUs
+//! with AVX-512F and FMA runs a register-blocked kernel that reads `b` where it lies (rows
+//! at any stride: a packed block, or rows of an image or gradient used directly), 32
+//! columns at a time with masked edges, so a block is multiplied straight from the cache it
+//! was packed into. Elsewhere (f64, older CPUs) the product goes to `backend::cpu::gemm`.
+
+use crate::backend::cpu::gemm::{gemm, Mat, MatMut};
+use crate::backend::Par;
+use crate::tensor::Element;
+use std::any::TypeId;
+
+/// Columns per register block: two 16-lane vectors.
+pub(crate) const COLS: usize = 32;
+
+/// Whether the AVX-512 path runs for `T` on this CPU.
+pub(crate) fn fast<T: Element>() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use crate::backend::cpu::simd::{simd_level, SimdLevel};
+        TypeId::of::<T>() == TypeId::of::<f32>()
+            && simd_level() == SimdLevel::Avx512
+            && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = TypeId::of::<T>();
+        false
+    }
+}
+
+/// A row-major matrix view with contiguous rows: element (i, j) at `data[i*rs + j]`.
+#[derive(Clone, Copy)]
+pub(crate) struct Rows<'a, T> {
+    pub data: &'a [T],
+    pub rows: usize,
+    pub cols: usize,
+    pub rs: usize,
+}
+
+impl<'a, T> Rows<'a, T> {
+    pub fn new(data: &'a [T], rows: usize, cols: usize, rs: usize) -> Self {
+        assert!(
+            rows == 0 || cols == 0 || (rows - 1) * rs + cols <= data.len(),
+            "matrix view out of bounds"
+        );
+        Rows {
+            data,
+            rows,
+            cols,
+            rs,
+        }
+    }
+}
+
+/// `c (+)= a·b`: `a` m × k, `b` k × n, `c` m × n (row stride `ldc`).
+pub(crate) fn product<T: Element>(
+    a: Rows<T>,
+    b: Rows<T>,
+    c: &mut [T],
+    ldc: usize,
+    accumulate: bool,
+) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert_eq!(b.rows, k, "conv product inner dimensions");
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(
+        (m - 1) * ldc + n <= c.len(),
+        "conv product output out of bounds"
+    );
+    #[cfg(target_arch = "x86_64")]
+    if fast::<T>() && k > 0 {
+        // SAFETY: T is f32 (checked by `fast`), AVX-512F + FMA were detected, and the
+        // views were bounds-checked above and in `Rows::new`.
+        unsafe {
+            let a = Rows {
+                data: std::slice::from_raw_parts(a.data.as_ptr().cast::<f32>(), a.data.len()),
+                rows: a.rows,
+                cols: a.cols,
+                rs: a.rs,
+            };
+            let b = Rows {
+                data: std::slice::from_raw_parts(b.data.as_ptr().cast::<f32>(), b.data.len()),
+                rows: b.rows,
+                cols: b.cols,
+                rs: b.rs,
+            };
+            let c = std::slice::from_raw_parts_mut(c.as_mut_ptr().cast::<f32>(), c.len());
+            avx512::product(a, b, c, ldc, accumulate);
+        }
+        return;
+    }
+    let am = Mat {
+        data: a.data,
+        rows: m,
+        cols: k,
+        rs: a.rs,
+        cs: 1,
+    };
+    let bm = Mat {
+        data: b.data,
+        rows: k,
+        cols: n,
+        rs: b.rs,
+        cs: 1,
+    };
+    let mut cm = MatMut {
+        data: c,
+        rows: m,
+        cols: n,
+        rs: ldc,
+        cs: 1,
+    };
+    // One block of one thread: the caller splits the work (`threads`), not the product.
+    gemm(&am, &bm, &mut cm, accumulate, Par::Seq);
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{Rows, COLS};
+    use std::arch::x86_64::*;
+
+    /// Rows of `a` per pass over a column block (their slice of `a` stays in L1).
+    const MC: usize = 64;
+
+    #[target_feature(enable = "avx512f,fma")]
+    pub(super) unsafe fn product(
+        a: Rows<f32>,
+        b: Rows<f32>,
+        c: &mut [f32],
+        ldc: usize,
+        accumulate: bool,
+    ) {
+        let (m, n) = (a.rows, b.cols);
+        let cp = c.as_mut_ptr();
+        let mut j = 0;
+        while j < n {
+            let w = COLS.min(n - j);
+            let masks = (mask(w, 0), mask(w, 16));
+            let mut i0 = 0;
+            while i0 < m {
+                let i1 = (i0 + MC).min(m);
+                let mut i = i0;
+                while i + 8 <= i1 {
+                    block::<8>(&a, &b, cp, ldc, i, j, masks, accumulate);
+                    i += 8;
+                }
+                if i + 4 <= i1 {
+                    block::<4>(&a, &b, cp, ldc, i, j, masks, accumulate);
+                    i += 4;
+                }
+                if i + 2 <= i1 {
+                    block::<2>(&a, &b, cp, ldc, i, j, masks, accumulate);
+                    i += 2;
+                }
+                if i < i1 {
+                    block::<1>(&a, &b, cp, ldc, i, j, masks, accumulate);
+                }
+                i0 = i1;
+            }
+            j += COLS;
+        }
+    }
+
+    fn mask(w: usize, lo: usize) -> u16 {
+        let v = w.saturating_sub(lo).min(16);
+        if v == 16 {
+            u16::MAX
+        } else {
+            (1u16 << v) - 1
+        }
+    }
+
+    /// Rows `i..i + R`, columns `j..j + 32` of `c`, held in registers across all of k.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn block<const R: usize>(
+        a: &Rows<f32>,
+        b: &Rows<f32>,
+        c: *mut f32,
+        ldc: usize,
+        i: usize,
+        j: usize,
+        (m0, m1): (u16, u16),
+        accumulate: bool,
+    ) {
+        let mut x0 = [_mm512_setzero_ps(); R];
+        let mut x1 = [_mm512_setzero_ps(); R];
+        if accumulate {
+            for r in 0..R {
+                let s = c.add((i + r) * ldc + j);
+                x0[r] = _mm512_maskz_loadu_ps(m0, s);
+                x1[r] = _mm512_maskz_loadu_ps(m1, s.wrapping_add(16));
+            }
+        }
+        let ap = a.data.as_ptr().add(i * a.rs);
+        let bp = b.data.as_ptr().add(j);
+        let (ars, brs) = (a.rs, b.rs);
+        let full = m0 == u16::MAX && m1 == u16::MAX;
+        for kk in 0..a.cols {
+            let br = bp.add(kk * brs);
+            // (masked loads never read past the view's last column)
+            let (b0, b1) = if full {
+                (_mm512_loadu_ps(br), _mm512_loadu_ps(br.add(16)))
+            } else {
+                (
+                    _mm512_maskz_loadu_ps(m0, br),
+                    _mm512_maskz_loadu_ps(m1, br.wrapping_add(16)),
+                )
+            };
+            for r in 0..R {
+                let av = _mm512_set1_ps(*ap.add(r * ars + kk));
+                x0[r] = _mm512_fmadd_ps(av, b0, x0[r]);
+                x1[r] = _mm512_fmadd_ps(av, b1, x1[r]);
+            }
+        }
+        for r in 0..R {
+            let d = c.add((i + r) * ldc + j);
+            _mm512_mask_storeu_ps(d, m0, x0[r]);
+            _mm512_mask_storeu_ps(d.wrapping_add(16), m1, x1[r]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(
+        a: &[f64],
+        b: &[f64],
+        m: usize,
+        k: usize,
+        n: usize,
+        ars: usize,
+        brs: usize,
+    ) -> Vec<f64> {
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] = (0..k).map(|kk| a[i * ars + kk] * b[kk * brs + j]).sum();
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn product_matches_naive_for_every_edge() {
+        for &(m, k, n) in &[
+            (1, 1, 1),
+            (3, 5, 7),
+            (8, 9, 32),
+            (13, 17, 33),
+            (21, 3, 70),
+            (64, 40, 31),
+        ] {
+            let (ars, brs) = (k + 2, n + 5);
+            let a64: Vec<f64> = (0..m * ars)
+                .map(|i| ((i * 7 % 13) as f64 - 6.0) / 8.0)
+                .collect();
+            let b64: Vec<f64> = (0..k * brs)
+                .map(|i| ((i * 5 % 11) as f64 - 5.0) / 4.0)
+                .collect();
+            let want = naive(&a64, &b64, m, k, n, ars, brs);
+            let a32: Vec<f32> = a64.iter().map(|&v| v as f32).collect();
+            let b32: Vec<f32> = b64.iter().map(|&v| v as f32).collect();
+            for acc in [false, true] {
+                let ldc = n + 3;
+                let mut c = vec![1.0f32; m * ldc];
+                product(
+                    Rows::new(&a32, m, k, ars),
+                    Rows::new(&b32, k, n, brs),
+                    &mut c,
+                    ldc,
+                    acc,
+                );
+                for i in 0..m {
+                    for j in 0..n {
+                        let w = want[i * n + j] + if acc { 1.0 } else { 0.0 };
+                        assert!(
+                            (c[i * ldc + j] as f64 - w).abs() < 1e-4,
+                            "{m}x{k}x{n} ({i},{j})"
+                        );
+                    }
+                    // columns past n untouched
+                    for j in n..ldc {
+                        assert_eq!(c[i * ldc + j], 1.0);
+                    }
+                }
+                let mut c64 = vec![1.0f64; m * ldc];
+                product(
+                    Rows::new(&a64, m, k, ars),
+                    Rows::new(&b64, k, n, brs),
+                    &mut c64,
+                    ldc,
+                    acc,
+                );
+                for i in 0..m {
+                    for j in 0..n {
+                        let w = want[i * n + j] + if acc { 1.0 } else { 0.0 };
+                        assert!((c64[i * ldc + j] - w).abs() < 1e-12);
+                    }
+                }
+            }
+        }
+    }
+}
