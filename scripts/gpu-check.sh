@@ -19,7 +19,7 @@ export LD_LIBRARY_PATH="$SP/nvidia/cu13/lib:$SP/nvidia/cudnn/lib:/usr/local/cuda
 export RNTK_REQUIRE_NVRTC=1
 step() { echo; echo "== $1"; }
 {
-    echo "rntk GPU check, $(date -u +%FT%TZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+    echo "rntk GPU check, $(date -u +%FT%TZ), commit $(cat $bin/COMMIT 2>/dev/null || echo '?')"
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || echo "nvidia-smi: none"
     step "1. kernels compile (NVRTC), no-GPU path"
     timeout 120 $bin/nvrtc --test-threads=1

@@ -15,8 +15,8 @@ use rntk::backend::{Backend, Cpu, Memory};
 use rntk::functions as f;
 use rntk::initializer::Initializer;
 use rntk::layers::{
-    default_options, BatchNormalization, DefaultOptions, Dense, Dropout, Embedding, Fold, Gru,
-    Layer, Lstm, Recurrence, RnnStep, Sequential,
+    default_options, Activation, BatchNormalization, Convolution, DefaultOptions, Dense, Dropout,
+    Embedding, Fold, Gru, Layer, Lstm, Pooling, Recurrence, RnnStep, Sequential,
 };
 use rntk::learners::{self, AdamOptions, Learner, LearnerOptions, Schedule};
 use rntk::train::Trainer;
@@ -410,6 +410,46 @@ fn layers_agree() {
     let out = emb.apply(&words).unwrap();
     let p = emb.parameters();
     case(&gpu, "Embedding (sparse)", &out, &[(&words, &wv)], &[&p[0]]);
+}
+
+/// Convolution, pooling and transposed convolution (today on the counted host path:
+/// `Cuda::host_calls` names `conv_*`/`pool_*`), with spatial batch normalization.
+#[test]
+fn convolution_layers_agree() {
+    let Some(gpu) = gpu() else { return };
+    let images = input_variable([2, 8, 8]);
+    let px: Vec<f32> = (0..3 * 2 * 64)
+        .map(|i| ((7 * i + 5) % 29) as f32 / 29.0 - 0.4)
+        .collect();
+    let xv = Value::batch([2, 8, 8], px).unwrap();
+    let models: Vec<(&str, Sequential)> = vec![
+        (
+            "Convolution 3×3 padded, relu → MaxPooling 2×2/2",
+            Sequential::default()
+                .then(
+                    Convolution::d2([3, 3])
+                        .num_filters(4)
+                        .pad(true)
+                        .activation(Activation::Relu),
+                )
+                .then(Pooling::max(&[2, 2]).strides(&[2, 2])),
+        ),
+        (
+            "Convolution → spatial BN → transposed Convolution → AveragePooling",
+            Sequential::default()
+                .then(Convolution::d2([3, 3]).num_filters(3))
+                .then(BatchNormalization::new().map_rank(Some(1)))
+                .then(Convolution::transpose2d([2, 2]).num_filters(3))
+                .then(Pooling::average(&[2, 2])),
+        ),
+    ];
+    for (name, m) in models {
+        let out = m.apply(&images).unwrap();
+        let params = m.parameters();
+        let mut wrt: Vec<&Variable> = params.iter().collect();
+        wrt.push(&images);
+        case(&gpu, name, &out, &[(&images, &xv)], &wrt);
+    }
 }
 
 /// The seed program's model trained with `make` on `b`: the per-minibatch losses and
