@@ -479,8 +479,20 @@ pub fn to_value(py: Python<'_>, obj: &Bound<'_, PyAny>, var: &Variable) -> PyRes
 
 /// A value given whole (a reader's minibatch, `Value.one_hot`) for `var`: one-step
 /// sequences feed a batch input as a batch (with one step each, the packed rows are
-/// already in the caller's order).
+/// already in the caller's order), and samples with as many elements as the input's
+/// shape take that shape, as CNTK reads them (tutorial 103's CTF rows hold 784 values
+/// for a (1, 28, 28) input, flattened in (C, H, W) order).
 fn fit_layout(v: Value, var: &Variable) -> PyResult<Value> {
+    let v = fit_layout_axes(v, var)?;
+    let want = var.shape();
+    if v.shape() != &want && v.shape().numel() == want.numel() {
+        let layout = v.layout().clone();
+        return Value::new(want, layout, v.into_data()).py();
+    }
+    Ok(v)
+}
+
+fn fit_layout_axes(v: Value, var: &Variable) -> PyResult<Value> {
     match (var.dynamic_axes(), v.layout()) {
         (DynamicAxes::Batch, Layout::Sequence(p)) => {
             if let Some(i) = p.lengths().iter().position(|&l| l != 1) {

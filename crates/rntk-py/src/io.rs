@@ -1,4 +1,4 @@
-//! Readers: CNTK's `MinibatchSource` over CTF files, `MinibatchSourceFromData` over
+//! Readers: CNTK's `MinibatchSource` over CTF files and image map files, `MinibatchSourceFromData` over
 //! in-memory arrays, and the `MinibatchData` they deliver. `next_minibatch` maps streams
 //! to the caller's keys (CNTK's `input_map`) in Rust.
 
@@ -90,13 +90,16 @@ impl PySource {
 
 #[pymethods]
 impl PySource {
-    /// CTF files: `files` = [(path, [(name, field, dim, is_sparse, defines_mb_size)])].
+    /// Deserializers: CTF files, `files` = [(path, [(name, field, dim, is_sparse,
+    /// defines_mb_size)])], and image map files, `images` = [(map_file, features name,
+    /// labels name, num_classes, [transform dict])].
     #[staticmethod]
-    #[pyo3(signature = (files, randomize, max_samples, max_sweeps, window_chunks, window_samples, seed, frame_mode, truncation_length))]
+    #[pyo3(signature = (files, images, randomize, max_samples, max_sweeps, window_chunks, window_samples, seed, frame_mode, truncation_length))]
     #[allow(clippy::too_many_arguments, clippy::type_complexity)]
-    fn ctf(
-        py: Python<'_>,
+    fn open<'py>(
+        py: Python<'py>,
         files: Vec<(String, Vec<(String, String, usize, bool, bool)>)>,
+        images: Vec<(String, String, String, usize, Vec<Bound<'py, PyDict>>)>,
         randomize: bool,
         max_samples: u64,
         max_sweeps: u64,
@@ -118,8 +121,11 @@ impl PySource {
             prefetch: true,
         };
         let mut streams = Vec::new();
-        let src = nogil(py, || {
-            let mut des: Vec<Arc<dyn Deserializer>> = Vec::new();
+        let mut des: Vec<Arc<dyn Deserializer>> = Vec::new();
+        for (map, feat, lab, n, transforms) in &images {
+            des.push(crate::image::open(map, feat, lab, *n, transforms, seed)?);
+        }
+        let src = nogil(py, move || {
             for (path, defs) in &files {
                 let sd: Vec<StreamDef> = defs
                     .iter()

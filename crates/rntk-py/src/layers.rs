@@ -11,8 +11,9 @@ use pyo3::types::PyList;
 use rntk::graph::VarInfo;
 use rntk::initializer::Initializer;
 use rntk::layers::{
-    Activation, BatchNormalization, Delay, Dense, Dropout, Embedding, Fold, Gru, InitialState,
-    Label, Layer, LayerNormalization, Lstm, Recurrence, RecurrentStep, RnnStep, Stabilizer,
+    Activation, BatchNormalization, Delay, Dense, Dropout, Embedding, Fold, Generator, Gru,
+    InitialState, Label, Layer, LayerNormalization, Lstm, Predicate, Recurrence, RecurrenceFrom,
+    RecurrentStep, RnnStep, Stabilizer, UnfoldFrom,
 };
 use rntk::tensor::Shape;
 use rntk::Variable;
@@ -98,7 +99,7 @@ impl PyInit {
 }
 
 /// An activation: a name, or a Python callable `Var -> Var`.
-fn activation(a: &Bound<'_, PyAny>) -> PyResult<Activation> {
+pub(crate) fn activation(a: &Bound<'_, PyAny>) -> PyResult<Activation> {
     if a.is_none() {
         return Ok(Activation::Identity);
     }
@@ -178,6 +179,59 @@ impl PyStep {
     }
 }
 
+/// A recurrent step written in Python: `call(states, x) -> new states` (lists of `Var`),
+/// with the state shapes known up front (rntk's placeholders need them) and
+/// `params() -> [Var]` its parameters once built.
+struct PythonStep {
+    call: Py<PyAny>,
+    params: Py<PyAny>,
+    shapes: Vec<Shape>,
+}
+
+impl PythonStep {
+    fn vars(py: Python<'_>, r: PyResult<Py<PyAny>>, what: &str) -> rntk::Result<Vec<Variable>> {
+        r.and_then(|r| r.bind(py).extract::<Vec<Var>>())
+            .map(|v| v.into_iter().map(|v| v.0).collect())
+            .map_err(|e| rntk::Error::Argument(format!("the Python step function's {what}: {e}")))
+    }
+}
+
+impl RecurrentStep for PythonStep {
+    fn state_shapes(&self, _x: &VarInfo) -> rntk::Result<Vec<Shape>> {
+        Ok(self.shapes.clone())
+    }
+    fn step(&self, states: &[Variable], x: &Variable) -> rntk::Result<Vec<Variable>> {
+        Python::attach(|py| {
+            let s: Vec<Var> = states.iter().cloned().map(Var).collect();
+            let out = Self::vars(py, self.call.call1(py, (s, Var(x.clone()))), "result")?;
+            if out.len() != self.shapes.len() {
+                return Err(rntk::Error::Argument(format!(
+                    "the Python step function takes {} states but returned {} values",
+                    self.shapes.len(),
+                    out.len()
+                )));
+            }
+            Ok(out)
+        })
+    }
+    fn parameters(&self) -> Vec<Variable> {
+        Python::attach(|py| Self::vars(py, self.params.call0(py), "parameters")).unwrap_or_default()
+    }
+    fn op_name(&self) -> &str {
+        "Recurrence"
+    }
+}
+
+/// A step over a Python function (see `PythonStep`).
+#[pyfunction]
+fn python_step(call: Py<PyAny>, params: Py<PyAny>, shapes: Vec<Vec<usize>>) -> PyStep {
+    PyStep(Arc::new(PythonStep {
+        call,
+        params,
+        shapes: shapes.into_iter().map(Shape::from).collect(),
+    }))
+}
+
 /// `kind` lstm | gru | rnn_step.
 #[pyfunction]
 #[pyo3(signature = (kind, shape, cell_shape, activation_, use_peepholes, init, init_bias, enable_self_stabilization, name))]
@@ -229,7 +283,7 @@ pub struct PyLayer {
 }
 
 impl PyLayer {
-    fn of(l: impl Layer + 'static) -> Self {
+    pub(crate) fn of(l: impl Layer + 'static) -> Self {
         PyLayer {
             layer: Arc::new(l),
             full: None,
@@ -357,6 +411,94 @@ fn recurrence(
     }
 }
 
+/// CNTK's `RecurrenceFrom(step)`: a recurrence whose initial states are inputs.
+#[pyclass(module = "rntk._rntk", name = "RecurrenceFrom", frozen)]
+pub struct PyRecurrenceFrom(RecurrenceFrom);
+
+#[pymethods]
+impl PyRecurrenceFrom {
+    #[new]
+    fn new(step: &PyStep, go_backwards: bool, name: &str) -> Self {
+        PyRecurrenceFrom(
+            RecurrenceFrom::new(SharedStep(step.0.clone()))
+                .go_backwards(go_backwards)
+                .name(name),
+        )
+    }
+    /// Scan `x` from `initial` (one per state); every state sequence.
+    fn apply_from<'py>(
+        &self,
+        py: Python<'py>,
+        initial: Vec<Var>,
+        x: &Var,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let init: Vec<Variable> = initial.into_iter().map(|v| v.0).collect();
+        PyList::new(
+            py,
+            self.0.apply_from(&init, &x.0).py()?.into_iter().map(Var),
+        )
+    }
+}
+
+/// A Python callable `Var -> Var | [Var]` as a graph-building closure (its errors become
+/// rntk argument errors naming `what`).
+fn py_builder(f: Py<PyAny>, what: &'static str) -> Generator {
+    Arc::new(move |x: &Variable| {
+        Python::attach(|py| {
+            let r = f.call1(py, (Var(x.clone()),)).and_then(|r| {
+                let r = r.bind(py);
+                if let Ok(v) = r.extract::<Var>() {
+                    return Ok(vec![v.0]);
+                }
+                Ok(r.extract::<Vec<Var>>()?.into_iter().map(|v| v.0).collect())
+            });
+            r.map_err(|e| rntk::Error::Argument(format!("{what} failed: {e}")))
+        })
+    })
+}
+
+/// CNTK's `UnfoldFrom(generator, until_predicate, length_increase)`.
+#[pyclass(module = "rntk._rntk", name = "UnfoldFrom", frozen)]
+pub struct PyUnfoldFrom(UnfoldFrom);
+
+#[pymethods]
+impl PyUnfoldFrom {
+    /// `generator`: `state -> output | [output, new_state]` (a Python callable on `Var`);
+    /// `until`: `output -> stop flag`.
+    #[new]
+    #[pyo3(signature = (generator, until, length_increase, name))]
+    fn new(
+        generator: Py<PyAny>,
+        until: Option<Py<PyAny>>,
+        length_increase: f64,
+        name: &str,
+    ) -> Self {
+        let mut u = UnfoldFrom::new(py_builder(generator, "the UnfoldFrom generator"))
+            .length_increase(length_increase)
+            .name(name);
+        if let Some(p) = until {
+            let b = py_builder(p, "the UnfoldFrom until_predicate");
+            let pred: Predicate = Arc::new(move |x: &Variable| {
+                let mut v = b(x)?;
+                match v.len() {
+                    1 => Ok(v.remove(0)),
+                    n => Err(rntk::Error::Argument(format!(
+                        "the UnfoldFrom until_predicate must return one value, got {n}"
+                    ))),
+                }
+            });
+            u = u.until_predicate(pred);
+        }
+        PyUnfoldFrom(u)
+    }
+    fn apply_from(&self, initial_state: &Var, axis_like: &Var) -> PyResult<Var> {
+        Ok(Var(self
+            .0
+            .apply_from(&initial_state.0, &axis_like.0)
+            .py()?))
+    }
+}
+
 #[pyfunction]
 #[pyo3(signature = (dropout_rate, keep_prob, seed, name))]
 fn dropout_layer(
@@ -457,8 +599,11 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyInit>()?;
     m.add_class::<PyStep>()?;
     m.add_class::<PyLayer>()?;
+    m.add_class::<PyRecurrenceFrom>()?;
+    m.add_class::<PyUnfoldFrom>()?;
     for f in [
         wrap_pyfunction!(recurrent_step, m)?,
+        wrap_pyfunction!(python_step, m)?,
         wrap_pyfunction!(dense, m)?,
         wrap_pyfunction!(embedding, m)?,
         wrap_pyfunction!(recurrence, m)?,

@@ -7,10 +7,12 @@
 //! `TypeError`, `RuntimeError`) and catches panics, so none crosses into Python; long
 //! computations release the GIL.
 
+mod conv;
 mod data;
 mod device;
 mod errors;
 mod graph;
+mod image;
 mod io;
 mod layers;
 mod learners;
@@ -25,6 +27,7 @@ fn _rntk(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     graph::register(m)?;
     data::register(m)?;
+    conv::register(m)?;
     ops::register(m)?;
     layers::register(m)?;
     learners::register(m)?;

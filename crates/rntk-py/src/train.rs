@@ -428,6 +428,12 @@ impl PyTrainer {
         let n = t.samples.max(1) as f64;
         (t.loss / n, t.metric / n, t.samples)
     }
+    /// `(updates, samples, Σ metric)` of the test minibatches since the last test summary.
+    #[getter]
+    fn test_totals(&self) -> (u64, u64, f64) {
+        let t = tr!(&*lock!(self.t), x => x.test_totals());
+        (t.updates, t.samples, t.metric)
+    }
     fn summarize_test_progress(&mut self) -> (f64, u64) {
         let t = tr!(&mut *lock!(self.t), x => x.summarize_test_progress());
         (t.metric / t.samples.max(1) as f64, t.samples)

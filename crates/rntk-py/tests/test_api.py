@@ -24,12 +24,25 @@ def test_every_spec_entry_resolves():
 
 
 def test_not_yet_entries_say_why():
-    with pytest.raises(NotImplementedError, match='issue 15'):
-        C.layers.Convolution2D((5, 5), 8)
-    with pytest.raises(NotImplementedError, match='issue 15'):
-        C.layers.MaxPooling((2, 2))
-    with pytest.raises(NotImplementedError, match='not in rntk yet'):
-        C.io.ImageDeserializer('map.txt', C.io.StreamDefs())
+    with pytest.raises(NotImplementedError, match='AttentionModel'):
+        C.layers.AttentionModel(8)
+    with pytest.raises(NotImplementedError, match='HTK'):
+        C.io.HTKFeatureDeserializer(None)
+
+
+WIRED = ['cntk.convolution', 'cntk.pooling', 'cntk.AVG_POOLING', 'cntk.layers.Convolution',
+         'cntk.layers.Convolution2D', 'cntk.layers.ConvolutionTranspose2D',
+         'cntk.layers.MaxPooling', 'cntk.layers.AveragePooling', 'cntk.io.ImageDeserializer',
+         'cntk.io.transforms.crop', 'cntk.io.transforms.scale', 'cntk.io.transforms.mean',
+         'cntk.layers.RecurrenceFrom', 'cntk.layers.UnfoldFrom']
+
+
+def test_wired_entries_are_implemented():
+    """The convolution, pooling, image reader and RecurrenceFrom/UnfoldFrom entries are
+    implemented (they raised NotImplementedError before); only AttentionModel is left."""
+    states = coverage.main([])
+    assert {a: states[a] for a in WIRED} == {a: 'ok' for a in WIRED}
+    assert sorted(a for a, s in states.items() if s == 'not-yet') == ['cntk.layers.AttentionModel']
 
 
 @pytest.mark.parametrize('a,b', [

@@ -88,8 +88,6 @@ def state(api):
             return 'not-yet'
         if getattr(obj, '__name__', '') == 'ctor' or ('_issue15' in src and 'def ctor' in src):
             return 'not-yet'
-    if api.startswith('cntk.io.transforms.') or api == 'cntk.AVG_POOLING':
-        return 'not-yet'  # descriptions for the image reader, which rntk lacks
     if inspect.isclass(obj) and '__init__' in obj.__dict__:
         try:
             body = inspect.getsource(obj.__init__).split(':', 1)[-1].strip()

@@ -1,4 +1,5 @@
-"""Readers (CNTK's ``cntk.io``): ``MinibatchSource`` over CTF files with ``StreamDef(s)``,
+"""Readers (CNTK's ``cntk.io``): ``MinibatchSource`` over CTF files and image map files
+(``CTFDeserializer``, ``ImageDeserializer``) with ``StreamDef(s)``,
 ``MinibatchSourceFromData`` over numpy arrays, ``MinibatchData``."""
 
 import numpy as np
@@ -61,12 +62,37 @@ class CTFDeserializer(object):
 
 def _not_in_rntk(what):
     def ctor(*args, **kwargs):
-        raise NotImplementedError('%s: not in rntk yet (rntk reads CTF files and in-memory data)' % what)
+        raise NotImplementedError('%s: not in rntk yet (rntk reads CTF files, images and in-memory data)' % what)
     ctor.__name__ = what
     return ctor
 
 
-ImageDeserializer = _not_in_rntk('ImageDeserializer')
+class ImageDeserializer(object):
+    """Images listed in a map file (``path<TAB>label`` lines; ``archive.zip@/inner/path``
+    for zip entries): one stream with ``field='image'`` (decoded to (C, H, W), BGR,
+    0-255, put through its ``transforms``: crop, scale, mean, color) and one with
+    ``field='label'`` (one-hot of ``shape`` classes)."""
+
+    def __init__(self, filename, streams):
+        self.filename, self.streams = str(filename), streams
+        image = [(n, s) for n, s in streams.items() if s['stream_alias'] == 'image']
+        label = [(n, s) for n, s in streams.items() if s['stream_alias'] == 'label']
+        if len(image) != 1 or len(label) != 1 or len(streams) != 2:
+            raise ValueError("ImageDeserializer(%s): needs exactly one StreamDef(field='image', "
+                             "transforms=[...]) and one StreamDef(field='label', shape=classes)"
+                             % self.filename)
+        (self._features, fs), (self._labels, ls) = image[0], label[0]
+        if ls['dim'] is None:
+            raise ValueError("ImageDeserializer: StreamDef '%s' (the labels) needs shape="
+                             % self._labels)
+        dim = ls['dim']
+        self._classes = int(np.prod(dim)) if not np.isscalar(dim) else int(dim)
+        self._transforms = [dict(t) for t in (fs['transforms'] or [])]
+
+    def _spec(self):
+        return (self.filename, self._features, self._labels, self._classes, self._transforms)
+
+
 HTKFeatureDeserializer = _not_in_rntk('HTKFeatureDeserializer')
 HTKMLFDeserializer = _not_in_rntk('HTKMLFDeserializer')
 CBFDeserializer = _not_in_rntk('CBFDeserializer')
@@ -148,7 +174,7 @@ class _Base(object):
 
 
 class MinibatchSource(_Base):
-    """Minibatches from deserializers (CTF files), randomized per sweep or in order."""
+    """Minibatches from deserializers (CTF files, images), randomized per sweep or in order."""
 
     def __init__(self, deserializers, max_samples=INFINITELY_REPEAT, max_sweeps=INFINITELY_REPEAT,
                  randomization_window_in_chunks=DEFAULT_RANDOMIZATION_WINDOW_IN_CHUNKS,
@@ -157,15 +183,18 @@ class MinibatchSource(_Base):
                  truncation_length=0, randomize=True):
         if not isinstance(deserializers, (list, tuple)):
             deserializers = [deserializers]
-        files = []
+        files, images = [], []
         for d in deserializers:
-            if not isinstance(d, CTFDeserializer):
-                raise NotImplementedError('rntk reads CTF files (CTFDeserializer); got %s'
-                                          % type(d).__name__)
-            files.append((d.filename, d._defs()))
+            if isinstance(d, CTFDeserializer):
+                files.append((d.filename, d._defs()))
+            elif isinstance(d, ImageDeserializer):
+                images.append(d._spec())
+            else:
+                raise NotImplementedError('rntk reads CTF files (CTFDeserializer) and images '
+                                          '(ImageDeserializer); got %s' % type(d).__name__)
         if randomization_window_in_samples:
             randomization_window_in_chunks = 0
-        self._s = _rntk.Source.ctf(files, bool(randomize), int(max_samples), int(max_sweeps),
+        self._s = _rntk.Source.open(files, images, bool(randomize), int(max_samples), int(max_sweeps),
                                    int(randomization_window_in_chunks),
                                    int(randomization_window_in_samples), int(randomization_seed),
                                    bool(frame_mode), int(truncation_length))

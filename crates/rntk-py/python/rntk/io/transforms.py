@@ -1,5 +1,5 @@
-"""Image transforms (CNTK's ``cntk.io.transforms``): descriptions for an image reader,
-which rntk does not have yet (``ImageDeserializer`` raises NotImplementedError)."""
+"""Image transforms (CNTK's ``cntk.io.transforms``): descriptions, with CNTK's config keys,
+that ``ImageDeserializer`` applies in order (crop, scale, mean, color)."""
 
 __all__ = ['crop', 'scale', 'mean', 'color']
 

@@ -186,14 +186,63 @@ def _initial_state(v):
     return float(v)
 
 
+def _shape_of(v):
+    if isinstance(v, (Variable, Function)):
+        return tuple(v.shape)
+    if isinstance(v, np.ndarray):
+        return v.shape
+    return None
+
+
+def _python_step(step_function, layer, init=None):
+    """A ``_rntk.Step`` over a Python step function ``f(*states, x) -> new states``.
+    rntk needs the state shapes before it builds the loop: they come from the function's
+    typed arguments (``@C.Function`` with ``@C.layers.Signature``, or a Function whose
+    arguments have shapes), else from the initial states (Constants or Parameters)."""
+    import inspect
+    shapes = None
+    if isinstance(step_function, Function) and step_function._f is not None:
+        args = step_function.arguments
+        if len(args) >= 2:
+            shapes = [tuple(a.shape) for a in args[:-1]]
+    if shapes is None and init is not None:
+        inits = list(init) if isinstance(init, (tuple, list)) else [init]
+        got = [_shape_of(v) for v in inits]
+        if all(g is not None for g in got):
+            shapes = got
+    if shapes is None:
+        fn = getattr(step_function, '_deferred', None) or step_function
+        try:
+            n = len(inspect.signature(fn).parameters) - 1
+        except (TypeError, ValueError):
+            n = -1
+        raise ValueError(
+            '%s over a Python step function: rntk needs the shape of its %s state(s) before '
+            'building the loop; type the function (@C.Function with @C.layers.Signature('
+            'Tensor[n], ..., Tensor[d])) or give initial_state=C.Constant(np.zeros(shape)) '
+            '(a tuple for several states)' % (layer, n if n > 0 else 'recurrent'))
+
+    def call(states, x):
+        return _outputs_of(step_function(*([Variable(h) for h in states] + [Variable(x)])))
+
+    def params():
+        return _step_params(step_function)
+    return _rntk.python_step(call, params, [list(s) for s in shapes])
+
+
+def _step_of(step_function, layer, init=None):
+    if isinstance(step_function, _StepFunction):
+        return step_function._step
+    return _python_step(step_function, layer, init)
+
+
 def _scan(step_function, go_backwards, initial_state, return_full_state, name, fold):
     layer = 'Fold' if fold else 'Recurrence'
-    if not isinstance(step_function, _StepFunction):
-        raise NotImplementedError(
-            '%s over a Python step function: not yet in rntk; use LSTM, GRU or RNNStep' % layer)
     gb = bool(_opt('go_backwards', go_backwards, False, layer))
-    init = _initial_state(_opt('initial_state', initial_state, 0.0, layer))
-    l = _rntk.recurrence(step_function._step, gb, init, fold, name)
+    init_opt = _opt('initial_state', initial_state, 0.0, layer)
+    init = _initial_state(init_opt)
+    step = _step_of(step_function, layer, init_opt)
+    l = _rntk.recurrence(step, gb, init, fold, name)
 
     def apply(x):
         xv = sanitize_input(x)
@@ -206,7 +255,10 @@ def _scan(step_function, go_backwards, initial_state, return_full_state, name, f
 
 
 def Recurrence(step_function, go_backwards=_NOT, initial_state=_NOT, return_full_state=False, name=''):
-    """Scan a step over the sequence axis: one output per step."""
+    """Scan a step over the sequence axis: one output per step. ``step_function`` is
+    LSTM/GRU/RNNStep, or a Python function / ``@C.Function`` ``f(*states, x) -> new
+    states``; rntk needs the state shapes of such a function up front: from typed
+    arguments, or from ``initial_state`` given as Constants (CNTK infers them later)."""
     return _scan(step_function, go_backwards, initial_state, return_full_state, name, False)
 
 
@@ -215,14 +267,75 @@ def Fold(folder_function, go_backwards=_NOT, initial_state=_NOT, return_full_sta
     return _scan(folder_function, go_backwards, initial_state, return_full_state, name, True)
 
 
+def _outputs_of(r):
+    """The ``_rntk.Var`` outputs of what a Python graph function returned."""
+    if isinstance(r, Function):
+        return [o._v for o in r.outputs]
+    if isinstance(r, (tuple, list)):
+        return [sanitize_input(v) for v in r]
+    return [sanitize_input(r)]
+
+
+def _step_params(step):
+    return [p._v for p in step.parameters] if isinstance(step, Function) else []
+
+
 def RecurrenceFrom(step_function, go_backwards=_NOT, return_full_state=False, name=''):
-    raise NotImplementedError('RecurrenceFrom: not exposed in rntk\'s Python package yet '
-                              '(rntk::layers::RecurrenceFrom exists in Rust)')
+    """A recurrence whose initial states are inputs: ``RecurrenceFrom(step)(h0, [c0,] x)``.
+    An initial state is batch-only (one per sequence) or a sequence on another axis whose
+    last item (first when going backwards) is used. ``step`` is LSTM/GRU/RNNStep or a
+    Python function ``f(*states, x) -> new states`` (the states take the initial states'
+    shapes)."""
+    gb = bool(_opt('go_backwards', go_backwards, False, 'RecurrenceFrom'))
+    built = []  # (step, _rntk.RecurrenceFrom), made on the first application
+
+    def recurrence(initial_states):
+        if not built:
+            # a Python step takes its state shapes from the initial states given here
+            step = _step_of(step_function, 'RecurrenceFrom', tuple(initial_states))
+            built.append((step, _rntk.RecurrenceFrom(step, gb, name)))
+        return built[0][1]
+
+    def apply(*args):
+        if len(args) < 2:
+            raise TypeError('RecurrenceFrom(...) takes the initial state(s) and then x')
+        vs = [sanitize_input(a) for a in args]
+        outs = recurrence(args[:-1]).apply_from(vs[:-1], vs[-1])
+        if return_full_state:
+            return Function(_rntk.combine(outs, name))
+        return Function._from_var(outs[0])
+    def params():
+        if built:
+            return built[0][0].parameters()
+        if isinstance(step_function, _StepFunction):
+            return step_function._step.parameters()
+        return _step_params(step_function)
+    return Function._deferred_of(apply, params, name or 'RecurrenceFrom')
 
 
 def UnfoldFrom(generator_function, until_predicate=None, length_increase=1, name=''):
-    raise NotImplementedError('UnfoldFrom: not exposed in rntk\'s Python package yet '
-                              '(rntk::layers::UnfoldFrom exists in Rust)')
+    """A generator recurrence: ``UnfoldFrom(g)(initial_state, dynamic_axes_like)`` applies
+    ``g`` to the state repeatedly (``g`` returns the output, which is the new state, or
+    (output, new_state)), one item per item of ``dynamic_axes_like`` times
+    ``length_increase``, stopping after the first item where ``until_predicate`` is 1."""
+    def gen(h):
+        return _outputs_of(generator_function(Variable(h)))
+
+    def until(h):
+        return _outputs_of(until_predicate(Variable(h)))
+    u = _rntk.UnfoldFrom(gen, None if until_predicate is None else until,
+                         float(length_increase), name)
+
+    def apply(initial_state, dynamic_axes_like):
+        return Function._from_var(u.apply_from(sanitize_input(initial_state),
+                                               sanitize_input(dynamic_axes_like)))
+
+    def params():
+        return _step_params(generator_function) + \
+            (_step_params(until_predicate) if until_predicate is not None else [])
+    f = Function._deferred_of(apply, params, name or 'UnfoldFrom')
+    f._layer = u
+    return f
 
 
 def AttentionModel(*args, **kwargs):
@@ -343,24 +456,151 @@ def ResNetBlock(f, name=''):
     return Function._deferred_of(apply, lambda: [p._v for p in f.parameters], name or 'ResNetBlock')
 
 
-def _issue15(what):
-    def ctor(*args, **kwargs):
-        raise NotImplementedError('%s: convolution and pooling layers are not in rntk yet '
-                                  '(issue 15, convolutional networks, lands them in the core)' % what)
-    ctor.__name__ = what
-    return ctor
+def _tuple(v):
+    return tuple(v) if isinstance(v, (list, tuple)) else (v,)
 
 
-Convolution = _issue15('Convolution')
-Convolution1D = _issue15('Convolution1D')
-Convolution2D = _issue15('Convolution2D')
-Convolution3D = _issue15('Convolution3D')
-ConvolutionTranspose = _issue15('ConvolutionTranspose')
-ConvolutionTranspose1D = _issue15('ConvolutionTranspose1D')
-ConvolutionTranspose2D = _issue15('ConvolutionTranspose2D')
-ConvolutionTranspose3D = _issue15('ConvolutionTranspose3D')
-MaxPooling = _issue15('MaxPooling')
-AveragePooling = _issue15('AveragePooling')
-GlobalMaxPooling = _issue15('GlobalMaxPooling')
-GlobalAveragePooling = _issue15('GlobalAveragePooling')
-MaxUnpooling = _issue15('MaxUnpooling')
+def _filter(op_name, filter_shape, rank):
+    """CNTK's filter_shape rules: ``ConvolutionND`` repeats a scalar to N axes and
+    refuses more; ``Convolution`` takes the shape as given."""
+    fs = _tuple(filter_shape)
+    if rank:
+        if len(fs) > rank:
+            raise ValueError('%s: filter_shape must be a scalar or a %dD tuple, e.g. 3 or %s'
+                             % (op_name, rank, (3,) * rank))
+        fs = fs * rank if len(fs) == 1 else fs
+        if len(fs) != rank:
+            raise ValueError('%s: filter_shape %s must have %d axes' % (op_name, fs, rank))
+    return [int(k) for k in fs]
+
+
+def _conv(op_name, rank, filter_shape, num_filters, activation, init, pad, strides, bias,
+          init_bias, reduction_rank, dilation, groups, output_shape, name, transpose,
+          sequential=False, sharing=True, transpose_weight=False):
+    if sequential:
+        raise NotImplementedError(
+            '%s(sequential=True): convolution along the sequence axis is in rntk as the op '
+            '(C.convolution(..., sequential=True)), not yet as a layer' % op_name)
+    if not all(_tuple(sharing)):
+        raise ValueError('%s: sharing=False is not supported' % op_name)
+    if transpose_weight:
+        raise NotImplementedError('%s(transpose_weight=True): not in rntk' % op_name)
+    if reduction_rank not in (0, 1):
+        raise ValueError('%s: reduction_rank must be 0 or 1' % op_name)
+    fs = _filter(op_name, filter_shape, rank)
+    act = _opt('activation', activation, None, op_name)
+    ini = _opt('init', init, glorot_uniform(), op_name)
+    pd = _opt('pad', pad, False, op_name)
+    b = bool(_opt('bias', bias, True, op_name))
+    ib = float(_opt('init_bias', init_bias, 0.0, op_name))
+    out = None if output_shape is None else [int(s) for s in _tuple(output_shape)]
+    l = _rntk.conv_layer(op_name, fs, None if num_filters is None else int(num_filters),
+                         _activation(act), _to_init(ini), [bool(p) for p in _tuple(pd)],
+                         [int(s) for s in _tuple(strides)], [int(d) for d in _tuple(dilation)],
+                         b, ib, int(reduction_rank), int(groups), out, name)
+    return _layer(l, name, op_name)
+
+
+def Convolution(filter_shape, num_filters=None, sequential=False, activation=_NOT, init=_NOT,
+                pad=_NOT, strides=1, sharing=True, bias=_NOT, init_bias=_NOT, reduction_rank=1,
+                transpose_weight=False, dilation=1, groups=1, max_temp_mem_size_in_samples=0,
+                op_name='Convolution', name=''):
+    """N-D convolution over (C, spatial...) inputs: ``activation(conv(W, x) + b)``, W of
+    shape (num_filters, C/groups, *filter_shape). ``pad``, ``strides``, ``dilation`` per
+    filter axis (a shorter tuple repeats its first entry)."""
+    return _conv(op_name, 0, filter_shape, num_filters, activation, init, pad, strides, bias,
+                 init_bias, reduction_rank, dilation, groups, None, name, False, sequential,
+                 sharing, transpose_weight)
+
+
+def Convolution1D(filter_shape, num_filters=None, activation=_NOT, init=_NOT, pad=_NOT, strides=1,
+                  bias=_NOT, init_bias=_NOT, reduction_rank=1, dilation=1, name=''):
+    """1D convolution (``filter_shape`` a scalar or a 1-tuple)."""
+    return _conv('Convolution1D', 1, filter_shape, num_filters, activation, init, pad, strides,
+                 bias, init_bias, reduction_rank, dilation, 1, None, name, False)
+
+
+def Convolution2D(filter_shape, num_filters=None, activation=_NOT, init=_NOT, pad=_NOT, strides=1,
+                  bias=_NOT, init_bias=_NOT, reduction_rank=1, dilation=1, groups=1, name=''):
+    """2D convolution (``filter_shape`` a scalar or a 2-tuple)."""
+    return _conv('Convolution2D', 2, filter_shape, num_filters, activation, init, pad, strides,
+                 bias, init_bias, reduction_rank, dilation, groups, None, name, False)
+
+
+def Convolution3D(filter_shape, num_filters=None, activation=_NOT, init=_NOT, pad=_NOT, strides=1,
+                  bias=_NOT, init_bias=_NOT, reduction_rank=1, dilation=1, groups=1, name=''):
+    """3D convolution (``filter_shape`` a scalar or a 3-tuple)."""
+    return _conv('Convolution3D', 3, filter_shape, num_filters, activation, init, pad, strides,
+                 bias, init_bias, reduction_rank, dilation, groups, None, name, False)
+
+
+def ConvolutionTranspose(filter_shape, num_filters, activation=_NOT, init=_NOT, pad=_NOT,
+                         strides=1, sharing=True, bias=_NOT, init_bias=_NOT, output_shape=None,
+                         reduction_rank=1, dilation=1, max_temp_mem_size_in_samples=0, name=''):
+    """Transposed convolution (deconvolution); W of shape (C, num_filters, *filter_shape)."""
+    return _conv('ConvolutionTranspose', 0, filter_shape, num_filters, activation, init, pad,
+                 strides, bias, init_bias, reduction_rank, dilation, 1, output_shape, name, True,
+                 False, sharing)
+
+
+def ConvolutionTranspose1D(filter_shape, num_filters, activation=_NOT, init=_NOT, pad=_NOT,
+                           strides=1, bias=_NOT, init_bias=_NOT, output_shape=None,
+                           reduction_rank=1, dilation=1, name=''):
+    return _conv('ConvolutionTranspose1D', 1, filter_shape, num_filters, activation, init, pad,
+                 strides, bias, init_bias, reduction_rank, dilation, 1, output_shape, name, True)
+
+
+def ConvolutionTranspose2D(filter_shape, num_filters, activation=_NOT, init=_NOT, pad=_NOT,
+                           strides=1, bias=_NOT, init_bias=_NOT, output_shape=None,
+                           reduction_rank=1, dilation=1, name=''):
+    return _conv('ConvolutionTranspose2D', 2, filter_shape, num_filters, activation, init, pad,
+                 strides, bias, init_bias, reduction_rank, dilation, 1, output_shape, name, True)
+
+
+def ConvolutionTranspose3D(filter_shape, num_filters, activation=_NOT, init=_NOT, pad=_NOT,
+                           strides=1, bias=_NOT, init_bias=_NOT, output_shape=None,
+                           reduction_rank=1, dilation=1, name=''):
+    return _conv('ConvolutionTranspose3D', 3, filter_shape, num_filters, activation, init, pad,
+                 strides, bias, init_bias, reduction_rank, dilation, 1, output_shape, name, True)
+
+
+def _pool(kind, op_name, filter_shape, strides, pad, name):
+    window = None
+    if filter_shape is not None:
+        window = [int(k) for k in _tuple(filter_shape)]
+    pd = _opt('pad', pad, False, op_name)
+    l = _rntk.pool_layer(kind, window, [int(s) for s in _tuple(strides)],
+                         [bool(p) for p in _tuple(pd)], name)
+    return _layer(l, name, op_name)
+
+
+def MaxPooling(filter_shape, strides=1, pad=_NOT, name=''):
+    """Max pooling of a window over the trailing axes (stride 1 unless given)."""
+    return _pool('max', 'MaxPooling', filter_shape, strides, pad, name)
+
+
+def AveragePooling(filter_shape, strides=1, pad=_NOT, name=''):
+    """Average pooling (padded cells are not counted)."""
+    return _pool('average', 'AveragePooling', filter_shape, strides, pad, name)
+
+
+def GlobalMaxPooling(name=''):
+    """(C, spatial...) -> (C, 1, ...): the maximum over each channel."""
+    return _pool('max', 'GlobalMaxPooling', None, 1, False, name)
+
+
+def GlobalAveragePooling(name=''):
+    """(C, spatial...) -> (C, 1, ...): the mean over each channel."""
+    return _pool('average', 'GlobalAveragePooling', None, 1, False, name)
+
+
+def MaxUnpooling(filter_shape, strides=1, pad=False, name=''):
+    """``MaxUnpooling(...)(u, x)``: ``u`` put at the first maximum of each window of ``x``
+    (the input of the max pooling it undoes)."""
+    window = [int(k) for k in _tuple(filter_shape)]
+    st = [int(s) for s in _tuple(strides)]
+
+    def apply(u, x):
+        return Function._from_var(_rntk.max_unpooling(sanitize_input(u), sanitize_input(x),
+                                                      window, st, bool(pad), name))
+    return Function._deferred_of(apply, lambda: [], name or 'MaxUnpooling')

@@ -18,13 +18,14 @@ __all__ = ['input_variable', 'input', 'placeholder', 'parameter', 'constant', 'c
            'reduce_log_sum_exp', 'splice', 'slice', 'reshape', 'transpose', 'swapaxes', 'clip',
            'element_select', 'dropout', 'one_hot', 'gather', 'equal', 'not_equal', 'less',
            'less_equal', 'greater', 'greater_equal', 'log_add_exp', 'argmax', 'argmin', 'assign',
-           'cast', 'convolution', 'convolution_transpose', 'pooling', 'roipooling',
-           'random_sample', 'random_sample_inclusion_frequency', 'MAX_POOLING', 'AVG_POOLING',
+           'cast', 'convolution', 'convolution_transpose', 'pooling', 'unpooling', 'roipooling',
+           'random_sample', 'random_sample_inclusion_frequency', 'MAX_POOLING', 'AVG_POOLING', 'MAX_UNPOOLING',
            'Function', 'CloneMethod', 'load_model', 'sequence', 'past_value', 'future_value',
            'labels_to_graph', 'forward_backward', 'to_sequence', 'sequence']
 
 MAX_POOLING = 0
 AVG_POOLING = 1
+MAX_UNPOOLING = 0
 
 
 def _shape(shape):
@@ -316,25 +317,85 @@ def cast(node_input, dtype, name=''):
     raise NotImplementedError('cast between float32 and float64 inside a graph: not yet in rntk')
 
 
-def _issue15(what):
-    raise NotImplementedError('%s: convolution and pooling are not in rntk yet (issue 15, '
-                              'convolutional networks, lands them in the core)' % what)
+def _axes_list(v, what):
+    """A CNTK per-axis argument (a scalar or a tuple/list) as a list, Python axis order."""
+    if isinstance(v, (list, tuple)):
+        out = list(v)
+    else:
+        out = [v]
+    if not out:
+        raise ValueError('%s: needs at least one entry' % what)
+    return out
 
 
-def convolution(*args, **kwargs):
-    _issue15('convolution')
+def _pool_kind(pooling_type):
+    if pooling_type in (MAX_POOLING, 'max'):
+        return 'max'
+    if pooling_type in (AVG_POOLING, 'average'):
+        return 'average'
+    raise ValueError('pooling_type %r: expected C.MAX_POOLING or C.AVG_POOLING' % (pooling_type,))
 
 
-def convolution_transpose(*args, **kwargs):
-    _issue15('convolution_transpose')
+def convolution(convolution_map, operand, strides=(1,), sharing=[True], auto_padding=[True],
+                sequential=False, dilation=(1,), reduction_rank=1, groups=1,
+                max_temp_mem_size_in_samples=0, name=''):
+    """Convolution of ``operand`` (C, spatial...) with the filter ``convolution_map``
+    (O, C/groups, k...). ``strides``, ``auto_padding`` and ``dilation`` are per axis of
+    the operand (channel first); a shorter list repeats as in CNTK. ``sequential=True``
+    runs the first filter axis along the sequence axis."""
+    if not all(_axes_list(sharing, 'sharing')):
+        raise ValueError('convolution: sharing=False is not supported (CNTK 2.7 refuses it too)')
+    w, x = _operands(convolution_map, operand)
+    return _wrap_output(_rntk.convolution(
+        w, x, [int(s) for s in _axes_list(strides, 'strides')],
+        [bool(p) for p in _axes_list(auto_padding, 'auto_padding')],
+        [int(d) for d in _axes_list(dilation, 'dilation')], int(groups), int(reduction_rank),
+        bool(sequential), None, False), name)
 
 
-def pooling(*args, **kwargs):
-    _issue15('pooling')
+def convolution_transpose(convolution_map, operand, strides=(1,), sharing=[True],
+                          auto_padding=[True], output_shape=None, dilation=(1,), reduction_rank=1,
+                          max_temp_mem_size_in_samples=0, name=''):
+    """Transposed convolution: ``convolution_map`` is (C, O, k...), the filter of the
+    convolution it transposes; ``output_shape`` fixes the output's (spatial) shape."""
+    if not all(_axes_list(sharing, 'sharing')):
+        raise ValueError('convolution_transpose: sharing=False is not supported')
+    w, x = _operands(convolution_map, operand)
+    out = None if output_shape is None else [int(s) for s in _shape(output_shape)]
+    return _wrap_output(_rntk.convolution(
+        w, x, [int(s) for s in _axes_list(strides, 'strides')],
+        [bool(p) for p in _axes_list(auto_padding, 'auto_padding')],
+        [int(d) for d in _axes_list(dilation, 'dilation')], 1, int(reduction_rank), False, out,
+        True), name)
+
+
+def pooling(operand, pooling_type, pooling_window_shape, strides=(1,), auto_padding=[False],
+            ceil_out_dim=False, include_pad=False, name=''):
+    """Max or average pooling (``C.MAX_POOLING`` / ``C.AVG_POOLING``) of a window over the
+    operand's trailing axes."""
+    return _wrap_output(_rntk.pooling(
+        sanitize_input(operand), _pool_kind(pooling_type),
+        [int(k) for k in _shape(pooling_window_shape)],
+        [int(s) for s in _axes_list(strides, 'strides')],
+        [bool(p) for p in _axes_list(auto_padding, 'auto_padding')], bool(ceil_out_dim),
+        bool(include_pad)), name)
+
+
+def unpooling(operand, pooling_input, unpooling_type, unpooling_window_shape, strides=(1,),
+              auto_padding=[False], name=''):
+    """Max unpooling: each value of ``operand`` goes to the first maximum of its window of
+    ``pooling_input`` (the input of the max pooling it undoes)."""
+    if unpooling_type not in (MAX_UNPOOLING, 'max'):
+        raise ValueError('unpooling_type %r: only C.MAX_UNPOOLING exists' % (unpooling_type,))
+    u, x = _operands(operand, pooling_input)
+    return _wrap_output(_rntk.unpooling(
+        u, x, [int(k) for k in _shape(unpooling_window_shape)],
+        [int(s) for s in _axes_list(strides, 'strides')],
+        [bool(p) for p in _axes_list(auto_padding, 'auto_padding')]), name)
 
 
 def roipooling(*args, **kwargs):
-    _issue15('roipooling')
+    raise NotImplementedError('roipooling: ROI pooling is not in rntk yet (issue 15 left it)')
 
 
 def random_sample(*args, **kwargs):

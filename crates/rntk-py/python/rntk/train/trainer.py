@@ -32,36 +32,6 @@ def _list(x):
     return list(x) if isinstance(x, (list, tuple)) else [x]
 
 
-_injected = [False]
-
-
-def _inject_initial_parameters(learners):
-    """Test hook: ``RNTK_TEST_INITIAL_PARAMETERS=file.npz`` overwrites the parameters of the
-    first Trainer with the given values (arrays ``arr_0``, ``arr_1``, ... in the order of
-    the learners' parameters). The tutorial tests use it to start from the weights the real
-    CNTK drew, so that everything but the random draws is compared."""
-    import os
-    path = os.environ.get('RNTK_TEST_INITIAL_PARAMETERS')
-    if not path or _injected[0]:
-        return
-    _injected[0] = True
-    import numpy as np
-    values = np.load(path)
-    vals = [values['arr_%d' % i] for i in range(len(values.files))]
-    params = [p for l in learners for p in l.parameters]
-    if len(params) != len(vals):
-        raise ValueError('RNTK_TEST_INITIAL_PARAMETERS: %d arrays for %d parameters' % (len(vals), len(params)))
-    # CNTK's and rntk's parameter orders can differ: match within each shape, in order.
-    by_shape = {}
-    for v in vals:
-        by_shape.setdefault(tuple(v.shape), []).append(v)
-    for p in params:
-        group = by_shape.get(tuple(p.shape))
-        if not group:
-            raise ValueError('RNTK_TEST_INITIAL_PARAMETERS: no array of shape %s' % (p.shape,))
-        p.value = group.pop(0)
-
-
 class Trainer(object):
     """``Trainer(model, criterion, parameter_learners, progress_writers=None)``:
     ``criterion`` is ``(loss, metric)``, ``(loss, None)``, a loss, or a Function with a
@@ -73,7 +43,6 @@ class Trainer(object):
         self._writers = _list(progress_writers)
         self._model = model
         self._loss, self._metric = loss, metric
-        _inject_initial_parameters(self._learners)
         self._t = _rntk.Trainer(_var(model) if model is not None else None, loss, metric,
                                 [l._l for l in self._learners], [w._w for w in self._writers])
         self._tm = self._t.train_minibatch

@@ -1,0 +1,114 @@
+"""``layers.RecurrenceFrom`` and ``layers.UnfoldFrom`` against the real CNTK 2.7.
+
+RecurrenceFrom, and Recurrence/Fold/RecurrenceFrom over Python step functions:
+fixtures/recurrence_from.json (make_recurrence_fixtures.py: LSTM/GRU/RNNStep steps with the
+initial states as inputs, forwards and backwards; ``@C.Function`` steps and a lambda over a
+Dense layer with Constant initial states). UnfoldFrom: the core's cases
+(tests/fixtures/cntk_layers/layers.json, ``UnfoldFrom(Dense(3, tanh), ...)`` with
+``length_increase`` 1, 1.5, 2 and an ``until_predicate``). Each case: the output and
+d sum(out * r)/d(inputs, parameters), parameters filled by name as the fixture records.
+"""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import rntk as C
+from rntk.layers import Dense, Fold, GRU, LSTM, RNNStep, Recurrence, RecurrenceFrom, UnfoldFrom
+
+from test_conv import ROOT, array, check, make_input
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+with open(os.path.join(HERE, 'fixtures', 'recurrence_from.json')) as _f:
+    RF = [c for c in json.load(_f)['cases']]
+with open(os.path.join(ROOT, 'tests', 'fixtures', 'cntk_layers', 'layers.json')) as _f:
+    UNFOLD = [c for c in json.load(_f)['cases'] if c['name'].startswith('unfold_from')]
+
+STEPS = {'LSTM': LSTM, 'GRU': GRU, 'RNNStep': RNNStep}
+
+
+def fill(case, params, dt):
+    assert sorted(params) == sorted(case['params']), (sorted(params), sorted(case['params']))
+    for k, v in case['params'].items():
+        params[k].value = array(v, dt)
+
+
+def python_step():
+    """The fixture's step: @Function step(h, x) = tanh(x W + h H)."""
+    W = C.parameter((3, 2), name='W')
+    H = C.parameter((2, 2), name='H')
+
+    @C.Function
+    def step(h, x):
+        return C.tanh(C.times(x, W) + C.times(h, H))
+    return step
+
+
+def build(case, env):
+    name, x = case['name'], env['x']
+    init = C.Constant(np.array([0.1, -0.2], dtype=np.float32))
+    if name == 'python_step_function':
+        return Recurrence(python_step(), initial_state=init)(x)
+    if name == 'python_step_function_fold_backwards':
+        return Fold(python_step(), go_backwards=True, initial_state=init)(x)
+    if name == 'python_step_lambda_dense_constant_init':
+        d = Dense(2, activation=C.tanh)
+        init = C.Constant(np.array([0.5, -0.25], dtype=np.float32))
+        return Recurrence(lambda h, x: d(C.splice(h, x)), initial_state=init)(x)
+    if name == 'recurrence_from_python_step':
+        return RecurrenceFrom(python_step())(env['h0'], x)
+    step = STEPS[case['expr'].split('(')[1]]
+    r = RecurrenceFrom(step(2), go_backwards='go_backwards=True' in case['expr'])
+    return r(*[env[i['name']] for i in case['inputs']])
+
+
+@pytest.mark.parametrize('case', RF, ids=[c['name'] for c in RF])
+def test_recurrence_equals_cntk(case):
+    dt = np.float32
+    env = {i['name']: make_input(i, dt) for i in case['inputs']}
+    f = build(case, env)
+    params = {p.name: p for p in f.parameters}
+    fill(case, params, dt)
+    check(case, f, env, params, dt)
+
+
+def test_python_step_without_state_shapes_says_what_to_give():
+    """CNTK infers a Python step's state shape after the fact; rntk needs it first."""
+    x = C.sequence.input_variable(3)
+    d = Dense(2)
+    with pytest.raises(ValueError, match='initial_state=C.Constant'):
+        Recurrence(lambda h, x: d(C.splice(h, x)))(x)
+
+
+@pytest.mark.parametrize('case', UNFOLD, ids=[c['name'] for c in UNFOLD])
+def test_unfold_from_equals_cntk(case):
+    dt = np.float32
+    env = {i['name']: make_input(i, dt) for i in case['inputs']}
+    li = float(case['expr'].split('length_increase=')[1].split(')')[0])
+    until = (lambda y: C.reduce_sum(y) < 0.2) if 'until_predicate' in case['expr'] else None
+    d = Dense(3, activation=C.tanh)
+    f = UnfoldFrom(d, until_predicate=until, length_increase=li)(env['s'], env['x'])
+    params = {p.name: p for p in f.parameters}
+    fill(case, params, dt)
+    check(case, f, env, params, dt)
+
+
+def test_recurrence_from_refuses_a_wrong_state_count():
+    x = C.sequence.input_variable(3)
+    h = C.input_variable(2)
+    with pytest.raises(ValueError, match='initial state'):
+        RecurrenceFrom(LSTM(2))(h, x)
+
+
+def test_recurrence_from_full_state_and_parameters():
+    x = C.sequence.input_variable(3)
+    h, c = C.input_variable(2), C.input_variable(2)
+    r = RecurrenceFrom(LSTM(2), return_full_state=True)
+    f = r(h, c, x)
+    assert len(f.outputs) == 2
+    assert sorted(p.name for p in f.parameters) == ['H', 'W', 'b']
+    out = f.eval({x: [np.ones((4, 3), np.float32)], h: np.zeros((1, 2), np.float32),
+                  c: np.zeros((1, 2), np.float32)})
+    assert len(out) == 2
