@@ -1,5 +1,5 @@
 //! `rntk info MODEL`: inputs, outputs, the graph's top-level functions, and the
-//! parameters with their shapes and counts (rntk models and CNTK 2.x models).
+//! parameters with their shapes and counts (rntk, CNTK 2.x and ONNX models).
 
 use crate::fail::Result;
 use crate::model_file::Kind;
@@ -83,6 +83,11 @@ pub fn run(path: &Path) -> Result<()> {
                 m.variables.len()
             );
             rntk::load_cntk(path)?
+        }
+        Kind::Onnx => {
+            let (m, _) = crate::model_file::load(path)?;
+            println!("Model: {} (ONNX model)", path.display());
+            m
         }
     };
     println!("Inputs:");

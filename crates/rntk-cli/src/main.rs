@@ -73,6 +73,18 @@ enum Command {
         #[arg(short, long)]
         output: PathBuf,
     },
+    /// Write MODEL (rntk's or CNTK 2.x's format) as an ONNX model: sequence inputs as
+    /// [sequence, batch, ...] with an int32 `sequence_lens` input (docs/onnx.md).
+    ExportOnnx {
+        /// The model to convert.
+        model: PathBuf,
+        /// Where to write the ONNX file.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// The ONNX opset (13 to 21).
+        #[arg(long, default_value_t = rntk::onnx::DEFAULT_OPSET)]
+        opset: i64,
+    },
     /// Write deterministic synthetic data (DIR/train.ctf and DIR/test.ctf).
     GenData {
         #[arg(value_enum)]
@@ -145,6 +157,11 @@ fn main() -> ExitCode {
         }),
         Command::Info { model } => info::run(&model),
         Command::ImportCntk { model, output } => model_file::import(&model, &output),
+        Command::ExportOnnx {
+            model,
+            output,
+            opset,
+        } => model_file::export_onnx(&model, &output, opset),
         Command::GenData { dataset, dir, seed } => gendata::run(dataset, &dir, seed),
     }));
     match result {

@@ -608,3 +608,51 @@ fn device_flag_names_what_is_wrong() {
         None => assert!(o.status.success(), "{}", text(&o.stderr)),
     }
 }
+
+#[test]
+fn export_onnx_writes_cntk_and_rntk_models_and_refuses_bad_opsets() {
+    let d = dir("export-onnx");
+    let out = d.join("lstm.onnx");
+    let model = cntk_fixtures().join("lstm.model");
+    let o = rntk(&["export-onnx", p(&model), "-o", p(&out), "--opset", "15"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("ONNX opset 15"),
+        "{}",
+        text(&o.stdout)
+    );
+    let bytes = std::fs::read(&out).unwrap();
+    assert!(bytes.len() > 100, "an ONNX file was written");
+    // an rntk model converted from CNTK exports too
+    let converted = d.join("lstm.rntk");
+    let o = rntk(&["import-cntk", p(&model), "-o", p(&converted)]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = rntk(&["export-onnx", p(&converted), "-o", p(&d.join("b.onnx"))]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    // info and eval read ONNX files (told apart by content) like the CNTK original
+    let o = rntk(&["info", p(&out)]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("ONNX model"),
+        "{}",
+        text(&o.stdout)
+    );
+    let cases: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(cntk_fixtures().join("cases.json")).unwrap())
+            .unwrap();
+    let ctf = d.join("x.ctf");
+    std::fs::write(&ctf, ctf_of_case(&cases["lstm"], "x")).unwrap();
+    let a = rntk(&["eval", p(&model), "--input", p(&ctf)]);
+    let b = rntk(&["eval", p(&out), "--input", p(&ctf)]);
+    assert!(b.status.success(), "{}", text(&b.stderr));
+    assert_eq!(
+        text(&a.stdout),
+        text(&b.stdout),
+        "the ONNX file evaluates like the CNTK one"
+    );
+    // an opset rntk does not write: one line, nothing written
+    let bad = d.join("bad.onnx");
+    let o = rntk(&["export-onnx", p(&model), "-o", p(&bad), "--opset", "7"]);
+    assert_user_error(&o, &["opset 7", "13 to 21"]);
+    assert!(!bad.exists(), "nothing written");
+}

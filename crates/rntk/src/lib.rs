@@ -16,6 +16,7 @@ pub mod learners;
 pub mod limits;
 pub mod losses;
 pub mod metrics;
+pub mod onnx;
 pub mod ops;
 pub mod persist;
 pub mod random;

@@ -158,6 +158,17 @@ impl Cell {
             .lock()
             .map_err(|_| layer_err(self.kind, &self.name, "lock poisoned"))?;
         if let Some(p) = g.get(key) {
+            if p.shape().dims() != shape && !p.shape().has_inferred() {
+                return Err(layer_err(
+                    self.kind,
+                    &self.name,
+                    format!(
+                        "parameter {key} has shape {} but the step needs {:?}",
+                        p.shape(),
+                        shape
+                    ),
+                ));
+            }
             return Ok(p.clone());
         }
         let init = if bias {
@@ -233,6 +244,34 @@ macro_rules! cell_builders {
             pub fn name(mut self, n: &str) -> Self {
                 self.0.name = n.to_string();
                 self
+            }
+            /// Use `p` as the parameter CNTK names `key` ("W", "H", "H1", "b", "Ci",
+            /// "Cf", "Co", "P") instead of creating one when first applied (weights
+            /// read from a file); shapes are checked when the step is applied.
+            pub fn with_parameter(self, key: &str, p: Variable) -> Result<Self> {
+                let k: &'static str = match key {
+                    "W" => "W",
+                    "H" => "H",
+                    "H1" => "H1",
+                    "b" => "b",
+                    "Ci" => "Ci",
+                    "Cf" => "Cf",
+                    "Co" => "Co",
+                    "P" => "P",
+                    other => {
+                        return Err(layer_err(
+                            self.0.kind,
+                            &self.0.name,
+                            format!("no parameter named {other}"),
+                        ))
+                    }
+                };
+                self.0
+                    .params
+                    .lock()
+                    .map_err(|_| layer_err(self.0.kind, &self.0.name, "lock poisoned"))?
+                    .insert(k, p);
+                Ok(self)
             }
             /// A parameter by its CNTK name ("W", "H", "b", …), once created.
             pub fn parameter(&self, key: &str) -> Option<Variable> {
