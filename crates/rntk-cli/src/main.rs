@@ -38,6 +38,9 @@ enum Command {
     Train {
         /// The TOML config file.
         config: PathBuf,
+        /// Where to train: `cpu`, `gpu` (GPU 0) or `gpu:N`.
+        #[arg(long, default_value = "cpu")]
+        device: String,
     },
     /// Evaluate MODEL on a CTF file: one line per sequence (per sample for outputs
     /// without a sequence axis) with its output values, space separated.
@@ -137,7 +140,7 @@ fn main() -> ExitCode {
         return ExitCode::from(1);
     }
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match cli.command {
-        Command::Train { config } => train::run(&config),
+        Command::Train { config, device } => train::run(&config, &device),
         Command::Eval {
             model,
             input,

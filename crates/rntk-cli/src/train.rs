@@ -6,13 +6,15 @@ use crate::config::{
 };
 use crate::fail::{Context, Fail, Result};
 use crate::progress::WithBar;
+use rntk::backend::Cpu;
 use rntk::graph::{DynamicAxes, Function, InputOptions};
 use rntk::io::{
     CtfDeserializer, CtfOptions, Deserializer, MinibatchSource, MinibatchSourceConfig, StreamDef,
     DEFAULT_CHUNK_BYTES,
 };
 use rntk::learners::{self as ln, Learner, LearnerOptions, Schedule};
-use rntk::tensor::Element;
+use rntk::tensor::{Device, Element};
+use rntk::train::train_on;
 use rntk::train::{
     Callbacks, CheckpointConfig, Criterion, CrossValidationConfig, MinibatchSize, ProgressPrinter,
     ProgressWriter, TensorBoardProgressWriter, TestConfig, TrainOptions,
@@ -22,7 +24,8 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::Arc;
 
-pub fn run(path: &Path) -> Result<()> {
+pub fn run(path: &Path, device: &str) -> Result<()> {
+    let device = Device::parse(device).context("--device")?;
     let cfg = Config::load(path)?;
     // the config's [limits] over the environment's, before anything is built
     let limits = cfg.limits.apply(rntk::limits::current())?;
@@ -30,8 +33,8 @@ pub fn run(path: &Path) -> Result<()> {
     let text = crate::config::read_text(path)?.into_bytes();
     let comm = crate::distributed::start(path, &text, &cfg)?;
     let r = match cfg.train.dtype.as_deref().unwrap_or("f32") {
-        "f32" | "float32" => run_typed::<f32>(&cfg, DType::F32, &comm),
-        "f64" | "float64" => run_typed::<f64>(&cfg, DType::F64, &comm),
+        "f32" | "float32" => run_typed::<f32>(&cfg, DType::F32, &comm, device),
+        "f64" | "float64" => run_typed::<f64>(&cfg, DType::F64, &comm, device),
         other => Err(Fail::new(format!(
             "train.dtype: expected \"f32\" or \"f64\", found \"{other}\""
         ))),
@@ -296,6 +299,7 @@ fn run_typed<T: Element>(
     cfg: &Config,
     dtype: DType,
     comm: &Arc<dyn rntk::distributed::Communicator>,
+    device: Device,
 ) -> Result<()> {
     // with several workers, rank 0 prints and saves
     let lead = comm.rank() == 0;
@@ -519,14 +523,19 @@ fn run_typed<T: Element>(
         callbacks.checkpoint = Some(c);
     }
 
-    rntk::train::train::<T>(
-        &criterion,
-        &mut src,
-        &map,
-        vec![learner],
-        options,
-        callbacks,
-    )
+    let learners = vec![learner];
+    match device {
+        Device::Cuda(n) => {
+            let gpu = rntk_cuda::Cuda::new(n).context(format!("--device {device}"))?;
+            eprintln!("Training on {device} ({}).", gpu.name());
+            train_on::<T, _>(
+                gpu, &criterion, &mut src, &map, learners, options, callbacks,
+            )
+        }
+        _ => train_on::<T, _>(
+            Cpu, &criterion, &mut src, &map, learners, options, callbacks,
+        ),
+    }
     .context("training")?;
 
     if !lead {

@@ -597,6 +597,25 @@ fn import_cntk_refuses_models_rntk_cannot_store_yet() {
     assert_user_error(&o, &["cnn_sequential_conv.model"]);
 }
 
+/// `--device`: a name that is not a device is a user error; `gpu` on a machine
+/// without one says "no GPU: ..." in one line (never a panic); with one, it trains.
+#[test]
+fn device_flag_names_what_is_wrong() {
+    let data = data("timeseries");
+    let d = dir("device");
+    let cfg = d.join("c.toml");
+    std::fs::write(&cfg, seed_config(&data, &d.join("m.model"), SEED_LAYERS)).unwrap();
+    assert_user_error(
+        &rntk(&["train", p(&cfg), "--device", "tpu:0"]),
+        &["--device", "\"tpu:0\"", "gpu:N"],
+    );
+    let o = rntk(&["train", p(&cfg), "--device", "gpu:0"]);
+    match rntk_cuda::unavailable() {
+        Some(_) => assert_user_error(&o, &["--device gpu:0", "no GPU: "]),
+        None => assert!(o.status.success(), "{}", text(&o.stderr)),
+    }
+}
+
 #[test]
 fn export_onnx_writes_cntk_and_rntk_models_and_refuses_bad_opsets() {
     let d = dir("export-onnx");

@@ -9,6 +9,7 @@
 
 mod conv;
 mod data;
+mod device;
 mod errors;
 mod graph;
 mod image;
@@ -32,5 +33,6 @@ fn _rntk(m: &Bound<'_, PyModule>) -> PyResult<()> {
     learners::register(m)?;
     train::register(m)?;
     io::register(m)?;
+    device::register(m)?;
     Ok(())
 }

@@ -1,11 +1,18 @@
-"""Devices (CNTK's ``cntk.device``). This build computes on the CPU; asking for a GPU
-raises a clear error (CUDA support is rntk issue 18)."""
+"""Devices (CNTK's ``cntk.device``). ``gpu(n)`` opens GPU n through rntk's CUDA backend
+(``ValueError: no GPU: ...`` where there is none, as CNTK's CPU build raises);
+``try_set_default_device`` checks the device before making it the default. The Python
+package's training and evaluation still compute on the CPU: with a GPU default a
+``RuntimeWarning`` says so once (GPU execution from Python is not wired yet)."""
+
+import warnings
+
+from . import _rntk
 
 __all__ = ['DeviceDescriptor', 'DeviceKind', 'cpu', 'gpu', 'all_devices', 'try_set_default_device',
            'use_default_device', 'set_excluded_devices', 'get_gpu_properties']
 
-_NO_GPU = ('this build of rntk has no GPU support yet (CUDA is rntk issue 18): gpu(%d) is not '
-           'available; use cntk.device.cpu()')
+_CPU_ONLY = ('rntk: the Python package computes on the CPU; GPU %d is selected but GPU execution '
+             'from Python is not wired yet (use `rntk train --device gpu` or rntk_cuda from Rust)')
 
 
 class DeviceKind(object):
@@ -47,18 +54,23 @@ def cpu():
 
 
 def gpu(device_id):
-    """A GPU: not available in this build (raises ValueError, as CNTK's CPU build does)."""
-    raise ValueError(_NO_GPU % int(device_id))
+    """GPU ``device_id``; ``ValueError('no GPU: ...')`` where it cannot be used."""
+    device_id = int(device_id)
+    _rntk.gpu_open(device_id)
+    return DeviceDescriptor(DeviceKind.GPU, device_id)
 
 
 def all_devices():
-    return [_CPU]
+    return [_CPU] + [DeviceDescriptor(DeviceKind.GPU, i) for i in range(_rntk.gpu_count())]
 
 
 def try_set_default_device(new_default_device, acquire_device_lock=False):
-    """Set the default device; True for the CPU."""
-    if new_default_device != _CPU:
-        raise ValueError(_NO_GPU % getattr(new_default_device, 'id', 0))
+    """Set the default device after checking it can be used; True on success."""
+    if new_default_device == _CPU:
+        _rntk.set_default_device(None)
+    else:
+        _rntk.set_default_device(new_default_device.id)
+        warnings.warn(_CPU_ONLY % new_default_device.id, RuntimeWarning, stacklevel=2)
     _default[0] = new_default_device
     return True
 
@@ -72,4 +84,10 @@ def set_excluded_devices(excluded_devices):
 
 
 def get_gpu_properties(device):
-    raise ValueError(_NO_GPU % getattr(device, 'id', 0))
+    """The GPU's name (``ValueError('no GPU: ...')`` where it cannot be used)."""
+    class _Properties(object):
+        pass
+    p = _Properties()
+    p.device_id = getattr(device, 'id', 0)
+    p.name = _rntk.gpu_open(p.device_id)
+    return p

@@ -15,5 +15,5 @@ pub use dtype::{DType, Element};
 pub use layout::{Layout, PackedLayout};
 pub use shape::{Shape, INFERRED};
 pub use sparse::Csr;
-pub use storage::{Device, DeviceData, Storage, Tensor};
+pub use storage::{default_device, set_default_device, Device, DeviceData, Storage, Tensor};
 pub use value::{Value, ValueData};

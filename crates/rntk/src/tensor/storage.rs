@@ -18,6 +18,61 @@ pub enum Device {
     Arena(u64),
 }
 
+impl Device {
+    /// The CPU (CNTK's `cpu()`).
+    pub fn cpu() -> Device {
+        Device::Cpu
+    }
+    /// GPU `n` (CNTK's `gpu(n)`); computing on it needs the `rntk-cuda` backend.
+    pub fn gpu(n: u32) -> Device {
+        Device::Cuda(n)
+    }
+    /// `cpu`, `gpu` (GPU 0) or `gpu:N`, as the command line and the Python package
+    /// write devices.
+    pub fn parse(s: &str) -> crate::error::Result<Device> {
+        let bad = || {
+            Error::invalid(
+                "device",
+                format!("expected \"cpu\", \"gpu\" or \"gpu:N\", found \"{s}\""),
+            )
+        };
+        match s {
+            "cpu" => Ok(Device::Cpu),
+            "gpu" => Ok(Device::Cuda(0)),
+            _ => s
+                .strip_prefix("gpu:")
+                .and_then(|n| n.parse().ok())
+                .map(Device::Cuda)
+                .ok_or_else(bad),
+        }
+    }
+}
+
+impl fmt::Display for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Device::Cpu => f.write_str("cpu"),
+            Device::Cuda(n) => write!(f, "gpu:{n}"),
+            Device::Arena(n) => write!(f, "arena:{n}"),
+        }
+    }
+}
+
+/// The process's default device (CNTK's `try_set_default_device`): where front ends
+/// run a model when not told otherwise. Only records the choice; a front end checks
+/// the device can be used (`rntk_cuda::try_set_default_device`) before setting it.
+static DEFAULT_DEVICE: std::sync::Mutex<Device> = std::sync::Mutex::new(Device::Cpu);
+
+/// The default device (the CPU unless set).
+pub fn default_device() -> Device {
+    *DEFAULT_DEVICE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Set the default device.
+pub fn set_default_device(d: Device) {
+    *DEFAULT_DEVICE.lock().unwrap_or_else(|e| e.into_inner()) = d;
+}
+
 /// A device backend's buffer as tensor storage. A backend implements this for its own
 /// buffers (see `backend::Resident`); code that is not generic over the backend (a
 /// learner, a saved model) reaches the values only through it.
