@@ -194,6 +194,24 @@ fn wrong_types_and_sizes_are_errors() {
     refused(&m, None, &["ConstantOfShape", "more than the limit"]);
 }
 
+/// Found by the fuzz target (an overflowing product in debug builds, a wrapped size in
+/// release builds): a Reshape to a shape whose size overflows.
+#[test]
+fn a_reshape_whose_size_overflows_is_an_error() {
+    let r = node("Reshape", &["y", "s"], &["z"]);
+    let mut m = model(good_w(), vec![r]);
+    let g = m.graph.as_mut().unwrap();
+    g.initializer.push(TensorProto {
+        name: Some("s".into()),
+        data_type: Some(7),
+        dims: vec![4],
+        int64_data: vec![0, 1 << 40, 1 << 40, 3],
+        ..Default::default()
+    });
+    g.output.push(vi("z", &[]));
+    refused(&m, None, &["Reshape", "overflows"]);
+}
+
 #[test]
 fn cycles_and_undefined_values_are_errors() {
     let m = model(

@@ -168,15 +168,14 @@ impl Imp<'_> {
                 x => Some(x.clone()),
             });
         }
-        let known_in: usize = t.sample().iter().product();
-        let known_out: usize = out
-            .iter()
-            .flatten()
-            .map(|d| match d {
-                SDim::N(k) => *k,
-                _ => 1,
-            })
-            .product();
+        // (a hostile shape may not overflow: products checked)
+        let overflow = || self.err(n, "a shape whose size overflows");
+        let known_in = checked_product(t.sample().into_iter()).ok_or_else(overflow)?;
+        let known_out = checked_product(out.iter().flatten().map(|d| match d {
+            SDim::N(k) => *k,
+            _ => 1,
+        }))
+        .ok_or_else(overflow)?;
         let dyn_in: Vec<SDim> = t
             .dims
             .iter()
@@ -209,13 +208,11 @@ impl Imp<'_> {
                 },
             });
         }
-        let res_known: usize = res
-            .iter()
-            .map(|d| match d {
-                SDim::N(k) => *k,
-                _ => 1,
-            })
-            .product();
+        let res_known = checked_product(res.iter().map(|d| match d {
+            SDim::N(k) => *k,
+            _ => 1,
+        }))
+        .ok_or_else(overflow)?;
         // CNTK's files: the batch (fixed to 1) may disappear into a unit dim
         let lost: Vec<&SDim> = dyn_in.iter().filter(|d| !res.contains(d)).collect();
         if res_known != known_in || lost.iter().any(|d| **d == SDim::T) {
@@ -302,10 +299,12 @@ impl Imp<'_> {
             return Err(unsupported("Flatten across the batch or sequence axis"));
         }
         let mut dims: Vec<SDim> = t.dims[..a].to_vec();
-        let rest: usize = t.dims[a..]
-            .iter()
-            .map(|d| if let SDim::N(k) = d { *k } else { 1 })
-            .product();
+        let rest = checked_product(
+            t.dims[a..]
+                .iter()
+                .map(|d| if let SDim::N(k) = d { *k } else { 1 }),
+        )
+        .ok_or_else(|| self.err(n, "a shape whose size overflows"))?;
         dims.push(SDim::N(rest));
         one_tv(Tv { var: t.var, dims })
     }
@@ -544,4 +543,9 @@ impl Imp<'_> {
         };
         one_tv(Tv { var, dims })
     }
+}
+
+/// The product of `sizes`, `None` on overflow.
+fn checked_product(mut sizes: impl Iterator<Item = usize>) -> Option<usize> {
+    sizes.try_fold(1usize, |a, k| a.checked_mul(k))
 }
