@@ -213,6 +213,25 @@ fn a_reshape_whose_size_overflows_is_an_error() {
 }
 
 #[test]
+fn a_slice_with_more_axes_than_starts_is_an_error() {
+    // found by the onnx_model fuzz target: an index past `starts` (a panic before)
+    let r = node("Slice", &["y", "st", "en", "ax"], &["z"]);
+    let mut m = model(good_w(), vec![r]);
+    let g = m.graph.as_mut().unwrap();
+    for (name, v) in [("st", vec![0]), ("en", vec![1]), ("ax", vec![0, 1])] {
+        g.initializer.push(TensorProto {
+            name: Some(name.into()),
+            data_type: Some(7),
+            dims: vec![v.len() as i64],
+            int64_data: v,
+            ..Default::default()
+        });
+    }
+    g.output.push(vi("z", &[]));
+    refused(&m, None, &["Slice", "equally long"]);
+}
+
+#[test]
 fn cycles_and_undefined_values_are_errors() {
     let m = model(
         good_w(),

@@ -105,6 +105,19 @@ impl Imp<'_> {
         }
         let mut t = self.tv(&v, None)?;
         let axes: Vec<i64> = axes.unwrap_or_else(|| (0..starts.len() as i64).collect());
+        let steps_len = steps.as_ref().map_or(axes.len(), Vec::len);
+        if starts.len() != axes.len() || ends.len() != axes.len() || steps_len != axes.len() {
+            return Err(self.err(
+                n,
+                format!(
+                    "starts, ends, axes and steps must be equally long (found {}, {}, {}, {})",
+                    starts.len(),
+                    ends.len(),
+                    axes.len(),
+                    steps_len
+                ),
+            ));
+        }
         for (k, &ax) in axes.iter().enumerate() {
             let a = t.axis(ax).ok_or_else(|| self.err(n, "axis out of range"))?;
             let step = steps.as_ref().and_then(|s| s.get(k)).copied().unwrap_or(1);
