@@ -3,20 +3,15 @@
 //! through past_value / future_value, and a schedule in dependency order.
 
 use crate::error::{Error, Result};
-use crate::graph::{DynamicAxes, FnKind, VarKey, VarKind, Variable};
+use crate::graph::flat::Flat;
+use crate::graph::{DynamicAxes, VarKey, Variable};
 use crate::ops::{ExecKind, Op};
 use crate::tensor::{Shape, Tensor};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
-/// Where a slot's value comes from.
-#[derive(Clone)]
-pub(crate) enum Source {
-    Input(Variable),
-    Param(Variable),
-    Const(Variable),
-    Node(usize),
-}
+/// Where a slot's value comes from: an input, parameter, constant or node.
+pub(crate) use crate::graph::flat::Src as Source;
 
 pub(crate) struct SlotInfo {
     pub source: Source,
@@ -70,195 +65,41 @@ pub(crate) struct Plan {
     pub reach_cache: Mutex<HashMap<Vec<usize>, Arc<Vec<bool>>>>,
 }
 
-/// A block instance: its argument placeholders stand for outer variables.
-struct Ctx {
-    parent: usize,
-    args: HashMap<VarKey, Variable>,
-    prefix: String,
-}
-
-struct Builder {
+/// The flattened graph in the executor's terms: slots with cached sizes, nodes with
+/// their declared shapes.
+struct Slots {
     slots: Vec<SlotInfo>,
     nodes: Vec<PNode>,
-    leaf_slots: HashMap<VarKey, usize>,
-    fn_nodes: HashMap<(usize, u64), usize>,
-    composite_ctx: HashMap<(usize, u64), usize>,
-    ctxs: Vec<Ctx>,
 }
 
-impl Builder {
-    fn new_slot(&mut self, source: Source, v: &Variable, label: String) -> usize {
-        let info = v.info();
-        self.slots.push(SlotInfo {
-            source,
-            numel: info.shape.numel(),
-            shape: info.shape,
-            axes: info.axes,
-            is_sparse: info.is_sparse,
-            label,
-        });
-        self.slots.len() - 1
-    }
-
-    fn slot_of(&mut self, v: &Variable, ctx: usize) -> Result<usize> {
-        // A block argument stands for its outer operand.
-        if let Some(outer) = self.ctxs[ctx].args.get(&v.key()).cloned() {
-            let parent = self.ctxs[ctx].parent;
-            return self.slot_of(&outer, parent);
-        }
-        let r = v.resolve();
-        if r.key() != v.key() {
-            return self.slot_of(&r, ctx);
-        }
-        match v.kind() {
-            VarKind::Placeholder => Err(Error::Argument(format!(
-                "placeholder {} was never replaced (replace_placeholders closes a recurrence)",
-                v.label()
-            ))),
-            VarKind::Input | VarKind::Parameter | VarKind::Constant => {
-                if let Some(&s) = self.leaf_slots.get(&v.key()) {
-                    return Ok(s);
-                }
-                let src = match v.kind() {
-                    VarKind::Input => Source::Input(v.clone()),
-                    VarKind::Parameter => Source::Param(v.clone()),
-                    _ => Source::Const(v.clone()),
-                };
-                let s = self.new_slot(src, v, v.label());
-                self.leaf_slots.insert(v.key(), s);
-                Ok(s)
-            }
-            VarKind::Output => {
-                let f = v.owner().expect("an output has an owner");
-                let index = v.output_index();
-                match f.kind() {
-                    FnKind::Composite { outputs } => {
-                        let o = outputs[index].clone();
-                        self.slot_of(&o, ctx)
-                    }
-                    FnKind::Block { body, args, .. } => {
-                        let key = (ctx, f.id());
-                        let bctx = match self.composite_ctx.get(&key) {
-                            Some(&c) => c,
-                            None => {
-                                let prefix = format!("{}{}/", self.ctxs[ctx].prefix, f.label());
-                                self.ctxs.push(Ctx {
-                                    parent: ctx,
-                                    args: args
-                                        .iter()
-                                        .map(|a| a.key())
-                                        .zip(f.inputs().iter().cloned())
-                                        .collect(),
-                                    prefix,
-                                });
-                                let c = self.ctxs.len() - 1;
-                                self.composite_ctx.insert(key, c);
-                                c
-                            }
-                        };
-                        let o = body.outputs()[index].clone();
-                        self.slot_of(&o, bctx)
-                    }
-                    FnKind::Primitive(op) => {
-                        let key = (ctx, f.id());
-                        if let Some(&n) = self.fn_nodes.get(&key) {
-                            return Ok(self.nodes[n].out);
-                        }
-                        let n = self.nodes.len();
-                        let name = format!("{}{}", self.ctxs[ctx].prefix, f.label());
-                        let out = self.new_slot(Source::Node(n), v, name.clone());
-                        self.nodes.push(PNode {
-                            op: op.clone(),
-                            name,
-                            ins: Vec::new(),
-                            out,
-                            in_shapes: f.inputs().iter().map(|i| i.shape()).collect(),
-                            out_shape: v.shape(),
-                        });
-                        // Registered before the operands are visited, so a loop back to
-                        // this function finds it.
-                        self.fn_nodes.insert(key, n);
-                        let mut ins = Vec::with_capacity(f.inputs().len());
-                        for i in f.inputs() {
-                            ins.push(self.slot_of(i, ctx)?);
-                        }
-                        self.nodes[n].ins = ins;
-                        Ok(out)
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Strongly connected components over node → operand-producer edges, emitted so
-/// that every component comes after the components it depends on (iterative Tarjan).
-fn components(nodes: &[PNode], slots: &[SlotInfo]) -> Vec<Vec<usize>> {
-    let deps = |n: usize| -> Vec<usize> {
-        nodes[n]
-            .ins
-            .iter()
-            .filter_map(|&s| match slots[s].source {
-                Source::Node(m) => Some(m),
-                _ => None,
+impl From<Flat> for Slots {
+    fn from(flat: Flat) -> Slots {
+        let slots = flat
+            .vals
+            .into_iter()
+            .map(|v| SlotInfo {
+                source: v.src,
+                numel: v.info.shape.numel(),
+                shape: v.info.shape,
+                axes: v.info.axes,
+                is_sparse: v.info.is_sparse,
+                label: v.label,
             })
-            .collect()
-    };
-    let count = nodes.len();
-    let mut index = vec![usize::MAX; count];
-    let mut low = vec![0; count];
-    let mut on_stack = vec![false; count];
-    let mut stack = Vec::new();
-    let mut out = Vec::new();
-    let mut next = 0;
-    for root in 0..count {
-        if index[root] != usize::MAX {
-            continue;
-        }
-        let mut work: Vec<(usize, Vec<usize>, usize)> = vec![(root, deps(root), 0)];
-        index[root] = next;
-        low[root] = next;
-        next += 1;
-        stack.push(root);
-        on_stack[root] = true;
-        while let Some((v, ds, i)) = work.last_mut() {
-            let v = *v;
-            if *i < ds.len() {
-                let w = ds[*i];
-                *i += 1;
-                if index[w] == usize::MAX {
-                    index[w] = next;
-                    low[w] = next;
-                    next += 1;
-                    stack.push(w);
-                    on_stack[w] = true;
-                    let dw = deps(w);
-                    work.push((w, dw, 0));
-                } else if on_stack[w] {
-                    low[v] = low[v].min(index[w]);
-                }
-            } else {
-                work.pop();
-                if let Some((u, _, _)) = work.last() {
-                    low[*u] = low[*u].min(low[v]);
-                }
-                if low[v] == index[v] {
-                    let mut comp = Vec::new();
-                    loop {
-                        let w = stack.pop().expect("tarjan stack");
-                        on_stack[w] = false;
-                        comp.push(w);
-                        if w == v {
-                            break;
-                        }
-                    }
-                    comp.sort_unstable();
-                    out.push(comp);
-                }
-            }
-        }
+            .collect();
+        let nodes = flat
+            .nodes
+            .into_iter()
+            .map(|n| PNode {
+                op: n.op,
+                name: n.name,
+                ins: n.ins,
+                out: n.out,
+                in_shapes: n.in_shapes,
+                out_shape: n.out_shape,
+            })
+            .collect();
+        Slots { slots, nodes }
     }
-    out
 }
 
 /// Order one loop's nodes for a time step: dependencies first, ignoring the edge
@@ -352,38 +193,18 @@ pub(crate) fn compile(roots: &[Variable]) -> Result<Plan> {
             "nothing to compute: no root variables".into(),
         ));
     }
-    let mut b = Builder {
-        slots: Vec::new(),
-        nodes: Vec::new(),
-        leaf_slots: HashMap::new(),
-        fn_nodes: HashMap::new(),
-        composite_ctx: HashMap::new(),
-        ctxs: vec![Ctx {
-            parent: 0,
-            args: HashMap::new(),
-            prefix: String::new(),
-        }],
-    };
-    let mut root_slots = Vec::new();
-    let mut var_slots = HashMap::new();
-    for r in roots {
-        let s = b.slot_of(r, 0)?;
-        root_slots.push(s);
+    let flat = Flat::new(roots)?;
+    let comps = flat.components();
+    let is_loop: Vec<bool> = comps.iter().map(|c| flat.is_loop(c)).collect();
+    let mut var_slots: HashMap<VarKey, usize> = flat.leaf_vals.clone();
+    for (r, &s) in roots.iter().zip(&flat.roots) {
         var_slots.insert(r.key(), s);
     }
-    for (k, &s) in &b.leaf_slots {
-        var_slots.insert(*k, s);
-    }
+    let root_slots = flat.roots.clone();
+    let b = Slots::from(flat);
     let mut steps = Vec::new();
-    for comp in components(&b.nodes, &b.slots) {
-        let self_loop = comp.len() == 1 && {
-            let n = comp[0];
-            b.nodes[n]
-                .ins
-                .iter()
-                .any(|&s| matches!(b.slots[s].source, Source::Node(m) if m == n))
-        };
-        if comp.len() > 1 || self_loop {
+    for (comp, is_loop) in comps.into_iter().zip(is_loop) {
+        if is_loop {
             steps.push(Step::Loop(order_loop(&comp, &b.nodes, &b.slots)?));
         } else {
             steps.push(Step::Node(comp[0]));

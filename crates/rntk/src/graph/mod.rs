@@ -13,6 +13,7 @@
 //! parameters and constants), so it runs on after its graph is dropped. How loops are
 //! detected and cut: `ownership.rs`.
 
+pub(crate) mod flat;
 mod function;
 mod ownership;
 mod variable;

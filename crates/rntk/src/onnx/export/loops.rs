@@ -14,9 +14,9 @@
 
 use super::super::builder::{attr_g, attr_i, attr_ints, elem_type, value_info_untyped_shape, BOOL};
 use super::super::proto::GraphProto;
-use super::flat::Flat;
 use super::{Ex, Lay, Refusal, XV};
 use crate::error::Result;
+use crate::graph::flat::Flat;
 use crate::ops::{ExecKind, Op};
 use std::collections::{HashMap, HashSet};
 

@@ -13,7 +13,6 @@
 //! `Scan` whose body is the step (`loops.rs`).
 
 mod conv;
-mod flat;
 mod functions;
 mod loops;
 mod ops;
@@ -26,10 +25,10 @@ use super::proto::{
 };
 use super::OnnxOptions;
 use crate::error::{Error, Result};
+use crate::graph::flat::{Flat, Src};
 use crate::graph::{Axis, DynamicAxes, Function};
 use crate::ops::Op;
 use crate::tensor::{DType, Shape};
-use flat::{Flat, Src};
 use std::collections::{BTreeMap, HashMap};
 
 /// How a value's leading dimensions are laid out.
@@ -323,7 +322,7 @@ fn refused(op: &Op) -> Option<&'static str> {
 
 /// Write `model` as an ONNX model.
 pub(crate) fn export(model: &Function, o: &OnnxOptions) -> Result<ModelProto> {
-    let flat = Flat::new(model)?;
+    let flat = Flat::new(&model.outputs())?;
     let comps = flat.components();
     // Everything that cannot be written, listed together before anything is built.
     let mut bad: Vec<Refusal> = Vec::new();

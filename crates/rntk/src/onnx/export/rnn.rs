@@ -21,10 +21,10 @@ use super::super::builder::{
     attr_g, attr_i, attr_ints, attr_s, attr_strings, elem_type, value_info_untyped_shape, BOOL,
 };
 use super::super::proto::GraphProto;
-use super::flat::{Flat, Src};
 use super::loops::parts;
 use super::{Ex, Lay, XV};
 use crate::error::Result;
+use crate::graph::flat::{Flat, Src};
 use crate::ops::{BinaryOp, Op, UnaryOp};
 use crate::tensor::{DType, Shape, Tensor};
 use std::collections::HashSet;
