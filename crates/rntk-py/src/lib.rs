@@ -7,6 +7,7 @@
 //! `TypeError`, `RuntimeError`) and catches panics, so none crosses into Python; long
 //! computations release the GIL.
 
+mod attention;
 mod conv;
 mod data;
 mod device;
@@ -30,6 +31,7 @@ fn _rntk(m: &Bound<'_, PyModule>) -> PyResult<()> {
     conv::register(m)?;
     ops::register(m)?;
     layers::register(m)?;
+    attention::register(m)?;
     learners::register(m)?;
     train::register(m)?;
     io::register(m)?;

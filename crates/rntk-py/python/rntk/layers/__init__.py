@@ -338,8 +338,45 @@ def UnfoldFrom(generator_function, until_predicate=None, length_increase=1, name
     return f
 
 
-def AttentionModel(*args, **kwargs):
-    raise NotImplementedError('AttentionModel: not in rntk yet')
+def AttentionModel(attention_dim, attention_span=None, attention_axis=None, init=_NOT,
+                   go_backwards=_NOT, enable_self_stabilization=_NOT, name=''):
+    """Additive attention (Bahdanau et al.), CNTK 2.7's default mode:
+    ``AttentionModel(A)(encoder_hidden_state, decoder_hidden_state)`` gives, for every
+    step of the decoder sequence, the attention-weighted sum of the encoder sequence of
+    the same batch item (a sequence on the decoder's axis with the encoder's shape).
+    Parameters as CNTK's, in its order: ``alpha``, ``W`` (h, A) for the encoder,
+    ``alpha``, ``W`` (H, A) for the decoder, ``alpha``, ``W`` (A, 1) for the scores,
+    ``alpha`` for the output (the alphas only with ``enable_self_stabilization``).
+
+    Not supported (refused): the deprecated windowed mode (``attention_span`` /
+    ``attention_axis``). ``go_backwards`` is accepted and, as in CNTK without a span,
+    has no effect. The scores and weights are one fused op in rntk, so there is no
+    ``attention_weights`` node, and the layer must be applied to whole sequences, not
+    inside a ``Recurrence`` step function."""
+    if attention_span is None:
+        if attention_axis is not None:
+            raise ValueError('attention_span cannot be None when attention_axis is not None')
+    elif attention_span <= 0:
+        raise ValueError('attention_span must be a positive value')
+    elif attention_axis is None:
+        raise ValueError('attention_axis cannot be None when attention_span is not None')
+    else:
+        raise NotImplementedError(
+            'AttentionModel: the windowed mode (attention_span=%r, attention_axis=%r, '
+            'deprecated since CNTK 2.2) is not supported by rntk; leave both None for '
+            'attention over the whole encoder sequence' % (attention_span, attention_axis))
+    ini = _opt('init', init, glorot_uniform(), 'AttentionModel')
+    _opt('go_backwards', go_backwards, False, 'AttentionModel')  # no effect without a span
+    stab = bool(_opt('enable_self_stabilization', enable_self_stabilization, True,
+                     'AttentionModel'))
+    att = _rntk.AttentionModel(int(attention_dim), _to_init(ini), stab, name)
+
+    def apply(encoder_hidden_state, decoder_hidden_state):
+        return Function._from_var(att.apply(sanitize_input(encoder_hidden_state),
+                                            sanitize_input(decoder_hidden_state)))
+    f = Function._deferred_of(apply, att.parameters, name or 'AttentionModel')
+    f._layer = att
+    return f
 
 
 def Dropout(dropout_rate=None, keep_prob=None, seed=None, name=''):
