@@ -2,7 +2,7 @@
 (``CTFDeserializer``, ``ImageDeserializer``) with ``StreamDef(s)``,
 ``MinibatchSourceFromData`` over numpy arrays, ``MinibatchData``."""
 
-import numpy as np
+from .. import _np as np
 
 from .. import _rntk
 from ..variables import Record
@@ -54,7 +54,7 @@ class CTFDeserializer(object):
             dim = s['dim']
             if dim is None:
                 raise ValueError("StreamDef '%s' needs shape=" % name)
-            dim = int(np.prod(dim)) if not np.isscalar(dim) else int(dim)
+            dim = int(np.prod(dim)) if not np.is_scalar(dim) else int(dim)
             out.append((name, s['stream_alias'] or name, dim, bool(s['is_sparse']),
                         bool(s['defines_mb_size'])))
         return out
@@ -86,7 +86,7 @@ class ImageDeserializer(object):
             raise ValueError("ImageDeserializer: StreamDef '%s' (the labels) needs shape="
                              % self._labels)
         dim = ls['dim']
-        self._classes = int(np.prod(dim)) if not np.isscalar(dim) else int(dim)
+        self._classes = int(np.prod(dim)) if not np.is_scalar(dim) else int(dim)
         self._transforms = [dict(t) for t in (fs['transforms'] or [])]
 
     def _spec(self):

@@ -4,7 +4,7 @@ on a Variable applies it (creating its parameters the first time, sharing them a
 an explicit argument always wins."""
 
 import contextlib
-import numpy as np
+from .. import _np as np
 
 from .. import _rntk
 from ..variables import Variable, Parameter, Constant, sanitize_input, _wrap_var
@@ -108,7 +108,7 @@ def identity(keep):
 def Dense(shape, activation=_NOT, init=_NOT, input_rank=None, map_rank=None, bias=_NOT,
           init_bias=_NOT, name=''):
     """Fully connected: ``activation(x · W + b)``."""
-    shp = [int(shape)] if np.isscalar(shape) else [int(s) for s in shape]
+    shp = [int(shape)] if np.is_scalar(shape) else [int(s) for s in shape]
     act = _opt('activation', activation, None, 'Dense')
     ini = _opt('init', init, glorot_uniform(), 'Dense')
     l = _rntk.dense(shp, _activation(act), _to_init(ini), bool(_opt('bias', bias, True, 'Dense')),
@@ -119,7 +119,7 @@ def Dense(shape, activation=_NOT, init=_NOT, input_rank=None, map_rank=None, bia
 def Embedding(shape=None, init=_NOT, weights=None, name=''):
     """A lookup table: one-hot (or sparse) input times E."""
     ini = _opt('init', init, glorot_uniform(), 'Embedding')
-    shp = None if shape is None else ([int(shape)] if np.isscalar(shape) else [int(s) for s in shape])
+    shp = None if shape is None else ([int(shape)] if np.is_scalar(shape) else [int(s) for s in shape])
     w = None if weights is None else np.asarray(weights, dtype=np.float32)
     return _layer(_rntk.embedding(shp, _to_init(ini), w, name), name, 'Embedding')
 
@@ -181,7 +181,7 @@ def _initial_state(v):
         return sanitize_input(v)
     if isinstance(v, (tuple, list)):
         return [_initial_state(x) for x in v]
-    if isinstance(v, np.ndarray):
+    if np.is_array(v):
         raise ValueError('initial_state: wrap a numpy array in C.Constant (as CNTK requires)')
     return float(v)
 
@@ -189,7 +189,7 @@ def _initial_state(v):
 def _shape_of(v):
     if isinstance(v, (Variable, Function)):
         return tuple(v.shape)
-    if isinstance(v, np.ndarray):
+    if np.is_array(v):
         return v.shape
     return None
 
