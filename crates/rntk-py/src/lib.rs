@@ -10,6 +10,7 @@
 mod conv;
 mod data;
 mod device;
+mod distributed;
 mod errors;
 mod graph;
 mod image;
@@ -34,5 +35,6 @@ fn _rntk(m: &Bound<'_, PyModule>) -> PyResult<()> {
     train::register(m)?;
     io::register(m)?;
     device::register(m)?;
+    distributed::register(m)?;
     Ok(())
 }
