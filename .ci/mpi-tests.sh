@@ -15,7 +15,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq
     apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-cargo clippy -p rntk -p rntk-cli --features mpi --all-targets -- -D warnings
+cargo clippy -p rntk -p rntk-cli -p rntk-py --features mpi --all-targets -- -D warnings
 cargo test -p rntk --features mpi --test mpi
 cargo test -p rntk-cli --features mpi --test mpi_cli
 # The Python package built with MPI (dev profile: the debug build of rntk with `mpi` above

@@ -23,7 +23,7 @@ bin=target/release/examples/workload_bench
 mpirun=(mpirun --oversubscribe --allow-run-as-root -x RAYON_NUM_THREADS=1 -np 2)
 args() { # workload -> data and minibatch counts (a few seconds each on a quiet core)
     case $1 in
-        seed) echo "seed $data/timeseries/train.ctf $data/timeseries/test.ctf --minibatches 1500 --warmup 20 --chunk-bytes 16384" ;;
+        seed) echo "seed $data/timeseries/train.ctf $data/timeseries/test.ctf --minibatches 4000 --warmup 20 --chunk-bytes 16384" ;;
         lm) echo "lm $data/lm/train.ctf $data/lm/test.ctf --minibatches 30 --warmup 3 --chunk-bytes 65536" ;;
         slots) echo "slots $data/slots/train.ctf $data/slots/test.ctf --minibatches 60 --warmup 3 --chunk-bytes 65536" ;;
     esac

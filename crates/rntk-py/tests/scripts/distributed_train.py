@@ -3,7 +3,8 @@ under ``mpirun -np N`` or alone):
 
     python -m rntk.compat distributed_train.py MODE OUT_DIR
 
-MODE: dp (32-bit data parallel), 1bit, bm (block momentum). Each worker trains a small
+MODE: dp (32-bit data parallel), 1bit, bm (block momentum; bm-noreset without the reset of
+the local momentum after each block). Each worker trains a small
 classifier on its share (rows ``rank::workers``) of 20 minibatches of 16 samples, and a
 reference model with the plain local learner on the whole minibatches (no collectives);
 it writes ``OUT_DIR/rank<R>.json``: rank, workers, the trainer's sample counts and
@@ -44,8 +45,9 @@ def main():
     elif mode == '1bit':
         learner = distributed.data_parallel_distributed_learner(local_learner(z),
                                                                 num_quantization_bits=1)
-    else:
-        learner = distributed.block_momentum_distributed_learner(local_learner(z), block_size=64)
+    else:  # bm, or bm-noreset: the local momentum kept across blocks
+        learner = distributed.block_momentum_distributed_learner(
+            local_learner(z), block_size=64, reset_sgd_momentum_after_aggregation=mode == 'bm')
     trainer = C.Trainer(z, (ce, err), [learner])
     rx, ry, rz, rce, rerr = model()
     reference = C.Trainer(rz, (rce, rerr), [local_learner(rz)])
