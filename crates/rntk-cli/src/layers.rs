@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use std::sync::Arc;
 
-/// Every `type` a layer table may have.
+/// The `type`s of this file's layer tables (`conv_layers.rs` has the convolutional ones).
 pub const LAYER_TYPES: &[&str] = &[
     "Dense",
     "Embedding",
@@ -37,19 +37,17 @@ pub const LAYER_TYPES: &[&str] = &[
     "sequence.reduce_sum",
     "sequence.reduce_max",
     "element_times",
-    "Convolution",
-    "Convolution1D",
-    "Convolution2D",
-    "Convolution3D",
-    "ConvolutionTranspose",
-    "ConvolutionTranspose1D",
-    "ConvolutionTranspose2D",
-    "ConvolutionTranspose3D",
-    "MaxPooling",
-    "AveragePooling",
-    "GlobalMaxPooling",
-    "GlobalAveragePooling",
 ];
+
+/// Every `type` a layer table may have, those of `conv_layers.rs` included.
+fn all_types() -> String {
+    let all: Vec<&str> = LAYER_TYPES
+        .iter()
+        .chain(crate::conv_layers::CONV_TYPES)
+        .copied()
+        .collect();
+    all.join(", ")
+}
 
 const ACTIVATIONS: &str = "identity, sigmoid, tanh, relu, softplus, elu, leaky_relu, softmax";
 
@@ -375,7 +373,7 @@ fn layer_of(v: &toml::Value, key: &str) -> Result<(LayerRef, String)> {
     let Some(kind) = table.get("type").and_then(|t| t.as_str()) else {
         return Err(Fail::new(format!(
             "{key}: missing `type` (expected one of {})",
-            LAYER_TYPES.join(", ")
+            all_types()
         )));
     };
     let mut rest = table.clone();
@@ -568,7 +566,7 @@ fn layer_of(v: &toml::Value, key: &str) -> Result<(LayerRef, String)> {
             return Err(Fail::new(format!(
                 "{}: unknown layer type \"{other}\" (expected one of {})",
                 key.split(" (").next().unwrap_or(key),
-                LAYER_TYPES.join(", ")
+                all_types()
             )))
         }
     };

@@ -4,43 +4,11 @@
 //! one line naming the layer or transform and the key.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::OnceLock;
 
-fn rntk(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rntk"))
-        .args(args)
-        .output()
-        .expect("the rntk binary runs")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-/// A fresh folder under the target's temp dir.
-fn dir(name: &str) -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("rntk-cli-cnn-{name}"));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
-/// Exit 1, one line on stderr starting `rntk: `, containing every needle.
-fn assert_user_error(o: &Output, needles: &[&str]) {
-    let err = text(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
-    assert!(!err.contains("panicked"), "{err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
-    assert!(err.starts_with("rntk: "), "{err}");
-    for n in needles {
-        assert!(err.contains(n), "{err:?} should mention {n:?}");
-    }
-}
+mod support;
+use support::{assert_user_error, dir, p, rntk, text};
 
 /// examples/mnist_cnn.toml with smaller sizes, its data in `d/digits`.
 fn mnist_config(d: &Path) -> PathBuf {
@@ -58,7 +26,7 @@ fn mnist_config(d: &Path) -> PathBuf {
 
 #[test]
 fn tutorial_103d_config_trains_a_cnn_then_eval_and_info_read_it() {
-    let d = dir("mnist");
+    let d = dir("cnn-mnist");
     let cfg = mnist_config(&d);
     let o = rntk(&["train", p(&cfg)]);
     let out = text(&o.stdout);
@@ -113,7 +81,7 @@ fn tutorial_103d_config_trains_a_cnn_then_eval_and_info_read_it() {
 fn shapes() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let d = dir("data-shapes");
+        let d = dir("cnn-data-shapes");
         let o = rntk(&["gen-data", "shapes", p(&d)]);
         assert!(o.status.success(), "{}", text(&o.stderr));
         assert_eq!(
@@ -204,7 +172,7 @@ minibatch_size = 16
 
 #[test]
 fn image_reader_config_trains_a_residual_cnn_on_png_files() {
-    let d = dir("shapes");
+    let d = dir("cnn-shapes");
     let cfg = d.join("shapes.toml");
     std::fs::write(&cfg, image_config(IMAGE_CONFIG)).unwrap();
     let o = rntk(&["train", p(&cfg)]);
@@ -221,7 +189,7 @@ fn image_reader_config_trains_a_residual_cnn_on_png_files() {
 
 /// The image config with one edit, trained: the error it gives.
 fn image_config_error(name: &str, edit: impl Fn(&str) -> String) -> Output {
-    let d = dir(name);
+    let d = dir(&format!("cnn-{name}"));
     let cfg = d.join("bad.toml");
     std::fs::write(&cfg, image_config(&edit(IMAGE_CONFIG))).unwrap();
     rntk(&["train", p(&cfg)])

@@ -11,6 +11,7 @@ mod attention;
 mod conv;
 mod data;
 mod device;
+mod distributed;
 mod errors;
 mod graph;
 mod image;
@@ -36,5 +37,6 @@ fn _rntk(m: &Bound<'_, PyModule>) -> PyResult<()> {
     train::register(m)?;
     io::register(m)?;
     device::register(m)?;
+    distributed::register(m)?;
     Ok(())
 }

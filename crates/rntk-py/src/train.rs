@@ -577,6 +577,18 @@ impl MinibatchProvider for Interruptible {
         }
         lock!(self.0).next_minibatch(size)
     }
+    fn next_minibatch_partition(
+        &mut self,
+        size: usize,
+        num_data_partitions: usize,
+        partition_index: usize,
+    ) -> rntk::Result<Option<rntk::io::MinibatchPartition>> {
+        let stop = Python::attach(|py| py.check_signals().is_err());
+        if stop {
+            return Err(rntk::Error::Argument(INTERRUPTED.into()));
+        }
+        lock!(self.0).next_minibatch_partition(size, num_data_partitions, partition_index)
+    }
     fn position(&self) -> rntk::Result<serde_json::Value> {
         lock!(self.0).position()
     }
