@@ -12,11 +12,13 @@
 //! | [`Fold`] | `Fold(step, go_backwards, initial_state, return_full_state)` |
 //! | [`UnfoldFrom`] | `UnfoldFrom(generator_function, until_predicate, length_increase)` |
 //! | [`Delay`] | `Delay(T, initial_state)` |
+//! | [`AttentionModel`] | `AttentionModel(attention_dim, init, enable_self_stabilization)` applied to `(encoder, decoder)` (the windowed `attention_span`/`attention_axis` mode is not supported) |
 //! | [`Stabilizer`] | `Stabilizer(steepness, enable_self_stabilization)` |
 //! | [`Dropout`] | `Dropout(dropout_rate)`; [`Dropout::keep_prob`] = `Dropout(keep_prob=…)` |
 //! | [`LayerNormalization`] | `LayerNormalization(initial_scale, initial_bias, epsilon)` |
 //! | [`BatchNormalization`] | `BatchNormalization(map_rank, init_scale, normalization_time_constant, blend_time_constant=0, epsilon)` |
-//! | [`Convolution`] | `Convolution(filter_shape, num_filters, activation, init, pad, strides, bias, init_bias, reduction_rank, dilation, groups)`; [`Convolution::d1`]/[`d2`](Convolution::d2)/[`d3`](Convolution::d3) = `Convolution1D/2D/3D` |
+//! | [`Convolution`] | `Convolution(filter_shape, num_filters, sequential, activation, init, pad, strides, bias, init_bias, reduction_rank, dilation, groups)` ([`Convolution::sequential`]); [`Convolution::d1`]/[`d2`](Convolution::d2)/[`d3`](Convolution::d3) = `Convolution1D/2D/3D` |
+//! | [`Convolution::sequential_convolution`] | `SequentialConvolution(filter_shape, num_filters, …)`: the first filter axis along the sequence |
 //! | [`Convolution::transpose`] | `ConvolutionTranspose(filter_shape, num_filters, …, output_shape)` and `ConvolutionTranspose1D/2D/3D` |
 //! | [`Pooling`] | `MaxPooling`, `AveragePooling` ([`Pooling::max`], [`Pooling::average`]: `filter_shape, strides, pad`), `GlobalMaxPooling`, `GlobalAveragePooling` |
 //! | [`MaxUnpooling`] | `MaxUnpooling(filter_shape, strides, pad)` applied to `(u, x)` |
@@ -33,6 +35,7 @@
 //! finite differences (tests/gradcheck_layers.rs).
 
 mod activation;
+mod attention;
 mod conv;
 mod defaults;
 mod delay;
@@ -47,6 +50,7 @@ mod stabilizer;
 mod unfold;
 
 pub use activation::Activation;
+pub use attention::AttentionModel;
 pub use conv::{Convolution, MaxUnpooling, Pooling};
 pub use defaults::{default_options, default_options_for, DefaultOptions};
 pub use delay::Delay;

@@ -59,6 +59,9 @@ pub(crate) struct NodeState<B: Memory, T: Element> {
     pub trained: bool,
     /// Row maps a sequence op computed in its forward, for its backward (host data).
     pub pairs: Vec<(usize, usize)>,
+    /// A whole op's output layout and the input layout it follows from, reused while
+    /// minibatches repeat the input's sequence lengths (sequential convolution).
+    pub out_layout: Option<(Layout, Layout)>,
 }
 
 impl<B: Memory, T: Element> Default for NodeState<B, T> {
@@ -74,6 +77,7 @@ impl<B: Memory, T: Element> Default for NodeState<B, T> {
             work: Default::default(),
             trained: false,
             pairs: Vec::new(),
+            out_layout: None,
         }
     }
 }
@@ -275,6 +279,7 @@ impl Op {
                 lstm_scan::forward(b, *reverse, args, B::view_mut(out), ctx.par, st)?;
                 Ok(fixed(args[0].layout.clone()))
             }
+            Op::AdditiveAttention => attention::forward(b, args, static_shape, out, st),
             // sequential convolution (the only whole convolution)
             Op::Convolution(a) => {
                 let l = conv_seq::forward(b, (self, a), args, static_shape, out, ctx, st)?;
@@ -309,6 +314,7 @@ impl Op {
             Op::LstmScan { reverse } => {
                 lstm_scan::backward(b, *reverse, i, args, dout, din, ctx.par, st)
             }
+            Op::AdditiveAttention => attention::backward(b, i, args, dout, din, st),
             Op::Convolution(a) => {
                 let sh = (out_shape, out_layout);
                 conv_seq::backward(b, a, i, args, sh, dout, din, ctx, st)
