@@ -9,6 +9,7 @@
 //! | softmax and fused losses | [`Losses`] | softmax, sequence softmax, hardmax, cross-entropy, errors |
 //! | copies | [`Copies`] | slice, splice, permute, delays, row maps, one_hot, gather, densify |
 //! | recurrent | [`Recurrent`] | the fused LSTM cell and scan |
+//! | attention | [`Attention`] | additive attention of one sequence over another, masked per batch item |
 //! | learner updates | [`Updates`] | clip → L2 → rule → L1 in one call per parameter |
 //! | random numbers | [`Random`] | dropout masks |
 //! | convolutions | [`Convolutions`] | convolution (forward, data and filter gradients), pooling, max unpooling |
@@ -27,6 +28,7 @@
 //! buffers.
 
 pub mod arena;
+pub mod attention;
 pub mod conv;
 pub mod copies;
 pub mod cpu;
@@ -42,6 +44,7 @@ pub mod roi;
 pub mod updates;
 
 pub use arena::Arena;
+pub use attention::Attention;
 pub use conv::Convolutions;
 pub use copies::Copies;
 pub use cpu::Cpu;
@@ -68,6 +71,7 @@ pub trait Backend:
     + Losses
     + Copies
     + Recurrent
+    + Attention
     + Updates
     + Random
     + Convolutions
@@ -82,6 +86,7 @@ impl<B> Backend for B where
         + Losses
         + Copies
         + Recurrent
+        + Attention
         + Updates
         + Random
         + Convolutions
