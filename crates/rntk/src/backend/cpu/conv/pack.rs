@@ -90,9 +90,7 @@ fn copy_run<T: Copy>(d: &mut [T], s: &[T]) {
     let mut dc = d.chunks_exact_mut(8);
     let mut sc = s.chunks_exact(8);
     for (x, y) in (&mut dc).zip(&mut sc) {
-        for i in 0..8 {
-            x[i] = y[i];
-        }
+        x.copy_from_slice(y);
     }
     for (x, y) in dc.into_remainder().iter_mut().zip(sc.remainder()) {
         *x = *y;

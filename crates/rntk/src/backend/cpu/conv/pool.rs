@@ -78,20 +78,25 @@ fn inside(a: &[ConvAxis; 3]) -> bool {
 #[inline(always)]
 fn argmax_inside<T: Element>(a: &[ConvAxis; 3], plane: &[T], o: [usize; 3]) -> usize {
     let (n1, n2) = (a[1].input, a[2].input);
-    let mut best = usize::MAX;
-    let mut bv = T::zero();
-    for j0 in 0..a[0].kernel {
-        let i0 = a[0].at(o[0], j0) as usize;
-        for j1 in 0..a[1].kernel {
-            let row = (i0 * n1 + a[1].at(o[1], j1) as usize) * n2;
-            for j2 in 0..a[2].kernel {
-                let i = row + a[2].at(o[2], j2) as usize;
-                let v = plane[i];
-                if best == usize::MAX || v > bv {
-                    (best, bv) = (i, v);
+    let first = (a[0].at(o[0], 0) as usize * n1 + a[1].at(o[1], 0) as usize) * n2
+        + a[2].at(o[2], 0) as usize;
+    let (d0, d1, d2) = (a[0].dilation * n1 * n2, a[1].dilation * n2, a[2].dilation);
+    let (mut best, mut bv) = (first, plane[first]);
+    let mut p0 = first;
+    for _ in 0..a[0].kernel {
+        let mut p1 = p0;
+        for _ in 0..a[1].kernel {
+            let mut p = p1;
+            for _ in 0..a[2].kernel {
+                let v = plane[p];
+                if v > bv {
+                    (best, bv) = (p, v);
                 }
+                p += d2;
             }
+            p1 += d1;
         }
+        p0 += d0;
     }
     best
 }
