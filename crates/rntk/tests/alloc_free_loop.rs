@@ -1,10 +1,17 @@
 //! A warm executor allocates nothing per time step: the number of heap allocations
-//! of a forward + backward does not depend on the sequence length.
+//! of a forward + backward does not depend on the sequence length (an LSTM loop; a
+//! sequential convolution, whose images and row maps live in the node's scratch).
+//!
+//! The counter is process-wide: the tests of this file take `SERIAL` so that one
+//! test's allocations never land in another's window.
 
 use rntk::functions::*;
 use rntk::{placeholder, sequence, DType, Executor, Tensor, Value, Variable};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+static SERIAL: Mutex<()> = Mutex::new(());
 
 struct Counting;
 static ALLOCS: AtomicUsize = AtomicUsize::new(0);
@@ -62,6 +69,7 @@ fn batch(lengths: &[usize]) -> Value {
 
 #[test]
 fn warm_time_loop_does_not_allocate() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let x = sequence::input_variable([2]);
     let (y, params) = lstm(&x);
     let wrt: Vec<&Variable> = params.iter().collect();
@@ -99,5 +107,54 @@ fn warm_time_loop_does_not_allocate() {
     assert!(
         a <= 4,
         "a warm forward-only call allocates {a} times (per-call bookkeeping only)"
+    );
+}
+
+fn seq_batch(dim: usize, lengths: &[usize]) -> Value {
+    let seqs: Vec<Vec<f32>> = lengths
+        .iter()
+        .map(|&l| (0..dim * l).map(|i| (i as f32 * 0.29).cos()).collect())
+        .collect();
+    Value::from_sequences([dim], &seqs).unwrap()
+}
+
+#[test]
+fn warm_sequential_convolution_does_not_allocate_per_sequence() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let x = sequence::input_variable([3]);
+    let w = |shape: [usize; 3], name: &str| {
+        let n: usize = shape.iter().product();
+        let data: Vec<f32> = (0..n).map(|i| ((i * 5 % 13) as f32 - 6.0) / 10.0).collect();
+        rntk::parameter_from(Tensor::from_vec(shape, data).unwrap(), name)
+    };
+    let (w1, w2) = (w([4, 3, 3], "W1"), w([2, 4, 2], "W2"));
+    let attrs = |pad: bool| rntk::ops::ConvAttrs {
+        auto_padding: vec![false, pad],
+        sequential: true,
+        ..Default::default()
+    };
+    // a padded one (the input's layout) and a valid one (each sequence one step shorter)
+    let h = convolution(&w1, &x, attrs(true)).unwrap();
+    let y = convolution(&w2, &h, attrs(false)).unwrap();
+    let wrt = [&w1, &w2];
+    let mut ex = Executor::<f32>::new(std::slice::from_ref(&y)).unwrap();
+    let count = |ex: &mut Executor<f32>, v: &Value| {
+        let before = ALLOCS.load(Ordering::SeqCst);
+        ex.forward(&[(&x, v)], true).unwrap();
+        let g = ex.backward(&[(&y, None)], &wrt).unwrap();
+        let n = ALLOCS.load(Ordering::SeqCst) - before;
+        drop(g);
+        n
+    };
+    let long = seq_batch(3, &[40, 25, 10, 31, 2, 17, 9, 3]);
+    let short = seq_batch(3, &[4, 3, 2, 5, 2, 3, 2, 3]);
+    count(&mut ex, &long);
+    let a = count(&mut ex, &long);
+    count(&mut ex, &short);
+    let b = count(&mut ex, &short);
+    assert_eq!(
+        a, b,
+        "sequential convolution: a warm minibatch allocates {a} times with sequences up to 40 \
+         steps, {b} times up to 5"
     );
 }

@@ -268,20 +268,12 @@ cnn_oracle!(
     cnn_rect_nobias,
     cnn_rr0_groups_1d,
     cnn_conv3d,
+    cnn_sequential_conv,
+    cnn_sequential_conv2d,
 );
 
-/// CNN models rntk refuses, with the reason.
-const CNN_REFUSED: &[(&str, &str)] = &[
-    (
-        "cnn_sequential_conv",
-        "sequential convolution: CNTK saves it as a convolution over an unpacked (free) \
-         sequence dimension, which rntk's ops cannot compute with yet",
-    ),
-    ("cnn_sequential_conv2d", "as cnn_sequential_conv"),
-];
-
 #[test]
-fn every_cnn_fixture_is_tested_or_refused_cleanly() {
+fn every_cnn_fixture_is_tested() {
     let tested = [
         "cnn_lenet",
         "cnn_strided_bn_gap",
@@ -290,30 +282,17 @@ fn every_cnn_fixture_is_tested_or_refused_cleanly() {
         "cnn_rect_nobias",
         "cnn_rr0_groups_1d",
         "cnn_conv3d",
+        "cnn_sequential_conv",
+        "cnn_sequential_conv2d",
     ];
     for k in cnn_cases().keys() {
-        if tested.contains(&k.as_str()) {
-            continue;
-        }
-        assert!(
-            CNN_REFUSED.iter().any(|(n, _)| n == k),
-            "fixture {k} has no test"
-        );
-        let path = dir().join(format!("{k}.model"));
-        match Function::load_cntk(&path) {
-            Err(rntk::Error::Unsupported(_)) => {}
-            Err(e) => panic!("{k}: expected an Unsupported error, got {e}"),
-            Ok(_) => panic!("{k} loads now: test it and remove it from CNN_REFUSED"),
-        }
+        assert!(tested.contains(&k.as_str()), "fixture {k} has no test");
     }
 }
 
 #[test]
 fn cnn_models_save_in_rntk_format_and_reload_identically() {
     for (name, case) in cnn_cases() {
-        if CNN_REFUSED.iter().any(|(n, _)| *n == name) {
-            continue;
-        }
         let model = Function::load_cntk(dir().join(format!("{name}.model"))).expect("load");
         let bytes = rntk::persist::model_to_bytes(&model)
             .unwrap_or_else(|e| panic!("{name}: saving in rntk's format: {e}"));

@@ -291,7 +291,7 @@ fn dangling_references_are_errors() {
 fn unsupported_ops_are_listed_together() {
     let mut d = decode(&fixture("lstm"));
     let tanh = function_mut(&mut d, "Tanh");
-    tanh.data.insert("op".into(), size_t_value(47));
+    tanh.data.insert("op".into(), size_t_value(49));
     let tanh_uid = get_str(tanh, "uid").to_string();
     let sig = function_mut(&mut d, "StableSigmoid");
     sig.data.insert("op".into(), size_t_value(18));
@@ -300,7 +300,7 @@ fn unsupported_ops_are_listed_together() {
         Err(Error::Unsupported(e)) => {
             assert!(e.contains("2 CNTK op(s)"), "{e}");
             assert!(
-                e.contains(&format!("op 47 ROIPooling in function {tanh_uid}")),
+                e.contains(&format!("op 49 OptimizedRNNStack in function {tanh_uid}")),
                 "{e}"
             );
             assert!(
@@ -365,10 +365,10 @@ fn a_deep_chain_loads_without_overflowing_the_stack() {
 #[test]
 fn unsupported_forms_of_supported_ops_join_the_same_error() {
     // A Where with a fixed length (as inside sequence.slice) outside its block, next
-    // to an ROIPooling: both in the one error.
+    // to an OptimizedRNNStack (CNTK's cuDNN RNN): both in the one error.
     let mut d = decode(&fixture("lstm"));
     let tanh = function_mut(&mut d, "Tanh");
-    tanh.data.insert("op".into(), size_t_value(47));
+    tanh.data.insert("op".into(), size_t_value(49));
     let sig = function_mut(&mut d, "StableSigmoid");
     sig.data.insert("op".into(), size_t_value(13));
     let attrs = match sig
@@ -387,7 +387,7 @@ fn unsupported_forms_of_supported_ops_join_the_same_error() {
             assert!(e.contains("2 CNTK op(s)"), "{e}");
             assert!(e.contains("op 13 Where in function"), "{e}");
             assert!(e.contains("with a fixed or scaled output length"), "{e}");
-            assert!(e.contains("op 47 ROIPooling"), "{e}");
+            assert!(e.contains("op 49 OptimizedRNNStack"), "{e}");
         }
         Err(e) => panic!("expected one Unsupported error, got {e}"),
         Ok(_) => panic!("loaded"),
@@ -469,5 +469,48 @@ fn delay_offsets_beyond_the_limits_are_errors() {
         let e = err_text(&d);
         assert!(e.contains("PastValue"), "{e}");
         assert!(e.contains(&format!("time step (offset) {n}")), "{e}");
+    }
+}
+
+#[test]
+fn the_sequential_convolution_pattern_loads_and_its_defects_are_refused() {
+    // CNTK saves a sequential convolution as UnpackSequence + a convolution over the
+    // free dimension + ToSequence; rntk loads it as one op (tests/cntk_import.rs
+    // compares the values with CNTK's).
+    load(&decode(&fixture("cnn_sequential_conv2d"))).expect("the pattern loads");
+    // unpacked with a padding value other than 0: the op's zero padding would differ
+    let mut d = decode(&fixture("cnn_sequential_conv2d"));
+    let unpack = function_mut(&mut d, "UnpackSequenceOp");
+    attributes_mut(unpack).data.insert(
+        "sequenceUnpackPaddingValue".into(),
+        DictionaryValue {
+            version: 2,
+            value_type: Type::Double as i32,
+            value: Some(V::DoubleValue(1.0)),
+        },
+    );
+    match load(&d) {
+        Err(Error::Unsupported(e)) => {
+            assert!(
+                e.contains("UnpackSequenceOp") && e.contains("padding value"),
+                "{e}"
+            )
+        }
+        Err(e) => panic!("expected an Unsupported error, got {e}"),
+        Ok(_) => panic!("loaded"),
+    }
+    // the lengths from another op: no longer the pattern; its pieces are listed
+    let mut d = decode(&fixture("cnn_sequential_conv2d"));
+    function_mut(&mut d, "StopGradient")
+        .data
+        .insert("op".into(), size_t_value(3));
+    match load(&d) {
+        Err(Error::Unsupported(e)) => {
+            assert!(e.contains("op 70 ToSequence"), "{e}");
+            assert!(e.contains("op 72 UnpackSequence"), "{e}");
+            assert!(e.contains("(inside block Convolution"), "{e}");
+        }
+        Err(e) => panic!("expected an Unsupported error, got {e}"),
+        Ok(_) => panic!("loaded"),
     }
 }

@@ -218,3 +218,54 @@ fn normalization_and_composition_misuse() {
     );
     assert!(m.contains("length_increase"), "{m}");
 }
+
+#[test]
+fn sequential_convolutions_refuse_what_cntk_refuses() {
+    let x = sequence::input_variable([2, 5]);
+    // Convolution(sequential=True) splices a window of steps: no stride along the sequence
+    let c = Convolution::new(&[3, 3])
+        .num_filters(2)
+        .sequential(true)
+        .strides(&[2, 1])
+        .name("c1");
+    let m = expect_err(c.apply(&x));
+    assert!(
+        m.contains("Convolution") && m.contains("c1") && m.contains("stride"),
+        "{m}"
+    );
+    // the same stride is SequentialConvolution's to take
+    assert!(Convolution::sequential_convolution(&[3, 3])
+        .num_filters(2)
+        .strides(&[2, 1])
+        .apply(&x)
+        .is_ok());
+    // the filter's first axis is the sequence's: the step has one axis fewer
+    let m = expect_err(
+        Convolution::sequential_convolution(&[3])
+            .num_filters(2)
+            .apply(&x),
+    );
+    assert!(
+        m.contains("SequentialConvolution")
+            && m.contains("(2, 5)")
+            && m.contains("expected rank 1"),
+        "{m}"
+    );
+    // no sequence axis to run along
+    let m = expect_err(
+        Convolution::sequential_convolution(&[3, 3])
+            .num_filters(2)
+            .apply(&input_variable([2, 5])),
+    );
+    assert!(
+        m.contains("Convolution") && m.contains("sequence axis"),
+        "{m}"
+    );
+    let m = expect_err(
+        Convolution::transpose(&[3, 3])
+            .num_filters(2)
+            .sequential(true)
+            .apply(&x),
+    );
+    assert!(m.contains("transposed"), "{m}");
+}

@@ -18,29 +18,6 @@ use std::sync::Arc;
 const FILE: &str = "cntk_layers/layers.json";
 /// The convolutional layers and spatial batch normalization (make_conv_layer_fixtures.py).
 const CONV_FILE: &str = "cntk_conv/conv_layers.json";
-/// Convolutional cases not run, with the reason.
-const CONV_SKIPPED: &[(&str, &str)] = &[
-    (
-        "conv_sequential_layer_pad",
-        "Convolution(sequential=True) splices past/future values: not built yet",
-    ),
-    (
-        "conv_sequential_layer_valid",
-        "as conv_sequential_layer_pad",
-    ),
-    (
-        "sequential_convolution_pad",
-        "SequentialConvolution (convolution along the sequence axis) is not implemented yet",
-    ),
-    (
-        "sequential_convolution_valid_stride",
-        "as sequential_convolution_pad",
-    ),
-    (
-        "sequential_convolution_text",
-        "as sequential_convolution_pad",
-    ),
-];
 /// float32 against float32: relative 1e-5, with an absolute floor for values near 0.
 const RTOL: f64 = 1e-5;
 const ATOL: f64 = 1e-6;
@@ -232,6 +209,31 @@ fn build_conv(name: &str, v: &HashMap<String, Variable>) -> Option<Built> {
                 .strides(&[2])
                 .pad(true)
                 .output_shape(&[8, 6]),
+        ),
+        "conv_sequential_layer_pad" => conv(
+            Convolution::new(&[3])
+                .num_filters(4)
+                .sequential(true)
+                .pad(true),
+        ),
+        "conv_sequential_layer_valid" => {
+            conv(Convolution::new(&[3, 2]).num_filters(2).sequential(true))
+        }
+        "sequential_convolution_pad" => conv(
+            Convolution::sequential_convolution(&[3, 3])
+                .num_filters(4)
+                .pad(true),
+        ),
+        "sequential_convolution_valid_stride" => conv(
+            Convolution::sequential_convolution(&[2, 3])
+                .num_filters(3)
+                .strides(&[2, 1]),
+        ),
+        "sequential_convolution_text" => conv(
+            Convolution::sequential_convolution(&[3])
+                .num_filters(4)
+                .pad(true)
+                .activation(Activation::Relu),
         ),
         "maxpool_2x2_s2" => pool(Pooling::max(&[2, 2]).strides(&[2])),
         "maxpool_3x3_s2_pad" => pool(Pooling::max(&[3, 3]).strides(&[2]).pad(true)),
@@ -729,9 +731,6 @@ fn every_convolutional_layer_matches_cntk() {
     let mut n = 0;
     for case in &cases {
         let name = case["name"].as_str().unwrap();
-        if CONV_SKIPPED.iter().any(|(s, _)| *s == name) {
-            continue;
-        }
         if case.get("train_steps").is_some() {
             run_batchnorm(case, &mut worst);
         } else if name == "maxunpool" {
@@ -745,6 +744,6 @@ fn every_convolutional_layer_matches_cntk() {
         }
         n += 1;
     }
-    assert!(n >= 25, "only {n} convolutional layer cases ran");
+    assert!(n >= 32, "only {n} convolutional layer cases ran");
     eprintln!("{n} CNTK convolutional layer cases; worst relative error {worst:e}");
 }

@@ -10,6 +10,9 @@
 //! * Blocks (layers and many Python-level ops) stay blocks with their CNTK op name and
 //!   name; `sequence.first/last`, `sequence.reduce_sum/max` and `softplus`, which CNTK
 //!   writes as blocks over its internal packing ops, load as rntk's single ops.
+//! * CNTK's sequential convolution, saved as an unpacking, a convolution over the free
+//!   dimension and a `ToSequence` (`seq_conv.rs`), loads as rntk's sequential
+//!   convolution op.
 //! * Unsupported ops are reported together, with their op code, name and place, in one
 //!   [`Error::Unsupported`]; nothing is loaded partially. Every defect of a file is an
 //!   error ([`Error::Format`] naming the file and the function or variable), never a
@@ -24,6 +27,7 @@ pub mod model;
 pub mod op_codes;
 pub mod proto;
 mod rebuild;
+mod seq_conv;
 
 pub use model::{CntkModel, FnDesc, VarDesc, VarKindCode};
 pub use op_codes::op_name;

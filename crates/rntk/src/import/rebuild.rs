@@ -9,6 +9,7 @@ use super::dict::Dict;
 use super::model::{CntkModel, DynAxisDesc, FnDesc, VarDesc, VarKindCode, ALL_STATIC_AXES};
 use super::op_codes::{op_name, BLOCK, COMBINE};
 use super::proto::Axis as PbAxis;
+use super::seq_conv;
 use crate::error::{Error, Result};
 use crate::exec::Executor;
 use crate::graph::{
@@ -327,6 +328,17 @@ impl<'a> Builder<'a> {
             return Ok(Built {
                 outputs: f.outputs(),
                 func: Some(f),
+            });
+        }
+        if let Some(m) = seq_conv::find(&self.fns, fd) {
+            let (w, x) = (self.var(m.w)?, self.var(m.x)?);
+            let op = m.op(self.file, x.shape().rank())?;
+            let v = Function::primitive(op, &[w, x], m.name)
+                .and_then(|f| f.output())
+                .map_err(self.wrap(fd))?;
+            return Ok(Built {
+                outputs: vec![v],
+                func: None,
             });
         }
         let inputs = fd
@@ -968,6 +980,26 @@ impl<'a> Builder<'a> {
                         stack.push((b.root.as_str(), inner));
                     }
                 }
+                None if fd.op == seq_conv::TO_SEQUENCE => match seq_conv::find(&self.fns, fd) {
+                    // a sequential convolution loads as one op on (W, x)
+                    Some(m) => {
+                        for i in [m.w, m.x] {
+                            if let Some((f, _)) = split_output(i) {
+                                stack.push((f, within.clone()));
+                            }
+                        }
+                    }
+                    None => {
+                        found.push(Unsupported {
+                            code: fd.op,
+                            uid: fd.uid.clone(),
+                            name: fd.name.clone(),
+                            within: within.clone(),
+                            detail: None,
+                        });
+                        push_inputs(&mut stack, &fd.inputs);
+                    }
+                },
                 None => {
                     let detail = unsupported_form(fd);
                     if fd.op != COMBINE && fd.op != BLOCK && (!supported(fd.op) || detail.is_some())

@@ -9,6 +9,15 @@
 //! `reduction_rank=0` treats the operand as one channel; without `num_filters` the output
 //! has no channel axis. The filter's initializer uses CNTK's fan rules for kernels
 //! (`filter_rank` = the filter's rank, output rank −1).
+//!
+//! Convolution along the sequence axis (text CNNs, video) comes in CNTK's two forms, both
+//! computed by the sequential convolution op (`ops/conv_seq.rs`), whose first filter axis
+//! runs along the sequence: `Convolution(…, sequential=True)` (CNTK's Layers splice
+//! past/future values of each step with zeros outside the sequence, so its sequence axis
+//! is padded like the op's (`(k−1)/2` steps before), a stride along it is refused as
+//! CNTK refuses it, and its bias keeps a 1 for the sequence axis: `(num_filters, 1, 1, …)`
+//! of rank 1 + filter rank) and `SequentialConvolution` (the op itself, strides along the
+//! sequence allowed; bias `(num_filters, 1, …)` of rank filter rank).
 
 use super::defaults::lookup;
 use super::{as_block, as_block_n, first, layer_err, Activation, Layer};
@@ -31,6 +40,17 @@ fn pad_to<T: Copy>(param: &[T], rank: usize) -> Vec<T> {
     v
 }
 
+/// How a convolution treats the sequence axis.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SeqMode {
+    /// Every step on its own.
+    None,
+    /// `Convolution(…, sequential=True)`: CNTK's window of past/future values.
+    Spliced,
+    /// `SequentialConvolution`.
+    Op,
+}
+
 struct Params {
     w: Variable,
     b: Option<Variable>,
@@ -51,6 +71,7 @@ pub struct Convolution {
     reduction_rank: usize,
     groups: usize,
     transpose: bool,
+    seq: SeqMode,
     output_shape: Option<Vec<usize>>,
     op_name: &'static str,
     name: String,
@@ -72,6 +93,7 @@ impl Convolution {
             reduction_rank: 1,
             groups: 1,
             transpose,
+            seq: SeqMode::None,
             output_shape: None,
             op_name,
             name: String::new(),
@@ -94,6 +116,23 @@ impl Convolution {
     /// `Convolution3D(filter_shape)`.
     pub fn d3(k: [usize; 3]) -> Self {
         Self::with("Convolution3D", &k, false)
+    }
+    /// `SequentialConvolution(filter_shape)`: `filter_shape[0]` runs along the sequence
+    /// axis (`pad`, `strides`, `dilation` per axis, the sequence's first).
+    pub fn sequential_convolution(filter_shape: &[usize]) -> Self {
+        let mut c = Self::with("SequentialConvolution", filter_shape, false);
+        c.seq = SeqMode::Op;
+        c
+    }
+    /// `Convolution(…, sequential=True)`: `filter_shape[0]` runs along the sequence axis,
+    /// the other axes over each step's sample.
+    pub fn sequential(mut self, s: bool) -> Self {
+        self.seq = match (s, self.seq) {
+            (false, SeqMode::Spliced) => SeqMode::None,
+            (true, SeqMode::None) => SeqMode::Spliced,
+            (_, m) => m,
+        };
+        self
     }
     /// `ConvolutionTranspose(filter_shape)`.
     pub fn transpose(filter_shape: &[usize]) -> Self {
@@ -192,12 +231,18 @@ impl Convolution {
         if self.reduction_rank > 1 {
             return Err(self.err("reduction_rank must be 0 or 1"));
         }
-        if shape.rank() != rank + self.reduction_rank {
+        let along_seq = usize::from(self.seq != SeqMode::None);
+        let want = rank - along_seq + self.reduction_rank;
+        if shape.rank() != want {
             return Err(self.err(format!(
-                "an operand of shape {shape} for a filter of rank {rank} with reduction_rank {} \
-                 (expected rank {})",
+                "an operand of shape {shape} for a filter of rank {rank}{} with reduction_rank \
+                 {} (expected rank {want})",
+                if along_seq == 1 {
+                    " (its first axis along the sequence)"
+                } else {
+                    ""
+                },
                 self.reduction_rank,
-                rank + self.reduction_rank
             )));
         }
         Ok(if self.reduction_rank == 1 {
@@ -240,7 +285,12 @@ impl Convolution {
         let w = parameter(wshape, x.dtype(), init, "W")?;
         let b = if self.bias {
             let mut bshape = vec![o];
-            bshape.extend(std::iter::repeat_n(1, rank));
+            let ones = if self.seq == SeqMode::Op {
+                rank - 1
+            } else {
+                rank
+            };
+            bshape.extend(std::iter::repeat_n(1, ones));
             Some(parameter(
                 bshape,
                 x.dtype(),
@@ -268,9 +318,40 @@ impl Convolution {
             dilation: [vec![1], pad_to(&self.dilation, rank)].concat(),
             groups: self.groups.max(1),
             reduction_rank: 1,
-            sequential: false,
+            sequential: self.seq != SeqMode::None,
             output_shape: self.output_shape.clone(),
         }
+    }
+
+    /// What CNTK refuses of a sequential layer.
+    fn check_sequential(&self) -> Result<()> {
+        if self.seq == SeqMode::None {
+            return Ok(());
+        }
+        if self.transpose {
+            return Err(self.err("a transposed convolution cannot run along the sequence axis"));
+        }
+        let rank = self.filter_shape.len();
+        let (s, d) = (pad_to(&self.strides, rank), pad_to(&self.dilation, rank));
+        if self.seq == SeqMode::Spliced && (s.first() != Some(&1) || d.first() != Some(&1)) {
+            return Err(self.err(format!(
+                "sequential=True splices a window of steps: a stride ({:?}) or dilation ({:?}) \
+                 along the sequence axis is not supported (use SequentialConvolution)",
+                s.first(),
+                d.first()
+            )));
+        }
+        Ok(())
+    }
+
+    /// `Convolution(sequential=True)`'s bias `(O, 1, 1, …)` keeps a 1 for the sequence
+    /// axis, which the op's per-step output lacks: the same values, one axis fewer.
+    fn bias_for_output(&self, b: &Variable) -> Result<Variable> {
+        if self.seq != SeqMode::Spliced {
+            return Ok(b.clone());
+        }
+        let d = b.shape().dims().to_vec();
+        reshape(b, [&d[..1], &d[2..]].concat())
     }
 
     fn body(&self, x: &Variable, w: &Variable, b: Option<&Variable>) -> Result<Variable> {
@@ -286,7 +367,7 @@ impl Convolution {
             convolution(w, &x, self.attrs())?
         };
         if let Some(b) = b {
-            y = plus(&y, b)?;
+            y = plus(&y, &self.bias_for_output(b)?)?;
         }
         if self.num_filters.is_none() {
             y = reshape(&y, y.shape().dims()[1..].to_vec())?;
@@ -300,6 +381,7 @@ impl Layer for Convolution {
         if self.num_filters.is_none() && self.groups > 1 {
             return Err(self.err("groups need num_filters"));
         }
+        self.check_sequential()?;
         let (w, b) = self.params_for(x)?;
         first(as_block(x, self.op_name, &self.name, |x| {
             Ok(vec![self.body(x, &w, b.as_ref())?])

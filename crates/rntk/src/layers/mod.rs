@@ -16,7 +16,8 @@
 //! | [`Dropout`] | `Dropout(dropout_rate)`; [`Dropout::keep_prob`] = `Dropout(keep_prob=…)` |
 //! | [`LayerNormalization`] | `LayerNormalization(initial_scale, initial_bias, epsilon)` |
 //! | [`BatchNormalization`] | `BatchNormalization(map_rank, init_scale, normalization_time_constant, blend_time_constant=0, epsilon)` |
-//! | [`Convolution`] | `Convolution(filter_shape, num_filters, activation, init, pad, strides, bias, init_bias, reduction_rank, dilation, groups)`; [`Convolution::d1`]/[`d2`](Convolution::d2)/[`d3`](Convolution::d3) = `Convolution1D/2D/3D` |
+//! | [`Convolution`] | `Convolution(filter_shape, num_filters, sequential, activation, init, pad, strides, bias, init_bias, reduction_rank, dilation, groups)` ([`Convolution::sequential`]); [`Convolution::d1`]/[`d2`](Convolution::d2)/[`d3`](Convolution::d3) = `Convolution1D/2D/3D` |
+//! | [`Convolution::sequential_convolution`] | `SequentialConvolution(filter_shape, num_filters, …)`: the first filter axis along the sequence |
 //! | [`Convolution::transpose`] | `ConvolutionTranspose(filter_shape, num_filters, …, output_shape)` and `ConvolutionTranspose1D/2D/3D` |
 //! | [`Pooling`] | `MaxPooling`, `AveragePooling` ([`Pooling::max`], [`Pooling::average`]: `filter_shape, strides, pad`), `GlobalMaxPooling`, `GlobalAveragePooling` |
 //! | [`MaxUnpooling`] | `MaxUnpooling(filter_shape, strides, pad)` applied to `(u, x)` |

@@ -15,8 +15,11 @@
 //! ```
 //!
 //! The gather and the scatter are row maps of the `Copies` family (`copy_rows`,
-//! `add_rows`) over runs of the values after the sequence axis; the images live in the
-//! node's scratch buffers on the device.
+//! `add_rows`) over runs of the values after the sequence axis. Nothing is allocated per
+//! sequence, and a warm minibatch allocates nothing here: the images live in the node's
+//! scratch buffers on the device (`work`, `aux`: grown to the longest sequence's image),
+//! the row maps in its host scratch (`pairs`), and the output layout is kept for as long
+//! as minibatches repeat the input's sequence lengths (`out_layout`).
 
 use super::conv_attrs::{conv_geometry_seq, ConvAttrs};
 use super::{dense_info, expect_arity, zeroed, Inferred, NodeState, Op, RowCtx, VarInfo, WholeArg};
@@ -123,16 +126,32 @@ fn seq_geom<B: Backend, T: Element>(
         .map_err(|d| rt(format!("a sequence of {len} steps: {d}")))
 }
 
-/// The output's layout: each sequence's length after the convolution.
-fn layout<B: Backend, T: Element>(a: &ConvAttrs, args: &[WholeArg<B, T>]) -> Result<Layout> {
+/// The output's layout: each sequence's length after the convolution (the input's
+/// layout itself where no length changes; the last call's while the lengths repeat).
+fn layout<B: Backend, T: Element>(
+    a: &ConvAttrs,
+    args: &[WholeArg<B, T>],
+    cache: &mut Option<(Layout, Layout)>,
+) -> Result<Layout> {
     let p = packed(&args[1])?;
+    if let Some((inp, out)) = cache.as_ref() {
+        if inp.packed().is_some_and(|q| q.lengths() == p.lengths()) {
+            return Ok(out.clone());
+        }
+    }
     let lengths = p
         .lengths()
         .iter()
         .map(|&l| seq_geom(a, args, l).map(|g| g.axes[0].output))
         .collect::<Result<Vec<_>>>()?;
-    let p = PackedLayout::new(&lengths).map_err(|e| rt(e.to_string()))?;
-    Ok(Layout::Sequence(Arc::new(p)))
+    let out = if lengths == p.lengths() {
+        args[1].layout.clone()
+    } else {
+        let q = PackedLayout::new(&lengths).map_err(|e| rt(e.to_string()))?;
+        Layout::Sequence(Arc::new(q))
+    };
+    *cache = Some((args[1].layout.clone(), out.clone()));
+    Ok(out)
 }
 
 /// The row map between sequence `i`'s packed rows and its image, whose sequence axis
@@ -177,12 +196,12 @@ pub(crate) fn forward<B: Backend, T: Element>(
     ctx: RowCtx,
     st: &mut NodeState<B, T>,
 ) -> Result<Layout> {
-    let out_layout = layout(a, args)?;
+    let out_layout = layout(a, args, &mut st.out_layout)?;
     zeroed(b, op, out, (out_layout.rows(), out_shape.numel()))?;
     let (w, x) = (dense(&args[0])?, dense(&args[1])?);
     let (pin, pout) = (packed(&args[1])?, packed_out(&out_layout)?);
     let (xs, ys) = (split(a, args[1].shape.dims()), split(a, out_shape.dims()));
-    let mut pairs = Vec::new();
+    let mut pairs = std::mem::take(&mut st.pairs);
     for i in 0..pin.num_sequences() {
         let g = seq_geom(a, args, pin.lengths()[i])?;
         scratch(b, &mut st.work, g.in_size());
@@ -200,6 +219,7 @@ pub(crate) fn forward<B: Backend, T: Element>(
         let yimg = B::sub(B::view(&st.aux), 0..g.out_size());
         b.add_rows(ys.1, &pairs, yimg, B::view_mut(out));
     }
+    st.pairs = pairs;
     Ok(out_layout)
 }
 
@@ -228,7 +248,7 @@ pub(crate) fn backward<B: Backend, T: Element>(
     let (w, x) = (dense(&args[0])?, dense(&args[1])?);
     let (pin, pout) = (packed(&args[1])?, packed_out(out_layout)?);
     let (xs, ys) = (split(a, args[1].shape.dims()), split(a, out_shape.dims()));
-    let mut pairs = Vec::new();
+    let mut pairs = std::mem::take(&mut st.pairs);
     for s in 0..pin.num_sequences() {
         let g = seq_geom(a, args, pin.lengths()[s])?;
         let (ni, no) = (g.in_size(), g.out_size());
@@ -261,5 +281,6 @@ pub(crate) fn backward<B: Backend, T: Element>(
             b.add_rows(xs.1, &pairs, img, B::reborrow(&mut din));
         }
     }
+    st.pairs = pairs;
     Ok(())
 }

@@ -59,6 +59,9 @@ pub(crate) struct NodeState<B: Memory, T: Element> {
     pub trained: bool,
     /// Row maps a sequence op computed in its forward, for its backward (host data).
     pub pairs: Vec<(usize, usize)>,
+    /// A whole op's output layout and the input layout it follows from, reused while
+    /// minibatches repeat the input's sequence lengths (sequential convolution).
+    pub out_layout: Option<(Layout, Layout)>,
 }
 
 impl<B: Memory, T: Element> Default for NodeState<B, T> {
@@ -74,6 +77,7 @@ impl<B: Memory, T: Element> Default for NodeState<B, T> {
             work: Default::default(),
             trained: false,
             pairs: Vec::new(),
+            out_layout: None,
         }
     }
 }

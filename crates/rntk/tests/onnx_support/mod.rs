@@ -319,8 +319,9 @@ pub fn cntk_cases() -> serde_json::Map<String, Json> {
     cases_in("cases.json")
 }
 
-/// The convolutional CNTK models (make_cnn_models.py) that rntk imports: all but the
-/// sequential convolutions (refused by the CNTK importer, tests/cntk_import.rs).
+/// The convolutional CNTK models (make_cnn_models.py) that ONNX takes: all but the
+/// sequential convolutions (rntk imports them, tests/cntk_import.rs, but ONNX export
+/// refuses a kernel along the sequence axis, onnx/export/conv.rs).
 pub fn cntk_cnn_cases() -> serde_json::Map<String, Json> {
     let mut m = cases_in("cnn_cases.json");
     m.retain(|k, _| !k.starts_with("cnn_sequential"));
