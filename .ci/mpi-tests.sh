@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Data-parallel training over MPI (issue #17): Open MPI and libclang (the mpi crate's
 # bindings) from Debian when missing, then the MPI tests, which start themselves under
-# `mpirun -np 2 --oversubscribe --allow-run-as-root` (CI runs as root).
+# `mpirun -np 2 --oversubscribe --allow-run-as-root` (CI runs as root), and the Python
+# package built with MPI running a CNTK script under mpirun.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 missing=()
@@ -14,6 +15,14 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq
     apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-cargo clippy -p rntk -p rntk-cli --features mpi --all-targets -- -D warnings
+cargo clippy -p rntk -p rntk-cli -p rntk-py --features mpi --all-targets -- -D warnings
 cargo test -p rntk --features mpi --test mpi
 cargo test -p rntk-cli --features mpi --test mpi_cli
+# The Python package built with MPI (dev profile: the debug build of rntk with `mpi` above
+# is reused) and its distributed tests, which run a CNTK script under mpirun -np 2.
+VENV="${RNTK_PY_MPI_VENV:-$PWD/target/ci-mpi-venv}"
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+"$VENV/bin/python" -m pip install --quiet numpy pytest
+MATURIN_PEP517_ARGS="--features mpi --profile dev" "$VENV/bin/python" -m pip install --quiet ./crates/rntk-py
+(cd crates/rntk-py && "$VENV/bin/python" -m pytest -q tests/test_distributed.py)

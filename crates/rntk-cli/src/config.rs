@@ -26,6 +26,9 @@ pub struct Config {
     /// Raised (or lowered) limits on sizes (docs/limits.md).
     #[serde(default)]
     pub limits: LimitsSpec,
+    /// The config's folder (relative paths are resolved against it).
+    #[serde(skip)]
+    pub base: PathBuf,
 }
 
 /// `[distributed]`: CNTK's distributed learners (docs/distributed.md).
@@ -143,12 +146,40 @@ pub fn read_text(path: &Path) -> Result<String> {
 #[serde(deny_unknown_fields)]
 pub struct InputSpec {
     pub name: String,
-    pub dim: usize,
+    /// A dimension, or a shape (`[1, 28, 28]`: an image in (C, H, W) order).
+    pub dim: Dims,
     /// Has a sequence axis (CNTK's `sequence.input_variable`).
     #[serde(default)]
     pub sequence: bool,
     #[serde(default)]
     pub sparse: bool,
+}
+
+/// `10` or `[3, 32, 32]`.
+#[derive(Debug, Deserialize, Clone, PartialEq)]
+#[serde(untagged)]
+pub enum Dims {
+    One(usize),
+    Shape(Vec<usize>),
+}
+
+impl Dims {
+    pub fn dims(&self) -> Vec<usize> {
+        match self {
+            Dims::One(n) => vec![*n],
+            Dims::Shape(v) => v.clone(),
+        }
+    }
+    /// Elements of one sample (0 for an empty shape).
+    pub fn numel(&self) -> usize {
+        let d = self.dims();
+        if d.is_empty() {
+            return 0;
+        }
+        d.iter()
+            .try_fold(1usize, |a, &b| a.checked_mul(b))
+            .unwrap_or(usize::MAX)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -178,6 +209,8 @@ pub struct DefaultOptionsSpec {
     pub map_rank: Option<usize>,
     pub normalization_time_constant: Option<f64>,
     pub epsilon: Option<f64>,
+    /// Automatic padding of convolution and pooling layers.
+    pub pad: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -286,10 +319,14 @@ fn train_reader() -> String {
     "train".into()
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct ReaderSpec {
-    /// The CTF file.
+    /// `"ctf"` (default) or `"image"` (CNTK's ImageDeserializer).
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// The CTF file, or an image reader's map file.
+    #[serde(alias = "map_file")]
     pub file: PathBuf,
     /// Default: one stream per input, named, dimensioned and sparse like it.
     pub streams: Option<Vec<StreamSpec>>,
@@ -306,6 +343,17 @@ pub struct ReaderSpec {
     pub frame_mode: bool,
     #[serde(default)]
     pub truncation_length: usize,
+    /// Image readers: the transforms (`crop`, `scale`, `mean`, `color`), in order.
+    pub transforms: Option<Vec<toml::Value>>,
+    /// Image readers: classes of the label stream (default: the labels input's dim).
+    pub num_classes: Option<usize>,
+    /// Image readers: the names of the two streams (`features`, `labels`).
+    pub image_stream: Option<String>,
+    pub label_stream: Option<String>,
+    /// Image readers: map lines per chunk (16).
+    pub images_per_chunk: Option<usize>,
+    /// Image readers: skip (and count) images that cannot be read instead of stopping.
+    pub skip_bad_images: Option<bool>,
 }
 
 fn yes() -> bool {
@@ -399,6 +447,7 @@ impl Config {
         let text = read_text(path)?;
         let mut c = Self::parse(&text, &path.display().to_string())?;
         let base = path.parent().unwrap_or(Path::new(""));
+        c.base = base.to_path_buf();
         let fix = |p: &mut PathBuf| {
             if p.is_relative() {
                 *p = base.join(&*p);
@@ -461,13 +510,17 @@ mod tests {
             .skip(1)
             .map(|b| b.split("```").next().unwrap())
             .collect();
-        assert_eq!(blocks.len(), 2);
+        assert_eq!(blocks.len(), 4);
         for b in blocks {
             check(b, "docs/cli-config.md");
         }
-        // the doc's copy of the seed config is the example, minus its header comment
+        // the doc's copies of the examples, minus their header comments
         let seed = include_str!("../../../examples/seed.toml");
         let body = &seed[seed.find("# features").unwrap()..];
+        assert!(doc.contains(body.trim_end()));
+        let cnn = include_str!("../../../examples/mnist_cnn.toml");
+        check(cnn, "mnist_cnn.toml");
+        let body = &cnn[cnn.find("# x = C.input_variable").unwrap()..];
         assert!(doc.contains(body.trim_end()));
     }
 }

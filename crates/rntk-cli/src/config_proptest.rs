@@ -256,7 +256,7 @@ fn exercise(text: &str) {
         check_message(&e);
     }
     for i in &c.inputs {
-        let _ = rntk::limits::check_sample_shape(&rntk::Shape::from(i.dim));
+        let _ = rntk::limits::check_sample_shape(&rntk::Shape::new(i.dim.dims()));
     }
     match crate::layers::build(&c.model.layers, &c.model.default_options) {
         Err(e) => check_message(&e),

@@ -3,19 +3,25 @@
 
 use crate::fail::{Context, Result};
 use crate::Dataset;
-use rntk::datasets::{Lm, Slots, Solar};
+use rntk::datasets::{images, Lm, Slots, Solar};
+use rntk::io::image::MeanImage;
 use std::fmt::Write as _;
 use std::io::Write;
 use std::path::Path;
 
 pub fn run(dataset: Dataset, dir: &Path, seed: u64) -> Result<()> {
     std::fs::create_dir_all(dir).context(format!("cannot create {}", dir.display()))?;
+    match dataset {
+        Dataset::Digits => return digits(dir, seed),
+        Dataset::Shapes => return shapes(dir, seed),
+        _ => {}
+    }
     for (split, train) in [("train", true), ("test", false)] {
         let path = dir.join(format!("{split}.ctf"));
         let (text, n_seq, n_samples) = match dataset {
             Dataset::Timeseries => timeseries(&Solar::generate(train, seed)),
             Dataset::Lm => lm(&Lm::generate(train, seed)),
-            Dataset::Slots => slots(&Slots::generate(train, seed)),
+            _ => slots(&Slots::generate(train, seed)),
         };
         let mut f = std::fs::File::create(&path)
             .map(std::io::BufWriter::new)
@@ -38,6 +44,66 @@ fn name(d: Dataset) -> &'static str {
         Dataset::Timeseries => "timeseries",
         Dataset::Lm => "lm",
         Dataset::Slots => "slots",
+        Dataset::Digits => "digits",
+        Dataset::Shapes => "shapes",
+    }
+}
+
+/// Synthetic digits in tutorial 103's CTF layout.
+fn digits(dir: &Path, seed: u64) -> Result<()> {
+    for (split, n, s) in [("train", 8000, seed), ("test", 2000, seed + 1000)] {
+        let path = dir.join(format!("{split}.ctf"));
+        images::write_digits_ctf(&path, n, s)
+            .context(format!("cannot write {}", path.display()))?;
+        println!(
+            "digits {split}: {n} images (1, 28, 28) -> {}",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// Coloured shapes as PNG files, map files and a mean file.
+fn shapes(dir: &Path, seed: u64) -> Result<()> {
+    let mut train_px = Vec::new();
+    for (split, n, s) in [("train", 5000, seed), ("test", 1000, seed + 1)] {
+        let map = images::write_color_shapes(dir, split, n, s)?;
+        println!(
+            "shapes {split}: {n} images (3, 32, 32) -> {}",
+            map.display()
+        );
+        if split == "train" {
+            train_px = images::color_shapes(n, s).0;
+        }
+    }
+    let mean = dir.join("mean.xml");
+    std::fs::write(&mean, mean_image(&train_px).to_xml())
+        .context(format!("cannot write {}", mean.display()))?;
+    println!("shapes mean: {}", mean.display());
+    Ok(())
+}
+
+/// CNTK 201A's mean file of 32×32 RGB images: the mean image, channels interleaved in
+/// BGR order as OpenCV stores it.
+fn mean_image(px: &[u8]) -> MeanImage {
+    const SIZE: usize = 32 * 32 * 3;
+    let n = (px.len() / SIZE).max(1) as f64;
+    let mut sum = vec![0f64; SIZE];
+    for img in px.chunks_exact(SIZE) {
+        for (s, &v) in sum.iter_mut().zip(img) {
+            *s += v as f64;
+        }
+    }
+    let data = sum
+        .chunks_exact(3)
+        .flat_map(|rgb| [rgb[2], rgb[1], rgb[0]])
+        .map(|v| (v / n) as f32)
+        .collect();
+    MeanImage {
+        channels: 3,
+        rows: 32,
+        cols: 32,
+        data,
     }
 }
 

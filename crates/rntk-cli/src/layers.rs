@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use std::sync::Arc;
 
-/// Every `type` a layer table may have.
+/// The `type`s of this file's layer tables (`conv_layers.rs` has the convolutional ones).
 pub const LAYER_TYPES: &[&str] = &[
     "Dense",
     "Embedding",
@@ -36,7 +36,18 @@ pub const LAYER_TYPES: &[&str] = &[
     "sequence.first",
     "sequence.reduce_sum",
     "sequence.reduce_max",
+    "element_times",
 ];
+
+/// Every `type` a layer table may have, those of `conv_layers.rs` included.
+fn all_types() -> String {
+    let all: Vec<&str> = LAYER_TYPES
+        .iter()
+        .chain(crate::conv_layers::CONV_TYPES)
+        .copied()
+        .collect();
+    all.join(", ")
+}
 
 const ACTIVATIONS: &str = "identity, sigmoid, tanh, relu, softplus, elu, leaky_relu, softmax";
 
@@ -104,7 +115,7 @@ pub fn initializer(v: &toml::Value, key: &str) -> Result<Initializer> {
 }
 
 /// Deserialize a table into `T`, naming `key` in the error.
-fn decode<T: DeserializeOwned>(v: toml::Value, key: &str) -> Result<T> {
+pub fn decode<T: DeserializeOwned>(v: toml::Value, key: &str) -> Result<T> {
     v.try_into::<T>()
         .map_err(|e| Fail::new(format!("{key}: {}", e.message().replace('\n', " "))))
 }
@@ -127,7 +138,7 @@ pub fn default_opts(d: &DefaultOptionsSpec) -> Result<DefaultOptions> {
         enable_self_stabilization: d.enable_self_stabilization,
         use_peepholes: d.use_peepholes,
         go_backwards: d.go_backwards,
-        pad: None,
+        pad: d.pad,
         map_rank: d.map_rank,
         normalization_time_constant: d.normalization_time_constant,
         epsilon: d.epsilon,
@@ -317,6 +328,24 @@ struct ListSpec {
 #[serde(deny_unknown_fields)]
 struct Empty {}
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TimesSpec {
+    value: f64,
+}
+
+/// `C.element_times(value, x)` as a layer (tutorial 103's `x/255`).
+struct Times(f64);
+
+impl Layer for Times {
+    fn apply(&self, x: &Variable) -> rntk::Result<Variable> {
+        rntk::functions::element_times(x, &rntk::graph::scalar(self.0, x.dtype()))
+    }
+    fn parameters(&self) -> Vec<Variable> {
+        Vec::new()
+    }
+}
+
 /// A sequence reduction (`sequence.last`, …) as a layer.
 struct SeqOp(fn(&Variable) -> rntk::Result<Variable>);
 
@@ -344,7 +373,7 @@ fn layer_of(v: &toml::Value, key: &str) -> Result<(LayerRef, String)> {
     let Some(kind) = table.get("type").and_then(|t| t.as_str()) else {
         return Err(Fail::new(format!(
             "{key}: missing `type` (expected one of {})",
-            LAYER_TYPES.join(", ")
+            all_types()
         )));
     };
     let mut rest = table.clone();
@@ -520,11 +549,24 @@ fn layer_of(v: &toml::Value, key: &str) -> Result<(LayerRef, String)> {
                 _ => sequence::reduce_max,
             }))
         }
+        "element_times" => {
+            let s: TimesSpec = decode(rest, key)?;
+            if !s.value.is_finite() {
+                return Err(Fail::new(format!(
+                    "{key}.value: {} (expected a finite number)",
+                    s.value
+                )));
+            }
+            Arc::new(Times(s.value))
+        }
+        k if crate::conv_layers::CONV_TYPES.contains(&k) => {
+            crate::conv_layers::build(k, rest, key)?
+        }
         other => {
             return Err(Fail::new(format!(
                 "{}: unknown layer type \"{other}\" (expected one of {})",
                 key.split(" (").next().unwrap_or(key),
-                LAYER_TYPES.join(", ")
+                all_types()
             )))
         }
     };

@@ -7,14 +7,17 @@
 mod config;
 #[cfg(test)]
 mod config_proptest;
+mod conv_layers;
 mod distributed;
 mod eval;
 mod fail;
 mod gendata;
+mod image_reader;
 mod info;
 mod layers;
 mod model_file;
 mod progress;
+mod readers;
 mod train;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -86,7 +89,8 @@ enum Command {
         #[arg(long, default_value_t = rntk::onnx::DEFAULT_OPSET)]
         opset: i64,
     },
-    /// Write deterministic synthetic data (DIR/train.ctf and DIR/test.ctf).
+    /// Write deterministic synthetic data (DIR/train.ctf and DIR/test.ctf; images: PNG
+    /// files and map files).
     GenData {
         #[arg(value_enum)]
         dataset: Dataset,
@@ -112,6 +116,12 @@ pub enum Dataset {
     Lm,
     /// ATIS-like slot tagging (S0 words, S1 intent, S2 slot labels; sparse).
     Slots,
+    /// 28×28 grey digits in tutorial 103's CTF layout (`labels` one-hot of 10,
+    /// `features` 784 values 0-255); 8000 train, 2000 test.
+    Digits,
+    /// 32×32 colour shapes, ten classes, as PNG files with CNTK map files
+    /// (`train_map.txt`, `test_map.txt`) and 201A's mean file (`mean.xml`); 5000 / 1000.
+    Shapes,
 }
 
 fn main() -> ExitCode {

@@ -6,12 +6,9 @@ use crate::config::{
 };
 use crate::fail::{Context, Fail, Result};
 use crate::progress::WithBar;
+use crate::readers::{check_stream_specs, check_streams, source, source_one_sweep, ReaderContext};
 use rntk::backend::Cpu;
 use rntk::graph::{DynamicAxes, Function, InputOptions};
-use rntk::io::{
-    CtfDeserializer, CtfOptions, Deserializer, MinibatchSource, MinibatchSourceConfig, StreamDef,
-    DEFAULT_CHUNK_BYTES,
-};
 use rntk::learners::{self as ln, Learner, LearnerOptions, Schedule};
 use rntk::tensor::{Device, Element};
 use rntk::train::train_on;
@@ -58,13 +55,15 @@ pub fn parameter_line(params: &[Variable]) -> String {
 }
 
 fn make_input(s: &InputSpec, dtype: DType) -> Result<Variable> {
-    if s.dim == 0 {
+    let dims = s.dim.dims();
+    if dims.is_empty() || dims.contains(&0) {
         return Err(Fail::new(format!(
-            "inputs '{}'.dim: expected at least 1",
+            "inputs '{}'.dim: expected at least 1 (every axis of a shape too), found {dims:?}",
             s.name
         )));
     }
-    rntk::limits::check_sample_shape(&rntk::Shape::from(s.dim))
+    let shape = rntk::Shape::new(dims);
+    rntk::limits::check_sample_shape(&shape)
         .map_err(|d| Fail::new(format!("inputs '{}'.dim: {d}", s.name)))?;
     let o = InputOptions {
         dtype,
@@ -77,7 +76,7 @@ fn make_input(s: &InputSpec, dtype: DType) -> Result<Variable> {
         },
         ..Default::default()
     };
-    Ok(rntk::input_variable_with(s.dim, o))
+    Ok(rntk::input_variable_with(shape, o))
 }
 
 fn loss_fn(name: &str, key: &str, z: &Variable, t: &Variable, cfg: &Config) -> Result<Variable> {
@@ -211,76 +210,6 @@ fn learner(l: &LearnerSpec, params: &[Variable]) -> Result<Box<dyn Learner>> {
     Ok(b)
 }
 
-/// A `MinibatchSource` over the reader's CTF file.
-pub fn source(name: &str, r: &ReaderSpec, inputs: &[InputSpec]) -> Result<MinibatchSource> {
-    let key = format!("readers.{name}");
-    for s in r.streams.iter().flatten() {
-        rntk::limits::check_sample_shape(&rntk::Shape::from(s.dim))
-            .map_err(|d| Fail::new(format!("{key}.streams '{}'.dim: {d}", s.name)))?;
-    }
-    let streams: Vec<StreamDef> = match &r.streams {
-        Some(s) => s
-            .iter()
-            .map(|s| {
-                let d = if s.sparse {
-                    StreamDef::sparse(&s.name, s.dim)
-                } else {
-                    StreamDef::dense(&s.name, s.dim)
-                };
-                d.field(s.field.as_deref().unwrap_or(&s.name))
-                    .defines_mb_size(s.defines_mb_size)
-            })
-            .collect(),
-        None => inputs
-            .iter()
-            .map(|i| {
-                if i.sparse {
-                    StreamDef::sparse(&i.name, i.dim)
-                } else {
-                    StreamDef::dense(&i.name, i.dim)
-                }
-            })
-            .collect(),
-    };
-    if !r.file.exists() {
-        return Err(Fail::new(format!(
-            "{key}.file: {} does not exist",
-            r.file.display()
-        )));
-    }
-    let mut options = CtfOptions::default();
-    if let Some(b) = r.chunk_bytes {
-        if b == 0 {
-            return Err(Fail::new(format!(
-                "{key}.chunk_bytes: 0 bytes per chunk; give a positive size (the default is {DEFAULT_CHUNK_BYTES})"
-            )));
-        }
-        options.chunk_bytes = b;
-    }
-    let ctf =
-        CtfDeserializer::with_options(&r.file, &streams, options).context(format!("{key}.file"))?;
-    let mut c = MinibatchSourceConfig {
-        randomize: r.randomize,
-        frame_mode: r.frame_mode,
-        truncation_length: r.truncation_length,
-        ..Default::default()
-    };
-    if let Some(m) = r.max_sweeps {
-        c.max_sweeps = m;
-    }
-    if let Some(m) = r.max_samples {
-        c.max_samples = m;
-    }
-    if let Some(s) = r.randomization_seed {
-        c.randomization_seed = s;
-    }
-    if let Some(w) = r.randomization_window_in_chunks {
-        c.randomization_window_in_chunks = w;
-    }
-    let d: Arc<dyn Deserializer> = Arc::new(ctf);
-    MinibatchSource::new(vec![d], c).context(&key)
-}
-
 fn reader<'a>(cfg: &'a Config, name: &str, key: &str) -> Result<&'a ReaderSpec> {
     cfg.readers.get(name).ok_or_else(|| {
         let known: Vec<&str> = cfg.readers.keys().map(|s| s.as_str()).collect();
@@ -321,7 +250,7 @@ fn run_typed<T: Element>(
             make_input(
                 &InputSpec {
                     name: s.name.clone(),
-                    dim: s.dim,
+                    dim: s.dim.clone(),
                     sequence: s.sequence,
                     sparse: false,
                 },
@@ -396,13 +325,19 @@ fn run_typed<T: Element>(
     }
 
     let learner = learner(&cfg.learner, &params)?;
+    let cx = ReaderContext {
+        inputs: &cfg.inputs,
+        base: &cfg.base,
+        dtype,
+        labels_dim: Some(labels.shape().numel()),
+    };
     let learner = crate::distributed::wrap(cfg.distributed.as_ref(), comm, learner)?;
 
     // readers
     let train_reader = reader(cfg, &cfg.train.reader, "train.reader")?;
     let train_key = format!("readers.{}", cfg.train.reader);
     check_stream_specs(train_reader, &map, &train_key)?;
-    let mut src = source(&cfg.train.reader, train_reader, &cfg.inputs)?;
+    let mut src = source(&cfg.train.reader, train_reader, &cx)?;
     check_streams(&src, &map, &train_key)?;
 
     // sizes
@@ -495,9 +430,9 @@ fn run_typed<T: Element>(
         check_stream_specs(r, &map, &format!("readers.{}", tc.reader))?;
         // one pass over the test data unless the reader says otherwise
         let s = if r.max_sweeps.is_none() && r.max_samples.is_none() {
-            source_one_sweep(&tc.reader, r, &cfg.inputs)?
+            source_one_sweep(&tc.reader, r, &cx)?
         } else {
-            source(&tc.reader, r, &cfg.inputs)?
+            source(&tc.reader, r, &cx)?
         };
         check_streams(&s, &map, &format!("readers.{}", tc.reader))?;
         let mut c = TestConfig::new(Box::new(s));
@@ -507,7 +442,7 @@ fn run_typed<T: Element>(
     if let Some(cv) = &cb.cross_validation {
         let r = reader(cfg, &cv.reader, "callbacks.cross_validation.reader")?;
         check_stream_specs(r, &map, &format!("readers.{}", cv.reader))?;
-        let s = source(&cv.reader, r, &cfg.inputs)?;
+        let s = source(&cv.reader, r, &cx)?;
         check_streams(&s, &map, &format!("readers.{}", cv.reader))?;
         let mut c = CrossValidationConfig::new(Box::new(s));
         c.minibatch_size = cv.minibatch_size;
@@ -606,69 +541,6 @@ fn check_outputs(cfg: &Config) -> Result<()> {
                     a.display()
                 )));
             }
-        }
-    }
-    Ok(())
-}
-
-/// The same reader limited to one sweep (CNTK's `FULL_DATA_SWEEP`), for test passes.
-fn source_one_sweep(name: &str, r: &ReaderSpec, inputs: &[InputSpec]) -> Result<MinibatchSource> {
-    let spec = ReaderSpec {
-        file: r.file.clone(),
-        streams: r.streams.clone(),
-        randomize: r.randomize,
-        max_sweeps: Some(1),
-        max_samples: None,
-        randomization_seed: r.randomization_seed,
-        randomization_window_in_chunks: r.randomization_window_in_chunks,
-        chunk_bytes: r.chunk_bytes,
-        frame_mode: r.frame_mode,
-        truncation_length: r.truncation_length,
-    };
-    source(name, &spec, inputs)
-}
-
-/// The configured streams' dimensions against the inputs, before a source starts
-/// reading (its prefetch thread would otherwise print reader warnings for data
-/// parsed with the wrong dimension ahead of the one-line error).
-fn check_stream_specs(r: &ReaderSpec, map: &[(Variable, String)], key: &str) -> Result<()> {
-    let Some(streams) = &r.streams else {
-        // default streams are made from the inputs themselves
-        return Ok(());
-    };
-    for (v, stream) in map {
-        if let Some(s) = streams.iter().find(|s| s.name == *stream) {
-            if s.dim != v.shape().numel() {
-                return Err(Fail::new(format!(
-                    "{key}: stream '{stream}' has dim {} but input '{}' has dim {}",
-                    s.dim,
-                    v.name(),
-                    v.shape().numel()
-                )));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Every mapped stream exists in the source, with the input's dimension.
-fn check_streams(src: &MinibatchSource, map: &[(Variable, String)], key: &str) -> Result<()> {
-    let names: Vec<&str> = src.streams().iter().map(|s| s.name.as_str()).collect();
-    for (v, stream) in map {
-        let Some(info) = src.stream_info(stream) else {
-            return Err(Fail::new(format!(
-                "{key}: input '{}' reads stream '{stream}', which the reader does not define (streams: {}); add it to {key}.streams or map the input in train.inputs_to_streams",
-                v.name(),
-                names.join(", ")
-            )));
-        };
-        if info.sample_shape.numel() != v.shape().numel() {
-            return Err(Fail::new(format!(
-                "{key}: stream '{stream}' has dim {} but input '{}' has dim {}",
-                info.sample_shape.numel(),
-                v.name(),
-                v.shape().numel()
-            )));
         }
     }
     Ok(())

@@ -2,31 +2,11 @@
 //! user errors that exit 1 with one helpful line and no panic.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::OnceLock;
 
-fn rntk(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rntk"))
-        .args(args)
-        .output()
-        .expect("the rntk binary runs")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-/// A fresh folder under the target's temp dir.
-fn dir(name: &str) -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("rntk-cli-{name}"));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
+mod support;
+use support::{assert_user_error, dir, p, rntk, text};
 
 /// Data generated once per data set for all tests.
 fn data(set: &str) -> PathBuf {
@@ -40,18 +20,6 @@ fn data(set: &str) -> PathBuf {
         d
     })
     .clone()
-}
-
-/// One user error: exit 1, one line on stderr starting `rntk: `, containing `needle`.
-fn assert_user_error(o: &Output, needles: &[&str]) {
-    let err = text(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
-    assert!(!err.contains("panicked"), "{err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
-    assert!(err.starts_with("rntk: "), "{err}");
-    for n in needles {
-        assert!(err.contains(n), "{err:?} should mention {n:?}");
-    }
 }
 
 fn seed_config(data: &Path, out: &Path, layers: &str) -> String {

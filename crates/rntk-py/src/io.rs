@@ -213,16 +213,26 @@ impl PySource {
         self.streams.clone()
     }
     /// The next minibatch: `{key: MinibatchData}` for `map` = [(key, stream name)], or
-    /// `{stream name: MinibatchData}` without it; an empty dict at the end.
-    #[pyo3(signature = (size, map=None))]
+    /// `{stream name: MinibatchData}` without it; an empty dict at the end. With
+    /// `num_data_partitions` > 1 (distributed training) `size` counts the samples of all
+    /// workers and the minibatch holds partition `partition_index`'s sequences (empty
+    /// when none of them is in it, as CNTK's).
+    #[pyo3(signature = (size, map=None, num_data_partitions=1, partition_index=0))]
     fn next_minibatch<'py>(
         &self,
         py: Python<'py>,
         size: usize,
         map: Option<Vec<(Bound<'py, PyAny>, String)>>,
+        num_data_partitions: usize,
+        partition_index: usize,
     ) -> PyResult<Bound<'py, PyDict>> {
         if size == 0 {
             return Err(value_err("minibatch_size_in_samples must be at least 1"));
+        }
+        if num_data_partitions == 0 || partition_index >= num_data_partitions {
+            return Err(value_err(format!(
+                "partition_index {partition_index} is not one of num_data_partitions = {num_data_partitions}"
+            )));
         }
         let inner = self.inner.clone();
         let mb = nogil(py, move || {
@@ -230,7 +240,13 @@ impl PySource {
                 Ok(g) => g,
                 Err(p) => p.into_inner(),
             };
-            g.next_minibatch(size)
+            if num_data_partitions == 1 {
+                return g.next_minibatch(size);
+            }
+            Ok(
+                g.next_minibatch_partition(size, num_data_partitions, partition_index)?
+                    .and_then(|p| p.minibatch),
+            )
         })?;
         let d = PyDict::new(py);
         let Some(mb) = mb else { return Ok(d) };

@@ -8,7 +8,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyList;
 use rntk::learners::{
     adadelta, adagrad, adam, fsadagrad, momentum_sgd, nesterov, rmsprop, sgd, AdamOptions,
-    FsAdaGradOptions, Learner, LearnerOptions, LearnerState, RmsPropOptions, Schedule,
+    Distribution, FsAdaGradOptions, GradientExchange, Learner, LearnerOptions, LearnerState,
+    MinibatchInfo, RmsPropOptions, Schedule,
 };
 use rntk::{Tensor, Variable};
 use std::sync::{Arc, Mutex};
@@ -100,17 +101,26 @@ pub struct PyLearner {
     pub params: Vec<Variable>,
 }
 
-/// The adapter a `Trainer` owns: forwards to the shared learner.
+/// The adapter a `Trainer` (or a distributed learner wrapping this one) owns: forwards
+/// every `Learner` method to the shared learner, the distributed ones included.
 pub struct SharedLearner {
     inner: Shared,
     params: Vec<Variable>,
+    /// The exchange handed to the trainer while a distributed learner's gradients are
+    /// exchanged during the backward pass (`begin_minibatch`).
+    exchange: Option<SharedExchange>,
 }
+
+/// A distributed learner's gradient exchange behind the shared learner's lock: each
+/// call takes the lock and goes to `Learner::gradient_exchange`.
+struct SharedExchange(Shared);
 
 impl PyLearner {
     pub fn for_trainer(&self) -> Box<dyn Learner> {
         Box::new(SharedLearner {
             inner: self.inner.clone(),
             params: self.params.clone(),
+            exchange: None,
         })
     }
 }
@@ -153,6 +163,63 @@ impl Learner for SharedLearner {
     }
     fn progress_lines(&self) -> Vec<(String, f64)> {
         with!(self, l => l.progress_lines())
+    }
+    fn update_minibatch(
+        &mut self,
+        g: &mut [(Variable, Tensor)],
+        info: &mut MinibatchInfo,
+    ) -> rntk::Result<bool> {
+        with!(self, l => l.update_minibatch(g, info))
+    }
+    fn distribution(&self) -> Option<Distribution> {
+        with!(self, l => l.distribution())
+    }
+    fn reset_smoothed_gradients(&mut self) {
+        with!(self, l => l.reset_smoothed_gradients())
+    }
+    fn synchronize(&mut self) -> rntk::Result<()> {
+        with!(self, l => l.synchronize())
+    }
+    fn begin_minibatch(&mut self) -> rntk::Result<Option<&mut dyn GradientExchange>> {
+        let exchanging = with!(self, l => l.begin_minibatch()?.is_some());
+        self.exchange = exchanging.then(|| SharedExchange(self.inner.clone()));
+        Ok(self
+            .exchange
+            .as_mut()
+            .map(|x| x as &mut dyn GradientExchange))
+    }
+    fn gradient_exchange(&mut self) -> Option<&mut dyn GradientExchange> {
+        self.exchange
+            .as_mut()
+            .map(|x| x as &mut dyn GradientExchange)
+    }
+}
+
+impl SharedExchange {
+    fn with<R>(
+        &self,
+        f: impl FnOnce(&mut dyn GradientExchange) -> rntk::Result<R>,
+    ) -> rntk::Result<R> {
+        let mut l = match self.0.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        match l.gradient_exchange() {
+            Some(x) => f(x),
+            None => Err(rntk::Error::Distributed {
+                rank: None,
+                detail: "the learner has no gradient exchange in progress".into(),
+            }),
+        }
+    }
+}
+
+impl GradientExchange for SharedExchange {
+    fn ready(&mut self, index: usize, gradient: Tensor) -> rntk::Result<()> {
+        self.with(|x| x.ready(index, gradient))
+    }
+    fn finish(&mut self) -> rntk::Result<Vec<Tensor>> {
+        self.with(|x| x.finish())
     }
 }
 

@@ -7,9 +7,11 @@
 //! `TypeError`, `RuntimeError`) and catches panics, so none crosses into Python; long
 //! computations release the GIL.
 
+mod attention;
 mod conv;
 mod data;
 mod device;
+mod distributed;
 mod errors;
 mod graph;
 mod image;
@@ -30,9 +32,11 @@ fn _rntk(m: &Bound<'_, PyModule>) -> PyResult<()> {
     conv::register(m)?;
     ops::register(m)?;
     layers::register(m)?;
+    attention::register(m)?;
     learners::register(m)?;
     train::register(m)?;
     io::register(m)?;
     device::register(m)?;
+    distributed::register(m)?;
     Ok(())
 }

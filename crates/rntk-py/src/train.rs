@@ -226,6 +226,18 @@ impl PyWriter {
     fn log(&self, message: &str) {
         lock!(self.inner).log(message)
     }
+    /// A test minibatch of a manual pass (an `Evaluator`'s): the writer's counts since its
+    /// last test summary and the evaluator's metric sum, as CNTK's `UpdateTest` passes
+    /// them (a printer with `test_freq` prints its window line from these).
+    fn test_update(&self, metric_sum: f64, samples: u64, minibatches: u64) {
+        let t = Totals {
+            updates: minibatches,
+            samples,
+            loss: 0.0,
+            metric: metric_sum,
+        };
+        lock!(self.inner).on_test_update(&t);
+    }
     /// Test summary of a manual pass (loss-free): metric average over samples.
     fn test_summary(&self, metric: f64, samples: u64, minibatches: u64) {
         let t = Totals {
@@ -564,6 +576,18 @@ impl MinibatchProvider for Interruptible {
             return Err(rntk::Error::Argument(INTERRUPTED.into()));
         }
         lock!(self.0).next_minibatch(size)
+    }
+    fn next_minibatch_partition(
+        &mut self,
+        size: usize,
+        num_data_partitions: usize,
+        partition_index: usize,
+    ) -> rntk::Result<Option<rntk::io::MinibatchPartition>> {
+        let stop = Python::attach(|py| py.check_signals().is_err());
+        if stop {
+            return Err(rntk::Error::Argument(INTERRUPTED.into()));
+        }
+        lock!(self.0).next_minibatch_partition(size, num_data_partitions, partition_index)
     }
     fn position(&self) -> rntk::Result<serde_json::Value> {
         lock!(self.0).position()

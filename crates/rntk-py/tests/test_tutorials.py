@@ -132,3 +132,11 @@ def test_102_feed_forward_equals_cntk_from_the_same_seed(tmp_path):
     (losses, errors, test error, labels, predictions) equal to 4 significant digits."""
     assert_equal_to_4_digits(run('cntk_102_feed_forward', tmp_path),
                              fixture('cntk_102_feed_forward'))
+
+
+def test_evaluator_test_freq_lines_equal_cntk(tmp_path):
+    """Evaluator + ProgressPrinter(test_freq=n): CNTK's per-window ``Evaluation
+    Minibatch[a-b]`` lines (percent and plain metric), the summaries, counts restarting
+    after each summary — every line equal to CNTK's (variants/evaluator_test_freq.py)."""
+    assert_equal_to_4_digits(run('evaluator_test_freq', tmp_path, 'variants'),
+                             fixture('evaluator_test_freq'))

@@ -1,7 +1,13 @@
 //! Training benchmarks P2 `lm` and P3 `slots` of issue #7 on the CTF files shared with the
 //! peers (`../shared/bench/cntk/bench_{lm,slots}.py`, `../shared/bench/torch/bench_{lm,slots}.py`),
-//! configured exactly as CNTK 2.7's scripts:
+//! configured exactly as CNTK 2.7's scripts, and P1 `seed` (the seed program's model and
+//! learner in this loop, so that it can run distributed like the others; `seed_bench` is
+//! its timed `train()` against the peers):
 //!
+//! * **seed**: dense time series (dim 1) → `Fold(LSTM(15))` (initial state 0.1) →
+//!   `Dense(1)`; `squared_error` as loss and metric; `adam` (lr 0.005, momentum 0.9);
+//!   minibatches of 140 samples (time steps; the counted samples are the labels, one
+//!   per sequence); 3 untimed + 200 timed minibatches; 5 test minibatches.
 //! * **lm**: sparse one-hot words (10000) → `Embedding(200)` → `Recurrence(LSTM(200))` →
 //!   `Recurrence(LSTM(200))` → `Dense(10000)`; `cross_entropy_with_softmax` and
 //!   `classification_error`; `momentum_sgd` (lr 0.02 per sample, momentum 0.9 per
@@ -50,17 +56,20 @@ use rntk::io::{
     DEFAULT_CHUNK_BYTES, INFINITELY_REPEAT,
 };
 use rntk::layers::{
-    default_options, DefaultOptions, Dense, Embedding, Layer, Lstm, Recurrence, Sequential,
+    default_options, DefaultOptions, Dense, Embedding, Fold, Layer, Lstm, Recurrence, Sequential,
 };
 use rntk::learners::{adam, momentum_sgd, AdamOptions, Learner, LearnerOptions, Schedule};
 use rntk::train::{feeds_for, Trainer};
-use rntk::{losses, metrics, sequence, Executor, InputOptions, Result, Value, Variable};
+use rntk::{
+    input_variable, losses, metrics, sequence, Executor, InputOptions, Result, Value, Variable,
+};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 #[derive(Clone, Copy, PartialEq)]
 enum Workload {
+    Seed,
     Lm,
     Slots,
 }
@@ -87,7 +96,7 @@ struct Args {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: workload_bench lm|slots TRAIN.ctf TEST.ctf [--minibatches N] [--warmup N] [--test-minibatches N] [--seed N] [--quiet] [--distributed dp|1bit|bm] [--block-size N] [--losses] [--chunk-bytes N] [--distributed-after SAMPLES] [--block-lr X] [--block-tc SAMPLES] [--no-nesterov] [--bucket-bytes N]"
+        "usage: workload_bench seed|lm|slots TRAIN.ctf TEST.ctf [--minibatches N] [--warmup N] [--test-minibatches N] [--seed N] [--quiet] [--distributed dp|1bit|bm] [--block-size N] [--losses] [--chunk-bytes N] [--distributed-after SAMPLES] [--block-lr X] [--block-tc SAMPLES] [--no-nesterov] [--bucket-bytes N]"
     );
     std::process::exit(1)
 }
@@ -95,20 +104,25 @@ fn usage() -> ! {
 fn parse_args() -> Args {
     let mut it = std::env::args().skip(1);
     let workload = match it.next().as_deref() {
+        Some("seed") => Workload::Seed,
         Some("lm") => Workload::Lm,
         Some("slots") => Workload::Slots,
         _ => usage(),
     };
     let train = PathBuf::from(it.next().unwrap_or_else(|| usage()));
     let test = PathBuf::from(it.next().unwrap_or_else(|| usage()));
-    let lm = workload == Workload::Lm;
+    let (minibatches, test_minibatches) = match workload {
+        Workload::Seed => (200, 5),
+        Workload::Lm => (50, 5),
+        Workload::Slots => (80, 10),
+    };
     let mut a = Args {
         workload,
         train,
         test,
-        minibatches: if lm { 50 } else { 80 },
+        minibatches,
         warmup: 3,
-        test_minibatches: if lm { 5 } else { 10 },
+        test_minibatches,
         seed: 1,
         quiet: false,
         distributed: None,
@@ -180,6 +194,36 @@ fn sparse_seq_input(dim: usize, name: &str) -> Variable {
     )
 }
 
+fn seed() -> Result<Setup> {
+    let x = sequence::input_variable(1);
+    let y = input_variable(1);
+    let model = default_options(
+        DefaultOptions {
+            initial_state: Some(0.1),
+            ..Default::default()
+        },
+        || {
+            Sequential::default()
+                .then(Fold::new(Lstm::new(15)))
+                .then(Dense::new(1))
+        },
+    );
+    let z = model.apply(&x)?;
+    Ok(Setup {
+        name: "seed",
+        streams: vec![
+            StreamDef::dense("features", 1),
+            StreamDef::dense("target", 1),
+        ],
+        map: vec![(x, "features".into()), (y.clone(), "target".into())],
+        ce: losses::squared_error(&z, &y)?,
+        err: losses::squared_error(&z, &y)?,
+        z,
+        params: model.parameters(),
+        minibatch_size: 140,
+    })
+}
+
 fn lm() -> Result<Setup> {
     const VOCAB: usize = 10000;
     let x = sparse_seq_input(VOCAB, "features");
@@ -242,6 +286,12 @@ fn slots() -> Result<Setup> {
 
 fn learner(w: Workload, params: &[Variable]) -> Result<Box<dyn Learner>> {
     Ok(match w {
+        Workload::Seed => Box::new(adam(
+            params,
+            Schedule::constant(0.005),
+            Schedule::constant(0.9),
+            AdamOptions::default(),
+        )?),
         Workload::Lm => Box::new(momentum_sgd(
             params,
             Schedule::constant(0.02).per_sample(),
@@ -330,6 +380,7 @@ fn main() -> Result<()> {
     let args = parse_args();
     set_fixed_random_seed(args.seed);
     let s = match args.workload {
+        Workload::Seed => seed()?,
         Workload::Lm => lm()?,
         Workload::Slots => slots()?,
     };
@@ -432,6 +483,8 @@ fn main() -> Result<()> {
         losses_seen.push(loss);
         errors_seen.push(trainer.previous_minibatch_evaluation_average());
         if i + 1 == args.warmup {
+            // the exchange time counted is the timed minibatches' (not the first broadcast)
+            *comm.seconds.lock().expect("timer") = 0.0;
             println!(
                 "--- warm-up: {} untimed minibatches took {:.3} s",
                 args.warmup,
@@ -450,6 +503,13 @@ fn main() -> Result<()> {
         }
     }
     let timed_s = read_s + train_s;
+    // CPU time of all workers (each process's user + system time over the timed minibatches,
+    // MPI's polling while it waits included): samples per CPU-second compare 1 and N processes
+    let mut cpu_all = [cpu_s];
+    if workers > 1 {
+        world.all_reduce_f64(&mut cpu_all)?;
+    }
+    let cpu_all = cpu_all[0];
     let last = &losses_seen[losses_seen.len().saturating_sub(10)..];
     let last_e = &errors_seen[errors_seen.len().saturating_sub(10)..];
     let mean10 = last.iter().sum::<f64>() / last.len() as f64;
@@ -513,7 +573,10 @@ fn main() -> Result<()> {
         return Ok(());
     }
     let comm_s = *comm.seconds.lock().expect("timer");
-    let mut extra = format!(",\"workers\":{workers},\"comm_seconds\":{comm_s:.4}");
+    let mut extra = format!(
+        ",\"workers\":{workers},\"comm_seconds\":{comm_s:.4},\"cpu_seconds_all_workers\":{cpu_all:.3},\"samples_per_cpu_s\":{:.1}",
+        samples as f64 / cpu_all
+    );
     if let Some(m) = &args.distributed {
         extra.push_str(&format!(",\"distributed\":\"{m}\""));
     }

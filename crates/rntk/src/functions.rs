@@ -277,6 +277,22 @@ pub fn lstm_scan(
     )
 }
 
+/// Fused additive attention: each step `i` of the query sequence `q` (shape `(A,)`)
+/// attends over the key sequence `k` (`(A,)`) of its batch item, `y_i = Σ_j α_ij v_j`
+/// with `α_i = softmax_j(w · tanh(q_i + k_j))` over that item's steps only; `v` are the
+/// values (any shape, on the keys' axis), `w` the scoring weights `(A,)` or `(A, 1)`.
+/// The query and the keys may live on different sequence axes (decoder and encoder);
+/// they are paired by batch item. The core of CNTK's `AttentionModel` (see
+/// `layers::AttentionModel`).
+pub fn additive_attention(
+    q: &Variable,
+    k: &Variable,
+    v: &Variable,
+    w: &Variable,
+) -> Result<Variable> {
+    prim(Op::AdditiveAttention, &[q, k, v, w], "")
+}
+
 /// CNTK's `convolution(W, x, strides, sharing, auto_padding, dilation, reduction_rank,
 /// groups, …)`: `W` is `(O, C/groups, k…)` (reduction_rank 1) or `(O, k…)` (0), `x` is
 /// `(C, spatial…)`; the result `(O, out…)`. Per-axis attributes follow CNTK's lists

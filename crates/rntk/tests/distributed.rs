@@ -290,3 +290,21 @@ fn one_bit_sgd_carries_the_quantization_error_forward() {
         );
     }
 }
+
+/// One worker: nothing is aggregated, so 1-bit SGD quantizes nothing and the update is
+/// the local learner's own (CNTK's quantized aggregation returns its input unquantized
+/// for one worker; before, rntk quantized it, which made one process differ from CNTK's).
+#[test]
+fn one_bit_sgd_on_one_worker_is_the_local_learner() {
+    let (p, local) = sgd_on(&[0.0; 4]);
+    let o = DataParallelOptions {
+        num_quantization_bits: 1,
+        ..Default::default()
+    };
+    let comm: Arc<dyn Communicator> = Arc::new(rntk::distributed::SingleProcess);
+    let mut l = data_parallel_distributed_learner(local, comm, o).unwrap();
+    let g = [0.3, -0.1, 0.05, 0.7];
+    step(&mut l, &p, &g);
+    step(&mut l, &p, &g);
+    assert_eq!(values(&p), vec![-0.6, 0.2, -0.1, -1.4]);
+}

@@ -1,6 +1,7 @@
 //! The kernel families on the GPU, one file each, and the small helpers they share:
 //! kernel arguments from views, broadcast index tables, the host path.
 
+mod attention;
 mod conv;
 mod copies;
 mod elementwise;

@@ -5,14 +5,16 @@ rntk's (``import cntk as C``, ``from cntk.layers import Dense``,
 ``import cntk.tests.test_utils``), then runs the script as ``__main__``."""
 
 import importlib
-import importlib.abc
 import importlib.machinery
 import sys
 
 __all__ = ['install', 'main']
 
 
-class _Loader(importlib.abc.Loader):
+class _Loader(object):
+    """Hands out the rntk module already imported (the loader protocol needs no base class;
+    ``importlib.abc`` would import ``importlib.resources``, pathlib, tempfile…)."""
+
     def __init__(self, module):
         self.module = module
 
@@ -23,7 +25,7 @@ class _Loader(importlib.abc.Loader):
         pass
 
 
-class CntkAliasFinder(importlib.abc.MetaPathFinder):
+class CntkAliasFinder(object):
     """Maps ``cntk`` / ``cntk.X`` to ``rntk`` / ``rntk.X``."""
 
     def find_spec(self, fullname, path=None, target=None):

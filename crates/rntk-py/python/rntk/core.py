@@ -1,6 +1,6 @@
 """``Value`` and ``NDArrayView`` (CNTK's ``cntk.core``)."""
 
-import numpy as np
+from . import _np as np
 
 from . import _rntk
 

@@ -2,7 +2,7 @@
 or layer draws its first value from; without ``seed``, seeds come from the process-wide
 sequence that ``cntk_py.set_fixed_random_seed`` restarts."""
 
-import numpy as np
+from . import _np as np
 
 from . import _rntk
 
@@ -81,6 +81,6 @@ def _to_init(init, dtype='float32'):
         return init
     if init is None:
         return _rntk.Init('glorot_uniform', 1.0, None, None)
-    if np.isscalar(init):
+    if np.is_scalar(init):
         return _rntk.Init('constant', float(init), None, None)
     return _rntk.Init.array(np.asarray(init), dtype)

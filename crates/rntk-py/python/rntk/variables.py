@@ -1,7 +1,7 @@
 """Variables (inputs, parameters, constants, outputs), axes and the operators on them
 (CNTK's ``cntk.variables``)."""
 
-import numpy as np
+from . import _np as np
 
 from . import _rntk
 
@@ -28,6 +28,8 @@ def _np_dtype(name):
 def _dtype_name(dtype):
     if dtype is None:
         return 'float32'
+    if isinstance(dtype, str) and dtype in ('float32', 'float64'):
+        return dtype
     d = np.dtype(dtype)
     if d == np.float64:
         return 'float64'
@@ -278,7 +280,7 @@ class Variable(TensorOpsMixin):
         if isinstance(shape, _rntk.Var):
             self._v = shape
             return
-        s = () if shape is None else ((shape,) if np.isscalar(shape) else tuple(shape))
+        s = () if shape is None else ((shape,) if np.is_scalar(shape) else tuple(shape))
         self._v = _rntk.input_variable(list(s), _dtype_name(dtype), is_sparse, needs_gradient,
                                        _axes_handle(dynamic_axes), name)
 
@@ -353,12 +355,12 @@ class Parameter(Variable):
             return
         from .initializer import _to_init
         dt = _dtype_name(dtype)
-        if isinstance(init, np.ndarray) or (init is not None and not np.isscalar(init)
+        if np.is_array(init) or (init is not None and not np.is_scalar(init)
                                              and not hasattr(init, '_i')):
             arr = np.asarray(init)
             self._v = _rntk.parameter_from(arr, dt, name)
             return
-        s = () if shape is None else ((shape,) if np.isscalar(shape) else tuple(shape))
+        s = () if shape is None else ((shape,) if np.is_scalar(shape) else tuple(shape))
         self._v = _rntk.parameter(list(s), dt, _to_init(0 if init is None else init), name)
 
     @property
@@ -384,13 +386,13 @@ class Constant(Variable):
             self._v = value
             return
         dt = _dtype_name(dtype if dtype is not None else
-                         (np.asarray(value).dtype if isinstance(value, np.ndarray) and
+                         (np.asarray(value).dtype if np.is_array(value) and
                           np.asarray(value).dtype == np.float64 else None))
         if value is None:
             value = 0.0
         arr = np.asarray(value, dtype=_np_dtype(dt))
         if shape is not None:
-            s = (shape,) if np.isscalar(shape) else tuple(shape)
+            s = (shape,) if np.is_scalar(shape) else tuple(shape)
             arr = np.broadcast_to(arr, s).copy()
         self._v = _rntk.constant(arr, dt, name)
 

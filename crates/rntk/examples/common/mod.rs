@@ -123,3 +123,12 @@ pub fn temp_dir(tag: &str) -> Result<PathBuf> {
     })?;
     Ok(dir)
 }
+
+/// `Training N parameters in K parameter tensors.` (`C.logging.log_number_of_parameters`).
+pub fn parameter_line(params: &[rntk::Variable]) -> String {
+    let n: usize = params.iter().map(|p| p.shape().numel()).sum();
+    format!(
+        "Training {n} parameters in {} parameter tensors.",
+        params.len()
+    )
+}

@@ -9,6 +9,7 @@
 //! | softmax and fused losses | [`Losses`] | softmax, sequence softmax, hardmax, cross-entropy, errors |
 //! | copies | [`Copies`] | slice, splice, permute, delays, row maps, one_hot, gather, densify |
 //! | recurrent | [`Recurrent`] | the fused LSTM cell and scan |
+//! | attention | [`Attention`] | additive attention of one sequence over another, masked per batch item |
 //! | learner updates | [`Updates`] | clip → L2 → rule → L1 in one call per parameter |
 //! | random numbers | [`Random`] | dropout masks |
 //! | convolutions | [`Convolutions`] | convolution (forward, data and filter gradients), pooling, max unpooling |
@@ -27,6 +28,7 @@
 //! buffers.
 
 pub mod arena;
+pub mod attention;
 pub mod conv;
 pub mod copies;
 pub mod cpu;
@@ -41,6 +43,7 @@ pub mod reduce;
 pub mod updates;
 
 pub use arena::Arena;
+pub use attention::Attention;
 pub use conv::Convolutions;
 pub use copies::Copies;
 pub use cpu::Cpu;
@@ -67,6 +70,7 @@ pub trait Backend:
     + Losses
     + Copies
     + Recurrent
+    + Attention
     + Updates
     + Random
     + Convolutions
@@ -81,6 +85,7 @@ impl<B> Backend for B where
         + Losses
         + Copies
         + Recurrent
+        + Attention
         + Updates
         + Random
         + Convolutions

@@ -129,6 +129,11 @@ impl DataParallelDistributedLearner {
         grads: &mut [(Variable, Tensor)],
         info: &mut MinibatchInfo,
     ) -> Result<()> {
+        if self.comm.size() == 1 {
+            // nothing to aggregate: one worker trains as its local learner (CNTK's
+            // quantized aggregation returns its input unquantized for one worker too)
+            return Ok(());
+        }
         let t0 = Instant::now();
         if self.options.num_quantization_bits == 32 {
             for (p, g) in grads.iter_mut() {
@@ -257,6 +262,11 @@ impl Learner for DataParallelDistributedLearner {
         let x = self.overlap.as_mut().expect("just made");
         x.begin()?;
         Ok(Some(x as &mut dyn GradientExchange))
+    }
+    fn gradient_exchange(&mut self) -> Option<&mut dyn GradientExchange> {
+        self.overlap
+            .as_mut()
+            .map(|x| x as &mut dyn GradientExchange)
     }
     fn distribution(&self) -> Option<Distribution> {
         Some(Distribution {

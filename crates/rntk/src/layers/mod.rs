@@ -12,6 +12,7 @@
 //! | [`Fold`] | `Fold(step, go_backwards, initial_state, return_full_state)` |
 //! | [`UnfoldFrom`] | `UnfoldFrom(generator_function, until_predicate, length_increase)` |
 //! | [`Delay`] | `Delay(T, initial_state)` |
+//! | [`AttentionModel`] | `AttentionModel(attention_dim, init, enable_self_stabilization)` applied to `(encoder, decoder)` (the windowed `attention_span`/`attention_axis` mode is not supported) |
 //! | [`Stabilizer`] | `Stabilizer(steepness, enable_self_stabilization)` |
 //! | [`Dropout`] | `Dropout(dropout_rate)`; [`Dropout::keep_prob`] = `Dropout(keep_prob=…)` |
 //! | [`LayerNormalization`] | `LayerNormalization(initial_scale, initial_bias, epsilon)` |
@@ -34,6 +35,7 @@
 //! finite differences (tests/gradcheck_layers.rs).
 
 mod activation;
+mod attention;
 mod conv;
 mod defaults;
 mod delay;
@@ -48,6 +50,7 @@ mod stabilizer;
 mod unfold;
 
 pub use activation::Activation;
+pub use attention::AttentionModel;
 pub use conv::{Convolution, MaxUnpooling, Pooling};
 pub use defaults::{default_options, default_options_for, DefaultOptions};
 pub use delay::Delay;

@@ -122,6 +122,14 @@ pub trait Learner: Send {
     fn begin_minibatch(&mut self) -> Result<Option<&mut dyn GradientExchange>> {
         Ok(None)
     }
+
+    /// The exchange the last [`Learner::begin_minibatch`] returned, again (without
+    /// starting another): a learner shared behind a lock hands the trainer an exchange
+    /// of its own that takes the lock and forwards each call here. `None` when
+    /// `begin_minibatch` returned none.
+    fn gradient_exchange(&mut self) -> Option<&mut dyn GradientExchange> {
+        None
+    }
 }
 
 /// A learner's exchange of gradients overlapping the backward pass (see

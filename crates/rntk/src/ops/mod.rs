@@ -11,6 +11,7 @@
 //! * **whole** ops change the dynamic layout (sequence.*, reductions over all axes)
 //!   and see entire values with their layouts; they cannot sit inside a loop.
 
+pub(crate) mod attention;
 pub(crate) mod batchnorm;
 pub(crate) mod binary;
 pub(crate) mod conv;
@@ -164,6 +165,9 @@ pub enum Op {
     LstmScan {
         reverse: bool,
     },
+    /// Fused additive attention `additive_attention(q, k, v, w)`: every query step over
+    /// the key/value sequence of its batch item (see `attention.rs`).
+    AdditiveAttention,
     /// Fused `cross_entropy_with_softmax(o, t)` along the last static axis; `t` may be
     /// sparse (see `softmax_ce.rs`).
     CrossEntropyWithSoftmax,
@@ -233,6 +237,7 @@ impl Op {
             Op::Ndcg1 => "NDCG1Eval",
             Op::LstmCell => "LSTMCell",
             Op::LstmScan { .. } => "LSTMScan",
+            Op::AdditiveAttention => "AdditiveAttention",
             Op::CrossEntropyWithSoftmax => "CrossEntropyWithSoftmax",
             Op::ClassificationError => "ClassificationError",
             Op::Convolution(_) => "Convolution",
@@ -265,7 +270,8 @@ impl Op {
             | Op::ClassificationErrorTopN { .. }
             | Op::LambdaRank
             | Op::Ndcg1
-            | Op::LstmScan { .. } => ExecKind::Whole,
+            | Op::LstmScan { .. }
+            | Op::AdditiveAttention => ExecKind::Whole,
             Op::Convolution(a) if a.sequential => ExecKind::Whole,
             _ => ExecKind::RowLocal,
         }

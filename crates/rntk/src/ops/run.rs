@@ -279,6 +279,7 @@ impl Op {
                 lstm_scan::forward(b, *reverse, args, B::view_mut(out), ctx.par, st)?;
                 Ok(fixed(args[0].layout.clone()))
             }
+            Op::AdditiveAttention => attention::forward(b, args, static_shape, out, st),
             // sequential convolution (the only whole convolution)
             Op::Convolution(a) => {
                 let l = conv_seq::forward(b, (self, a), args, static_shape, out, ctx, st)?;
@@ -313,6 +314,7 @@ impl Op {
             Op::LstmScan { reverse } => {
                 lstm_scan::backward(b, *reverse, i, args, dout, din, ctx.par, st)
             }
+            Op::AdditiveAttention => attention::backward(b, i, args, dout, din, st),
             Op::Convolution(a) => {
                 let sh = (out_shape, out_layout);
                 conv_seq::backward(b, a, i, args, sh, dout, din, ctx, st)

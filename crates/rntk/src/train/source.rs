@@ -80,7 +80,10 @@ impl MinibatchProvider for MinibatchSourceFromData {
 }
 
 /// Feeds for `map` (model input → stream name) from a minibatch. A batch-only input fed
-/// from a stream of one-row sequences (the seed program's `target`) gets a batch value.
+/// from a stream of one-row sequences (the seed program's `target`) gets a batch value;
+/// a stream whose samples have the input's number of elements in another shape feeds it
+/// as the input's shape, as CNTK does (tutorial 103's 784 CTF values into a (1, 28, 28)
+/// image, in (C, H, W) order).
 pub fn feeds_for(mb: &Minibatch, map: &[(Variable, String)]) -> Result<Vec<(Variable, Value)>> {
     map.iter()
         .map(|(v, stream)| {
@@ -96,7 +99,55 @@ pub fn feeds_for(mb: &Minibatch, map: &[(Variable, String)]) -> Result<Vec<(Vari
                 (DynamicAxes::Batch, Layout::Sequence(_)) => d.to_batch()?,
                 _ => d.data.clone(),
             };
-            Ok((v.clone(), value))
+            Ok((v.clone(), shaped_like(value, v)?))
         })
         .collect()
+}
+
+/// `value` with the sample shape of `input` when both hold the same number of elements
+/// (a mismatch is left for the executor to report with both shapes).
+fn shaped_like(value: Value, input: &Variable) -> Result<Value> {
+    let shape = input.shape();
+    if *value.shape() == shape || value.shape().numel() != shape.numel() || shape.has_inferred() {
+        return Ok(value);
+    }
+    let layout = value.layout().clone();
+    Value::new(shape, layout, value.into_data())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::MinibatchData;
+
+    #[test]
+    fn a_flat_stream_feeds_an_image_input_in_its_shape() {
+        let x = crate::input_variable([1, 2, 3]);
+        let data = Value::batch([6], (0..12).map(|v| v as f32).collect()).unwrap();
+        let mb = Minibatch {
+            streams: vec![crate::io::StreamInformation {
+                name: "features".into(),
+                id: 0,
+                storage_format: crate::io::StorageFormat::Dense,
+                element_type: crate::DType::F32,
+                sample_shape: crate::Shape::from(6),
+                defines_mb_size: false,
+            }],
+            data: vec![MinibatchData {
+                data: data.clone(),
+                num_sequences: 2,
+                num_samples: 2,
+                end_of_sweep: false,
+            }],
+            keys: vec![0, 1],
+            pieces: Vec::new(),
+        };
+        let feeds = feeds_for(&mb, &[(x, "features".into())]).unwrap();
+        assert_eq!(feeds[0].1.shape().dims(), &[1, 2, 3]);
+        assert_eq!(feeds[0].1.to_vec::<f32>(), data.to_vec::<f32>());
+        // another size is left as it is (the executor names both shapes)
+        let y = crate::input_variable(5);
+        let feeds = feeds_for(&mb, &[(y, "features".into())]).unwrap();
+        assert_eq!(feeds[0].1.shape().dims(), &[6]);
+    }
 }

@@ -2,7 +2,7 @@
 (``CTFDeserializer``, ``ImageDeserializer``) with ``StreamDef(s)``,
 ``MinibatchSourceFromData`` over numpy arrays, ``MinibatchData``."""
 
-import numpy as np
+from .. import _np as np
 
 from .. import _rntk
 from ..variables import Record
@@ -54,7 +54,7 @@ class CTFDeserializer(object):
             dim = s['dim']
             if dim is None:
                 raise ValueError("StreamDef '%s' needs shape=" % name)
-            dim = int(np.prod(dim)) if not np.isscalar(dim) else int(dim)
+            dim = int(np.prod(dim)) if not np.is_scalar(dim) else int(dim)
             out.append((name, s['stream_alias'] or name, dim, bool(s['is_sparse']),
                         bool(s['defines_mb_size'])))
         return out
@@ -86,7 +86,7 @@ class ImageDeserializer(object):
             raise ValueError("ImageDeserializer: StreamDef '%s' (the labels) needs shape="
                              % self._labels)
         dim = ls['dim']
-        self._classes = int(np.prod(dim)) if not np.isscalar(dim) else int(dim)
+        self._classes = int(np.prod(dim)) if not np.is_scalar(dim) else int(dim)
         self._transforms = [dict(t) for t in (fs['transforms'] or [])]
 
     def _spec(self):
@@ -151,16 +151,22 @@ class _Base(object):
     def next_minibatch(self, minibatch_size_in_samples, input_map=None, device=None,
                        num_data_partitions=None, partition_index=None):
         """``{Variable: MinibatchData}`` (with ``input_map``) or
-        ``{StreamInformation: MinibatchData}``; empty at the end of the data."""
+        ``{StreamInformation: MinibatchData}``; empty at the end of the data. With
+        ``num_data_partitions`` (distributed training) the size counts the samples of all
+        workers and this worker gets partition ``partition_index`` of the minibatch
+        (split by chunk, as CNTK's; empty when none of its sequences is in it)."""
+        parts = 1 if num_data_partitions is None else int(num_data_partitions)
+        index = 0 if partition_index is None else int(partition_index)
+        size = int(minibatch_size_in_samples)
         if input_map is None:
-            raw = self._s.next_minibatch(int(minibatch_size_in_samples), None)
+            raw = self._s.next_minibatch(size, None, parts, index)
             return {self.streams[k]: v for k, v in raw.items()}
         key, pairs = self._map_cache
         if key is not input_map:
             pairs = [(k, s.name if isinstance(s, StreamInformation) else str(s))
                      for k, s in input_map.items()]
             self._map_cache = (input_map, pairs)
-        return self._s.next_minibatch(int(minibatch_size_in_samples), pairs)
+        return self._s.next_minibatch(size, pairs, parts, index)
 
     def get_checkpoint_state(self):
         return self._s.get_checkpoint_state()

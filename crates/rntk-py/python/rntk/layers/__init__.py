@@ -4,7 +4,7 @@ on a Variable applies it (creating its parameters the first time, sharing them a
 an explicit argument always wins."""
 
 import contextlib
-import numpy as np
+from .. import _np as np
 
 from .. import _rntk
 from ..variables import Variable, Parameter, Constant, sanitize_input, _wrap_var
@@ -108,7 +108,7 @@ def identity(keep):
 def Dense(shape, activation=_NOT, init=_NOT, input_rank=None, map_rank=None, bias=_NOT,
           init_bias=_NOT, name=''):
     """Fully connected: ``activation(x · W + b)``."""
-    shp = [int(shape)] if np.isscalar(shape) else [int(s) for s in shape]
+    shp = [int(shape)] if np.is_scalar(shape) else [int(s) for s in shape]
     act = _opt('activation', activation, None, 'Dense')
     ini = _opt('init', init, glorot_uniform(), 'Dense')
     l = _rntk.dense(shp, _activation(act), _to_init(ini), bool(_opt('bias', bias, True, 'Dense')),
@@ -119,7 +119,7 @@ def Dense(shape, activation=_NOT, init=_NOT, input_rank=None, map_rank=None, bia
 def Embedding(shape=None, init=_NOT, weights=None, name=''):
     """A lookup table: one-hot (or sparse) input times E."""
     ini = _opt('init', init, glorot_uniform(), 'Embedding')
-    shp = None if shape is None else ([int(shape)] if np.isscalar(shape) else [int(s) for s in shape])
+    shp = None if shape is None else ([int(shape)] if np.is_scalar(shape) else [int(s) for s in shape])
     w = None if weights is None else np.asarray(weights, dtype=np.float32)
     return _layer(_rntk.embedding(shp, _to_init(ini), w, name), name, 'Embedding')
 
@@ -181,7 +181,7 @@ def _initial_state(v):
         return sanitize_input(v)
     if isinstance(v, (tuple, list)):
         return [_initial_state(x) for x in v]
-    if isinstance(v, np.ndarray):
+    if np.is_array(v):
         raise ValueError('initial_state: wrap a numpy array in C.Constant (as CNTK requires)')
     return float(v)
 
@@ -189,7 +189,7 @@ def _initial_state(v):
 def _shape_of(v):
     if isinstance(v, (Variable, Function)):
         return tuple(v.shape)
-    if isinstance(v, np.ndarray):
+    if np.is_array(v):
         return v.shape
     return None
 
@@ -338,8 +338,45 @@ def UnfoldFrom(generator_function, until_predicate=None, length_increase=1, name
     return f
 
 
-def AttentionModel(*args, **kwargs):
-    raise NotImplementedError('AttentionModel: not in rntk yet')
+def AttentionModel(attention_dim, attention_span=None, attention_axis=None, init=_NOT,
+                   go_backwards=_NOT, enable_self_stabilization=_NOT, name=''):
+    """Additive attention (Bahdanau et al.), CNTK 2.7's default mode:
+    ``AttentionModel(A)(encoder_hidden_state, decoder_hidden_state)`` gives, for every
+    step of the decoder sequence, the attention-weighted sum of the encoder sequence of
+    the same batch item (a sequence on the decoder's axis with the encoder's shape).
+    Parameters as CNTK's, in its order: ``alpha``, ``W`` (h, A) for the encoder,
+    ``alpha``, ``W`` (H, A) for the decoder, ``alpha``, ``W`` (A, 1) for the scores,
+    ``alpha`` for the output (the alphas only with ``enable_self_stabilization``).
+
+    Not supported (refused): the deprecated windowed mode (``attention_span`` /
+    ``attention_axis``). ``go_backwards`` is accepted and, as in CNTK without a span,
+    has no effect. The scores and weights are one fused op in rntk, so there is no
+    ``attention_weights`` node, and the layer must be applied to whole sequences, not
+    inside a ``Recurrence`` step function."""
+    if attention_span is None:
+        if attention_axis is not None:
+            raise ValueError('attention_span cannot be None when attention_axis is not None')
+    elif attention_span <= 0:
+        raise ValueError('attention_span must be a positive value')
+    elif attention_axis is None:
+        raise ValueError('attention_axis cannot be None when attention_span is not None')
+    else:
+        raise NotImplementedError(
+            'AttentionModel: the windowed mode (attention_span=%r, attention_axis=%r, '
+            'deprecated since CNTK 2.2) is not supported by rntk; leave both None for '
+            'attention over the whole encoder sequence' % (attention_span, attention_axis))
+    ini = _opt('init', init, glorot_uniform(), 'AttentionModel')
+    _opt('go_backwards', go_backwards, False, 'AttentionModel')  # no effect without a span
+    stab = bool(_opt('enable_self_stabilization', enable_self_stabilization, True,
+                     'AttentionModel'))
+    att = _rntk.AttentionModel(int(attention_dim), _to_init(ini), stab, name)
+
+    def apply(encoder_hidden_state, decoder_hidden_state):
+        return Function._from_var(att.apply(sanitize_input(encoder_hidden_state),
+                                            sanitize_input(decoder_hidden_state)))
+    f = Function._deferred_of(apply, att.parameters, name or 'AttentionModel')
+    f._layer = att
+    return f
 
 
 def Dropout(dropout_rate=None, keep_prob=None, seed=None, name=''):

@@ -1,6 +1,6 @@
 """Type annotations for ``@Signature`` (CNTK's ``cntk.layers.typing``)."""
 
-import numpy as np
+from .. import _np as np
 
 from .. import _rntk
 from ..variables import Variable, Axis

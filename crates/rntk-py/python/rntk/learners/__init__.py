@@ -1,9 +1,11 @@
 """Learners and their schedules (CNTK's ``cntk.learners``), the deprecated schedule forms
 included. Numerics are rntk's implementation of CNTK 2.7's update rules."""
 
-import numpy as np
+from .. import _np as np
 
 from .. import _rntk
+
+_INF = float("inf")  # np.inf, without importing numpy for a default
 
 __all__ = ['Learner', 'UnitType', 'IGNORE', 'learning_parameter_schedule',
            'learning_parameter_schedule_per_sample', 'learning_rate_schedule',
@@ -131,7 +133,7 @@ def _lr(lr, epoch_size):
 
 def _make(kind, parameters, lr, momentum=None, variance_momentum=None, unit_gain=None,
           l1_regularization_weight=0.0, l2_regularization_weight=0.0,
-          gaussian_noise_injection_std_dev=0.0, gradient_clipping_threshold_per_sample=np.inf,
+          gaussian_noise_injection_std_dev=0.0, gradient_clipping_threshold_per_sample=_INF,
           gradient_clipping_with_truncation=True, use_mean_gradient=None, minibatch_size=None,
           epoch_size=None, **extra):
     params = list(parameters)
@@ -150,7 +152,7 @@ def _make(kind, parameters, lr, momentum=None, variance_momentum=None, unit_gain
 
 
 def sgd(parameters, lr, l1_regularization_weight=0.0, l2_regularization_weight=0.0,
-        gaussian_noise_injection_std_dev=0.0, gradient_clipping_threshold_per_sample=np.inf,
+        gaussian_noise_injection_std_dev=0.0, gradient_clipping_threshold_per_sample=_INF,
         gradient_clipping_with_truncation=True, use_mean_gradient=None, minibatch_size=None,
         epoch_size=None):
     """Plain SGD."""
@@ -162,7 +164,7 @@ def sgd(parameters, lr, l1_regularization_weight=0.0, l2_regularization_weight=0
 
 def momentum_sgd(parameters, lr, momentum, unit_gain=None, l1_regularization_weight=0.0,
                  l2_regularization_weight=0.0, gaussian_noise_injection_std_dev=0.0,
-                 gradient_clipping_threshold_per_sample=np.inf,
+                 gradient_clipping_threshold_per_sample=_INF,
                  gradient_clipping_with_truncation=True, use_mean_gradient=None,
                  minibatch_size=None, epoch_size=None):
     """SGD with momentum."""
@@ -174,7 +176,7 @@ def momentum_sgd(parameters, lr, momentum, unit_gain=None, l1_regularization_wei
 
 def nesterov(parameters, lr, momentum, unit_gain=None, l1_regularization_weight=0.0,
              l2_regularization_weight=0.0, gaussian_noise_injection_std_dev=0.0,
-             gradient_clipping_threshold_per_sample=np.inf, gradient_clipping_with_truncation=True,
+             gradient_clipping_threshold_per_sample=_INF, gradient_clipping_with_truncation=True,
              use_mean_gradient=None, minibatch_size=None, epoch_size=None):
     """Nesterov's accelerated SGD."""
     return _make('nesterov', parameters, lr, momentum, None, unit_gain, l1_regularization_weight,
@@ -185,7 +187,7 @@ def nesterov(parameters, lr, momentum, unit_gain=None, l1_regularization_weight=
 
 def adam(parameters, lr, momentum, unit_gain=None, variance_momentum=None,
          l1_regularization_weight=0.0, l2_regularization_weight=0.0,
-         gaussian_noise_injection_std_dev=0.0, gradient_clipping_threshold_per_sample=np.inf,
+         gaussian_noise_injection_std_dev=0.0, gradient_clipping_threshold_per_sample=_INF,
          gradient_clipping_with_truncation=True, use_mean_gradient=None, epsilon=1e-8, adamax=False,
          minibatch_size=None, epoch_size=None):
     """Adam (or AdaMax); ``variance_momentum`` defaults to CNTK's per-sample 0.9999986111120757."""
@@ -198,7 +200,7 @@ def adam(parameters, lr, momentum, unit_gain=None, variance_momentum=None,
 
 def fsadagrad(parameters, lr, momentum, unit_gain=None, variance_momentum=None,
               l1_regularization_weight=0.0, l2_regularization_weight=0.0,
-              gaussian_noise_injection_std_dev=0.0, gradient_clipping_threshold_per_sample=np.inf,
+              gaussian_noise_injection_std_dev=0.0, gradient_clipping_threshold_per_sample=_INF,
               gradient_clipping_with_truncation=True, use_mean_gradient=None, minibatch_size=None,
               epoch_size=None):
     """FSAdaGrad."""
@@ -210,7 +212,7 @@ def fsadagrad(parameters, lr, momentum, unit_gain=None, variance_momentum=None,
 
 def adagrad(parameters, lr, need_ave_multiplier=True, l1_regularization_weight=0.0,
             l2_regularization_weight=0.0, gaussian_noise_injection_std_dev=0.0,
-            gradient_clipping_threshold_per_sample=np.inf, gradient_clipping_with_truncation=True,
+            gradient_clipping_threshold_per_sample=_INF, gradient_clipping_with_truncation=True,
             use_mean_gradient=None, minibatch_size=None, epoch_size=None):
     return _make('adagrad', parameters, lr, None, None, None, l1_regularization_weight,
                  l2_regularization_weight, gaussian_noise_injection_std_dev,
@@ -221,7 +223,7 @@ def adagrad(parameters, lr, need_ave_multiplier=True, l1_regularization_weight=0
 
 def adadelta(parameters, lr=1.0, rho=0.95, epsilon=1e-8, l1_regularization_weight=0.0,
              l2_regularization_weight=0.0, gaussian_noise_injection_std_dev=0.0,
-             gradient_clipping_threshold_per_sample=np.inf, gradient_clipping_with_truncation=True,
+             gradient_clipping_threshold_per_sample=_INF, gradient_clipping_with_truncation=True,
              use_mean_gradient=None, minibatch_size=None, epoch_size=None):
     return _make('adadelta', parameters, lr, None, None, None, l1_regularization_weight,
                  l2_regularization_weight, gaussian_noise_injection_std_dev,
@@ -232,7 +234,7 @@ def adadelta(parameters, lr=1.0, rho=0.95, epsilon=1e-8, l1_regularization_weigh
 
 def rmsprop(parameters, lr, gamma, inc, dec, max, min, need_ave_multiplier=True,
             l1_regularization_weight=0.0, l2_regularization_weight=0.0,
-            gaussian_noise_injection_std_dev=0.0, gradient_clipping_threshold_per_sample=np.inf,
+            gaussian_noise_injection_std_dev=0.0, gradient_clipping_threshold_per_sample=_INF,
             gradient_clipping_with_truncation=True, use_mean_gradient=None, minibatch_size=None,
             epoch_size=None):
     return _make('rmsprop', parameters, lr, None, None, None, l1_regularization_weight,

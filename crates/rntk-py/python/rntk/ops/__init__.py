@@ -1,7 +1,7 @@
 """Primitive ops (CNTK's ``cntk.ops``), re-exported at the top level. Each takes
 Variables, Functions, numpy arrays or numbers and returns a Function."""
 
-import numpy as np
+from .. import _np as np
 
 from .. import _rntk
 from ..variables import Variable, Parameter, Constant, _wrap_output, _operands, sanitize_input, \
@@ -31,21 +31,21 @@ MAX_UNPOOLING = 0
 def _shape(shape):
     if shape is None:
         return ()
-    if np.isscalar(shape):
+    if np.is_scalar(shape):
         return (int(shape),)
     return tuple(int(s) for s in shape)
 
 
-def input_variable(shape, dtype=np.float32, needs_gradient=False, is_sparse=False,
+def input_variable(shape, dtype='float32', needs_gradient=False, is_sparse=False,
                    dynamic_axes=[Axis.default_batch_axis()], name=''):
     """An input with a batch axis (``dynamic_axes`` may add a sequence axis)."""
     from ..layers import _defaults
     if dtype is None:
-        dtype = _defaults.get('dtype', np.float32)
+        dtype = _defaults.get('dtype', 'float32')
     return Variable(_shape(shape), dtype, needs_gradient, is_sparse, dynamic_axes, name)
 
 
-def input(shape, dtype=np.float32, needs_gradient=False, is_sparse=False,
+def input(shape, dtype='float32', needs_gradient=False, is_sparse=False,
           dynamic_axes=[Axis.default_batch_axis()], name=''):
     """Deprecated spelling of ``input_variable``."""
     return input_variable(shape, dtype, needs_gradient, is_sparse, dynamic_axes, name)
@@ -247,7 +247,7 @@ def slice(x, axis, begin_index, end_index, strides=None, name=''):
 
 
 def reshape(x, shape, begin_axis=None, end_axis=None, name=''):
-    s = [int(d) for d in ((shape,) if np.isscalar(shape) else shape)]
+    s = [int(d) for d in ((shape,) if np.is_scalar(shape) else shape)]
     return _wrap_output(_rntk.reshape(sanitize_input(x), s), name)
 
 

@@ -7,8 +7,7 @@ of outputs) or *deferred*: a layer or a ``@Function``-decorated Python function 
 still waits for its inputs. Calling a deferred Function on Variables builds the graph
 (a layer creates its parameters on first application and shares them afterwards)."""
 
-import inspect
-import numpy as np
+from .. import _np as np
 
 from .. import _rntk
 from ..variables import Variable, Parameter, Constant, Record, TensorOpsMixin, _wrap_var, \
@@ -84,6 +83,7 @@ class Function(TensorOpsMixin):
         """``@Signature`` types: build the graph on typed inputs now."""
         sig = self._signature
         fn = self._deferred
+        import inspect  # (only typed signatures need it: ~10 ms of import otherwise)
         names = list(inspect.signature(fn).parameters)
         args = []
         for i, t in enumerate(sig):

@@ -1,6 +1,6 @@
 """Sequence ops (CNTK's ``cntk.sequence`` / ``cntk.ops.sequence``)."""
 
-import numpy as np
+from .. import _np as np
 
 from .. import _rntk
 from ..variables import Variable, Axis, _wrap_output, sanitize_input, _operands, _axes_handle
@@ -11,10 +11,10 @@ __all__ = ['input_variable', 'input', 'past_value', 'future_value', 'delay', 'fi
            'gather', 'scatter', 'broadcast_as', 'unpack']
 
 
-def input_variable(shape, dtype=np.float32, needs_gradient=False, is_sparse=False,
+def input_variable(shape, dtype='float32', needs_gradient=False, is_sparse=False,
                    sequence_axis=Axis.default_dynamic_axis(), name=''):
     """An input with a batch axis and a sequence axis."""
-    s = (shape,) if np.isscalar(shape) else tuple(shape)
+    s = (shape,) if np.is_scalar(shape) else tuple(shape)
     v = Variable.__new__(Variable)
     from ..variables import _dtype_name
     v._v = _rntk.input_variable([int(d) for d in s], _dtype_name(dtype), is_sparse, needs_gradient,

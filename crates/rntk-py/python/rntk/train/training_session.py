@@ -2,7 +2,7 @@
 ``cntk.train.training_session``)."""
 
 import collections
-import numpy as np
+from .. import _np as np
 
 from .. import _rntk
 from ..io import MinibatchSource, MinibatchSourceFromData, StreamInformation, INFINITELY_REPEAT
@@ -26,7 +26,7 @@ def minibatch_size_schedule(schedule, epoch_size=1):
     """An int, a list (one per epoch) or a list of (count, size)."""
     if isinstance(schedule, int):
         return schedule
-    pairs = [(1, int(s)) if np.isscalar(s) else (int(s[0]), int(s[1])) for s in schedule]
+    pairs = [(1, int(s)) if np.is_scalar(s) else (int(s[0]), int(s[1])) for s in schedule]
     return _MbSchedule(pairs, int(epoch_size))
 
 

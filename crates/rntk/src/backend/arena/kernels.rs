@@ -4,6 +4,7 @@
 
 use super::resolve::Resolve;
 use super::{AMut, ARef, Arena, ArenaBuf};
+use crate::backend::attention::{Attention, AttentionGeom};
 use crate::backend::conv::{ConvGeometry, Convolutions, PoolGeometry, PoolKind};
 use crate::backend::copies::{
     Copies, DelayStep, GatherGeom, PermuteGeom, RowPairs, SliceGeom, SpliceGeom,
@@ -768,5 +769,37 @@ impl Arena {
     fn sync_len<T: Element>(&self, b: &mut ArenaBuf<T>) {
         let slot = b.slot;
         b.len = self.with(|s| s.vec_mut::<T>(slot).len());
+    }
+}
+
+impl Attention for Arena {
+    fn additive_attention<T: Element>(
+        &self,
+        g: &AttentionGeom,
+        args: [ARef<'_, T>; 4],
+        weights: AMut<'_, T>,
+        out: AMut<'_, T>,
+    ) {
+        self.call(|cx| unsafe {
+            Cpu.additive_attention(g, args.get(cx), weights.get(cx), out.get(cx))
+        })
+    }
+    fn additive_attention_backward<T: Element>(
+        &self,
+        g: &AttentionGeom,
+        args: [ARef<'_, T>; 4],
+        weights: ARef<'_, T>,
+        dout: ARef<'_, T>,
+        grads: AMut<'_, T>,
+    ) {
+        self.call(|cx| unsafe {
+            Cpu.additive_attention_backward(
+                g,
+                args.get(cx),
+                weights.get(cx),
+                dout.get(cx),
+                grads.get(cx),
+            )
+        })
     }
 }

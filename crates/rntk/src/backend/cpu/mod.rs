@@ -3,6 +3,7 @@
 //! math (`simd/`, a scalar reference beside each vector kernel), and the pool and
 //! size thresholds that decide threading (`par.rs`).
 
+mod attention;
 mod batchnorm;
 pub mod conv;
 mod copies;

@@ -112,6 +112,26 @@ impl MeanImage {
         })?;
         MeanImage::parse(&text, &name)
     }
+
+    /// The mean file's XML text as CNTK tutorial 201A's `saveMean` writes it (OpenCV's
+    /// `FileStorage` layout, one row of `rows × cols × channels` values).
+    pub fn to_xml(&self) -> String {
+        let mut data = String::with_capacity(self.data.len() * 10);
+        for (i, v) in self.data.iter().enumerate() {
+            data.push_str(if i % 8 == 0 { "\n    " } else { " " });
+            data.push_str(&format!("{v:?}"));
+        }
+        format!(
+            "<?xml version=\"1.0\" ?>\n<opencv_storage>\n  <Channel>{}</Channel>\n  \
+             <Row>{}</Row>\n  <Col>{}</Col>\n  <MeanImg type_id=\"opencv-matrix\">\n    \
+             <rows>1</rows>\n    <cols>{}</cols>\n    <dt>f</dt>\n    <data>{data}</data>\n  \
+             </MeanImg>\n</opencv_storage>\n",
+            self.channels,
+            self.rows,
+            self.cols,
+            self.data.len()
+        )
+    }
 }
 
 #[cfg(test)]
@@ -143,5 +163,16 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("Channel"));
+    }
+
+    #[test]
+    fn a_written_mean_file_reads_back() {
+        let m = MeanImage {
+            channels: 3,
+            rows: 2,
+            cols: 3,
+            data: (0..18).map(|v| v as f32 * 7.25 - 3.0).collect(),
+        };
+        assert_eq!(MeanImage::parse(&m.to_xml(), "m.xml").unwrap(), m);
     }
 }

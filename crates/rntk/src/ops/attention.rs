@@ -1,0 +1,216 @@
+//! Fused additive attention (Bahdanau et al.; CNTK's `AttentionModel`): every step of
+//! a query sequence attends over the key/value sequence of the same batch item,
+//! `additive_attention(q, k, v, w)`. For batch item `s` with key steps
+//! `j = 0..T_k(s)` and query steps `i = 0..T_q(s)`:
+//!
+//! ```text
+//! u_ij = Σ_a w_a · tanh(q_ia + k_ja)            (a = 0..dim)
+//! α_ij = exp(u_ij) / Σ_j' exp(u_ij')            (over the item's own key steps: the mask)
+//! y_i  = Σ_j α_ij · v_j
+//! ```
+//!
+//! and, with `g_i = ∂L/∂y_i`, `t_ija = tanh(q_ia + k_ja)`:
+//!
+//! ```text
+//! ∂v_j += Σ_i α_ij g_i          ∂α_ij = g_i · v_j
+//! ∂u_ij = α_ij (∂α_ij − Σ_j' α_ij' ∂α_ij')
+//! ∂w_a += Σ_ij ∂u_ij t_ija      ∂q_ia += Σ_j ∂u_ij w_a (1 − t_ija²)      ∂k_ja += Σ_i (the same)
+//! ```
+//!
+//! CNTK 2.7 writes this with `sequence.unpack` (keys and values padded to the longest
+//! item, a mask), `sequence.broadcast_as` onto the query's axis, `element_select(mask,
+//! u, −1e30)` and a softmax over the free unpacked axis. The padded steps' weights are
+//! exactly 0 there (`exp(−1e30 − max)` underflows), so leaving them out is the same
+//! function; rntk's static shapes cannot follow a free axis through a projection, and
+//! the fused op also never materializes the `T_q × T_k × dim` broadcast.
+//!
+//! Queries and keys may live on different sequence axes (an encoder and a decoder):
+//! they are paired by batch item, in the caller's order, and must have the same number
+//! of sequences. Keys and values share one layout. The weights `α` are kept for the
+//! backward, which recomputes the `tanh` terms and hands each operand its part of one
+//! gradient buffer. Kernels: `backend::Attention`.
+
+use super::{expect_arity, Inferred, NodeState, Op, VarInfo, WholeArg};
+use crate::backend::attention::AttentionGeom;
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::tensor::{DynamicAxes, Element, Layout, PackedLayout, Shape};
+use std::sync::Arc;
+
+pub(crate) fn infer(op: &str, name: &str, infos: &[VarInfo]) -> Result<Inferred> {
+    expect_arity(op, name, infos, 4)?;
+    let (q, k, v, w) = (&infos[0], &infos[1], &infos[2], &infos[3]);
+    for (what, x) in [("the query", q), ("the keys", k), ("the values", v)] {
+        if !x.axes.has_sequence() {
+            return Err(Error::axes(
+                op,
+                name,
+                format!(
+                    "{what} must be a sequence, got dynamic axes {}",
+                    x.axes.notation()
+                ),
+            ));
+        }
+        if x.is_sparse {
+            return Err(Error::Unsupported(format!(
+                "{op} '{name}': {what} cannot be sparse"
+            )));
+        }
+    }
+    if k.axes != v.axes {
+        return Err(Error::axes(
+            op,
+            name,
+            format!(
+                "the keys {} and the values {} must share a sequence axis",
+                k.axes.notation(),
+                v.axes.notation()
+            ),
+        ));
+    }
+    if !matches!(w.axes, DynamicAxes::None) || w.is_sparse {
+        return Err(Error::axes(
+            op,
+            name,
+            format!(
+                "the scoring weights must be a dense static value, got dynamic axes {}",
+                w.axes.notation()
+            ),
+        ));
+    }
+    let dim = q.shape.numel();
+    let w_ok = w.shape.dims() == [dim] || w.shape.dims() == [dim, 1];
+    if q.shape.rank() != 1 || k.shape != q.shape || !w_ok {
+        return Err(Error::shape(
+            op,
+            name,
+            format!(
+                "query {}, keys {} and scoring weights {} must be (A,), (A,) and (A,) or (A, 1)",
+                q.shape, k.shape, w.shape
+            ),
+        ));
+    }
+    let mut out = super::dense_info(v.shape.clone(), q, q.axes.clone());
+    out.needs_gradient = false;
+    Ok(Inferred::one(out))
+}
+
+fn rt(detail: String) -> Error {
+    Error::Runtime {
+        op: Op::AdditiveAttention.name().to_string(),
+        name: String::new(),
+        detail,
+    }
+}
+
+fn packed<'a, B: Backend, T: Element>(
+    a: &WholeArg<'a, B, T>,
+    what: &str,
+) -> Result<&'a Arc<PackedLayout>> {
+    a.layout.packed().ok_or_else(|| {
+        rt(format!(
+            "{what} must be sequences, got {}",
+            a.layout.describe()
+        ))
+    })
+}
+
+fn geom<'a, B: Backend, T: Element>(args: &[WholeArg<'a, B, T>]) -> Result<AttentionGeom<'a>> {
+    let q = packed(&args[0], "the query")?;
+    let k = packed(&args[1], "the keys")?;
+    if !args[2].layout.same_as(args[1].layout) {
+        return Err(rt(format!(
+            "the values ({}) must have the keys' layout ({})",
+            args[2].layout.describe(),
+            args[1].layout.describe()
+        )));
+    }
+    if q.num_sequences() != k.num_sequences() {
+        return Err(rt(format!(
+            "the query has {} sequences and the keys {}: each query sequence attends over \
+             the key sequence of the same batch item",
+            q.num_sequences(),
+            k.num_sequences()
+        )));
+    }
+    Ok(AttentionGeom {
+        query: q,
+        keys: k,
+        dim: args[0].shape.numel(),
+        value_dim: args[2].shape.numel(),
+    })
+}
+
+fn operands<'a, B: Backend, T: Element>(args: &[WholeArg<'a, B, T>]) -> Result<[B::Ref<'a, T>; 4]> {
+    let d = |i: usize| {
+        args[i]
+            .data
+            .dense()
+            .map(|o| o.data)
+            .ok_or_else(|| Error::Unsupported("additive attention of a sparse operand".into()))
+    };
+    Ok([d(0)?, d(1)?, d(2)?, d(3)?])
+}
+
+/// Forward: the output (the query's layout, the values' sample shape) and the weights
+/// kept in `st.aux`.
+pub(crate) fn forward<B: Backend, T: Element>(
+    b: &B,
+    args: &[WholeArg<B, T>],
+    static_shape: &Shape,
+    out: &mut B::Buf<T>,
+    st: &mut NodeState<B, T>,
+) -> Result<(Layout, Shape)> {
+    let g = geom(args)?;
+    let op = Op::AdditiveAttention;
+    super::run::zeroed(b, &op, out, (g.query.total(), g.value_dim))?;
+    super::run::sized(b, &op, &mut st.aux, (g.weights_len(), 1))?;
+    st.grad_ready = false;
+    b.additive_attention(
+        &g,
+        operands(args)?,
+        B::view_mut(&mut st.aux),
+        B::view_mut(out),
+    );
+    Ok((args[0].layout.clone(), static_shape.clone()))
+}
+
+/// The gradient of operand `i`: all four are computed once per backward pass (the
+/// first operand asked for), then each operand takes its part.
+pub(crate) fn backward<B: Backend, T: Element>(
+    b: &B,
+    i: usize,
+    args: &[WholeArg<B, T>],
+    dout: B::Ref<'_, T>,
+    din: B::Mut<'_, T>,
+    st: &mut NodeState<B, T>,
+) -> Result<()> {
+    let g = geom(args)?;
+    let op = Op::AdditiveAttention;
+    if !st.grad_ready {
+        if B::len(&st.aux) < g.weights_len() {
+            return Err(rt("backward without its forward".into()));
+        }
+        super::run::zeroed(b, &op, &mut st.grad, (g.grads_len(), 1))?;
+        b.additive_attention_backward(
+            &g,
+            operands(args)?,
+            B::view(&st.aux),
+            dout,
+            B::view_mut(&mut st.grad),
+        );
+        st.grad_ready = true;
+    }
+    let (nq, nk) = (g.query.total() * g.dim, g.keys.total() * g.dim);
+    let nv = g.keys.total() * g.value_dim;
+    let at = match i {
+        0 => 0..nq,
+        1 => nq..nq + nk,
+        2 => nq + nk..nq + nk + nv,
+        _ => nq + nk + nv..g.grads_len(),
+    };
+    let part = B::sub(B::view(&st.grad), at);
+    let n = B::ref_len(part);
+    b.add(part, B::sub_mut(din, 0..n), crate::backend::Par::Seq);
+    Ok(())
+}
