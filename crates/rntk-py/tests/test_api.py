@@ -170,3 +170,25 @@ def test_value_one_hot_and_minibatch_source_from_data():
     mb = src.next_minibatch(2)
     assert mb[src.streams.x].num_samples == 2
     assert mb[src.streams.x].asarray().shape[-1] == 2
+
+
+def test_axes_are_compared_by_name_as_in_cntk():
+    """CNTK 2.7 (checked on the oracle): ``C.Axis('dec') == C.Axis('dec')``, and two
+    sequence inputs made with two such calls combine; ``new_unique_dynamic_axis``
+    gives a new axis each time (names 'dec1', 'dec2'); axes that differ are named in
+    the error, not blamed on the shapes."""
+    a, b = C.Axis('dec'), C.Axis('dec')
+    assert a == b and a.name == 'dec'
+    u1, u2 = C.Axis.new_unique_dynamic_axis('dec'), C.Axis.new_unique_dynamic_axis('dec')
+    assert u1 != u2 and u1.name != u2.name and u1.name.startswith('dec')
+    x = C.sequence.input_variable(4, sequence_axis=a)
+    y = C.sequence.input_variable(4, sequence_axis=b)
+    out = C.squared_error(x, y).eval({x: [np.ones((2, 4), np.float32)],
+                                      y: [np.zeros((2, 4), np.float32)]})
+    np.testing.assert_array_equal(out[0], [4.0, 4.0])
+    z = C.sequence.input_variable(4, sequence_axis=C.Axis('other'))
+    with pytest.raises(ValueError, match=r'dynamic axes do not match.*\[#, dec\] and \[#, other\]'):
+        C.squared_error(x, z)
+    w = C.sequence.input_variable(4, sequence_axis=u1)
+    with pytest.raises(ValueError, match='different sequence axes'):
+        C.squared_error(x, w)

@@ -43,12 +43,17 @@ class Axis(object):
     named sequence axis (``Axis('inputAxis')``)."""
 
     _by_name = {}
+    _unique = 0
 
     def __init__(self, name, _kind='sequence'):
         self._name = name
         self._kind = _kind
         if _kind == 'sequence' and name != 'defaultDynamicAxis':
-            self._axes = _rntk.Axes.sequence(name)
+            # CNTK compares axes by name: Axis('dec') made twice is one axis
+            h = Axis._by_name.get(name)
+            if h is None:
+                h = Axis._by_name[name] = _rntk.Axes.sequence(name)
+            self._axes = h
         elif _kind == 'sequence':
             self._axes = _rntk.Axes.sequence(None)
         else:
@@ -73,7 +78,10 @@ class Axis(object):
 
     @staticmethod
     def new_unique_dynamic_axis(name):
-        return Axis(name)
+        """A new sequence axis, never the same as another (its name is ``name`` with a
+        unique number, as CNTK's)."""
+        Axis._unique += 1
+        return Axis('%s%d' % (name, Axis._unique))
 
     @staticmethod
     def all_axes():
@@ -121,6 +129,7 @@ def _axes_list(h):
 
 
 def _named_axis(name, h):
+    Axis._by_name.setdefault(name, h)
     a = Axis.__new__(Axis)
     a._name, a._kind, a._axes = name, 'sequence', h
     return a
