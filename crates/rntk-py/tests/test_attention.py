@@ -141,14 +141,17 @@ def recurrence_model(case, env, untyped):
     return f, params
 
 
+@pytest.mark.parametrize('untyped', [True, False], ids=['inferred_states', 'initial_states'])
 @pytest.mark.parametrize('case', [c for c in CASES if 'go_backwards' in c], ids=lambda c: c['name'])
-def test_inside_a_recurrence_step_equals_cntk(case):
+def test_inside_a_recurrence_step_equals_cntk(case, untyped):
     """AttentionModel applied to the recurrence's own previous state (the query, per
     step, inside the loop) over the whole encoder sequence of each batch item: outputs
-    and gradients w.r.t. encoder, decoder input and all ten parameters as CNTK 2.7's."""
+    and gradients w.r.t. encoder, decoder input and all ten parameters as CNTK 2.7's.
+    The step is untyped as in 204 (its state shapes inferred), or given zero initial
+    states (the same function)."""
     dt = np.float32
     env = make_inputs(case, dt)
-    f, params = recurrence_model(case, env, untyped=False)
+    f, params = recurrence_model(case, env, untyped)
     assert f.output.shape == (5,)
     assert f.output.dynamic_axes[1].name == 'decoderAxis'
     assert sorted(params) == sorted(case['params'])

@@ -261,6 +261,15 @@ class TensorOpsMixin(object):
         """Slicing along static axes: ``x[0:2]``, ``x[:, 1:3]``, ``x[2]``."""
         if not isinstance(key, tuple):
             key = (key,)
+        if any(k is Ellipsis for k in key):
+            # ``...`` stands for the axes the other items leave (204: ``w[..., end]``)
+            if sum(1 for k in key if k is Ellipsis) > 1:
+                raise IndexError('an index can only have a single ellipsis (...)')
+            e = key.index(Ellipsis)
+            fill = len(self.shape) - (len(key) - 1)
+            if fill < 0:
+                raise IndexError('too many indices for a Variable of shape %s' % (self.shape,))
+            key = key[:e] + (slice(None),) * fill + key[e + 1:]
         h = sanitize_input(self)
         for axis, k in enumerate(key):
             if isinstance(k, slice):
@@ -271,8 +280,6 @@ class TensorOpsMixin(object):
                 h = _rntk.slice(h, axis, start, stop, 1 if k.step is None else k.step)
             elif isinstance(k, int):
                 h = _rntk.slice(h, axis, k, k + 1 if k != -1 else 0, 1)
-            elif k is Ellipsis:
-                raise NotImplementedError('Ellipsis in a slice of a Variable')
             else:
                 raise TypeError('a Variable is sliced with ints and slices, got %r' % (k,))
         return _wrap_output(h)

@@ -138,6 +138,9 @@ impl AttentionModel {
                 ));
             }
         }
+        if super::probe::probing() {
+            return super::probe::stand_in(encoder.shape(), encoder, decoder.info().axes);
+        }
         // CNTK's creation order: the three projections' seeds before any parameter.
         self.reserve_seeds();
         let operands = [encoder.clone(), decoder.clone()];
