@@ -37,7 +37,7 @@ mkdir -p "$OUT"
 rm -f "$OUT"/*.log
 
 echo "== building cnn_bench (release)"
-(cd "$ROOT" && cargo build --release --example cnn_bench -q)
+(cd "$ROOT" && cargo build --release -p rntk --example cnn_bench -q)
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/cnn_bench"
 
 TORCH_PY="${ANCHORS_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/anchors-venv}/bin/python"

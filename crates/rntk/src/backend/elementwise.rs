@@ -97,7 +97,73 @@ impl<const K: usize> Broadcast<K> {
                 acc *= d;
             }
         }
+        b.merge_axes();
         Ok(b)
+    }
+
+    /// Fold each axis into the next outer one where every operand steps through both as
+    /// through one (stride of the outer = stride · extent of the inner), so the innermost
+    /// axis is as long as it can be; the index map is unchanged.
+    fn merge_axes(&mut self) {
+        let mut k = self.rank;
+        while k > 1 {
+            k -= 1;
+            let (o, i) = (k - 1, k);
+            let (dout, din) = (self.dims[o], self.dims[i]);
+            let st = &self.strides;
+            let merged: Option<[usize; K]> = if din == 1 {
+                Some(std::array::from_fn(|q| st[q][o]))
+            } else if dout == 1 || st.iter().all(|s| s[o] == s[i] * din) {
+                Some(std::array::from_fn(|q| st[q][i]))
+            } else {
+                None
+            };
+            if let Some(m) = merged {
+                self.dims[o] = dout * din;
+                for (s, v) in self.strides.iter_mut().zip(m) {
+                    s[o] = v;
+                    s.copy_within(i + 1..self.rank, i);
+                    s[self.rank - 1] = 0;
+                }
+                self.dims.copy_within(i + 1..self.rank, i);
+                self.rank -= 1;
+                self.dims[self.rank] = 1;
+            }
+        }
+    }
+
+    /// Call `f(out_index, [first element in each operand], len, [step in each operand])`
+    /// for every run of `len` consecutive output elements along the innermost axis, in
+    /// row-major order (the runs cover what [`Broadcast::for_each`] visits, in its order).
+    #[inline]
+    pub fn for_each_run(&self, mut f: impl FnMut(usize, [usize; K], usize, [usize; K])) {
+        if self.rank == 0 {
+            return f(0, [0; K], 1, [0; K]);
+        }
+        let last = self.rank - 1;
+        let len = self.dims[last];
+        let step = std::array::from_fn(|k| self.strides[k][last]);
+        let runs: usize = self.dims[..last].iter().product();
+        let mut idx = [0usize; MAX_RANK];
+        let mut at = [0usize; K];
+        for r in 0..runs {
+            f(r * len, at, len, step);
+            let mut k = last;
+            while k > 0 {
+                k -= 1;
+                idx[k] += 1;
+                for (a, st) in at.iter_mut().zip(&self.strides) {
+                    *a += st[k];
+                }
+                if idx[k] < self.dims[k] {
+                    break;
+                }
+                for (a, st) in at.iter_mut().zip(&self.strides) {
+                    *a -= st[k] * self.dims[k];
+                }
+                idx[k] = 0;
+            }
+        }
     }
 
     /// Call `f(out_index, [element index in each operand])` for every output element,
@@ -249,4 +315,61 @@ pub trait Elementwise: Memory {
     );
     /// `dst += Σ` of the consecutive `dst`-sized rows of `src`.
     fn sum_rows<T: Element>(&self, src: Self::Ref<'_, T>, dst: Self::Mut<'_, T>);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Operand `k`'s element for output element `e`, from the shapes directly.
+    fn direct(shapes: &[&Shape], out: &Shape, e: usize) -> Vec<usize> {
+        let od = out.dims();
+        let mut idx = vec![0; od.len()];
+        let mut rest = e;
+        for k in (0..od.len()).rev() {
+            idx[k] = rest % od[k];
+            rest /= od[k];
+        }
+        shapes
+            .iter()
+            .map(|sh| {
+                let off = od.len() - sh.rank();
+                sh.dims().iter().enumerate().fold(0, |acc, (k, &d)| {
+                    acc * d + if d == 1 { 0 } else { idx[k + off] }
+                })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn merged_axes_and_runs_map_as_the_shapes_say() {
+        let cases: &[(&[usize], &[usize], &[usize])] = &[
+            (&[8, 5, 7], &[8, 1, 1], &[8, 5, 7]),
+            (&[8, 5, 7], &[5, 7], &[8, 5, 7]),
+            (&[3, 1, 4], &[3, 5, 1], &[3, 5, 4]),
+            (&[2, 3, 4, 5], &[1, 3, 1, 5], &[2, 3, 4, 5]),
+            (&[1, 1, 6], &[4, 1, 6], &[4, 1, 6]),
+            (&[], &[3, 2], &[3, 2]),
+            (&[1], &[1], &[1]),
+        ];
+        for &(a, b, o) in cases {
+            let (a, b, o) = (Shape::from(a), Shape::from(b), Shape::from(o));
+            let bc = Broadcast::new([&a, &b], &o).unwrap();
+            let mut seen = Vec::new();
+            bc.for_each(|e, at| {
+                assert_eq!(at.to_vec(), direct(&[&a, &b], &o, e), "{a} {b} {o} e={e}");
+                seen.push(e);
+            });
+            assert_eq!(seen, (0..o.numel()).collect::<Vec<_>>());
+            let mut runs = Vec::new();
+            bc.for_each_run(|e, at, len, step| {
+                for t in 0..len {
+                    let want = direct(&[&a, &b], &o, e + t);
+                    assert_eq!(vec![at[0] + t * step[0], at[1] + t * step[1]], want);
+                    runs.push(e + t);
+                }
+            });
+            assert_eq!(runs, (0..o.numel()).collect::<Vec<_>>());
+        }
+    }
 }

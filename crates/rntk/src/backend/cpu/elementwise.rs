@@ -81,11 +81,8 @@ fn unary_grad<T: Element>(op: UnaryOp, x: &[T], y: &[T], dy: &[T], dx: &mut [T])
         UnaryOp::Negate => it.for_each(|((d, &g), _)| *d -= g),
         UnaryOp::Sigmoid => it.for_each(|((d, &g), (_, &s))| *d += g * s * (one - s)),
         UnaryOp::Tanh => it.for_each(|((d, &g), (_, &t))| *d += g * (one - t * t)),
-        UnaryOp::Relu => it.for_each(|((d, &g), (&v, _))| {
-            if v > zero {
-                *d += g
-            }
-        }),
+        // (select, then add: vectorizes; adding 0 leaves d as it was but for −0.0)
+        UnaryOp::Relu => it.for_each(|((d, &g), (&v, _))| *d += if v > zero { g } else { zero }),
         UnaryOp::LeakyRelu(a) => {
             let a = T::from_f64(a);
             // CNTK: leaky_relu'(0) = 1 (also at -0.0, which compares equal to 0)
@@ -235,7 +232,28 @@ impl<T: Element> Bin<'_, '_, T> {
                         *o = f(x, y);
                     }
                 }
-                Some(bc) => bc.for_each(|e, [i, j]| or[e] = f(ar[i], br[j])),
+                Some(bc) => bc.for_each_run(|e, [i, j], len, [si, sj]| {
+                    let o = &mut or[e..e + len];
+                    match (si, sj) {
+                        // the common broadcasts: a per-channel value over a plane
+                        (1, 0) => {
+                            let y = br[j];
+                            o.iter_mut()
+                                .zip(&ar[i..i + len])
+                                .for_each(|(o, &x)| *o = f(x, y));
+                        }
+                        (0, 1) => {
+                            let x = ar[i];
+                            o.iter_mut()
+                                .zip(&br[j..j + len])
+                                .for_each(|(o, &y)| *o = f(x, y));
+                        }
+                        _ => o
+                            .iter_mut()
+                            .enumerate()
+                            .for_each(|(t, o)| *o = f(ar[i + t * si], br[j + t * sj])),
+                    }
+                }),
             }
         }
     }
@@ -281,8 +299,22 @@ impl<T: Element> Bin<'_, '_, T> {
                         dr[e] += gr[e] * d(ar[e], br[e], or[e]);
                     }
                 }
-                Some(bc) => bc.for_each(|e, [x, y]| {
-                    dr[if wrt_b { y } else { x }] += gr[e] * d(ar[x], br[y], or[e]);
+                Some(bc) => bc.for_each_run(|e, [x, y], len, [sx, sy]| {
+                    let (at, step) = if wrt_b { (y, sy) } else { (x, sx) };
+                    let term = |t: usize| gr[e + t] * d(ar[x + t * sx], br[y + t * sy], or[e + t]);
+                    if step == 0 {
+                        // a value broadcast along the run: its gradient sums the run,
+                        // in the same order as element by element
+                        let mut acc = dr[at];
+                        for t in 0..len {
+                            acc += term(t);
+                        }
+                        dr[at] = acc;
+                    } else {
+                        for t in 0..len {
+                            dr[at + t * step] += term(t);
+                        }
+                    }
                 }),
             }
         }

@@ -4,6 +4,7 @@
 //! size thresholds that decide threading (`par.rs`).
 
 mod attention;
+mod batchnorm;
 pub mod conv;
 mod copies;
 mod elementwise;

@@ -1,6 +1,7 @@
 //! `Reductions` on the CPU: each output value finished before the next starts (no
 //! scratch), and batch normalization with its statistics summed in f64.
 
+use super::batchnorm;
 use super::Cpu;
 use crate::backend::reduce::{NormArgs, NormGeom, ReduceGeom, ReduceOp, Reductions};
 use crate::backend::Operand;
@@ -74,6 +75,11 @@ fn partial<T: Element>(op: ReduceOp, count: usize, x: T, o: T) -> T {
         }
         ReduceOp::LogSumExp => (x - o).exp(),
     }
+}
+
+/// `c` zeros: per-statistic f64 sums.
+fn zeros_f64(c: usize) -> Vec<f64> {
+    vec![0.0; c]
 }
 
 /// The weight of the new minibatch in the running estimates.
@@ -175,7 +181,6 @@ impl Reductions for Cpu {
         stats: &mut [T],
     ) {
         let c = g.groups;
-        let group = |e: usize| e / g.inner;
         let count = rcount.first().map(|c| c.as_f64()).unwrap_or(0.0);
         let (hdr, rest) = stats.split_at_mut(1);
         let (mean, rest) = rest.split_at_mut(c);
@@ -183,21 +188,9 @@ impl Reductions for Cpu {
         let (new_mean, new_var) = rest.split_at_mut(c);
         if training {
             // Sums in f64: a float32 minibatch of thousands of rows would lose digits.
-            let mut s1 = vec![0.0f64; c];
-            for r in 0..g.rows {
-                for e in 0..g.d {
-                    s1[group(e)] += x[r * g.d + e].as_f64();
-                }
-            }
+            let (mu, s2) = (&mut zeros_f64(c), &mut zeros_f64(c));
+            batchnorm::moments(g, x, mu, s2);
             let k = (g.rows * g.inner).max(1) as f64;
-            let mu: Vec<f64> = s1.iter().map(|s| s / k).collect();
-            let mut s2 = vec![0.0f64; c];
-            for r in 0..g.rows {
-                for e in 0..g.d {
-                    let dv = x[r * g.d + e].as_f64() - mu[group(e)];
-                    s2[group(e)] += dv * dv;
-                }
-            }
             let m = g.rows as f64;
             let f = exp_avg_factor(g.time_constant, count, m);
             for j in 0..c {
@@ -219,13 +212,7 @@ impl Reductions for Cpu {
                 invstd[j] = T::from_f64(1.0 / (rvar[j].as_f64() + g.epsilon).sqrt());
             }
         }
-        for r in 0..g.rows {
-            for e in 0..g.d {
-                let j = group(e);
-                let i = r * g.d + e;
-                out[i] = (x[i] - mean[j]) * invstd[j] * scale[j] + bias[j];
-            }
-        }
+        batchnorm::normalize(g, x, (mean, invstd), (scale, bias), out);
     }
 
     fn batch_norm_backward<T: Element>(
@@ -240,41 +227,21 @@ impl Reductions for Cpu {
         din: &mut [T],
     ) {
         let c = g.groups;
-        let group = |e: usize| e / g.inner;
         let mean = &stats[1..1 + c];
         let invstd = &stats[1 + c..1 + 2 * c];
         // Σ dy and Σ dy·x̂ per statistic: the parameter gradients, and (in training) the
         // terms through which the batch mean and variance depend on x.
-        let mut sdy = vec![0.0f64; c];
-        let mut sdyx = vec![0.0f64; c];
-        for r in 0..g.rows {
-            for e in 0..g.d {
-                let j = group(e);
-                let k = r * g.d + e;
-                let xhat = ((x[k] - mean[j]) * invstd[j]).as_f64();
-                sdy[j] += dout[k].as_f64();
-                sdyx[j] += dout[k].as_f64() * xhat;
-            }
-        }
+        let (sdy, sdyx) = (&mut zeros_f64(c), &mut zeros_f64(c));
+        batchnorm::grad_sums(g, (x, dout), (mean, invstd), (sdy, sdyx));
         match i {
-            0 => {
-                let kf = (g.rows * g.inner).max(1) as f64;
-                for r in 0..g.rows {
-                    for e in 0..g.d {
-                        let j = group(e);
-                        let k = r * g.d + e;
-                        let s = scale[j].as_f64() * invstd[j].as_f64();
-                        let dy = dout[k].as_f64();
-                        let v = if trained {
-                            let xhat = ((x[k] - mean[j]) * invstd[j]).as_f64();
-                            s * (dy - sdy[j] / kf - xhat * sdyx[j] / kf)
-                        } else {
-                            s * dy
-                        };
-                        din[k] += T::from_f64(v);
-                    }
-                }
-            }
+            0 => batchnorm::input_grad(
+                g,
+                trained,
+                (x, dout),
+                (mean, invstd, scale),
+                (sdy, sdyx),
+                din,
+            ),
             1 => {
                 for j in 0..c {
                     din[j] += T::from_f64(sdyx[j]);

@@ -61,8 +61,55 @@ fn row_base(axes: &[ConvAxis; 3], r: &Run, j0: usize, j1: usize) -> Option<usize
     Some((i0 as usize * axes[1].input + i1 as usize) * axes[2].input)
 }
 
+/// Where tap `(j0, j1, j2)` reads for run `r`: columns `lo..hi` of the run (relative to its
+/// start) read the input from channel offset `start` on; the others read zeros.
+#[inline(always)]
+fn segment(
+    a: &[ConvAxis; 3],
+    r: &Run,
+    (j0, j1, j2): (usize, usize, usize),
+    (vlo, vhi): (usize, usize),
+) -> (usize, usize, usize) {
+    let Some(base) = row_base(a, r, j0, j1) else {
+        return (0, 0, 0);
+    };
+    // positions w0..w0+len; those in vlo..vhi read inside
+    let lo = vlo.clamp(r.w0, r.w0 + r.len);
+    let hi = vhi.clamp(lo, r.w0 + r.len);
+    if hi == lo {
+        return (0, 0, 0);
+    }
+    let start = (base as isize + a[2].at(lo, j2)) as usize;
+    (lo - r.w0, hi - r.w0, start)
+}
+
+/// `d = s` for a short run: blocks of eight (moved inline, not through a `memcpy` call).
+#[inline(always)]
+fn copy_run<T: Copy>(d: &mut [T], s: &[T]) {
+    let s = &s[..d.len()];
+    let mut dc = d.chunks_exact_mut(8);
+    let mut sc = s.chunks_exact(8);
+    for (x, y) in (&mut dc).zip(&mut sc) {
+        x.copy_from_slice(y);
+    }
+    for (x, y) in dc.into_remainder().iter_mut().zip(sc.remainder()) {
+        *x = *y;
+    }
+}
+
+/// Zeros into a run's edge (usually 0 or 1 values: no `memset` call for those).
+#[inline(always)]
+fn zero_edge<T: Element>(d: &mut [T]) {
+    match d.len() {
+        0 => {}
+        1 => d[0] = T::zero(),
+        _ => d.fill(T::zero()),
+    }
+}
+
 /// Rows `(c, taps…)` for the `channels` channels of `img` (each `in_spatial` values) and
-/// columns the output positions of `runs`, into `dst` (row stride `ld`).
+/// columns the output positions of `runs`, into `dst` (row stride `ld`). Taps outermost:
+/// where a tap reads for a run is worked out once for all channels.
 pub(crate) fn pack<T: Element>(
     axes: &[ConvAxis],
     img: &[T],
@@ -73,38 +120,29 @@ pub(crate) fn pack<T: Element>(
 ) {
     let a = axes3(axes);
     let plane = a[0].input * a[1].input * a[2].input;
+    let ntaps = a[0].kernel * a[1].kernel * a[2].kernel;
     let inner = a[2];
-    let mut row = 0;
-    for c in 0..channels {
-        let chan = &img[c * plane..(c + 1) * plane];
-        for (j0, j1, j2) in taps(&a) {
-            let d = &mut dst[row * ld..];
-            let (vlo, vhi) = inner.valid_outputs(j2);
-            for r in runs {
-                let out = &mut d[r.q..r.q + r.len];
-                let Some(base) = row_base(&a, r, j0, j1) else {
-                    out.fill(T::zero());
-                    continue;
-                };
-                // positions w0..w0+len; those in vlo..vhi read inside
-                let lo = vlo.clamp(r.w0, r.w0 + r.len);
-                let hi = vhi.clamp(lo, r.w0 + r.len);
-                out[..lo - r.w0].fill(T::zero());
-                out[hi - r.w0..].fill(T::zero());
+    for (t, tap) in taps(&a).enumerate() {
+        let valid = inner.valid_outputs(tap.2);
+        for r in runs {
+            let (lo, hi, start) = segment(&a, r, tap, valid);
+            for c in 0..channels {
+                let out = &mut dst[(c * ntaps + t) * ld + r.q..][..r.len];
+                zero_edge(&mut out[..lo]);
+                zero_edge(&mut out[hi..]);
                 if hi > lo {
-                    let start = (base as isize + inner.at(lo, j2)) as usize;
-                    let dst = &mut out[lo - r.w0..hi - r.w0];
+                    let chan = &img[c * plane..(c + 1) * plane];
+                    let d = &mut out[lo..hi];
                     if inner.stride == 1 {
-                        dst.copy_from_slice(&chan[start..start + (hi - lo)]);
+                        copy_run(d, &chan[start..]);
                     } else {
                         let src = &chan[start..];
-                        for (i, v) in dst.iter_mut().enumerate() {
+                        for (i, v) in d.iter_mut().enumerate() {
                             *v = src[i * inner.stride];
                         }
                     }
                 }
             }
-            row += 1;
         }
     }
 }
@@ -120,34 +158,28 @@ pub(crate) fn unpack_add<T: Element>(
 ) {
     let a = axes3(axes);
     let plane = a[0].input * a[1].input * a[2].input;
+    let ntaps = a[0].kernel * a[1].kernel * a[2].kernel;
     let inner = a[2];
-    let mut row = 0;
-    for c in 0..channels {
-        let chan = &mut img[c * plane..(c + 1) * plane];
-        for (j0, j1, j2) in taps(&a) {
-            let s = &src[row * ld..];
-            let (vlo, vhi) = inner.valid_outputs(j2);
-            for r in runs {
-                let Some(base) = row_base(&a, r, j0, j1) else {
-                    continue;
-                };
-                let lo = vlo.clamp(r.w0, r.w0 + r.len);
-                let hi = vhi.clamp(lo, r.w0 + r.len);
-                if hi > lo {
-                    let start = (base as isize + inner.at(lo, j2)) as usize;
-                    let from = &s[r.q + lo - r.w0..r.q + hi - r.w0];
-                    if inner.stride == 1 {
-                        for (d, v) in chan[start..start + (hi - lo)].iter_mut().zip(from) {
-                            *d += *v;
-                        }
-                    } else {
-                        for (i, v) in from.iter().enumerate() {
-                            chan[start + i * inner.stride] += *v;
-                        }
+    for (t, tap) in taps(&a).enumerate() {
+        let valid = inner.valid_outputs(tap.2);
+        for r in runs {
+            let (lo, hi, start) = segment(&a, r, tap, valid);
+            if hi == lo {
+                continue;
+            }
+            for c in 0..channels {
+                let from = &src[(c * ntaps + t) * ld + r.q + lo..][..hi - lo];
+                let chan = &mut img[c * plane..(c + 1) * plane];
+                if inner.stride == 1 {
+                    for (d, v) in chan[start..start + (hi - lo)].iter_mut().zip(from) {
+                        *d += *v;
+                    }
+                } else {
+                    for (i, v) in from.iter().enumerate() {
+                        chan[start + i * inner.stride] += *v;
                     }
                 }
             }
-            row += 1;
         }
     }
 }

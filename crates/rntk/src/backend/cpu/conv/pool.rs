@@ -65,6 +65,72 @@ fn argmax<T: Element>(a: &[ConvAxis; 3], plane: &[T], o: [usize; 3]) -> Option<u
     best.map(|b| b.0)
 }
 
+/// Whether every window of every output lies inside the input (no tap in the padding).
+fn inside(a: &[ConvAxis; 3]) -> bool {
+    a.iter().all(|x| {
+        x.output == 0 || (x.pad <= 0 && x.at(x.output - 1, x.kernel - 1) < x.input as isize)
+    })
+}
+
+/// [`argmax`] for a geometry whose windows all lie [`inside`] the input: the same first
+/// maximum (row-major, the first tap unless a later one is strictly greater), without the
+/// range checks.
+#[inline(always)]
+fn argmax_inside<T: Element>(a: &[ConvAxis; 3], plane: &[T], o: [usize; 3]) -> usize {
+    let (n1, n2) = (a[1].input, a[2].input);
+    let first = (a[0].at(o[0], 0) as usize * n1 + a[1].at(o[1], 0) as usize) * n2
+        + a[2].at(o[2], 0) as usize;
+    let (d0, d1, d2) = (a[0].dilation * n1 * n2, a[1].dilation * n2, a[2].dilation);
+    let (mut best, mut bv) = (first, plane[first]);
+    let mut p0 = first;
+    for _ in 0..a[0].kernel {
+        let mut p1 = p0;
+        for _ in 0..a[1].kernel {
+            let mut p = p1;
+            for _ in 0..a[2].kernel {
+                let v = plane[p];
+                if v > bv {
+                    (best, bv) = (p, v);
+                }
+                p += d2;
+            }
+            p1 += d1;
+        }
+        p0 += d0;
+    }
+    best
+}
+
+/// The first maximum of each window: [`argmax_inside`] when `fast` (the geometry is
+/// [`inside`]), else [`argmax`].
+#[inline(always)]
+fn first_max<T: Element>(
+    fast: bool,
+    a: &[ConvAxis; 3],
+    plane: &[T],
+    o: [usize; 3],
+) -> Option<usize> {
+    if fast {
+        Some(argmax_inside(a, plane, o))
+    } else {
+        argmax(a, plane, o)
+    }
+}
+
+/// `f(k, position)` for the output positions of a plane, `k` counting from 0.
+#[inline(always)]
+fn each_position(a: &[ConvAxis; 3], mut f: impl FnMut(usize, [usize; 3])) {
+    let mut k = 0;
+    for x in 0..a[0].output {
+        for y in 0..a[1].output {
+            for z in 0..a[2].output {
+                f(k, [x, y, z]);
+                k += 1;
+            }
+        }
+    }
+}
+
 fn for_planes<T: Send, U: Sync>(
     planes: usize,
     threads: usize,
@@ -109,10 +175,16 @@ pub fn pool_forward<T: Element>(
     let a = g.axes3();
     let size: usize = g.axes.iter().map(|a| a.kernel).product();
     let (pin, pout) = (g.in_spatial(), g.out_spatial());
+    let fast = inside(&a);
     for_planes(n * g.planes, threads, y, pout, x, pin, |yo, xi, _| {
+        if kind == PoolKind::Max {
+            return each_position(&a, |k, pos| {
+                yo[k] = first_max(fast, &a, xi, pos).map_or(T::zero(), |i| xi[i])
+            });
+        }
         for (o, pos) in yo.iter_mut().zip(positions(&a)) {
             *o = match kind {
-                PoolKind::Max => argmax(&a, xi, pos).map_or(T::zero(), |i| xi[i]),
+                PoolKind::Max => first_max(fast, &a, xi, pos).map_or(T::zero(), |i| xi[i]),
                 PoolKind::Average { include_pad } => {
                     let (mut s, mut cnt) = (T::zero(), 0usize);
                     window(&a, pos, |i| {
@@ -147,16 +219,24 @@ pub fn pool_backward<T: Element>(
     let size: usize = g.axes.iter().map(|a| a.kernel).product();
     let (pin, pout) = (g.in_spatial(), g.out_spatial());
     assert_eq!(x.len(), dx.len(), "pooling gradient size");
+    let fast = inside(&a);
     // pair each plane's dx with its x and dy
     for_planes(n * g.planes, threads, dx, pin, dy, pout, |dxi, dyi, p| {
         if !accumulate {
             dxi.fill(T::zero());
         }
         let xi = &x[p * pin..(p + 1) * pin];
+        if kind == PoolKind::Max {
+            return each_position(&a, |k, pos| {
+                if let Some(i) = first_max(fast, &a, xi, pos) {
+                    dxi[i] += dyi[k];
+                }
+            });
+        }
         for (&d, pos) in dyi.iter().zip(positions(&a)) {
             match kind {
                 PoolKind::Max => {
-                    if let Some(i) = argmax(&a, xi, pos) {
+                    if let Some(i) = first_max(fast, &a, xi, pos) {
                         dxi[i] += d;
                     }
                 }
@@ -255,4 +335,44 @@ pub fn unpool_backward_exact<T: Element>(
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fast first-maximum equals the checked one, ties and dilation included.
+    #[test]
+    fn argmax_inside_equals_argmax_with_ties() {
+        let ax = |input, kernel, stride, dilation| ConvAxis {
+            input,
+            output: (input - ((kernel - 1) * dilation + 1)) / stride + 1,
+            kernel,
+            stride,
+            dilation,
+            pad: 0,
+        };
+        for a in [
+            [ConvAxis::UNIT, ax(9, 2, 2, 1), ax(10, 3, 3, 1)],
+            [ax(5, 2, 1, 2), ax(7, 3, 2, 2), ax(8, 2, 1, 3)],
+        ] {
+            assert!(inside(&a));
+            let n: usize = a.iter().map(|x| x.input).product();
+            // few distinct values: many ties
+            let plane: Vec<f32> = (0..n).map(|i| ((i * 7919) % 5) as f32).collect();
+            for o0 in 0..a[0].output {
+                for o1 in 0..a[1].output {
+                    for o2 in 0..a[2].output {
+                        let o = [o0, o1, o2];
+                        assert_eq!(Some(argmax_inside(&a, &plane, o)), argmax(&a, &plane, o));
+                    }
+                }
+            }
+        }
+        let padded = ConvAxis {
+            pad: 1,
+            ..ax(6, 2, 2, 1)
+        };
+        assert!(!inside(&[ConvAxis::UNIT, padded, ax(4, 2, 2, 1)]));
+    }
 }

@@ -154,6 +154,9 @@ fn pool_geometries() -> Vec<PoolGeometry> {
         mk(&[(9, 3, 2, 0)], 3),
         mk(&[(4, 2, 2, 1), (5, 2, 2, 1), (4, 2, 2, 1)], 2),
         mk(&[(4, 4, 1, 1), (5, 5, 1, 1)], 3),
+        // the P4 model's pools (windows inside the input: the fast path)
+        mk(&[(12, 2, 2, 0), (10, 2, 2, 0)], 2),
+        mk(&[(14, 3, 3, 0), (14, 3, 3, 0)], 2),
     ]
 }
 
