@@ -335,7 +335,7 @@ impl RecurrentStep for Lstm {
     fn step(&self, states: &[Variable], x: &Variable) -> Result<Vec<Variable>> {
         let c = &self.0;
         if super::probe::probing() {
-            return super::probe::stand_ins(&vec![Shape::from([c.shape]), Shape::from([c.n()])], x);
+            return super::probe::stand_ins(&[Shape::from([c.shape]), Shape::from([c.n()])], x);
         }
         if states.len() != 2 {
             return Err(layer_err(
@@ -461,7 +461,7 @@ impl RecurrentStep for Gru {
     fn step(&self, states: &[Variable], x: &Variable) -> Result<Vec<Variable>> {
         let c = &self.0;
         if super::probe::probing() {
-            return super::probe::stand_ins(&vec![Shape::from([c.shape])], x);
+            return super::probe::stand_ins(&[Shape::from([c.shape])], x);
         }
         if states.len() != 1 {
             return Err(layer_err(
@@ -528,7 +528,7 @@ impl RecurrentStep for RnnStep {
     fn step(&self, states: &[Variable], x: &Variable) -> Result<Vec<Variable>> {
         let c = &self.0;
         if super::probe::probing() {
-            return super::probe::stand_ins(&vec![Shape::from([c.shape])], x);
+            return super::probe::stand_ins(&[Shape::from([c.shape])], x);
         }
         if states.len() != 1 {
             return Err(layer_err(
