@@ -74,12 +74,8 @@ def inputs():
     return [enc, dec]
 
 
-def case(name, expr, attention_dim, **kw):
-    ins = inputs()
-    env = {i.name: i.make() for i in ins}
-    att = C.layers.AttentionModel(attention_dim, **kw)
-    f = att(env['enc'], env['dec'])
-    params = fill(f.parameters)
+def run(name, f, ins, params):
+    """The forward output of ``f`` and d sum(out * r)/d(inputs, parameters)."""
     ov = f.output
     kind = out_kind(ov)
     feed = {i.var: i.feed() for i in ins}
@@ -95,11 +91,21 @@ def case(name, expr, attention_dim, **kw):
     for path, p, _ in params:
         grads[path] = value('static', p.shape, gr[p])
     print('ok   %s -> %s %s on %s' % (name, kind, tuple(ov.shape), ov.dynamic_axes[1].name))
-    return {'name': name, 'expr': expr, 'attention_dim': attention_dim,
-            'options': dict((k, v) for k, v in kw.items()),
-            'inputs': [i.record() for i in ins],
+    return {'inputs': [i.record() for i in ins],
             'params': dict((path, value('static', p.shape, v)) for path, p, v in params),
             'output': value(kind, ov.shape, out), 'r': value(kind, ov.shape, r), 'grads': grads}
+
+
+def case(name, expr, attention_dim, **kw):
+    ins = inputs()
+    env = {i.name: i.make() for i in ins}
+    att = C.layers.AttentionModel(attention_dim, **kw)
+    f = att(env['enc'], env['dec'])
+    params = fill(f.parameters)
+    d = {'name': name, 'expr': expr, 'attention_dim': attention_dim,
+         'options': dict((k, v) for k, v in kw.items())}
+    d.update(run(name, f, ins, params))
+    return d
 
 
 def seeded_init():
@@ -142,29 +148,13 @@ def recurrence_case(name, go_backwards):
         v = pfill(p.shape, LSTM_KEYS[p.name])
         p.value = v
         params.append(('lstm.' + p.name, p, v))
-    ov = f.output
-    kind = out_kind(ov)
-    feed = {i.var: i.feed() for i in ins}
-    out = f.eval(feed)
-    r = r_like(out, kind)
-    rvar = C.input_variable(ov.shape, dtype=DT, dynamic_axes=ov.dynamic_axes, name='r')
-    g = C.element_times(f, rvar)
-    gfeed = dict(feed)
-    gfeed[rvar] = r
-    wrt = [i.var for i in ins] + [p for _, p, _ in params]
-    gr = g.grad(gfeed, wrt=wrt)
-    grads = {i.name: value(i.kind, i.shape, gr[i.var]) for i in ins}
-    for path, p, _ in params:
-        grads[path] = value('static', p.shape, gr[p])
-    print('ok   %s -> %s %s on %s' % (name, kind, tuple(ov.shape), ov.dynamic_axes[1].name))
-    return {'name': name,
-            'expr': 'decode(enc, dec) = Recurrence(lstm_with_attention, go_backwards=%s)(dec), '
-            'lstm_with_attention(dh, dc, x) = cell(dh, dc, splice(x, AttentionModel(4)(enc, dh))), '
-            'cell = LSTM(5)' % go_backwards,
-            'attention_dim': 4, 'options': {}, 'go_backwards': go_backwards,
-            'inputs': [i.record() for i in ins],
-            'params': dict((path, value('static', p.shape, v)) for path, p, v in params),
-            'output': value(kind, ov.shape, out), 'r': value(kind, ov.shape, r), 'grads': grads}
+    d = {'name': name,
+         'expr': 'decode(enc, dec) = Recurrence(lstm_with_attention, go_backwards=%s)(dec), '
+         'lstm_with_attention(dh, dc, x) = cell(dh, dc, splice(x, AttentionModel(4)(enc, dh))), '
+         'cell = LSTM(5)' % go_backwards,
+         'attention_dim': 4, 'options': {}, 'go_backwards': go_backwards}
+    d.update(run(name, f, ins, params))
+    return d
 
 
 def main():
