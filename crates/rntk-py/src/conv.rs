@@ -1,6 +1,6 @@
 //! Convolution and pooling (CNTK's `convolution`, `convolution_transpose`, `pooling`,
-//! `unpooling` ops and the `Convolution*`, `ConvolutionTranspose*`, `*Pooling`,
-//! `MaxUnpooling` layers) bound to rntk's ops and layers. The Python side resolves
+//! `unpooling`, `roipooling` ops and the `Convolution*` (incl. `sequential=True`),
+//! `SequentialConvolution`, `ConvolutionTranspose*`, `*Pooling`, `MaxUnpooling` layers) bound to rntk's ops and layers. The Python side resolves
 //! `default_options` and CNTK's per-axis argument forms and passes every option
 //! explicitly, as lists in CNTK's (Python) axis order.
 
@@ -98,6 +98,24 @@ fn unpooling(
     Ok(Var(f::unpooling(&u.0, &x.0, a).py()?))
 }
 
+/// `roipooling(x, rois, MAX_POOLING, (out_h, out_w), spatial_scale)`.
+#[pyfunction]
+fn roipooling(
+    x: &Var,
+    rois: &Var,
+    out_h: usize,
+    out_w: usize,
+    spatial_scale: f64,
+) -> PyResult<Var> {
+    Ok(Var(f::roipooling(
+        &x.0,
+        &rois.0,
+        (out_h, out_w),
+        spatial_scale,
+    )
+    .py()?))
+}
+
 /// The layer constructor CNTK's `op_name` names (the block's op name).
 fn conv_ctor(op_name: &str, k: &[usize]) -> PyResult<Convolution> {
     let rank_err = |n: usize| {
@@ -107,6 +125,7 @@ fn conv_ctor(op_name: &str, k: &[usize]) -> PyResult<Convolution> {
     };
     Ok(match op_name {
         "Convolution" => Convolution::new(k),
+        "SequentialConvolution" => Convolution::sequential_convolution(k),
         "ConvolutionTranspose" => Convolution::transpose(k),
         "Convolution1D" | "ConvolutionTranspose1D" => {
             let [a] = <[usize; 1]>::try_from(k).map_err(|_| rank_err(1))?;
@@ -138,7 +157,7 @@ fn conv_ctor(op_name: &str, k: &[usize]) -> PyResult<Convolution> {
 
 /// `Convolution*` / `ConvolutionTranspose*` layers (`op_name` picks which).
 #[pyfunction]
-#[pyo3(signature = (op_name, filter_shape, num_filters, activation_, init, pad, strides, dilation, bias, init_bias, reduction_rank, groups, output_shape, name))]
+#[pyo3(signature = (op_name, filter_shape, num_filters, activation_, init, pad, strides, dilation, bias, init_bias, reduction_rank, groups, output_shape, name, sequential=false))]
 #[allow(clippy::too_many_arguments)]
 fn conv_layer(
     op_name: &str,
@@ -155,6 +174,7 @@ fn conv_layer(
     groups: usize,
     output_shape: Option<Vec<usize>>,
     name: &str,
+    sequential: bool,
 ) -> PyResult<PyLayer> {
     if pad.is_empty() || strides.is_empty() || dilation.is_empty() {
         return Err(value_err(format!(
@@ -171,6 +191,7 @@ fn conv_layer(
         .init_bias(init_bias)
         .reduction_rank(reduction_rank)
         .groups(groups)
+        .sequential(sequential)
         .name(name);
     if let Some(n) = num_filters {
         c = c.num_filters(n);
@@ -235,6 +256,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         wrap_pyfunction!(convolution, m)?,
         wrap_pyfunction!(pooling, m)?,
         wrap_pyfunction!(unpooling, m)?,
+        wrap_pyfunction!(roipooling, m)?,
         wrap_pyfunction!(conv_layer, m)?,
         wrap_pyfunction!(pool_layer, m)?,
         wrap_pyfunction!(max_unpooling, m)?,

@@ -84,11 +84,7 @@ def check(case, f, env, params, dt):
 
 # ---------------------------------------------------------------- ops (float64)
 # as in the core's tests (crates/rntk/tests/conv_fixtures.rs):
-OP_SKIP = {
-    'seqconv_pad_stride3_k2': 'not matched by the core yet: an even kernel with stride 3 along '
-                              'the sequence axis (CNTK places its per-sequence windows differently '
-                              'there); the other sequential cases match',
-}
+OP_SKIP = {}
 # CNTK 2.7's gradient of max unpooling is max_pool(dY), not the derivative; rntk computes
 # the derivative (checked by finite differences in the core): outputs only
 OUTPUT_ONLY = ('maxunpool',)
@@ -124,13 +120,7 @@ def test_op_refusals_are_python_errors():
 
 
 # ---------------------------------------------------------------- layers (float32)
-LAYER_SKIP = {
-    'conv_sequential_layer_pad': 'Convolution(sequential=True) is not a layer in rntk yet',
-    'conv_sequential_layer_valid': 'Convolution(sequential=True) is not a layer in rntk yet',
-    'sequential_convolution_pad': 'SequentialConvolution is not a layer in rntk yet',
-    'sequential_convolution_valid_stride': 'SequentialConvolution is not a layer in rntk yet',
-    'sequential_convolution_text': 'SequentialConvolution is not a layer in rntk yet',
-}
+LAYER_SKIP = {}
 
 NS = {name: getattr(L, name) for name in L.__all__}
 NS['C'] = C
@@ -203,5 +193,40 @@ def test_layer_shapes_and_names_as_cntk():
     assert t(C.input_variable((3, 4, 4))).shape == (4, 8, 8)
     with pytest.raises(ValueError, match='filter_shape'):
         C.layers.Convolution2D((3, 3, 3), 2)
-    with pytest.raises(NotImplementedError, match='sequential'):
-        C.layers.Convolution((3,), 2, sequential=True)
+    with pytest.raises(ValueError, match='stride'):
+        C.layers.Convolution((3,), 2, sequential=True, strides=2)(
+            C.sequence.input_variable(3))
+
+
+# ---------------------------------------------------------------- ROI pooling
+ROI = load('roi_pooling.json')
+
+
+@pytest.mark.parametrize('case', ROI['cases'], ids=lambda c: c['name'])
+def test_roipooling_equals_cntk(case):
+    dt = np.float64 if case['dtype'] == 'float64' else np.float32
+    n, nr = case['batch'], case['num_rois']
+    xs = np.asarray(case['x'], dt).reshape([n] + case['x_shape'])
+    rs = np.asarray(case['rois'], dt).reshape(n, nr, 4)
+    x = C.input_variable(tuple(case['x_shape']), dtype=dt, needs_gradient=True, name='x')
+    rois = C.input_variable((nr, 4), dtype=dt, name='rois')
+    y = C.roipooling(x, rois, C.MAX_POOLING, tuple(case['roi_output_shape']),
+                     case['spatial_scale'])
+    shape = [n] + case['output_shape']
+    close(y.eval({x: xs, rois: rs}), np.asarray(case['output'], dt).reshape(shape), dt,
+          case['name'] + ' output')
+    rvar = C.input_variable(y.shape, dtype=dt, name='r')
+    g = C.element_times(y, rvar).grad(
+        {x: xs, rois: rs, rvar: np.asarray(case['r'], dt).reshape(shape)}, wrt=[x])
+    close(g, np.asarray(case['grad_x'], dt).reshape(xs.shape), dt, case['name'] + ' d/dx')
+
+
+def test_roipooling_refusals_and_sequential_layers():
+    x = C.input_variable((2, 8, 8))
+    with pytest.raises(ValueError, match='MAX_POOLING'):
+        C.roipooling(x, C.input_variable((3, 4)), C.AVG_POOLING, (2, 2), 1.0)
+    with pytest.raises(ValueError, match=r'\(R, 4\)'):
+        C.roipooling(x, C.input_variable((3, 5)), C.MAX_POOLING, (2, 2), 1.0)
+    s = C.sequence.input_variable((2, 5))
+    assert L.SequentialConvolution((3, 3), 4, pad=True)(s).shape == (4, 5)
+    assert L.Convolution((3, 3), 4, sequential=True, pad=True)(s).shape == (4, 5)

@@ -3,7 +3,7 @@
 
 use crate::error::Result;
 use crate::graph::{Function, Variable};
-use crate::ops::{BinaryOp, ConvAttrs, Op, PoolAttrs, PoolingType, ReduceOp, UnaryOp};
+use crate::ops::{BinaryOp, ConvAttrs, Op, PoolAttrs, PoolingType, ReduceOp, RoiAttrs, UnaryOp};
 use crate::tensor::Shape;
 
 fn prim(op: Op, inputs: &[&Variable], name: &str) -> Result<Variable> {
@@ -323,4 +323,22 @@ pub fn global_pooling(x: &Variable, kind: PoolingType) -> Result<Variable> {
 /// max pooling of `x` or a value of its shape) put at the first maximum of each window of `x`.
 pub fn unpooling(u: &Variable, x: &Variable, attrs: PoolAttrs) -> Result<Variable> {
     prim(Op::Unpooling(attrs), &[u, x], "")
+}
+
+/// CNTK's `roipooling(x, rois, MAX_POOLING, roi_output_shape, spatial_scale)`: each box
+/// `(x1, y1, x2, y2)` of `rois` `(R, 4)` (pixels of the original image; `spatial_scale`
+/// maps them onto the map `x` `(C, H, W)`) max-pooled into `(out_h, out_w)` bins:
+/// `(R, C, out_h, out_w)` per sample.
+pub fn roipooling(
+    x: &Variable,
+    rois: &Variable,
+    (out_h, out_w): (usize, usize),
+    spatial_scale: f64,
+) -> Result<Variable> {
+    let attrs = RoiAttrs {
+        kind: PoolingType::Max,
+        output_shape: vec![out_h, out_w],
+        spatial_scale,
+    };
+    prim(Op::RoiPooling(attrs), &[x, rois], "")
 }

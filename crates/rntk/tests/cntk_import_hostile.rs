@@ -514,3 +514,30 @@ fn the_sequential_convolution_pattern_loads_and_its_defects_are_refused() {
         Ok(_) => panic!("loaded"),
     }
 }
+
+#[test]
+fn roi_pooling_attributes_rntk_cannot_take_are_refused() {
+    let bytes =
+        std::fs::read(common::fixture_path("cntk_conv/roi_pooling.model")).expect("fixture");
+    load(&decode(&bytes)).expect("the CNTK-saved ROI pooling model loads");
+    // average ROI pooling (CNTK has none either)
+    let mut d = decode(&bytes);
+    let roi = function_mut(&mut d, "ROIPooling");
+    attributes_mut(roi)
+        .data
+        .insert("poolingType".into(), size_t_value(1));
+    match load(&d) {
+        Err(Error::Unsupported(e)) => assert!(e.contains("average ROI pooling"), "{e}"),
+        Err(e) => panic!("expected an Unsupported error, got {e}"),
+        Ok(_) => panic!("loaded"),
+    }
+    // a missing spatial scale: an error naming the key and the function
+    let mut d = decode(&bytes);
+    let roi = function_mut(&mut d, "ROIPooling");
+    attributes_mut(roi).data.remove("spatialScale");
+    let e = err_text(&d);
+    assert!(
+        e.contains("spatialScale") && e.contains("ROIPooling"),
+        "{e}"
+    );
+}

@@ -10,6 +10,7 @@
 use crate::device::Cuda;
 use crate::memory::{CMut, CRef};
 use rntk::backend::conv::{ConvGeometry, Convolutions, PoolGeometry, PoolKind};
+use rntk::backend::roi::RoiGeometry;
 use rntk::backend::{Cpu, Par};
 use rntk::tensor::Element;
 
@@ -133,5 +134,35 @@ impl Convolutions for Cuda {
         let mut hdu = self.host_out(&du, accumulate);
         Cpu.unpool_backward(g, n, &hx, &hdy, &mut hdu, accumulate, par);
         self.put(&hdu, du);
+    }
+    fn roi_pool_forward<T: Element>(
+        &self,
+        g: &RoiGeometry,
+        n: usize,
+        (x, r): (CRef<'_, T>, CRef<'_, T>),
+        y: CMut<'_, T>,
+        par: Par,
+    ) {
+        self.on_host("roi_pool_forward");
+        let (hx, hr) = (self.fetch(x), self.fetch(r));
+        let mut hy = self.host_out(&y, false);
+        Cpu.roi_pool_forward(g, n, (&hx, &hr), &mut hy, par);
+        self.put(&hy, y);
+    }
+    fn roi_pool_backward<T: Element>(
+        &self,
+        g: &RoiGeometry,
+        n: usize,
+        (x, r): (CRef<'_, T>, CRef<'_, T>),
+        dy: CRef<'_, T>,
+        dx: CMut<'_, T>,
+        accumulate: bool,
+        par: Par,
+    ) {
+        self.on_host("roi_pool_backward");
+        let (hx, hr, hdy) = (self.fetch(x), self.fetch(r), self.fetch(dy));
+        let mut hdx = self.host_out(&dx, accumulate);
+        Cpu.roi_pool_backward(g, n, (&hx, &hr), &hdy, &mut hdx, accumulate, par);
+        self.put(&hdx, dx);
     }
 }

@@ -29,6 +29,7 @@
 //! `g·C/groups ..` to output channels `g·O/groups ..`.
 
 use super::memory::{Memory, Par};
+use super::roi::RoiGeometry;
 use crate::tensor::Element;
 use smallvec::SmallVec;
 
@@ -405,6 +406,28 @@ pub trait Convolutions: Memory {
         x: Self::Ref<'_, T>,
         dy: Self::Ref<'_, T>,
         du: Self::Mut<'_, T>,
+        accumulate: bool,
+        par: Par,
+    );
+    /// ROI max pooling of `n` images `x` with their boxes `rois` (`backend::roi`):
+    /// `y = roipool(x, rois)`.
+    fn roi_pool_forward<T: Element>(
+        &self,
+        g: &RoiGeometry,
+        n: usize,
+        x_rois: (Self::Ref<'_, T>, Self::Ref<'_, T>),
+        y: Self::Mut<'_, T>,
+        par: Par,
+    );
+    /// `dx (+)= ∂roipool/∂x · dy`: each output's gradient to its bin's maximum.
+    #[allow(clippy::too_many_arguments)]
+    fn roi_pool_backward<T: Element>(
+        &self,
+        g: &RoiGeometry,
+        n: usize,
+        x_rois: (Self::Ref<'_, T>, Self::Ref<'_, T>),
+        dy: Self::Ref<'_, T>,
+        dx: Self::Mut<'_, T>,
         accumulate: bool,
         par: Par,
     );

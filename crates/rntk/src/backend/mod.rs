@@ -40,6 +40,7 @@ pub mod products;
 pub mod random;
 pub mod recurrent;
 pub mod reduce;
+pub mod roi;
 pub mod updates;
 
 pub use arena::Arena;

@@ -1,4 +1,5 @@
-//! CNTK's Convolution (and its transpose), Pooling and Unpooling functions as rntk ops.
+//! CNTK's Convolution (and its transpose), Pooling, Unpooling and ROIPooling functions as
+//! rntk ops.
 //! CNTK stores per-axis lists in its own (reversed) axis order; they are turned into
 //! Python order here, so `ops::conv_attrs` reads them like the Python API's arguments.
 //! (`reduction_rank=0` never reaches a saved model: CNTK inserts a Reshape instead.)
@@ -6,7 +7,7 @@
 use super::dict::Dict;
 use super::proto::dictionary_value::Value as V;
 use crate::error::{Error, Result};
-use crate::ops::{ConvAttrs, Op, PoolAttrs, PoolingType};
+use crate::ops::{ConvAttrs, Op, PoolAttrs, PoolingType, RoiAttrs};
 
 /// Largest value accepted in a size list (strides, pads, windows, dilation).
 const MAX_DIM: u64 = 1 << 24;
@@ -135,4 +136,18 @@ pub(crate) fn unpooling(a: &Dict) -> Result<Op> {
         PoolingType::Max,
         "unpoolingWindowShape",
     )?))
+}
+
+/// ROIPooling (op 47): max pooling only (CNTK has no other).
+pub(crate) fn roi_pooling(a: &Dict) -> Result<Op> {
+    if pool_type(a)? != PoolingType::Max {
+        return Err(unsupported(a, "average ROI pooling"));
+    }
+    let output_shape = dims(a, "roiOutputShape", &[])?;
+    let spatial_scale = a.real("spatialScale")?;
+    Ok(Op::RoiPooling(RoiAttrs {
+        kind: PoolingType::Max,
+        output_shape,
+        spatial_scale,
+    }))
 }

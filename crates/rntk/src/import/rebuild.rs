@@ -45,8 +45,8 @@ enum BlockOp {
 fn supported(code: u64) -> bool {
     matches!(
         code,
-        0..=17 | 19..=27 | 31..=33 | 37..=44 | 48 | 51 | 52 | 54..=57 | 62 | 64 | 65 | 58 | 68
-            | 69 | 75
+        0..=17 | 19..=27 | 31..=33 | 37..=44 | 47 | 48 | 51 | 52 | 54..=57 | 62 | 64 | 65 | 58
+            | 68 | 69 | 75
     )
 }
 
@@ -803,6 +803,10 @@ impl<'a> Builder<'a> {
             58 => {
                 self.need(fd, x, 2)?;
                 (super::conv::unpooling(&a)?, x.to_vec())
+            }
+            47 => {
+                self.need(fd, x, 2)?;
+                (super::conv::roi_pooling(&a)?, x.to_vec())
             }
             68 => {
                 self.need(fd, x, 1)?;

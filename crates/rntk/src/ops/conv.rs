@@ -153,7 +153,7 @@ fn pool_geom(a: &PoolAttrs, x: &Shape) -> Result<PoolGeometry> {
 }
 
 /// Rows of a data operand in this call (a static one is one sample).
-fn rows<B: Backend, T: Element>(a: &Arg<B, T>, ctx: RowCtx) -> usize {
+pub(super) fn rows<B: Backend, T: Element>(a: &Arg<B, T>, ctx: RowCtx) -> usize {
     if a.is_static() {
         1
     } else {
@@ -162,7 +162,7 @@ fn rows<B: Backend, T: Element>(a: &Arg<B, T>, ctx: RowCtx) -> usize {
 }
 
 /// The first `len` values of a dense operand.
-fn dense<'a, B: Backend, T: Element>(
+pub(super) fn dense<'a, B: Backend, T: Element>(
     a: &Arg<'a, B, T>,
     len: usize,
     what: &str,
@@ -174,12 +174,12 @@ fn dense<'a, B: Backend, T: Element>(
 }
 
 /// The first `len` values of a view.
-fn head<'a, B: Backend, T: Element>(r: B::Ref<'a, T>, len: usize) -> B::Ref<'a, T> {
+pub(super) fn head<'a, B: Backend, T: Element>(r: B::Ref<'a, T>, len: usize) -> B::Ref<'a, T> {
     B::sub(r, 0..len)
 }
 
 /// The first `len` values of a writable view.
-fn head_mut<'a, B: Backend, T: Element>(m: B::Mut<'a, T>, len: usize) -> B::Mut<'a, T> {
+pub(super) fn head_mut<'a, B: Backend, T: Element>(m: B::Mut<'a, T>, len: usize) -> B::Mut<'a, T> {
     B::sub_mut(m, 0..len)
 }
 

@@ -143,6 +143,7 @@ impl Op {
             Op::ConvolutionTranspose(a) => conv::infer_conv(op, name, infos, a, true),
             Op::Pooling(a) => conv::infer_pool(op, name, infos, a),
             Op::Unpooling(a) => conv::infer_unpool(op, name, infos, a),
+            Op::RoiPooling(a) => super::roi::infer(name, infos, a),
             _ => sequence::infer(self, op, name, infos),
         }
     }

@@ -25,6 +25,7 @@ pub(crate) mod lstm_scan;
 pub(crate) mod metrics_ops;
 pub(crate) mod misc;
 pub(crate) mod reduce;
+pub mod roi;
 mod run;
 pub(crate) mod sequence;
 pub(crate) mod shape_ops;
@@ -38,6 +39,7 @@ pub use crate::backend::reduce::ReduceOp;
 pub use conv_attrs::{ConvAttrs, PoolAttrs, PoolingType};
 pub(crate) use infer::{dense_info, expect_arity, join_axes, Inferred};
 pub use info::VarInfo;
+pub use roi::RoiAttrs;
 pub(crate) use run::{sized, zeroed, NodeState, RowCtx, WholeArg};
 
 use crate::tensor::Shape;
@@ -182,6 +184,8 @@ pub enum Op {
     Pooling(PoolAttrs),
     /// `unpooling(u, x)`: max unpooling of `u` to the window maxima of the pooling input `x`.
     Unpooling(PoolAttrs),
+    /// `roipooling(x, rois)`: max pooling of each box of `rois` into a fixed grid of bins.
+    RoiPooling(RoiAttrs),
 }
 
 /// How the runtime drives an op.
@@ -244,6 +248,7 @@ impl Op {
             Op::ConvolutionTranspose(_) => "ConvolutionTranspose",
             Op::Pooling(_) => "Pooling",
             Op::Unpooling(_) => "Unpooling",
+            Op::RoiPooling(_) => "ROIPooling",
         }
     }
 
@@ -295,7 +300,7 @@ impl Op {
             // −hardmax(o) for a dense target, as the composition 1 − Σ t·hardmax(o) gives
             Op::ClassificationError => i == 1,
             Op::WeightedLogistic | Op::LambdaRank => i == 0,
-            Op::Unpooling(_) => i == 0,
+            Op::Unpooling(_) | Op::RoiPooling(_) => i == 0,
             _ => true,
         }
     }

@@ -155,6 +155,7 @@ impl Op {
             Op::ConvolutionTranspose(a) => conv::forward_conv(b, (a, true), args, shapes, out, ctx),
             Op::Pooling(a) => conv::forward_pool(b, a, args, shapes, out, ctx),
             Op::Unpooling(a) => conv::forward_unpool(b, a, args, shapes, out, ctx),
+            Op::RoiPooling(a) => super::roi::forward(b, a, args, shapes, out, ctx),
             _ => Err(not_row_local(self)),
         }
     }
@@ -239,6 +240,7 @@ impl Op {
             }
             Op::Pooling(a) => conv::backward_pool(b, a, args, shapes, dout, din, ctx),
             Op::Unpooling(a) => conv::backward_unpool(b, a, i, args, shapes, dout, din, ctx),
+            Op::RoiPooling(a) => super::roi::backward(b, a, i, args, shapes, dout, din, ctx),
             _ => Err(not_row_local(self)),
         }
     }

@@ -19,6 +19,7 @@ __all__ = ['default_options', 'default_options_for', 'Dense', 'Embedding', 'LSTM
            'RNNUnit', 'Recurrence', 'RecurrenceFrom', 'Fold', 'UnfoldFrom', 'Dropout', 'Stabilizer',
            'LayerNormalization', 'BatchNormalization', 'Sequential', 'For', 'Label', 'Delay',
            'Activation', 'identity', 'ResNetBlock', 'SequentialClique', 'Convolution',
+           'SequentialConvolution',
            'Convolution1D', 'Convolution2D', 'Convolution3D', 'ConvolutionTranspose',
            'ConvolutionTranspose1D', 'ConvolutionTranspose2D', 'ConvolutionTranspose3D',
            'MaxPooling', 'AveragePooling', 'GlobalMaxPooling', 'GlobalAveragePooling',
@@ -514,10 +515,6 @@ def _filter(op_name, filter_shape, rank):
 def _conv(op_name, rank, filter_shape, num_filters, activation, init, pad, strides, bias,
           init_bias, reduction_rank, dilation, groups, output_shape, name, transpose,
           sequential=False, sharing=True, transpose_weight=False):
-    if sequential:
-        raise NotImplementedError(
-            '%s(sequential=True): convolution along the sequence axis is in rntk as the op '
-            '(C.convolution(..., sequential=True)), not yet as a layer' % op_name)
     if not all(_tuple(sharing)):
         raise ValueError('%s: sharing=False is not supported' % op_name)
     if transpose_weight:
@@ -534,7 +531,7 @@ def _conv(op_name, rank, filter_shape, num_filters, activation, init, pad, strid
     l = _rntk.conv_layer(op_name, fs, None if num_filters is None else int(num_filters),
                          _activation(act), _to_init(ini), [bool(p) for p in _tuple(pd)],
                          [int(s) for s in _tuple(strides)], [int(d) for d in _tuple(dilation)],
-                         b, ib, int(reduction_rank), int(groups), out, name)
+                         b, ib, int(reduction_rank), int(groups), out, name, bool(sequential))
     return _layer(l, name, op_name)
 
 
@@ -544,10 +541,26 @@ def Convolution(filter_shape, num_filters=None, sequential=False, activation=_NO
                 op_name='Convolution', name=''):
     """N-D convolution over (C, spatial...) inputs: ``activation(conv(W, x) + b)``, W of
     shape (num_filters, C/groups, *filter_shape). ``pad``, ``strides``, ``dilation`` per
-    filter axis (a shorter tuple repeats its first entry)."""
+    filter axis (a shorter tuple repeats its first entry). ``sequential=True``: the first
+    filter axis runs along the sequence axis as CNTK's Layers do it (a window of past and
+    future steps, zeros outside the sequence; no stride along it)."""
     return _conv(op_name, 0, filter_shape, num_filters, activation, init, pad, strides, bias,
                  init_bias, reduction_rank, dilation, groups, None, name, False, sequential,
                  sharing, transpose_weight)
+
+
+def SequentialConvolution(filter_shape, num_filters=None, activation=_NOT, init=_NOT, pad=_NOT,
+                          strides=1, sharing=True, bias=_NOT, init_bias=_NOT, reduction_rank=1,
+                          transpose_weight=False, dilation=1, groups=1,
+                          max_temp_mem_size_in_samples=0, op_name='SequentialConvolution', name=''):
+    """Convolution along the sequence axis: ``filter_shape[0]`` runs over the steps of
+    each sequence (zero-padded per sequence with ``pad``; ``strides[0]`` shortens the
+    sequences), the other axes over each step's (C, spatial...) sample. W has shape
+    (num_filters, C, *filter_shape), b (num_filters, 1, ...) with one axis per static
+    filter axis."""
+    return _conv('SequentialConvolution', 0, filter_shape, num_filters, activation, init, pad,
+                 strides, bias, init_bias, reduction_rank, dilation, groups, None, name, False,
+                 False, sharing, transpose_weight)
 
 
 def Convolution1D(filter_shape, num_filters=None, activation=_NOT, init=_NOT, pad=_NOT, strides=1,

@@ -394,8 +394,19 @@ def unpooling(operand, pooling_input, unpooling_type, unpooling_window_shape, st
         [bool(p) for p in _axes_list(auto_padding, 'auto_padding')]), name)
 
 
-def roipooling(*args, **kwargs):
-    raise NotImplementedError('roipooling: ROI pooling is not in rntk yet (issue 15 left it)')
+def roipooling(operand, rois, pooling_type, roi_output_shape, spatial_scale, name=''):
+    """ROI pooling (Fast R-CNN): each box (x1, y1, x2, y2) of ``rois`` (R, 4) — pixels of
+    the original image, mapped onto ``operand`` (C, H, W) by ``spatial_scale`` — max-pooled
+    into ``roi_output_shape`` (height, width) bins: (R, C, height, width) per sample.
+    Only ``C.MAX_POOLING``, as in CNTK."""
+    if _pool_kind(pooling_type) != 'max':
+        raise ValueError('roipooling: only C.MAX_POOLING exists (as in CNTK)')
+    out = [int(d) for d in _shape(roi_output_shape)]
+    if len(out) != 2:
+        raise ValueError('roipooling: roi_output_shape %r must be (height, width)'
+                         % (roi_output_shape,))
+    x, r = _operands(operand, rois)
+    return _wrap_output(_rntk.roipooling(x, r, out[0], out[1], float(spatial_scale)), name)
 
 
 def random_sample(*args, **kwargs):

@@ -15,6 +15,7 @@ use crate::backend::products::{Batch, Products};
 use crate::backend::random::{MaskOrder, Random};
 use crate::backend::recurrent::{LstmStrides, Recurrent, ScanGeom};
 use crate::backend::reduce::{NormArgs, NormGeom, ReduceGeom, ReduceOp, Reductions};
+use crate::backend::roi::RoiGeometry;
 use crate::backend::updates::{LearnerStep, Updates};
 use crate::backend::{Arg, Cpu, MatMut, MatRef, Operand, Par, SparseRows};
 use crate::error::Result;
@@ -714,6 +715,33 @@ impl Convolutions for Arena {
     ) {
         self.call(|cx| unsafe {
             Cpu.unpool_backward(g, n, x.get(cx), dy.get(cx), du.get(cx), acc, par)
+        })
+    }
+    fn roi_pool_forward<T: Element>(
+        &self,
+        g: &RoiGeometry,
+        n: usize,
+        (x, r): (ARef<'_, T>, ARef<'_, T>),
+        y: AMut<'_, T>,
+        par: Par,
+    ) {
+        self.call(|cx| unsafe {
+            Cpu.roi_pool_forward(g, n, (x.get(cx), r.get(cx)), y.get(cx), par)
+        })
+    }
+    fn roi_pool_backward<T: Element>(
+        &self,
+        g: &RoiGeometry,
+        n: usize,
+        (x, r): (ARef<'_, T>, ARef<'_, T>),
+        dy: ARef<'_, T>,
+        dx: AMut<'_, T>,
+        acc: bool,
+        par: Par,
+    ) {
+        self.call(|cx| unsafe {
+            let xr = (x.get(cx), r.get(cx));
+            Cpu.roi_pool_backward(g, n, xr, dy.get(cx), dx.get(cx), acc, par)
         })
     }
 }

@@ -1,7 +1,8 @@
 //! CPU kernels of the convolution family: convolution forward / backward-data /
 //! backward-filter (`convolution`), max and average pooling, their gradients and max
-//! unpooling (`pool`). Patches are packed block by block (`pack`), or read in place from a
-//! zero-padded image for stride-1 convolutions (`implicit`), and multiplied by a
+//! unpooling (`pool`), ROI max pooling (`roi`). Patches are packed block by block
+//! (`pack`), or read in place from a zero-padded image for stride-1 convolutions
+//! (`implicit`), and multiplied by a
 //! register-blocked AVX-512 kernel or `gemm` (`micro`). `reference` holds the plain loops
 //! every kernel is tested against.
 
@@ -12,6 +13,7 @@ mod pack;
 mod pool;
 #[cfg(test)]
 mod reference;
+mod roi;
 #[cfg(test)]
 mod tests;
 
@@ -19,10 +21,12 @@ pub use convolution::{conv_backward_data, conv_backward_filter, conv_forward};
 pub use pool::{
     pool_backward, pool_forward, unpool_backward_cntk, unpool_backward_exact, unpool_forward,
 };
+pub use roi::{roi_pool_backward, roi_pool_forward};
 
 use super::par::CONV_MACS;
 use super::Cpu;
 use crate::backend::conv::{ConvGeometry, Convolutions, PoolGeometry, PoolKind};
+use crate::backend::roi::RoiGeometry;
 use crate::backend::Par;
 use crate::tensor::Element;
 
@@ -122,5 +126,28 @@ impl Convolutions for Cpu {
     ) {
         let t = threads(par, n * g.in_size());
         unpool_backward_exact(g, n, x, dy, du, accumulate, t);
+    }
+    fn roi_pool_forward<T: Element>(
+        &self,
+        g: &RoiGeometry,
+        n: usize,
+        x_rois: (&[T], &[T]),
+        y: &mut [T],
+        par: Par,
+    ) {
+        roi_pool_forward(g, n, x_rois, y, threads(par, n * g.out_size() * 4));
+    }
+    fn roi_pool_backward<T: Element>(
+        &self,
+        g: &RoiGeometry,
+        n: usize,
+        x_rois: (&[T], &[T]),
+        dy: &[T],
+        dx: &mut [T],
+        accumulate: bool,
+        par: Par,
+    ) {
+        let t = threads(par, n * g.out_size() * 4);
+        roi_pool_backward(g, n, x_rois, dy, dx, accumulate, t);
     }
 }
