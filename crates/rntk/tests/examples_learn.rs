@@ -146,8 +146,11 @@ mod cifar_resnet;
 /// Tutorial 201B's ResNet, reduced for CI: one block per stage (ResNet-8), 8/16/32
 /// filters, the generated 32×32 PNG images scaled to 16×16 by the ImageDeserializer
 /// (random side crop for training, scale, mean file), seven epochs of 2,000 images at a
-/// higher learning rate than 201B's 0.01 (about 45 s). Recorded: 42 % test error
-/// (training 21 %) against 90 % chance.
+/// higher learning rate than 201B's 0.01, stepped down tenfold for the last two epochs
+/// (about 45 s). The step settles the weights and the batch-norm estimates: at a constant
+/// 0.3 the test error swung between 42 and 63 % with the summation order of one kernel
+/// (thread count, packed or in-place patches). Recorded with the step: 30–41 % test
+/// error (training 19–21 %) against 90 % chance, over those four orders.
 #[test]
 fn cifar_resnet_learns() {
     let _turn = turn();
@@ -161,7 +164,7 @@ fn cifar_resnet_learns() {
         max_epochs: 7,
         minibatch_size: 32,
         image_size: 16,
-        learning_rates: vec![0.3],
+        learning_rates: vec![0.3, 0.3, 0.3, 0.3, 0.3, 0.03],
         ..Default::default()
     });
     let _ = std::fs::remove_dir_all(&dir);

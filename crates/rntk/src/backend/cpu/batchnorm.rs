@@ -93,7 +93,14 @@ pub(super) fn normalize<T: Element>(
     });
 }
 
-/// Σ dy and Σ dy·x̂ per statistic, x̂ = (x − mean)·invstd in `T`.
+/// Σ dy per statistic (the bias gradient alone).
+pub(super) fn dy_sums<T: Element>(g: &NormGeom, dy: &[T], sdy: &mut [f64]) {
+    sdy.fill(0.0);
+    per_stat(g, dy, sdy, |_, v| v.as_f64());
+}
+
+/// Σ dy and Σ dy·x̂ per statistic, x̂ = (x − mean)·invstd in `T`, in one pass over `x` and
+/// `dy` (Σ dy in the order `dy_sums` takes: the same value to the bit).
 pub(super) fn grad_sums<T: Element>(
     g: &NormGeom,
     (x, dy): (&[T], &[T]),
@@ -101,12 +108,12 @@ pub(super) fn grad_sums<T: Element>(
     (sdy, sdyx): (&mut [f64], &mut [f64]),
 ) {
     sdy.fill(0.0);
-    per_stat(g, dy, sdy, |_, v| v.as_f64());
     sdyx.fill(0.0);
     let d = g.d;
     for (xr, yr) in x.chunks_exact(d).zip(dy.chunks_exact(d)).take(g.rows) {
         if g.inner == 1 {
             for (j, (&a, &b)) in xr.iter().zip(yr).enumerate() {
+                sdy[j] += b.as_f64();
                 sdyx[j] += b.as_f64() * ((a - mean[j]) * invstd[j]).as_f64();
             }
             continue;
@@ -117,17 +124,20 @@ pub(super) fn grad_sums<T: Element>(
             .enumerate()
         {
             let (m, s) = (mean[j], invstd[j]);
-            let mut acc = [0.0f64; 8];
+            let (mut acc, mut acc1) = ([0.0f64; 8], [0.0f64; 8]);
             let (xc, yc) = (xs.chunks_exact(8), ys.chunks_exact(8));
             let (xt, yt) = (xc.remainder(), yc.remainder());
             for (a, b) in xc.zip(yc) {
                 for l in 0..8 {
+                    acc1[l] += b[l].as_f64();
                     acc[l] += b[l].as_f64() * ((a[l] - m) * s).as_f64();
                 }
             }
             for (l, (&a, &b)) in xt.iter().zip(yt).enumerate() {
+                acc1[l] += b.as_f64();
                 acc[l] += b.as_f64() * ((a - m) * s).as_f64();
             }
+            sdy[j] += acc1.iter().sum::<f64>();
             sdyx[j] += acc.iter().sum::<f64>();
         }
     }
@@ -268,6 +278,9 @@ mod tests {
                 (&sdy, &sdyx),
                 &mut dx,
             );
+            let mut sdy_only = vec![0.0; c];
+            dy_sums(&g, &dy, &mut sdy_only);
+            assert_eq!(sdy_only, sdy, "dy_sums and grad_sums take the same order");
             for j in 0..c {
                 assert!(close(mu[j], mu0[j], 1e-12) && close(s2[j], s20[j], 1e-12));
                 assert!(close(sdy[j], sdy0[j], 1e-12) && close(sdyx[j], sdyx0[j], 1e-12));

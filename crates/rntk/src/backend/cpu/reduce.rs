@@ -230,9 +230,14 @@ impl Reductions for Cpu {
         let mean = &stats[1..1 + c];
         let invstd = &stats[1 + c..1 + 2 * c];
         // Σ dy and Σ dy·x̂ per statistic: the parameter gradients, and (in training) the
-        // terms through which the batch mean and variance depend on x.
+        // terms through which the batch mean and variance depend on x (the bias needs
+        // only Σ dy).
         let (sdy, sdyx) = (&mut zeros_f64(c), &mut zeros_f64(c));
-        batchnorm::grad_sums(g, (x, dout), (mean, invstd), (sdy, sdyx));
+        if i == 2 {
+            batchnorm::dy_sums(g, dout, sdy);
+        } else {
+            batchnorm::grad_sums(g, (x, dout), (mean, invstd), (sdy, sdyx));
+        }
         match i {
             0 => batchnorm::input_grad(
                 g,

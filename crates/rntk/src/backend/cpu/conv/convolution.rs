@@ -11,10 +11,13 @@
 //! ```
 //!
 //! A pointwise convolution (1×1, stride 1, no padding) multiplies the image rows in place.
+//! Other stride-1 convolutions on the AVX-512 path read their patches in place from a
+//! zero-padded copy of the image instead of packing them (`implicit`).
 //! Work is split over `threads` as contiguous ranges of (image, group, block) items, each
 //! thread with one scratch buffer for all its items; backward-filter sums per-thread
 //! partial gradients in thread order, so results depend on `threads` but not on scheduling.
 
+use super::implicit;
 use super::micro::{product, Rows};
 use super::pack::{pack, runs, unpack_add, Run};
 use crate::backend::conv::ConvGeometry;
@@ -27,8 +30,8 @@ fn block_cols(rows: usize, fast: bool) -> usize {
     q.clamp(32, if fast { 256 } else { 2048 })
 }
 
-/// `f(item_range, thread)` over `0..items` split into `threads` contiguous ranges.
-fn split<F>(items: usize, threads: usize, f: F)
+/// `f(item_range)` over `0..items` split into `threads` contiguous ranges.
+pub(super) fn split<F>(items: usize, threads: usize, f: F)
 where
     F: Fn(std::ops::Range<usize>) + Sync,
 {
@@ -47,18 +50,18 @@ where
 
 /// A `*mut T` that threads may share because they write disjoint parts.
 #[derive(Clone, Copy)]
-struct Shared<T>(*mut T, usize);
+pub(super) struct Shared<T>(*mut T, usize);
 // SAFETY: only used to hand disjoint regions of one buffer to scoped threads.
 unsafe impl<T> Send for Shared<T> {}
 unsafe impl<T> Sync for Shared<T> {}
 impl<T> Shared<T> {
-    fn new(s: &mut [T]) -> Self {
+    pub(super) fn new(s: &mut [T]) -> Self {
         Shared(s.as_mut_ptr(), s.len())
     }
     /// # Safety
     /// No two live slices obtained from the same buffer may overlap.
     #[allow(clippy::mut_from_ref)]
-    unsafe fn slice(&self, start: usize, len: usize) -> &mut [T] {
+    pub(super) unsafe fn slice(&self, start: usize, len: usize) -> &mut [T] {
         assert!(start + len <= self.1, "shared slice out of bounds");
         std::slice::from_raw_parts_mut(self.0.add(start), len)
     }
@@ -82,6 +85,9 @@ pub fn conv_forward<T: Element>(
     threads: usize,
 ) {
     check(g, n, x, w, y);
+    if implicit::applies::<T>(g, n, threads) {
+        return implicit::forward(g, n, x, w, y, accumulate, threads);
+    }
     let (cg, og, k) = (g.cg(), g.og(), g.kernel_size());
     let (pin, pout) = (g.in_spatial(), g.out_spatial());
     let rows = cg * k;
@@ -151,6 +157,9 @@ pub fn conv_backward_data<T: Element>(
     threads: usize,
 ) {
     check(g, n, dx, w, dy);
+    if implicit::applies_backward_data::<T>(g, n, threads) {
+        return implicit::backward_data(g, n, dy, w, dx, accumulate, threads);
+    }
     let (cg, og, k) = (g.cg(), g.og(), g.kernel_size());
     let (pin, pout) = (g.in_spatial(), g.out_spatial());
     let rows = cg * k;
@@ -202,6 +211,22 @@ pub fn conv_backward_filter<T: Element>(
     threads: usize,
 ) {
     check(g, n, x, dw, dy);
+    let fsize = g.filter_size();
+    if implicit::applies::<T>(g, n, threads) {
+        let items = n * g.groups;
+        let t = threads.clamp(1, items.max(1));
+        let mut partial = vec![T::zero(); t * fsize];
+        let ps = Shared::new(&mut partial);
+        split(t, t, |threads_range| {
+            for ti in threads_range {
+                // SAFETY: thread ti alone writes partial ti.
+                let acc = unsafe { ps.slice(ti * fsize, fsize) };
+                let range = items * ti / t..items * (ti + 1) / t;
+                implicit::filter_partial(g, (x, dy), range, acc);
+            }
+        });
+        return finish_filter(g, &mut partial, dw, accumulate);
+    }
     let (cg, og, k) = (g.cg(), g.og(), g.kernel_size());
     let (pin, pout) = (g.in_spatial(), g.out_spatial());
     let rows = cg * k;
@@ -213,9 +238,8 @@ pub fn conv_backward_filter<T: Element>(
     let items = n * per_image;
     let t = threads.clamp(1, items.max(1));
     // per thread: Σ dW_gᵀ, (Cg·K × Og) per group
-    let mut partial = vec![T::zero(); t * g.filter_size()];
+    let mut partial = vec![T::zero(); t * fsize];
     let ps = Shared::new(&mut partial);
-    let fsize = g.filter_size();
     split(t, t, |threads_range| {
         for ti in threads_range {
             // SAFETY: thread ti alone writes partial ti.
@@ -251,9 +275,15 @@ pub fn conv_backward_filter<T: Element>(
             }
         }
     });
-    // Σ over threads in order, then dW_g = (Σ dW_gᵀ)ᵀ
-    let (first, rest) = partial.split_at_mut(fsize);
-    for p in rest.chunks(fsize) {
+    finish_filter(g, &mut partial, dw, accumulate);
+}
+
+/// `dw (+)= (Σ over threads of partial)ᵀ` per group: the threads' sums (`Cg·K × Og` per
+/// group, one filter's size each) added in thread order, then transposed.
+fn finish_filter<T: Element>(g: &ConvGeometry, partial: &mut [T], dw: &mut [T], accumulate: bool) {
+    let (og, rows) = (g.og(), g.cg() * g.kernel_size());
+    let (first, rest) = partial.split_at_mut(g.filter_size());
+    for p in rest.chunks(g.filter_size()) {
         for (a, b) in first.iter_mut().zip(p) {
             *a += *b;
         }

@@ -29,13 +29,16 @@ pub(crate) fn fast<T: Element>() -> bool {
     }
 }
 
-/// A row-major matrix view with contiguous rows: element (i, j) at `data[i*rs + j]`.
+/// A row-major matrix view with contiguous rows: element (i, j) at `data[i*rs + j]`, or,
+/// for a view with a row table (`gathered`), at `data[offs[i] + j]` (the rows of a patch
+/// matrix read in place from a zero-padded image: `implicit`).
 #[derive(Clone, Copy)]
 pub(crate) struct Rows<'a, T> {
     pub data: &'a [T],
     pub rows: usize,
     pub cols: usize,
     pub rs: usize,
+    pub offs: Option<&'a [usize]>,
 }
 
 impl<'a, T> Rows<'a, T> {
@@ -49,6 +52,31 @@ impl<'a, T> Rows<'a, T> {
             rows,
             cols,
             rs,
+            offs: None,
+        }
+    }
+
+    /// Row `i` is `data[offs[i]..offs[i] + cols]`.
+    pub fn gathered(data: &'a [T], offs: &'a [usize], cols: usize) -> Self {
+        assert!(
+            cols == 0 || offs.iter().all(|&o| o + cols <= data.len()),
+            "gathered matrix view out of bounds"
+        );
+        Rows {
+            data,
+            rows: offs.len(),
+            cols,
+            rs: 0,
+            offs: Some(offs),
+        }
+    }
+
+    /// Where row `i` starts in `data`.
+    #[inline(always)]
+    pub fn start(&self, i: usize) -> usize {
+        match self.offs {
+            Some(o) => o[i],
+            None => i * self.rs,
         }
     }
 }
@@ -80,17 +108,22 @@ pub(crate) fn product<T: Element>(
                 rows: a.rows,
                 cols: a.cols,
                 rs: a.rs,
+                offs: a.offs,
             };
             let b = Rows {
                 data: std::slice::from_raw_parts(b.data.as_ptr().cast::<f32>(), b.data.len()),
                 rows: b.rows,
                 cols: b.cols,
                 rs: b.rs,
+                offs: b.offs,
             };
             let c = std::slice::from_raw_parts_mut(c.as_mut_ptr().cast::<f32>(), c.len());
             avx512::product(a, b, c, ldc, accumulate);
         }
         return;
+    }
+    if a.offs.is_some() || b.offs.is_some() {
+        return plain(a, b, c, ldc, accumulate);
     }
     let am = Mat {
         data: a.data,
@@ -117,10 +150,49 @@ pub(crate) fn product<T: Element>(
     gemm(&am, &bm, &mut cm, accumulate, Par::Seq);
 }
 
+/// `c (+)= a·b` by the plain loops (views with a row table off the AVX-512 path).
+fn plain<T: Element>(a: Rows<T>, b: Rows<T>, c: &mut [T], ldc: usize, accumulate: bool) {
+    for i in 0..a.rows {
+        let ar = &a.data[a.start(i)..][..a.cols];
+        let cr = &mut c[i * ldc..][..b.cols];
+        if !accumulate {
+            cr.fill(T::zero());
+        }
+        for (kk, &av) in ar.iter().enumerate() {
+            let br = &b.data[b.start(kk)..][..b.cols];
+            for (cv, &bv) in cr.iter_mut().zip(br) {
+                *cv += av * bv;
+            }
+        }
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use super::{Rows, COLS};
     use std::arch::x86_64::*;
+
+    /// How a view's rows are found: a stride, or a table (bounds checked by `Rows`).
+    trait Addr: Copy {
+        fn at(self, i: usize) -> usize;
+    }
+    #[derive(Clone, Copy)]
+    struct Stride(usize);
+    impl Addr for Stride {
+        #[inline(always)]
+        fn at(self, i: usize) -> usize {
+            i * self.0
+        }
+    }
+    #[derive(Clone, Copy)]
+    struct Table<'a>(&'a [usize]);
+    impl Addr for Table<'_> {
+        #[inline(always)]
+        fn at(self, i: usize) -> usize {
+            // SAFETY (of the callers): i < rows = the table's length.
+            unsafe { *self.0.get_unchecked(i) }
+        }
+    }
 
     /// Rows of `a` per pass over a column block (their slice of `a` stays in L1).
     const MC: usize = 64;
@@ -129,6 +201,24 @@ mod avx512 {
     pub(super) unsafe fn product(
         a: Rows<f32>,
         b: Rows<f32>,
+        c: &mut [f32],
+        ldc: usize,
+        accumulate: bool,
+    ) {
+        match (a.offs, b.offs) {
+            (None, None) => run(&a, &b, Stride(a.rs), Stride(b.rs), c, ldc, accumulate),
+            (Some(t), None) => run(&a, &b, Table(t), Stride(b.rs), c, ldc, accumulate),
+            (None, Some(t)) => run(&a, &b, Stride(a.rs), Table(t), c, ldc, accumulate),
+            (Some(s), Some(t)) => run(&a, &b, Table(s), Table(t), c, ldc, accumulate),
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn run<A: Addr, B: Addr>(
+        a: &Rows<f32>,
+        b: &Rows<f32>,
+        aa: A,
+        ba: B,
         c: &mut [f32],
         ldc: usize,
         accumulate: bool,
@@ -143,25 +233,34 @@ mod avx512 {
             while i0 < m {
                 let i1 = (i0 + MC).min(m);
                 let mut i = i0;
+                let at = |i| Tile { i, j, masks };
                 while i + 8 <= i1 {
-                    block::<8>(&a, &b, cp, ldc, i, j, masks, accumulate);
+                    block::<8, A, B>(a, b, (aa, ba), cp, ldc, at(i), accumulate);
                     i += 8;
                 }
                 if i + 4 <= i1 {
-                    block::<4>(&a, &b, cp, ldc, i, j, masks, accumulate);
+                    block::<4, A, B>(a, b, (aa, ba), cp, ldc, at(i), accumulate);
                     i += 4;
                 }
                 if i + 2 <= i1 {
-                    block::<2>(&a, &b, cp, ldc, i, j, masks, accumulate);
+                    block::<2, A, B>(a, b, (aa, ba), cp, ldc, at(i), accumulate);
                     i += 2;
                 }
                 if i < i1 {
-                    block::<1>(&a, &b, cp, ldc, i, j, masks, accumulate);
+                    block::<1, A, B>(a, b, (aa, ba), cp, ldc, at(i), accumulate);
                 }
                 i0 = i1;
             }
             j += COLS;
         }
+    }
+
+    /// Rows `i..`, columns `j..j + 32` (masked to the view) of `c`.
+    #[derive(Clone, Copy)]
+    struct Tile {
+        i: usize,
+        j: usize,
+        masks: (u16, u16),
     }
 
     fn mask(w: usize, lo: usize) -> u16 {
@@ -175,15 +274,17 @@ mod avx512 {
 
     /// Rows `i..i + R`, columns `j..j + 32` of `c`, held in registers across all of k.
     #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn block<const R: usize>(
+    unsafe fn block<const R: usize, A: Addr, B: Addr>(
         a: &Rows<f32>,
         b: &Rows<f32>,
+        (aa, ba): (A, B),
         c: *mut f32,
         ldc: usize,
-        i: usize,
-        j: usize,
-        (m0, m1): (u16, u16),
+        Tile {
+            i,
+            j,
+            masks: (m0, m1),
+        }: Tile,
         accumulate: bool,
     ) {
         let mut x0 = [_mm512_setzero_ps(); R];
@@ -195,12 +296,14 @@ mod avx512 {
                 x1[r] = _mm512_maskz_loadu_ps(m1, s.wrapping_add(16));
             }
         }
-        let ap = a.data.as_ptr().add(i * a.rs);
+        let mut ap = [a.data.as_ptr(); R];
+        for (r, p) in ap.iter_mut().enumerate() {
+            *p = p.add(aa.at(i + r));
+        }
         let bp = b.data.as_ptr().add(j);
-        let (ars, brs) = (a.rs, b.rs);
         let full = m0 == u16::MAX && m1 == u16::MAX;
         for kk in 0..a.cols {
-            let br = bp.add(kk * brs);
+            let br = bp.add(ba.at(kk));
             // (masked loads never read past the view's last column)
             let (b0, b1) = if full {
                 (_mm512_loadu_ps(br), _mm512_loadu_ps(br.add(16)))
@@ -211,7 +314,7 @@ mod avx512 {
                 )
             };
             for r in 0..R {
-                let av = _mm512_set1_ps(*ap.add(r * ars + kk));
+                let av = _mm512_set1_ps(*ap[r].add(kk));
                 x0[r] = _mm512_fmadd_ps(av, b0, x0[r]);
                 x1[r] = _mm512_fmadd_ps(av, b1, x1[r]);
             }
@@ -301,6 +404,56 @@ mod tests {
                     for j in 0..n {
                         let w = want[i * n + j] + if acc { 1.0 } else { 0.0 };
                         assert!((c64[i * ldc + j] - w).abs() < 1e-12);
+                    }
+                }
+                // the same product through row tables: rows stored in reverse order
+                let rev = |v: &[f64], rows: usize, rs: usize| -> Vec<f64> {
+                    (0..rows)
+                        .rev()
+                        .flat_map(|r| v[r * rs..(r + 1) * rs].to_vec())
+                        .collect()
+                };
+                let (ar, br) = (rev(&a64, m, ars), rev(&b64, k, brs));
+                let ao: Vec<usize> = (0..m).map(|i| (m - 1 - i) * ars).collect();
+                let bo: Vec<usize> = (0..k).map(|kk| (k - 1 - kk) * brs).collect();
+                let (ar32, br32) = (
+                    ar.iter().map(|&v| v as f32).collect::<Vec<f32>>(),
+                    br.iter().map(|&v| v as f32).collect::<Vec<f32>>(),
+                );
+                for (ta, tb) in [(true, false), (false, true), (true, true)] {
+                    let mut c = vec![1.0f32; m * ldc];
+                    let av = if ta {
+                        Rows::gathered(&ar32[..], &ao, k)
+                    } else {
+                        Rows::new(&a32[..], m, k, ars)
+                    };
+                    let bv = if tb {
+                        Rows::gathered(&br32[..], &bo, n)
+                    } else {
+                        Rows::new(&b32[..], k, n, brs)
+                    };
+                    product(av, bv, &mut c, ldc, acc);
+                    let mut c64 = vec![1.0f64; m * ldc];
+                    let av = if ta {
+                        Rows::gathered(&ar[..], &ao, k)
+                    } else {
+                        Rows::new(&a64[..], m, k, ars)
+                    };
+                    let bv = if tb {
+                        Rows::gathered(&br[..], &bo, n)
+                    } else {
+                        Rows::new(&b64[..], k, n, brs)
+                    };
+                    product(av, bv, &mut c64, ldc, acc);
+                    for i in 0..m {
+                        for j in 0..n {
+                            let w = want[i * n + j] + if acc { 1.0 } else { 0.0 };
+                            assert!((c[i * ldc + j] as f64 - w).abs() < 1e-4, "gathered f32");
+                            assert!((c64[i * ldc + j] - w).abs() < 1e-12, "gathered f64");
+                        }
+                        for j in n..ldc {
+                            assert_eq!(c[i * ldc + j], 1.0);
+                        }
                     }
                 }
             }

@@ -1,10 +1,13 @@
 //! CPU kernels of the convolution family: convolution forward / backward-data /
 //! backward-filter (`convolution`), max and average pooling, their gradients and max
-//! unpooling (`pool`), ROI max pooling (`roi`). Patches are packed block by block (`pack`) and multiplied by a
+//! unpooling (`pool`), ROI max pooling (`roi`). Patches are packed block by block
+//! (`pack`), or read in place from a zero-padded image for stride-1 convolutions
+//! (`implicit`), and multiplied by a
 //! register-blocked AVX-512 kernel or `gemm` (`micro`). `reference` holds the plain loops
 //! every kernel is tested against.
 
 mod convolution;
+mod implicit;
 mod micro;
 mod pack;
 mod pool;

@@ -21,6 +21,7 @@ fn axis(
     match mode {
         0 => ConvAxis::auto_padded(input, kernel, stride, dilation, false),
         1 => ConvAxis::explicit(input, kernel, stride, dilation, (0, 0), false),
+        3 => ConvAxis::explicit(input, kernel, stride, dilation, (3, 1), false),
         _ => ConvAxis::explicit(input, kernel, stride, dilation, (1, 2), false),
     }
 }
@@ -58,6 +59,13 @@ fn geometries() -> Vec<ConvGeometry> {
         (&[(28, 5, 1, 1, 0), (28, 5, 1, 1, 0)], 1, 8, 1),
         (&[(16, 3, 2, 1, 0), (16, 3, 2, 1, 0)], 16, 32, 1),
         (&[(8, 3, 1, 1, 0), (8, 3, 1, 1, 0)], 64, 40, 1),
+        // the P5 model's stride-1 layers, and pads wider than the window (stride 1)
+        (&[(32, 3, 1, 1, 0), (32, 3, 1, 1, 0)], 16, 16, 1),
+        (&[(16, 3, 1, 1, 0), (16, 3, 1, 1, 0)], 32, 32, 1),
+        // (at least 8 channels per group: backward data reads in place too)
+        (&[(7, 3, 1, 1, 3), (6, 2, 1, 2, 3)], 8, 4, 1),
+        (&[(9, 3, 1, 2, 3)], 16, 6, 2),
+        (&[(6, 3, 1, 1, 0), (7, 3, 1, 1, 2)], 16, 12, 2),
     ];
     for (axes, c, o, groups) in specs {
         let ax: Axes = axes
@@ -121,6 +129,12 @@ fn convolution_kernels_equal_the_plain_loops() {
             let mut y32 = vec![0.0f32; y_ref.len()];
             conv_forward(g, n, &x32, &w32, &mut y32, false, threads);
             close(&to64(&y32), &y_ref, 1e-5, &what("forward f32"));
+            conv_forward(g, n, &x32, &w32, &mut y32, true, threads);
+            let twice: Vec<f64> = y_ref.iter().map(|v| 2.0 * v).collect();
+            close(&to64(&y32), &twice, 1e-5, &what("forward accumulate f32"));
+            let mut dx32 = vec![0.25f32; x.len()];
+            conv_backward_data(g, n, &dy32, &w32, &mut dx32, false, threads);
+            close(&to64(&dx32), &dx_ref, 1e-5, &what("backward data f32"));
             let mut dx32 = vec![0.25f32; x.len()];
             conv_backward_data(g, n, &dy32, &w32, &mut dx32, true, threads);
             let shifted: Vec<f64> = dx_ref.iter().map(|v| v + 0.25).collect();
