@@ -1,7 +1,7 @@
 //! The index tables the host makes for kernels from rntk's geometry (plan data, not
 //! values): per output element the element of each broadcast operand, a reduction's
 //! first input per output and the offsets it reduces, a permutation's sources. Public
-//! so the host emulation of the kernels (`tests/kernels_on_host.rs`) feeds them the
+//! so the host emulation of the kernels (`tests/kernels_on_host/`) feeds them the
 //! same tables the GPU gets.
 
 use rntk::backend::copies::PermuteGeom;

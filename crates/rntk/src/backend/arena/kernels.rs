@@ -1,11 +1,10 @@
-//! Every kernel family on the arena: each call locks the arena, resolves its views to
-//! the slots' memory (`resolve.rs`) and runs the CPU kernel there. What a device
-//! backend implements, family by family.
+//! The kernel families on the arena (convolutions in `conv.rs`, attention in
+//! `attention.rs`): each call locks the arena, resolves its views to the slots' memory
+//! (`resolve.rs`) and runs the CPU kernel there. What a device backend implements,
+//! family by family.
 
 use super::resolve::Resolve;
 use super::{AMut, ARef, Arena, ArenaBuf};
-use crate::backend::attention::{Attention, AttentionGeom};
-use crate::backend::conv::{ConvGeometry, Convolutions, PoolGeometry, PoolKind};
 use crate::backend::copies::{
     Copies, DelayStep, GatherGeom, PermuteGeom, RowPairs, SliceGeom, SpliceGeom,
 };
@@ -15,7 +14,6 @@ use crate::backend::products::{Batch, Products};
 use crate::backend::random::{MaskOrder, Random};
 use crate::backend::recurrent::{LstmStrides, Recurrent, ScanGeom};
 use crate::backend::reduce::{NormArgs, NormGeom, ReduceGeom, ReduceOp, Reductions};
-use crate::backend::roi::RoiGeometry;
 use crate::backend::updates::{LearnerStep, Updates};
 use crate::backend::{Arg, Cpu, MatMut, MatRef, Operand, Par, SparseRows};
 use crate::error::Result;
@@ -628,124 +626,6 @@ impl Recurrent for Arena {
     }
 }
 
-impl Convolutions for Arena {
-    fn conv_forward<T: Element>(
-        &self,
-        g: &ConvGeometry,
-        n: usize,
-        x: ARef<'_, T>,
-        w: ARef<'_, T>,
-        y: AMut<'_, T>,
-        acc: bool,
-        par: Par,
-    ) {
-        self.call(|cx| unsafe { Cpu.conv_forward(g, n, x.get(cx), w.get(cx), y.get(cx), acc, par) })
-    }
-    fn conv_backward_data<T: Element>(
-        &self,
-        g: &ConvGeometry,
-        n: usize,
-        dy: ARef<'_, T>,
-        w: ARef<'_, T>,
-        dx: AMut<'_, T>,
-        acc: bool,
-        par: Par,
-    ) {
-        self.call(|cx| unsafe {
-            Cpu.conv_backward_data(g, n, dy.get(cx), w.get(cx), dx.get(cx), acc, par)
-        })
-    }
-    fn conv_backward_filter<T: Element>(
-        &self,
-        g: &ConvGeometry,
-        n: usize,
-        x: ARef<'_, T>,
-        dy: ARef<'_, T>,
-        dw: AMut<'_, T>,
-        acc: bool,
-        par: Par,
-    ) {
-        self.call(|cx| unsafe {
-            Cpu.conv_backward_filter(g, n, x.get(cx), dy.get(cx), dw.get(cx), acc, par)
-        })
-    }
-    fn pool_forward<T: Element>(
-        &self,
-        g: &PoolGeometry,
-        kn: (PoolKind, usize),
-        x: ARef<'_, T>,
-        y: AMut<'_, T>,
-        par: Par,
-    ) {
-        self.call(|cx| unsafe { Cpu.pool_forward(g, kn, x.get(cx), y.get(cx), par) })
-    }
-    fn pool_backward<T: Element>(
-        &self,
-        g: &PoolGeometry,
-        kn: (PoolKind, usize),
-        x: ARef<'_, T>,
-        dy: ARef<'_, T>,
-        dx: AMut<'_, T>,
-        acc: bool,
-        par: Par,
-    ) {
-        self.call(|cx| unsafe {
-            Cpu.pool_backward(g, kn, x.get(cx), dy.get(cx), dx.get(cx), acc, par)
-        })
-    }
-    fn unpool_forward<T: Element>(
-        &self,
-        g: &PoolGeometry,
-        n: usize,
-        (u, x): (ARef<'_, T>, ARef<'_, T>),
-        y: AMut<'_, T>,
-        par: Par,
-    ) {
-        self.call(|cx| unsafe { Cpu.unpool_forward(g, n, (u.get(cx), x.get(cx)), y.get(cx), par) })
-    }
-    fn unpool_backward<T: Element>(
-        &self,
-        g: &PoolGeometry,
-        n: usize,
-        x: ARef<'_, T>,
-        dy: ARef<'_, T>,
-        du: AMut<'_, T>,
-        acc: bool,
-        par: Par,
-    ) {
-        self.call(|cx| unsafe {
-            Cpu.unpool_backward(g, n, x.get(cx), dy.get(cx), du.get(cx), acc, par)
-        })
-    }
-    fn roi_pool_forward<T: Element>(
-        &self,
-        g: &RoiGeometry,
-        n: usize,
-        (x, r): (ARef<'_, T>, ARef<'_, T>),
-        y: AMut<'_, T>,
-        par: Par,
-    ) {
-        self.call(|cx| unsafe {
-            Cpu.roi_pool_forward(g, n, (x.get(cx), r.get(cx)), y.get(cx), par)
-        })
-    }
-    fn roi_pool_backward<T: Element>(
-        &self,
-        g: &RoiGeometry,
-        n: usize,
-        (x, r): (ARef<'_, T>, ARef<'_, T>),
-        dy: ARef<'_, T>,
-        dx: AMut<'_, T>,
-        acc: bool,
-        par: Par,
-    ) {
-        self.call(|cx| unsafe {
-            let xr = (x.get(cx), r.get(cx));
-            Cpu.roi_pool_backward(g, n, xr, dy.get(cx), dx.get(cx), acc, par)
-        })
-    }
-}
-
 impl Updates for Arena {
     fn learner_step<T: Element>(
         &self,
@@ -797,37 +677,5 @@ impl Arena {
     fn sync_len<T: Element>(&self, b: &mut ArenaBuf<T>) {
         let slot = b.slot;
         b.len = self.with(|s| s.vec_mut::<T>(slot).len());
-    }
-}
-
-impl Attention for Arena {
-    fn additive_attention<T: Element>(
-        &self,
-        g: &AttentionGeom,
-        args: [ARef<'_, T>; 4],
-        weights: AMut<'_, T>,
-        out: AMut<'_, T>,
-    ) {
-        self.call(|cx| unsafe {
-            Cpu.additive_attention(g, args.get(cx), weights.get(cx), out.get(cx))
-        })
-    }
-    fn additive_attention_backward<T: Element>(
-        &self,
-        g: &AttentionGeom,
-        args: [ARef<'_, T>; 4],
-        weights: ARef<'_, T>,
-        dout: ARef<'_, T>,
-        grads: AMut<'_, T>,
-    ) {
-        self.call(|cx| unsafe {
-            Cpu.additive_attention_backward(
-                g,
-                args.get(cx),
-                weights.get(cx),
-                dout.get(cx),
-                grads.get(cx),
-            )
-        })
     }
 }

@@ -7,9 +7,12 @@
 //! and assert that results equal the CPU's and that no value crosses to the host
 //! inside a minibatch beyond the feeds and the fetches.
 //!
-//! It is also the template for a real device: `kernels.rs` shows every family a
-//! backend implements, `resolve.rs` what turns its views into memory.
+//! It is also the template for a real device: `kernels.rs` (with `conv.rs` and
+//! `attention.rs`) shows every family a backend implements, `resolve.rs` what turns its
+//! views into memory.
 
+mod attention;
+mod conv;
 mod kernels;
 mod resolve;
 

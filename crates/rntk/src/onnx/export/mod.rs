@@ -9,14 +9,15 @@
 //! value that depends on it: reductions, softmax, shifts and loops along the sequence
 //! axis select by the mask. Sequence-axis ops are rntk's model-local ONNX functions
 //! (domain `ai.rntk`, bodies of standard ops, `functions.rs`); recurrent loops become
-//! ONNX `LSTM` / `GRU` / `RNN` where the step is one of those cells (`rnn.rs`), else a
-//! `Scan` whose body is the step (`loops.rs`).
+//! ONNX `LSTM` / `GRU` / `RNN` where the step is one of those cells (recognised in
+//! `rnn.rs`, written in `rnn_emit.rs`), else a `Scan` whose body is the step (`loops.rs`).
 
 mod conv;
 mod functions;
 mod loops;
 mod ops;
 mod rnn;
+mod rnn_emit;
 mod seq;
 
 use super::builder::{value_info, Dim, Gb, INT32, RNTK_DOMAIN};
