@@ -98,103 +98,87 @@ fn plan<T: Element>(
     })
 }
 
+/// One cuBLAS product of element type `$t` through its routines (`$gemm` for one
+/// product, `$batched` for a strided batch): alpha 1, beta 1 when accumulating, else 0.
+macro_rules! cublas_gemm {
+    ($h:expr, $x:expr, $ops:expr, $acc:expr, $count:expr, $t:ty, $gemm:path, $batched:path) => {{
+        let (x, (ta, tb)): (&Call, (Op, Op)) = ($x, $ops);
+        let al: $t = 1.0;
+        let be: $t = if $acc { 1.0 } else { 0.0 };
+        let f = |p: u64| p as *const $t;
+        let c = x.c.0 as *mut $t;
+        if $count == 1 {
+            $gemm(
+                $h,
+                ta,
+                tb,
+                x.m,
+                x.n,
+                x.k,
+                &al,
+                f(x.a.0),
+                x.a.1,
+                f(x.b.0),
+                x.b.1,
+                &be,
+                c,
+                x.c.1,
+            )
+        } else {
+            $batched(
+                $h,
+                ta,
+                tb,
+                x.m,
+                x.n,
+                x.k,
+                &al,
+                f(x.a.0),
+                x.a.1,
+                x.a.2,
+                f(x.b.0),
+                x.b.1,
+                x.b.2,
+                &be,
+                c,
+                x.c.1,
+                x.c.2,
+                int($count),
+            )
+        }
+    }};
+}
+
 impl Cuda {
     /// Run `call` (`count` products; 1 for a plain GEMM).
     fn blas<T: Element>(&self, x: &Call, accumulate: bool, count: usize) {
         self.bind();
         let h = self.inner.blas.0;
-        let (ta, tb) = (op(x.ta), op(x.tb));
-        let beta = if accumulate { 1.0 } else { 0.0 };
+        let ops = (op(x.ta), op(x.tb));
         // SAFETY: the views are live device buffers holding every product's operands
         // (checked by the op's shape rule); alpha/beta are host scalars.
         let r = unsafe {
             match T::DTYPE {
-                DType::F32 => {
-                    let (al, be) = (1.0f32, beta as f32);
-                    let f = |p: u64| p as *const f32;
-                    if count == 1 {
-                        blas::sgemm(
-                            h,
-                            ta,
-                            tb,
-                            x.m,
-                            x.n,
-                            x.k,
-                            &al,
-                            f(x.a.0),
-                            x.a.1,
-                            f(x.b.0),
-                            x.b.1,
-                            &be,
-                            x.c.0 as *mut f32,
-                            x.c.1,
-                        )
-                    } else {
-                        blas::sgemm_strided_batched(
-                            h,
-                            ta,
-                            tb,
-                            x.m,
-                            x.n,
-                            x.k,
-                            &al,
-                            f(x.a.0),
-                            x.a.1,
-                            x.a.2,
-                            f(x.b.0),
-                            x.b.1,
-                            x.b.2,
-                            &be,
-                            x.c.0 as *mut f32,
-                            x.c.1,
-                            x.c.2,
-                            int(count),
-                        )
-                    }
-                }
-                DType::F64 => {
-                    let (al, be) = (1.0f64, beta);
-                    let f = |p: u64| p as *const f64;
-                    if count == 1 {
-                        blas::dgemm(
-                            h,
-                            ta,
-                            tb,
-                            x.m,
-                            x.n,
-                            x.k,
-                            &al,
-                            f(x.a.0),
-                            x.a.1,
-                            f(x.b.0),
-                            x.b.1,
-                            &be,
-                            x.c.0 as *mut f64,
-                            x.c.1,
-                        )
-                    } else {
-                        blas::dgemm_strided_batched(
-                            h,
-                            ta,
-                            tb,
-                            x.m,
-                            x.n,
-                            x.k,
-                            &al,
-                            f(x.a.0),
-                            x.a.1,
-                            x.a.2,
-                            f(x.b.0),
-                            x.b.1,
-                            x.b.2,
-                            &be,
-                            x.c.0 as *mut f64,
-                            x.c.1,
-                            x.c.2,
-                            int(count),
-                        )
-                    }
-                }
+                DType::F32 => cublas_gemm!(
+                    h,
+                    x,
+                    ops,
+                    accumulate,
+                    count,
+                    f32,
+                    blas::sgemm,
+                    blas::sgemm_strided_batched
+                ),
+                DType::F64 => cublas_gemm!(
+                    h,
+                    x,
+                    ops,
+                    accumulate,
+                    count,
+                    f64,
+                    blas::dgemm,
+                    blas::dgemm_strided_batched
+                ),
             }
         };
         r.unwrap_or_else(|e| fault("a cuBLAS product", e));
