@@ -36,10 +36,6 @@ impl<T: Element, B: Backend> Executor<T, B> {
                 "backward() needs a successful forward() first".into(),
             ));
         }
-        // Ops that compute all their operands' gradients at once do so anew each pass.
-        for st in &mut self.arena.states {
-            st.grad_ready = false;
-        }
         let wrt_slots = self.wrt_slots(wrt)?;
         self.run_backward(seeds, &wrt_slots, None)?;
         self.take_gradients(&wrt_slots)
@@ -99,6 +95,10 @@ impl<T: Element, B: Backend> Executor<T, B> {
         wrt_slots: &[usize],
         mut stream: Option<&mut Stream<'_>>,
     ) -> Result<()> {
+        // Ops that compute all their operands' gradients at once do so anew each pass.
+        for st in &mut self.arena.states {
+            st.grad_ready = false;
+        }
         let reach = self.plan.reach(wrt_slots);
         let seeded: Vec<usize> = seeds
             .iter()
