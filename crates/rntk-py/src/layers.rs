@@ -8,8 +8,9 @@ use crate::errors::{value_err, IntoPy};
 use crate::graph::{parse_dtype, Var};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
-use rntk::graph::VarInfo;
+use rntk::graph::{placeholder, VarInfo};
 use rntk::initializer::Initializer;
+use rntk::layers::probe::probe;
 use rntk::layers::{
     Activation, BatchNormalization, Delay, Dense, Dropout, Embedding, Fold, Generator, Gru,
     InitialState, Label, Layer, LayerNormalization, Lstm, Predicate, Recurrence, RecurrenceFrom,
@@ -17,7 +18,7 @@ use rntk::layers::{
 };
 use rntk::tensor::Shape;
 use rntk::Variable;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// An initializer (CNTK's `cntk.initializer` objects).
 #[pyclass(module = "rntk._rntk", name = "Init", frozen)]
@@ -179,13 +180,17 @@ impl PyStep {
     }
 }
 
-/// A recurrent step written in Python: `call(states, x) -> new states` (lists of `Var`),
-/// with the state shapes known up front (rntk's placeholders need them) and
-/// `params() -> [Var]` its parameters once built.
+/// A recurrent step written in Python: `call(states, x) -> new states` (lists of `Var`)
+/// and `params() -> [Var]` its parameters once built. rntk's placeholders need the
+/// state shapes: given up front, or (`None`) inferred as CNTK does from what the
+/// function returns, by running it once on stand-in states under
+/// `rntk::layers::probe` (no parameters made, no seeds taken) when the recurrence is
+/// first applied.
 struct PythonStep {
     call: Py<PyAny>,
     params: Py<PyAny>,
-    shapes: Vec<Shape>,
+    nstates: usize,
+    shapes: Mutex<Option<Vec<Shape>>>,
 }
 
 impl PythonStep {
@@ -194,25 +199,66 @@ impl PythonStep {
             .map(|v| v.into_iter().map(|v| v.0).collect())
             .map_err(|e| rntk::Error::Argument(format!("the Python step function's {what}: {e}")))
     }
-}
 
-impl RecurrentStep for PythonStep {
-    fn state_shapes(&self, _x: &VarInfo) -> rntk::Result<Vec<Shape>> {
-        Ok(self.shapes.clone())
-    }
-    fn step(&self, states: &[Variable], x: &Variable) -> rntk::Result<Vec<Variable>> {
+    fn call_step(&self, states: &[Variable], x: &Variable) -> rntk::Result<Vec<Variable>> {
         Python::attach(|py| {
             let s: Vec<Var> = states.iter().cloned().map(Var).collect();
             let out = Self::vars(py, self.call.call1(py, (s, Var(x.clone()))), "result")?;
-            if out.len() != self.shapes.len() {
+            if out.len() != self.nstates {
                 return Err(rntk::Error::Argument(format!(
                     "the Python step function takes {} states but returned {} values",
-                    self.shapes.len(),
+                    self.nstates,
                     out.len()
                 )));
             }
             Ok(out)
         })
+    }
+
+    /// The state shapes CNTK would infer: the shapes the function returns when run on
+    /// stand-in states of shape (1,) (layers give outputs of their own shapes).
+    fn probe_shapes(&self, x: &VarInfo) -> rntk::Result<Vec<Shape>> {
+        let ph = |shape: Shape, name: &str| placeholder(shape, x.dtype, x.axes.clone(), name);
+        let states = (0..self.nstates)
+            .map(|k| ph(Shape::from([1]), &format!("state{k}")))
+            .collect::<rntk::Result<Vec<_>>>()?;
+        let xs = ph(x.shape.clone(), "x")?;
+        let outs = probe(|| self.call_step(&states, &xs)).map_err(|e| {
+            rntk::Error::Argument(format!(
+                "Recurrence over a Python step function: rntk infers the shapes of its {} \
+                 state(s) by running it once on stand-in states of shape (1,), which failed \
+                 ({e}); give them: type the function (@C.Function with \
+                 @C.layers.Signature(Tensor[n], ..., Tensor[d])) or pass \
+                 initial_state=C.Constant(np.zeros(shape)) (a tuple for several states)",
+                self.nstates
+            ))
+        })?;
+        Ok(outs.iter().map(|v| v.shape()).collect())
+    }
+}
+
+impl RecurrentStep for PythonStep {
+    fn state_shapes(&self, x: &VarInfo) -> rntk::Result<Vec<Shape>> {
+        if let Some(s) = self.shapes.lock().map_err(|_| poisoned())?.as_ref() {
+            return Ok(s.clone());
+        }
+        let s = self.probe_shapes(x)?;
+        *self.shapes.lock().map_err(|_| poisoned())? = Some(s.clone());
+        Ok(s)
+    }
+    fn step(&self, states: &[Variable], x: &Variable) -> rntk::Result<Vec<Variable>> {
+        let out = self.call_step(states, x)?;
+        for (k, (o, s)) in out.iter().zip(states).enumerate() {
+            if o.shape() != s.shape() {
+                return Err(rntk::Error::Argument(format!(
+                    "the Python step function returned state {k} of shape {}, but that \
+                     state has shape {} (a step must return states of the shapes it takes)",
+                    o.shape(),
+                    s.shape()
+                )));
+            }
+        }
+        Ok(out)
     }
     fn parameters(&self) -> Vec<Variable> {
         Python::attach(|py| Self::vars(py, self.params.call0(py), "parameters")).unwrap_or_default()
@@ -222,13 +268,26 @@ impl RecurrentStep for PythonStep {
     }
 }
 
-/// A step over a Python function (see `PythonStep`).
+fn poisoned() -> rntk::Error {
+    rntk::Error::Argument("the Python step's state shapes: lock poisoned".into())
+}
+
+/// A step over a Python function of `nstates` states (see `PythonStep`); `shapes`
+/// `None` infers them when the recurrence is first applied.
 #[pyfunction]
-fn python_step(call: Py<PyAny>, params: Py<PyAny>, shapes: Vec<Vec<usize>>) -> PyStep {
+#[pyo3(signature = (call, params, shapes, nstates))]
+fn python_step(
+    call: Py<PyAny>,
+    params: Py<PyAny>,
+    shapes: Option<Vec<Vec<usize>>>,
+    nstates: usize,
+) -> PyStep {
+    let shapes: Option<Vec<Shape>> = shapes.map(|s| s.into_iter().map(Shape::from).collect());
     PyStep(Arc::new(PythonStep {
         call,
         params,
-        shapes: shapes.into_iter().map(Shape::from).collect(),
+        nstates: shapes.as_ref().map_or(nstates, |s| s.len()),
+        shapes: Mutex::new(shapes),
     }))
 }
 

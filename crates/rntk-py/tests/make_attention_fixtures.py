@@ -4,7 +4,9 @@ parameters filled deterministically (each W with its own key, the four stabilize
 alphas 0.5/0.6/0.7/0.8), the forward output and d sum(out * r)/d(inputs, parameters),
 float32. The encoder runs on the default sequence axis, the decoder on its own
 ('decoderAxis'), paired by batch item with different lengths. One more case records
-the initial parameters CNTK draws after set_fixed_random_seed(1).
+the initial parameters CNTK draws after set_fixed_random_seed(1); two more apply the
+layer inside a Recurrence step (CNTK tutorial 204's decoder: the query is the LSTM's
+previous state), forwards and backwards.
 
     /work/shared/bench/cntk/py crates/rntk-py/tests/make_attention_fixtures.py
 
@@ -72,12 +74,8 @@ def inputs():
     return [enc, dec]
 
 
-def case(name, expr, attention_dim, **kw):
-    ins = inputs()
-    env = {i.name: i.make() for i in ins}
-    att = C.layers.AttentionModel(attention_dim, **kw)
-    f = att(env['enc'], env['dec'])
-    params = fill(f.parameters)
+def run(name, f, ins, params):
+    """The forward output of ``f`` and d sum(out * r)/d(inputs, parameters)."""
     ov = f.output
     kind = out_kind(ov)
     feed = {i.var: i.feed() for i in ins}
@@ -93,11 +91,21 @@ def case(name, expr, attention_dim, **kw):
     for path, p, _ in params:
         grads[path] = value('static', p.shape, gr[p])
     print('ok   %s -> %s %s on %s' % (name, kind, tuple(ov.shape), ov.dynamic_axes[1].name))
-    return {'name': name, 'expr': expr, 'attention_dim': attention_dim,
-            'options': dict((k, v) for k, v in kw.items()),
-            'inputs': [i.record() for i in ins],
+    return {'inputs': [i.record() for i in ins],
             'params': dict((path, value('static', p.shape, v)) for path, p, v in params),
             'output': value(kind, ov.shape, out), 'r': value(kind, ov.shape, r), 'grads': grads}
+
+
+def case(name, expr, attention_dim, **kw):
+    ins = inputs()
+    env = {i.name: i.make() for i in ins}
+    att = C.layers.AttentionModel(attention_dim, **kw)
+    f = att(env['enc'], env['dec'])
+    params = fill(f.parameters)
+    d = {'name': name, 'expr': expr, 'attention_dim': attention_dim,
+         'options': dict((k, v) for k, v in kw.items())}
+    d.update(run(name, f, ins, params))
+    return d
 
 
 def seeded_init():
@@ -113,6 +121,42 @@ def seeded_init():
             'params': ps}
 
 
+LSTM_KEYS = {'b': 11, 'W': 12, 'H': 13}
+
+
+def recurrence_case(name, go_backwards):
+    """CNTK 204's decoder step: AttentionModel(4) inside a Recurrence over an LSTM(5),
+    the query being the LSTM's previous h; the encoder sequence (default axis) is read
+    whole by every decoder step (decoderAxis) of the same batch item. The step is an
+    untyped @C.Function, as in 204."""
+    ins = inputs()
+    env = {i.name: i.make() for i in ins}
+    att = C.layers.AttentionModel(4)
+    cell = C.layers.LSTM(5)
+
+    @C.Function
+    def decode(encoded, history):
+        @C.Function
+        def lstm_with_attention(dh, dc, x):
+            h_att = att(encoded, dh)
+            return cell(dh, dc, C.splice(x, h_att))
+        return C.layers.Recurrence(lstm_with_attention, go_backwards=go_backwards)(history)
+    f = decode(env['enc'], env['dec'])
+    lstm_uids = set(p.uid for p in cell.parameters)
+    params = fill([p for p in f.parameters if p.uid not in lstm_uids])
+    for p in cell.parameters:
+        v = pfill(p.shape, LSTM_KEYS[p.name])
+        p.value = v
+        params.append(('lstm.' + p.name, p, v))
+    d = {'name': name,
+         'expr': 'decode(enc, dec) = Recurrence(lstm_with_attention, go_backwards=%s)(dec), '
+         'lstm_with_attention(dh, dc, x) = cell(dh, dc, splice(x, AttentionModel(4)(enc, dh))), '
+         'cell = LSTM(5)' % go_backwards,
+         'attention_dim': 4, 'options': {}, 'go_backwards': go_backwards}
+    d.update(run(name, f, ins, params))
+    return d
+
+
 def main():
     cs = [case('attention_model', 'AttentionModel(4)(enc, dec)', 4),
           case('attention_model_no_stabilization',
@@ -121,7 +165,9 @@ def main():
           case('attention_model_go_backwards',
                'AttentionModel(4, go_backwards=True)(enc, dec) (ignored by CNTK without a span)', 4,
                go_backwards=True),
-          seeded_init()]
+          seeded_init(),
+          recurrence_case('attention_in_recurrence_step', False),
+          recurrence_case('attention_in_recurrence_step_backwards', True)]
     text = json.dumps({'generator': 'make_attention_fixtures.py', 'cntk_version': C.__version__,
                        'dtype': 'float32', 'cases': cs}, separators=(',', ':'), allow_nan=False)
     with open(os.path.join(HERE, 'fixtures', 'attention.json'), 'w') as fh:

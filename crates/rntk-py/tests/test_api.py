@@ -170,3 +170,68 @@ def test_value_one_hot_and_minibatch_source_from_data():
     mb = src.next_minibatch(2)
     assert mb[src.streams.x].num_samples == 2
     assert mb[src.streams.x].asarray().shape[-1] == 2
+
+
+def test_axes_are_compared_by_name_as_in_cntk():
+    """CNTK 2.7 (checked on the oracle): ``C.Axis('dec') == C.Axis('dec')``, and two
+    sequence inputs made with two such calls combine; ``new_unique_dynamic_axis``
+    gives a new axis each time (names 'dec1', 'dec2'); axes that differ are named in
+    the error, not blamed on the shapes."""
+    a, b = C.Axis('dec'), C.Axis('dec')
+    assert a == b and a.name == 'dec'
+    u1, u2 = C.Axis.new_unique_dynamic_axis('dec'), C.Axis.new_unique_dynamic_axis('dec')
+    assert u1 != u2 and u1.name != u2.name and u1.name.startswith('dec')
+    x = C.sequence.input_variable(4, sequence_axis=a)
+    y = C.sequence.input_variable(4, sequence_axis=b)
+    out = C.squared_error(x, y).eval({x: [np.ones((2, 4), np.float32)],
+                                      y: [np.zeros((2, 4), np.float32)]})
+    np.testing.assert_array_equal(out[0], [4.0, 4.0])
+    z = C.sequence.input_variable(4, sequence_axis=C.Axis('other'))
+    with pytest.raises(ValueError, match=r'dynamic axes do not match.*\[#, dec\] and \[#, other\]'):
+        C.squared_error(x, z)
+    w = C.sequence.input_variable(4, sequence_axis=u1)
+    with pytest.raises(ValueError, match='different sequence axes'):
+        C.squared_error(x, w)
+
+
+def test_cntk_204_function_idioms():
+    """The Functional-API idioms tutorial 204 relies on, as CNTK 2.7 has them."""
+    # @Signature with keyword types: arguments in the function's parameter order
+    @C.Function
+    @C.layers.Signature(a=C.layers.Tensor[2], b=C.layers.Tensor[3])
+    def f(a, b):
+        return C.splice(b, a)
+    assert [v.name for v in f.arguments] == ['a', 'b']
+    assert f.output.shape == (5,)
+    # a @C.Function applied once knows its parameters (CNTK builds it on placeholders)
+    d = C.layers.Dense(4)
+
+    @C.Function
+    def g(x):
+        return d(x) * 2
+    x = C.input_variable(3)
+    g(x)
+    assert sorted(p.name for p in g.parameters) == ['W', 'b']
+    # >> on an applied Function applies the right side now; a deferred call by keyword
+    h = (g(x) >> C.hardmax)
+    assert h.output.shape == (4,) and h.arguments[0].name == x.name
+    k = C.layers.UnfoldFrom(lambda s: C.layers.Dense(3, activation=C.tanh)(s), length_increase=1)
+    y = C.sequence.input_variable(2)
+    u = k(initial_state=C.Constant(np.zeros(3, np.float32)), dynamic_axes_like=y)
+    assert u.output.shape == (3,)
+    with pytest.raises(TypeError, match='unexpected keyword'):
+        k(initial=1, dynamic_axes_like=y)
+    # w[..., i]: the ellipsis takes the leading axes
+    z = C.input_variable((2, 3))
+    np.testing.assert_array_equal(z[..., 1].eval({z: np.arange(6, dtype=np.float32).reshape(1, 2, 3)}),
+                                  [[[1.], [4.]]])
+    # Delay with a Constant initial state
+    s = C.sequence.input_variable(2)
+    start = C.Constant(np.array([7, 8], np.float32))
+    out = C.layers.Delay(initial_state=start)(s).eval({s: [np.ones((2, 2), np.float32)]})
+    np.testing.assert_array_equal(out[0], [[7, 8], [1, 1]])
+    # a tuple after a several-output layer: value i to branch i (CNTK's >>)
+    seq = C.layers.Sequential([C.layers.Recurrence(C.layers.LSTM(3), return_full_state=True),
+                               (C.layers.Label('h'), C.layers.Label('c'))])
+    r = seq(s)
+    assert len(r.outputs) == 2 and [o.name for o in r.outputs] == ['h', 'c']

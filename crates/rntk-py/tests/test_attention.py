@@ -44,7 +44,8 @@ def by_path(layer):
     return dict(zip(paths, ps))
 
 
-@pytest.mark.parametrize('case', [c for c in CASES if 'output' in c], ids=lambda c: c['name'])
+@pytest.mark.parametrize('case', [c for c in CASES if 'output' in c and 'go_backwards' not in c],
+                         ids=lambda c: c['name'])
 def test_attention_model_equals_cntk(case):
     dt = np.float32
     env = make_inputs(case, dt)
@@ -119,16 +120,56 @@ def test_refusals_say_what_is_not_supported():
                 dec: [np.ones((1, 2), np.float32), np.ones((2, 2), np.float32)]})
 
 
-def test_inside_a_recurrence_step_is_refused_with_the_reason():
-    """The fused op is a whole-sequence op: CNTK 204's use inside the decoder's step
-    function (attending from each past decoder state) is refused, naming the op."""
-    enc = C.sequence.input_variable(3)
+def recurrence_model(case, env, untyped):
+    """CNTK 204's decoder step (make_attention_fixtures.recurrence_case): the attention
+    of the LSTM's previous h over the encoder, spliced to the step's input."""
+    att = AttentionModel(case['attention_dim'])
+    cell = LSTM(5)
+    init = {} if untyped else \
+        {'initial_state': (C.Constant(np.zeros(5, np.float32)), C.Constant(np.zeros(5, np.float32)))}
+
+    @C.Function
+    def decode(encoded, history):
+        @C.Function
+        def lstm_with_attention(dh, dc, x):
+            h_att = att(encoded, dh)
+            return cell(dh, dc, C.splice(x, h_att))
+        return Recurrence(lstm_with_attention, go_backwards=case['go_backwards'], **init)(history)
+    f = decode(env['enc'], env['dec'])
+    params = by_path(att)
+    params.update(('lstm.' + p.name, p) for p in cell.parameters)
+    return f, params
+
+
+@pytest.mark.parametrize('untyped', [True, False], ids=['inferred_states', 'initial_states'])
+@pytest.mark.parametrize('case', [c for c in CASES if 'go_backwards' in c], ids=lambda c: c['name'])
+def test_inside_a_recurrence_step_equals_cntk(case, untyped):
+    """AttentionModel applied to the recurrence's own previous state (the query, per
+    step, inside the loop) over the whole encoder sequence of each batch item: outputs
+    and gradients w.r.t. encoder, decoder input and all ten parameters as CNTK 2.7's.
+    The step is untyped as in 204 (its state shapes inferred), or given zero initial
+    states (the same function)."""
+    dt = np.float32
+    env = make_inputs(case, dt)
+    f, params = recurrence_model(case, env, untyped)
+    assert f.output.shape == (5,)
+    assert f.output.dynamic_axes[1].name == 'decoderAxis'
+    assert sorted(params) == sorted(case['params'])
+    for k, v in case['params'].items():
+        assert params[k].shape == tuple(v['shape']), k
+        params[k].value = array(v, dt)
+    check(case, f, env, params, dt)
+
+
+def test_keys_from_the_loop_state_are_refused_with_the_reason():
+    """Only the query may be the recurrent state: attending over the state sequence
+    itself from inside its own loop is refused, naming the op."""
     dec = C.sequence.input_variable(2, sequence_axis=C.Axis('d'))
     att = AttentionModel(4)
 
     @C.Function
     def step(h, x):
-        return C.layers.Dense(2)(C.splice(att(enc, h), x))
+        return C.layers.Dense(2)(C.splice(att(h, h), x))
     r = Recurrence(step, initial_state=C.Constant(np.zeros(2, np.float32)))(dec)
-    with pytest.raises(RuntimeError, match='AdditiveAttention.*inside a recurrent loop'):
-        r.eval({enc: [np.ones((2, 3), np.float32)], dec: [np.ones((3, 2), np.float32)]})
+    with pytest.raises(RuntimeError, match='AdditiveAttention.*computed outside the loop'):
+        r.eval({dec: [np.ones((3, 2), np.float32)]})

@@ -74,12 +74,33 @@ def test_recurrence_equals_cntk(case):
     check(case, f, env, params, dt)
 
 
-def test_python_step_without_state_shapes_says_what_to_give():
-    """CNTK infers a Python step's state shape after the fact; rntk needs it first."""
+def test_python_step_without_state_shapes_infers_them_as_cntk():
+    """CNTK infers a Python step's state shapes from what it returns; rntk does too (a
+    probe run on stand-in states, which makes no parameters and takes no seeds): the
+    same values as the step given its state shape up front, the same parameters."""
     x = C.sequence.input_variable(3)
-    d = Dense(2)
+    d = Dense(2, activation=C.tanh)
+    C.cntk_py.set_fixed_random_seed(5)
+    inferred = Recurrence(lambda h, x: d(C.splice(h, x)))(x)
+    assert inferred.output.shape == (2,)
+    assert [tuple(p.shape) for p in d.parameters] == [(5, 2), (2,)]
+    given = Recurrence(lambda h, x: d(C.splice(h, x)),
+                       initial_state=C.Constant(np.zeros(2, np.float32)))(x)
+    data = [np.arange(12, dtype=np.float32).reshape(4, 3) / 10, np.ones((2, 3), np.float32)]
+    for a, b in zip(inferred.eval({x: data}), given.eval({x: data})):
+        np.testing.assert_array_equal(a, b)
+    # the probe took no automatic seed: W drew the first one after the fixed seed
+    C.cntk_py.set_fixed_random_seed(5)
+    d2 = Dense(2, activation=C.tanh)
+    Recurrence(lambda h, x: d2(C.splice(h, x)))(x)
+    np.testing.assert_array_equal(d2.parameters[0].value, d.parameters[0].value)
+
+
+def test_python_step_whose_shapes_cannot_be_inferred_says_what_to_give():
+    x = C.sequence.input_variable(3)
+    w = C.parameter((2, 2), init=0.5)
     with pytest.raises(ValueError, match='initial_state=C.Constant'):
-        Recurrence(lambda h, x: d(C.splice(h, x)))(x)
+        Recurrence(lambda h, x: C.times(h, w) + C.reduce_sum(x))(x)
 
 
 @pytest.mark.parametrize('case', UNFOLD, ids=[c['name'] for c in UNFOLD])

@@ -88,3 +88,19 @@ def test_202_against_cntk(tmp_path):
             assert all(math.isclose(x, y, rel_tol=1e-2) for x, y in zip(no, nc)), (o, c)
         else:
             assert no == nc, (o, c)
+
+
+def test_204_attention_seq2seq_equals_cntk_from_the_same_seed(tmp_path):
+    """Tutorial 204's model functions as written (create_model with use_attention and
+    use_embedding, model_train with Delay(initial_state=sentence_start), the typed
+    criterion, fsadagrad with clipping, Trainer(None, criterion, ...), ProgressPrinter,
+    the greedy UnfoldFrom decoder) on generated words: the decoder's Recurrence step is
+    an untyped @C.Function calling AttentionModel(encoded, h_prev). The parameter count,
+    every minibatch's loss and error, the progress lines and the greedy decodings equal
+    CNTK 2.7's (recorded: all printed digits equal)."""
+    ours = [timing_free(l) for l in run('cntk_204_sequence_to_sequence', tmp_path)]
+    cntk = [timing_free(l) for l in fixture('cntk_204_sequence_to_sequence')]
+    assert ours[0] == 'Training 9519 parameters in 29 parameter tensors.'
+    assert_equal_to_4_digits(ours, cntk)
+    decoded = [l for l in ours if ' -> ' in l]
+    assert len(decoded) == 4 and decoded == [l for l in cntk if ' -> ' in l]

@@ -72,8 +72,14 @@ pub fn sample_count(loss: &Value) -> Option<usize> {
 /// `()`. The operands broadcast as `minus` does (CNTK accepts a target of shape
 /// `(1,)` against an output of shape `(3,)`).
 pub fn squared_error(o: &Variable, t: &Variable) -> Result<Variable> {
-    let d = minus(o, t).map_err(|_| {
-        shape_err(
+    let d = minus(o, t).map_err(|e| match e {
+        // the shapes may agree: say what does not
+        Error::DynamicAxes { detail, .. } => Error::axes(
+            "squared_error",
+            &o.label(),
+            format!("output and target: {detail}"),
+        ),
+        _ => shape_err(
             "squared_error",
             o,
             format!(
@@ -81,7 +87,7 @@ pub fn squared_error(o: &Variable, t: &Variable) -> Result<Variable> {
                 o.shape(),
                 t.shape()
             ),
-        )
+        ),
     })?;
     reduce_sum(&square(&d)?, None, false)
 }

@@ -237,3 +237,112 @@ fn layer_refuses_non_vector_states() {
     let e = AttentionModel::new(5).apply2(&enc, &dec).unwrap_err();
     assert!(e.to_string().contains("vector per step"), "{e}");
 }
+
+// ---------------------------------------------------------------- inside a recurrent loop
+// CNTK tutorial 204's decoder: the query is the recurrence's previous state, the keys
+// and values the whole encoder sequence of the same batch item (computed outside the
+// loop). Here: enc (encoder axis, 2) → keys enc·Wk (3), values enc; a decoder input x
+// (decoder axis, 3); the step
+//     q_t = h_{t−1} + x_t,  a_t = attention(q_t; keys, values),  h_t = tanh([a_t, x_t]·Wh)
+
+struct Loop {
+    h: Variable,
+    q: Variable,
+    a: Variable,
+    x: Variable,
+    enc: Variable,
+    wk: Variable,
+    wh: Variable,
+    w: Variable,
+}
+
+fn decoder_loop(backwards: bool) -> Loop {
+    let axes = dec_axes();
+    let x = f64_input(&[3], "x", axes.clone());
+    let enc = f64_input(&[2], "enc", DynamicAxes::default_sequence());
+    let wk = param(&[2, 3], 6, "Wk");
+    let wh = param(&[5, 3], 7, "Wh");
+    let w = param(&[3, 1], 8, "w");
+    let keys = times(&enc, &wk).unwrap();
+    let ph = rntk::placeholder([3], DType::F64, axes, "h").unwrap();
+    let init = rntk::scalar(0.1, DType::F64);
+    let prev = if backwards {
+        sequence::future_value(&ph, &init, 1).unwrap()
+    } else {
+        sequence::past_value(&ph, &init, 1).unwrap()
+    };
+    let q = plus(&prev, &x).unwrap();
+    let a = additive_attention(&q, &keys, &enc, &w).unwrap();
+    let h = tanh(&times(&rntk::functions::splice(&[&a, &x], -1).unwrap(), &wh).unwrap()).unwrap();
+    h.owner()
+        .unwrap()
+        .replace_placeholders(&[(ph, h.clone())])
+        .unwrap();
+    Loop {
+        h,
+        q,
+        a,
+        x,
+        enc,
+        wk,
+        wh,
+        w,
+    }
+}
+
+#[test]
+fn inside_a_recurrent_loop_gradients_by_finite_differences() {
+    for backwards in [false, true] {
+        let l = decoder_loop(backwards);
+        let feeds = vec![
+            (l.x.clone(), seqs(&[3], DEC, 1)),
+            (l.enc.clone(), seqs(&[2], ENC, 2)),
+        ];
+        gradcheck(&l.h, &feeds, &[l.x, l.enc, l.wk, l.wh, l.w], TOL);
+    }
+}
+
+/// The loop's attention, step by step, equals the whole-sequence op applied
+/// afterwards to the queries the loop computed.
+#[test]
+fn inside_a_loop_equals_the_whole_sequence_op_on_the_same_queries() {
+    let l = decoder_loop(false);
+    let (xv, ev) = (seqs(&[3], DEC, 1), seqs(&[2], ENC, 2));
+    let mut ex = Executor::<f64>::new(&[l.h.clone(), l.q.clone(), l.a.clone()]).unwrap();
+    ex.forward(&[(&l.x, &xv), (&l.enc, &ev)], false).unwrap();
+    let qv = ex.value(&l.q).unwrap();
+    let in_loop = ex.value(&l.a).unwrap().to_vec::<f64>();
+    let q = f64_input(&[3], "q", dec_axes());
+    let keys = times(&l.enc, &l.wk).unwrap();
+    let y = additive_attention(&q, &keys, &l.enc, &l.w).unwrap();
+    let mut whole = Executor::<f64>::new(std::slice::from_ref(&y)).unwrap();
+    whole.forward(&[(&q, &qv), (&l.enc, &ev)], false).unwrap();
+    let want = whole.value(&y).unwrap().to_vec::<f64>();
+    assert_eq!(in_loop.len(), DEC.iter().sum::<usize>() * 2);
+    assert_close("attention in the loop", &in_loop, &want, 0.0, 0.0);
+}
+
+#[test]
+fn keys_that_depend_on_the_loop_state_are_refused() {
+    let axes = dec_axes();
+    let x = f64_input(&[3], "x", axes.clone());
+    let w = param(&[3], 8, "w");
+    let ph = rntk::placeholder([3], DType::F64, axes, "h").unwrap();
+    let prev = sequence::past_value(&ph, &rntk::scalar(0.0, DType::F64), 1).unwrap();
+    let q = plus(&prev, &x).unwrap();
+    // keys and values are the loop's own state: self-attention over a state sequence
+    let a = additive_attention(&q, &prev, &prev, &w).unwrap();
+    let h = tanh(&plus(&a, &x).unwrap()).unwrap();
+    h.owner()
+        .unwrap()
+        .replace_placeholders(&[(ph, h.clone())])
+        .unwrap();
+    let e = Executor::<f64>::new(std::slice::from_ref(&h))
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        e.contains("AdditiveAttention") && e.contains("computed outside the loop"),
+        "{e}"
+    );
+}

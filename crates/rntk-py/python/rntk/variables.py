@@ -43,12 +43,17 @@ class Axis(object):
     named sequence axis (``Axis('inputAxis')``)."""
 
     _by_name = {}
+    _unique = 0
 
     def __init__(self, name, _kind='sequence'):
         self._name = name
         self._kind = _kind
         if _kind == 'sequence' and name != 'defaultDynamicAxis':
-            self._axes = _rntk.Axes.sequence(name)
+            # CNTK compares axes by name: Axis('dec') made twice is one axis
+            h = Axis._by_name.get(name)
+            if h is None:
+                h = Axis._by_name[name] = _rntk.Axes.sequence(name)
+            self._axes = h
         elif _kind == 'sequence':
             self._axes = _rntk.Axes.sequence(None)
         else:
@@ -73,7 +78,10 @@ class Axis(object):
 
     @staticmethod
     def new_unique_dynamic_axis(name):
-        return Axis(name)
+        """A new sequence axis, never the same as another (its name is ``name`` with a
+        unique number, as CNTK's)."""
+        Axis._unique += 1
+        return Axis('%s%d' % (name, Axis._unique))
 
     @staticmethod
     def all_axes():
@@ -121,6 +129,7 @@ def _axes_list(h):
 
 
 def _named_axis(name, h):
+    Axis._by_name.setdefault(name, h)
     a = Axis.__new__(Axis)
     a._name, a._kind, a._axes = name, 'sequence', h
     return a
@@ -252,6 +261,15 @@ class TensorOpsMixin(object):
         """Slicing along static axes: ``x[0:2]``, ``x[:, 1:3]``, ``x[2]``."""
         if not isinstance(key, tuple):
             key = (key,)
+        if any(k is Ellipsis for k in key):
+            # ``...`` stands for the axes the other items leave (204: ``w[..., end]``)
+            if sum(1 for k in key if k is Ellipsis) > 1:
+                raise IndexError('an index can only have a single ellipsis (...)')
+            e = key.index(Ellipsis)
+            fill = len(self.shape) - (len(key) - 1)
+            if fill < 0:
+                raise IndexError('too many indices for a Variable of shape %s' % (self.shape,))
+            key = key[:e] + (slice(None),) * fill + key[e + 1:]
         h = sanitize_input(self)
         for axis, k in enumerate(key):
             if isinstance(k, slice):
@@ -262,8 +280,6 @@ class TensorOpsMixin(object):
                 h = _rntk.slice(h, axis, start, stop, 1 if k.step is None else k.step)
             elif isinstance(k, int):
                 h = _rntk.slice(h, axis, k, k + 1 if k != -1 else 0, 1)
-            elif k is Ellipsis:
-                raise NotImplementedError('Ellipsis in a slice of a Variable')
             else:
                 raise TypeError('a Variable is sliced with ints and slices, got %r' % (k,))
         return _wrap_output(h)

@@ -1,6 +1,7 @@
 //! The backward pass: the schedule in reverse, only through slots that lead from the
 //! `wrt` variables (the plan caches which, per set); loops run backward in time, and
-//! the gradients of their static operands (recurrent weights) are deferred and
+//! the gradients of their static operands (recurrent weights) and of the operands a
+//! context op reads whole (attention's encoder keys and values) are deferred and
 //! computed once over all steps.
 
 use super::arena::{Arena, Params};
@@ -394,7 +395,60 @@ impl<T: Element, B: Backend> Back<'_, '_, T, B> {
                 (0..steps).try_for_each(|t| self.delay(n, &layout, t))
             }
             ExecKind::Whole => self.whole(n),
+            ExecKind::Context => {
+                let rows = self.arena.layouts[out].rows();
+                self.context(n, 0..rows, |_| true)
+            }
         }
+    }
+
+    /// Backward of context node `n` from the rows `rows` of its first operand, for the
+    /// operands selected by `which(deferred)`: a loop defers the gradients of the
+    /// static and context operands (read whole) to one call over all rows.
+    fn context(
+        &mut self,
+        n: usize,
+        rows: Range<usize>,
+        which: impl Fn(bool) -> bool,
+    ) -> Result<()> {
+        let node = &self.plan.nodes[n];
+        let out = node.out;
+        for (i, &s) in node.ins.iter().enumerate() {
+            if !self.reach[s] || !node.op.differentiable(i) {
+                continue;
+            }
+            let deferred = node.op.is_context_operand(i)
+                || matches!(self.arena.layouts[s], Layout::Static)
+                || self.params[s].is_some();
+            if !which(deferred) {
+                continue;
+            }
+            let mut din = std::mem::take(&mut self.arena.grads[s]);
+            let mut st = std::mem::take(&mut self.arena.states[n]);
+            let a = &*self.arena;
+            let args: SmallVec<[WholeArg<B, T>; 4]> = node
+                .ins
+                .iter()
+                .map(|&x| a.whole_arg(x, self.params))
+                .collect();
+            let res = node
+                .op
+                .backward_context(
+                    self.b,
+                    i,
+                    &args,
+                    rows.clone(),
+                    B::view(&a.grads[out]),
+                    B::view_mut(&mut din),
+                    &mut st,
+                )
+                .map_err(|e| with_name(e, &node.name));
+            drop(args);
+            self.arena.states[n] = st;
+            self.arena.grads[s] = din;
+            res?;
+        }
+        Ok(())
     }
 
     fn whole(&mut self, n: usize) -> Result<()> {
@@ -472,19 +526,24 @@ impl<T: Element, B: Backend> Back<'_, '_, T, B> {
                 if !self.reach[self.plan.nodes[n].out] {
                     continue;
                 }
-                if self.plan.nodes[n].op.exec_kind() == ExecKind::Delay {
-                    self.delay(n, &layout, t)?;
-                } else {
+                match self.plan.nodes[n].op.exec_kind() {
+                    ExecKind::Delay => self.delay(n, &layout, t)?,
+                    ExecKind::Context => self.context(n, r.clone(), |deferred| !deferred)?,
                     // Static operands (weights) wait: one product over all steps below.
-                    self.rows_of(n, r.clone(), |is_static| !is_static, None)?;
+                    _ => self.rows_of(n, r.clone(), |is_static| !is_static, None)?,
                 }
             }
         }
         let rows = layout.rows();
         for &n in nodes {
             let node = &self.plan.nodes[n];
-            if self.reach[node.out] && node.op.exec_kind() != ExecKind::Delay {
-                self.rows_of(n, 0..rows, |is_static| is_static, None)?;
+            if !self.reach[node.out] {
+                continue;
+            }
+            match node.op.exec_kind() {
+                ExecKind::Delay => {}
+                ExecKind::Context => self.context(n, 0..rows, |deferred| deferred)?,
+                _ => self.rows_of(n, 0..rows, |is_static| is_static, None)?,
             }
         }
         Ok(())

@@ -287,6 +287,18 @@ fn order_loop(comp: &[usize], nodes: &[PNode], slots: &[SlotInfo]) -> Result<Loo
                 dir = Some(true)
             }
             _ => {
+                let reads_loop = |i: usize| matches!(slots[nodes[n].ins[i]].source, Source::Node(m) if in_comp(m));
+                if let Some(i) = (0..nodes[n].ins.len())
+                    .find(|&i| nodes[n].op.is_context_operand(i) && reads_loop(i))
+                {
+                    return Err(Error::Unsupported(format!(
+                        "{} '{}' inside a recurrent loop: its operand {i} (keys, values) depends \
+                         on the loop's state; they must be computed outside the loop (only the \
+                         query may be the recurrent state)",
+                        nodes[n].op.name(),
+                        nodes[n].name
+                    )));
+                }
                 if nodes[n].op.exec_kind() == ExecKind::Whole {
                     return Err(Error::Unsupported(format!(
                         "{} '{}' inside a recurrent loop (sequence-level ops must be outside the loop)",

@@ -213,6 +213,14 @@ impl<T: Element, B: Backend> Run<'_, '_, T, B> {
                     })
             }
             ExecKind::Whole => self.whole_forward(n, &mut buf),
+            ExecKind::Context => {
+                let layout = self.arena.layouts[node.ins[0]].clone();
+                let rows = layout.rows();
+                self.arena.layouts[out] = layout;
+                sized(self.b, &node.op, &mut buf, (rows, numel))
+                    .map_err(|e| with_name(e, &node.name))
+                    .and_then(|_| self.context_forward(n, 0..rows, &mut buf))
+            }
         };
         self.arena.data[out] = buf;
         r
@@ -240,6 +248,31 @@ impl<T: Element, B: Backend> Run<'_, '_, T, B> {
         self.arena.numels[out] = shape.numel();
         self.arena.shapes[out] = shape;
         Ok(())
+    }
+
+    /// Context node `n` over the rows `rows` of its first operand into `buf` (the
+    /// node's whole output buffer); its other operands are read whole.
+    fn context_forward(
+        &mut self,
+        n: usize,
+        rows: std::ops::Range<usize>,
+        buf: &mut B::Buf<T>,
+    ) -> Result<()> {
+        let node = &self.plan.nodes[n];
+        let mut st = std::mem::take(&mut self.arena.states[n]);
+        let a = &*self.arena;
+        let args: WholeArgs<T, B> = node
+            .ins
+            .iter()
+            .map(|&s| a.whole_arg(s, self.params))
+            .collect();
+        let r = node
+            .op
+            .forward_context(self.b, &args, rows, B::view_mut(buf), &mut st)
+            .map_err(|e| with_name(e, &node.name));
+        drop(args);
+        self.arena.states[n] = st;
+        r
     }
 
     /// Step `t` of delay node `n` over `layout` into `buf`.
@@ -279,7 +312,11 @@ impl<T: Element, B: Backend> Run<'_, '_, T, B> {
             let is_delay = node.op.exec_kind() == ExecKind::Delay;
             for (i, &s) in node.ins.iter().enumerate() {
                 let l = &self.arena.layouts[s];
-                if inside(s) || (is_delay && i == 1) || matches!(l, Layout::Static) {
+                if inside(s)
+                    || (is_delay && i == 1)
+                    || node.op.is_context_operand(i)
+                    || matches!(l, Layout::Static)
+                {
                     continue;
                 }
                 match &layout {
@@ -336,10 +373,10 @@ impl<T: Element, B: Backend> Run<'_, '_, T, B> {
                 let node = &self.plan.nodes[n];
                 let out = node.out;
                 let mut buf = std::mem::take(&mut self.arena.data[out]);
-                let res = if node.op.exec_kind() == ExecKind::Delay {
-                    self.delay_forward(n, &layout, &mut buf, t)
-                } else {
-                    self.rows_forward(n, r.clone(), &mut buf)
+                let res = match node.op.exec_kind() {
+                    ExecKind::Delay => self.delay_forward(n, &layout, &mut buf, t),
+                    ExecKind::Context => self.context_forward(n, r.clone(), &mut buf),
+                    _ => self.rows_forward(n, r.clone(), &mut buf),
                 };
                 self.arena.data[out] = buf;
                 res?;

@@ -15,11 +15,14 @@
 //! tanh stabilizer's scale `β` is moved onto `W_tanh` (`(β t)·W = t·(β W)`), the same
 //! function.
 //!
+//! The decoder state may be a whole sequence or the state of a recurrence: inside a
+//! `Recurrence` step (CNTK tutorial 204, `attention_model(encoded, h_prev)`) the query
+//! is computed step by step while the encoder's projection stays outside the loop, one
+//! product over the whole encoder sequence.
+//!
 //! Not supported: CNTK's deprecated windowed mode (`attention_span`, `attention_axis`,
-//! the only mode in which `go_backwards` does anything), the `attention_weights`
-//! label (the weights live inside the fused op), and applying the layer inside a
-//! recurrent step function (the fused op is a whole-sequence op; the decoder's states
-//! must be a sequence computed beforehand).
+//! the only mode in which `go_backwards` does anything) and the `attention_weights`
+//! label (the weights live inside the fused op).
 
 use super::defaults::lookup;
 use super::{as_block_n, first, layer_err, Dense, Layer, Stabilizer};
@@ -134,6 +137,9 @@ impl AttentionModel {
                     ),
                 ));
             }
+        }
+        if super::probe::probing() {
+            return super::probe::stand_in(encoder.shape(), encoder, decoder.info().axes);
         }
         // CNTK's creation order: the three projections' seeds before any parameter.
         self.reserve_seeds();

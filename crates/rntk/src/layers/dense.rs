@@ -163,6 +163,18 @@ impl Dense {
 
 impl Layer for Dense {
     fn apply(&self, x: &Variable) -> Result<Variable> {
+        if super::probe::probing() {
+            // the axes kept from the input (input_rank / map_rank) ++ the output shape
+            let d = x.shape();
+            let keep = match (self.input_rank, self.map_rank) {
+                (Some(k), None) => d.rank().saturating_sub(k),
+                (None, Some(m)) => m.min(d.rank()),
+                _ => 0,
+            };
+            let mut out = d.dims()[..keep].to_vec();
+            out.extend_from_slice(self.shape.dims());
+            return super::probe::stand_in(out, x, x.info().axes);
+        }
         let (w, b) = self.params_for(x)?;
         let out_rank = self.shape.rank().max(1);
         first(as_block(x, "Dense", &self.name, |x| {

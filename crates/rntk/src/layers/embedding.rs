@@ -136,6 +136,14 @@ impl Embedding {
 
 impl Layer for Embedding {
     fn apply(&self, x: &Variable) -> Result<Variable> {
+        if super::probe::probing() {
+            let out = match (&self.shape, &self.weights) {
+                (Some(s), _) => s.clone(),
+                (None, Some(w)) => Shape::new(w.shape().dims()[1..].to_vec()),
+                (None, None) => Shape::scalar(),
+            };
+            return super::probe::stand_in(out, x, x.info().axes);
+        }
         let e = self.table_for(x)?;
         let out_rank = e.shape().rank() - 1;
         first(as_block(x, "Embedding", &self.name, |x| {

@@ -43,6 +43,7 @@ mod dense;
 mod dropout;
 mod embedding;
 mod normalization;
+pub mod probe;
 mod recurrence;
 mod recurrent_steps;
 mod sequential;

@@ -106,6 +106,9 @@ impl Default for LayerNormalization {
 
 impl Layer for LayerNormalization {
     fn apply(&self, x: &Variable) -> Result<Variable> {
+        if super::probe::probing() {
+            return Ok(x.clone());
+        }
         let (scale, bias) = self.params_for(x)?;
         let eps = self.epsilon;
         first(as_block(x, "LayerNormalization", &self.name, |x| {
@@ -293,6 +296,9 @@ impl Default for BatchNormalization {
 
 impl Layer for BatchNormalization {
     fn apply(&self, x: &Variable) -> Result<Variable> {
+        if super::probe::probing() {
+            return Ok(x.clone());
+        }
         if self.blend_time_constant != 0.0 {
             return Err(Error::Unsupported(format!(
                 "BatchNormalization{}: blend_time_constant {} (only 0, statistics of the \

@@ -29,12 +29,20 @@
 //! of sequences. Keys and values share one layout. The weights `α` are kept for the
 //! backward, which recomputes the `tanh` terms and hands each operand its part of one
 //! gradient buffer. Kernels: `backend::Attention`.
+//!
+//! The op is row-local in its query and reads its keys and values whole
+//! (`ExecKind::Context`), so it also runs inside a recurrent loop: a decoder whose
+//! query is its own previous state (CNTK tutorial 204's `attention_model(encoded,
+//! h_prev)` in a `Recurrence` step) gets one call per time step for that step's query
+//! rows, over the whole encoder sequence of each row's batch item. The keys and values
+//! must not depend on the loop's state (the compiler refuses that).
 
 use super::{expect_arity, Inferred, NodeState, Op, VarInfo, WholeArg};
 use crate::backend::attention::AttentionGeom;
 use crate::backend::Backend;
 use crate::error::{Error, Result};
-use crate::tensor::{DynamicAxes, Element, Layout, PackedLayout, Shape};
+use crate::tensor::{DynamicAxes, Element, PackedLayout};
+use std::ops::Range;
 use std::sync::Arc;
 
 pub(crate) fn infer(op: &str, name: &str, infos: &[VarInfo]) -> Result<Inferred> {
@@ -115,7 +123,10 @@ fn packed<'a, B: Backend, T: Element>(
     })
 }
 
-fn geom<'a, B: Backend, T: Element>(args: &[WholeArg<'a, B, T>]) -> Result<AttentionGeom<'a>> {
+fn geom<'a, B: Backend, T: Element>(
+    args: &[WholeArg<'a, B, T>],
+    rows: &Range<usize>,
+) -> Result<AttentionGeom<'a>> {
     let q = packed(&args[0], "the query")?;
     let k = packed(&args[1], "the keys")?;
     if !args[2].layout.same_as(args[1].layout) {
@@ -133,11 +144,18 @@ fn geom<'a, B: Backend, T: Element>(args: &[WholeArg<'a, B, T>]) -> Result<Atten
             k.num_sequences()
         )));
     }
+    if rows.end > q.total() {
+        return Err(rt(format!(
+            "rows {rows:?} of a query of {} rows",
+            q.total()
+        )));
+    }
     Ok(AttentionGeom {
         query: q,
         keys: k,
         dim: args[0].shape.numel(),
         value_dim: args[2].shape.numel(),
+        rows: (rows.start, rows.end),
     })
 }
 
@@ -152,46 +170,51 @@ fn operands<'a, B: Backend, T: Element>(args: &[WholeArg<'a, B, T>]) -> Result<[
     Ok([d(0)?, d(1)?, d(2)?, d(3)?])
 }
 
-/// Forward: the output (the query's layout, the values' sample shape) and the weights
-/// kept in `st.aux`.
+/// Forward of the query rows `rows` (all of them outside a loop, one time step's
+/// inside): their outputs in `out` (the whole output buffer, the query's layout, the
+/// values' sample shape, sized by the runtime) and their weights in `st.aux`.
 pub(crate) fn forward<B: Backend, T: Element>(
     b: &B,
     args: &[WholeArg<B, T>],
-    static_shape: &Shape,
-    out: &mut B::Buf<T>,
+    rows: Range<usize>,
+    out: B::Mut<'_, T>,
     st: &mut NodeState<B, T>,
-) -> Result<(Layout, Shape)> {
-    let g = geom(args)?;
-    let op = Op::AdditiveAttention;
-    super::run::zeroed(b, &op, out, (g.query.total(), g.value_dim))?;
-    super::run::sized(b, &op, &mut st.aux, (g.weights_len(), 1))?;
-    st.grad_ready = false;
-    b.additive_attention(
-        &g,
-        operands(args)?,
-        B::view_mut(&mut st.aux),
-        B::view_mut(out),
-    );
-    Ok((args[0].layout.clone(), static_shape.clone()))
+) -> Result<()> {
+    let g = geom(args, &rows)?;
+    super::run::sized(b, &Op::AdditiveAttention, &mut st.aux, (g.weights_len(), 1))?;
+    b.additive_attention(&g, operands(args)?, B::view_mut(&mut st.aux), out);
+    Ok(())
 }
 
-/// The gradient of operand `i`: all four are computed once per backward pass (the
-/// first operand asked for), then each operand takes its part.
+/// The gradient of operand `i` from the query rows `rows`, added into `din` (the
+/// operand's whole gradient buffer). One kernel call gives all four gradients of a
+/// block of rows, accumulated in `st.grad` over a backward pass (`st.grad_rows` rows
+/// so far): the query's gradient is asked for block by block (once over all rows
+/// outside a loop, step by step inside one); the keys', values' and scoring
+/// weights' once over all rows, after every block (the runtime defers them as it
+/// does a loop's static operands), and are then computed here at once if no block
+/// was.
 pub(crate) fn backward<B: Backend, T: Element>(
     b: &B,
     i: usize,
     args: &[WholeArg<B, T>],
+    rows: Range<usize>,
     dout: B::Ref<'_, T>,
     din: B::Mut<'_, T>,
     st: &mut NodeState<B, T>,
 ) -> Result<()> {
-    let g = geom(args)?;
+    let g = geom(args, &rows)?;
     let op = Op::AdditiveAttention;
+    let total = g.query.total();
     if !st.grad_ready {
+        super::run::zeroed(b, &op, &mut st.grad, (g.grads_len(), 1))?;
+        st.grad_rows = 0;
+        st.grad_ready = true;
+    }
+    let accumulate = |st: &mut NodeState<B, T>| -> Result<()> {
         if B::len(&st.aux) < g.weights_len() {
             return Err(rt("backward without its forward".into()));
         }
-        super::run::zeroed(b, &op, &mut st.grad, (g.grads_len(), 1))?;
         b.additive_attention_backward(
             &g,
             operands(args)?,
@@ -199,18 +222,41 @@ pub(crate) fn backward<B: Backend, T: Element>(
             dout,
             B::view_mut(&mut st.grad),
         );
-        st.grad_ready = true;
-    }
-    let (nq, nk) = (g.query.total() * g.dim, g.keys.total() * g.dim);
-    let nv = g.keys.total() * g.value_dim;
-    let at = match i {
-        0 => 0..nq,
-        1 => nq..nq + nk,
-        2 => nq + nk..nq + nk + nv,
-        _ => nq + nk + nv..g.grads_len(),
+        st.grad_rows += rows.len();
+        Ok(())
     };
-    let part = B::sub(B::view(&st.grad), at);
-    let n = B::ref_len(part);
-    b.add(part, B::sub_mut(din, 0..n), crate::backend::Par::Seq);
+    let (nq, nk) = (total * g.dim, g.keys.total() * g.dim);
+    let nv = g.keys.total() * g.value_dim;
+    let at = if i == 0 {
+        if st.grad_rows + rows.len() > total {
+            return Err(rt(format!(
+                "query rows {rows:?} asked for again in one backward pass"
+            )));
+        }
+        accumulate(st)?;
+        rows.start * g.dim..rows.end * g.dim
+    } else {
+        match st.grad_rows {
+            0 => accumulate(st)?,
+            n if n == total => {}
+            n => {
+                return Err(rt(format!(
+                    "the keys' gradient asked for after {n} of {total} query rows"
+                )))
+            }
+        }
+        match i {
+            1 => nq..nq + nk,
+            2 => nq + nk..nq + nk + nv,
+            _ => nq + nk + nv..g.grads_len(),
+        }
+    };
+    let part = B::sub(B::view(&st.grad), at.clone());
+    let dst = if i == 0 {
+        B::sub_mut(din, at)
+    } else {
+        B::sub_mut(din, 0..at.len())
+    };
+    b.add(part, dst, crate::backend::Par::Seq);
     Ok(())
 }

@@ -10,6 +10,10 @@
 //!   drives them step by step (see `delay.rs`).
 //! * **whole** ops change the dynamic layout (sequence.*, reductions over all axes)
 //!   and see entire values with their layouts; they cannot sit inside a loop.
+//! * **context** ops are row-local in their first operand and read their other
+//!   dynamic operands whole on those operands' own layouts (attention: each query row
+//!   over the keys and values of its batch item); inside a loop they run per step,
+//!   their context operands computed outside it.
 
 pub(crate) mod attention;
 pub(crate) mod batchnorm;
@@ -194,6 +198,7 @@ pub(crate) enum ExecKind {
     RowLocal,
     Delay,
     Whole,
+    Context,
 }
 
 impl Op {
@@ -275,11 +280,17 @@ impl Op {
             | Op::ClassificationErrorTopN { .. }
             | Op::LambdaRank
             | Op::Ndcg1
-            | Op::LstmScan { .. }
-            | Op::AdditiveAttention => ExecKind::Whole,
+            | Op::LstmScan { .. } => ExecKind::Whole,
+            Op::AdditiveAttention => ExecKind::Context,
             Op::Convolution(a) if a.sequential => ExecKind::Whole,
             _ => ExecKind::RowLocal,
         }
+    }
+
+    /// Whether operand `i` of a context op is read whole, on its own layout (the
+    /// keys and values of attention); the first operand gives the rows.
+    pub(crate) fn is_context_operand(&self, i: usize) -> bool {
+        matches!(self, Op::AdditiveAttention) && (i == 1 || i == 2)
     }
 
     /// Whether operand `i` can receive a gradient at all (indices, conditions and

@@ -10,6 +10,9 @@
 //!   drives them step by step (see `delay.rs`).
 //! * **whole** ops change the dynamic layout (sequence.*, reductions over all axes) and
 //!   see entire values with their layouts; they cannot sit inside a loop.
+//! * **context** ops are row-local in their first operand and read their other
+//!   dynamic operands whole, on their own layouts (attention: the query's rows over
+//!   the keys and values of each row's batch item); inside a loop they run per step.
 
 use super::*;
 use crate::backend::{Arg, Backend, Memory, Par};
@@ -53,6 +56,8 @@ pub(crate) struct NodeState<B: Memory, T: Element> {
     pub grad: B::Buf<T>,
     /// Whether `grad` holds this backward pass's values (the executor clears it).
     pub grad_ready: bool,
+    /// Rows whose contributions `grad` holds (an op that gathers them block by block).
+    pub grad_rows: usize,
     /// Scratch reused across calls.
     pub work: B::Buf<T>,
     /// Whether the last forward was a training one whose results `Op::commit` writes.
@@ -74,6 +79,7 @@ impl<B: Memory, T: Element> Default for NodeState<B, T> {
             drawn_pass: None,
             grad: Default::default(),
             grad_ready: false,
+            grad_rows: 0,
             work: Default::default(),
             trained: false,
             pairs: Vec::new(),
@@ -281,7 +287,6 @@ impl Op {
                 lstm_scan::forward(b, *reverse, args, B::view_mut(out), ctx.par, st)?;
                 Ok(fixed(args[0].layout.clone()))
             }
-            Op::AdditiveAttention => attention::forward(b, args, static_shape, out, st),
             // sequential convolution (the only whole convolution)
             Op::Convolution(a) => {
                 let l = conv_seq::forward(b, (self, a), args, static_shape, out, ctx, st)?;
@@ -316,7 +321,6 @@ impl Op {
             Op::LstmScan { reverse } => {
                 lstm_scan::backward(b, *reverse, i, args, dout, din, ctx.par, st)
             }
-            Op::AdditiveAttention => attention::backward(b, i, args, dout, din, st),
             Op::Convolution(a) => {
                 let sh = (out_shape, out_layout);
                 conv_seq::backward(b, a, i, args, sh, dout, din, ctx, st)
@@ -339,6 +343,48 @@ impl Op {
                 din,
                 st,
             ),
+        }
+    }
+
+    /// Forward of a context op over the rows `rows` of its first operand: every
+    /// operand whole (with its layout), `out` the whole output buffer (the first
+    /// operand's rows, sized by the runtime).
+    pub(crate) fn forward_context<B: Backend, T: Element>(
+        &self,
+        b: &B,
+        args: &[WholeArg<B, T>],
+        rows: std::ops::Range<usize>,
+        out: B::Mut<'_, T>,
+        st: &mut NodeState<B, T>,
+    ) -> Result<()> {
+        match self {
+            Op::AdditiveAttention => attention::forward(b, args, rows, out, st),
+            _ => Err(Error::Unsupported(format!(
+                "{} is not a context op",
+                self.name()
+            ))),
+        }
+    }
+
+    /// Backward of a context op for operand `i` from the rows `rows` of the first
+    /// operand: `dout` the whole output gradient, `din` operand `i`'s whole gradient.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn backward_context<B: Backend, T: Element>(
+        &self,
+        b: &B,
+        i: usize,
+        args: &[WholeArg<B, T>],
+        rows: std::ops::Range<usize>,
+        dout: B::Ref<'_, T>,
+        din: B::Mut<'_, T>,
+        st: &mut NodeState<B, T>,
+    ) -> Result<()> {
+        match self {
+            Op::AdditiveAttention => attention::backward(b, i, args, rows, dout, din, st),
+            _ => Err(Error::Unsupported(format!(
+                "{} is not a context op",
+                self.name()
+            ))),
         }
     }
 

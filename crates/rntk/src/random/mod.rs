@@ -70,6 +70,29 @@ pub fn is_random_seed_fixed() -> bool {
     seeds().fixed
 }
 
+/// The automatic seed sequence's state (a shape probe puts it back afterwards).
+#[derive(Clone, Copy, Debug)]
+pub struct SeedSnapshot {
+    next: u64,
+    fixed: bool,
+}
+
+/// The seed sequence's state now.
+pub fn snapshot_seeds() -> SeedSnapshot {
+    let s = seeds();
+    SeedSnapshot {
+        next: s.next,
+        fixed: s.fixed,
+    }
+}
+
+/// Put the seed sequence back to `snap`.
+pub fn restore_seeds(snap: SeedSnapshot) {
+    let mut s = seeds();
+    s.next = snap.next;
+    s.fixed = snap.fixed;
+}
+
 /// Take the next automatic seed (CNTK's `generate_random_seed`): the fixed seed if one
 /// is set, else the counter's value, which then advances by one.
 pub fn generate_random_seed() -> u64 {

@@ -82,11 +82,42 @@ impl DynamicAxes {
                 self.notation(),
                 other.notation()
             )),
+            (DynamicAxes::Sequence(a), DynamicAxes::Sequence(b)) if a.name == b.name => {
+                Err(format!(
+                    "{} and {} are two different sequence axes named '{}' (each Axis::new \
+                     makes a new axis; make it once and share it)",
+                    self.notation(),
+                    other.notation(),
+                    a.name
+                ))
+            }
             _ => Err(format!(
                 "{} and {} are different sequence axes",
                 self.notation(),
                 other.notation()
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_names_what_differs() {
+        let (a, b) = (Axis::new("dec"), Axis::new("dec"));
+        let (sa, sb) = (DynamicAxes::Sequence(a.clone()), DynamicAxes::Sequence(b));
+        assert_eq!(sa.join(&DynamicAxes::Sequence(a)).unwrap(), sa);
+        assert_eq!(sa.join(&DynamicAxes::None).unwrap(), sa);
+        let e = sa.join(&sb).unwrap_err();
+        assert!(e.contains("two different sequence axes named 'dec'"), "{e}");
+        let e = sa.join(&DynamicAxes::default_sequence()).unwrap_err();
+        assert!(
+            e.contains("[#, dec] and [#, *] are different sequence axes"),
+            "{e}"
+        );
+        let e = sa.join(&DynamicAxes::Batch).unwrap_err();
+        assert!(e.contains("broadcast_as"), "{e}");
     }
 }

@@ -197,10 +197,11 @@ def _shape_of(v):
 
 def _python_step(step_function, layer, init=None):
     """A ``_rntk.Step`` over a Python step function ``f(*states, x) -> new states``.
-    rntk needs the state shapes before it builds the loop: they come from the function's
-    typed arguments (``@C.Function`` with ``@C.layers.Signature``, or a Function whose
-    arguments have shapes), else from the initial states (Constants or Parameters)."""
-    import inspect
+    The state shapes come from the function's typed arguments (``@C.Function`` with
+    ``@C.layers.Signature``, or a Function whose arguments have shapes), else from the
+    initial states (Constants or Parameters), else they are inferred as CNTK does,
+    from what the function returns (rntk runs it once on stand-in states when the
+    recurrence is first applied; see ``rntk::layers::probe``)."""
     shapes = None
     if isinstance(step_function, Function) and step_function._f is not None:
         args = step_function.arguments
@@ -211,24 +212,33 @@ def _python_step(step_function, layer, init=None):
         got = [_shape_of(v) for v in inits]
         if all(g is not None for g in got):
             shapes = got
-    if shapes is None:
-        fn = getattr(step_function, '_deferred', None) or step_function
-        try:
-            n = len(inspect.signature(fn).parameters) - 1
-        except (TypeError, ValueError):
-            n = -1
+    n = len(shapes) if shapes is not None else _count_states(step_function)
+    if n <= 0:
         raise ValueError(
-            '%s over a Python step function: rntk needs the shape of its %s state(s) before '
-            'building the loop; type the function (@C.Function with @C.layers.Signature('
-            'Tensor[n], ..., Tensor[d])) or give initial_state=C.Constant(np.zeros(shape)) '
-            '(a tuple for several states)' % (layer, n if n > 0 else 'recurrent'))
+            '%s over a Python step function: rntk cannot tell how many states it has; type '
+            'the function (@C.Function with @C.layers.Signature(Tensor[n], ..., Tensor[d])) '
+            'or give initial_state=C.Constant(np.zeros(shape)) (a tuple for several states)'
+            % layer)
 
     def call(states, x):
         return _outputs_of(step_function(*([Variable(h) for h in states] + [Variable(x)])))
 
     def params():
         return _step_params(step_function)
-    return _rntk.python_step(call, params, [list(s) for s in shapes])
+    return _rntk.python_step(call, params, None if shapes is None else [list(s) for s in shapes], n)
+
+
+def _count_states(step_function):
+    """The number of states of ``f(*states, x)``: its positional parameters but x."""
+    import inspect
+    fn = getattr(step_function, '_deferred', None) or step_function
+    try:
+        ps = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return -1
+    if any(p.kind == p.VAR_POSITIONAL for p in ps):
+        return -1
+    return len([p for p in ps if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]) - 1
 
 
 def _step_of(step_function, layer, init=None):
@@ -258,8 +268,7 @@ def _scan(step_function, go_backwards, initial_state, return_full_state, name, f
 def Recurrence(step_function, go_backwards=_NOT, initial_state=_NOT, return_full_state=False, name=''):
     """Scan a step over the sequence axis: one output per step. ``step_function`` is
     LSTM/GRU/RNNStep, or a Python function / ``@C.Function`` ``f(*states, x) -> new
-    states``; rntk needs the state shapes of such a function up front: from typed
-    arguments, or from ``initial_state`` given as Constants (CNTK infers them later)."""
+    states`` (its state shapes inferred from what it returns, as CNTK does)."""
     return _scan(step_function, go_backwards, initial_state, return_full_state, name, False)
 
 
@@ -414,8 +423,14 @@ def BatchNormalization(map_rank=_NOT, init_scale=1, normalization_time_constant=
 
 
 def Delay(T=1, initial_state=_NOT, name=''):
-    init = float(_opt('initial_state', initial_state, 0.0, 'Delay'))
-    return _layer(_rntk.delay_layer(int(T), init, name), name, 'Delay')
+    """The input sequence shifted by ``T`` steps; ``initial_state`` a number, or a
+    Variable / Constant (204: ``Delay(initial_state=sentence_start)``)."""
+    init = _opt('initial_state', initial_state, 0.0, 'Delay')
+    if isinstance(init, (Variable, Function)) or np.is_array(init):
+        def apply(x):
+            return sequence.delay(x, init, int(T), name)
+        return Function._deferred_of(apply, lambda: [], name or 'Delay')
+    return _layer(_rntk.delay_layer(int(T), float(init), name), name, 'Delay')
 
 
 def Label(name):
@@ -438,10 +453,11 @@ def _apply_item(item, args):
     if isinstance(item, list):
         return _apply_item(Sequential(item), args)
     if isinstance(item, tuple):
-        # parallel branches: each gets the same input; several outputs result
+        # parallel branches: each gets the same input, or (after several values, as
+        # CNTK's >>) value i goes to branch i; several outputs result
         outs = []
-        for sub in item:
-            r = _apply_item(sub, args)
+        for i, sub in enumerate(item):
+            r = _apply_item(sub, (args[i],) if len(args) > 1 else args)
             outs.extend(r.outputs if isinstance(r, Function) else [r])
         return tuple(outs)
     if item is None or item is identity:
@@ -459,6 +475,9 @@ def Sequential(layers, name=''):
         cur = args
         for l in layers:
             r = _apply_item(l, cur)
+            # a Function of several outputs (return_full_state) is a tuple of values
+            if isinstance(r, Function) and r._f is not None and len(r.outputs) > 1:
+                r = tuple(r.outputs)
             cur = r if isinstance(r, tuple) else (r,)
         if len(cur) == 1:
             r = cur[0]

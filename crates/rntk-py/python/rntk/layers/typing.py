@@ -68,9 +68,19 @@ def _as_type(t):
 
 def Signature(*args, **kwargs):
     """``@Signature(Tensor[2], ...)`` before ``@Function``: typed inputs."""
-    types = [_as_type(a) for a in args] + [_as_type(a) for a in kwargs.values()]
+    types = [_as_type(a) for a in args]
 
     def deco(fn):
-        fn.__rntk_signature__ = types
+        ts = list(types)
+        if kwargs:
+            # keyword types go to the parameters of those names, in the function's order
+            import inspect
+            names = list(inspect.signature(fn).parameters)
+            unknown = [k for k in kwargs if k not in names[len(ts):]]
+            if unknown:
+                raise TypeError('Signature: %s has no parameter(s) %s' % (
+                    getattr(fn, '__name__', 'the function'), ', '.join(unknown)))
+            ts += [_as_type(kwargs[n]) for n in names[len(ts):] if n in kwargs]
+        fn.__rntk_signature__ = ts
         return fn
     return deco

@@ -53,10 +53,13 @@ class Function(TensorOpsMixin):
             raise TypeError('Function() takes a Python function (as a decorator) or a graph')
 
     # ---------------------------------------------------------------- construction
-    def _init_deferred(self, fn, params=lambda: [], name='', nargs=None):
+    def _init_deferred(self, fn, params=None, name='', nargs=None):
         self._f = None
         self._deferred = fn
+        # a layer knows its parameters; a @C.Function's are those of the graphs its
+        # calls built (CNTK builds it once on placeholders: 204's model_train.parameters)
         self._params = params
+        self._applied = []
         self._dname = name or getattr(fn, '__name__', '')
         self._signature = getattr(fn, '__rntk_signature__', None)
         if self._signature is not None:
@@ -91,6 +94,9 @@ class Function(TensorOpsMixin):
             args.append(t._make(nm))
         out = _call_user(fn, args)
         g = _combine_result(out)
+        # CNTK's arguments follow the typed parameters' order (204 feeds
+        # criterion.arguments[0] and [1] by position)
+        self._arg_order = [a.uid for a in args]
         self._f = g._f
         self._nout = len(self._f.outputs())
         self._deferred = None
@@ -116,6 +122,16 @@ class Function(TensorOpsMixin):
             if self._f is not None:
                 arg_map = {a.name: a for a in self.arguments}
                 args = list(args) + [named[n] for n in arg_map if n in named]
+            elif self._deferred is not None:
+                # by the Python function's parameter names (204:
+                # unfold(initial_state=..., dynamic_axes_like=...))
+                import inspect
+                names = list(inspect.signature(self._deferred).parameters)[len(args):]
+                unknown = [k for k in named if k not in names]
+                if unknown:
+                    raise TypeError('%s() got unexpected keyword argument(s) %s'
+                                    % (self._dname or 'Function', ', '.join(unknown)))
+                args = list(args) + [named[n] for n in names if n in named]
         if any(_is_symbolic(a) for a in args):
             return self._call_symbolic(args)
         # numeric
@@ -131,8 +147,10 @@ class Function(TensorOpsMixin):
 
     def _call_symbolic(self, args):
         if self._deferred is not None:
-            out = _call_user(self._deferred, list(args))
-            return _combine_result(out)
+            out = _combine_result(_call_user(self._deferred, list(args)))
+            if self._params is None:
+                self._applied.append(out)
+            return out
         params = self.arguments
         if len(args) > len(params):
             raise ValueError('the Function takes %d inputs (%s), %d were given'
@@ -141,9 +159,13 @@ class Function(TensorOpsMixin):
         return Function(self._f.clone_with('share', subs))
 
     def __rshift__(self, other):
-        """Composition: ``(f >> g)(x) = g(f(x))``."""
+        """Composition: ``(f >> g)(x) = g(f(x))``. On a Function already applied
+        (with a graph), ``g`` is applied to its output(s) now, as CNTK's ``>>`` does
+        (204: ``s2smodel(history, input) >> C.hardmax``)."""
         from ..layers import Sequential
-        return Sequential([self, other])
+        if self._f is None:
+            return Sequential([self, other])
+        return Sequential([other])(*(self.outputs if len(self.outputs) > 1 else [self]))
 
     def __rrshift__(self, other):
         from ..layers import Sequential
@@ -226,7 +248,12 @@ class Function(TensorOpsMixin):
     @property
     def arguments(self):
         """The inputs to feed (input variables and unbound placeholders)."""
-        return [_wrap_var(h) for h in self._need('arguments').arguments()]
+        args = [_wrap_var(h) for h in self._need('arguments').arguments()]
+        order = getattr(self, '_arg_order', None)
+        if order:
+            rank = dict((u, i) for i, u in enumerate(order))
+            args.sort(key=lambda a: rank.get(a.uid, len(order)))
+        return args
 
     @property
     def inputs(self):
@@ -236,7 +263,15 @@ class Function(TensorOpsMixin):
     def parameters(self):
         """The learnable parameters (a deferred layer: those created so far)."""
         if self._f is None:
-            return [Parameter(h) for h in self._params()]
+            if self._params is not None:
+                return [Parameter(h) for h in self._params()]
+            seen, out = set(), []
+            for g in self._applied:
+                for p in g.parameters:
+                    if p.uid not in seen:
+                        seen.add(p.uid)
+                        out.append(p)
+            return out
         return [Parameter(h) for h in self._f.parameters()]
 
     @property
@@ -304,9 +339,9 @@ class Function(TensorOpsMixin):
 
     def _deferred_lookup(self, name):
         """A named sub-layer or parameter of a layer not applied to inputs itself."""
-        for p in self._params():
+        for p in self.parameters:
             if p.name == name:
-                return Parameter(p)
+                return p
         for l in self.__dict__.get('_layers', []):
             if isinstance(l, Function):
                 if l._f is None and l._dname == name:

@@ -1,6 +1,7 @@
 //! Additive attention on the CPU (the math is in `ops/attention.rs`): one pass per
-//! batch item over its query steps; the scores are recomputed in the backward (the
-//! `tanh` terms are `T_q·T_k·dim` values, the weights only `T_q·T_k`).
+//! query row of the block over its sequence's key steps; the scores are recomputed in
+//! the backward (the `tanh` terms are `T_q·T_k·dim` values, the weights only
+//! `T_q·T_k`). No allocation: a recurrent loop calls it once per time step.
 
 use crate::backend::attention::{Attention, AttentionGeom};
 use crate::backend::Cpu;
@@ -14,34 +15,12 @@ fn score<T: Element>(q: &[T], k: &[T], w: &[T]) -> T {
         .fold(T::zero(), |acc, ((&q, &k), &w)| acc + w * (q + k).tanh())
 }
 
-/// The rows of sequence `s` (steps in order) and where its weights start.
-struct Item {
-    q_rows: Vec<usize>,
-    k_rows: Vec<usize>,
-    weights_at: usize,
-}
-
-fn items(g: &AttentionGeom) -> Vec<Item> {
-    let mut at = 0;
-    (0..g.query.num_sequences())
-        .map(|s| {
-            let q_rows: Vec<usize> = (0..g.query.lengths()[s])
-                .map(|t| g.query.row(s, t))
-                .collect();
-            let k_rows: Vec<usize> = (0..g.keys.lengths()[s]).map(|t| g.keys.row(s, t)).collect();
-            let item = Item {
-                weights_at: at,
-                q_rows,
-                k_rows,
-            };
-            at += item.q_rows.len() * item.k_rows.len();
-            item
-        })
-        .collect()
-}
-
 fn row<T>(x: &[T], r: usize, d: usize) -> &[T] {
     &x[r * d..(r + 1) * d]
+}
+
+fn dot<T: Element>(a: &[T], b: &[T]) -> T {
+    a.iter().zip(b).fold(T::zero(), |acc, (&x, &y)| acc + x * y)
 }
 
 /// Softmax of `u` in place (max subtracted).
@@ -65,23 +44,20 @@ impl Attention for Cpu {
         weights: &mut [T],
         out: &mut [T],
     ) {
-        let (a, h) = (g.dim, g.value_dim);
-        for it in items(g) {
-            let tk = it.k_rows.len();
-            for (i, &qr) in it.q_rows.iter().enumerate() {
-                let at = it.weights_at + i * tk;
-                let alpha = &mut weights[at..at + tk];
-                let qi = row(q, qr, a);
-                for (u, &kr) in alpha.iter_mut().zip(&it.k_rows) {
-                    *u = score(qi, row(k, kr, a), w);
-                }
-                softmax(alpha);
-                let y = &mut out[qr * h..(qr + 1) * h];
-                y.fill(T::zero());
-                for (&al, &kr) in alpha.iter().zip(&it.k_rows) {
-                    for (y, &x) in y.iter_mut().zip(row(v, kr, h)) {
-                        *y += al * x;
-                    }
+        let (a, h, kmax) = (g.dim, g.value_dim, g.keys.max_len());
+        for (qr, s) in g.block() {
+            let tk = g.keys.lengths()[s];
+            let alpha = &mut weights[qr * kmax..qr * kmax + tk];
+            let qi = row(q, qr, a);
+            for (u, kr) in alpha.iter_mut().zip(g.key_rows(s)) {
+                *u = score(qi, row(k, kr, a), w);
+            }
+            softmax(alpha);
+            let y = &mut out[qr * h..(qr + 1) * h];
+            y.fill(T::zero());
+            for (&al, kr) in alpha.iter().zip(g.key_rows(s)) {
+                for (y, &x) in y.iter_mut().zip(row(v, kr, h)) {
+                    *y += al * x;
                 }
             }
         }
@@ -95,41 +71,34 @@ impl Attention for Cpu {
         dout: &[T],
         grads: &mut [T],
     ) {
-        let (a, h) = (g.dim, g.value_dim);
+        let (a, h, kmax) = (g.dim, g.value_dim, g.keys.max_len());
         let (nq, nk) = (g.query.total(), g.keys.total());
         let (dq, rest) = grads.split_at_mut(nq * a);
         let (dk, rest) = rest.split_at_mut(nk * a);
         let (dv, dw) = rest.split_at_mut(nk * h);
-        let mut du: Vec<T> = Vec::new();
-        for it in items(g) {
-            let tk = it.k_rows.len();
-            du.resize(tk, T::zero());
-            for (i, &qr) in it.q_rows.iter().enumerate() {
-                let at = it.weights_at + i * tk;
-                let alpha = &weights[at..at + tk];
-                let gi = row(dout, qr, h);
-                // ∂α_j = g_i·v_j, ∂v_j += α_j g_i
-                for ((d, &al), &kr) in du.iter_mut().zip(alpha).zip(&it.k_rows) {
-                    *d = gi.iter().zip(row(v, kr, h)).map(|(&g, &x)| g * x).sum();
-                    for (dv, &g) in dv[kr * h..(kr + 1) * h].iter_mut().zip(gi) {
-                        *dv += al * g;
-                    }
+        for (qr, s) in g.block() {
+            let tk = g.keys.lengths()[s];
+            let alpha = &weights[qr * kmax..qr * kmax + tk];
+            let gi = row(dout, qr, h);
+            // ∂α_j = g_i·v_j, ∂v_j += α_j g_i; c = Σ_j α_j ∂α_j
+            let mut c = T::zero();
+            for (&al, kr) in alpha.iter().zip(g.key_rows(s)) {
+                c += al * dot(gi, row(v, kr, h));
+                for (dv, &g) in dv[kr * h..(kr + 1) * h].iter_mut().zip(gi) {
+                    *dv += al * g;
                 }
-                // ∂u_j = α_j (∂α_j − Σ α ∂α)
-                let c: T = du.iter().zip(alpha).map(|(&d, &al)| d * al).sum();
-                for (d, &al) in du.iter_mut().zip(alpha) {
-                    *d = al * (*d - c);
-                }
-                let qi = row(q, qr, a);
-                for (&d, &kr) in du.iter().zip(&it.k_rows) {
-                    let kj = row(k, kr, a);
-                    for e in 0..a {
-                        let t = (qi[e] + kj[e]).tanh();
-                        dw[e] += d * t;
-                        let dt = d * w[e] * (T::one() - t * t);
-                        dq[qr * a + e] += dt;
-                        dk[kr * a + e] += dt;
-                    }
+            }
+            // ∂u_j = α_j (∂α_j − c), through tanh to q, k and w
+            let qi = row(q, qr, a);
+            for (&al, kr) in alpha.iter().zip(g.key_rows(s)) {
+                let d = al * (dot(gi, row(v, kr, h)) - c);
+                let kj = row(k, kr, a);
+                for e in 0..a {
+                    let t = (qi[e] + kj[e]).tanh();
+                    dw[e] += d * t;
+                    let dt = d * w[e] * (T::one() - t * t);
+                    dq[qr * a + e] += dt;
+                    dk[kr * a + e] += dt;
                 }
             }
         }
