@@ -279,5 +279,37 @@ fn batch_normalization_both_modes() {
                 g[e]
             );
         }
+
+        // All three gradients come from one pass of sums per backward pass: the bias
+        // gradient is Σ dy per statistic, and a second pass with a doubled seed (no
+        // forward between) doubles them (nothing of the first pass is reused).
+        ex.forward(&[(&x, &xv)], true).unwrap();
+        let (sv, bv) = (bn.scale().unwrap(), bn.bias().unwrap());
+        let wrt = [&x, &sv, &bv];
+        let g1 = ex.backward(&[(&y, Some(&r))], &wrt).unwrap();
+        let rr = r.dense_rows::<f64>();
+        let inner = shape.iter().product::<usize>() / c;
+        let mut sum_dy = vec![0.0; c];
+        for (e, v) in rr.iter().enumerate() {
+            sum_dy[e % (c * inner) / inner] += v;
+        }
+        for (j, (got, want)) in g1[2].dense_rows::<f64>().iter().zip(&sum_dy).enumerate() {
+            assert!(
+                (got - want).abs() <= 1e-12,
+                "bias gradient [{j}]: {got} vs {want}"
+            );
+        }
+        let doubled: Vec<f64> = rr.iter().map(|v| 2.0 * v).collect();
+        let r2 = Value::from_rows(r.shape().clone(), r.layout().clone(), doubled).unwrap();
+        // (only scale and bias: their first call of the pass must not take the old sums)
+        let g2 = ex.backward(&[(&y, Some(&r2))], &[&sv, &bv]).unwrap();
+        for (k, (a, b)) in g1[1..].iter().zip(&g2).enumerate() {
+            for (u, v) in a.dense_rows::<f64>().iter().zip(b.dense_rows::<f64>()) {
+                assert!(
+                    (2.0 * u - v).abs() <= 1e-12 * (1.0 + v.abs()),
+                    "second pass, gradient {k}: {u} vs {v}"
+                );
+            }
+        }
     }
 }

@@ -222,4 +222,24 @@ pub trait Reductions: Memory {
         dout: Self::Ref<'_, T>,
         din: Self::Mut<'_, T>,
     );
+    /// [`Reductions::batch_norm_backward`] for operand `i`, and the scale and bias
+    /// gradients of the same pass added into `params` (`groups` values each: scale, then
+    /// bias), so the calls for the other operands read them instead of the data. The
+    /// default makes the three calls; a backend overrides it to sum over the data once.
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm_backward_keep<T: Element>(
+        &self,
+        g: &NormGeom,
+        i: usize,
+        trained: bool,
+        (x, scale, stats): (Self::Ref<'_, T>, Self::Ref<'_, T>, Self::Ref<'_, T>),
+        dout: Self::Ref<'_, T>,
+        din: Self::Mut<'_, T>,
+        params: Self::Mut<'_, T>,
+    ) {
+        self.batch_norm_backward(g, i, trained, x, scale, stats, dout, din);
+        let (ps, pb) = Self::split_at(params, g.groups);
+        self.batch_norm_backward(g, 1, trained, x, scale, stats, dout, ps);
+        self.batch_norm_backward(g, 2, trained, x, scale, stats, dout, pb);
+    }
 }

@@ -12,7 +12,7 @@ use super::{runtime_err, with_name, Executor};
 use crate::backend::{Backend, Par, Work};
 use crate::error::{Error, Result};
 use crate::graph::Variable;
-use crate::ops::{delay, ExecKind, RowCtx, WholeArg};
+use crate::ops::{delay, ExecKind, NodeState, RowCtx, WholeArg};
 use crate::tensor::{Element, Layout, Tensor, Value, ValueData};
 use smallvec::SmallVec;
 use std::ops::Range;
@@ -36,10 +36,6 @@ impl<T: Element, B: Backend> Executor<T, B> {
             return Err(Error::Argument(
                 "backward() needs a successful forward() first".into(),
             ));
-        }
-        // Ops that compute all their operands' gradients at once do so anew each pass.
-        for st in &mut self.arena.states {
-            st.grad_ready = false;
         }
         let wrt_slots = self.wrt_slots(wrt)?;
         self.run_backward(seeds, &wrt_slots, None)?;
@@ -100,6 +96,10 @@ impl<T: Element, B: Backend> Executor<T, B> {
         wrt_slots: &[usize],
         mut stream: Option<&mut Stream<'_>>,
     ) -> Result<()> {
+        // Ops that compute all their operands' gradients at once do so anew each pass.
+        for st in &mut self.arena.states {
+            st.grad_ready = false;
+        }
         let reach = self.plan.reach(wrt_slots);
         let seeded: Vec<usize> = seeds
             .iter()
@@ -402,6 +402,37 @@ impl<T: Element, B: Backend> Back<'_, '_, T, B> {
         }
     }
 
+    /// `f(arena, args, din, state)` for operand `i` of node `n`: every operand whole,
+    /// operand `i`'s gradient buffer and the node's state taken out of the arena for
+    /// the call and put back; errors name the node.
+    fn with_operand(
+        &mut self,
+        n: usize,
+        i: usize,
+        f: impl FnOnce(
+            &Arena<T, B>,
+            &[WholeArg<B, T>],
+            B::Mut<'_, T>,
+            &mut NodeState<B, T>,
+        ) -> Result<()>,
+    ) -> Result<()> {
+        let node = &self.plan.nodes[n];
+        let s = node.ins[i];
+        let mut din = std::mem::take(&mut self.arena.grads[s]);
+        let mut st = std::mem::take(&mut self.arena.states[n]);
+        let a = &*self.arena;
+        let args: SmallVec<[WholeArg<B, T>; 4]> = node
+            .ins
+            .iter()
+            .map(|&x| a.whole_arg(x, self.params))
+            .collect();
+        let res = f(a, &args, B::view_mut(&mut din), &mut st).map_err(|e| with_name(e, &node.name));
+        drop(args);
+        self.arena.states[n] = st;
+        self.arena.grads[s] = din;
+        res
+    }
+
     /// Backward of context node `n` from the rows `rows` of its first operand, for the
     /// operands selected by `which(deferred)`: a loop defers the gradients of the
     /// static and context operands (read whole) to one call over all rows.
@@ -411,8 +442,8 @@ impl<T: Element, B: Backend> Back<'_, '_, T, B> {
         rows: Range<usize>,
         which: impl Fn(bool) -> bool,
     ) -> Result<()> {
-        let node = &self.plan.nodes[n];
-        let out = node.out;
+        let (plan, b) = (self.plan, self.b);
+        let node = &plan.nodes[n];
         for (i, &s) in node.ins.iter().enumerate() {
             if !self.reach[s] || !node.op.differentiable(i) {
                 continue;
@@ -423,67 +454,28 @@ impl<T: Element, B: Backend> Back<'_, '_, T, B> {
             if !which(deferred) {
                 continue;
             }
-            let mut din = std::mem::take(&mut self.arena.grads[s]);
-            let mut st = std::mem::take(&mut self.arena.states[n]);
-            let a = &*self.arena;
-            let args: SmallVec<[WholeArg<B, T>; 4]> = node
-                .ins
-                .iter()
-                .map(|&x| a.whole_arg(x, self.params))
-                .collect();
-            let res = node
-                .op
-                .backward_context(
-                    self.b,
-                    i,
-                    &args,
-                    rows.clone(),
-                    B::view(&a.grads[out]),
-                    B::view_mut(&mut din),
-                    &mut st,
-                )
-                .map_err(|e| with_name(e, &node.name));
-            drop(args);
-            self.arena.states[n] = st;
-            self.arena.grads[s] = din;
-            res?;
+            let rows = rows.clone();
+            self.with_operand(n, i, |a, args, din, st| {
+                let dout = B::view(&a.grads[node.out]);
+                node.op.backward_context(b, i, args, rows, dout, din, st)
+            })?;
         }
         Ok(())
     }
 
     fn whole(&mut self, n: usize) -> Result<()> {
-        let node = &self.plan.nodes[n];
+        let (plan, b, ctx) = (self.plan, self.b, self.ctx(0..0));
+        let node = &plan.nodes[n];
         let out = node.out;
         for (i, &s) in node.ins.iter().enumerate() {
             if !self.reach[s] || !node.op.differentiable(i) {
                 continue;
             }
-            let mut din = std::mem::take(&mut self.arena.grads[s]);
-            let mut st = std::mem::take(&mut self.arena.states[n]);
-            let ctx = self.ctx(0..0);
-            let a = &*self.arena;
-            let args: SmallVec<[WholeArg<B, T>; 4]> = node
-                .ins
-                .iter()
-                .map(|&x| a.whole_arg(x, self.params))
-                .collect();
-            let res = node
-                .op
-                .backward_whole(
-                    self.b,
-                    i,
-                    &args,
-                    (&a.shapes[out], &a.layouts[out]),
-                    (B::view(&a.data[out]), B::view(&a.grads[out])),
-                    B::view_mut(&mut din),
-                    ctx,
-                    &mut st,
-                )
-                .map_err(|e| with_name(e, &node.name));
-            drop(args);
-            self.arena.states[n] = st;
-            self.arena.grads[s] = din;
-            res?;
+            self.with_operand(n, i, |a, args, din, st| {
+                let o = (&a.shapes[out], &a.layouts[out]);
+                let od = (B::view(&a.data[out]), B::view(&a.grads[out]));
+                node.op.backward_whole(b, i, args, o, od, din, ctx, st)
+            })?;
         }
         Ok(())
     }

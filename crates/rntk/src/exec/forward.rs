@@ -9,7 +9,7 @@ use super::{runtime_err, with_name, Executor};
 use crate::backend::{Arg, Backend, Par, Work};
 use crate::error::{Error, Result};
 use crate::graph::Variable;
-use crate::ops::{delay, sized, ExecKind, RowCtx, WholeArg};
+use crate::ops::{delay, sized, ExecKind, NodeState, RowCtx, WholeArg};
 use crate::tensor::{Element, Layout, Value};
 use smallvec::SmallVec;
 
@@ -226,23 +226,34 @@ impl<T: Element, B: Backend> Run<'_, '_, T, B> {
         r
     }
 
-    fn whole_forward(&mut self, n: usize, buf: &mut B::Buf<T>) -> Result<()> {
+    /// `f` with node `n`'s operands, every one whole, and its state (taken out of the
+    /// arena for the call and put back); errors name the node.
+    fn with_whole_args<R>(
+        &mut self,
+        n: usize,
+        f: impl FnOnce(&[WholeArg<B, T>], &mut NodeState<B, T>) -> Result<R>,
+    ) -> Result<R> {
         let node = &self.plan.nodes[n];
         let mut st = std::mem::take(&mut self.arena.states[n]);
-        let ctx = self.ctx(0..0);
         let a = &*self.arena;
         let args: WholeArgs<T, B> = node
             .ins
             .iter()
             .map(|&s| a.whole_arg(s, self.params))
             .collect();
-        let r = node
-            .op
-            .forward_whole(self.b, &args, &node.out_shape, buf, ctx, &mut st)
-            .map_err(|e| with_name(e, &node.name));
+        let r = f(&args, &mut st).map_err(|e| with_name(e, &node.name));
         drop(args);
         self.arena.states[n] = st;
-        let (layout, shape) = r?;
+        r
+    }
+
+    fn whole_forward(&mut self, n: usize, buf: &mut B::Buf<T>) -> Result<()> {
+        let (plan, b, ctx) = (self.plan, self.b, self.ctx(0..0));
+        let node = &plan.nodes[n];
+        let (layout, shape) = self.with_whole_args(n, |args, st| {
+            node.op
+                .forward_whole(b, args, &node.out_shape, buf, ctx, st)
+        })?;
         let out = node.out;
         self.arena.layouts[out] = layout;
         self.arena.numels[out] = shape.numel();
@@ -258,21 +269,10 @@ impl<T: Element, B: Backend> Run<'_, '_, T, B> {
         rows: std::ops::Range<usize>,
         buf: &mut B::Buf<T>,
     ) -> Result<()> {
-        let node = &self.plan.nodes[n];
-        let mut st = std::mem::take(&mut self.arena.states[n]);
-        let a = &*self.arena;
-        let args: WholeArgs<T, B> = node
-            .ins
-            .iter()
-            .map(|&s| a.whole_arg(s, self.params))
-            .collect();
-        let r = node
-            .op
-            .forward_context(self.b, &args, rows, B::view_mut(buf), &mut st)
-            .map_err(|e| with_name(e, &node.name));
-        drop(args);
-        self.arena.states[n] = st;
-        r
+        let (op, b) = (&self.plan.nodes[n].op, self.b);
+        self.with_whole_args(n, |args, st| {
+            op.forward_context(b, args, rows, B::view_mut(buf), st)
+        })
     }
 
     /// Step `t` of delay node `n` over `layout` into `buf`.

@@ -18,7 +18,7 @@
 
 use super::{dense_info, expect_arity, Inferred, NodeState, VarInfo, WholeArg};
 use crate::backend::reduce::NormGeom;
-use crate::backend::Backend;
+use crate::backend::{Backend, Par};
 use crate::error::{Error, Result};
 use crate::tensor::{DynamicAxes, Element, Shape};
 
@@ -152,11 +152,14 @@ pub(crate) fn forward<B: Backend, T: Element>(
     let g = geom(attrs, &args[0]);
     b.resize(&mut st.aux, g.stats_len());
     st.trained = training;
+    st.grad_ready = false;
     b.batch_norm(&g, ins, training, out, B::view_mut(&mut st.aux));
     Ok(())
 }
 
-/// Gradient for operand `i` (0 = x, 1 = scale, 2 = bias), accumulated into `din`.
+/// Gradient for operand `i` (0 = x, 1 = scale, 2 = bias), accumulated into `din`. The
+/// first call of a backward pass also leaves the scale and bias gradients in
+/// `NodeState::grad` (one pass over the data for all three); the later calls add them.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn backward<B: Backend, T: Element>(
     b: &B,
@@ -165,7 +168,7 @@ pub(crate) fn backward<B: Backend, T: Element>(
     args: &[WholeArg<B, T>],
     dout: B::Ref<'_, T>,
     din: B::Mut<'_, T>,
-    st: &NodeState<B, T>,
+    st: &mut NodeState<B, T>,
 ) -> Result<()> {
     let x = dense(&args[0], "operand")?;
     let scale = dense(&args[1], "scale")?;
@@ -177,8 +180,25 @@ pub(crate) fn backward<B: Backend, T: Element>(
             detail: "backward without a matching forward".into(),
         });
     }
+    let c = g.groups;
+    if st.grad_ready && i > 0 && B::len(&st.grad) == 2 * c {
+        let part = B::sub(B::view(&st.grad), (i - 1) * c..i * c);
+        b.add(part, din, Par::Seq);
+        return Ok(());
+    }
+    b.resize(&mut st.grad, 2 * c);
+    b.zero(B::view_mut(&mut st.grad), Par::Seq);
     let stats = B::view(&st.aux);
-    b.batch_norm_backward(&g, i, st.trained, x, scale, stats, dout, din);
+    b.batch_norm_backward_keep(
+        &g,
+        i,
+        st.trained,
+        (x, scale, stats),
+        dout,
+        din,
+        B::view_mut(&mut st.grad),
+    );
+    st.grad_ready = true;
     Ok(())
 }
 

@@ -226,38 +226,71 @@ impl Reductions for Cpu {
         dout: &[T],
         din: &mut [T],
     ) {
-        let c = g.groups;
-        let mean = &stats[1..1 + c];
-        let invstd = &stats[1 + c..1 + 2 * c];
-        // Σ dy and Σ dy·x̂ per statistic: the parameter gradients, and (in training) the
-        // terms through which the batch mean and variance depend on x (the bias needs
-        // only Σ dy).
-        let (sdy, sdyx) = (&mut zeros_f64(c), &mut zeros_f64(c));
-        if i == 2 {
-            batchnorm::dy_sums(g, dout, sdy);
-        } else {
-            batchnorm::grad_sums(g, (x, dout), (mean, invstd), (sdy, sdyx));
+        bn_backward(g, i, trained, (x, scale, stats), dout, din, None);
+    }
+
+    fn batch_norm_backward_keep<T: Element>(
+        &self,
+        g: &NormGeom,
+        i: usize,
+        trained: bool,
+        xss: (&[T], &[T], &[T]),
+        dout: &[T],
+        din: &mut [T],
+        params: &mut [T],
+    ) {
+        bn_backward(g, i, trained, xss, dout, din, Some(params));
+    }
+}
+
+/// Batch normalization's gradient for operand `i` (0 = x, 1 = scale, 2 = bias) into
+/// `din`, and, given `params`, the scale and bias gradients into it (one pass of sums).
+fn bn_backward<T: Element>(
+    g: &NormGeom,
+    i: usize,
+    trained: bool,
+    (x, scale, stats): (&[T], &[T], &[T]),
+    dout: &[T],
+    din: &mut [T],
+    params: Option<&mut [T]>,
+) {
+    let c = g.groups;
+    let mean = &stats[1..1 + c];
+    let invstd = &stats[1 + c..1 + 2 * c];
+    // Σ dy and Σ dy·x̂ per statistic: the parameter gradients, and (in training) the
+    // terms through which the batch mean and variance depend on x (the bias alone needs
+    // only Σ dy).
+    let (sdy, sdyx) = (&mut zeros_f64(c), &mut zeros_f64(c));
+    if i == 2 && params.is_none() {
+        batchnorm::dy_sums(g, dout, sdy);
+    } else {
+        batchnorm::grad_sums(g, (x, dout), (mean, invstd), (sdy, sdyx));
+    }
+    match i {
+        0 => batchnorm::input_grad(
+            g,
+            trained,
+            (x, dout),
+            (mean, invstd, scale),
+            (sdy, sdyx),
+            din,
+        ),
+        1 => {
+            for j in 0..c {
+                din[j] += T::from_f64(sdyx[j]);
+            }
         }
-        match i {
-            0 => batchnorm::input_grad(
-                g,
-                trained,
-                (x, dout),
-                (mean, invstd, scale),
-                (sdy, sdyx),
-                din,
-            ),
-            1 => {
-                for j in 0..c {
-                    din[j] += T::from_f64(sdyx[j]);
-                }
+        2 => {
+            for j in 0..c {
+                din[j] += T::from_f64(sdy[j]);
             }
-            2 => {
-                for j in 0..c {
-                    din[j] += T::from_f64(sdy[j]);
-                }
-            }
-            _ => {}
+        }
+        _ => {}
+    }
+    if let Some(p) = params {
+        for j in 0..c {
+            p[j] += T::from_f64(sdyx[j]);
+            p[c + j] += T::from_f64(sdy[j]);
         }
     }
 }

@@ -22,6 +22,7 @@
 //! too needs no scatter. Backward filter reads the patches as the left operand.
 
 use super::micro::{fast, product, Rows};
+use super::pack::{copy_run, zero_edge};
 use crate::backend::conv::{ConvAxis, ConvGeometry};
 use crate::tensor::Element;
 
@@ -80,6 +81,7 @@ impl Grid {
 
     /// `dst` (`channels` × `plane`) = the channels of `img`, zero-padded: padded position
     /// `p` holds input position `p − pad` along every axis, or zero outside the input.
+    /// Rows are short (the inner extent): copied inline, not through `memcpy` calls.
     fn pad<T: Element>(&self, img: &[T], channels: usize, dst: &mut [T]) {
         let a = &self.a;
         let [d0, d1, d2] = self.dims;
@@ -100,9 +102,9 @@ impl Grid {
                 match (inside(r / d1, &a[0]), inside(r % d1, &a[1])) {
                     (Some(i0), Some(i1)) => {
                         let s = &src[(i0 * in1 + i1) * in2 + from..][..hi - lo];
-                        row[..lo].fill(T::zero());
-                        row[lo..hi].copy_from_slice(s);
-                        row[hi..].fill(T::zero());
+                        zero_edge(&mut row[..lo]);
+                        copy_run(&mut row[lo..hi], s);
+                        zero_edge(&mut row[hi..]);
                     }
                     _ => row.fill(T::zero()),
                 }

@@ -85,7 +85,7 @@ fn segment(
 
 /// `d = s` for a short run: blocks of eight (moved inline, not through a `memcpy` call).
 #[inline(always)]
-fn copy_run<T: Copy>(d: &mut [T], s: &[T]) {
+pub(super) fn copy_run<T: Copy>(d: &mut [T], s: &[T]) {
     let s = &s[..d.len()];
     let mut dc = d.chunks_exact_mut(8);
     let mut sc = s.chunks_exact(8);
@@ -99,7 +99,7 @@ fn copy_run<T: Copy>(d: &mut [T], s: &[T]) {
 
 /// Zeros into a run's edge (usually 0 or 1 values: no `memset` call for those).
 #[inline(always)]
-fn zero_edge<T: Element>(d: &mut [T]) {
+pub(super) fn zero_edge<T: Element>(d: &mut [T]) {
     match d.len() {
         0 => {}
         1 => d[0] = T::zero(),

@@ -8,6 +8,7 @@
 
 use crate::backend::conv::{ConvAxis, PoolGeometry, PoolKind};
 use crate::tensor::Element;
+use smallvec::{smallvec, SmallVec};
 
 /// The in-range taps of output position `(o0, o1, o2)`, as flat input offsets.
 #[inline]
@@ -72,48 +73,85 @@ fn inside(a: &[ConvAxis; 3]) -> bool {
     })
 }
 
-/// [`argmax`] for a geometry whose windows all lie [`inside`] the input: the same first
-/// maximum (row-major, the first tap unless a later one is strictly greater), without the
-/// range checks.
+/// The first maximum of each window of the output row `(o0, o1, ·)`, for a geometry whose
+/// windows all lie [`inside`] the input: values into `bv` and, given `bi`, their offsets
+/// (those of [`argmax`]: taps in row-major order, a later tap only when strictly greater).
+/// Taps outermost, the row's positions innermost, with selects instead of branches, so
+/// the inner loop runs at a fixed stride (`S`, or `a[2].stride` when `S` is 0).
 #[inline(always)]
-fn argmax_inside<T: Element>(a: &[ConvAxis; 3], plane: &[T], o: [usize; 3]) -> usize {
-    let (n1, n2) = (a[1].input, a[2].input);
-    let first = (a[0].at(o[0], 0) as usize * n1 + a[1].at(o[1], 0) as usize) * n2
-        + a[2].at(o[2], 0) as usize;
-    let (d0, d1, d2) = (a[0].dilation * n1 * n2, a[1].dilation * n2, a[2].dilation);
-    let (mut best, mut bv) = (first, plane[first]);
-    let mut p0 = first;
-    for _ in 0..a[0].kernel {
-        let mut p1 = p0;
-        for _ in 0..a[1].kernel {
-            let mut p = p1;
-            for _ in 0..a[2].kernel {
-                let v = plane[p];
-                if v > bv {
-                    (best, bv) = (p, v);
-                }
-                p += d2;
-            }
-            p1 += d1;
-        }
-        p0 += d0;
-    }
-    best
-}
-
-/// The first maximum of each window: [`argmax_inside`] when `fast` (the geometry is
-/// [`inside`]), else [`argmax`].
-#[inline(always)]
-fn first_max<T: Element>(
-    fast: bool,
+fn row_first_max<T: Element, const S: usize>(
     a: &[ConvAxis; 3],
     plane: &[T],
-    o: [usize; 3],
-) -> Option<usize> {
-    if fast {
-        Some(argmax_inside(a, plane, o))
-    } else {
-        argmax(a, plane, o)
+    (o0, o1): (usize, usize),
+    bv: &mut [T],
+    mut bi: Option<&mut [usize]>,
+) {
+    let (n1, n2, out2) = (a[1].input, a[2].input, a[2].output);
+    let s = if S == 0 { a[2].stride } else { S };
+    let (bv, mut first) = (&mut bv[..out2], true);
+    for j0 in 0..a[0].kernel {
+        for j1 in 0..a[1].kernel {
+            let row = (a[0].at(o0, j0) as usize * n1 + a[1].at(o1, j1) as usize) * n2;
+            for j2 in 0..a[2].kernel {
+                let base = row + a[2].at(0, j2) as usize;
+                let src = &plane[base..=base + (out2 - 1) * s];
+                match bi.as_deref_mut() {
+                    Some(bi) if first => {
+                        for (o2, (b, i)) in bv.iter_mut().zip(&mut bi[..out2]).enumerate() {
+                            (*b, *i) = (src[o2 * s], base + o2 * s);
+                        }
+                    }
+                    None if first => {
+                        for (o2, b) in bv.iter_mut().enumerate() {
+                            *b = src[o2 * s];
+                        }
+                    }
+                    Some(bi) => {
+                        for (o2, (b, i)) in bv.iter_mut().zip(&mut bi[..out2]).enumerate() {
+                            let v = src[o2 * s];
+                            let gt = v > *b;
+                            *b = if gt { v } else { *b };
+                            *i = if gt { base + o2 * s } else { *i };
+                        }
+                    }
+                    None => {
+                        for (o2, b) in bv.iter_mut().enumerate() {
+                            let v = src[o2 * s];
+                            *b = if v > *b { v } else { *b };
+                        }
+                    }
+                }
+                first = false;
+            }
+        }
+    }
+}
+
+/// [`row_first_max`] for every output row of a plane, `f(k, bv, bi)` after each (`k`:
+/// the row's first output), with the stride specialized for 1, 2 and 3.
+fn rows_first_max<T: Element>(
+    a: &[ConvAxis; 3],
+    plane: &[T],
+    (bv, mut bi): (&mut [T], Option<&mut [usize]>),
+    mut f: impl FnMut(usize, &[T], Option<&[usize]>),
+) {
+    let out2 = a[2].output;
+    if out2 == 0 {
+        return;
+    }
+    for o0 in 0..a[0].output {
+        for o1 in 0..a[1].output {
+            let o = (o0, o1);
+            let b = bi.as_deref_mut();
+            match a[2].stride {
+                1 => row_first_max::<T, 1>(a, plane, o, bv, b),
+                2 => row_first_max::<T, 2>(a, plane, o, bv, b),
+                3 => row_first_max::<T, 3>(a, plane, o, bv, b),
+                _ => row_first_max::<T, 0>(a, plane, o, bv, b),
+            }
+            let k = (o0 * a[1].output + o1) * out2;
+            f(k, &bv[..out2], bi.as_deref().map(|b| &b[..out2]));
+        }
     }
 }
 
@@ -176,15 +214,22 @@ pub fn pool_forward<T: Element>(
     let size: usize = g.axes.iter().map(|a| a.kernel).product();
     let (pin, pout) = (g.in_spatial(), g.out_spatial());
     let fast = inside(&a);
+    let out2 = a[2].output;
     for_planes(n * g.planes, threads, y, pout, x, pin, |yo, xi, _| {
+        if kind == PoolKind::Max && fast {
+            let mut bv: SmallVec<[T; 64]> = smallvec![T::zero(); out2];
+            return rows_first_max(&a, xi, (&mut bv, None), |k, v, _| {
+                yo[k..k + out2].copy_from_slice(v)
+            });
+        }
         if kind == PoolKind::Max {
             return each_position(&a, |k, pos| {
-                yo[k] = first_max(fast, &a, xi, pos).map_or(T::zero(), |i| xi[i])
+                yo[k] = argmax(&a, xi, pos).map_or(T::zero(), |i| xi[i])
             });
         }
         for (o, pos) in yo.iter_mut().zip(positions(&a)) {
             *o = match kind {
-                PoolKind::Max => first_max(fast, &a, xi, pos).map_or(T::zero(), |i| xi[i]),
+                PoolKind::Max => argmax(&a, xi, pos).map_or(T::zero(), |i| xi[i]),
                 PoolKind::Average { include_pad } => {
                     let (mut s, mut cnt) = (T::zero(), 0usize);
                     window(&a, pos, |i| {
@@ -220,15 +265,25 @@ pub fn pool_backward<T: Element>(
     let (pin, pout) = (g.in_spatial(), g.out_spatial());
     assert_eq!(x.len(), dx.len(), "pooling gradient size");
     let fast = inside(&a);
+    let out2 = a[2].output;
     // pair each plane's dx with its x and dy
     for_planes(n * g.planes, threads, dx, pin, dy, pout, |dxi, dyi, p| {
         if !accumulate {
             dxi.fill(T::zero());
         }
         let xi = &x[p * pin..(p + 1) * pin];
+        if kind == PoolKind::Max && fast {
+            let mut bv: SmallVec<[T; 64]> = smallvec![T::zero(); out2];
+            let mut bi: SmallVec<[usize; 64]> = smallvec![0; out2];
+            return rows_first_max(&a, xi, (&mut bv, Some(&mut bi)), |k, _, bi| {
+                for (&i, &d) in bi.unwrap_or_default().iter().zip(&dyi[k..k + out2]) {
+                    dxi[i] += d;
+                }
+            });
+        }
         if kind == PoolKind::Max {
             return each_position(&a, |k, pos| {
-                if let Some(i) = first_max(fast, &a, xi, pos) {
+                if let Some(i) = argmax(&a, xi, pos) {
                     dxi[i] += dyi[k];
                 }
             });
@@ -236,7 +291,7 @@ pub fn pool_backward<T: Element>(
         for (&d, pos) in dyi.iter().zip(positions(&a)) {
             match kind {
                 PoolKind::Max => {
-                    if let Some(i) = first_max(fast, &a, xi, pos) {
+                    if let Some(i) = argmax(&a, xi, pos) {
                         dxi[i] += d;
                     }
                 }
@@ -341,9 +396,10 @@ pub fn unpool_backward_exact<T: Element>(
 mod tests {
     use super::*;
 
-    /// The fast first-maximum equals the checked one, ties and dilation included.
+    /// The row-wise first maximum equals the checked one, ties, strides 1 to 4 and
+    /// dilation included.
     #[test]
-    fn argmax_inside_equals_argmax_with_ties() {
+    fn row_first_max_equals_argmax_with_ties() {
         let ax = |input, kernel, stride, dilation| ConvAxis {
             input,
             output: (input - ((kernel - 1) * dilation + 1)) / stride + 1,
@@ -355,19 +411,26 @@ mod tests {
         for a in [
             [ConvAxis::UNIT, ax(9, 2, 2, 1), ax(10, 3, 3, 1)],
             [ax(5, 2, 1, 2), ax(7, 3, 2, 2), ax(8, 2, 1, 3)],
+            [ConvAxis::UNIT, ax(12, 2, 2, 1), ax(10, 2, 2, 1)],
+            [ConvAxis::UNIT, ax(7, 2, 3, 1), ax(17, 3, 4, 2)],
         ] {
             assert!(inside(&a));
             let n: usize = a.iter().map(|x| x.input).product();
             // few distinct values: many ties
             let plane: Vec<f32> = (0..n).map(|i| ((i * 7919) % 5) as f32).collect();
-            for o0 in 0..a[0].output {
-                for o1 in 0..a[1].output {
-                    for o2 in 0..a[2].output {
-                        let o = [o0, o1, o2];
-                        assert_eq!(Some(argmax_inside(&a, &plane, o)), argmax(&a, &plane, o));
-                    }
+            let out2 = a[2].output;
+            let (mut bv, mut bi) = (vec![0.0f32; out2], vec![0usize; out2]);
+            let mut seen = 0;
+            rows_first_max(&a, &plane, (&mut bv, Some(&mut bi)), |k, v, i| {
+                let (o0, o1) = (k / out2 / a[1].output, k / out2 % a[1].output);
+                for (o2, (&got, &vo)) in i.expect("offsets").iter().zip(v).enumerate() {
+                    let want = argmax(&a, &plane, [o0, o1, o2]).expect("inside");
+                    assert_eq!(got, want, "({o0}, {o1}, {o2})");
+                    assert_eq!(vo, plane[want]);
                 }
-            }
+                seen += out2;
+            });
+            assert_eq!(seen, a.iter().map(|x| x.output).product::<usize>());
         }
         let padded = ConvAxis {
             pad: 1,
