@@ -360,9 +360,10 @@ def AttentionModel(attention_dim, attention_span=None, attention_axis=None, init
 
     Not supported (refused): the deprecated windowed mode (``attention_span`` /
     ``attention_axis``). ``go_backwards`` is accepted and, as in CNTK without a span,
-    has no effect. The scores and weights are one fused op in rntk, so there is no
-    ``attention_weights`` node, and the layer must be applied to whole sequences, not
-    inside a ``Recurrence`` step function."""
+    has no effect. It works on whole decoder sequences and inside a ``Recurrence`` step
+    function (tutorial 204: ``attention_model(encoded, h_prev)``, the query per step, the
+    encoder's keys and values computed once outside the loop). The scores and weights are
+    one fused op in rntk, so there is no ``attention_weights`` node yet."""
     if attention_span is None:
         if attention_axis is not None:
             raise ValueError('attention_span cannot be None when attention_axis is not None')
