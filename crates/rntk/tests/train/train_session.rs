@@ -337,14 +337,17 @@ fn kill_during_checkpoint_write_leaves_the_previous_one_loadable() {
     let dir = std::env::temp_dir().join(format!("rntk-kill-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let exe = std::env::current_exe().unwrap();
+    // the harness names a test by its module path inside the test binary
+    let name = match module_path!().split_once("::") {
+        Some((_, module)) => {
+            format!("{module}::kill_during_checkpoint_write_leaves_the_previous_one_loadable")
+        }
+        None => "kill_during_checkpoint_write_leaves_the_previous_one_loadable".to_string(),
+    };
     let mut last = 0u64;
     for round in 0..6u64 {
         let mut child = std::process::Command::new(&exe)
-            .args([
-                "--exact",
-                "kill_during_checkpoint_write_leaves_the_previous_one_loadable",
-                "--nocapture",
-            ])
+            .args(["--exact", name.as_str(), "--nocapture"])
             .env("RNTK_CKPT_WRITER", &dir)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
