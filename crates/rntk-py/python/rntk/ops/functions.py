@@ -298,7 +298,9 @@ class Function(TensorOpsMixin):
 
     def find_by_name(self, name, depth=0):
         """The Function or Variable named ``name`` (None if there is none); an error if
-        several share it."""
+        several share it. A node found inside a layer (a block) evaluates as it does
+        within the whole graph: the layer's inputs stand for its arguments (e.g.
+        ``C.combine([model, model.find_by_name('attention_weights')])``)."""
         hits = self.find_all_with_name(name, depth)
         if not hits:
             return None
