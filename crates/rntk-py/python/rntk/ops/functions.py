@@ -359,7 +359,8 @@ class Function(TensorOpsMixin):
     # ---------------------------------------------------------------- evaluation
     def eval(self, arguments=None, outputs=None, device=None, as_numpy=True):
         """Evaluate: one output gives an array ``(B, *S)`` (or a list of per-sequence
-        arrays); several give ``{output Variable: value}``."""
+        arrays); several give ``{output Variable: value}``. As in CNTK 2.7, a feed for
+        a Variable the outputs do not need is ignored with a warning on stderr."""
         f = self._f
         if f is None:
             self._need('eval')
