@@ -248,7 +248,9 @@ fn key_var(key: &Bound<'_, PyAny>, args: &[Variable]) -> PyResult<Variable> {
 }
 
 /// Feeds from CNTK's argument forms: a dict keyed by Variable (or name), or — for a
-/// function of one argument — the data alone. Every argument must be fed.
+/// function of one argument — the data alone. Every argument must be fed. A Variable
+/// key that is not an argument is ignored with CNTK 2.7's warning on stderr (its data
+/// is not looked at, as CNTK does); a name that is not an argument's is an error.
 pub fn parse_feeds(
     py: Python<'_>,
     arguments: &Bound<'_, PyAny>,
@@ -256,17 +258,21 @@ pub fn parse_feeds(
 ) -> PyResult<Vec<(Variable, Value)>> {
     let mut feeds = Vec::with_capacity(args.len());
     if let Ok(d) = arguments.cast::<PyDict>() {
+        let mut extra = 0;
         for (k, v) in d.iter() {
             let var = key_var(&k, args)?;
-            let var = match var.kind() {
-                VarKind::Output => match args.iter().find(|a| **a == var) {
-                    Some(a) => a.clone(),
-                    None => var,
-                },
-                _ => var,
+            let Some(var) = args.iter().find(|a| **a == var).cloned() else {
+                extra += 1;
+                continue;
             };
             let val = to_value(py, &v, &var)?;
             feeds.push((var, val));
+        }
+        if extra > 0 {
+            eprintln!(
+                "WARNING: Function::Forward provided values for ({extra}) extra arguments \
+                 which are not required for evaluating the specified Function outputs!"
+            );
         }
     } else if arguments.is_none() {
     } else {

@@ -149,3 +149,37 @@ def test_parameter_value_read_and_assign():
     np.testing.assert_array_equal(p.value, np.full((2, 3), 1.5, np.float32))
     with pytest.raises(ValueError):
         p.value = np.ones((4, 4))
+
+
+EXTRA = ('WARNING: Function::Forward provided values for (1) extra arguments which are not '
+         'required for evaluating the specified Function outputs!')
+
+
+def test_feeds_that_are_not_arguments_are_ignored_with_cntks_warning(capfd):
+    """CNTK 2.7 (checked on the oracle): eval, forward, grad and train_minibatch ignore a
+    Variable-keyed feed that the function does not need, without looking at its data
+    (a wrong shape passes), and print this warning on stderr; a name that is no
+    argument's is a ValueError, and a missing argument still is one."""
+    x = C.input_variable(3, name='x')
+    labels = C.input_variable(2, name='labels')
+    other = C.sequence.input_variable(4, name='other')
+    z = C.layers.Dense(2, name='out')(x)
+    xv = np.ones((2, 3), np.float32)
+    want = z.eval({x: xv})
+    capfd.readouterr()
+    junk = np.ones((1, 7, 5), np.float32)  # not even other's shape
+    np.testing.assert_array_equal(z.eval({x: xv, other: junk, labels: np.ones((2, 2), np.float32)}), want)
+    assert capfd.readouterr().err.strip() == EXTRA.replace('(1)', '(2)')
+    _, outs = z.forward({x: xv, other: junk})
+    np.testing.assert_array_equal(list(outs.values())[0], want)
+    g = z.grad({x: xv, other: junk}, wrt=[z.parameters[0]])
+    assert np.shape(g) == (3, 2)
+    loss = C.squared_error(z, labels)
+    t = C.Trainer(z, (loss, None), C.sgd(z.parameters, C.learning_parameter_schedule(0.1)))
+    assert t.train_minibatch({x: xv, labels: np.ones((2, 2), np.float32), other: junk})
+    err = capfd.readouterr().err.strip().splitlines()
+    assert err == [EXTRA] * 3
+    with pytest.raises(ValueError, match="no input named 'other'"):
+        z.eval({'x': xv, 'other': junk})
+    with pytest.raises(ValueError, match="'x'.*not fed"):
+        z.eval({other: junk})

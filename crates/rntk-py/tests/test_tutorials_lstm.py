@@ -104,3 +104,32 @@ def test_204_attention_seq2seq_equals_cntk_from_the_same_seed(tmp_path):
     assert_equal_to_4_digits(ours, cntk)
     decoded = [l for l in ours if ' -> ' in l]
     assert len(decoded) == 4 and decoded == [l for l in cntk if ' -> ' in l]
+    assert_204_attention_equals_cntk(ours, cntk)
+
+
+def assert_204_attention_equals_cntk(ours, cntk):
+    """The notebook's debug_attention (``C.combine([model,
+    model.attention_model.attention_weights])`` on the greedy UnfoldFrom decoder): the
+    printed (output steps, input steps) weights equal CNTK's to its printed precision
+    (5 decimals: every digit, or one unit in the last where float32 rounding sits on a
+    boundary); the batch of two at full precision within 1e-5 relative, the same shapes
+    (decoder steps of the unfold, the batch's longest input, 1) and exact zeros past each
+    word's input; the attention block found by name evaluates within 1e-5 relative
+    (recorded: weights within 2e-7, the block's output within 3e-6)."""
+    start = ours.index('samples seen: 1194') + 5
+    assert start == cntk.index('samples seen: 1194') + 5
+    matrix = [i for i in range(start, len(ours)) if ours[i].lstrip().startswith('[')]
+    assert len(matrix) == 12  # 3 decodings x 4 output steps
+    for i in matrix:
+        (to, no), (tc, nc) = split(ours[i]), split(cntk[i])
+        assert to == tc, (ours[i], cntk[i])
+        assert all(abs(x - y) <= 1.01e-5 for x, y in zip(no, nc)), (ours[i], cntk[i])
+    full = [(o, c) for o, c in zip(ours, cntk) if o.startswith(('attention weights', 'attention_model'))]
+    assert [o.split(':')[0] for o, _ in full] == [
+        'attention weights (11, 7, 1)', 'attention weights (8, 7, 1)', 'attention_model (11, 16)']
+    for o, c in full:
+        assert o.split(':')[0] == c.split(':')[0], (o, c)
+        xo, xc = [float(x) for x in o.split(':')[1].split()], [float(x) for x in c.split(':')[1].split()]
+        assert len(xo) == len(xc) > 40
+        for x, y in zip(xo, xc):
+            assert (x == 0) == (y == 0) and math.isclose(x, y, rel_tol=1e-5), (o.split(':')[0], x, y)

@@ -293,6 +293,20 @@ pub fn additive_attention(
     prim(Op::AdditiveAttention, &[q, k, v, w], "")
 }
 
+/// The weights of [`additive_attention`] over the same operands: per query step, its
+/// softmax over the key steps of its batch item, zero-padded to the minibatch's
+/// longest key sequence — shape `(*, 1)` on the query's axes (CNTK's
+/// `attention_weights`). A value to look at: not differentiable, and its free
+/// dimension cannot be computed with. Named `attention_weights`.
+pub fn attention_weights(
+    q: &Variable,
+    k: &Variable,
+    v: &Variable,
+    w: &Variable,
+) -> Result<Variable> {
+    prim(Op::AttentionWeights, &[q, k, v, w], "attention_weights")
+}
+
 /// CNTK's `convolution(W, x, strides, sharing, auto_padding, dilation, reduction_rank,
 /// groups, …)`: `W` is `(O, C/groups, k…)` (reduction_rank 1) or `(O, k…)` (0), `x` is
 /// `(C, spatial…)`; the result `(O, out…)`. Per-axis attributes follow CNTK's lists

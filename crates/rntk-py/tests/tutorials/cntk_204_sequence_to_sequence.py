@@ -6,7 +6,10 @@
 # spelling -> pronunciation pairs fed as numpy one-hot sequences, the dimensions are
 # small (hidden_dim 16, attention_dim 8, embedding_dim 10), the learning rate is larger
 # (few minibatches), the epoch is 16 minibatches of 8 words, and the losses of every
-# minibatch and a greedy decoding of a few words are printed.
+# minibatch and a greedy decoding of a few words are printed. At the end the notebook's
+# debug_attention (as written) prints the attention weights of a few decodings, and a
+# batch of two words prints them at full precision, with the attention layer found by
+# name.
 from __future__ import print_function
 import numpy as np
 
@@ -230,3 +233,36 @@ def decode_words(model_greedy, n):
 model = create_model()
 model_greedy = train(model, max_epochs=2, epoch_size=len(words))
 decode_words(model_greedy, 4)
+
+
+# ---------------------------------------------------------------- attention (CNTK 204)
+# Given a model, and a word, get the word and the attention weights (the notebook's)
+def debug_attention(model, input):
+    q = C.combine([model, model.attention_model.attention_weights])
+    #words, p = q(input) # Python 3
+    words_p = q(input)
+    words = words_p[0]
+    p     = words_p[1]
+    output_seq_len = words[0].shape[0]
+    p_sq = np.squeeze(p[0][:output_seq_len,:,:]) # (batch, output_len, input_len, 1)
+    opts = np.get_printoptions()
+    np.set_printoptions(precision = 5)
+    print(p_sq)
+    np.set_printoptions(**opts)
+
+
+for w, _ in words[:3]:
+    debug_attention(model_greedy, one_hot(w, input_vocab))
+
+# a batch of two words: per word (decoder steps, longest input in the batch, 1), zeros
+# past the word's own input; at full precision
+q = C.combine([model_greedy, model_greedy.attention_model.attention_weights])
+words_p = q([one_hot(w, input_vocab) for w, _ in words[4:6]])
+for p in words_p[1]:
+    print('attention weights %s: %s' % (p.shape, ' '.join('%.8e' % x for x in p.ravel())))
+
+# the attention layer found by name: its output (the attended encoder state per
+# decoder step) as within the whole graph (CNTK evaluates a found node in a combine)
+att = model_greedy.find_by_name('attention_model')
+h_att = C.combine([att])(one_hot(words[6][0], input_vocab))
+print('attention_model %s: %s' % (h_att[0].shape, ' '.join('%.8e' % x for x in h_att[0][:, :4].ravel())))

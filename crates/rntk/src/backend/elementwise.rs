@@ -135,7 +135,7 @@ impl<const K: usize> Broadcast<K> {
     /// Call `f(out_index, [first element in each operand], len, [step in each operand])`
     /// for every run of `len` consecutive output elements along the innermost axis, in
     /// row-major order (the runs cover what [`Broadcast::for_each`] visits, in its order).
-    #[inline]
+    #[inline(always)]
     pub fn for_each_run(&self, mut f: impl FnMut(usize, [usize; K], usize, [usize; K])) {
         if self.rank == 0 {
             return f(0, [0; K], 1, [0; K]);

@@ -5,7 +5,8 @@
 //!
 //! ```text
 //!  roots ──► value_of(v, block) ──┬─ block argument  ──► the outer operand, in the parent block
-//!                                 ├─ placeholder     ──► its replacement (or an error)
+//!                                 ├─ placeholder     ──► its replacement, else (outside its
+//!                                 │                      block) the block's operand, else an error
 //!                                 ├─ input/param/const ► one leaf value per variable
 //!                                 ├─ composite output ──► the inner output, same block
 //!                                 ├─ block output    ──► a block instance per (block, use site),
@@ -121,6 +122,11 @@ impl Flat {
         let r = v.resolve();
         if r.key() != v.key() {
             return self.val_of(&r, ctx);
+        }
+        if let Some(outer) = v.block_operand() {
+            // A block's argument reached outside that block (a node found by name
+            // inside it): the block's operand, as within the whole graph.
+            return self.val_of(&outer, ctx);
         }
         match v.kind() {
             VarKind::Placeholder => Err(Error::Argument(format!(

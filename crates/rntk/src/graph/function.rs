@@ -175,7 +175,7 @@ impl Function {
             }
         }
         let id = next_id();
-        Ok(Function::from_arc(Arc::new(FnNode {
+        let node = Arc::new(FnNode {
             id,
             uid: format!("Block{id}"),
             name: name.to_string(),
@@ -187,7 +187,11 @@ impl Function {
             inputs: args.iter().map(|(_, o)| o.clone()).collect(),
             out_infos: body.outputs().iter().map(|v| v.info()).collect(),
             mark: LoopMark::default(),
-        })))
+        });
+        for (i, (ph, _)) in args.iter().enumerate() {
+            ph.set_block_arg(&node, i);
+        }
+        Ok(Function::from_arc(node))
     }
 
     /// CNTK's `combine`: one function whose outputs are the given variables.
@@ -209,6 +213,41 @@ impl Function {
             },
             mark: LoopMark::default(),
         })))
+    }
+
+    /// `combine` that also holds `hidden` values: not outputs (nothing computes them
+    /// unless they are asked for), but part of the graph for name lookup
+    /// (`find_by_name`), saving and cloning — what a fused op keeps beside its output
+    /// (`AttentionModel`'s `attention_weights`).
+    pub fn combine_with_hidden(
+        outputs: &[Variable],
+        hidden: &[Variable],
+        name: &str,
+    ) -> Result<Function> {
+        let f = Function::combine(outputs, name)?;
+        if hidden.is_empty() {
+            return Ok(f);
+        }
+        let id = next_id();
+        Ok(Function::from_arc(Arc::new(FnNode {
+            id,
+            uid: format!("Combine{id}"),
+            name: name.to_string(),
+            out_infos: outputs.iter().map(|v| v.info()).collect(),
+            inputs: outputs.iter().chain(hidden).cloned().collect(),
+            kind: FnKind::Composite {
+                outputs: outputs.to_vec(),
+            },
+            mark: LoopMark::default(),
+        })))
+    }
+
+    /// A composite's hidden values (see [`Function::combine_with_hidden`]).
+    pub fn hidden(&self) -> &[Variable] {
+        match &self.0.kind {
+            FnKind::Composite { outputs } => &self.0.inputs[outputs.len()..],
+            _ => &[],
+        }
     }
 
     /// Wrap a reference the caller already counted (a new node, an upgraded `Weak`).
@@ -307,7 +346,12 @@ impl Function {
     /// Visit every variable reachable from the outputs once, depth first, following
     /// placeholder replacements and descending into block bodies. Block-argument
     /// placeholders are not reported (their outer operand is).
-    fn walk(&self, mut visit: impl FnMut(&Variable)) {
+    ///
+    /// `follow_blocks`: a block's argument placeholder reached outside its block (the
+    /// body of a block, or a node found inside one, walked on its own) stands for the
+    /// block's operand, which is walked instead — what evaluating it needs (its
+    /// arguments). Without it (parameters, constants) the walk stays inside.
+    fn walk(&self, follow_blocks: bool, mut visit: impl FnMut(&Variable)) {
         let mut seen_vars: HashSet<VarKey> = HashSet::new();
         let mut seen_fns: HashSet<u64> = HashSet::new();
         let mut block_args: HashSet<VarKey> = HashSet::new();
@@ -317,12 +361,21 @@ impl Function {
             if !seen_vars.insert(v.key()) {
                 continue;
             }
-            if !block_args.contains(&v.key()) {
+            let r = v.resolve();
+            // a block's argument reached outside it (a node found inside a block)
+            // stands for the block's operand
+            let outer = (follow_blocks && r.key() == v.key())
+                .then(|| v.block_operand())
+                .flatten();
+            if !block_args.contains(&v.key()) && outer.is_none() {
                 visit(&v);
             }
-            let r = v.resolve();
             if r.key() != v.key() {
                 stack.push(r);
+                continue;
+            }
+            if let Some(outer) = outer {
+                stack.push(outer);
                 continue;
             }
             if let Some(f) = v.owner() {
@@ -343,7 +396,7 @@ impl Function {
     /// Learnable parameters, in first-visit order.
     pub fn parameters(&self) -> Vec<Variable> {
         let mut out = Vec::new();
-        self.walk(|v| {
+        self.walk(false, |v| {
             if v.kind() == VarKind::Parameter {
                 out.push(v.clone())
             }
@@ -353,17 +406,18 @@ impl Function {
     /// Constants, in first-visit order.
     pub fn constants(&self) -> Vec<Variable> {
         let mut out = Vec::new();
-        self.walk(|v| {
+        self.walk(false, |v| {
             if v.kind() == VarKind::Constant {
                 out.push(v.clone())
             }
         });
         out
     }
-    /// Inputs that must be fed (input variables and unreplaced placeholders).
+    /// Inputs that must be fed (input variables and unreplaced placeholders; a block's
+    /// argument placeholder reached outside its block stands for the block's operand).
     pub fn arguments(&self) -> Vec<Variable> {
         let mut out = Vec::new();
-        self.walk(|v| {
+        self.walk(true, |v| {
             let unbound_ph = v.is_placeholder() && v.resolve().key() == v.key();
             if v.kind() == VarKind::Input || unbound_ph {
                 out.push(v.clone())
@@ -373,10 +427,13 @@ impl Function {
     }
     /// Placeholders not replaced yet.
     pub fn placeholders(&self) -> Vec<Variable> {
-        self.arguments()
-            .into_iter()
-            .filter(|v| v.is_placeholder())
-            .collect()
+        let mut out = Vec::new();
+        self.walk(false, |v| {
+            if v.is_placeholder() && v.resolve().key() == v.key() {
+                out.push(v.clone())
+            }
+        });
+        out
     }
 
     /// CNTK's `find_all_with_name`: every function named `name` that this one depends
@@ -413,6 +470,9 @@ impl Function {
     /// CNTK's `find_by_name`: the one function named `name` (see
     /// [`Function::find_all_with_name`] for `depth`); `None` if there is none, an
     /// error naming the candidates if there are several.
+    /// A function found inside a block evaluates as it does within the whole graph:
+    /// the block's argument placeholders stand for the block's operands
+    /// (`Variable::block_operand`).
     pub fn find_by_name(&self, name: &str, depth: Option<usize>) -> Result<Option<Function>> {
         let mut all = self.find_all_with_name(name, depth);
         match all.len() {
@@ -633,29 +693,43 @@ impl Cloner {
             .collect::<Result<Vec<_>>>()?;
         let nf = match f.kind() {
             FnKind::Primitive(op) => Function::primitive(op.clone(), &inputs, f.name())?,
-            FnKind::Composite { .. } => Function::combine(&inputs, f.name())?,
+            FnKind::Composite { outputs } => {
+                let (outs, hidden) = inputs.split_at(outputs.len().min(inputs.len()));
+                Function::combine_with_hidden(outs, hidden, f.name())?
+            }
             FnKind::Block {
                 op_name,
                 body,
                 args,
             } => {
-                // Block arguments stay placeholders of the cloned body.
+                // Block arguments become new placeholders of the cloned body (each
+                // block's arguments stand for its own operands: `block_operand`).
+                let fresh: Vec<Variable> = args
+                    .iter()
+                    .map(|a| Variable::leaf(VarKind::Placeholder, a.info(), &a.name(), None, None))
+                    .collect();
                 let mut sub = Cloner {
                     method: self.method,
-                    vars: args.iter().map(|a| (a.key(), a.clone())).collect(),
+                    vars: args
+                        .iter()
+                        .map(|a| a.key())
+                        .zip(fresh.iter().cloned())
+                        .collect(),
                     fns: HashMap::new(),
                     closed: Vec::new(),
                 };
                 let outs = body
                     .outputs()
                     .iter()
+                    .chain(body.hidden())
                     .map(|v| sub.var(v))
                     .collect::<Result<Vec<_>>>();
                 self.closed.append(&mut sub.closed);
                 let outs = outs?;
-                let nbody = Function::combine(&outs, body.name())?;
+                let (outs, hidden) = outs.split_at(body.outputs().len());
+                let nbody = Function::combine_with_hidden(outs, hidden, body.name())?;
                 let pairs: Vec<(Variable, Variable)> =
-                    args.iter().cloned().zip(inputs.iter().cloned()).collect();
+                    fresh.into_iter().zip(inputs.iter().cloned()).collect();
                 Function::block(&nbody, &pairs, op_name, f.name())?
             }
         };

@@ -1,7 +1,7 @@
 //! Variables: the typed, named edges of a graph — inputs, parameters, constants,
 //! placeholders and function outputs.
 
-use super::function::Function;
+use super::function::{FnNode, Function};
 use super::ownership::{self, Item, LoopMark};
 use crate::error::{Error, Result};
 use crate::initializer::Initializer;
@@ -11,7 +11,7 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -48,6 +48,11 @@ pub(crate) struct Leaf {
     pub init: Option<Initializer>,
     /// What a placeholder has been replaced by.
     pub binding: RwLock<Option<Variable>>,
+    /// The block (and operand index) this placeholder is an argument of: outside that
+    /// block's body it stands for the block's operand, as CNTK's block arguments do
+    /// (`BlockFunctionVariableMapping`), so a node found by name inside a block
+    /// evaluates as it does within the whole graph. Weak: the block owns its body.
+    pub block_arg: RwLock<Option<(Weak<FnNode>, usize)>>,
     /// The recurrent loop this placeholder closes (see `graph::ownership`).
     pub mark: LoopMark,
 }
@@ -131,6 +136,7 @@ impl Variable {
             value: value.map(|t| Arc::new(RwLock::new(t))),
             init,
             binding: RwLock::new(None),
+            block_arg: RwLock::new(None),
             mark: LoopMark::default(),
         }))))
     }
@@ -269,6 +275,32 @@ impl Variable {
             }
         }
         v
+    }
+
+    /// For a placeholder that is an argument of a block (the first one made with it
+    /// that is still alive) and was never replaced: the block's operand it stands for.
+    pub fn block_operand(&self) -> Option<Variable> {
+        let leaf = self.as_leaf().filter(|l| l.kind == VarKind::Placeholder)?;
+        let (w, i) = leaf
+            .block_arg
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()?;
+        let block = w.upgrade()?;
+        block.mark.new_reference();
+        let block = Function::from_arc(block);
+        block.inputs().get(i).cloned()
+    }
+
+    /// Record that this placeholder is argument `index` of `block` (unless a live
+    /// block already has it: a body shared by several blocks maps to the first).
+    pub(crate) fn set_block_arg(&self, block: &Arc<FnNode>, index: usize) {
+        if let Some(leaf) = self.as_leaf() {
+            let mut g = leaf.block_arg.write().unwrap_or_else(|e| e.into_inner());
+            if g.as_ref().is_none_or(|(w, _)| w.strong_count() == 0) {
+                *g = Some((Arc::downgrade(block), index));
+            }
+        }
     }
 
     /// The current value of a parameter or constant, on the host.

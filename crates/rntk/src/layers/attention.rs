@@ -20,14 +20,20 @@
 //! is computed step by step while the encoder's projection stays outside the loop, one
 //! product over the whole encoder sequence.
 //!
+//! The weights `α` are CNTK's `Label('attention_weights')` node: a node named
+//! `attention_weights` in the block's body, shape `[#, dec][*=T_enc, 1]` (zeros past
+//! each item's encoder length), found by name (`find_by_name`, Python's
+//! `model.attention_model.attention_weights`, tutorial 204's plot). It sits beside the
+//! output rather than on it (`Function::combine_with_hidden`): the fused op is not
+//! slowed, and the weights are recomputed by the same kernel only when evaluated.
+//!
 //! Not supported: CNTK's deprecated windowed mode (`attention_span`, `attention_axis`,
-//! the only mode in which `go_backwards` does anything) and the `attention_weights`
-//! label (the weights live inside the fused op).
+//! the only mode in which `go_backwards` does anything).
 
 use super::defaults::lookup;
-use super::{as_block_n, first, layer_err, Dense, Layer, Stabilizer};
+use super::{as_block_hidden, first, layer_err, Dense, Layer, Stabilizer};
 use crate::error::Result;
-use crate::functions::additive_attention;
+use crate::functions::{additive_attention, attention_weights};
 use crate::graph::{parameter, Variable};
 use crate::initializer::Initializer;
 use std::sync::Mutex;
@@ -144,14 +150,21 @@ impl AttentionModel {
         // CNTK's creation order: the three projections' seeds before any parameter.
         self.reserve_seeds();
         let operands = [encoder.clone(), decoder.clone()];
-        first(as_block_n(&operands, "AttentionModel", &self.name, |a| {
-            let keys = self.enc_proj.apply(&self.enc_stab.apply(&a[0])?)?;
-            let query = self.dec_proj.apply(&self.dec_stab.apply(&a[1])?)?;
-            let w = self.tanh_weights(a[0].dtype())?;
-            let w = self.tanh_stab.scale(&w)?;
-            let y = additive_attention(&query, &keys, &a[0], &w)?;
-            Ok(vec![self.out_stab.apply(&y)?])
-        })?)
+        first(as_block_hidden(
+            &operands,
+            "AttentionModel",
+            &self.name,
+            |a| {
+                let keys = self.enc_proj.apply(&self.enc_stab.apply(&a[0])?)?;
+                let query = self.dec_proj.apply(&self.dec_stab.apply(&a[1])?)?;
+                let w = self.tanh_weights(a[0].dtype())?;
+                let w = self.tanh_stab.scale(&w)?;
+                let y = additive_attention(&query, &keys, &a[0], &w)?;
+                // CNTK's Label('attention_weights'): beside the output, not on it
+                let weights = attention_weights(&query, &keys, &a[0], &w)?;
+                Ok((vec![self.out_stab.apply(&y)?], vec![weights]))
+            },
+        )?)
     }
 
     /// The parameters created so far, in CNTK's order.

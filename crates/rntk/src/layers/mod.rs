@@ -107,6 +107,17 @@ pub(crate) fn as_block_n(
     name: &str,
     body: impl FnOnce(&[Variable]) -> Result<Vec<Variable>>,
 ) -> Result<Vec<Variable>> {
+    as_block_hidden(operands, op_name, name, |a| Ok((body(a)?, Vec::new())))
+}
+
+/// `as_block_n` whose body also returns hidden values: kept in the block's body for
+/// name lookup, computed only when asked for (see `Function::combine_with_hidden`).
+pub(crate) fn as_block_hidden(
+    operands: &[Variable],
+    op_name: &str,
+    name: &str,
+    body: impl FnOnce(&[Variable]) -> Result<(Vec<Variable>, Vec<Variable>)>,
+) -> Result<Vec<Variable>> {
     let mut args = Vec::with_capacity(operands.len());
     for (i, v) in operands.iter().enumerate() {
         let info = v.info();
@@ -117,8 +128,8 @@ pub(crate) fn as_block_n(
             &format!("arg{i}"),
         )?);
     }
-    let outs = body(&args)?;
-    let body_fn = Function::combine(&outs, op_name)?;
+    let (outs, hidden) = body(&args)?;
+    let body_fn = Function::combine_with_hidden(&outs, &hidden, op_name)?;
     let pairs: Vec<(Variable, Variable)> = args.into_iter().zip(operands.iter().cloned()).collect();
     let block = Function::block(&body_fn, &pairs, op_name, name)?;
     Ok(block.outputs())

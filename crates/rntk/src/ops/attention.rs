@@ -36,12 +36,22 @@
 //! h_prev)` in a `Recurrence` step) gets one call per time step for that step's query
 //! rows, over the whole encoder sequence of each row's batch item. The keys and values
 //! must not depend on the loop's state (the compiler refuses that).
+//!
+//! **The weights as a value** (CNTK's `Label('attention_weights')`, which tutorial 204
+//! plots): `Op::AttentionWeights` over the same four operands gives, per query step,
+//! `α_i·` over its item's key steps padded with zeros to the longest key sequence of
+//! the minibatch — CNTK's `[#, q][*=T_k, 1]` (its padded steps get `exp(−1e30 − max)
+//! = 0`). It runs the same kernel as the fused op (so its weights are the fused op's,
+//! bit for bit) into its output, the weighted sum into scratch. It is a separate node
+//! that `AttentionModel` keeps beside its output (not on it), so it costs nothing
+//! unless it is evaluated; it is a whole op after the loop when the query is a loop's
+//! state, and not differentiable (its free dimension can only be returned).
 
 use super::{expect_arity, Inferred, NodeState, Op, VarInfo, WholeArg};
 use crate::backend::attention::AttentionGeom;
 use crate::backend::Backend;
 use crate::error::{Error, Result};
-use crate::tensor::{DynamicAxes, Element, PackedLayout};
+use crate::tensor::{DynamicAxes, Element, Layout, PackedLayout, Shape};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -100,6 +110,21 @@ pub(crate) fn infer(op: &str, name: &str, infos: &[VarInfo]) -> Result<Inferred>
     }
     let mut out = super::dense_info(v.shape.clone(), q, q.axes.clone());
     out.needs_gradient = false;
+    Ok(Inferred::one(out))
+}
+
+/// `AttentionWeights(q, k, v, w)`: the operands as the fused op's; the output `(*, 1)`
+/// on the query's axes (`*`: the longest key sequence, decided per minibatch).
+pub(crate) fn infer_weights(op: &str, name: &str, infos: &[VarInfo]) -> Result<Inferred> {
+    let fused = infer(op, name, infos)?;
+    let mut out = fused.outputs.into_iter().next().ok_or_else(|| {
+        Error::shape(
+            op,
+            name,
+            "the attention's shape rule gave no output".to_string(),
+        )
+    })?;
+    out.shape = crate::tensor::Shape::from([crate::tensor::INFERRED, 1]);
     Ok(Inferred::one(out))
 }
 
@@ -259,4 +284,33 @@ pub(crate) fn backward<B: Backend, T: Element>(
     };
     b.add(part, dst, crate::backend::Par::Seq);
     Ok(())
+}
+
+/// Forward of `AttentionWeights`: the output's layout is the query's and its sample
+/// shape `(keys.max_len(), 1)`; the fused kernel writes each query row's weights at
+/// `row · max_len` of the (zeroed) output, the weighted sum into `st.aux`.
+pub(crate) fn forward_weights<B: Backend, T: Element>(
+    b: &B,
+    args: &[WholeArg<B, T>],
+    static_shape: &Shape,
+    out: &mut B::Buf<T>,
+    st: &mut NodeState<B, T>,
+) -> Result<(Layout, Shape)> {
+    let all = 0..packed(&args[0], "the query")?.total();
+    let g = geom(args, &all)?;
+    let op = Op::AttentionWeights;
+    let m = g.keys.max_len();
+    let mut dims = static_shape.dims().to_vec();
+    if let Some(d) = dims.first_mut() {
+        *d = m;
+    }
+    super::run::zeroed(b, &op, out, (g.query.total(), m))?;
+    super::run::sized(b, &op, &mut st.aux, (g.query.total(), g.value_dim))?;
+    b.additive_attention(
+        &g,
+        operands(args)?,
+        B::view_mut(out),
+        B::view_mut(&mut st.aux),
+    );
+    Ok((args[0].layout.clone(), Shape::from(dims)))
 }

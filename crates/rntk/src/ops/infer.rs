@@ -118,6 +118,7 @@ impl Op {
             Op::LstmCell => lstm_cell::infer(op, name, infos),
             Op::LstmScan { .. } => lstm_scan::infer(op, name, infos),
             Op::AdditiveAttention => attention::infer(op, name, infos),
+            Op::AttentionWeights => attention::infer_weights(op, name, infos),
             Op::CrossEntropyWithSoftmax | Op::ClassificationError => {
                 softmax_ce::infer(op, name, infos)
             }

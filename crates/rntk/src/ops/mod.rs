@@ -174,6 +174,11 @@ pub enum Op {
     /// Fused additive attention `additive_attention(q, k, v, w)`: every query step over
     /// the key/value sequence of its batch item (see `attention.rs`).
     AdditiveAttention,
+    /// The weights of additive attention over the same operands `(q, k, v, w)`:
+    /// per query step, its `α` over the keys of its batch item, padded with zeros to
+    /// the longest key sequence — shape `(*, 1)`, a free dimension as
+    /// `sequence.unpack`'s (CNTK's `attention_weights` label; see `attention.rs`).
+    AttentionWeights,
     /// Fused `cross_entropy_with_softmax(o, t)` along the last static axis; `t` may be
     /// sparse (see `softmax_ce.rs`).
     CrossEntropyWithSoftmax,
@@ -247,6 +252,7 @@ impl Op {
             Op::LstmCell => "LSTMCell",
             Op::LstmScan { .. } => "LSTMScan",
             Op::AdditiveAttention => "AdditiveAttention",
+            Op::AttentionWeights => "AttentionWeights",
             Op::CrossEntropyWithSoftmax => "CrossEntropyWithSoftmax",
             Op::ClassificationError => "ClassificationError",
             Op::Convolution(_) => "Convolution",
@@ -280,7 +286,8 @@ impl Op {
             | Op::ClassificationErrorTopN { .. }
             | Op::LambdaRank
             | Op::Ndcg1
-            | Op::LstmScan { .. } => ExecKind::Whole,
+            | Op::LstmScan { .. }
+            | Op::AttentionWeights => ExecKind::Whole,
             Op::AdditiveAttention => ExecKind::Context,
             Op::Convolution(a) if a.sequential => ExecKind::Whole,
             _ => ExecKind::RowLocal,
@@ -305,6 +312,8 @@ impl Op {
             Op::SeqGather | Op::SeqScatter => i == 0,
             Op::SeqWhere | Op::SeqIsFirst | Op::SeqIsLast => false,
             Op::SeqUnpackMask => false,
+            // a value to look at (its free dimension cannot be computed with)
+            Op::AttentionWeights => false,
             // The running statistics are state, not inputs of the function.
             Op::BatchNorm { .. } => i < 3,
             Op::Hardmax | Op::ClassificationErrorTopN { .. } | Op::Ndcg1 => false,

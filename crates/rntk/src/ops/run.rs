@@ -292,6 +292,7 @@ impl Op {
                 let l = conv_seq::forward(b, (self, a), args, static_shape, out, ctx, st)?;
                 Ok(fixed(l))
             }
+            Op::AttentionWeights => attention::forward_weights(b, args, static_shape, out, st),
             Op::WeightedLogistic
             | Op::ClassificationErrorTopN { .. }
             | Op::LambdaRank

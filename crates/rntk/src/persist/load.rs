@@ -225,7 +225,11 @@ impl Loader<'_> {
                 self.check_op(&what, op)?;
                 Function::primitive(op.clone(), &inputs, &fd.name).map_err(wrap)?
             }
-            FnKindDesc::Composite => Function::combine(&inputs, &fd.name).map_err(wrap)?,
+            FnKindDesc::Composite => {
+                // inputs past the stored outputs are hidden values (`combine_with_hidden`)
+                let (outs, hidden) = inputs.split_at(fd.outputs.len().min(inputs.len()));
+                Function::combine_with_hidden(outs, hidden, &fd.name).map_err(wrap)?
+            }
             FnKindDesc::Block {
                 op_name,
                 body,

@@ -362,8 +362,17 @@ def AttentionModel(attention_dim, attention_span=None, attention_axis=None, init
     ``attention_axis``). ``go_backwards`` is accepted and, as in CNTK without a span,
     has no effect. It works on whole decoder sequences and inside a ``Recurrence`` step
     function (tutorial 204: ``attention_model(encoded, h_prev)``, the query per step, the
-    encoder's keys and values computed once outside the loop). The scores and weights are
-    one fused op in rntk, so there is no ``attention_weights`` node yet."""
+    encoder's keys and values computed once outside the loop).
+
+    The weights are CNTK's ``attention_weights`` node, shape ``[#, dec][*=T_enc, 1]``
+    (per decoder step, the softmax over its encoder sequence, zeros past that
+    sequence's end): ``model.attention_model.attention_weights`` or
+    ``model.find_by_name('attention_weights')``, evaluated in
+    ``C.combine([model, ...])`` as tutorial 204's ``debug_attention`` does, inside a
+    recurrence as outside one. rntk computes the scores and weighted sum in one fused
+    op; the weights node recomputes the weights with the same kernel only when it is
+    evaluated, so the model itself runs as fast as without it. It is a value to look
+    at: its free dimension can be returned, not computed with."""
     if attention_span is None:
         if attention_axis is not None:
             raise ValueError('attention_span cannot be None when attention_axis is not None')

@@ -298,7 +298,9 @@ class Function(TensorOpsMixin):
 
     def find_by_name(self, name, depth=0):
         """The Function or Variable named ``name`` (None if there is none); an error if
-        several share it."""
+        several share it. A node found inside a layer (a block) evaluates as it does
+        within the whole graph: the layer's inputs stand for its arguments (e.g.
+        ``C.combine([model, model.find_by_name('attention_weights')])``)."""
         hits = self.find_all_with_name(name, depth)
         if not hits:
             return None
@@ -357,7 +359,8 @@ class Function(TensorOpsMixin):
     # ---------------------------------------------------------------- evaluation
     def eval(self, arguments=None, outputs=None, device=None, as_numpy=True):
         """Evaluate: one output gives an array ``(B, *S)`` (or a list of per-sequence
-        arrays); several give ``{output Variable: value}``."""
+        arrays); several give ``{output Variable: value}``. As in CNTK 2.7, a feed for
+        a Variable the outputs do not need is ignored with a warning on stderr."""
         f = self._f
         if f is None:
             self._need('eval')

@@ -26,6 +26,7 @@ fn lanes<T: Element>(s: &[T], f: impl Fn(T) -> f64) -> f64 {
 }
 
 /// `acc[j] += Σ f(j, v)` over the values of statistic `j` in every row of `x`.
+#[inline(always)]
 fn per_stat<T: Element>(g: &NormGeom, x: &[T], acc: &mut [f64], f: impl Fn(usize, T) -> f64) {
     for row in x.chunks_exact(g.d).take(g.rows) {
         if g.inner == 1 {
@@ -41,6 +42,7 @@ fn per_stat<T: Element>(g: &NormGeom, x: &[T], acc: &mut [f64], f: impl Fn(usize
 }
 
 /// `out[e] = h(j, x[e], y[e])` for every element, `j` its statistic (`y` may be `x`).
+#[inline(always)]
 fn map_pairs<T: Element>(
     g: &NormGeom,
     (x, y): (&[T], &[T]),
@@ -68,6 +70,14 @@ fn map_pairs<T: Element>(
 
 /// Minibatch mean and biased variance per statistic (`mu`, `var`) and the unbiased one.
 pub(super) fn moments<T: Element>(g: &NormGeom, x: &[T], mu: &mut [f64], s2: &mut [f64]) {
+    super::wide(
+        #[inline(always)]
+        || moments_body(g, x, mu, s2),
+    )
+}
+
+#[inline(always)]
+fn moments_body<T: Element>(g: &NormGeom, x: &[T], mu: &mut [f64], s2: &mut [f64]) {
     let k = (g.rows * g.inner).max(1) as f64;
     mu.fill(0.0);
     per_stat(g, x, mu, |_, v| v.as_f64());
@@ -87,6 +97,20 @@ pub(super) fn normalize<T: Element>(
     (scale, bias): (&[T], &[T]),
     out: &mut [T],
 ) {
+    super::wide(
+        #[inline(always)]
+        || normalize_body(g, x, (mean, invstd), (scale, bias), out),
+    )
+}
+
+#[inline(always)]
+fn normalize_body<T: Element>(
+    g: &NormGeom,
+    x: &[T],
+    (mean, invstd): (&[T], &[T]),
+    (scale, bias): (&[T], &[T]),
+    out: &mut [T],
+) {
     let n = g.rows * g.d;
     map_pairs(g, (&x[..n], &x[..n]), &mut out[..n], |j, v, _, o| {
         *o = (v - mean[j]) * invstd[j] * scale[j] + bias[j];
@@ -95,6 +119,14 @@ pub(super) fn normalize<T: Element>(
 
 /// Σ dy per statistic (the bias gradient alone).
 pub(super) fn dy_sums<T: Element>(g: &NormGeom, dy: &[T], sdy: &mut [f64]) {
+    super::wide(
+        #[inline(always)]
+        || dy_sums_body(g, dy, sdy),
+    )
+}
+
+#[inline(always)]
+fn dy_sums_body<T: Element>(g: &NormGeom, dy: &[T], sdy: &mut [f64]) {
     sdy.fill(0.0);
     per_stat(g, dy, sdy, |_, v| v.as_f64());
 }
@@ -102,6 +134,19 @@ pub(super) fn dy_sums<T: Element>(g: &NormGeom, dy: &[T], sdy: &mut [f64]) {
 /// Σ dy and Σ dy·x̂ per statistic, x̂ = (x − mean)·invstd in `T`, in one pass over `x` and
 /// `dy` (Σ dy in the order `dy_sums` takes: the same value to the bit).
 pub(super) fn grad_sums<T: Element>(
+    g: &NormGeom,
+    (x, dy): (&[T], &[T]),
+    (mean, invstd): (&[T], &[T]),
+    (sdy, sdyx): (&mut [f64], &mut [f64]),
+) {
+    super::wide(
+        #[inline(always)]
+        || grad_sums_body(g, (x, dy), (mean, invstd), (sdy, sdyx)),
+    )
+}
+
+#[inline(always)]
+fn grad_sums_body<T: Element>(
     g: &NormGeom,
     (x, dy): (&[T], &[T]),
     (mean, invstd): (&[T], &[T]),
@@ -146,6 +191,21 @@ pub(super) fn grad_sums<T: Element>(
 /// `dx += scale·invstd·(dy − Σdy/k − x̂·Σdy·x̂/k)` (trained) or `scale·invstd·dy`.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn input_grad<T: Element>(
+    g: &NormGeom,
+    trained: bool,
+    (x, dy): (&[T], &[T]),
+    (mean, invstd, scale): (&[T], &[T], &[T]),
+    (sdy, sdyx): (&[f64], &[f64]),
+    dx: &mut [T],
+) {
+    super::wide(
+        #[inline(always)]
+        || input_grad_body(g, trained, (x, dy), (mean, invstd, scale), (sdy, sdyx), dx),
+    )
+}
+
+#[inline(always)]
+fn input_grad_body<T: Element>(
     g: &NormGeom,
     trained: bool,
     (x, dy): (&[T], &[T]),

@@ -36,6 +36,7 @@ fn row<T>(x: &[T], per_row: bool, r: usize, d: usize) -> &[T] {
     }
 }
 
+#[inline(always)]
 fn map<T: Element>(x: &[T], y: &mut [T], f: impl Fn(T) -> T) {
     for (o, &v) in y.iter_mut().zip(x) {
         *o = f(v);
@@ -43,6 +44,14 @@ fn map<T: Element>(x: &[T], y: &mut [T], f: impl Fn(T) -> T) {
 }
 
 fn unary_forward<T: Element>(op: UnaryOp, x: &[T], y: &mut [T]) {
+    super::wide(
+        #[inline(always)]
+        || unary_forward_body(op, x, y),
+    )
+}
+
+#[inline(always)]
+fn unary_forward_body<T: Element>(op: UnaryOp, x: &[T], y: &mut [T]) {
     debug_assert_eq!(x.len(), y.len());
     let zero = T::zero();
     let one = T::one();
@@ -73,6 +82,14 @@ fn unary_forward<T: Element>(op: UnaryOp, x: &[T], y: &mut [T]) {
 
 /// `dx += dy * f'(x)`, using the saved output `y` where that is cheaper.
 fn unary_grad<T: Element>(op: UnaryOp, x: &[T], y: &[T], dy: &[T], dx: &mut [T]) {
+    super::wide(
+        #[inline(always)]
+        || unary_grad_body(op, x, y, dy, dx),
+    )
+}
+
+#[inline(always)]
+fn unary_grad_body<T: Element>(op: UnaryOp, x: &[T], y: &[T], dy: &[T], dx: &mut [T]) {
     let zero = T::zero();
     let one = T::one();
     let half = T::from_f64(0.5);
@@ -232,28 +249,31 @@ impl<T: Element> Bin<'_, '_, T> {
                         *o = f(x, y);
                     }
                 }
-                Some(bc) => bc.for_each_run(|e, [i, j], len, [si, sj]| {
-                    let o = &mut or[e..e + len];
-                    match (si, sj) {
-                        // the common broadcasts: a per-channel value over a plane
-                        (1, 0) => {
-                            let y = br[j];
-                            o.iter_mut()
-                                .zip(&ar[i..i + len])
-                                .for_each(|(o, &x)| *o = f(x, y));
+                Some(bc) => bc.for_each_run(
+                    #[inline(always)]
+                    |e, [i, j], len, [si, sj]| {
+                        let o = &mut or[e..e + len];
+                        match (si, sj) {
+                            // the common broadcasts: a per-channel value over a plane
+                            (1, 0) => {
+                                let y = br[j];
+                                o.iter_mut()
+                                    .zip(&ar[i..i + len])
+                                    .for_each(|(o, &x)| *o = f(x, y));
+                            }
+                            (0, 1) => {
+                                let x = ar[i];
+                                o.iter_mut()
+                                    .zip(&br[j..j + len])
+                                    .for_each(|(o, &y)| *o = f(x, y));
+                            }
+                            _ => o
+                                .iter_mut()
+                                .enumerate()
+                                .for_each(|(t, o)| *o = f(ar[i + t * si], br[j + t * sj])),
                         }
-                        (0, 1) => {
-                            let x = ar[i];
-                            o.iter_mut()
-                                .zip(&br[j..j + len])
-                                .for_each(|(o, &y)| *o = f(x, y));
-                        }
-                        _ => o
-                            .iter_mut()
-                            .enumerate()
-                            .for_each(|(t, o)| *o = f(ar[i + t * si], br[j + t * sj])),
-                    }
-                }),
+                    },
+                ),
             }
         }
     }
@@ -299,29 +319,62 @@ impl<T: Element> Bin<'_, '_, T> {
                         dr[e] += gr[e] * d(ar[e], br[e], or[e]);
                     }
                 }
-                Some(bc) => bc.for_each_run(|e, [x, y], len, [sx, sy]| {
-                    let (at, step) = if wrt_b { (y, sy) } else { (x, sx) };
-                    let term = |t: usize| gr[e + t] * d(ar[x + t * sx], br[y + t * sy], or[e + t]);
-                    if step == 0 {
-                        // a value broadcast along the run: its gradient sums the run,
-                        // in the same order as element by element
-                        let mut acc = dr[at];
-                        for t in 0..len {
-                            acc += term(t);
+                Some(bc) => bc.for_each_run(
+                    #[inline(always)]
+                    |e, [x, y], len, [sx, sy]| {
+                        let (at, step) = if wrt_b { (y, sy) } else { (x, sx) };
+                        let term =
+                            |t: usize| gr[e + t] * d(ar[x + t * sx], br[y + t * sy], or[e + t]);
+                        if step == 0 {
+                            // a value broadcast along the run: its gradient sums the run
+                            dr[at] = run_sum(dr[at], len, term);
+                        } else {
+                            for t in 0..len {
+                                dr[at + t * step] += term(t);
+                            }
                         }
-                        dr[at] = acc;
-                    } else {
-                        for t in 0..len {
-                            dr[at + t * step] += term(t);
-                        }
-                    }
-                }),
+                    },
+                ),
             }
         }
     }
 }
 
+/// `acc + Σ_{t<len} term(t)`: element by element for short runs; from 32 terms on, in 8
+/// interleaved partial sums (`t mod 8`) added pairwise, then the tail in order (8
+/// independent chains instead of one: a per-channel bias over a plane sums 4–5× faster;
+/// the order differs from the element-by-element one by rounding only).
+#[inline(always)]
+fn run_sum<T: Element>(acc: T, len: usize, term: impl Fn(usize) -> T) -> T {
+    if len < 32 {
+        return (0..len).fold(acc, |a, t| a + term(t));
+    }
+    let mut s = [T::zero(); 8];
+    let full = len / 8 * 8;
+    for c in (0..full).step_by(8) {
+        for (l, p) in s.iter_mut().enumerate() {
+            *p += term(c + l);
+        }
+    }
+    let pairs = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+    (full..len).fold(acc + pairs, |a, t| a + term(t))
+}
+
 fn binary_serial<T: Element>(
+    op: BinaryOp,
+    (a, b): (Operand<Cpu, T>, Operand<Cpu, T>),
+    g: &Geom<2>,
+    out: &mut [T],
+    n: usize,
+) {
+    super::wide(
+        #[inline(always)]
+        || binary_serial_body(op, (a, b), g, out, n),
+    )
+}
+
+#[inline(always)]
+fn binary_serial_body<T: Element>(
     op: BinaryOp,
     (a, b): (Operand<Cpu, T>, Operand<Cpu, T>),
     g: &Geom<2>,
@@ -345,6 +398,21 @@ fn binary_serial<T: Element>(
 }
 
 fn binary_grad_serial<T: Element>(
+    (op, wrt_b): (BinaryOp, bool),
+    (a, b): (Operand<Cpu, T>, Operand<Cpu, T>),
+    g: &Geom<2>,
+    od: (&[T], &[T]),
+    din: &mut [T],
+    n: usize,
+) {
+    super::wide(
+        #[inline(always)]
+        || binary_grad_serial_body((op, wrt_b), (a, b), g, od, din, n),
+    )
+}
+
+#[inline(always)]
+fn binary_grad_serial_body<T: Element>(
     (op, wrt_b): (BinaryOp, bool),
     (a, b): (Operand<Cpu, T>, Operand<Cpu, T>),
     g: &Geom<2>,
@@ -476,7 +544,27 @@ impl Elementwise for Cpu {
         } else {
             (a.per_row, na)
         };
-        // (a static operand's gradient sums over rows: it stays on one thread)
+        if !per_row {
+            // a static operand's gradient sums over rows: blocks of rows into partial
+            // sums, added in block order (an order that depends on the thread count)
+            if let Some(rows) = row_blocks(par, n, no).filter(|_| di <= no) {
+                let parts: Vec<Vec<T>> = (0..n.div_ceil(rows))
+                    .into_par_iter()
+                    .map(|k| {
+                        let (r0, r1) = (k * rows, (k * rows + rows).min(n));
+                        let ab = (rows_of(a, na, r0, r1), rows_of(b, nb, r0, r1));
+                        let od = (&out[r0 * no..r1 * no], &dout[r0 * no..r1 * no]);
+                        let mut part = vec![T::zero(); di];
+                        binary_grad_serial((op, wrt_b), ab, g, od, &mut part, r1 - r0);
+                        part
+                    })
+                    .collect();
+                for part in parts {
+                    din[..di].iter_mut().zip(part).for_each(|(d, p)| *d += p);
+                }
+                return;
+            }
+        }
         let blocks = if per_row {
             row_blocks(par, n, no)
         } else {
@@ -614,6 +702,113 @@ impl Elementwise for Cpu {
             for (d, &g) in dst.iter_mut().zip(chunk) {
                 *d += g;
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::run_sum;
+    use crate::backend::cpu::Cpu;
+    use crate::backend::elementwise::{BinaryOp, Elementwise, Geom};
+    use crate::backend::{Operand, Par};
+    use crate::tensor::Shape;
+
+    /// A per-channel bias over planes (a static operand broadcast over rows and pixels):
+    /// its gradient summed in blocks of rows on several threads equals the one-thread sum
+    /// to rounding, and the per-row operand's gradient equals it exactly.
+    #[test]
+    fn static_operand_gradient_split_over_rows() {
+        let (c, hw, n) = (4usize, 1024usize, 96usize);
+        let g = Geom::new(
+            [&Shape::from([c, 32, 32]), &Shape::from([c, 1, 1])],
+            &Shape::from([c, 32, 32]),
+        )
+        .expect("broadcast");
+        let a: Vec<f32> = (0..n * c * hw).map(|i| (i % 13) as f32).collect();
+        let b = vec![0.5f32; c];
+        let dout: Vec<f32> = (0..n * c * hw)
+            .map(|i| ((i * 7919) % 101) as f32 / 50.0 - 1.0)
+            .collect();
+        let out = vec![0.0f32; n * c * hw];
+        let ops = || {
+            (
+                Operand {
+                    data: &a[..],
+                    per_row: true,
+                },
+                Operand {
+                    data: &b[..],
+                    per_row: false,
+                },
+            )
+        };
+        let grad = |wrt_b: bool, par: Par| {
+            let mut din = vec![0.25f32; if wrt_b { c } else { n * c * hw }];
+            let (x, y) = ops();
+            Cpu.binary_backward(
+                BinaryOp::Plus,
+                wrt_b,
+                x,
+                y,
+                &g,
+                &out,
+                &dout,
+                &mut din,
+                n,
+                par,
+            );
+            din
+        };
+        let two = Par::Rayon(std::num::NonZeroUsize::new(2).expect("2"));
+        let (seq, split) = (
+            grad(true, Par::Seq),
+            crate::backend::cpu::par::pool().install(|| grad(true, two)),
+        );
+        for j in 0..c {
+            let exact: f64 = 0.25
+                + (0..n)
+                    .flat_map(|r| dout[(r * c + j) * hw..][..hw].iter())
+                    .map(|&v| v as f64)
+                    .sum::<f64>();
+            assert!(
+                (seq[j] as f64 - exact).abs() < 1e-3,
+                "{j}: {} vs {exact}",
+                seq[j]
+            );
+            assert!(
+                (split[j] as f64 - exact).abs() < 1e-3,
+                "{j}: {} vs {exact}",
+                split[j]
+            );
+        }
+        assert_eq!(grad(false, Par::Seq), grad(false, two));
+    }
+
+    /// Short runs sum in order (to the bit); long ones agree with the exact sum to
+    /// rounding, every term counted once (odd lengths: the tail).
+    #[test]
+    fn run_sum_counts_every_term() {
+        let xs: Vec<f32> = (0..301)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0)
+            .collect();
+        for len in [0, 1, 7, 31, 32, 33, 64, 95, 301] {
+            let got = run_sum(0.5f32, len, |t| xs[t]);
+            let exact = 0.5 + xs[..len].iter().map(|&x| x as f64).sum::<f64>();
+            if len < 32 {
+                assert_eq!(
+                    got,
+                    xs[..len].iter().fold(0.5f32, |a, &x| a + x),
+                    "len {len}"
+                );
+            }
+            assert!(
+                (got as f64 - exact).abs() <= 1e-5 * (1.0 + exact.abs()),
+                "len {len}"
+            );
+            // each term once: a marker on the last term shows up
+            let marked = run_sum(0.0f64, len, |t| if t + 1 == len { 1e6 } else { 0.0 });
+            assert_eq!(marked, if len > 0 { 1e6 } else { 0.0 });
         }
     }
 }

@@ -25,7 +25,7 @@ pub use packed::{
     gates_packed_len, pack_gates, pack_rhs, pack_rhs_par, packed_available, packed_gemm, packed_len,
 };
 pub use simd::{exp, run_f32, sigmoid, simd_level, tanh, Kernel, SimdLevel};
-pub(crate) use simd::{lstm_backward_rows, lstm_forward_rows};
+pub(crate) use simd::{lstm_backward_rows, lstm_forward_rows, wide};
 
 use super::memory::{Memory, OutOfMemory, Par, Transfers, Work};
 use crate::tensor::{Csr, Device, Element, Storage};

@@ -317,7 +317,7 @@ fn refused(op: &Op) -> Option<&'static str> {
             "a ranking criterion over the minibatch's query groups (rows grouped by their \
              group id, sorted by score): it has no ONNX form; export the model without it",
         ),
-        Op::AdditiveAttention => Some(
+        Op::AdditiveAttention | Op::AttentionWeights => Some(
             "additive attention of one sequence over another sequence axis (AttentionModel): \
              ONNX has no form for two sequence axes paired by batch item",
         ),

@@ -83,6 +83,14 @@ impl Grid {
     /// `p` holds input position `p − pad` along every axis, or zero outside the input.
     /// Rows are short (the inner extent): copied inline, not through `memcpy` calls.
     fn pad<T: Element>(&self, img: &[T], channels: usize, dst: &mut [T]) {
+        crate::backend::cpu::wide(
+            #[inline(always)]
+            || self.pad_body(img, channels, dst),
+        )
+    }
+
+    #[inline(always)]
+    fn pad_body<T: Element>(&self, img: &[T], channels: usize, dst: &mut [T]) {
         let a = &self.a;
         let [d0, d1, d2] = self.dims;
         let (in1, in2) = (a[1].input, a[2].input);

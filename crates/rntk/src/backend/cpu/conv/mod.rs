@@ -11,6 +11,7 @@ mod implicit;
 mod micro;
 mod pack;
 mod pool;
+mod pool_simd;
 #[cfg(test)]
 mod reference;
 mod roi;

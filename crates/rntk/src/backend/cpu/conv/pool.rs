@@ -139,10 +139,25 @@ fn rows_first_max<T: Element>(
     if out2 == 0 {
         return;
     }
+    #[cfg(target_arch = "x86_64")]
+    let simd = super::pool_simd::applies::<T>(plane.len());
     for o0 in 0..a[0].output {
         for o1 in 0..a[1].output {
             let o = (o0, o1);
             let b = bi.as_deref_mut();
+            #[cfg(target_arch = "x86_64")]
+            if simd {
+                // SAFETY: T is f32 and the CPU has AVX-512F (`applies`); the windows lie
+                // inside the plane (the callers' `inside`, asserted again per row).
+                unsafe {
+                    let x = std::slice::from_raw_parts(plane.as_ptr().cast::<f32>(), plane.len());
+                    let v = std::slice::from_raw_parts_mut(bv.as_mut_ptr().cast::<f32>(), bv.len());
+                    super::pool_simd::row_first_max(a, x, o, v, b);
+                }
+                let k = (o0 * a[1].output + o1) * out2;
+                f(k, &bv[..out2], bi.as_deref().map(|b| &b[..out2]));
+                continue;
+            }
             match a[2].stride {
                 1 => row_first_max::<T, 1>(a, plane, o, bv, b),
                 2 => row_first_max::<T, 2>(a, plane, o, bv, b),
@@ -396,10 +411,16 @@ pub fn unpool_backward_exact<T: Element>(
 mod tests {
     use super::*;
 
-    /// The row-wise first maximum equals the checked one, ties, strides 1 to 4 and
-    /// dilation included.
+    /// The row-wise first maximum equals the checked one, ties, NaN, strides 1 to 7 and
+    /// 40 (a gather), dilation and rows longer than one chunk of lanes included: for f32 (the AVX-512
+    /// kernel where the CPU has it) and f64 (the scalar loop).
     #[test]
     fn row_first_max_equals_argmax_with_ties() {
+        check_rows::<f32>();
+        check_rows::<f64>();
+    }
+
+    fn check_rows<T: Element>() {
         let ax = |input, kernel, stride, dilation| ConvAxis {
             input,
             output: (input - ((kernel - 1) * dilation + 1)) / stride + 1,
@@ -413,24 +434,41 @@ mod tests {
             [ax(5, 2, 1, 2), ax(7, 3, 2, 2), ax(8, 2, 1, 3)],
             [ConvAxis::UNIT, ax(12, 2, 2, 1), ax(10, 2, 2, 1)],
             [ConvAxis::UNIT, ax(7, 2, 3, 1), ax(17, 3, 4, 2)],
+            [ConvAxis::UNIT, ax(28, 2, 2, 1), ax(28, 2, 2, 1)],
+            [ConvAxis::UNIT, ax(14, 3, 3, 1), ax(14, 3, 3, 1)],
+            [ConvAxis::UNIT, ax(4, 3, 1, 1), ax(40, 3, 1, 1)],
+            [ConvAxis::UNIT, ax(5, 2, 2, 1), ax(75, 3, 2, 1)],
+            [ConvAxis::UNIT, ax(4, 3, 1, 1), ax(50, 3, 3, 1)],
+            [ConvAxis::UNIT, ax(3, 2, 1, 1), ax(130, 2, 40, 1)],
+            [ConvAxis::UNIT, ax(3, 2, 1, 1), ax(100, 5, 7, 2)],
         ] {
             assert!(inside(&a));
             let n: usize = a.iter().map(|x| x.input).product();
-            // few distinct values: many ties
-            let plane: Vec<f32> = (0..n).map(|i| ((i * 7919) % 5) as f32).collect();
+            // few distinct values: many ties; a NaN now and then
+            let plane: Vec<T> = (0..n)
+                .map(|i| match (i * 7919) % 23 {
+                    0 => T::from_f64(f64::NAN),
+                    r => T::from_f64((r % 5) as f64),
+                })
+                .collect();
             let out2 = a[2].output;
-            let (mut bv, mut bi) = (vec![0.0f32; out2], vec![0usize; out2]);
+            let (mut bv, mut bi) = (vec![T::zero(); out2], vec![0usize; out2]);
             let mut seen = 0;
-            rows_first_max(&a, &plane, (&mut bv, Some(&mut bi)), |k, v, i| {
+            let mut check = |k: usize, v: &[T], i: Option<&[usize]>| {
                 let (o0, o1) = (k / out2 / a[1].output, k / out2 % a[1].output);
-                for (o2, (&got, &vo)) in i.expect("offsets").iter().zip(v).enumerate() {
+                for (o2, &vo) in v.iter().enumerate() {
                     let want = argmax(&a, &plane, [o0, o1, o2]).expect("inside");
-                    assert_eq!(got, want, "({o0}, {o1}, {o2})");
-                    assert_eq!(vo, plane[want]);
+                    if let Some(i) = i {
+                        assert_eq!(i[o2], want, "({o0}, {o1}, {o2})");
+                    }
+                    let w = plane[want];
+                    assert!(vo == w || (vo.is_nan() && w.is_nan()), "({o0}, {o1}, {o2})");
                 }
                 seen += out2;
-            });
-            assert_eq!(seen, a.iter().map(|x| x.output).product::<usize>());
+            };
+            rows_first_max(&a, &plane, (&mut bv, Some(&mut bi)), &mut check);
+            rows_first_max(&a, &plane, (&mut bv, None), &mut check);
+            assert_eq!(seen, 2 * a.iter().map(|x| x.output).product::<usize>());
         }
         let padded = ConvAxis {
             pad: 1,

@@ -16,6 +16,7 @@ mod avx2;
 #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
 mod avx512;
 mod scalar;
+mod wide;
 
 use crate::backend::recurrent::LstmStrides;
 use crate::tensor::Element;
@@ -217,6 +218,8 @@ pub(crate) fn lstm_backward_rows<T: Element>(
 /// The unit-range cell kernels, for a step split between threads (`cpu::packed`).
 #[cfg(target_arch = "x86_64")]
 pub(crate) use avx512::{lstm_backward_units, lstm_forward_units};
+
+pub(crate) use wide::wide;
 
 #[cfg(test)]
 mod tests;
