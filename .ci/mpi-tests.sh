@@ -15,9 +15,12 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq
     apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-cargo clippy -p rntk -p rntk-cli -p rntk-py --features mpi --all-targets -- -D warnings
-cargo test -p rntk --features mpi --test mpi
-cargo test -p rntk-cli --features mpi --test mpi_cli
+# Every cargo command selects the whole workspace with the same features, so that the
+# dependencies' features unify alike and nothing is compiled twice (`-p rntk` then
+# `-p rntk-cli` rebuilt gemm, prost-build and rntk in between).
+MPI_FEATURES=rntk/mpi,rntk-cli/mpi,rntk-py/mpi
+cargo clippy --workspace --all-targets --features "$MPI_FEATURES" -- -D warnings
+cargo test --workspace --features "$MPI_FEATURES" --test mpi --test mpi_cli
 # The Python package built with MPI (dev profile: the debug build of rntk with `mpi` above
 # is reused) and its distributed tests, which run a CNTK script under mpirun -np 2.
 VENV="${RNTK_PY_MPI_VENV:-$PWD/target/ci-mpi-venv}"
