@@ -133,3 +133,37 @@ def test_recurrence_from_full_state_and_parameters():
     out = f.eval({x: [np.ones((4, 3), np.float32)], h: np.zeros((1, 2), np.float32),
                   c: np.zeros((1, 2), np.float32)})
     assert len(out) == 2
+
+
+def test_python_step_with_a_convolution_and_a_nested_recurrence_infers_its_shapes():
+    """The shape probe knows convolutions and a nested Recurrence(LSTM): during the
+    probe they give stand-ins of their output shapes and make no parameters, so an
+    untyped step using them builds the same parameters (shapes, values from the same
+    automatic seeds) and the same values as the step given its state shape up front."""
+    x = C.sequence.input_variable((1, 5, 5))
+
+    def build(typed):
+        conv = C.layers.Convolution((3, 3), 2, activation=C.relu)   # (2, 3, 3) per step
+        inner = Recurrence(C.layers.LSTM(4))                        # over the conv features
+        d = Dense(3, activation=C.tanh)
+
+        def step(h, x):
+            feats = inner(C.reshape(conv(x), (18,)))
+            return d(C.splice(h, feats))
+        init = C.Constant(np.zeros(3, np.float32)) if typed else 0
+        return Recurrence(step, initial_state=init)(x)
+
+    C.cntk_py.set_fixed_random_seed(7)
+    inferred = build(False)
+    C.cntk_py.set_fixed_random_seed(7)
+    given = build(True)
+    assert inferred.output.shape == given.output.shape == (3,)
+    shapes = [tuple(p.shape) for p in inferred.parameters]
+    assert shapes == [tuple(p.shape) for p in given.parameters]
+    assert (2, 1, 3, 3) in shapes and (18, 16) in shapes and (7, 3) in shapes
+    for a, b in zip(inferred.parameters, given.parameters):
+        np.testing.assert_array_equal(a.value, b.value)
+    rng = np.random.RandomState(0)
+    data = [rng.rand(4, 1, 5, 5).astype(np.float32), rng.rand(2, 1, 5, 5).astype(np.float32)]
+    for a, b in zip(inferred.eval({x: data}), given.eval({x: data})):
+        np.testing.assert_array_equal(a, b)

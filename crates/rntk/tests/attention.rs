@@ -25,18 +25,7 @@ fn dec_axes() -> DynamicAxes {
     DynamicAxes::Sequence(Axis::new("decoderAxis"))
 }
 
-fn seqs(shape: &[usize], lens: &[usize], key: usize) -> Value {
-    let numel = shape.iter().product();
-    Value::from_sequences(shape.to_vec(), &ragged(lens, numel, key)).unwrap()
-}
-
-fn param(shape: &[usize], key: usize, name: &str) -> Variable {
-    let n: usize = shape.iter().product();
-    let v = (0..n)
-        .map(|i| ((((7 * i + key) % 11) as f64) - 5.0) / 10.0 + 0.017 * i as f64)
-        .collect();
-    rntk::parameter_from(Tensor::from_vec(shape.to_vec(), v).unwrap(), name)
-}
+use common::{det_param as param, ragged_seqs as seqs};
 
 /// q (decoder axis, A=3), k (encoder axis, A=3), v (encoder axis, H=2), w param.
 fn operands(w_shape: &[usize]) -> (Variable, Variable, Variable, Variable) {

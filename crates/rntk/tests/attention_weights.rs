@@ -15,7 +15,7 @@ use rntk::functions::{
 };
 use rntk::layers::AttentionModel;
 use rntk::sequence;
-use rntk::{Axis, CloneMethod, DType, DynamicAxes, Function, Tensor, Value, Variable};
+use rntk::{Axis, CloneMethod, DType, DynamicAxes, Function, Value, Variable};
 
 const ENC: &[usize] = &[3, 1, 5, 2];
 const DEC: &[usize] = &[2, 4, 1, 3];
@@ -24,18 +24,7 @@ fn dec_axes() -> DynamicAxes {
     DynamicAxes::Sequence(Axis::new("decoderAxis"))
 }
 
-fn seqs(shape: &[usize], lens: &[usize], key: usize) -> Value {
-    let numel = shape.iter().product();
-    Value::from_sequences(shape.to_vec(), &ragged(lens, numel, key)).unwrap()
-}
-
-fn param(shape: &[usize], key: usize, name: &str) -> Variable {
-    let n: usize = shape.iter().product();
-    let v = (0..n)
-        .map(|i| ((((7 * i + key) % 11) as f64) - 5.0) / 10.0 + 0.017 * i as f64)
-        .collect();
-    rntk::parameter_from(Tensor::from_vec(shape.to_vec(), v).unwrap(), name)
-}
+use common::{det_param as param, ragged_seqs as seqs};
 
 fn eval(outs: &[Variable], feeds: &[(&Variable, &Value)]) -> Vec<Value> {
     Function::combine(outs, "").unwrap().eval(feeds).unwrap()

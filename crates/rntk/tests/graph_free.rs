@@ -431,3 +431,44 @@ fn threads_sharing_a_loop_never_see_it_cut_and_free_it_together_run() {
     let left = scenario();
     assert!(left < 4096, "{left} bytes left after every thread let go");
 }
+
+/// An `AttentionModel` inside a loop — its `attention_weights` node kept beside its
+/// output, its block arguments pointing back at their block — is freed with its loop,
+/// also after the weights were found by name and evaluated with the model.
+#[test]
+fn attention_in_a_loop_is_freed() {
+    serial(attention_in_a_loop_is_freed_run)
+}
+
+fn attention_in_a_loop_is_freed_run() {
+    let xs = data();
+    let once = || {
+        let x = sequence::input_variable([IN]);
+        let ph = placeholder([IN], DType::F32, x.dynamic_axes(), "h").unwrap();
+        let prev = sequence::past_value(&ph, &rntk::scalar(0.0, DType::F32), 1).unwrap();
+        let a = AttentionModel::new(HID)
+            .name("attention_model")
+            .apply2(&x, &plus(&prev, &x).unwrap())
+            .unwrap();
+        let h = tanh(&plus(&a, &x).unwrap()).unwrap();
+        h.owner()
+            .unwrap()
+            .replace_placeholders(&[(ph, h.clone())])
+            .unwrap();
+        run(&h, &x, &xs);
+        let model = h.owner().unwrap();
+        let w = model.find_by_name("attention_weights", None).unwrap();
+        let w = w.expect("weights").output().unwrap();
+        let outs = Function::combine(&[h.clone(), w], "")
+            .unwrap()
+            .eval(&[(&x, &xs)])
+            .unwrap();
+        assert_eq!(outs[1].shape().dims(), &[5, 1]);
+    };
+    let g = growth(300, once);
+    eprintln!("AttentionModel in a loop: {g} bytes over 300 models");
+    assert!(
+        g < 64 * 300,
+        "the live heap grew by {g} bytes over 300 models"
+    );
+}

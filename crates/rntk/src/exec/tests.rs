@@ -89,3 +89,37 @@ fn streaming_hands_over_each_gradient_when_final() {
         assert_eq!(g, &whole[*k], "gradient {k}");
     }
 }
+
+/// `AttentionModel` keeps its `attention_weights` node beside its output: a model's plan
+/// has the fused attention and no weights node (nothing computed for it), a plan that
+/// asks for the weights has exactly one.
+#[test]
+fn attention_weights_are_planned_only_when_asked_for() {
+    let opts = |n: &str, axes: DynamicAxes| InputOptions {
+        dtype: DType::F64,
+        dynamic_axes: axes,
+        name: n.into(),
+        ..Default::default()
+    };
+    let enc = input_variable_with([4], opts("enc", DynamicAxes::default_sequence()));
+    let dec_axes = DynamicAxes::Sequence(crate::graph::Axis::new("dec"));
+    let dec = input_variable_with([5], opts("dec", dec_axes));
+    let y = crate::layers::AttentionModel::new(3)
+        .apply2(&enc, &dec)
+        .unwrap();
+    let weights = (y.owner().unwrap().find_by_name("attention_weights", None))
+        .unwrap()
+        .unwrap()
+        .output()
+        .unwrap();
+    let count = |roots: &[Variable], want: fn(&Op) -> bool| {
+        let ex = Executor::<f64>::new_inference(roots).unwrap();
+        ex.plan.nodes.iter().filter(|n| want(&n.op)).count()
+    };
+    let is_weights: fn(&Op) -> bool = |op| matches!(op, Op::AttentionWeights);
+    let is_fused: fn(&Op) -> bool = |op| matches!(op, Op::AdditiveAttention);
+    assert_eq!(count(std::slice::from_ref(&y), is_weights), 0);
+    assert_eq!(count(std::slice::from_ref(&y), is_fused), 1);
+    assert_eq!(count(&[y.clone(), weights.clone()], is_weights), 1);
+    assert_eq!(count(&[y, weights], is_fused), 1);
+}

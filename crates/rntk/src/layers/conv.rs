@@ -252,6 +252,33 @@ impl Convolution {
         })
     }
 
+    /// The shapes of `W` and `b` (if any) for inputs of sample shape `shape`.
+    fn param_shapes(&self, shape: &Shape) -> Result<(Vec<usize>, Option<Vec<usize>>)> {
+        let c = self.channels(shape)?;
+        let o = self.num_filters.unwrap_or(1);
+        let (groups, rank) = (self.groups.max(1), self.filter_shape.len());
+        if c % groups != 0 {
+            return Err(self.err(format!(
+                "{c} channels are not divisible into {groups} groups"
+            )));
+        }
+        let mut wshape = if self.transpose {
+            vec![c, o / groups]
+        } else {
+            vec![o, c / groups]
+        };
+        wshape.extend_from_slice(&self.filter_shape);
+        let bshape = self.bias.then(|| {
+            let ones = if self.seq == SeqMode::Op {
+                rank - 1
+            } else {
+                rank
+            };
+            [vec![o], vec![1; ones]].concat()
+        });
+        Ok((wshape, bshape))
+    }
+
     fn params_for(&self, x: &Variable) -> Result<(Variable, Option<Variable>)> {
         let shape = x.shape();
         let mut guard = self
@@ -267,38 +294,17 @@ impl Convolution {
             }
             return Ok((p.w.clone(), p.b.clone()));
         }
-        let c = self.channels(&shape)?;
-        let o = self.num_filters.unwrap_or(1);
-        let (groups, rank) = (self.groups.max(1), self.filter_shape.len());
-        if c % groups != 0 {
-            return Err(self.err(format!(
-                "{c} channels are not divisible into {groups} groups"
-            )));
-        }
-        let mut wshape = if self.transpose {
-            vec![c, o / groups]
-        } else {
-            vec![o, c / groups]
-        };
-        wshape.extend_from_slice(&self.filter_shape);
-        let init = self.init.clone().with_ranks(-1, rank)?;
+        let (wshape, bshape) = self.param_shapes(&shape)?;
+        let init = self.init.clone().with_ranks(-1, self.filter_shape.len())?;
         let w = parameter(wshape, x.dtype(), init, "W")?;
-        let b = if self.bias {
-            let mut bshape = vec![o];
-            let ones = if self.seq == SeqMode::Op {
-                rank - 1
-            } else {
-                rank
-            };
-            bshape.extend(std::iter::repeat_n(1, ones));
-            Some(parameter(
-                bshape,
+        let b = match bshape {
+            Some(bs) => Some(parameter(
+                bs,
                 x.dtype(),
                 Initializer::Constant(self.init_bias),
                 "b",
-            )?)
-        } else {
-            None
+            )?),
+            None => None,
         };
         *guard = Some(Params {
             w: w.clone(),
@@ -382,6 +388,14 @@ impl Layer for Convolution {
             return Err(self.err("groups need num_filters"));
         }
         self.check_sequential()?;
+        if super::probe::probing() {
+            // a shape probe: the output's shape from stand-ins of W and b (none made)
+            let (ws, bs) = self.param_shapes(&x.shape())?;
+            let none = crate::tensor::DynamicAxes::None;
+            let w = super::probe::stand_in(ws, x, none.clone())?;
+            let b = bs.map(|s| super::probe::stand_in(s, x, none.clone()));
+            return self.body(x, &w, b.transpose()?.as_ref());
+        }
         let (w, b) = self.params_for(x)?;
         first(as_block(x, self.op_name, &self.name, |x| {
             Ok(vec![self.body(x, &w, b.as_ref())?])

@@ -7,8 +7,9 @@
 //! While a probe runs, the layers create no parameters and take no automatic seeds:
 //! each returns a stand-in (a placeholder) of its output's shape, which does not
 //! depend on the shape of its input (`Dense(n)` gives `n`, an LSTM step `(h, c)`, the
-//! attention the encoder's shape); stabilizers and normalizations pass their input
-//! through. Parameters made directly in the function are made and dropped, and the
+//! attention the encoder's shape, a nested `Recurrence`/`Fold` its states' sequences);
+//! a convolution computes its output's shape from stand-ins of its filters and bias;
+//! stabilizers and normalizations pass their input through. Parameters made directly in the function are made and dropped, and the
 //! automatic seed sequence is put back afterwards, so a probe leaves no trace.
 
 use crate::error::Result;
@@ -83,5 +84,40 @@ mod tests {
         let y = d.apply(&x).unwrap();
         assert_eq!(y.shape().dims(), &[4]);
         assert_eq!(d.parameters()[0].shape().dims(), &[3, 4]);
+    }
+
+    #[test]
+    fn convolutions_and_nested_recurrences_make_nothing_in_a_probe() {
+        use crate::layers::{Convolution, Lstm, Recurrence};
+        let img = placeholder([1, 5, 5], DType::F32, DynamicAxes::default_sequence(), "x").unwrap();
+        let conv = Convolution::new(&[3, 3]).num_filters(2);
+        let rec = Recurrence::new(Lstm::new(4));
+        let before = crate::random::get_random_seed();
+        let (y, h) = probe(|| {
+            let y = conv.apply(&img).unwrap();
+            let f = crate::functions::reshape(&y, [18]).unwrap();
+            (y, rec.apply(&f).unwrap())
+        });
+        assert_eq!(crate::random::get_random_seed(), before);
+        assert_eq!(y.shape().dims(), &[2, 3, 3]);
+        assert_eq!(
+            (h.shape().dims(), h.dynamic_axes()),
+            (&[4][..], img.dynamic_axes())
+        );
+        assert!(conv.parameters().is_empty() && rec.parameters().is_empty());
+        // real applications afterwards make the parameters of the real shapes
+        let y = conv.apply(&img).unwrap();
+        let f = crate::functions::reshape(&y, [18]).unwrap();
+        rec.apply(&f).unwrap();
+        assert_eq!(conv.parameters()[0].shape().dims(), &[2, 1, 3, 3]);
+        let shapes: Vec<Vec<usize>> = rec
+            .parameters()
+            .iter()
+            .map(|p| p.shape().dims().to_vec())
+            .collect();
+        assert!(
+            shapes.contains(&vec![18, 16]) && shapes.contains(&vec![4, 16]),
+            "{shapes:?}"
+        );
     }
 }

@@ -66,6 +66,11 @@ fn scan(
         ));
     }
     let shapes = step.state_shapes(&info)?;
+    if super::probe::probing() {
+        // a shape probe (an enclosing Python step's states being inferred): the state
+        // sequences' stand-ins; no loop, no parameters
+        return super::probe::stand_ins(&shapes, x);
+    }
     let mut inits = Vec::with_capacity(shapes.len());
     for (k, s) in shapes.iter().enumerate() {
         let init = initial(k)?;

@@ -488,3 +488,19 @@ pub fn f64_input(shape: &[usize], name: &str, axes: rntk::DynamicAxes) -> Variab
         },
     )
 }
+
+/// A ragged batch of sequences of sample shape `shape`, lengths `lens`, values from
+/// [`ragged`] (`key` varies them).
+pub fn ragged_seqs(shape: &[usize], lens: &[usize], key: usize) -> Value {
+    let numel = shape.iter().product();
+    Value::from_sequences(shape.to_vec(), &ragged(lens, numel, key)).expect("ragged sequences")
+}
+
+/// A parameter of deterministic f64 values (`key` varies them).
+pub fn det_param(shape: &[usize], key: usize, name: &str) -> Variable {
+    let n: usize = shape.iter().product();
+    let v = (0..n)
+        .map(|i| ((((7 * i + key) % 11) as f64) - 5.0) / 10.0 + 0.017 * i as f64)
+        .collect();
+    rntk::parameter_from(Tensor::from_vec(shape.to_vec(), v).expect("shape"), name)
+}
