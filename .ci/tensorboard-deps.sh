@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the `tensorboard` Python package that tests/tensorboard/check_events.py uses
-# to read rntk's event files (crates/rntk/tests/tensorboard.rs runs it; with CI set it
+# to read rntk's event files (crates/rntk/tests/train/tensorboard.rs runs it; with CI set it
 # fails rather than skips when the package is missing).
 set -euo pipefail
 if python3 -c "import tensorboard" >/dev/null 2>&1; then

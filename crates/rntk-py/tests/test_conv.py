@@ -83,7 +83,7 @@ def check(case, f, env, params, dt):
 
 
 # ---------------------------------------------------------------- ops (float64)
-# as in the core's tests (crates/rntk/tests/conv_fixtures.rs):
+# as in the core's tests (crates/rntk/tests/engine/conv_fixtures.rs):
 OP_SKIP = {}
 # CNTK 2.7's gradient of max unpooling is max_pool(dY), not the derivative; rntk computes
 # the derivative (checked by finite differences in the core): outputs only

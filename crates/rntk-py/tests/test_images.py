@@ -88,7 +88,7 @@ def compare(case, feats, labels):
     assert list(feats.shape[1:]) == case['shape']
     assert labels == case['labels']
     # OpenCV rounds 8-bit bilinear/bicubic rows one grey level differently in its vector
-    # and scalar paths (see the core's tests/image_reader.rs); everything else is exact
+    # and scalar paths (see the core's tests/io/image_reader.rs); everything else is exact
     interpolates = any(t['type'] == 'scale' and t.get('interpolations') != 'nearest'
                        for t in case['transforms'])
     diff = np.abs(feats - want)

@@ -1,6 +1,6 @@
 //! Engine micro-benchmarks (see BENCHMARKS.md at the repository root):
 //! * `lstm_step/*`: one LSTM recurrence built from primitives exactly like
-//!   tests/lstm_loop.rs (times, plus, slice, sigmoid, tanh, element_times,
+//!   tests/engine/lstm_loop.rs (times, plus, slice, sigmoid, tanh, element_times,
 //!   past_value), f32, run through the `Executor` over B sequences of length T;
 //!   forward only and forward + backward (gradients of W, H, b).
 //!   Divide the reported time by T for the time per step.
@@ -65,7 +65,7 @@ struct Lstm {
     params: Vec<Variable>,
 }
 
-/// tests/lstm_loop.rs's LSTM (past_value, k = 1), generalized to input I, hidden N.
+/// tests/engine/lstm_loop.rs's LSTM (past_value, k = 1), generalized to input I, hidden N.
 fn build(sz: Size) -> Lstm {
     let (i, n) = (sz.i, sz.n);
     let x = input_variable_with(

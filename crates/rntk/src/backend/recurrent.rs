@@ -1,6 +1,6 @@
 //! The fused LSTM kernels: one cell step over a block of rows (CNTK's gate order
 //! [i, g, f, o]) and a whole scan over packed sequences with its BPTT (see
-//! `ops/lstm_scan.rs` for the math and `tests/lstm_scan.rs` for the bit-for-bit check
+//! `ops/lstm_scan.rs` for the math and `tests/engine/lstm_scan.rs` for the bit-for-bit check
 //! against the step loop).
 
 use super::memory::{Memory, Par};

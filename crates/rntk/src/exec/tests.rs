@@ -1,4 +1,4 @@
-//! Unit tests of the executor's internals (the integration tests are `tests/executor.rs`).
+//! Unit tests of the executor's internals (the integration tests are `tests/engine/executor.rs`).
 
 use super::*;
 use crate::functions::{element_times, plus, tanh, times};

@@ -31,8 +31,8 @@
 //! | [`Identity`] | `identity` |
 //! | [`default_options`], [`default_options_for`] | `with default_options(...)`, `default_options_for(...)` |
 //!
-//! Every layer is checked against the real CNTK 2.7 (tests/layers_fixtures.rs) and by
-//! finite differences (tests/gradcheck_layers.rs).
+//! Every layer is checked against the real CNTK 2.7 (tests/layers/layers_fixtures.rs) and by
+//! finite differences (tests/engine/gradcheck_layers.rs).
 
 mod activation;
 mod attention;

@@ -339,7 +339,7 @@ pub fn cntk_cases() -> serde_json::Map<String, Json> {
 }
 
 /// The convolutional CNTK models (make_cnn_models.py) that ONNX takes: all but the
-/// sequential convolutions (rntk imports them, tests/cntk_import.rs, but ONNX export
+/// sequential convolutions (rntk imports them, tests/models/cntk_import.rs, but ONNX export
 /// refuses a kernel along the sequence axis, onnx/export/conv.rs).
 pub fn cntk_cnn_cases() -> serde_json::Map<String, Json> {
     let mut m = cases_in("cnn_cases.json");
