@@ -139,25 +139,10 @@ fn rows_first_max<T: Element>(
     if out2 == 0 {
         return;
     }
-    #[cfg(target_arch = "x86_64")]
-    let simd = super::pool_simd::applies::<T>(plane.len());
     for o0 in 0..a[0].output {
         for o1 in 0..a[1].output {
             let o = (o0, o1);
             let b = bi.as_deref_mut();
-            #[cfg(target_arch = "x86_64")]
-            if simd {
-                // SAFETY: T is f32 and the CPU has AVX-512F (`applies`); the windows lie
-                // inside the plane (the callers' `inside`, asserted again per row).
-                unsafe {
-                    let x = std::slice::from_raw_parts(plane.as_ptr().cast::<f32>(), plane.len());
-                    let v = std::slice::from_raw_parts_mut(bv.as_mut_ptr().cast::<f32>(), bv.len());
-                    super::pool_simd::row_first_max(a, x, o, v, b);
-                }
-                let k = (o0 * a[1].output + o1) * out2;
-                f(k, &bv[..out2], bi.as_deref().map(|b| &b[..out2]));
-                continue;
-            }
             match a[2].stride {
                 1 => row_first_max::<T, 1>(a, plane, o, bv, b),
                 2 => row_first_max::<T, 2>(a, plane, o, bv, b),
@@ -216,6 +201,22 @@ fn for_planes<T: Send, U: Sync>(
     });
 }
 
+/// The f32 view of a slice of `T` (callers check `T` is f32: `pool_simd::applies`).
+///
+/// # Safety
+/// `T` is f32.
+#[cfg(target_arch = "x86_64")]
+unsafe fn as_f32<T>(s: &[T]) -> &[f32] {
+    std::slice::from_raw_parts(s.as_ptr().cast::<f32>(), s.len())
+}
+
+/// # Safety
+/// `T` is f32.
+#[cfg(target_arch = "x86_64")]
+unsafe fn as_f32_mut<T>(s: &mut [T]) -> &mut [f32] {
+    std::slice::from_raw_parts_mut(s.as_mut_ptr().cast::<f32>(), s.len())
+}
+
 /// `y = pool(x)` over `n` images.
 pub fn pool_forward<T: Element>(
     g: &PoolGeometry,
@@ -229,8 +230,17 @@ pub fn pool_forward<T: Element>(
     let size: usize = g.axes.iter().map(|a| a.kernel).product();
     let (pin, pout) = (g.in_spatial(), g.out_spatial());
     let fast = inside(&a);
+    let simd = super::pool_simd::applies::<T>(pin);
     let out2 = a[2].output;
     for_planes(n * g.planes, threads, y, pout, x, pin, |yo, xi, _| {
+        if kind == PoolKind::Max && fast && simd {
+            // SAFETY: T is f32 and the CPU has AVX-512F (`applies`).
+            #[cfg(target_arch = "x86_64")]
+            unsafe {
+                let y = super::pool_simd::Pass::Forward(as_f32_mut(yo));
+                return super::pool_simd::plane(&a, as_f32(xi), y);
+            }
+        }
         if kind == PoolKind::Max && fast {
             let mut bv: SmallVec<[T; 64]> = smallvec![T::zero(); out2];
             return rows_first_max(&a, xi, (&mut bv, None), |k, v, _| {
@@ -280,6 +290,7 @@ pub fn pool_backward<T: Element>(
     let (pin, pout) = (g.in_spatial(), g.out_spatial());
     assert_eq!(x.len(), dx.len(), "pooling gradient size");
     let fast = inside(&a);
+    let simd = super::pool_simd::applies::<T>(pin);
     let out2 = a[2].output;
     // pair each plane's dx with its x and dy
     for_planes(n * g.planes, threads, dx, pin, dy, pout, |dxi, dyi, p| {
@@ -287,6 +298,14 @@ pub fn pool_backward<T: Element>(
             dxi.fill(T::zero());
         }
         let xi = &x[p * pin..(p + 1) * pin];
+        if kind == PoolKind::Max && fast && simd {
+            // SAFETY: T is f32 and the CPU has AVX-512F (`applies`).
+            #[cfg(target_arch = "x86_64")]
+            unsafe {
+                let g = super::pool_simd::Pass::Backward(as_f32(dyi), as_f32_mut(dxi));
+                return super::pool_simd::plane(&a, as_f32(xi), g);
+            }
+        }
         if kind == PoolKind::Max && fast {
             let mut bv: SmallVec<[T; 64]> = smallvec![T::zero(); out2];
             let mut bi: SmallVec<[usize; 64]> = smallvec![0; out2];
@@ -475,5 +494,64 @@ mod tests {
             ..ax(6, 2, 2, 1)
         };
         assert!(!inside(&[ConvAxis::UNIT, padded, ax(4, 2, 2, 1)]));
+    }
+
+    /// Max pooling forward and backward in f32 (the AVX-512 plane kernel where the CPU
+    /// has it) equal the f64 scalar loops to the bit, on values with many ties and some
+    /// NaN, for 1–3 axes, strides 1–4 and 40, overlapping windows and dilation.
+    #[test]
+    fn max_pool_f32_equals_f64_scalar() {
+        let ax = |input: usize, kernel: usize, stride: usize, dilation: usize| ConvAxis {
+            input,
+            output: (input - ((kernel - 1) * dilation + 1)) / stride + 1,
+            kernel,
+            stride,
+            dilation,
+            pad: 0,
+        };
+        let geoms: Vec<Vec<ConvAxis>> = vec![
+            vec![ax(28, 2, 2, 1), ax(28, 2, 2, 1)],
+            vec![ax(14, 3, 3, 1), ax(14, 3, 3, 1)],
+            vec![ax(9, 3, 2, 1), ax(33, 3, 2, 1)],
+            vec![ax(7, 3, 1, 1), ax(40, 3, 1, 1)],
+            vec![ax(5, 2, 2, 1), ax(75, 3, 4, 2)],
+            vec![ax(4, 2, 1, 1), ax(3, 2, 1, 1), ax(130, 2, 40, 1)],
+            vec![ax(50, 5, 3, 2)],
+        ];
+        for axes in geoms {
+            let g = PoolGeometry {
+                axes: axes.iter().copied().collect(),
+                planes: 3,
+            };
+            let n = 2;
+            let (pin, pout) = (g.in_spatial(), g.out_spatial());
+            let len = n * g.planes * pin;
+            let x64: Vec<f64> = (0..len)
+                .map(|i| match (i * 7919) % 29 {
+                    0 => f64::NAN,
+                    r => (r % 5) as f64,
+                })
+                .collect();
+            let dy64: Vec<f64> = (0..n * g.planes * pout)
+                .map(|i| (i % 7) as f64 - 3.0)
+                .collect();
+            let x32: Vec<f32> = x64.iter().map(|&v| v as f32).collect();
+            let dy32: Vec<f32> = dy64.iter().map(|&v| v as f32).collect();
+            let (mut y64, mut y32) = (vec![0.0f64; dy64.len()], vec![0.0f32; dy64.len()]);
+            pool_forward(&g, PoolKind::Max, n, &x64, &mut y64, 1);
+            pool_forward(&g, PoolKind::Max, n, &x32, &mut y32, 1);
+            for (k, (&a, &b)) in y32.iter().zip(&y64).enumerate() {
+                assert!(
+                    a as f64 == b || (a.is_nan() && b.is_nan()),
+                    "y[{k}] of {axes:?}"
+                );
+            }
+            let (mut d64, mut d32) = (vec![0.5f64; len], vec![0.5f32; len]);
+            pool_backward(&g, PoolKind::Max, n, &x64, &dy64, &mut d64, true, 1);
+            pool_backward(&g, PoolKind::Max, n, &x32, &dy32, &mut d32, true, 1);
+            for (k, (&a, &b)) in d32.iter().zip(&d64).enumerate() {
+                assert_eq!(a as f64, b, "dx[{k}] of {axes:?}");
+            }
+        }
     }
 }

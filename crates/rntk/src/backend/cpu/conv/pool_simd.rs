@@ -1,107 +1,133 @@
-//! The AVX-512 f32 kernel of max pooling's row pass (`pool::row_first_max`'s contract): the
-//! first maximum of each window of one output row, up to 16 outputs at a time. Each tap is
-//! read for those outputs at once: a masked load at stride 1; at stride s ≤ 31, the
-//! `(w − 1)·s + 1` cells of `w = min(16, ⌊31/s⌋ + 1)` outputs as two masked loads and one
-//! two-register permute (gathers are several times slower on this class of CPU); wider
-//! strides gather. "Later tap only when strictly greater" is a compare into a mask
-//! register and two blends: no branch depends on the data. The scalar loop in `pool.rs` stays the path for
-//! f64 and other CPUs, and the reference this kernel is tested against.
+//! The AVX-512 f32 kernel of max pooling (`pool.rs` runs it for f32 when every window lies
+//! inside the input): a whole plane at a time, output row by output row, up to 16
+//! outputs of a row at once. Each tap is read for those outputs together: a masked load at
+//! stride 1; at stride s ≤ 31, the `(w − 1)·s + 1` cells of `w = min(16, ⌊31/s⌋ + 1)`
+//! outputs as two masked loads and one two-register permute (gathers are several times
+//! slower on this class of CPU); wider strides gather. "A later tap only when strictly
+//! greater" (the first maximum in row-major tap order, as `pool::argmax`) is a compare
+//! into a mask register and two blends: no branch depends on the data. The scalar loops
+//! in `pool.rs` stay the path for f64 and other CPUs, and the reference this kernel is
+//! tested against.
 
 use crate::backend::conv::ConvAxis;
 use crate::tensor::Element;
 
-/// Whether the kernel runs for `T` on a plane of `len` cells: f32, AVX-512F, and every
-/// offset fits the gathers' 32-bit indices.
+/// Whether the kernel runs for `T` on planes of `len` cells: f32, AVX-512F, and every
+/// offset fits 32-bit lanes.
 pub(super) fn applies<T: Element>(len: usize) -> bool {
     super::micro::fast::<T>() && len < i32::MAX as usize
 }
 
-/// The first maximum of each window of output row `(o0, o1)` (all windows inside the
-/// plane): values into `bv[..out]`, and their plane offsets into `bi[..out]` when given.
+/// What a plane pass produces.
+pub(super) enum Pass<'a> {
+    /// `y` = the maximum of each window.
+    Forward(&'a mut [f32]),
+    /// `dx[first maximum of window k] += dy[k]`.
+    Backward(&'a [f32], &'a mut [f32]),
+}
+
+/// Max pooling over one plane `x` of geometry `a`, every window inside the plane.
 ///
 /// # Safety
-/// The CPU has AVX-512F, and every window of the row lies inside `plane` (the caller's
-/// `inside` check; the last offset is asserted here too).
+/// The CPU has AVX-512F. (Bounds are checked here: the plane's last window and the
+/// output sizes are asserted before any access.)
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-pub(super) unsafe fn row_first_max(
-    a: &[ConvAxis; 3],
-    plane: &[f32],
-    (o0, o1): (usize, usize),
-    bv: &mut [f32],
-    mut bi: Option<&mut [usize]>,
-) {
+pub(super) unsafe fn plane(a: &[ConvAxis; 3], x: &[f32], mut pass: Pass<'_>) {
     use std::arch::x86_64::*;
-    let (n1, n2, out) = (a[1].input, a[2].input, a[2].output);
-    let s = a[2].stride;
-    if out == 0 {
+    let (n1, n2) = (a[1].input, a[2].input);
+    let (out0, out1, out2) = (a[0].output, a[1].output, a[2].output);
+    if out0 * out1 * out2 == 0 {
         return;
     }
-    let last = |ax: &ConvAxis, o: usize| ax.at(o, ax.kernel - 1) as usize;
-    let end = (last(&a[0], o0) * n1 + last(&a[1], o1)) * n2 + last(&a[2], out - 1);
-    assert!(
-        end < plane.len() && bv.len() >= out,
-        "pooling row out of bounds"
-    );
-    assert!(
-        bi.as_ref().is_none_or(|b| b.len() >= out),
-        "pooling row out of bounds"
-    );
+    let s = a[2].stride;
+    // tap offsets from a window's first cell, row-major (argmax's order)
+    let mut taps: smallvec::SmallVec<[usize; 32]> = smallvec::SmallVec::new();
+    for j0 in 0..a[0].kernel {
+        for j1 in 0..a[1].kernel {
+            for j2 in 0..a[2].kernel {
+                let t = (j0 * a[0].dilation * n1 + j1 * a[1].dilation) * n2 + j2 * a[2].dilation;
+                taps.push(t);
+            }
+        }
+    }
+    let first = |o0: usize, o1: usize| {
+        (a[0].at(o0, 0) as usize * n1 + a[1].at(o1, 0) as usize) * n2 + a[2].at(0, 0) as usize
+    };
+    let last = first(out0 - 1, out1 - 1) + (out2 - 1) * s + taps[taps.len() - 1];
+    assert!(last < x.len(), "pooling plane out of bounds");
+    match &pass {
+        Pass::Forward(y) => assert!(y.len() >= out0 * out1 * out2, "pooling output size"),
+        Pass::Backward(dy, dx) => assert!(
+            dy.len() >= out0 * out1 * out2 && dx.len() >= x.len(),
+            "pooling gradient size"
+        ),
+    }
     let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     let step = _mm512_mullo_epi32(lanes, _mm512_set1_epi32(s as i32));
-    let p = plane.as_ptr();
+    let p = x.as_ptr();
     // outputs per chunk: their cells span at most two vectors when s ≤ 31
     let per = if s <= 31 { (31 / s + 1).min(16) } else { 16 };
-    let mut c = 0;
-    while c < out {
-        let w = (out - c).min(per);
-        let m = ((1u32 << w) - 1) as __mmask16;
-        // the cells the chunk reads at one tap, as masks of two 16-lane loads
-        let span = (w - 1) * s + 1;
-        let (mlo, mhi) = (
-            ((1u32 << span.min(16)) - 1) as __mmask16,
-            ((1u32 << span.saturating_sub(16).min(16)) - 1) as __mmask16,
-        );
-        let (mut best, mut at, mut first) = (_mm512_setzero_ps(), _mm512_setzero_si512(), true);
-        for j0 in 0..a[0].kernel {
-            for j1 in 0..a[1].kernel {
-                let row = (a[0].at(o0, j0) as usize * n1 + a[1].at(o1, j1) as usize) * n2;
-                for j2 in 0..a[2].kernel {
-                    // the first output of this chunk at tap j2; ≥ 0 inside the plane
-                    let base = row + a[2].at(c, j2) as usize;
-                    let offs = _mm512_add_epi32(_mm512_set1_epi32(base as i32), step);
-                    let v = if s == 1 {
+    let mut at_lanes = [0i32; 16];
+    let mut k = 0;
+    for o0 in 0..out0 {
+        for o1 in 0..out1 {
+            let row = first(o0, o1);
+            let mut c = 0;
+            while c < out2 {
+                let w = (out2 - c).min(per);
+                let m = ((1u32 << w) - 1) as __mmask16;
+                // the cells the chunk reads at one tap, as masks of two 16-lane loads
+                let span = (w - 1) * s + 1;
+                let mlo = ((1u32 << span.min(16)) - 1) as __mmask16;
+                let mhi = ((1u32 << span.saturating_sub(16).min(16)) - 1) as __mmask16;
+                let read = |base: usize| {
+                    if s == 1 {
                         _mm512_maskz_loadu_ps(m, p.add(base))
                     } else if s <= 31 {
-                        // lanes ≥ span stay unread (masked); `hi` may start past the end
+                        // lanes past `span` stay unread; `hi` may start past the end
                         let lo = _mm512_maskz_loadu_ps(mlo, p.add(base));
                         let hi = _mm512_maskz_loadu_ps(mhi, p.wrapping_add(base + 16));
                         _mm512_permutex2var_ps(lo, step, hi)
                     } else {
+                        let offs = _mm512_add_epi32(_mm512_set1_epi32(base as i32), step);
                         _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), m, offs, p)
-                    };
-                    if first {
-                        (best, at, first) = (v, offs, false);
-                    } else if bi.is_some() {
-                        let gt = _mm512_mask_cmp_ps_mask::<_CMP_GT_OQ>(m, v, best);
-                        best = _mm512_mask_blend_ps(gt, best, v);
-                        at = _mm512_mask_blend_epi32(gt, at, offs);
-                    } else {
-                        // x86 max returns its second operand unless the first is
-                        // greater: `if v > best { v } else { best }`, NaN included
-                        best = _mm512_max_ps(v, best);
+                    }
+                };
+                let b0 = row + c * s;
+                let mut best = read(b0 + taps[0]);
+                match &mut pass {
+                    Pass::Forward(y) => {
+                        for &t in &taps[1..] {
+                            // x86 max returns its second operand unless the first is
+                            // greater: `if v > best { v } else { best }`, NaN included
+                            best = _mm512_max_ps(read(b0 + t), best);
+                        }
+                        _mm512_mask_storeu_ps(y.as_mut_ptr().add(k + c), m, best);
+                    }
+                    Pass::Backward(dy, dx) => {
+                        let mut at = _mm512_set1_epi32(taps[0] as i32);
+                        for &t in &taps[1..] {
+                            let v = read(b0 + t);
+                            let gt = _mm512_mask_cmp_ps_mask::<_CMP_GT_OQ>(m, v, best);
+                            best = _mm512_mask_blend_ps(gt, best, v);
+                            at = _mm512_mask_blend_epi32(gt, at, _mm512_set1_epi32(t as i32));
+                        }
+                        // window l's first maximum: b0 + l·s + tap; overlapping windows
+                        // may share it, so the adds run lane by lane
+                        let cells = _mm512_add_epi32(
+                            at,
+                            _mm512_add_epi32(step, _mm512_set1_epi32(b0 as i32)),
+                        );
+                        _mm512_storeu_si512(at_lanes.as_mut_ptr().cast(), cells);
+                        for (l, &i) in at_lanes[..w].iter().enumerate() {
+                            dx[i as usize] += dy[k + c + l];
+                        }
                     }
                 }
+                c += w;
             }
+            k += out2;
         }
-        _mm512_mask_storeu_ps(bv.as_mut_ptr().add(c), m, best);
-        if let Some(bi) = bi.as_deref_mut() {
-            let lo = _mm512_cvtepu32_epi64(_mm512_castsi512_si256(at));
-            let hi = _mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64::<1>(at));
-            let q = bi.as_mut_ptr().add(c).cast::<i64>();
-            _mm512_mask_storeu_epi64(q, m as __mmask8, lo);
-            _mm512_mask_storeu_epi64(q.add(8), (m >> 8) as __mmask8, hi);
-        }
-        c += w;
     }
 }
