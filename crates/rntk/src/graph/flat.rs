@@ -61,6 +61,8 @@ pub(crate) struct Ctx {
     pub label: String,
     args: HashMap<VarKey, Variable>,
     prefix: String,
+    /// The id of the block function this instance expands (`None` at the top level).
+    block: Option<u64>,
 }
 
 /// The flattened graph of a set of root variables.
@@ -90,6 +92,7 @@ impl Flat {
                 label: String::new(),
                 args: HashMap::new(),
                 prefix: String::new(),
+                block: None,
             }],
             roots: Vec::new(),
             root_vars: roots.to_vec(),
@@ -167,7 +170,7 @@ impl Flat {
                 args,
                 op_name,
             } => {
-                let bctx = self.block_instance(f, args, op_name.clone(), ctx);
+                let bctx = self.block_instance(f, args, op_name.clone(), ctx)?;
                 let o = body.outputs()[index].clone();
                 self.val_of(&o, bctx)
             }
@@ -175,17 +178,31 @@ impl Flat {
         }
     }
 
-    /// The instance of block `f` used in block instance `ctx` (made on first use).
+    /// The instance of block `f` used in block instance `ctx` (made on first use). A
+    /// block reached again inside its own expansion (a hostile or corrupted graph) would
+    /// expand without end: it is refused as a cycle.
     fn block_instance(
         &mut self,
         f: &Function,
         args: &[Variable],
         op_name: String,
         ctx: usize,
-    ) -> usize {
+    ) -> Result<usize> {
         let key = (ctx, f.id());
         if let Some(&c) = self.block_ctx.get(&key) {
-            return c;
+            return Ok(c);
+        }
+        let mut up = ctx;
+        while up != 0 {
+            if self.ctxs[up].block == Some(f.id()) {
+                return Err(Error::CycleWithoutDelay {
+                    path: format!(
+                        "block {} ({op_name}) is used inside its own body",
+                        f.label()
+                    ),
+                });
+            }
+            up = self.ctxs[up].parent;
         }
         let prefix = format!("{}{}/", self.ctxs[ctx].prefix, f.label());
         self.ctxs.push(Ctx {
@@ -198,10 +215,11 @@ impl Flat {
                 .zip(f.inputs().iter().cloned())
                 .collect(),
             prefix,
+            block: Some(f.id()),
         });
         let c = self.ctxs.len() - 1;
         self.block_ctx.insert(key, c);
-        c
+        Ok(c)
     }
 
     /// The output value of primitive `f` in block instance `ctx` (its node made on

@@ -843,3 +843,22 @@ fn saving_is_atomic() {
         other => panic!("expected a format error, got {other:?}"),
     }
 }
+
+/// A corrupted reference that puts a block inside its own body (found by
+/// `random_corruption_never_panics` once the test binaries were grouped and the uids
+/// shifted): expanding it never ends, so it is refused instead of overflowing the stack.
+#[test]
+fn a_block_inside_its_own_body_is_refused() {
+    let b = good_bytes();
+    let text = graph_of(&b).to_string();
+    let good = r#"{"inputs":[{"output":[7,0]},{"output":[8,0]}],"kind":"composite","name":"LSTM""#;
+    let bad = r#"{"inputs":[{"output":[1,0]},{"output":[8,0]}],"kind":"composite","name":"LSTM""#;
+    assert!(
+        text.contains(good),
+        "the fixture model changed: update this test"
+    );
+    refused(
+        &with_graph(&b, &text.replacen(good, bad, 1)),
+        &["is used inside its own body"],
+    );
+}
