@@ -1,6 +1,7 @@
 //! Stride-1 convolutions as products that read the patches where they lie ("implicit
-//! GEMM"), on the AVX-512 path of `micro`. One group's channels of an image are copied
-//! once into a zero-padded buffer of extent `output + span − 1` along every axis. On that
+//! GEMM"), on the register-blocked path of `micro` (AVX-512 or AVX2). One group's channels
+//! of an image are copied once into a zero-padded buffer of extent `output + span − 1`
+//! along every axis. On that
 //! buffer each filter tap reads all output positions at one fixed offset, so the patch
 //! matrix of a block of positions is the buffer seen through a table of row offsets
 //! (`Rows::gathered`): nothing is packed.
@@ -29,9 +30,9 @@ use crate::tensor::Element;
 /// Grid positions per block: the block's products stay in L1/L2 with the buffer.
 const BLOCK: usize = 256;
 
-/// Whether `g` runs here for `n` images on `threads`: f32 on the AVX-512 path, every axis
-/// stride 1, not pointwise (that has its own path), at least one (image, group) per
-/// thread, and a grid at most twice the output (little waste on the pads).
+/// Whether `g` runs here for `n` images on `threads`: f32 on the register-blocked path,
+/// every axis stride 1, not pointwise (that has its own path), at least one (image, group)
+/// per thread, and a grid at most twice the output (little waste on the pads).
 pub(crate) fn applies<T: Element>(g: &ConvGeometry, n: usize, threads: usize) -> bool {
     if !fast::<T>() || g.is_pointwise() || g.axes.iter().any(|a| a.stride != 1) {
         return false;

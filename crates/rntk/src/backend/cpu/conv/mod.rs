@@ -2,9 +2,8 @@
 //! backward-filter (`convolution`), max and average pooling, their gradients and max
 //! unpooling (`pool`), ROI max pooling (`roi`). Patches are packed block by block
 //! (`pack`), or read in place from a zero-padded image for stride-1 convolutions
-//! (`implicit`), and multiplied by a
-//! register-blocked AVX-512 kernel or `gemm` (`micro`). `reference` holds the plain loops
-//! every kernel is tested against.
+//! (`implicit`), and multiplied by a register-blocked AVX-512 or AVX2 kernel or `gemm`
+//! (`micro`). `reference` holds the plain loops every kernel is tested against.
 
 mod convolution;
 mod implicit;

@@ -15,7 +15,7 @@ use crate::tensor::Element;
 /// Whether the kernel runs for `T` on planes of `len` cells: f32, AVX-512F, and every
 /// offset fits 32-bit lanes.
 pub(super) fn applies<T: Element>(len: usize) -> bool {
-    super::micro::fast::<T>() && len < i32::MAX as usize
+    super::micro::isa::<T>() == Some(super::micro::Isa::Avx512) && len < i32::MAX as usize
 }
 
 /// What a plane pass produces.
