@@ -640,16 +640,17 @@ mod tests {
         }
     }
 
+    /// A register-blocked kernel's entry point.
+    #[cfg(target_arch = "x86_64")]
+    type Kernel = unsafe fn(Rows<f32>, Rows<f32>, &mut [f32], usize, bool);
+
     /// Each register-blocked kernel this CPU runs equals the plain loop of one fused
     /// multiply-add per term in k order, bit for bit (so AVX-512 and AVX2 agree too), for
     /// strided and gathered views, every edge of the 6/4/2/1-row and masked-column blocks.
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn kernels_equal_fma_in_k_order_bit_for_bit() {
-        let mut kernels: Vec<(
-            &str,
-            unsafe fn(Rows<f32>, Rows<f32>, &mut [f32], usize, bool),
-        )> = Vec::new();
+        let mut kernels: Vec<(&str, Kernel)> = Vec::new();
         if std::arch::is_x86_feature_detected!("fma") {
             if std::arch::is_x86_feature_detected!("avx512f") {
                 kernels.push(("avx512", avx512::product));
