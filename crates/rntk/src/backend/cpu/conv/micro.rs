@@ -405,9 +405,15 @@ mod avx2 {
                 let i1 = (i0 + MC).min(m);
                 let mut i = i0;
                 let at = |i| Tile { i, j, masks };
-                while i + 6 <= i1 {
+                // 6-row blocks, but 8 rows as 4 + 4 (a 2-row block's 4 chains of
+                // fused multiply-adds would wait on their latency)
+                while i + 6 <= i1 && i1 - i != 8 {
                     block::<6, A, B>(a, b, (aa, ba), cp, ldc, at(i), accumulate);
                     i += 6;
+                }
+                if i + 4 <= i1 {
+                    block::<4, A, B>(a, b, (aa, ba), cp, ldc, at(i), accumulate);
+                    i += 4;
                 }
                 if i + 4 <= i1 {
                     block::<4, A, B>(a, b, (aa, ba), cp, ldc, at(i), accumulate);
@@ -662,7 +668,15 @@ mod tests {
         if simd_uncapped() {
             assert_eq!(kernels.is_empty(), isa::<f32>().is_none());
         }
-        for &(m, k, n) in &[(1, 1, 1), (7, 5, 9), (13, 17, 33), (25, 3, 16), (61, 9, 40)] {
+        for &(m, k, n) in &[
+            (1, 1, 1),
+            (7, 5, 9),
+            (8, 7, 24),
+            (13, 17, 33),
+            (14, 3, 16),
+            (25, 3, 16),
+            (61, 9, 40),
+        ] {
             let (ars, brs, ldc) = (k + 1, n + 3, n + 2);
             let a: Vec<f32> = (0..m * ars)
                 .map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.3)

@@ -6,10 +6,13 @@
 //! (`micro`). `reference` holds the plain loops every kernel is tested against.
 
 mod convolution;
+mod dots;
 mod implicit;
 mod micro;
 mod pack;
 mod pool;
+#[cfg(target_arch = "x86_64")]
+mod pool_avx2;
 mod pool_simd;
 #[cfg(test)]
 mod reference;
