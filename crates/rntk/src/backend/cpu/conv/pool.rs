@@ -233,12 +233,12 @@ pub fn pool_forward<T: Element>(
     let simd = super::pool_simd::applies::<T>(pin);
     let out2 = a[2].output;
     for_planes(n * g.planes, threads, y, pout, x, pin, |yo, xi, _| {
-        if kind == PoolKind::Max && fast && simd {
-            // SAFETY: T is f32 and the CPU has AVX-512F (`applies`).
-            #[cfg(target_arch = "x86_64")]
+        #[cfg(target_arch = "x86_64")]
+        if let (PoolKind::Max, true, Some(isa)) = (kind, fast, simd) {
+            // SAFETY: T is f32 and the CPU has `isa`'s features (`applies`).
             unsafe {
                 let y = super::pool_simd::Pass::Forward(as_f32_mut(yo));
-                return super::pool_simd::plane(&a, as_f32(xi), y);
+                return super::pool_simd::plane(isa, &a, as_f32(xi), y);
             }
         }
         if kind == PoolKind::Max && fast {
@@ -298,12 +298,12 @@ pub fn pool_backward<T: Element>(
             dxi.fill(T::zero());
         }
         let xi = &x[p * pin..(p + 1) * pin];
-        if kind == PoolKind::Max && fast && simd {
-            // SAFETY: T is f32 and the CPU has AVX-512F (`applies`).
-            #[cfg(target_arch = "x86_64")]
+        #[cfg(target_arch = "x86_64")]
+        if let (PoolKind::Max, true, Some(isa)) = (kind, fast, simd) {
+            // SAFETY: T is f32 and the CPU has `isa`'s features (`applies`).
             unsafe {
                 let g = super::pool_simd::Pass::Backward(as_f32(dyi), as_f32_mut(dxi));
-                return super::pool_simd::plane(&a, as_f32(xi), g);
+                return super::pool_simd::plane(isa, &a, as_f32(xi), g);
             }
         }
         if kind == PoolKind::Max && fast {
