@@ -2,14 +2,13 @@
 //! CPUs without AVX-512: a whole plane at a time, output row by output row, up to 8
 //! outputs of a row at once. A tap's cells for those outputs are one masked load at
 //! stride 1; at stride 2–4 the `(w − 1)·s + 1` cells span at most `s` vectors, each loaded
-//! (masked past the last cell) and moved into place by a lane permute and a blend; wider
-//! strides gather. "A later tap only when strictly greater" (`pool::argmax`'s first
+//! (masked past the last cell) and moved into place, at stride 2 by one shuffle and one
+//! permute, at 3 and 4 by a lane permute and a blend per vector; wider strides gather. "A later tap only when strictly greater" (`pool::argmax`'s first
 //! maximum in row-major tap order) is a compare and two blends: no branch depends on the
 //! data, and `max` returns its second operand unless the first is greater, as the scalar
 //! loop does (NaN included). Tested against the scalar loops in `pool.rs`.
 
 use super::pool_simd::{Pass, Windows};
-use crate::backend::conv::ConvAxis;
 use std::arch::x86_64::*;
 
 /// Lanes `0..n` (n ≤ 8) set, the rest clear.
@@ -17,6 +16,15 @@ use std::arch::x86_64::*;
 unsafe fn lanes(n: usize) -> __m256i {
     const ONES: [i32; 16] = [-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0];
     _mm256_loadu_si256(ONES.as_ptr().add(8 - n.min(8)).cast())
+}
+
+/// The first `n` cells from `p` (a plain load when all 8 lie inside), zeros after.
+#[inline(always)]
+unsafe fn load(p: *const f32, n: usize) -> __m256 {
+    match n >= 8 {
+        true => _mm256_loadu_ps(p),
+        false => _mm256_maskload_ps(p, lanes(n)),
+    }
 }
 
 /// How the 8 lanes of a strided read come from the vectors of cells `8i..8i + 8` after a
@@ -60,13 +68,23 @@ unsafe fn read<const S: usize>(
 ) -> __m256 {
     match S {
         1 => _mm256_maskload_ps(p.add(base), lanes(span)),
-        2..=4 => {
+        2 => {
+            let v0 = load(p.add(base), span);
+            let v1 = match span > 8 {
+                true => load(p.add(base + 8), span - 8),
+                false => _mm256_setzero_ps(),
+            };
+            // the even cells, as 64-bit pairs (0 2 | 8 10 || 4 6 | 12 14) → pairs 0, 2, 1, 3
+            let e = _mm256_shuffle_ps::<0b10_00_10_00>(v0, v1);
+            _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(e)))
+        }
+        3 | 4 => {
             let mut r = _mm256_setzero_ps();
             for i in 0..S {
                 if 8 * i >= span {
                     break;
                 }
-                let v = _mm256_maskload_ps(p.add(base + 8 * i), lanes(span - 8 * i));
+                let v = load(p.add(base + 8 * i), span - 8 * i);
                 let v = _mm256_permutevar8x32_ps(v, st.perm[i]);
                 r = _mm256_blendv_ps(r, v, st.take[i]);
             }
@@ -80,27 +98,28 @@ unsafe fn read<const S: usize>(
     }
 }
 
-/// Max pooling over one plane `x` of geometry `a`, every window inside the plane.
+/// Max pooling over one plane `x` of `win`'s geometry, every window inside the plane.
 ///
 /// # Safety
-/// The CPU has AVX2. (Bounds are checked by `Windows::new` before any access; offsets fit
-/// 32-bit lanes, `pool_simd::applies`.)
+/// The CPU has AVX2. (Bounds are checked by `Windows::check` before any access; offsets
+/// fit 32-bit lanes, `pool_simd::applies`.)
 #[target_feature(enable = "avx2")]
-pub(super) unsafe fn plane(a: &[ConvAxis; 3], x: &[f32], pass: Pass<'_>) {
-    match a[2].stride {
-        1 => run::<1>(a, x, pass),
-        2 => run::<2>(a, x, pass),
-        3 => run::<3>(a, x, pass),
-        4 => run::<4>(a, x, pass),
-        _ => run::<0>(a, x, pass),
+pub(super) unsafe fn plane(win: &Windows<'_>, x: &[f32], pass: Pass<'_>) {
+    match win.a[2].stride {
+        1 => run::<1>(win, x, pass),
+        2 => run::<2>(win, x, pass),
+        3 => run::<3>(win, x, pass),
+        4 => run::<4>(win, x, pass),
+        _ => run::<0>(win, x, pass),
     }
 }
 
 #[inline(always)]
-unsafe fn run<const S: usize>(a: &[ConvAxis; 3], x: &[f32], mut pass: Pass<'_>) {
-    let Some(win) = Windows::new(a, x, &pass) else {
+unsafe fn run<const S: usize>(win: &Windows<'_>, x: &[f32], mut pass: Pass<'_>) {
+    if !win.check(x, &pass) {
         return;
-    };
+    }
+    let a = win.a;
     let taps = &win.taps;
     let (out0, out1, out2) = (a[0].output, a[1].output, a[2].output);
     let s = a[2].stride;

@@ -27,35 +27,30 @@ pub(super) enum Pass<'a> {
     Backward(&'a [f32], &'a mut [f32]),
 }
 
-/// Max pooling over one plane `x` of geometry `a`, every window inside the plane, by the
-/// kernel of `isa`.
+/// Max pooling over one plane `x` of `win`'s geometry, every window inside the plane, by
+/// the kernel of `isa`.
 ///
 /// # Safety
 /// The CPU has `isa`'s features (`applies` said so).
 #[cfg(target_arch = "x86_64")]
-pub(super) unsafe fn plane(isa: Isa, a: &[ConvAxis; 3], x: &[f32], pass: Pass<'_>) {
+pub(super) unsafe fn plane(isa: Isa, win: &Windows<'_>, x: &[f32], pass: Pass<'_>) {
     match isa {
-        Isa::Avx512 => plane_avx512(a, x, pass),
-        Isa::Avx2 => super::pool_avx2::plane(a, x, pass),
+        Isa::Avx512 => plane_avx512(win, x, pass),
+        Isa::Avx2 => super::pool_avx2::plane(win, x, pass),
     }
 }
 
-/// A plane's windows: the tap offsets from a window's first cell (row-major, `argmax`'s
-/// order) and where the first window of each output row starts.
+/// The windows of a pooling geometry: the tap offsets from a window's first cell
+/// (row-major, `argmax`'s order) and where the first window of each output row starts.
 pub(super) struct Windows<'a> {
-    a: &'a [ConvAxis; 3],
+    pub a: &'a [ConvAxis; 3],
     pub taps: smallvec::SmallVec<[usize; 32]>,
 }
 
 impl<'a> Windows<'a> {
-    /// The windows of `a` over `x` for `pass`, or `None` when there are no outputs.
-    /// Asserts that the last window and the outputs lie inside the buffers.
-    pub fn new(a: &'a [ConvAxis; 3], x: &[f32], pass: &Pass<'_>) -> Option<Self> {
+    /// The windows of `a` (built once per call, used for every plane).
+    pub fn new(a: &'a [ConvAxis; 3]) -> Self {
         let (n1, n2) = (a[1].input, a[2].input);
-        let (out0, out1, out2) = (a[0].output, a[1].output, a[2].output);
-        if out0 * out1 * out2 == 0 {
-            return None;
-        }
         let mut taps = smallvec::SmallVec::new();
         for j0 in 0..a[0].kernel {
             for j1 in 0..a[1].kernel {
@@ -66,9 +61,20 @@ impl<'a> Windows<'a> {
                 }
             }
         }
-        let w = Windows { a, taps };
-        let last =
-            w.first(out0 - 1, out1 - 1) + (out2 - 1) * a[2].stride + w.taps[w.taps.len() - 1];
+        Windows { a, taps }
+    }
+
+    /// Whether there are outputs; asserts that the last window of plane `x` and the
+    /// outputs of `pass` lie inside their buffers.
+    pub fn check(&self, x: &[f32], pass: &Pass<'_>) -> bool {
+        let a = self.a;
+        let (out0, out1, out2) = (a[0].output, a[1].output, a[2].output);
+        if out0 * out1 * out2 == 0 || self.taps.is_empty() {
+            return false;
+        }
+        let last = self.first(out0 - 1, out1 - 1)
+            + (out2 - 1) * a[2].stride
+            + self.taps[self.taps.len() - 1];
         assert!(last < x.len(), "pooling plane out of bounds");
         match pass {
             Pass::Forward(y) => assert!(y.len() >= out0 * out1 * out2, "pooling output size"),
@@ -77,7 +83,7 @@ impl<'a> Windows<'a> {
                 "pooling gradient size"
             ),
         }
-        Some(w)
+        true
     }
 
     /// The first cell of output row `(o0, o1)`'s first window.
@@ -91,14 +97,15 @@ impl<'a> Windows<'a> {
 /// The AVX-512 kernel of [`plane`].
 ///
 /// # Safety
-/// The CPU has AVX-512F. (Bounds are checked by `Windows::new` before any access.)
+/// The CPU has AVX-512F. (Bounds are checked by `Windows::check` before any access.)
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn plane_avx512(a: &[ConvAxis; 3], x: &[f32], mut pass: Pass<'_>) {
+unsafe fn plane_avx512(win: &Windows<'_>, x: &[f32], mut pass: Pass<'_>) {
     use std::arch::x86_64::*;
-    let Some(win) = Windows::new(a, x, &pass) else {
+    if !win.check(x, &pass) {
         return;
-    };
+    }
+    let a = win.a;
     let (taps, first) = (&win.taps, |o0, o1| win.first(o0, o1));
     let (out0, out1, out2) = (a[0].output, a[1].output, a[2].output);
     let s = a[2].stride;
