@@ -66,6 +66,9 @@ fn geometries() -> Vec<ConvGeometry> {
         (&[(7, 3, 1, 1, 3), (6, 2, 1, 2, 3)], 8, 4, 1),
         (&[(9, 3, 1, 2, 3)], 16, 6, 2),
         (&[(6, 3, 1, 1, 0), (7, 3, 1, 1, 2)], 16, 12, 2),
+        // LeNet-like (the CNTK fixture `lenet_stack`)
+        (&[(12, 5, 1, 1, 0), (12, 5, 1, 1, 0)], 1, 4, 1),
+        (&[(6, 3, 1, 1, 0), (6, 3, 1, 1, 0)], 4, 3, 1),
     ];
     for (axes, c, o, groups) in specs {
         let ax: Axes = axes
@@ -171,6 +174,9 @@ fn pool_geometries() -> Vec<PoolGeometry> {
         // the P4 model's pools (windows inside the input: the fast path)
         mk(&[(12, 2, 2, 0), (10, 2, 2, 0)], 2),
         mk(&[(14, 3, 3, 0), (14, 3, 3, 0)], 2),
+        // LeNet-like (the CNTK fixture `lenet_stack`)
+        mk(&[(12, 2, 2, 0), (12, 2, 2, 0)], 4),
+        mk(&[(6, 3, 3, 0), (6, 3, 3, 0)], 3),
     ]
 }
 
