@@ -382,29 +382,7 @@ fn layer_of(v: &toml::Value, key: &str) -> Result<(LayerRef, String)> {
     let keyed = format!("{key} ({kind})");
     let key = keyed.as_str();
     let l: LayerRef = match kind {
-        "Dense" => {
-            let s: DenseSpec = decode(rest, key)?;
-            let mut d = Dense::new(s.dim.dims()).name(&s.name);
-            if let Some(a) = &s.activation {
-                d = d.activation(activation(a, &format!("{key}.activation"))?);
-            }
-            if let Some(i) = &s.init {
-                d = d.init(initializer(i, &format!("{key}.init"))?);
-            }
-            if let Some(b) = s.bias {
-                d = d.bias(b);
-            }
-            if let Some(b) = s.init_bias {
-                d = d.init_bias(b);
-            }
-            if let Some(r) = s.input_rank {
-                d = d.input_rank(r);
-            }
-            if let Some(r) = s.map_rank {
-                d = d.map_rank(r);
-            }
-            Arc::new(d)
-        }
+        "Dense" => dense(rest, key)?,
         "Embedding" => {
             let s: EmbeddingSpec = decode(rest, key)?;
             let mut e = Embedding::new(s.dim).name(&s.name);
@@ -413,99 +391,15 @@ fn layer_of(v: &toml::Value, key: &str) -> Result<(LayerRef, String)> {
             }
             Arc::new(e)
         }
-        "Recurrence" | "Fold" => {
-            let s: RecurrenceSpec = decode(rest, key)?;
-            let skey = format!("{key}.step");
-            let st: StepSpec = decode(s.step.clone(), &skey)?;
-            let step = recurrent_step(&st, &skey)?;
-            let bw = s.go_backwards;
-            let init = s.initial_state.map(InitialState::Scalar);
-            if kind == "Fold" {
-                let mut f = Fold::new(step).name(&s.name);
-                if let Some(b) = bw {
-                    f = f.go_backwards(b);
-                }
-                if let Some(i) = init {
-                    f = f.initial_state(i);
-                }
-                Arc::new(f)
-            } else {
-                let mut r = Recurrence::new(step).name(&s.name);
-                if let Some(b) = bw {
-                    r = r.go_backwards(b);
-                }
-                if let Some(i) = init {
-                    r = r.initial_state(i);
-                }
-                Arc::new(r)
-            }
-        }
-        "Dropout" => {
-            let s: DropoutSpec = decode(rest, key)?;
-            let d = match (s.rate, s.keep_prob) {
-                (Some(r), None) => Dropout::new(r)?,
-                (None, Some(k)) => Dropout::keep_prob(k)?,
-                _ => {
-                    return Err(Fail::new(format!(
-                        "{key}: give exactly one of `rate` and `keep_prob`"
-                    )))
-                }
-            };
-            let d = match s.seed {
-                Some(seed) => d.seed(seed),
-                None => d,
-            };
-            Arc::new(d.name(&s.name))
-        }
-        "LayerNormalization" => {
-            let s: LayerNormSpec = decode(rest, key)?;
-            let mut l = LayerNormalization::new().name(&s.name);
-            if let Some(v) = s.initial_scale {
-                l = l.initial_scale(v);
-            }
-            if let Some(v) = s.initial_bias {
-                l = l.initial_bias(v);
-            }
-            if let Some(v) = s.epsilon {
-                l = l.epsilon(v);
-            }
-            Arc::new(l)
-        }
-        "BatchNormalization" => {
-            let s: BatchNormSpec = decode(rest, key)?;
-            let mut b = BatchNormalization::new().name(&s.name);
-            if s.map_rank.is_some() {
-                b = b.map_rank(s.map_rank);
-            }
-            if let Some(v) = s.init_scale {
-                b = b.init_scale(v);
-            }
-            if let Some(v) = s.normalization_time_constant {
-                b = b.normalization_time_constant(v);
-            }
-            if let Some(v) = s.blend_time_constant {
-                b = b.blend_time_constant(v);
-            }
-            if let Some(v) = s.epsilon {
-                b = b.epsilon(v);
-            }
-            Arc::new(b)
-        }
+        "Recurrence" | "Fold" => recurrence(kind, rest, key)?,
+        "Dropout" => dropout(rest, key)?,
+        "LayerNormalization" => layer_normalization(rest, key)?,
+        "BatchNormalization" => batch_normalization(rest, key)?,
         "Activation" => {
             let s: ActivationSpec = decode(rest, key)?;
             Arc::new(activation(&s.activation, &format!("{key}.activation"))?)
         }
-        "Stabilizer" => {
-            let s: StabilizerSpec = decode(rest, key)?;
-            let mut st = Stabilizer::new().name(&s.name);
-            if let Some(v) = s.steepness {
-                st = st.steepness(v);
-            }
-            if let Some(v) = s.enabled {
-                st = st.enabled(v);
-            }
-            Arc::new(st)
-        }
+        "Stabilizer" => stabilizer(rest, key)?,
         "Delay" => {
             let s: DelaySpec = decode(rest, key)?;
             let mut d = Delay::new(s.t).name(&s.name);
@@ -571,6 +465,130 @@ fn layer_of(v: &toml::Value, key: &str) -> Result<(LayerRef, String)> {
         }
     };
     Ok((l, keyed))
+}
+
+/// A `Dense` layer.
+fn dense(rest: toml::Value, key: &str) -> Result<LayerRef> {
+    let s: DenseSpec = decode(rest, key)?;
+    let mut d = Dense::new(s.dim.dims()).name(&s.name);
+    if let Some(a) = &s.activation {
+        d = d.activation(activation(a, &format!("{key}.activation"))?);
+    }
+    if let Some(i) = &s.init {
+        d = d.init(initializer(i, &format!("{key}.init"))?);
+    }
+    if let Some(b) = s.bias {
+        d = d.bias(b);
+    }
+    if let Some(b) = s.init_bias {
+        d = d.init_bias(b);
+    }
+    if let Some(r) = s.input_rank {
+        d = d.input_rank(r);
+    }
+    if let Some(r) = s.map_rank {
+        d = d.map_rank(r);
+    }
+    Ok(Arc::new(d))
+}
+
+/// A `Recurrence` or `Fold` over the step its `step` table describes.
+fn recurrence(kind: &str, rest: toml::Value, key: &str) -> Result<LayerRef> {
+    let s: RecurrenceSpec = decode(rest, key)?;
+    let skey = format!("{key}.step");
+    let st: StepSpec = decode(s.step.clone(), &skey)?;
+    let step = recurrent_step(&st, &skey)?;
+    let bw = s.go_backwards;
+    let init = s.initial_state.map(InitialState::Scalar);
+    if kind == "Fold" {
+        let mut f = Fold::new(step).name(&s.name);
+        if let Some(b) = bw {
+            f = f.go_backwards(b);
+        }
+        if let Some(i) = init {
+            f = f.initial_state(i);
+        }
+        Ok(Arc::new(f))
+    } else {
+        let mut r = Recurrence::new(step).name(&s.name);
+        if let Some(b) = bw {
+            r = r.go_backwards(b);
+        }
+        if let Some(i) = init {
+            r = r.initial_state(i);
+        }
+        Ok(Arc::new(r))
+    }
+}
+
+/// A `Dropout` layer: exactly one of `rate` and `keep_prob`.
+fn dropout(rest: toml::Value, key: &str) -> Result<LayerRef> {
+    let s: DropoutSpec = decode(rest, key)?;
+    let d = match (s.rate, s.keep_prob) {
+        (Some(r), None) => Dropout::new(r)?,
+        (None, Some(k)) => Dropout::keep_prob(k)?,
+        _ => {
+            return Err(Fail::new(format!(
+                "{key}: give exactly one of `rate` and `keep_prob`"
+            )))
+        }
+    };
+    let d = match s.seed {
+        Some(seed) => d.seed(seed),
+        None => d,
+    };
+    Ok(Arc::new(d.name(&s.name)))
+}
+
+/// A `LayerNormalization` layer.
+fn layer_normalization(rest: toml::Value, key: &str) -> Result<LayerRef> {
+    let s: LayerNormSpec = decode(rest, key)?;
+    let mut l = LayerNormalization::new().name(&s.name);
+    if let Some(v) = s.initial_scale {
+        l = l.initial_scale(v);
+    }
+    if let Some(v) = s.initial_bias {
+        l = l.initial_bias(v);
+    }
+    if let Some(v) = s.epsilon {
+        l = l.epsilon(v);
+    }
+    Ok(Arc::new(l))
+}
+
+/// A `BatchNormalization` layer.
+fn batch_normalization(rest: toml::Value, key: &str) -> Result<LayerRef> {
+    let s: BatchNormSpec = decode(rest, key)?;
+    let mut b = BatchNormalization::new().name(&s.name);
+    if s.map_rank.is_some() {
+        b = b.map_rank(s.map_rank);
+    }
+    if let Some(v) = s.init_scale {
+        b = b.init_scale(v);
+    }
+    if let Some(v) = s.normalization_time_constant {
+        b = b.normalization_time_constant(v);
+    }
+    if let Some(v) = s.blend_time_constant {
+        b = b.blend_time_constant(v);
+    }
+    if let Some(v) = s.epsilon {
+        b = b.epsilon(v);
+    }
+    Ok(Arc::new(b))
+}
+
+/// A `Stabilizer` layer.
+fn stabilizer(rest: toml::Value, key: &str) -> Result<LayerRef> {
+    let s: StabilizerSpec = decode(rest, key)?;
+    let mut st = Stabilizer::new().name(&s.name);
+    if let Some(v) = s.steepness {
+        st = st.steepness(v);
+    }
+    if let Some(v) = s.enabled {
+        st = st.enabled(v);
+    }
+    Ok(Arc::new(st))
 }
 
 /// A step chosen at run time.

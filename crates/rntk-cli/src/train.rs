@@ -232,51 +232,10 @@ fn run_typed<T: Element>(
 ) -> Result<()> {
     // with several workers, rank 0 prints and saves
     let lead = comm.rank() == 0;
-    // inputs
-    let mut inputs = Vec::new();
-    for s in &cfg.inputs {
-        if inputs
-            .iter()
-            .any(|(n, _): &(String, Variable)| *n == s.name)
-        {
-            return Err(Fail::new(format!(
-                "inputs: the name '{}' is used twice",
-                s.name
-            )));
-        }
-        // rntk's losses take dense targets: a sparse labels stream is densified on
-        // the way in (the reader still reads it as sparse)
-        let var = if s.name == cfg.criterion.labels && s.sparse {
-            make_input(
-                &InputSpec {
-                    name: s.name.clone(),
-                    dim: s.dim.clone(),
-                    sequence: s.sequence,
-                    sparse: false,
-                },
-                dtype,
-            )?
-        } else {
-            make_input(s, dtype)?
-        };
-        inputs.push((s.name.clone(), var));
-    }
-    let find = |name: &str, key: &str| -> Result<Variable> {
-        inputs
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone())
-            .ok_or_else(|| {
-                let names: Vec<&str> = inputs.iter().map(|(n, _)| n.as_str()).collect();
-                Fail::new(format!(
-                    "{key}: no input named '{name}' (inputs: {})",
-                    names.join(", ")
-                ))
-            })
-    };
-    let labels = find(&cfg.criterion.labels, "criterion.labels")?;
+    let inputs = make_inputs(cfg, dtype)?;
+    let labels = find_input(&inputs, &cfg.criterion.labels, "criterion.labels")?;
     let x = match &cfg.model.input {
-        Some(n) => find(n, "model.input")?,
+        Some(n) => find_input(&inputs, n, "model.input")?,
         None => inputs
             .iter()
             .find(|(n, _)| *n != cfg.criterion.labels)
@@ -305,24 +264,7 @@ fn run_typed<T: Element>(
     let metric = loss_fn(metric_name, "criterion.metric", &z, &labels, cfg)?;
     let criterion = Criterion::new(loss.clone(), Some(metric.clone()));
     let args = Function::combine(&[loss, metric], "criterion")?.arguments();
-    let mut map = Vec::new();
-    for a in &args {
-        let name = a.name();
-        let stream = cfg
-            .train
-            .inputs_to_streams
-            .get(&name)
-            .cloned()
-            .unwrap_or_else(|| name.clone());
-        map.push((a.clone(), stream));
-    }
-    for k in cfg.train.inputs_to_streams.keys() {
-        if !args.iter().any(|a| a.name() == *k) {
-            return Err(Fail::new(format!(
-                "train.inputs_to_streams: '{k}' is not an input the criterion uses"
-            )));
-        }
-    }
+    let map = stream_map(cfg, &args)?;
 
     let learner = learner(&cfg.learner, &params)?;
     let cx = ReaderContext {
@@ -340,7 +282,117 @@ fn run_typed<T: Element>(
     let mut src = source(&cfg.train.reader, train_reader, &cx)?;
     check_streams(&src, &map, &train_key)?;
 
-    // sizes
+    let (options, num_epochs) = train_options(cfg)?;
+
+    // every path the run writes, before anything is written
+    check_outputs(cfg)?;
+
+    // cntk.logging.log_number_of_parameters(model), before the printer's header
+    if lead {
+        println!("{}", parameter_line(&params));
+    }
+    let bar_epoch = options.epoch_size.or(cfg.train.max_samples).unwrap_or(0);
+    let callbacks = callbacks(cfg, lead, num_epochs, bar_epoch, &map, &cx)?;
+
+    let learners = vec![learner];
+    match device {
+        Device::Cuda(n) => {
+            let gpu = rntk_cuda::Cuda::new(n).context(format!("--device {device}"))?;
+            eprintln!("Training on {device} ({}).", gpu.name());
+            train_on::<T, _>(
+                gpu, &criterion, &mut src, &map, learners, options, callbacks,
+            )
+        }
+        _ => train_on::<T, _>(
+            Cpu, &criterion, &mut src, &map, learners, options, callbacks,
+        ),
+    }
+    .context("training")?;
+
+    if !lead {
+        return Ok(());
+    }
+    let out = Function::combine(std::slice::from_ref(&z), "model")?;
+    rntk::save_model(&out, &cfg.train.output).context("train.output")?;
+    println!("Model saved to {}", cfg.train.output.display());
+    Ok(())
+}
+
+/// The config's inputs by name, in order; names unique.
+fn make_inputs(cfg: &Config, dtype: DType) -> Result<Vec<(String, Variable)>> {
+    let mut inputs = Vec::new();
+    for s in &cfg.inputs {
+        if inputs
+            .iter()
+            .any(|(n, _): &(String, Variable)| *n == s.name)
+        {
+            return Err(Fail::new(format!(
+                "inputs: the name '{}' is used twice",
+                s.name
+            )));
+        }
+        // rntk's losses take dense targets: a sparse labels stream is densified on
+        // the way in (the reader still reads it as sparse)
+        let var = if s.name == cfg.criterion.labels && s.sparse {
+            make_input(
+                &InputSpec {
+                    name: s.name.clone(),
+                    dim: s.dim.clone(),
+                    sequence: s.sequence,
+                    sparse: false,
+                },
+                dtype,
+            )?
+        } else {
+            make_input(s, dtype)?
+        };
+        inputs.push((s.name.clone(), var));
+    }
+    Ok(inputs)
+}
+
+/// The input named `name` (`key` names the config entry that asks for it).
+fn find_input(inputs: &[(String, Variable)], name: &str, key: &str) -> Result<Variable> {
+    inputs
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.clone())
+        .ok_or_else(|| {
+            let names: Vec<&str> = inputs.iter().map(|(n, _)| n.as_str()).collect();
+            Fail::new(format!(
+                "{key}: no input named '{name}' (inputs: {})",
+                names.join(", ")
+            ))
+        })
+}
+
+/// Each argument of the criterion with the stream that feeds it (its own name
+/// unless `train.inputs_to_streams` says otherwise).
+fn stream_map(cfg: &Config, args: &[Variable]) -> Result<Vec<(Variable, String)>> {
+    let mut map = Vec::new();
+    for a in args {
+        let name = a.name();
+        let stream = cfg
+            .train
+            .inputs_to_streams
+            .get(&name)
+            .cloned()
+            .unwrap_or_else(|| name.clone());
+        map.push((a.clone(), stream));
+    }
+    for k in cfg.train.inputs_to_streams.keys() {
+        if !args.iter().any(|a| a.name() == *k) {
+            return Err(Fail::new(format!(
+                "train.inputs_to_streams: '{k}' is not an input the criterion uses"
+            )));
+        }
+    }
+    Ok(map)
+}
+
+/// The run's sizes: minibatch size (or schedule), epoch size and limits, and the
+/// number of epochs where it is known.
+fn train_options(cfg: &Config) -> Result<(TrainOptions, Option<u64>)> {
     let t = &cfg.train;
     let mbs = match &t.minibatch_size {
         MinibatchSizeSpec::Constant(n) => MinibatchSize::Constant(*n),
@@ -371,79 +423,44 @@ fn run_typed<T: Element>(
             (Some(m), Some(e)) if e > 0 => Some(m.div_ceil(e)),
             _ => None,
         });
+    Ok((options, num_epochs))
+}
 
-    // every path the run writes, before anything is written
-    check_outputs(cfg)?;
-
-    // callbacks
+/// The `[callbacks]` tables: progress writers (rank 0 only), test,
+/// cross-validation and checkpoint.
+fn callbacks(
+    cfg: &Config,
+    lead: bool,
+    num_epochs: Option<u64>,
+    bar_epoch: u64,
+    map: &[(Variable, String)],
+    cx: &ReaderContext,
+) -> Result<Callbacks> {
     let cb = &cfg.callbacks;
     let mut callbacks = Callbacks::default();
-    // cntk.logging.log_number_of_parameters(model), before the printer's header
-    if lead {
-        println!("{}", parameter_line(&params));
-    }
     // with several workers only rank 0 prints (the printer's header included) and logs
     if lead {
-        let p = cb.progress.as_ref();
-        let freq = match p {
-            Some(p) => p.freq,
-            None => Some(0),
-        };
-        let mut printer = ProgressPrinter::new(freq);
-        if let Some(p) = p {
-            printer = printer.first(p.first);
-            if let Some(tag) = &p.tag {
-                printer = printer.tag(tag);
-            }
-            if let Some(n) = p.num_epochs.or(num_epochs) {
-                printer = printer.num_epochs(n);
-            }
-            if let Some(n) = p.test_freq {
-                printer = printer.test_freq(n);
-            }
-            if let Some(pct) = p.metric_is_pct {
-                printer = printer.metric_is_pct(pct);
-            }
-            if let Some(f) = &p.log_file {
-                printer = printer
-                    .log_to_file(f)
-                    .context(format!("callbacks.progress.log_file {}", f.display()))?;
-            }
-        }
-        let mut printer: Box<dyn ProgressWriter> = Box::new(printer);
-        let bar = p.and_then(|p| p.bar).unwrap_or(true) && std::io::stderr().is_terminal();
-        let bar_epoch = epoch_size.or(t.max_samples).unwrap_or(0);
-        if bar && bar_epoch > 0 {
-            printer = Box::new(WithBar::new(printer, bar_epoch, num_epochs));
-        }
-        callbacks.progress_writers.push(printer);
-        if let Some(tb) = &cb.tensorboard {
-            let w = TensorBoardProgressWriter::new(tb.freq, &tb.log_dir).context(format!(
-                "callbacks.tensorboard.log_dir {}",
-                tb.log_dir.display()
-            ))?;
-            callbacks.progress_writers.push(Box::new(w));
-        }
+        callbacks.progress_writers = progress_writers(cfg, num_epochs, bar_epoch)?;
     }
     if let Some(tc) = &cb.test {
         let r = reader(cfg, &tc.reader, "callbacks.test.reader")?;
-        check_stream_specs(r, &map, &format!("readers.{}", tc.reader))?;
+        check_stream_specs(r, map, &format!("readers.{}", tc.reader))?;
         // one pass over the test data unless the reader says otherwise
         let s = if r.max_sweeps.is_none() && r.max_samples.is_none() {
-            source_one_sweep(&tc.reader, r, &cx)?
+            source_one_sweep(&tc.reader, r, cx)?
         } else {
-            source(&tc.reader, r, &cx)?
+            source(&tc.reader, r, cx)?
         };
-        check_streams(&s, &map, &format!("readers.{}", tc.reader))?;
+        check_streams(&s, map, &format!("readers.{}", tc.reader))?;
         let mut c = TestConfig::new(Box::new(s));
         c.minibatch_size = tc.minibatch_size;
         callbacks.test = Some(c);
     }
     if let Some(cv) = &cb.cross_validation {
         let r = reader(cfg, &cv.reader, "callbacks.cross_validation.reader")?;
-        check_stream_specs(r, &map, &format!("readers.{}", cv.reader))?;
-        let s = source(&cv.reader, r, &cx)?;
-        check_streams(&s, &map, &format!("readers.{}", cv.reader))?;
+        check_stream_specs(r, map, &format!("readers.{}", cv.reader))?;
+        let s = source(&cv.reader, r, cx)?;
+        check_streams(&s, map, &format!("readers.{}", cv.reader))?;
         let mut c = CrossValidationConfig::new(Box::new(s));
         c.minibatch_size = cv.minibatch_size;
         c.frequency = cv.frequency;
@@ -457,29 +474,57 @@ fn run_typed<T: Element>(
         c.preserve_all = ck.preserve_all;
         callbacks.checkpoint = Some(c);
     }
+    Ok(callbacks)
+}
 
-    let learners = vec![learner];
-    match device {
-        Device::Cuda(n) => {
-            let gpu = rntk_cuda::Cuda::new(n).context(format!("--device {device}"))?;
-            eprintln!("Training on {device} ({}).", gpu.name());
-            train_on::<T, _>(
-                gpu, &criterion, &mut src, &map, learners, options, callbacks,
-            )
+/// The progress printer (with a bar on a terminal) and the TensorBoard writer.
+fn progress_writers(
+    cfg: &Config,
+    num_epochs: Option<u64>,
+    bar_epoch: u64,
+) -> Result<Vec<Box<dyn ProgressWriter>>> {
+    let cb = &cfg.callbacks;
+    let mut writers: Vec<Box<dyn ProgressWriter>> = Vec::new();
+    let p = cb.progress.as_ref();
+    let freq = match p {
+        Some(p) => p.freq,
+        None => Some(0),
+    };
+    let mut printer = ProgressPrinter::new(freq);
+    if let Some(p) = p {
+        printer = printer.first(p.first);
+        if let Some(tag) = &p.tag {
+            printer = printer.tag(tag);
         }
-        _ => train_on::<T, _>(
-            Cpu, &criterion, &mut src, &map, learners, options, callbacks,
-        ),
+        if let Some(n) = p.num_epochs.or(num_epochs) {
+            printer = printer.num_epochs(n);
+        }
+        if let Some(n) = p.test_freq {
+            printer = printer.test_freq(n);
+        }
+        if let Some(pct) = p.metric_is_pct {
+            printer = printer.metric_is_pct(pct);
+        }
+        if let Some(f) = &p.log_file {
+            printer = printer
+                .log_to_file(f)
+                .context(format!("callbacks.progress.log_file {}", f.display()))?;
+        }
     }
-    .context("training")?;
-
-    if !lead {
-        return Ok(());
+    let mut printer: Box<dyn ProgressWriter> = Box::new(printer);
+    let bar = p.and_then(|p| p.bar).unwrap_or(true) && std::io::stderr().is_terminal();
+    if bar && bar_epoch > 0 {
+        printer = Box::new(WithBar::new(printer, bar_epoch, num_epochs));
     }
-    let out = Function::combine(std::slice::from_ref(&z), "model")?;
-    rntk::save_model(&out, &t.output).context("train.output")?;
-    println!("Model saved to {}", t.output.display());
-    Ok(())
+    writers.push(printer);
+    if let Some(tb) = &cb.tensorboard {
+        let w = TensorBoardProgressWriter::new(tb.freq, &tb.log_dir).context(format!(
+            "callbacks.tensorboard.log_dir {}",
+            tb.log_dir.display()
+        ))?;
+        writers.push(Box::new(w));
+    }
+    Ok(writers)
 }
 
 /// Every path the run will write — the model, the checkpoint, the progress log, the

@@ -397,37 +397,7 @@ fn main() -> Result<()> {
         ..args
     };
     let local = learner(args.workload, &s.params)?;
-    let (learner, scale): (Box<dyn Learner>, usize) = match args.distributed.as_deref() {
-        None => (local, 1),
-        Some(m @ ("dp" | "1bit")) => {
-            let o = DataParallelOptions {
-                num_quantization_bits: if m == "1bit" { 1 } else { 32 },
-                distributed_after: args.distributed_after,
-                bucket_bytes: args.bucket_bytes.unwrap_or(DEFAULT_BUCKET_BYTES),
-            };
-            (
-                Box::new(data_parallel_distributed_learner(local, comm.clone(), o)?),
-                1,
-            )
-        }
-        Some("bm") => {
-            let block = args
-                .block_size
-                .unwrap_or((4 * s.minibatch_size * workers) as u64);
-            let o = BlockMomentumOptions {
-                block_momentum_as_time_constant: args.block_tc,
-                use_nesterov_momentum: args.nesterov,
-                block_learning_rate: args.block_lr,
-                distributed_after: args.distributed_after,
-                ..BlockMomentumOptions::new(block)
-            };
-            (
-                Box::new(block_momentum_distributed_learner(local, comm.clone(), o)?),
-                workers,
-            )
-        }
-        Some(_) => usage(),
-    };
+    let (learner, scale) = distributed_learner(&args, local, &comm, s.minibatch_size)?;
     if lead {
         println!(
             "{}: {nparams} parameters in {} tensors; threads: {}",
@@ -532,42 +502,11 @@ fn main() -> Result<()> {
         100.0 * err10
     );
 
-    // Test: average loss and metric per label sample over the first minibatches of the
-    // test file, in file order (CNTK's common.evaluate).
-    let mut test = String::new();
-    if args.test_minibatches > 0 && lead {
-        let mut tsrc = source(&s, &args.test, false, 0, None)?;
-        let mut eval = Executor::<f32>::new_inference(&[s.ce.clone(), s.err.clone()])?;
-        let (mut tl, mut te, mut n) = (0f64, 0f64, 0usize);
-        for _ in 0..args.test_minibatches {
-            let Some(mb) = tsrc.next_minibatch(s.minibatch_size)? else {
-                break;
-            };
-            let feeds = feeds_for(&mb, &s.map)?;
-            let refs: Vec<(&Variable, &Value)> = feeds.iter().map(|(v, x)| (v, x)).collect();
-            eval.forward(&refs, false)?;
-            let sum = |v: &Variable| -> Result<f64> {
-                Ok(eval
-                    .value(v)?
-                    .to_vec::<f32>()
-                    .iter()
-                    .map(|&x| x as f64)
-                    .sum())
-            };
-            tl += sum(&s.ce)?;
-            te += sum(&s.err)?;
-            n += feeds[1].1.num_samples();
-            if mb.end_of_sweep() {
-                break;
-            }
-        }
-        let (tl, te) = (tl / n.max(1) as f64, te / n.max(1) as f64);
-        println!(
-            "  test ({n} samples): loss {tl:.4}, error {:.2}%",
-            100.0 * te
-        );
-        test = format!(",\"test_loss\":{tl:.6},\"test_error\":{te:.6},\"test_samples\":{n}");
-    }
+    let test = if args.test_minibatches > 0 && lead {
+        test_pass(&s, &args)?
+    } else {
+        String::new()
+    };
     if !lead {
         rntk::distributed::finalize()?;
         return Ok(());
@@ -599,6 +538,87 @@ fn main() -> Result<()> {
     );
     rntk::distributed::finalize()?;
     Ok(())
+}
+
+/// The learner the run trains with: `local`, or a distributed learner around it
+/// (`--distributed dp|1bit|bm`), and the minibatch scale of its partitions.
+fn distributed_learner(
+    args: &Args,
+    local: Box<dyn Learner>,
+    comm: &Arc<Timed>,
+    minibatch_size: usize,
+) -> Result<(Box<dyn Learner>, usize)> {
+    let workers = comm.size();
+    Ok(match args.distributed.as_deref() {
+        None => (local, 1),
+        Some(m @ ("dp" | "1bit")) => {
+            let o = DataParallelOptions {
+                num_quantization_bits: if m == "1bit" { 1 } else { 32 },
+                distributed_after: args.distributed_after,
+                bucket_bytes: args.bucket_bytes.unwrap_or(DEFAULT_BUCKET_BYTES),
+            };
+            (
+                Box::new(data_parallel_distributed_learner(local, comm.clone(), o)?),
+                1,
+            )
+        }
+        Some("bm") => {
+            let block = args
+                .block_size
+                .unwrap_or((4 * minibatch_size * workers) as u64);
+            let o = BlockMomentumOptions {
+                block_momentum_as_time_constant: args.block_tc,
+                use_nesterov_momentum: args.nesterov,
+                block_learning_rate: args.block_lr,
+                distributed_after: args.distributed_after,
+                ..BlockMomentumOptions::new(block)
+            };
+            (
+                Box::new(block_momentum_distributed_learner(local, comm.clone(), o)?),
+                workers,
+            )
+        }
+        Some(_) => usage(),
+    })
+}
+
+/// Average loss and metric per label sample over the first minibatches of the
+/// test file, in file order (CNTK's common.evaluate): printed, and the RESULT
+/// fields.
+fn test_pass(s: &Setup, args: &Args) -> Result<String> {
+    let mut tsrc = source(s, &args.test, false, 0, None)?;
+    let mut eval = Executor::<f32>::new_inference(&[s.ce.clone(), s.err.clone()])?;
+    let (mut tl, mut te, mut n) = (0f64, 0f64, 0usize);
+    for _ in 0..args.test_minibatches {
+        let Some(mb) = tsrc.next_minibatch(s.minibatch_size)? else {
+            break;
+        };
+        let feeds = feeds_for(&mb, &s.map)?;
+        let refs: Vec<(&Variable, &Value)> = feeds.iter().map(|(v, x)| (v, x)).collect();
+        eval.forward(&refs, false)?;
+        let sum = |v: &Variable| -> Result<f64> {
+            Ok(eval
+                .value(v)?
+                .to_vec::<f32>()
+                .iter()
+                .map(|&x| x as f64)
+                .sum())
+        };
+        tl += sum(&s.ce)?;
+        te += sum(&s.err)?;
+        n += feeds[1].1.num_samples();
+        if mb.end_of_sweep() {
+            break;
+        }
+    }
+    let (tl, te) = (tl / n.max(1) as f64, te / n.max(1) as f64);
+    println!(
+        "  test ({n} samples): loss {tl:.4}, error {:.2}%",
+        100.0 * te
+    );
+    Ok(format!(
+        ",\"test_loss\":{tl:.6},\"test_error\":{te:.6},\"test_samples\":{n}"
+    ))
 }
 
 /// A communicator that adds up the time spent in its collectives.

@@ -2,17 +2,25 @@
 //! hardmax) and the sparse ones (densify, sparse products).
 
 use super::{close, library, vals, M, P};
-use rntk::backend::{Cpu, Losses, Operand};
+use rntk::backend::copies::{DelayStep, PermuteGeom, SliceGeom, SpliceGeom};
+use rntk::backend::{Copies, Cpu, Losses, Operand};
+use rntk::tensor::PackedLayout;
 use rntk::Shape;
 use rntk_cuda::tables;
 
 #[test]
 fn copy_kernels_move_what_the_cpu_moves() {
-    use rntk::backend::copies::{DelayStep, PermuteGeom, SliceGeom, SpliceGeom};
-    use rntk::backend::Copies;
-    use rntk::tensor::PackedLayout;
     let Some(lib) = library() else { return };
     let n = 3;
+    check_slice(lib, n);
+    check_splice(lib, n);
+    check_permute(lib, n);
+    check_delay(lib);
+    check_hardmax(lib, n);
+}
+
+/// Slice forward and backward (per-row and shared gradients).
+fn check_slice(lib: &libloading::Library, n: usize) {
     // slice: (outer 2, dim 5, inner 3), elements 1, 3 of the middle axis
     let g = SliceGeom {
         outer: 2,
@@ -62,6 +70,10 @@ fn copy_kernels_move_what_the_cpu_moves() {
         Cpu.slice_backward(&g, &yc, &mut dc, n, per_row);
         close("slice backward", &d, &dc, 1e-15);
     }
+}
+
+/// Splice forward and backward.
+fn check_splice(lib: &libloading::Library, n: usize) {
     // splice: this operand fills 2 .. 4 of a middle axis of 6
     let g = SpliceGeom {
         outer: 2,
@@ -113,6 +125,10 @@ fn copy_kernels_move_what_the_cpu_moves() {
     );
     Cpu.splice_backward(&g, &yc, &mut dc, n, false);
     close("splice backward", &d, &dc, 1e-15);
+}
+
+/// Permute forward and backward.
+fn check_permute(lib: &libloading::Library, n: usize) {
     // permute (2, 3, 4) → axes (2, 0, 1)
     let pg = PermuteGeom::new(&[2, 0, 1], &Shape::from([2, 3, 4]));
     let t = tables::permute(&pg);
@@ -144,6 +160,10 @@ fn copy_kernels_move_what_the_cpu_moves() {
     );
     Cpu.permute_backward(&pg, &yc, &mut dc, n, true);
     close("permute backward", &d, &dc, 0.0);
+}
+
+/// A delay step by step, forward and backward.
+fn check_delay(lib: &libloading::Library) {
     // a delay by 2 steps, per-sequence initial state: the map the backend builds
     let layout = PackedLayout::new(&[4, 1, 3]).unwrap();
     let dnum = 2;
@@ -203,6 +223,10 @@ fn copy_kernels_move_what_the_cpu_moves() {
     close("delay", &y, &yc, 0.0);
     close("delay backward (x)", &dx, &dxc, 1e-15);
     close("delay backward (init)", &di, &dic, 1e-15);
+}
+
+/// Hardmax and max_rows with a tie.
+fn check_hardmax(lib: &libloading::Library, n: usize) {
     // hardmax and max_rows with a tie (the first maximum wins; both gradients flow)
     let mut xh = vals(n * 5, 8);
     xh[3] = xh[1].max(xh[3]);
@@ -250,7 +274,7 @@ fn copy_kernels_move_what_the_cpu_moves() {
 
 #[test]
 fn sparse_kernels_agree() {
-    use rntk::backend::{Copies, Products, SparseRows};
+    use rntk::backend::{Products, SparseRows};
     use rntk::tensor::Csr;
     let Some(lib) = library() else { return };
     let csr = Csr::<f64> {

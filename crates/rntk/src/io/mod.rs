@@ -50,6 +50,7 @@
 //! memory-mapped file are released once a range has been indexed or decoded.
 
 mod buffer;
+mod chunk_loader;
 pub mod ctf;
 mod deserializer;
 mod diagnostics;

@@ -40,23 +40,7 @@ pub fn train_on<T: Element, B: Backend>(
     options: TrainOptions,
     mut callbacks: Callbacks,
 ) -> Result<TrainHistory> {
-    options.minibatch_size.validate()?;
-    if options.max_epochs.is_some() && options.max_samples.is_some() {
-        return Err(Error::invalid(
-            "train",
-            "give max_epochs or max_samples, not both",
-        ));
-    }
-    let max_samples = match (options.max_samples, options.epoch_size) {
-        (Some(m), _) => m,
-        (None, Some(e)) => e.saturating_mul(options.max_epochs.unwrap_or(1)),
-        (None, None) => {
-            return Err(Error::invalid(
-                "train",
-                "epoch_size is required with a minibatch source (or give max_samples)",
-            ))
-        }
-    };
+    let max_samples = sample_limit(&options)?;
     let frequency = options
         .progress_frequency
         .or(options.epoch_size)
@@ -84,46 +68,20 @@ pub fn train_on<T: Element, B: Backend>(
         learners,
         writers,
     )?;
-    let mut history = TrainHistory::default();
-    let mut cv_index = 0u64;
-    let mut ckpt_index = 0u64;
-    // Where the next epoch, validation and checkpoint fall, in trainer samples.
-    let mut next_epoch = frequency;
-    let cv_freq = callbacks
-        .cross_validation
-        .as_ref()
-        .and_then(|c| c.frequency)
-        .filter(|&f| f > 0);
-    let ck_freq = callbacks
-        .checkpoint
-        .as_ref()
-        .and_then(|c| c.frequency)
-        .filter(|&f| f > 0);
-    let mut next_cv = cv_freq.unwrap_or(u64::MAX);
-    let mut next_ck = ck_freq.unwrap_or(u64::MAX);
-    // Minibatches per `updates` record, as CNTK without writers.
-    let mb0 = options.minibatch_size.at(0).max(1) as u64;
-    let window = (frequency / mb0).max(1);
-    let mut window_acc = Totals::default();
-
+    let mut run = Run::new(frequency, &options, &callbacks);
     if let Some(ck) = callbacks.checkpoint.as_ref().filter(|c| c.restore) {
         if let Some(state) = checkpoint::load(&ck.filename)? {
             checkpoint::restore(&state, &mut trainer, source)?;
-            history = state.history.clone();
-            next_epoch = state.next_epoch;
-            cv_index = state.cv_index;
-            ckpt_index = state.checkpoint_index;
-            if let Some(f) = cv_freq {
-                next_cv = (trainer.total_number_of_samples_seen() / f + 1) * f;
-            }
-            if let Some(f) = ck_freq {
-                next_ck = (trainer.total_number_of_samples_seen() / f + 1) * f;
-            }
+            run.resume(&state, trainer.total_number_of_samples_seen());
         }
     }
-
-    let mut stopped = false;
-    while trainer.total_number_of_samples_seen() < max_samples && !stopped {
+    let mut io = RunIo {
+        criterion,
+        source,
+        map: model_inputs_to_streams,
+        callbacks: &mut callbacks,
+    };
+    while trainer.total_number_of_samples_seen() < max_samples && !run.stopped {
         let seen = trainer.total_number_of_samples_seen();
         // CNTK asks the reader for min(mb size, samples left) (units mixed, as CNTK).
         // Distributed: every worker reads its partition of a minibatch of all
@@ -137,114 +95,241 @@ pub fn train_on<T: Element, B: Backend>(
         let request = (options.minibatch_size.at(seen) as u64 * scale)
             .min(max_samples - seen)
             .max(1) as usize;
-        let Some(part) = source.next_minibatch_partition(request, parts, index)? else {
+        let Some(part) = io.source.next_minibatch_partition(request, parts, index)? else {
             break;
         };
         let feeds = match &part.minibatch {
-            Some(mb) => feeds_for(mb, model_inputs_to_streams)?,
+            Some(mb) => feeds_for(mb, io.map)?,
             None => Vec::new(),
         };
         let refs: Vec<(&Variable, &Value)> = feeds.iter().map(|(v, x)| (v, x)).collect();
         let before = trainer.training_totals();
         trainer.train_minibatch(&refs, part.end_of_sweep)?;
-        let after = trainer.training_totals();
-        window_acc.updates += 1;
-        window_acc.samples += after.samples.saturating_sub(before.samples);
-        window_acc.loss += after.loss - before.loss;
-        window_acc.metric += after.metric - before.metric;
-        if window_acc.updates >= window {
-            history.updates.push(Record::of(&window_acc));
-            window_acc = Totals::default();
+        run.count(&before, &trainer.training_totals());
+        run.after_minibatch(&mut trainer, &mut io)?;
+    }
+    run.finish(&mut trainer, &mut io)
+}
+
+/// The number of trainer samples to train on: `max_samples`, or the epochs'
+/// samples; `options` checked.
+fn sample_limit(options: &TrainOptions) -> Result<u64> {
+    options.minibatch_size.validate()?;
+    if options.max_epochs.is_some() && options.max_samples.is_some() {
+        return Err(Error::invalid(
+            "train",
+            "give max_epochs or max_samples, not both",
+        ));
+    }
+    match (options.max_samples, options.epoch_size) {
+        (Some(m), _) => Ok(m),
+        (None, Some(e)) => Ok(e.saturating_mul(options.max_epochs.unwrap_or(1))),
+        (None, None) => Err(Error::invalid(
+            "train",
+            "epoch_size is required with a minibatch source (or give max_samples)",
+        )),
+    }
+}
+
+/// What a run reads and calls besides its trainer.
+struct RunIo<'r, 's> {
+    criterion: &'r Criterion,
+    source: &'s mut dyn MinibatchProvider,
+    map: &'r [(Variable, String)],
+    callbacks: &'r mut Callbacks,
+}
+
+/// A run's bookkeeping: its history so far, and where the next epoch summary,
+/// cross-validation and checkpoint fall, in trainer samples.
+struct Run {
+    history: TrainHistory,
+    cv_index: u64,
+    ckpt_index: u64,
+    frequency: u64,
+    next_epoch: u64,
+    cv_freq: Option<u64>,
+    ck_freq: Option<u64>,
+    next_cv: u64,
+    next_ck: u64,
+    /// Minibatches per `updates` record, as CNTK without writers.
+    window: u64,
+    window_acc: Totals,
+    /// A cross-validation callback asked to stop.
+    stopped: bool,
+}
+
+impl Run {
+    fn new(frequency: u64, options: &TrainOptions, callbacks: &Callbacks) -> Run {
+        let cv_freq = callbacks
+            .cross_validation
+            .as_ref()
+            .and_then(|c| c.frequency)
+            .filter(|&f| f > 0);
+        let ck_freq = callbacks
+            .checkpoint
+            .as_ref()
+            .and_then(|c| c.frequency)
+            .filter(|&f| f > 0);
+        let mb0 = options.minibatch_size.at(0).max(1) as u64;
+        Run {
+            history: TrainHistory::default(),
+            cv_index: 0,
+            ckpt_index: 0,
+            frequency,
+            next_epoch: frequency,
+            cv_freq,
+            ck_freq,
+            next_cv: cv_freq.unwrap_or(u64::MAX),
+            next_ck: ck_freq.unwrap_or(u64::MAX),
+            window: (frequency / mb0).max(1),
+            window_acc: Totals::default(),
+            stopped: false,
         }
+    }
+
+    /// Continue from a checkpoint taken after `seen` trainer samples.
+    fn resume(&mut self, state: &CheckpointState, seen: u64) {
+        self.history = state.history.clone();
+        self.next_epoch = state.next_epoch;
+        self.cv_index = state.cv_index;
+        self.ckpt_index = state.checkpoint_index;
+        if let Some(f) = self.cv_freq {
+            self.next_cv = (seen / f + 1) * f;
+        }
+        if let Some(f) = self.ck_freq {
+            self.next_ck = (seen / f + 1) * f;
+        }
+    }
+
+    /// One minibatch's totals (trainer totals before and after it) into the
+    /// `updates` window.
+    fn count(&mut self, before: &Totals, after: &Totals) {
+        self.window_acc.updates += 1;
+        self.window_acc.samples += after.samples.saturating_sub(before.samples);
+        self.window_acc.loss += after.loss - before.loss;
+        self.window_acc.metric += after.metric - before.metric;
+        if self.window_acc.updates >= self.window {
+            self.history.updates.push(Record::of(&self.window_acc));
+            self.window_acc = Totals::default();
+        }
+    }
+
+    fn state(&self) -> CheckpointState {
+        CheckpointState {
+            history: self.history.clone(),
+            next_epoch: self.next_epoch,
+            cv_index: self.cv_index,
+            checkpoint_index: self.ckpt_index + 1,
+        }
+    }
+
+    /// The epoch summary, cross-validation and checkpoint that fall due.
+    fn after_minibatch<T: Element, B: Backend>(
+        &mut self,
+        trainer: &mut Trainer<T, B>,
+        io: &mut RunIo,
+    ) -> Result<()> {
         let seen = trainer.total_number_of_samples_seen();
-        if seen >= next_epoch {
+        if seen >= self.next_epoch {
             let t = trainer.summarize_training_progress();
-            history.epoch_summaries.push(Record::of(&t));
-            while next_epoch <= seen {
-                next_epoch += frequency;
+            self.history.epoch_summaries.push(Record::of(&t));
+            while self.next_epoch <= seen {
+                self.next_epoch += self.frequency;
             }
         }
-        if seen >= next_cv {
-            while next_cv <= seen {
-                next_cv = next_cv.saturating_add(cv_freq.unwrap_or(u64::MAX));
+        if seen >= self.next_cv {
+            while self.next_cv <= seen {
+                self.next_cv = self
+                    .next_cv
+                    .saturating_add(self.cv_freq.unwrap_or(u64::MAX));
             }
-            if let Some(cv) = callbacks.cross_validation.as_mut() {
-                stopped = !run_cv(&mut trainer, cv, model_inputs_to_streams, cv_index)?;
-                cv_index += 1;
+            if let Some(cv) = io.callbacks.cross_validation.as_mut() {
+                self.stopped = !run_cv(trainer, cv, io.map, self.cv_index)?;
+                self.cv_index += 1;
             }
         }
-        if seen >= next_ck {
-            while next_ck <= seen {
-                next_ck = next_ck.saturating_add(ck_freq.unwrap_or(u64::MAX));
+        if seen >= self.next_ck {
+            while self.next_ck <= seen {
+                self.next_ck = self
+                    .next_ck
+                    .saturating_add(self.ck_freq.unwrap_or(u64::MAX));
             }
-            if let Some(ck) = callbacks.checkpoint.as_ref() {
+            if let Some(ck) = io.callbacks.checkpoint.as_ref() {
                 trainer.synchronize()?;
-                let state = CheckpointState {
-                    history: history.clone(),
-                    next_epoch,
-                    cv_index,
-                    checkpoint_index: ckpt_index + 1,
-                };
-                checkpoint::save(ck, ckpt_index, criterion, &trainer, source, &state)?;
-                ckpt_index += 1;
+                let state = self.state();
+                checkpoint::save(
+                    ck,
+                    self.ckpt_index,
+                    io.criterion,
+                    trainer,
+                    io.source,
+                    &state,
+                )?;
+                self.ckpt_index += 1;
             }
         }
+        Ok(())
     }
-    // Block momentum: the block in progress is aggregated, so every worker ends
-    // with the same model.
-    trainer.synchronize()?;
-    if trainer.training_totals().updates > 0 {
-        let t = trainer.summarize_training_progress();
-        history.epoch_summaries.push(Record::of(&t));
-    }
-    if window_acc.updates > 0 && history.updates.len() < history.epoch_summaries.len() {
-        history.updates.push(Record::of(&window_acc));
-    }
-    if cv_freq.is_none() && !stopped {
-        if let Some(cv) = callbacks.cross_validation.as_mut() {
-            run_cv(&mut trainer, cv, model_inputs_to_streams, cv_index)?;
+
+    /// After the last minibatch: the last summaries, the cross-validation and
+    /// checkpoint of a run without their frequencies, the test pass.
+    fn finish<T: Element, B: Backend>(
+        mut self,
+        trainer: &mut Trainer<T, B>,
+        io: &mut RunIo,
+    ) -> Result<TrainHistory> {
+        // Block momentum: the block in progress is aggregated, so every worker ends
+        // with the same model.
+        trainer.synchronize()?;
+        if trainer.training_totals().updates > 0 {
+            let t = trainer.summarize_training_progress();
+            self.history.epoch_summaries.push(Record::of(&t));
         }
-    }
-    if ck_freq.is_none() {
-        if let Some(ck) = callbacks.checkpoint.as_ref() {
-            let state = CheckpointState {
-                history: history.clone(),
-                next_epoch,
-                cv_index,
-                checkpoint_index: ckpt_index + 1,
-            };
-            checkpoint::save(ck, ckpt_index, criterion, &trainer, source, &state)?;
+        if self.window_acc.updates > 0
+            && self.history.updates.len() < self.history.epoch_summaries.len()
+        {
+            self.history.updates.push(Record::of(&self.window_acc));
         }
-    }
-    if let Some(tc) = callbacks.test.as_mut() {
-        let map = tc
-            .model_inputs_to_streams
-            .clone()
-            .unwrap_or_else(|| model_inputs_to_streams.to_vec());
-        let t = evaluate_pass(
-            &mut trainer,
-            tc.source.as_mut(),
-            &map,
-            tc.minibatch_size,
-            None,
-        )?;
-        history.test_summary = Some((Record::of(&t).metric, t.samples));
-    }
-    if history.updates.is_empty() {
-        history.updates.push(Record {
+        if self.cv_freq.is_none() && !self.stopped {
+            if let Some(cv) = io.callbacks.cross_validation.as_mut() {
+                run_cv(trainer, cv, io.map, self.cv_index)?;
+            }
+        }
+        if self.ck_freq.is_none() {
+            if let Some(ck) = io.callbacks.checkpoint.as_ref() {
+                let state = self.state();
+                checkpoint::save(
+                    ck,
+                    self.ckpt_index,
+                    io.criterion,
+                    trainer,
+                    io.source,
+                    &state,
+                )?;
+            }
+        }
+        let mut history = self.history;
+        if let Some(tc) = io.callbacks.test.as_mut() {
+            let map = tc
+                .model_inputs_to_streams
+                .clone()
+                .unwrap_or_else(|| io.map.to_vec());
+            let t = evaluate_pass(trainer, tc.source.as_mut(), &map, tc.minibatch_size, None)?;
+            history.test_summary = Some((Record::of(&t).metric, t.samples));
+        }
+        let empty = Record {
             loss: 0.0,
             metric: 0.0,
             samples: 0,
-        });
+        };
+        if history.updates.is_empty() {
+            history.updates.push(empty);
+        }
+        if history.epoch_summaries.is_empty() {
+            history.epoch_summaries.push(empty);
+        }
+        Ok(history)
     }
-    if history.epoch_summaries.is_empty() {
-        history.epoch_summaries.push(Record {
-            loss: 0.0,
-            metric: 0.0,
-            samples: 0,
-        });
-    }
-    Ok(history)
 }
 
 fn check_map(c: &Criterion, map: &[(Variable, String)]) -> Result<()> {

@@ -97,19 +97,56 @@ fn env() -> Env {
 
 type OpFn = fn(&Variable, &Env) -> Result<Variable>;
 
+/// A case run on the loop path too: `case!(name, |z, e| graph)`.
+macro_rules! case {
+    ($name:expr, |$z:ident, $e:ident| $body:expr) => {
+        (
+            $name,
+            (|$z: &Variable, $e: &Env| -> Result<Variable> { $body }) as OpFn,
+            false,
+        )
+    };
+}
+
 /// `(name, g, whole)`: `whole` cases contain a whole op on the loop path and run
 /// plain only.
 fn cases() -> Vec<(&'static str, OpFn, bool)> {
-    macro_rules! case {
-        ($name:expr, |$z:ident, $e:ident| $body:expr) => {
-            (
-                $name,
-                (|$z: &Variable, $e: &Env| -> Result<Variable> { $body }) as OpFn,
-                false,
-            )
-        };
+    let mut v = elementwise_cases();
+    v.extend(product_and_shape_cases());
+    v.extend(selection_cases());
+    // every reduction over every kind of axis set
+    macro_rules! reductions {
+        ($($f:ident),*) => {$(
+            v.push(case!(concat!(stringify!($f), "_axis0"), |z, _e| $f(z, Some(&[0]), true)));
+            v.push(case!(concat!(stringify!($f), "_axis1"), |z, _e| $f(z, Some(&[1]), true)));
+            v.push(case!(concat!(stringify!($f), "_none"), |z, _e| $f(z, None, true)));
+            v.push(case!(concat!(stringify!($f), "_01_drop"), |z, _e| $f(z, Some(&[0, 1]), false)));
+            v.push(case!(concat!(stringify!($f), "_m1_drop"), |z, _e| $f(z, Some(&[-1]), false)));
+        )*};
     }
-    let mut v = vec![
+    reductions!(
+        reduce_sum,
+        reduce_mean,
+        reduce_max,
+        reduce_min,
+        reduce_log_sum_exp
+    );
+    let whole: [(&'static str, OpFn); 5] = [
+        ("reduce_all_sum", |z, _e| reduce_all(ReduceOp::Sum, z)),
+        ("reduce_all_mean", |z, _e| reduce_all(ReduceOp::Mean, z)),
+        ("reduce_all_max", |z, _e| reduce_all(ReduceOp::Max, z)),
+        ("reduce_all_min", |z, _e| reduce_all(ReduceOp::Min, z)),
+        ("reduce_all_lse", |z, e| {
+            reduce_all(ReduceOp::LogSumExp, &plus(z, &e.y)?)
+        }),
+    ];
+    v.extend(whole.into_iter().map(|(n, f)| (n, f, true)));
+    v
+}
+
+/// Unary and binary element-wise ops, per-row and static operands.
+fn elementwise_cases() -> Vec<(&'static str, OpFn, bool)> {
+    vec![
         // unary
         case!("negate", |z, _e| negate(z)),
         case!("sigmoid", |z, _e| sigmoid(z)),
@@ -177,6 +214,12 @@ fn cases() -> Vec<(&'static str, OpFn, bool)> {
             z,
             &element_times(&e.p["p3"], &e.p["p2x1"])?
         )),
+    ]
+}
+
+/// Products, softmax, reductions of a static operand, shape ops.
+fn product_and_shape_cases() -> Vec<(&'static str, OpFn, bool)> {
+    vec![
         // times
         case!("times_map", |z, e| times(z, &e.p["w34"])),
         case!("times_flat", |z, e| times(&reshape(z, [6])?, &e.p["w64"])),
@@ -263,6 +306,12 @@ fn cases() -> Vec<(&'static str, OpFn, bool)> {
             z,
             &transpose(&e.p["p32"], &[1, 0])?
         )),
+    ]
+}
+
+/// Clip, select, dropout, one-hot, gather, and reduce_all of a static operand.
+fn selection_cases() -> Vec<(&'static str, OpFn, bool)> {
+    vec![
         // clip / select / dropout / one_hot / gather
         case!("clip_scalars", |z, _e| clip(z, &c(-0.2), &c(0.3))),
         case!("clip_broadcast_bounds", |z, _e| clip(
@@ -313,35 +362,7 @@ fn cases() -> Vec<(&'static str, OpFn, bool)> {
             z,
             &reduce_all(ReduceOp::LogSumExp, &e.p["p23"])?
         )),
-    ];
-    // every reduction over every kind of axis set
-    macro_rules! reductions {
-        ($($f:ident),*) => {$(
-            v.push(case!(concat!(stringify!($f), "_axis0"), |z, _e| $f(z, Some(&[0]), true)));
-            v.push(case!(concat!(stringify!($f), "_axis1"), |z, _e| $f(z, Some(&[1]), true)));
-            v.push(case!(concat!(stringify!($f), "_none"), |z, _e| $f(z, None, true)));
-            v.push(case!(concat!(stringify!($f), "_01_drop"), |z, _e| $f(z, Some(&[0, 1]), false)));
-            v.push(case!(concat!(stringify!($f), "_m1_drop"), |z, _e| $f(z, Some(&[-1]), false)));
-        )*};
-    }
-    reductions!(
-        reduce_sum,
-        reduce_mean,
-        reduce_max,
-        reduce_min,
-        reduce_log_sum_exp
-    );
-    let whole: [(&'static str, OpFn); 5] = [
-        ("reduce_all_sum", |z, _e| reduce_all(ReduceOp::Sum, z)),
-        ("reduce_all_mean", |z, _e| reduce_all(ReduceOp::Mean, z)),
-        ("reduce_all_max", |z, _e| reduce_all(ReduceOp::Max, z)),
-        ("reduce_all_min", |z, _e| reduce_all(ReduceOp::Min, z)),
-        ("reduce_all_lse", |z, e| {
-            reduce_all(ReduceOp::LogSumExp, &plus(z, &e.y)?)
-        }),
-    ];
-    v.extend(whole.into_iter().map(|(n, f)| (n, f, true)));
-    v
+    ]
 }
 
 #[derive(Clone, Copy, Debug)]

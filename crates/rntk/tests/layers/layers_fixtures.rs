@@ -280,42 +280,33 @@ fn build_conv(name: &str, v: &HashMap<String, Variable>) -> Option<Built> {
     })
 }
 
-fn build(name: &str, v: &HashMap<String, Variable>) -> Built {
-    if let Some(b) = build_conv(name, v) {
-        return b;
-    }
-    let x = &v["x"];
+/// The recurrent cases: a recurrence over each cell (`_back`: backwards), initial
+/// states, full states, stacks and folds.
+fn build_recurrent(name: &str, x: &Variable) -> Option<Built> {
     let base = name.strip_suffix("_back").unwrap_or(name);
     if let Some(l) = lstm_for(base) {
-        return rec(name, l, x);
+        return Some(rec(name, l, x));
     }
     match base {
-        "gru" => return rec(name, Gru::new(4), x),
-        "gru_stab" => return rec(name, Gru::new(4).enable_self_stabilization(true), x),
-        "gru_proj_square" => return rec(name, Gru::new(4).cell_shape(4), x),
-        "rnn_sigmoid" => return rec(name, RnnStep::new(4), x),
-        "rnn_tanh" => return rec(name, RnnStep::new(4).activation(Activation::Tanh), x),
+        "gru" => return Some(rec(name, Gru::new(4), x)),
+        "gru_stab" => return Some(rec(name, Gru::new(4).enable_self_stabilization(true), x)),
+        "gru_proj_square" => return Some(rec(name, Gru::new(4).cell_shape(4), x)),
+        "rnn_sigmoid" => return Some(rec(name, RnnStep::new(4), x)),
+        "rnn_tanh" => return Some(rec(name, RnnStep::new(4).activation(Activation::Tanh), x)),
         "rnn_proj" => {
-            return rec(
+            return Some(rec(
                 name,
                 RnnStep::new(2).cell_shape(4).activation(Activation::Tanh),
                 x,
-            )
+            ))
         }
         _ => {}
-    }
-    if let Some(act) = name.strip_prefix("dense_").and_then(dense_act) {
-        let d = Dense::new(4).activation(act);
-        return Built {
-            out: d.apply(x).unwrap(),
-            layers: one("", &d),
-        };
     }
     let single = |l: &dyn Layer| Built {
         out: l.apply(x).unwrap(),
         layers: one("", l),
     };
-    match name {
+    Some(match name {
         "rnn_tanh_init_scalar" => single(
             &Recurrence::new(RnnStep::new(4).activation(Activation::Tanh))
                 .initial_state(InitialState::Scalar(0.5)),
@@ -384,6 +375,31 @@ fn build(name: &str, v: &HashMap<String, Variable>) -> Built {
                 layers: one("", &f),
             }
         }
+        _ => return None,
+    })
+}
+
+/// The rntk layers of fixture case `name`.
+fn build(name: &str, v: &HashMap<String, Variable>) -> Built {
+    if let Some(b) = build_conv(name, v) {
+        return b;
+    }
+    let x = &v["x"];
+    if let Some(b) = build_recurrent(name, x) {
+        return b;
+    }
+    if let Some(act) = name.strip_prefix("dense_").and_then(dense_act) {
+        let d = Dense::new(4).activation(act);
+        return Built {
+            out: d.apply(x).unwrap(),
+            layers: one("", &d),
+        };
+    }
+    let single = |l: &dyn Layer| Built {
+        out: l.apply(x).unwrap(),
+        layers: one("", l),
+    };
+    match name {
         "dense_rank3_all" => single(&Dense::new(4)),
         "dense_rank3_input_rank2" => single(&Dense::new(4).input_rank(2)),
         "dense_rank3_map_rank1" => single(&Dense::new(4).map_rank(1)),

@@ -94,7 +94,17 @@ fn seq_layer(layer: impl Layer, dim: usize, key: u64) -> Built {
 
 fn cases() -> Vec<(&'static str, Built)> {
     let mut c: Vec<(&'static str, Built)> = Vec::new();
-    // feed-forward
+    feed_forward_cases(&mut c);
+    recurrence_cases(&mut c);
+    normalization_cases(&mut c);
+    sequence_cases(&mut c);
+    conv_cases(&mut c);
+    pool_cases(&mut c);
+    c
+}
+
+/// Dense stacks and embeddings.
+fn feed_forward_cases(c: &mut Vec<(&'static str, Built)>) {
     {
         let x = batch_input(&[3], "features");
         let l = Sequential::new(vec![
@@ -143,7 +153,10 @@ fn cases() -> Vec<(&'static str, Built)> {
         let v = Value::one_hot_sequences::<f32>(10, &words).unwrap();
         c.push(("embedding_sparse_gru", (m, vec![(x, v)])));
     }
-    // recurrences
+}
+
+/// Recurrences over every cell, both directions, with their initial states.
+fn recurrence_cases(c: &mut Vec<(&'static str, Built)>) {
     c.push((
         "lstm_fused",
         seq_layer(Recurrence::new(Lstm::new(4)), 3, 10),
@@ -262,7 +275,10 @@ fn cases() -> Vec<(&'static str, Built)> {
         let m = Function::combine(&[sq], "").unwrap();
         c.push(("custom_loop", (m, vec![(x, seqs(2, 27))])));
     }
-    // normalization, dropout, stabilizer, delay
+}
+
+/// Normalization, dropout, stabilizer, delay.
+fn normalization_cases(c: &mut Vec<(&'static str, Built)>) {
     {
         let x = batch_input(&[4], "x");
         let bn = Arc::new(BatchNormalization::new());
@@ -294,7 +310,10 @@ fn cases() -> Vec<(&'static str, Built)> {
     ));
     c.push(("delay_past_2", seq_layer(Delay::new(2), 3, 30)));
     c.push(("delay_future_1", seq_layer(Delay::new(-1), 3, 31)));
-    // sequence ops and losses
+}
+
+/// Sequence ops and losses.
+fn sequence_cases(c: &mut Vec<(&'static str, Built)>) {
     {
         let x = seq_input(3, "x");
         let (u, mk) = sequence::unpack(&x, -1.0).unwrap();
@@ -414,8 +433,6 @@ fn cases() -> Vec<(&'static str, Built)> {
             ),
         ));
     }
-    conv_cases(&mut c);
-    c
 }
 
 /// Images `[n, shape…]` as a batch of `n`.
@@ -431,12 +448,11 @@ fn conv_model(x: Variable, y: Variable, key: u64, n: usize) -> Built {
     (m, vec![(x, images(&shape, n, key))])
 }
 
-/// Convolution, transposed convolution, pooling and unpooling: CNTK's automatic
-/// padding (asymmetric under strides, first windows inside the input), explicit pads,
-/// `ceil_out_dim`, `include_pad`, groups, dilation, 1-D to 3-D, no channel axis, and
-/// images on a sequence axis.
+/// Convolution and transposed convolution: CNTK's automatic padding (asymmetric
+/// under strides, first windows inside the input), explicit pads, groups, dilation,
+/// 1-D to 3-D, no channel axis.
 fn conv_cases(c: &mut Vec<(&'static str, Built)>) {
-    use rntk::ops::{ConvAttrs, PoolAttrs, PoolingType};
+    use rntk::ops::ConvAttrs;
     {
         let x = batch_input(&[2, 6, 6], "image");
         let l = Sequential::new(vec![
@@ -555,6 +571,12 @@ fn conv_cases(c: &mut Vec<(&'static str, Built)>) {
         perturb(&m, 45);
         c.push(("conv_transpose", (m, vec![(x, images(&[3, 4, 4], 2, 45))])));
     }
+}
+
+/// Pooling (`ceil_out_dim`, `include_pad`), max unpooling, and a convolution over
+/// images on a sequence axis.
+fn pool_cases(c: &mut Vec<(&'static str, Built)>) {
+    use rntk::ops::{PoolAttrs, PoolingType};
     {
         let x = batch_input(&[2, 7, 5], "image");
         let mut avg = PoolAttrs::new(PoolingType::Average, Some(vec![3, 3]));

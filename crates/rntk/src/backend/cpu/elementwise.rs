@@ -327,7 +327,20 @@ impl<T: Element> Bin<'_, '_, T> {
                             |t: usize| gr[e + t] * d(ar[x + t * sx], br[y + t * sy], or[e + t]);
                         if step == 0 {
                             // a value broadcast along the run: its gradient sums the run
-                            dr[at] = run_sum(dr[at], len, term);
+                            // (the other operand along it at stride 1, as a bias over a
+                            // plane: the same sum over exact slices, which vectorizes)
+                            let (g, o) = (&gr[e..e + len], &or[e..e + len]);
+                            dr[at] = match (sx, sy) {
+                                (1, 0) => {
+                                    let (xs, y) = (&ar[x..x + len], br[y]);
+                                    run_sum_slices(dr[at], (g, xs, o), |x, o| d(x, y, o))
+                                }
+                                (0, 1) => {
+                                    let (x, ys) = (ar[x], &br[y..y + len]);
+                                    run_sum_slices(dr[at], (g, ys, o), |y, o| d(x, y, o))
+                                }
+                                _ => run_sum(dr[at], len, term),
+                            };
                         } else {
                             for t in 0..len {
                                 dr[at + t * step] += term(t);
@@ -358,6 +371,30 @@ fn run_sum<T: Element>(acc: T, len: usize, term: impl Fn(usize) -> T) -> T {
     }
     let pairs = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
     (full..len).fold(acc + pairs, |a, t| a + term(t))
+}
+
+/// [`run_sum`] of the terms `g[t] · d(v[t], o[t])` over slices of one length: the same
+/// sums in the same order, without an index to check per term.
+#[inline(always)]
+fn run_sum_slices<T: Element>(acc: T, (g, v, o): (&[T], &[T], &[T]), d: impl Fn(T, T) -> T) -> T {
+    let len = g.len();
+    let (v, o) = (&v[..len], &o[..len]);
+    if len < 32 {
+        return (0..len).fold(acc, |a, t| a + g[t] * d(v[t], o[t]));
+    }
+    let mut s = [T::zero(); 8];
+    let full = len / 8 * 8;
+    let chunks = g
+        .chunks_exact(8)
+        .zip(v.chunks_exact(8))
+        .zip(o.chunks_exact(8));
+    for ((gc, vc), oc) in chunks {
+        for (sl, ((&gv, &vv), &ov)) in s.iter_mut().zip(gc.iter().zip(vc).zip(oc)) {
+            *sl += gv * d(vv, ov);
+        }
+    }
+    let pairs = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+    (full..len).fold(acc + pairs, |a, t| a + g[t] * d(v[t], o[t]))
 }
 
 fn binary_serial<T: Element>(

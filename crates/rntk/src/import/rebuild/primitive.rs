@@ -14,6 +14,10 @@ use crate::tensor::{Shape, INFERRED};
 /// CNTK's `NDShape::InferredDimension` as stored in reshape targets.
 const CNTK_INFERRED: u64 = u64::MAX;
 
+/// One family of ops: the rebuilt function when the op code is of the family,
+/// `None` when it is not.
+type Family<'b> = fn(&Builder<'b>, &FnDesc, &Dict, &[Variable]) -> Result<Option<Variable>>;
+
 impl Builder<'_> {
     /// Python axis of a stored static axis (CNTK counts from the last Python axis).
     fn static_axis(&self, fd: &FnDesc, a: &PbAxis, rank: usize) -> Result<isize> {
@@ -41,122 +45,265 @@ impl Builder<'_> {
         Ok(())
     }
 
+    /// One primitive function → one rntk op (or a few): each op family in turn
+    /// claims the op code, or the code has no rntk equivalent.
     pub(super) fn primitive(&self, fd: &FnDesc, x: &[Variable]) -> Result<Variable> {
         let label = Self::fn_label(fd);
         let a = Dict::new(self.file, &label, &fd.attributes);
-        let unsupported = |detail: String| -> Error {
-            Error::Unsupported(format!("{}: {label}: {detail}", self.file))
-        };
-        let rank0 = x.first().map(|v| v.shape().rank()).unwrap_or(0);
-        let unary = |u: UnaryOp| -> Result<(Op, Vec<Variable>)> {
-            self.need(fd, x, 1)?;
-            Ok((Op::Unary(u), x.to_vec()))
-        };
-        let binary = |b: BinaryOp| -> Result<(Op, Vec<Variable>)> {
-            self.need(fd, x, 2)?;
-            Ok((Op::Binary(b), x.to_vec()))
-        };
-        let (op, operands) = match fd.op {
-            0 => unary(UnaryOp::Negate)?,
-            1 | 75 => unary(UnaryOp::Sigmoid)?,
-            2 => unary(UnaryOp::Tanh)?,
-            3 => unary(UnaryOp::Relu)?,
-            4 => unary(UnaryOp::Exp)?,
-            5 => unary(UnaryOp::Log)?,
-            6 => unary(UnaryOp::Sqrt)?,
-            8 => unary(UnaryOp::Abs)?,
-            9 => unary(UnaryOp::Reciprocal)?,
-            65 => unary(UnaryOp::Elu)?,
-            7 => unary(UnaryOp::Floor)?,
-            54 => unary(UnaryOp::Sin)?,
-            55 => unary(UnaryOp::Cos)?,
-            64 => unary(UnaryOp::StopGradient)?,
-            56 | 62 => unary(UnaryOp::Alias)?,
-            19 => binary(BinaryOp::Plus)?,
-            20 => binary(BinaryOp::Minus)?,
-            21 => binary(BinaryOp::ElementTimes)?,
-            22 => binary(BinaryOp::Equal)?,
-            23 => binary(BinaryOp::NotEqual)?,
-            24 => binary(BinaryOp::Less)?,
-            25 => binary(BinaryOp::LessEqual)?,
-            26 => binary(BinaryOp::Greater)?,
-            27 => binary(BinaryOp::GreaterEqual)?,
-            69 => binary(BinaryOp::Pow)?,
-            52 => binary(BinaryOp::LogPlus)?,
-            // Stored as Times(W, x) in CNTK's column-major view; rntk's times(x, W)
-            // is the same product in Python order.
-            31 => {
-                self.need(fd, x, 2)?;
-                let output_rank = if a.has("outputRank") {
-                    a.size_t("outputRank")? as usize
-                } else {
-                    1
-                };
-                let infer = if a.has("inferInputRankToMap") {
-                    a.int("inferInputRankToMap")?
-                } else {
-                    -1
-                };
-                let infer = i32::try_from(infer).map_err(|_| {
-                    self.err(format!(
-                        "{label}: inferInputRankToMap {infer} is out of range"
-                    ))
-                })?;
-                (
-                    Op::Times {
-                        output_rank,
-                        infer_input_rank_to_map: infer,
-                    },
-                    vec![x[1].clone(), x[0].clone()],
-                )
+        let families: [Family<'_>; 7] = [
+            Self::elementwise,
+            Self::products,
+            Self::normalizations,
+            Self::axis_ops,
+            Self::sequence_ops,
+            Self::layer_ops,
+            Self::conv_ops,
+        ];
+        for family in families {
+            if let Some(v) = family(self, fd, &a, x)? {
+                return Ok(v);
             }
-            32 => {
-                self.need(fd, x, 2)?;
-                let output_rank = if a.has("outputRank") {
-                    a.size_t("outputRank")? as usize
-                } else {
-                    1
-                };
-                (
-                    Op::TransposeTimes { output_rank },
-                    vec![x[1].clone(), x[0].clone()],
-                )
+        }
+        Err(self.unsupported(
+            fd,
+            format!(
+                "op code {} ({}) has no rntk equivalent",
+                fd.op,
+                op_name(fd.op)
+            ),
+        ))
+    }
+
+    fn unsupported(&self, fd: &FnDesc, detail: String) -> Error {
+        Error::Unsupported(format!("{}: {}: {detail}", self.file, Self::fn_label(fd)))
+    }
+
+    /// `op` applied to `operands`, as the function `fd` names it.
+    fn apply_op(&self, fd: &FnDesc, op: Op, operands: &[Variable]) -> Result<Option<Variable>> {
+        Function::primitive(op, operands, &fd.name)
+            .and_then(|f| f.output())
+            .map(Some)
+            .map_err(self.wrap(fd))
+    }
+
+    /// Unary and binary element-wise ops: no attributes.
+    fn elementwise(&self, fd: &FnDesc, _: &Dict, x: &[Variable]) -> Result<Option<Variable>> {
+        let (op, arity) = match fd.op {
+            0 => (Op::Unary(UnaryOp::Negate), 1),
+            1 | 75 => (Op::Unary(UnaryOp::Sigmoid), 1),
+            2 => (Op::Unary(UnaryOp::Tanh), 1),
+            3 => (Op::Unary(UnaryOp::Relu), 1),
+            4 => (Op::Unary(UnaryOp::Exp), 1),
+            5 => (Op::Unary(UnaryOp::Log), 1),
+            6 => (Op::Unary(UnaryOp::Sqrt), 1),
+            8 => (Op::Unary(UnaryOp::Abs), 1),
+            9 => (Op::Unary(UnaryOp::Reciprocal), 1),
+            65 => (Op::Unary(UnaryOp::Elu), 1),
+            7 => (Op::Unary(UnaryOp::Floor), 1),
+            54 => (Op::Unary(UnaryOp::Sin), 1),
+            55 => (Op::Unary(UnaryOp::Cos), 1),
+            64 => (Op::Unary(UnaryOp::StopGradient), 1),
+            56 | 62 => (Op::Unary(UnaryOp::Alias), 1),
+            19 => (Op::Binary(BinaryOp::Plus), 2),
+            20 => (Op::Binary(BinaryOp::Minus), 2),
+            21 => (Op::Binary(BinaryOp::ElementTimes), 2),
+            22 => (Op::Binary(BinaryOp::Equal), 2),
+            23 => (Op::Binary(BinaryOp::NotEqual), 2),
+            24 => (Op::Binary(BinaryOp::Less), 2),
+            25 => (Op::Binary(BinaryOp::LessEqual), 2),
+            26 => (Op::Binary(BinaryOp::Greater), 2),
+            27 => (Op::Binary(BinaryOp::GreaterEqual), 2),
+            69 => (Op::Binary(BinaryOp::Pow), 2),
+            52 => (Op::Binary(BinaryOp::LogPlus), 2),
+            _ => return Ok(None),
+        };
+        self.need(fd, x, arity)?;
+        self.apply_op(fd, op, x)
+    }
+
+    /// Times and TransposeTimes. Stored as Times(W, x) in CNTK's column-major
+    /// view; rntk's times(x, W) is the same product in Python order.
+    fn products(&self, fd: &FnDesc, a: &Dict, x: &[Variable]) -> Result<Option<Variable>> {
+        if !matches!(fd.op, 31 | 32) {
+            return Ok(None);
+        }
+        self.need(fd, x, 2)?;
+        let output_rank = if a.has("outputRank") {
+            a.size_t("outputRank")? as usize
+        } else {
+            1
+        };
+        let op = if fd.op == 31 {
+            let infer = if a.has("inferInputRankToMap") {
+                a.int("inferInputRankToMap")?
+            } else {
+                -1
+            };
+            let infer = i32::try_from(infer).map_err(|_| {
+                self.err(format!(
+                    "{}: inferInputRankToMap {infer} is out of range",
+                    Self::fn_label(fd)
+                ))
+            })?;
+            Op::Times {
+                output_rank,
+                infer_input_rank_to_map: infer,
             }
+        } else {
+            Op::TransposeTimes { output_rank }
+        };
+        self.apply_op(fd, op, &[x[1].clone(), x[0].clone()])
+    }
+
+    /// Softmax, LogSoftmax (along one static axis) and Hardmax.
+    fn normalizations(&self, fd: &FnDesc, a: &Dict, x: &[Variable]) -> Result<Option<Variable>> {
+        let op = match fd.op {
             10 | 51 => {
                 self.need(fd, x, 1)?;
+                let rank0 = x[0].shape().rank();
                 let axis = if a.has("axis") {
                     self.static_axis(fd, a.axis("axis")?, rank0)?
                 } else if rank0 <= 1 {
                     -1
                 } else {
-                    return Err(unsupported(format!(
-                        "normalizing over all {rank0} static axes at once"
-                    )));
+                    return Err(self.unsupported(
+                        fd,
+                        format!("normalizing over all {rank0} static axes at once"),
+                    ));
                 };
-                let op = if fd.op == 10 {
+                if fd.op == 10 {
                     Op::Softmax { axis }
                 } else {
                     Op::LogSoftmax { axis }
-                };
-                (op, x.to_vec())
+                }
             }
             11 => {
                 self.need(fd, x, 1)?;
-                (Op::Hardmax, x.to_vec())
+                Op::Hardmax
             }
+            _ => return Ok(None),
+        };
+        self.apply_op(fd, op, x)
+    }
+
+    /// Ops on static axes: TransposeAxes, Slice, Reshape, Splice, reductions.
+    fn axis_ops(&self, fd: &FnDesc, a: &Dict, x: &[Variable]) -> Result<Option<Variable>> {
+        let rank0 = x.first().map(|v| v.shape().rank()).unwrap_or(0);
+        let op = match fd.op {
+            12 => {
+                self.need(fd, x, 1)?;
+                Op::Transpose {
+                    perm: self.permutation(fd, a, rank0)?,
+                }
+            }
+            14 => {
+                self.need(fd, x, 1)?;
+                return self.slice(fd, a, &x[0]).map(Some);
+            }
+            16 => {
+                self.need(fd, x, 1)?;
+                let shape = self.reshape_target(fd, a, &x[0].shape())?;
+                Op::Reshape { shape }
+            }
+            43 => {
+                if x.is_empty() {
+                    return Err(self.err(format!("{}: no operands", Self::fn_label(fd))));
+                }
+                let axis = self.static_axis(fd, a.axis("axis")?, rank0)?;
+                Op::Splice { axis }
+            }
+            39 => {
+                self.need(fd, x, 1)?;
+                self.reduction(fd, a, rank0)?
+            }
+            _ => return Ok(None),
+        };
+        self.apply_op(fd, op, x)
+    }
+
+    /// The Python-order permutation of a TransposeAxes: two axes swapped, or
+    /// CNTK's full `axisVec`.
+    fn permutation(&self, fd: &FnDesc, a: &Dict, rank0: usize) -> Result<Vec<usize>> {
+        let label = Self::fn_label(fd);
+        let mut perm: Vec<usize> = (0..rank0).collect();
+        if a.has("axis1") && a.has("axis2") {
+            let i = self.static_axis(fd, a.axis("axis1")?, rank0)? as usize;
+            let j = self.static_axis(fd, a.axis("axis2")?, rank0)? as usize;
+            perm.swap(i, j);
+        } else if a.has("axisVec") {
+            // Output static axis k (CNTK order) is input axis axisVec[k].
+            let v = a.axes("axisVec")?;
+            if v.len() != rank0 {
+                return Err(self.err(format!(
+                    "{label}: a permutation of {} axes for an operand of rank {rank0}",
+                    v.len()
+                )));
+            }
+            for (k, ax) in v.iter().enumerate() {
+                let from = self.static_axis(fd, ax, rank0)? as usize;
+                perm[rank0 - 1 - k] = from;
+            }
+            let mut seen = vec![false; rank0];
+            if perm.iter().any(|&p| std::mem::replace(&mut seen[p], true)) {
+                return Err(self.err(format!("{label}: axisVec is not a permutation")));
+            }
+        } else {
+            return Err(self.err(format!(
+                "{label}: expected the attributes axis1 and axis2, or axisVec"
+            )));
+        }
+        Ok(perm)
+    }
+
+    /// A Reduce op: its reduction, static axes (or all) and keepdims.
+    fn reduction(&self, fd: &FnDesc, a: &Dict, rank0: usize) -> Result<Op> {
+        let rop = match a.string("reductionOpName")? {
+            "Sum" => ReduceOp::Sum,
+            "Mean" => ReduceOp::Mean,
+            "Max" => ReduceOp::Max,
+            "Min" => ReduceOp::Min,
+            "LogSum" => ReduceOp::LogSumExp,
+            other => return Err(self.unsupported(fd, format!("reduction '{other}'"))),
+        };
+        let list: Vec<&PbAxis> = if a.has("axisVec") {
+            a.axes("axisVec")?
+        } else {
+            vec![a.axis("axis")?]
+        };
+        let keepdims = !a.has("reductionKeepDimensions") || a.bool("reductionKeepDimensions")?;
+        let axes = if list.iter().any(|ax| ax.static_axis_idx == ALL_STATIC_AXES) {
+            None
+        } else {
+            Some(
+                list.iter()
+                    .map(|ax| self.static_axis(fd, ax, rank0))
+                    .collect::<Result<Vec<_>>>()?,
+            )
+        };
+        Ok(Op::Reduce {
+            op: rop,
+            axes,
+            keepdims,
+        })
+    }
+
+    /// Ops along the sequence axis: sequence.where, PastValue, FutureValue.
+    fn sequence_ops(&self, fd: &FnDesc, a: &Dict, x: &[Variable]) -> Result<Option<Variable>> {
+        match fd.op {
             // sequence.where(cond): a new sequence axis of the selected step indices.
             13 => {
                 self.need(fd, x, 1)?;
                 if a.axes("newDynamicAxes")?.len() != 2
                     || a.has("newSequenceAxisLengthScalingFactor")
                 {
-                    return Err(unsupported(
+                    return Err(self.unsupported(
+                        fd,
                         "Where with a fixed or scaled output length (only sequence.where)".into(),
                     ));
                 }
                 // CNTK's step indices are scalars; rntk's keep the condition's shape
                 // (one element).
-                return Function::primitive(Op::SeqWhere, x, &fd.name)
+                Function::primitive(Op::SeqWhere, x, &fd.name)
                     .and_then(|f| f.output())
                     .and_then(|w| {
                         Function::primitive(
@@ -168,57 +315,8 @@ impl Builder<'_> {
                         )
                     })
                     .and_then(|f| f.output())
-                    .map_err(self.wrap(fd));
-            }
-            12 => {
-                self.need(fd, x, 1)?;
-                let mut perm: Vec<usize> = (0..rank0).collect();
-                if a.has("axis1") && a.has("axis2") {
-                    let i = self.static_axis(fd, a.axis("axis1")?, rank0)? as usize;
-                    let j = self.static_axis(fd, a.axis("axis2")?, rank0)? as usize;
-                    perm.swap(i, j);
-                } else if a.has("axisVec") {
-                    // Output static axis k (CNTK order) is input axis axisVec[k].
-                    let v = a.axes("axisVec")?;
-                    if v.len() != rank0 {
-                        return Err(self.err(format!(
-                            "{label}: a permutation of {} axes for an operand of rank {rank0}",
-                            v.len()
-                        )));
-                    }
-                    for (k, ax) in v.iter().enumerate() {
-                        let from = self.static_axis(fd, ax, rank0)? as usize;
-                        perm[rank0 - 1 - k] = from;
-                    }
-                    let mut seen = vec![false; rank0];
-                    if perm.iter().any(|&p| std::mem::replace(&mut seen[p], true)) {
-                        return Err(self.err(format!("{label}: axisVec is not a permutation")));
-                    }
-                } else {
-                    return Err(self.err(format!(
-                        "{label}: expected the attributes axis1 and axis2, or axisVec"
-                    )));
-                }
-                (Op::Transpose { perm }, x.to_vec())
-            }
-            14 => {
-                self.need(fd, x, 1)?;
-                return self.slice(fd, &a, &x[0]);
-            }
-            15 => {
-                self.need(fd, x, 1)?;
-                let rate = a.real("dropoutRate")?;
-                let seed = if a.has("rngSeed") {
-                    a.size_t("rngSeed")?
-                } else {
-                    0
-                };
-                (Op::Dropout { rate, seed }, x.to_vec())
-            }
-            16 => {
-                self.need(fd, x, 1)?;
-                let shape = self.reshape_target(fd, &a, &x[0].shape())?;
-                (Op::Reshape { shape }, x.to_vec())
+                    .map(Some)
+                    .map_err(self.wrap(fd))
             }
             37 | 38 => {
                 self.need(fd, x, 2)?;
@@ -232,119 +330,97 @@ impl Builder<'_> {
                 } else {
                     Op::FutureValue { offset }
                 };
-                (op, x.to_vec())
+                self.apply_op(fd, op, x)
             }
-            39 => {
+            _ => Ok(None),
+        }
+    }
+
+    /// Ops that layers and losses are made of: Dropout, BatchNormalization, Clip,
+    /// Select, Logistic, OneHot.
+    fn layer_ops(&self, fd: &FnDesc, a: &Dict, x: &[Variable]) -> Result<Option<Variable>> {
+        let op = match fd.op {
+            15 => {
                 self.need(fd, x, 1)?;
-                let rop = match a.string("reductionOpName")? {
-                    "Sum" => ReduceOp::Sum,
-                    "Mean" => ReduceOp::Mean,
-                    "Max" => ReduceOp::Max,
-                    "Min" => ReduceOp::Min,
-                    "LogSum" => ReduceOp::LogSumExp,
-                    other => return Err(unsupported(format!("reduction '{other}'"))),
-                };
-                let list: Vec<&PbAxis> = if a.has("axisVec") {
-                    a.axes("axisVec")?
+                let rate = a.real("dropoutRate")?;
+                let seed = if a.has("rngSeed") {
+                    a.size_t("rngSeed")?
                 } else {
-                    vec![a.axis("axis")?]
+                    0
                 };
-                let keepdims =
-                    !a.has("reductionKeepDimensions") || a.bool("reductionKeepDimensions")?;
-                let axes = if list.iter().any(|ax| ax.static_axis_idx == ALL_STATIC_AXES) {
-                    None
-                } else {
-                    Some(
-                        list.iter()
-                            .map(|ax| self.static_axis(fd, ax, rank0))
-                            .collect::<Result<Vec<_>>>()?,
-                    )
-                };
-                (
-                    Op::Reduce {
-                        op: rop,
-                        axes,
-                        keepdims,
-                    },
-                    x.to_vec(),
-                )
+                Op::Dropout { rate, seed }
             }
             40 => {
                 self.need(fd, x, 6)?;
-                (
-                    Op::BatchNorm {
-                        spatial: a.bool("spatial")?,
-                        epsilon: a.real("epsilon")?,
-                        normalization_time_constant: a.real("normalizationTimeConstant")?,
-                    },
-                    x.to_vec(),
-                )
+                Op::BatchNorm {
+                    spatial: a.bool("spatial")?,
+                    epsilon: a.real("epsilon")?,
+                    normalization_time_constant: a.real("normalizationTimeConstant")?,
+                }
             }
             41 => {
                 self.need(fd, x, 3)?;
-                (Op::Clip, x.to_vec())
+                Op::Clip
             }
             42 => {
                 self.need(fd, x, 3)?;
-                (Op::Select, x.to_vec())
-            }
-            43 => {
-                if x.is_empty() {
-                    return Err(self.err(format!("{label}: no operands")));
-                }
-                let axis = self.static_axis(fd, a.axis("axis")?, rank0)?;
-                (Op::Splice { axis }, x.to_vec())
+                Op::Select
             }
             48 => match x.len() {
                 2 => {
-                    return crate::losses::binary_cross_entropy(&x[0], &x[1]).map_err(self.wrap(fd))
+                    return crate::losses::binary_cross_entropy(&x[0], &x[1])
+                        .map(Some)
+                        .map_err(self.wrap(fd))
                 }
-                3 => (Op::WeightedLogistic, x.to_vec()),
-                n => return Err(self.err(format!("{label}: expects 2 or 3 operands, got {n}"))),
+                3 => Op::WeightedLogistic,
+                n => {
+                    return Err(self.err(format!(
+                        "{}: expects 2 or 3 operands, got {n}",
+                        Self::fn_label(fd)
+                    )))
+                }
             },
-            17 => {
-                self.need(fd, x, 1)?;
-                (crate::import::conv::pooling(&a)?, x.to_vec())
-            }
-            33 => {
-                self.need(fd, x, 2)?;
-                (crate::import::conv::convolution(&a)?, x.to_vec())
-            }
-            58 => {
-                self.need(fd, x, 2)?;
-                (crate::import::conv::unpooling(&a)?, x.to_vec())
-            }
-            47 => {
-                self.need(fd, x, 2)?;
-                (crate::import::conv::roi_pooling(&a)?, x.to_vec())
-            }
             68 => {
                 self.need(fd, x, 1)?;
-                if a.has("onehotAxis") {
-                    let ax = a.axis("onehotAxis")?;
-                    if ax.static_axis_idx != ALL_STATIC_AXES && ax.static_axis_idx != 0 {
-                        return Err(unsupported(format!(
-                            "one-hot along axis '{}' (rntk appends the class axis last)",
-                            ax.name
-                        )));
-                    }
-                }
-                let n = a.size_t("numClass")?;
-                // the op's shape rule checks the count against limits.max_one_hot_classes
-                let num_classes = usize::try_from(n)
-                    .map_err(|_| self.err(format!("{label}: numClass {n} is absurd")))?;
-                (Op::OneHot { num_classes }, x.to_vec())
+                self.one_hot(fd, a)?
             }
-            code => {
-                return Err(unsupported(format!(
-                    "op code {code} ({}) has no rntk equivalent",
-                    op_name(code)
-                )))
-            }
+            _ => return Ok(None),
         };
-        Function::primitive(op, &operands, &fd.name)
-            .and_then(|f| f.output())
-            .map_err(self.wrap(fd))
+        self.apply_op(fd, op, x)
+    }
+
+    fn one_hot(&self, fd: &FnDesc, a: &Dict) -> Result<Op> {
+        if a.has("onehotAxis") {
+            let ax = a.axis("onehotAxis")?;
+            if ax.static_axis_idx != ALL_STATIC_AXES && ax.static_axis_idx != 0 {
+                return Err(self.unsupported(
+                    fd,
+                    format!(
+                        "one-hot along axis '{}' (rntk appends the class axis last)",
+                        ax.name
+                    ),
+                ));
+            }
+        }
+        let n = a.size_t("numClass")?;
+        // the op's shape rule checks the count against limits.max_one_hot_classes
+        let num_classes = usize::try_from(n)
+            .map_err(|_| self.err(format!("{}: numClass {n} is absurd", Self::fn_label(fd))))?;
+        Ok(Op::OneHot { num_classes })
+    }
+
+    /// Pooling, Convolution, Unpooling, ROIPooling (attributes in `import/conv.rs`).
+    fn conv_ops(&self, fd: &FnDesc, a: &Dict, x: &[Variable]) -> Result<Option<Variable>> {
+        use crate::import::conv;
+        let (make, arity): (fn(&Dict) -> Result<Op>, usize) = match fd.op {
+            17 => (conv::pooling, 1),
+            33 => (conv::convolution, 2),
+            58 => (conv::unpooling, 2),
+            47 => (conv::roi_pooling, 2),
+            _ => return Ok(None),
+        };
+        self.need(fd, x, arity)?;
+        self.apply_op(fd, make(a)?, x)
     }
 
     fn slice(&self, fd: &FnDesc, a: &Dict, x: &Variable) -> Result<Variable> {

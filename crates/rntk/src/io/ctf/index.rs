@@ -422,18 +422,7 @@ impl CtfIndex {
         };
         let block_target = BLOCK_BYTES.min(chunk_bytes.max(1));
 
-        let mut cuts = vec![0usize];
-        while let Some(&c) = cuts.last() {
-            let r = range_bytes.max(1);
-            if c + r >= data_end {
-                break;
-            }
-            match next_line_end(src, c + r, data_end, max_line, file, &mut buf)? {
-                Some(e) if e < data_end => cuts.push(e),
-                _ => break,
-            }
-        }
-        cuts.push(data_end);
+        let cuts = range_cuts(src, data_end, range_bytes, max_line, file, &mut buf)?;
         pool.give(buf);
         let scans: Vec<Result<RangeScan>> = cuts
             .par_windows(2)
@@ -474,40 +463,7 @@ impl CtfIndex {
             };
             let mut rblocks = scan.blocks;
             if !per_line && k > 0 {
-                // Rows that continue the previous range's last sequence move to
-                // its last block: the rows before the first id, and the first id's
-                // sequence too when it has the same id.
-                let (mut absorb_end, mut absorb_rows) = scan.prefix;
-                let mut absorb_seqs = u64::from(absorb_rows > 0);
-                if let Some((fid, fend, frows)) = scan.first {
-                    if Some(fid) == cur_id {
-                        absorb_end = fend;
-                        absorb_rows += frows;
-                        absorb_seqs += 1;
-                    }
-                }
-                let mut moved_rows = 0;
-                let mut moved_seqs = 0;
-                while absorb_rows > moved_rows && !rblocks.is_empty() {
-                    let Some(prev) = blocks.last_mut() else { break };
-                    let b = &mut rblocks[0];
-                    if b.end <= absorb_end {
-                        prev.end = b.end;
-                        prev.num_rows += b.num_rows;
-                        moved_rows += b.num_rows;
-                        moved_seqs += b.num_sequences;
-                        rblocks.remove(0);
-                    } else {
-                        let rows = absorb_rows - moved_rows;
-                        prev.end = absorb_end;
-                        prev.num_rows += rows;
-                        b.start = absorb_end;
-                        b.num_rows -= rows;
-                        b.first_line += rows;
-                        b.num_sequences = b.num_sequences.saturating_sub(absorb_seqs - moved_seqs);
-                        moved_rows = absorb_rows;
-                    }
-                }
+                absorb_continuation(&mut blocks, &mut rblocks, scan.prefix, scan.first, cur_id);
             }
             for mut b in rblocks {
                 b.first_line += line_base;
@@ -521,21 +477,7 @@ impl CtfIndex {
             }
         }
 
-        let mut chunks: Vec<ChunkSpan> = Vec::new();
-        let mut i = 0;
-        while i < blocks.len() {
-            let start = blocks[i].start;
-            let mut j = i + 1;
-            while j < blocks.len() && blocks[j].end - start <= chunk_bytes {
-                j += 1;
-            }
-            chunks.push(ChunkSpan {
-                blocks: i..j,
-                num_sequences: blocks[i..j].iter().map(|b| b.num_sequences).sum(),
-                num_rows: blocks[i..j].iter().map(|b| b.num_rows).sum(),
-            });
-            i = j;
-        }
+        let chunks = group_chunks(&blocks, chunk_bytes);
         Ok(CtfIndex {
             per_line,
             blocks,
@@ -547,6 +489,96 @@ impl CtfIndex {
     pub fn num_sequences(&self) -> u64 {
         self.blocks.iter().map(|b| b.num_sequences).sum()
     }
+}
+
+/// Where the ranges scanned in parallel start and end: a line end about every
+/// `range_bytes`, then `data_end`.
+fn range_cuts<S: Source + ?Sized>(
+    src: &S,
+    data_end: usize,
+    range_bytes: usize,
+    max_line: usize,
+    file: &str,
+    buf: &mut Vec<u8>,
+) -> Result<Vec<usize>> {
+    let mut cuts = vec![0usize];
+    while let Some(&c) = cuts.last() {
+        let r = range_bytes.max(1);
+        if c + r >= data_end {
+            break;
+        }
+        match next_line_end(src, c + r, data_end, max_line, file, buf)? {
+            Some(e) if e < data_end => cuts.push(e),
+            _ => break,
+        }
+    }
+    cuts.push(data_end);
+    Ok(cuts)
+}
+
+/// Rows at the start of a range that continue the previous range's last
+/// sequence move to its last block (`blocks`' last): the rows before the first
+/// id (`prefix`: end offset and rows), and the first id's sequence (`first`)
+/// too when it has the same id as that sequence (`cur_id`).
+fn absorb_continuation(
+    blocks: &mut [Block],
+    rblocks: &mut Vec<Block>,
+    prefix: (usize, u64),
+    first: Option<(u64, usize, u64)>,
+    cur_id: Option<u64>,
+) {
+    let (mut absorb_end, mut absorb_rows) = prefix;
+    let mut absorb_seqs = u64::from(absorb_rows > 0);
+    if let Some((fid, fend, frows)) = first {
+        if Some(fid) == cur_id {
+            absorb_end = fend;
+            absorb_rows += frows;
+            absorb_seqs += 1;
+        }
+    }
+    let mut moved_rows = 0;
+    let mut moved_seqs = 0;
+    while absorb_rows > moved_rows && !rblocks.is_empty() {
+        let Some(prev) = blocks.last_mut() else { break };
+        let b = &mut rblocks[0];
+        if b.end <= absorb_end {
+            prev.end = b.end;
+            prev.num_rows += b.num_rows;
+            moved_rows += b.num_rows;
+            moved_seqs += b.num_sequences;
+            rblocks.remove(0);
+        } else {
+            let rows = absorb_rows - moved_rows;
+            prev.end = absorb_end;
+            prev.num_rows += rows;
+            b.start = absorb_end;
+            b.num_rows -= rows;
+            b.first_line += rows;
+            b.num_sequences = b.num_sequences.saturating_sub(absorb_seqs - moved_seqs);
+            moved_rows = absorb_rows;
+        }
+    }
+}
+
+/// Consecutive blocks grouped into chunks of at most `chunk_bytes` (a block
+/// larger than that is a chunk of its own).
+fn group_chunks(blocks: &[Block], chunk_bytes: usize) -> Vec<ChunkSpan> {
+    let mut chunks: Vec<ChunkSpan> = Vec::new();
+    let mut i = 0;
+    while i < blocks.len() {
+        let start = blocks[i].start;
+        let mut j = i + 1;
+        while j < blocks.len() && blocks[j].end - start <= chunk_bytes {
+            j += 1;
+        }
+        chunks.push(ChunkSpan {
+            blocks: i..j,
+            num_sequences: blocks[i..j].iter().map(|b| b.num_sequences).sum(),
+            num_rows: blocks[i..j].iter().map(|b| b.num_rows).sum(),
+        });
+        i = j;
+    }
+    chunks
 }
 
 #[cfg(test)]

@@ -146,266 +146,308 @@ fn swap_tb(g: &mut Gb, x: &str) -> String {
     g.op("Reshape", &[&tr, &out], vec![])
 }
 
+/// A function body: its inputs, outputs and attributes.
+type Body = (Vec<&'static str>, Vec<String>, Vec<&'static str>);
+
 /// The body of function `name`: (inputs, outputs, attributes, builder).
-fn body(name: &str, g: &mut Gb) -> (Vec<&'static str>, Vec<String>, Vec<&'static str>) {
+fn body(name: &str, g: &mut Gb) -> Body {
     match name {
         "SequenceMask" => (vec!["x", "lens"], vec![mask2(g, "x", "lens")], vec![]),
-        "SequenceFirst" => {
-            let z = g.i64_scalar(0);
-            let y = g.op("Gather", &["x", &z], vec![attr_i("axis", 0)]);
-            (vec!["x"], vec![y], vec![])
-        }
-        "SequenceLast" => {
-            let s = g.op("Shape", &["x"], vec![]);
-            let rest = g.slice(&s, &[2], &[END], &[0]);
-            let m1 = g.i64s(&[-1]);
-            let fs = g.op("Concat", &[&m1, &rest], vec![attr_i("axis", 0)]);
-            let xf = g.op("Reshape", &["x", &fs], vec![]);
-            let b = g.dim_scalar("x", 1);
-            let l = g.cast("lens", INT64);
-            let one = g.i64_scalar(1);
-            let lm = g.op("Sub", &[&l, &one], vec![]);
-            let rows = g.op("Mul", &[&lm, &b], vec![]);
-            let bi = range(g, &b);
-            let idx = g.op("Add", &[&rows, &bi], vec![]);
-            let y = g.op("Gather", &[&xf, &idx], vec![attr_i("axis", 0)]);
-            (vec!["x", "lens"], vec![y], vec![])
-        }
-        "SequenceReduceSum" | "SequenceReduceMax" => {
-            let m = mask_full(g, "x", "lens");
-            let xm = g.op("Where", &[&m, "x", "fill"], vec![]);
-            let op = if name == "SequenceReduceSum" {
-                "ReduceSum"
-            } else {
-                "ReduceMax"
-            };
-            let y = g.reduce(op, &xm, &[0], false);
-            (vec!["x", "lens", "fill"], vec![y], vec![])
-        }
-        "SequenceSoftmax" => {
-            let m = mask_full(g, "x", "lens");
-            let xm = g.op("Where", &[&m, "x", "neg_inf"], vec![]);
-            let mx = g.reduce("ReduceMax", &xm, &[0], true);
-            let d = g.op("Sub", &["x", &mx], vec![]);
-            let e = g.op("Exp", &[&d], vec![]);
-            let em = g.op("Where", &[&m, &e, "zero"], vec![]);
-            let s = g.reduce("ReduceSum", &em, &[0], true);
-            let y = g.op("Div", &[&em, &s], vec![]);
-            (vec!["x", "lens", "neg_inf", "zero"], vec![y], vec![])
-        }
-        "SequenceBroadcastAs" => {
-            let t = g.shape_part("like", 0, 1);
-            let sv = g.op("Shape", &["v"], vec![]);
-            let shape = g.op("Concat", &[&t, &sv], vec![attr_i("axis", 0)]);
-            let u = g.unsqueeze("v", &[0]);
-            let y = g.op("Expand", &[&u, &shape], vec![]);
-            (vec!["v", "like"], vec![y], vec![])
-        }
-        "SequenceIsFirst" | "SequenceIsLast" => {
-            let t = g.dim_scalar("x", 0);
-            let r = range(g, &t);
-            let rr = g.unsqueeze(&r, &[1]);
-            let at = if name == "SequenceIsFirst" {
-                g.i64s(&[0])
-            } else {
-                let l = g.cast("lens", INT64);
-                let one = g.i64_scalar(1);
-                let lm = g.op("Sub", &[&l, &one], vec![]);
-                g.unsqueeze(&lm, &[0])
-            };
-            let eq = g.op("Equal", &[&rr, &at], vec![]);
-            let m = mask2(g, "x", "lens");
-            let both = g.op("And", &[&eq, &m], vec![]);
-            let y = g.op("Where", &[&both, "one", "zero"], vec![]);
-            (vec!["x", "lens", "one", "zero"], vec![y], vec![])
-        }
-        "PastValue" => {
-            let k = attr_value(g, "offset");
-            let t = g.dim_scalar("x", 0);
-            let s = g.op("Shape", &["x"], vec![]);
-            let rest = g.slice(&s, &[1], &[END], &[0]);
-            let kk = g.unsqueeze(&k, &[0]);
-            let hs = g.op("Concat", &[&kk, &rest], vec![attr_i("axis", 0)]);
-            let pad = g.op("Expand", &["init", &hs], vec![]);
-            let cat = g.op("Concat", &[&pad, "x"], vec![attr_i("axis", 0)]);
-            let z = g.i64s(&[0]);
-            let tt = g.unsqueeze(&t, &[0]);
-            let ax = g.i64s(&[0]);
-            let y = g.op("Slice", &[&cat, &z, &tt, &ax], vec![]);
-            (vec!["x", "init"], vec![y], vec!["offset"])
-        }
-        "FutureValue" => {
-            let k = attr_value(g, "offset");
-            let t = g.dim_scalar("x", 0);
-            let s = g.op("Shape", &["x"], vec![]);
-            let rest = g.slice(&s, &[1], &[END], &[0]);
-            let kk = g.unsqueeze(&k, &[0]);
-            let hs = g.op("Concat", &[&kk, &rest], vec![attr_i("axis", 0)]);
-            let pad = g.op("Expand", &["init", &hs], vec![]);
-            let cat = g.op("Concat", &["x", &pad], vec![attr_i("axis", 0)]);
-            let tt = g.unsqueeze(&t, &[0]);
-            let end = g.op("Add", &[&kk, &tt], vec![]);
-            let ax = g.i64s(&[0]);
-            let shifted = g.op("Slice", &[&cat, &kk, &end, &ax], vec![]);
-            // step t reads step t + k only while that is inside the sequence
-            let r = range(g, &t);
-            let rk = g.op("Add", &[&r, &k], vec![]);
-            let rr = g.unsqueeze(&rk, &[1]);
-            let l = g.cast("lens", INT64);
-            let ll = g.unsqueeze(&l, &[0]);
-            let inside = g.op("Less", &[&rr, &ll], vec![]);
-            let inside = to_rank(g, &inside, "x");
-            let full = g.op("Shape", &["x"], vec![]);
-            let init_full = g.op("Expand", &["init", &full], vec![]);
-            let y = g.op("Where", &[&inside, &shifted, &init_full], vec![]);
-            (vec!["x", "init", "lens"], vec![y], vec!["offset"])
-        }
-        "SequenceWhere" => {
-            let counts = where_counts(g, "c", "lens");
-            let table = where_table(g, &counts);
-            let ind = g.op("Where", &[&table, "one", "zero"], vec![]);
-            let src = g.reduce("ReduceSum", &ind, &[1], false);
-            let sc = g.op("Shape", &["c"], vec![]);
-            let y = g.op("Reshape", &[&src, &sc], vec![]);
-            let nl = where_lens(g, &counts);
-            (vec!["c", "lens", "one", "zero"], vec![y, nl], vec![])
-        }
-        "SequenceGather" => {
-            let counts = where_counts(g, "c", "lens");
-            let table = where_table(g, &counts);
-            let ti = g.cast(&table, INT64);
-            let src = g.reduce("ReduceSum", &ti, &[1], false);
-            let src = clamp_t(g, &src, "x");
-            let idx = index_like(g, &src, "x");
-            let y = g.op("GatherElements", &["x", &idx], vec![attr_i("axis", 0)]);
-            let nl = where_lens(g, &counts);
-            (vec!["x", "c", "lens"], vec![y, nl], vec![])
-        }
-        "SequenceScatter" => {
-            // out[t] = Σ x[j] over the outputs j that step t produced:
-            // counts[t−1] ≤ j < counts[t].
-            let counts = where_counts(g, "c", "c_lens");
-            let zd = g.constant("zero", DOUBLE, &[1, 1], 0f64.to_le_bytes().to_vec());
-            let t = g.dim_scalar("c", 0);
-            let one = g.i64_scalar(1);
-            let tm = g.op("Sub", &[&t, &one], vec![]);
-            let tm1 = g.unsqueeze(&tm, &[0]);
-            let z1 = g.i64s(&[0]);
-            let ax = g.i64s(&[0]);
-            let head = g.op("Slice", &[&counts, &z1, &tm1, &ax], vec![]);
-            let b = g.shape_part("c", 1, 2);
-            let one1 = g.i64s(&[1]);
-            let zs = g.op("Concat", &[&one1, &b], vec![attr_i("axis", 0)]);
-            let zrow = g.op("Expand", &[&zd, &zs], vec![]);
-            let prev = g.op("Concat", &[&zrow, &head], vec![attr_i("axis", 0)]);
-            // [B, T, J]
-            let jn = g.dim_scalar("x", 0);
-            let jr = range(g, &jn);
-            let jd = g.cast(&jr, DOUBLE);
-            let j = g.unsqueeze(&jd, &[0, 1]);
-            let tr = |g: &mut Gb, v: &str| {
-                let u = g.unsqueeze(v, &[2]);
-                g.op(
-                    "Transpose",
-                    &[&u],
-                    vec![super::super::builder::attr_ints("perm", &[1, 0, 2])],
-                )
-            };
-            let p = tr(g, &prev);
-            let c = tr(g, &counts);
-            let ge = g.op("GreaterOrEqual", &[&j, &p], vec![]);
-            let lt = g.op("Less", &[&j, &c], vec![]);
-            let inside = g.op("And", &[&ge, &lt], vec![]);
-            let mx = mask_full(g, "x", "x_lens");
-            let xm = g.op("Where", &[&mx, "x", "zero"], vec![]);
-            // x as [B, J, R]
-            let xs = swap_tb(g, &xm);
-            let s = g.op("Shape", &[&xs], vec![]);
-            let lead = g.slice(&s, &[0], &[2], &[0]);
-            let m1 = g.i64s(&[-1]);
-            let fs = g.op("Concat", &[&lead, &m1], vec![attr_i("axis", 0)]);
-            let x3 = g.op("Reshape", &[&xs, &fs], vec![]);
-            let w = g.op("Where", &[&inside, "one", "zero"], vec![]);
-            let y3 = g.op("MatMul", &[&w, &x3], vec![]);
-            // back to [T, B, sample]
-            let y3t = g.op(
-                "Transpose",
-                &[&y3],
-                vec![super::super::builder::attr_ints("perm", &[1, 0, 2])],
-            );
-            let sx = g.op("Shape", &["x"], vec![]);
-            let rest = g.slice(&sx, &[2], &[END], &[0]);
-            let tb = g.shape_part("c", 0, 2);
-            let os = g.op("Concat", &[&tb, &rest], vec![attr_i("axis", 0)]);
-            let y = g.op("Reshape", &[&y3t, &os], vec![]);
-            (
-                vec!["x", "x_lens", "c", "c_lens", "one", "zero"],
-                vec![y],
-                vec![],
-            )
-        }
-        "SequenceSlice" => {
-            let bg = attr_value(g, "begin");
-            let en = attr_value(g, "end");
-            let l = g.cast("lens", INT64);
-            let z = g.i64_scalar(0);
-            // begin ≥ 0: min(begin, len), else max(len + begin, 0)
-            let b_pos = g.op("Min", &[&bg, &l], vec![]);
-            let lb = g.op("Add", &[&l, &bg], vec![]);
-            let b_neg = g.op("Max", &[&lb, &z], vec![]);
-            let bnn = g.op("GreaterOrEqual", &[&bg, &z], vec![]);
-            let start = g.op("Where", &[&bnn, &b_pos, &b_neg], vec![]);
-            // end == 0: len; end < 0: max(len + end, 0); else min(end, len)
-            let e_pos = g.op("Min", &[&en, &l], vec![]);
-            let le = g.op("Add", &[&l, &en], vec![]);
-            let e_neg = g.op("Max", &[&le, &z], vec![]);
-            let epos = g.op("Greater", &[&en, &z], vec![]);
-            let ez = g.op("Equal", &[&en, &z], vec![]);
-            let e1 = g.op("Where", &[&epos, &e_pos, &e_neg], vec![]);
-            let stop = g.op("Where", &[&ez, &l, &e1], vec![]);
-            let d = g.op("Sub", &[&stop, &start], vec![]);
-            let nl = g.op("Max", &[&d, &z], vec![]);
-            let nl = g.cast(&nl, INT32);
-            let t = g.dim_scalar("x", 0);
-            let r = range(g, &t);
-            let rr = g.unsqueeze(&r, &[1]);
-            let ss = g.unsqueeze(&start, &[0]);
-            let src = g.op("Add", &[&rr, &ss], vec![]);
-            let src = clamp_t(g, &src, "x");
-            let idx = index_like(g, &src, "x");
-            let y = g.op("GatherElements", &["x", &idx], vec![attr_i("axis", 0)]);
-            (vec!["x", "lens"], vec![y, nl], vec!["begin", "end"])
-        }
-        "SequenceUnpack" | "SequenceUnpackMask" => {
-            let maxl = g.reduce("ReduceMax", "lens", &[], false);
-            let maxl = g.cast(&maxl, INT64);
-            let maxl = g.unsqueeze(&maxl, &[0]);
-            let z1 = g.i64s(&[0]);
-            let one = g.i64s(&[1]);
-            if name == "SequenceUnpack" {
-                let m = mask_full(g, "x", "lens");
-                let xm = g.op("Where", &[&m, "x", "pad"], vec![]);
-                let sw = swap_tb(g, &xm);
-                let y = g.op("Slice", &[&sw, &z1, &maxl, &one], vec![]);
-                (vec!["x", "lens", "pad"], vec![y], vec![])
-            } else {
-                let m = mask2(g, "x", "lens");
-                let v = g.op("Where", &[&m, "one", "zero"], vec![]);
-                let tr = g.op(
-                    "Transpose",
-                    &[&v],
-                    vec![super::super::builder::attr_ints("perm", &[1, 0])],
-                );
-                let y = g.op("Slice", &[&tr, &z1, &maxl, &one], vec![]);
-                (vec!["x", "lens", "one", "zero"], vec![y], vec![])
-            }
-        }
+        "SequenceFirst" => sequence_first(g),
+        "SequenceLast" => sequence_last(g),
+        "SequenceReduceSum" | "SequenceReduceMax" => sequence_reduce(name, g),
+        "SequenceSoftmax" => sequence_softmax(g),
+        "SequenceBroadcastAs" => sequence_broadcast_as(g),
+        "SequenceIsFirst" | "SequenceIsLast" => sequence_is_first_last(name, g),
+        "PastValue" => past_value(g),
+        "FutureValue" => future_value(g),
+        "SequenceWhere" => sequence_where(g),
+        "SequenceGather" => sequence_gather(g),
+        "SequenceScatter" => sequence_scatter(g),
+        "SequenceSlice" => sequence_slice(g),
+        "SequenceUnpack" | "SequenceUnpackMask" => sequence_unpack(name, g),
         _ => reduce_all(name, g),
     }
 }
 
+/// `SequenceFirst`.
+fn sequence_first(g: &mut Gb) -> Body {
+    let z = g.i64_scalar(0);
+    let y = g.op("Gather", &["x", &z], vec![attr_i("axis", 0)]);
+    (vec!["x"], vec![y], vec![])
+}
+
+/// `SequenceLast`.
+fn sequence_last(g: &mut Gb) -> Body {
+    let s = g.op("Shape", &["x"], vec![]);
+    let rest = g.slice(&s, &[2], &[END], &[0]);
+    let m1 = g.i64s(&[-1]);
+    let fs = g.op("Concat", &[&m1, &rest], vec![attr_i("axis", 0)]);
+    let xf = g.op("Reshape", &["x", &fs], vec![]);
+    let b = g.dim_scalar("x", 1);
+    let l = g.cast("lens", INT64);
+    let one = g.i64_scalar(1);
+    let lm = g.op("Sub", &[&l, &one], vec![]);
+    let rows = g.op("Mul", &[&lm, &b], vec![]);
+    let bi = range(g, &b);
+    let idx = g.op("Add", &[&rows, &bi], vec![]);
+    let y = g.op("Gather", &[&xf, &idx], vec![attr_i("axis", 0)]);
+    (vec!["x", "lens"], vec![y], vec![])
+}
+
+/// `SequenceReduceSum` / `SequenceReduceMax`.
+fn sequence_reduce(name: &str, g: &mut Gb) -> Body {
+    let m = mask_full(g, "x", "lens");
+    let xm = g.op("Where", &[&m, "x", "fill"], vec![]);
+    let op = if name == "SequenceReduceSum" {
+        "ReduceSum"
+    } else {
+        "ReduceMax"
+    };
+    let y = g.reduce(op, &xm, &[0], false);
+    (vec!["x", "lens", "fill"], vec![y], vec![])
+}
+
+/// `SequenceSoftmax`.
+fn sequence_softmax(g: &mut Gb) -> Body {
+    let m = mask_full(g, "x", "lens");
+    let xm = g.op("Where", &[&m, "x", "neg_inf"], vec![]);
+    let mx = g.reduce("ReduceMax", &xm, &[0], true);
+    let d = g.op("Sub", &["x", &mx], vec![]);
+    let e = g.op("Exp", &[&d], vec![]);
+    let em = g.op("Where", &[&m, &e, "zero"], vec![]);
+    let s = g.reduce("ReduceSum", &em, &[0], true);
+    let y = g.op("Div", &[&em, &s], vec![]);
+    (vec!["x", "lens", "neg_inf", "zero"], vec![y], vec![])
+}
+
+/// `SequenceBroadcastAs`.
+fn sequence_broadcast_as(g: &mut Gb) -> Body {
+    let t = g.shape_part("like", 0, 1);
+    let sv = g.op("Shape", &["v"], vec![]);
+    let shape = g.op("Concat", &[&t, &sv], vec![attr_i("axis", 0)]);
+    let u = g.unsqueeze("v", &[0]);
+    let y = g.op("Expand", &[&u, &shape], vec![]);
+    (vec!["v", "like"], vec![y], vec![])
+}
+
+/// `SequenceIsFirst` / `SequenceIsLast`.
+fn sequence_is_first_last(name: &str, g: &mut Gb) -> Body {
+    let t = g.dim_scalar("x", 0);
+    let r = range(g, &t);
+    let rr = g.unsqueeze(&r, &[1]);
+    let at = if name == "SequenceIsFirst" {
+        g.i64s(&[0])
+    } else {
+        let l = g.cast("lens", INT64);
+        let one = g.i64_scalar(1);
+        let lm = g.op("Sub", &[&l, &one], vec![]);
+        g.unsqueeze(&lm, &[0])
+    };
+    let eq = g.op("Equal", &[&rr, &at], vec![]);
+    let m = mask2(g, "x", "lens");
+    let both = g.op("And", &[&eq, &m], vec![]);
+    let y = g.op("Where", &[&both, "one", "zero"], vec![]);
+    (vec!["x", "lens", "one", "zero"], vec![y], vec![])
+}
+
+/// `PastValue`.
+fn past_value(g: &mut Gb) -> Body {
+    let k = attr_value(g, "offset");
+    let t = g.dim_scalar("x", 0);
+    let s = g.op("Shape", &["x"], vec![]);
+    let rest = g.slice(&s, &[1], &[END], &[0]);
+    let kk = g.unsqueeze(&k, &[0]);
+    let hs = g.op("Concat", &[&kk, &rest], vec![attr_i("axis", 0)]);
+    let pad = g.op("Expand", &["init", &hs], vec![]);
+    let cat = g.op("Concat", &[&pad, "x"], vec![attr_i("axis", 0)]);
+    let z = g.i64s(&[0]);
+    let tt = g.unsqueeze(&t, &[0]);
+    let ax = g.i64s(&[0]);
+    let y = g.op("Slice", &[&cat, &z, &tt, &ax], vec![]);
+    (vec!["x", "init"], vec![y], vec!["offset"])
+}
+
+/// `FutureValue`.
+fn future_value(g: &mut Gb) -> Body {
+    let k = attr_value(g, "offset");
+    let t = g.dim_scalar("x", 0);
+    let s = g.op("Shape", &["x"], vec![]);
+    let rest = g.slice(&s, &[1], &[END], &[0]);
+    let kk = g.unsqueeze(&k, &[0]);
+    let hs = g.op("Concat", &[&kk, &rest], vec![attr_i("axis", 0)]);
+    let pad = g.op("Expand", &["init", &hs], vec![]);
+    let cat = g.op("Concat", &["x", &pad], vec![attr_i("axis", 0)]);
+    let tt = g.unsqueeze(&t, &[0]);
+    let end = g.op("Add", &[&kk, &tt], vec![]);
+    let ax = g.i64s(&[0]);
+    let shifted = g.op("Slice", &[&cat, &kk, &end, &ax], vec![]);
+    // step t reads step t + k only while that is inside the sequence
+    let r = range(g, &t);
+    let rk = g.op("Add", &[&r, &k], vec![]);
+    let rr = g.unsqueeze(&rk, &[1]);
+    let l = g.cast("lens", INT64);
+    let ll = g.unsqueeze(&l, &[0]);
+    let inside = g.op("Less", &[&rr, &ll], vec![]);
+    let inside = to_rank(g, &inside, "x");
+    let full = g.op("Shape", &["x"], vec![]);
+    let init_full = g.op("Expand", &["init", &full], vec![]);
+    let y = g.op("Where", &[&inside, &shifted, &init_full], vec![]);
+    (vec!["x", "init", "lens"], vec![y], vec!["offset"])
+}
+
+/// `SequenceWhere`.
+fn sequence_where(g: &mut Gb) -> Body {
+    let counts = where_counts(g, "c", "lens");
+    let table = where_table(g, &counts);
+    let ind = g.op("Where", &[&table, "one", "zero"], vec![]);
+    let src = g.reduce("ReduceSum", &ind, &[1], false);
+    let sc = g.op("Shape", &["c"], vec![]);
+    let y = g.op("Reshape", &[&src, &sc], vec![]);
+    let nl = where_lens(g, &counts);
+    (vec!["c", "lens", "one", "zero"], vec![y, nl], vec![])
+}
+
+/// `SequenceGather`.
+fn sequence_gather(g: &mut Gb) -> Body {
+    let counts = where_counts(g, "c", "lens");
+    let table = where_table(g, &counts);
+    let ti = g.cast(&table, INT64);
+    let src = g.reduce("ReduceSum", &ti, &[1], false);
+    let src = clamp_t(g, &src, "x");
+    let idx = index_like(g, &src, "x");
+    let y = g.op("GatherElements", &["x", &idx], vec![attr_i("axis", 0)]);
+    let nl = where_lens(g, &counts);
+    (vec!["x", "c", "lens"], vec![y, nl], vec![])
+}
+
+/// `SequenceScatter`.
+fn sequence_scatter(g: &mut Gb) -> Body {
+    // out[t] = Σ x[j] over the outputs j that step t produced:
+    // counts[t−1] ≤ j < counts[t].
+    let counts = where_counts(g, "c", "c_lens");
+    let zd = g.constant("zero", DOUBLE, &[1, 1], 0f64.to_le_bytes().to_vec());
+    let t = g.dim_scalar("c", 0);
+    let one = g.i64_scalar(1);
+    let tm = g.op("Sub", &[&t, &one], vec![]);
+    let tm1 = g.unsqueeze(&tm, &[0]);
+    let z1 = g.i64s(&[0]);
+    let ax = g.i64s(&[0]);
+    let head = g.op("Slice", &[&counts, &z1, &tm1, &ax], vec![]);
+    let b = g.shape_part("c", 1, 2);
+    let one1 = g.i64s(&[1]);
+    let zs = g.op("Concat", &[&one1, &b], vec![attr_i("axis", 0)]);
+    let zrow = g.op("Expand", &[&zd, &zs], vec![]);
+    let prev = g.op("Concat", &[&zrow, &head], vec![attr_i("axis", 0)]);
+    // [B, T, J]
+    let jn = g.dim_scalar("x", 0);
+    let jr = range(g, &jn);
+    let jd = g.cast(&jr, DOUBLE);
+    let j = g.unsqueeze(&jd, &[0, 1]);
+    let tr = |g: &mut Gb, v: &str| {
+        let u = g.unsqueeze(v, &[2]);
+        g.op(
+            "Transpose",
+            &[&u],
+            vec![super::super::builder::attr_ints("perm", &[1, 0, 2])],
+        )
+    };
+    let p = tr(g, &prev);
+    let c = tr(g, &counts);
+    let ge = g.op("GreaterOrEqual", &[&j, &p], vec![]);
+    let lt = g.op("Less", &[&j, &c], vec![]);
+    let inside = g.op("And", &[&ge, &lt], vec![]);
+    let mx = mask_full(g, "x", "x_lens");
+    let xm = g.op("Where", &[&mx, "x", "zero"], vec![]);
+    // x as [B, J, R]
+    let xs = swap_tb(g, &xm);
+    let s = g.op("Shape", &[&xs], vec![]);
+    let lead = g.slice(&s, &[0], &[2], &[0]);
+    let m1 = g.i64s(&[-1]);
+    let fs = g.op("Concat", &[&lead, &m1], vec![attr_i("axis", 0)]);
+    let x3 = g.op("Reshape", &[&xs, &fs], vec![]);
+    let w = g.op("Where", &[&inside, "one", "zero"], vec![]);
+    let y3 = g.op("MatMul", &[&w, &x3], vec![]);
+    // back to [T, B, sample]
+    let y3t = g.op(
+        "Transpose",
+        &[&y3],
+        vec![super::super::builder::attr_ints("perm", &[1, 0, 2])],
+    );
+    let sx = g.op("Shape", &["x"], vec![]);
+    let rest = g.slice(&sx, &[2], &[END], &[0]);
+    let tb = g.shape_part("c", 0, 2);
+    let os = g.op("Concat", &[&tb, &rest], vec![attr_i("axis", 0)]);
+    let y = g.op("Reshape", &[&y3t, &os], vec![]);
+    (
+        vec!["x", "x_lens", "c", "c_lens", "one", "zero"],
+        vec![y],
+        vec![],
+    )
+}
+
+/// `SequenceSlice`.
+fn sequence_slice(g: &mut Gb) -> Body {
+    let bg = attr_value(g, "begin");
+    let en = attr_value(g, "end");
+    let l = g.cast("lens", INT64);
+    let z = g.i64_scalar(0);
+    // begin ≥ 0: min(begin, len), else max(len + begin, 0)
+    let b_pos = g.op("Min", &[&bg, &l], vec![]);
+    let lb = g.op("Add", &[&l, &bg], vec![]);
+    let b_neg = g.op("Max", &[&lb, &z], vec![]);
+    let bnn = g.op("GreaterOrEqual", &[&bg, &z], vec![]);
+    let start = g.op("Where", &[&bnn, &b_pos, &b_neg], vec![]);
+    // end == 0: len; end < 0: max(len + end, 0); else min(end, len)
+    let e_pos = g.op("Min", &[&en, &l], vec![]);
+    let le = g.op("Add", &[&l, &en], vec![]);
+    let e_neg = g.op("Max", &[&le, &z], vec![]);
+    let epos = g.op("Greater", &[&en, &z], vec![]);
+    let ez = g.op("Equal", &[&en, &z], vec![]);
+    let e1 = g.op("Where", &[&epos, &e_pos, &e_neg], vec![]);
+    let stop = g.op("Where", &[&ez, &l, &e1], vec![]);
+    let d = g.op("Sub", &[&stop, &start], vec![]);
+    let nl = g.op("Max", &[&d, &z], vec![]);
+    let nl = g.cast(&nl, INT32);
+    let t = g.dim_scalar("x", 0);
+    let r = range(g, &t);
+    let rr = g.unsqueeze(&r, &[1]);
+    let ss = g.unsqueeze(&start, &[0]);
+    let src = g.op("Add", &[&rr, &ss], vec![]);
+    let src = clamp_t(g, &src, "x");
+    let idx = index_like(g, &src, "x");
+    let y = g.op("GatherElements", &["x", &idx], vec![attr_i("axis", 0)]);
+    (vec!["x", "lens"], vec![y, nl], vec!["begin", "end"])
+}
+
+/// `SequenceUnpack` / `SequenceUnpackMask`.
+fn sequence_unpack(name: &str, g: &mut Gb) -> Body {
+    let maxl = g.reduce("ReduceMax", "lens", &[], false);
+    let maxl = g.cast(&maxl, INT64);
+    let maxl = g.unsqueeze(&maxl, &[0]);
+    let z1 = g.i64s(&[0]);
+    let one = g.i64s(&[1]);
+    if name == "SequenceUnpack" {
+        let m = mask_full(g, "x", "lens");
+        let xm = g.op("Where", &[&m, "x", "pad"], vec![]);
+        let sw = swap_tb(g, &xm);
+        let y = g.op("Slice", &[&sw, &z1, &maxl, &one], vec![]);
+        (vec!["x", "lens", "pad"], vec![y], vec![])
+    } else {
+        let m = mask2(g, "x", "lens");
+        let v = g.op("Where", &[&m, "one", "zero"], vec![]);
+        let tr = g.op(
+            "Transpose",
+            &[&v],
+            vec![super::super::builder::attr_ints("perm", &[1, 0])],
+        );
+        let y = g.op("Slice", &[&tr, &z1, &maxl, &one], vec![]);
+        (vec!["x", "lens", "one", "zero"], vec![y], vec![])
+    }
+}
+
 /// `SequenceReduceAll*`: every real element of a sequence value.
-fn reduce_all(name: &str, g: &mut Gb) -> (Vec<&'static str>, Vec<String>, Vec<&'static str>) {
+fn reduce_all(name: &str, g: &mut Gb) -> Body {
     let m = mask_full(g, "x", "lens");
     let xm = g.op("Where", &[&m, "x", "fill"], vec![]);
     let op = match name {

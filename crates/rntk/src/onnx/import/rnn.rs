@@ -424,24 +424,7 @@ impl<'a> Imp<'a> {
             return Err(self.err(n, "inputs and body do not fit"));
         }
         let states = total - m;
-        let dirs_in = super::ops::attr_ints(n, "scan_input_directions").unwrap_or_default();
-        let dirs_out = super::ops::attr_ints(n, "scan_output_directions").unwrap_or_default();
-        let reverse = dirs_in.first().copied().unwrap_or(0) == 1;
-        if dirs_in.iter().any(|&d| d != dirs_in[0])
-            || dirs_out
-                .iter()
-                .any(|&d| d != dirs_in.first().copied().unwrap_or(0))
-        {
-            return Err(unsupported(
-                "Scan whose inputs or outputs run in different directions",
-            ));
-        }
-        if super::ops::attr_ints(n, "scan_input_axes").is_some_and(|a| a.iter().any(|&x| x != 0))
-            || super::ops::attr_ints(n, "scan_output_axes")
-                .is_some_and(|a| a.iter().any(|&x| x != 0))
-        {
-            return Err(unsupported("Scan along an axis other than the first"));
-        }
+        let reverse = scan_reverse(n)?;
         let mut scope = std::collections::HashMap::new();
         // per-step views of the scanned sequences
         let mut like: Option<Variable> = None;
@@ -711,4 +694,27 @@ impl<'a> Imp<'a> {
             }
         }
     }
+}
+
+/// Whether a `Scan` runs backward: its inputs and outputs must all run one way,
+/// along their first axis.
+fn scan_reverse(n: &NodeProto) -> Result<bool> {
+    let dirs_in = super::ops::attr_ints(n, "scan_input_directions").unwrap_or_default();
+    let dirs_out = super::ops::attr_ints(n, "scan_output_directions").unwrap_or_default();
+    let reverse = dirs_in.first().copied().unwrap_or(0) == 1;
+    if dirs_in.iter().any(|&d| d != dirs_in[0])
+        || dirs_out
+            .iter()
+            .any(|&d| d != dirs_in.first().copied().unwrap_or(0))
+    {
+        return Err(unsupported(
+            "Scan whose inputs or outputs run in different directions",
+        ));
+    }
+    if super::ops::attr_ints(n, "scan_input_axes").is_some_and(|a| a.iter().any(|&x| x != 0))
+        || super::ops::attr_ints(n, "scan_output_axes").is_some_and(|a| a.iter().any(|&x| x != 0))
+    {
+        return Err(unsupported("Scan along an axis other than the first"));
+    }
+    Ok(reverse)
 }

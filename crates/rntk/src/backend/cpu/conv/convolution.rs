@@ -11,8 +11,9 @@
 //! ```
 //!
 //! A pointwise convolution (1×1, stride 1, no padding) multiplies the image rows in place.
-//! Other stride-1 convolutions on the AVX-512 path read their patches in place from a
-//! zero-padded copy of the image instead of packing them (`implicit`).
+//! Other stride-1 convolutions on the register-blocked path (AVX-512 or AVX2) read their
+//! patches in place from a zero-padded copy of the image instead of packing them
+//! (`implicit`).
 //! Work is split over `threads` as contiguous ranges of (image, group, block) items, each
 //! thread with one scratch buffer for all its items; backward-filter sums per-thread
 //! partial gradients in thread order, so results depend on `threads` but not on scheduling.

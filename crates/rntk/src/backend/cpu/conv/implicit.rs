@@ -1,6 +1,7 @@
 //! Stride-1 convolutions as products that read the patches where they lie ("implicit
-//! GEMM"), on the AVX-512 path of `micro`. One group's channels of an image are copied
-//! once into a zero-padded buffer of extent `output + span − 1` along every axis. On that
+//! GEMM"), on the register-blocked path of `micro` (AVX-512 or AVX2). One group's channels
+//! of an image are copied once into a zero-padded buffer of extent `output + span − 1`
+//! along every axis. On that
 //! buffer each filter tap reads all output positions at one fixed offset, so the patch
 //! matrix of a block of positions is the buffer seen through a table of row offsets
 //! (`Rows::gathered`): nothing is packed.
@@ -19,8 +20,11 @@
 //!
 //! Backward data of a stride-1 convolution is the forward convolution of `dy` with the
 //! filters transposed per group and flipped, padded by `span − 1 − pad` (`dual`), so it
-//! too needs no scatter. Backward filter reads the patches as the left operand.
+//! too needs no scatter. Backward filter reads the patches as the left operand; with at
+//! most 16 output channels, as dot products of patch rows with `dy` laid over the grid
+//! (`dots`).
 
+use super::dots::dots;
 use super::micro::{fast, product, Rows};
 use super::pack::{copy_run, zero_edge};
 use crate::backend::conv::{ConvAxis, ConvGeometry};
@@ -28,10 +32,13 @@ use crate::tensor::Element;
 
 /// Grid positions per block: the block's products stay in L1/L2 with the buffer.
 const BLOCK: usize = 256;
+/// Output channels up to which the filter gradient runs as dot products over the whole
+/// grid (`dots`): `dy` copied row by row instead of transposed, and no lanes masked at 8.
+const DOT_OUTPUTS: usize = 16;
 
-/// Whether `g` runs here for `n` images on `threads`: f32 on the AVX-512 path, every axis
-/// stride 1, not pointwise (that has its own path), at least one (image, group) per
-/// thread, and a grid at most twice the output (little waste on the pads).
+/// Whether `g` runs here for `n` images on `threads`: f32 on the register-blocked path,
+/// every axis stride 1, not pointwise (that has its own path), at least one (image, group)
+/// per thread, and a grid at most twice the output (little waste on the pads).
 pub(crate) fn applies<T: Element>(g: &ConvGeometry, n: usize, threads: usize) -> bool {
     if !fast::<T>() || g.is_pointwise() || g.axes.iter().any(|a| a.stride != 1) {
         return false;
@@ -257,11 +264,24 @@ pub(crate) fn filter_partial<T: Element>(
     let (cg, og, rows) = (g.cg(), g.og(), g.cg() * g.kernel_size());
     let (pin, pout) = (g.in_spatial(), g.out_spatial());
     let mut buf = vec![T::zero(); cg * grid.plane];
-    let mut dyt = vec![T::zero(); BLOCK * og];
+    let by_dots = og <= DOT_OUTPUTS;
+    let mut dyt = vec![T::zero(); og * if by_dots { grid.len } else { BLOCK }];
     for item in items {
         let (img, grp) = (item / g.groups, item % g.groups);
         grid.pad(&x[img * g.in_size() + grp * cg * pin..], cg, &mut buf);
         let dyg = &dy[img * g.out_size() + grp * og * pout..][..og * pout];
+        if by_dots {
+            // dy over the grid, one row per output channel; the pad columns stay zero
+            grid.segments(0, grid.len, |q, o, len| {
+                for ch in 0..og {
+                    copy_run(&mut dyt[ch * grid.len + q..][..len], &dyg[ch * pout + o..]);
+                }
+            });
+            let a = Rows::gathered(&buf, &grid.offs, grid.len);
+            let b = Rows::new(&dyt, og, grid.len, grid.len);
+            dots(a, b, &mut acc[grp * og * rows..], og);
+            continue;
+        }
         for p0 in (0..grid.len).step_by(BLOCK) {
             let cnt = BLOCK.min(grid.len - p0);
             // dy of the block's positions, transposed; zero on the pad columns

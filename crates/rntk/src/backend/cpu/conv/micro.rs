@@ -3,30 +3,51 @@
 //! with AVX-512F and FMA runs a register-blocked kernel that reads `b` where it lies (rows
 //! at any stride: a packed block, or rows of an image or gradient used directly), 32
 //! columns at a time with masked edges, so a block is multiplied straight from the cache it
-//! was packed into. Elsewhere (f64, older CPUs) the product goes to `backend::cpu::gemm`.
+//! was packed into; CPUs with AVX2 and FMA but not AVX-512 run the same kernel 16 columns
+//! wide (`avx2`). Both sum every element over k in order with one fused multiply-add per
+//! term, from zero or the old value, so they give the same bits. Elsewhere (f64, older
+//! CPUs) the product goes to `backend::cpu::gemm`.
 
 use crate::backend::cpu::gemm::{gemm, Mat, MatMut};
 use crate::backend::Par;
 use crate::tensor::Element;
 use std::any::TypeId;
 
-/// Columns per register block: two 16-lane vectors.
+/// Columns per register block of the AVX-512 kernel: two 16-lane vectors.
 pub(crate) const COLS: usize = 32;
 
-/// Whether the AVX-512 path runs for `T` on this CPU.
-pub(crate) fn fast<T: Element>() -> bool {
+/// Which register-blocked kernel runs for f32.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Isa {
+    Avx512,
+    Avx2,
+}
+
+/// The register-blocked kernel for `T` on this CPU (`None`: f64, or a CPU without FMA and
+/// AVX2): AVX-512F + FMA, else AVX2 + FMA, as `simd_level` allows (`RNTK_SIMD` caps it).
+pub(crate) fn isa<T: Element>() -> Option<Isa> {
     #[cfg(target_arch = "x86_64")]
     {
         use crate::backend::cpu::simd::{simd_level, SimdLevel};
-        TypeId::of::<T>() == TypeId::of::<f32>()
-            && simd_level() == SimdLevel::Avx512
-            && std::arch::is_x86_feature_detected!("fma")
+        if TypeId::of::<T>() != TypeId::of::<f32>() || !std::arch::is_x86_feature_detected!("fma") {
+            return None;
+        }
+        match simd_level() {
+            SimdLevel::Avx512 => Some(Isa::Avx512),
+            SimdLevel::Avx2 => Some(Isa::Avx2),
+            SimdLevel::Scalar => None,
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
         let _ = TypeId::of::<T>();
-        false
+        None
     }
+}
+
+/// Whether a register-blocked kernel (AVX-512 or AVX2) runs the products for `T` here.
+pub(crate) fn fast<T: Element>() -> bool {
+    isa::<T>().is_some()
 }
 
 /// A row-major matrix view with contiguous rows: element (i, j) at `data[i*rs + j]`, or,
@@ -99,9 +120,9 @@ pub(crate) fn product<T: Element>(
         "conv product output out of bounds"
     );
     #[cfg(target_arch = "x86_64")]
-    if fast::<T>() && k > 0 {
-        // SAFETY: T is f32 (checked by `fast`), AVX-512F + FMA were detected, and the
-        // views were bounds-checked above and in `Rows::new`.
+    if let (Some(isa), true) = (isa::<T>(), k > 0) {
+        // SAFETY: T is f32 (checked by `isa`), the kernel's features were detected, and
+        // the views were bounds-checked above and in `Rows::new`.
         unsafe {
             let a = Rows {
                 data: std::slice::from_raw_parts(a.data.as_ptr().cast::<f32>(), a.data.len()),
@@ -118,7 +139,10 @@ pub(crate) fn product<T: Element>(
                 offs: b.offs,
             };
             let c = std::slice::from_raw_parts_mut(c.as_mut_ptr().cast::<f32>(), c.len());
-            avx512::product(a, b, c, ldc, accumulate);
+            match isa {
+                Isa::Avx512 => avx512::product(a, b, c, ldc, accumulate),
+                Isa::Avx2 => avx2::product(a, b, c, ldc, accumulate),
+            }
         }
         return;
     }
@@ -167,17 +191,14 @@ fn plain<T: Element>(a: Rows<T>, b: Rows<T>, c: &mut [T], ldc: usize, accumulate
     }
 }
 
+/// How a view's rows are found: a stride, or a table (bounds checked by `Rows`).
 #[cfg(target_arch = "x86_64")]
-mod avx512 {
-    use super::{Rows, COLS};
-    use std::arch::x86_64::*;
-
-    /// How a view's rows are found: a stride, or a table (bounds checked by `Rows`).
-    trait Addr: Copy {
+mod addr {
+    pub(super) trait Addr: Copy {
         fn at(self, i: usize) -> usize;
     }
     #[derive(Clone, Copy)]
-    struct Stride(usize);
+    pub(super) struct Stride(pub usize);
     impl Addr for Stride {
         #[inline(always)]
         fn at(self, i: usize) -> usize {
@@ -185,7 +206,7 @@ mod avx512 {
         }
     }
     #[derive(Clone, Copy)]
-    struct Table<'a>(&'a [usize]);
+    pub(super) struct Table<'a>(pub &'a [usize]);
     impl Addr for Table<'_> {
         #[inline(always)]
         fn at(self, i: usize) -> usize {
@@ -193,6 +214,13 @@ mod avx512 {
             unsafe { *self.0.get_unchecked(i) }
         }
     }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::addr::{Addr, Stride, Table};
+    use super::{Rows, COLS};
+    use std::arch::x86_64::*;
 
     /// Rows of `a` per pass over a column block (their slice of `a` stays in L1).
     const MC: usize = 64;
@@ -323,6 +351,164 @@ mod avx512 {
             let d = c.add((i + r) * ldc + j);
             _mm512_mask_storeu_ps(d, m0, x0[r]);
             _mm512_mask_storeu_ps(d.wrapping_add(16), m1, x1[r]);
+        }
+    }
+}
+
+/// The AVX2 + FMA kernel: as `avx512`, 16 columns (two 8-lane vectors) by up to 6 rows
+/// held in 12 of the 16 registers, edges through `vmaskmov` loads and stores.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::addr::{Addr, Stride, Table};
+    use super::Rows;
+    use std::arch::x86_64::*;
+
+    /// Columns per register block.
+    const COLS: usize = 16;
+    /// Rows of `a` per pass over a column block (their slice of `a` stays in L1).
+    const MC: usize = 60;
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn product(
+        a: Rows<f32>,
+        b: Rows<f32>,
+        c: &mut [f32],
+        ldc: usize,
+        accumulate: bool,
+    ) {
+        match (a.offs, b.offs) {
+            (None, None) => run(&a, &b, Stride(a.rs), Stride(b.rs), c, ldc, accumulate),
+            (Some(t), None) => run(&a, &b, Table(t), Stride(b.rs), c, ldc, accumulate),
+            (None, Some(t)) => run(&a, &b, Stride(a.rs), Table(t), c, ldc, accumulate),
+            (Some(s), Some(t)) => run(&a, &b, Table(s), Table(t), c, ldc, accumulate),
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn run<A: Addr, B: Addr>(
+        a: &Rows<f32>,
+        b: &Rows<f32>,
+        aa: A,
+        ba: B,
+        c: &mut [f32],
+        ldc: usize,
+        accumulate: bool,
+    ) {
+        let (m, n) = (a.rows, b.cols);
+        let cp = c.as_mut_ptr();
+        let mut j = 0;
+        while j < n {
+            let w = COLS.min(n - j);
+            let masks = (mask(w, 0), mask(w, 8), w == COLS);
+            let mut i0 = 0;
+            while i0 < m {
+                let i1 = (i0 + MC).min(m);
+                let mut i = i0;
+                let at = |i| Tile { i, j, masks };
+                // 6-row blocks, but 8 rows as 4 + 4 (a 2-row block's 4 chains of
+                // fused multiply-adds would wait on their latency)
+                while i + 6 <= i1 && i1 - i != 8 {
+                    block::<6, A, B>(a, b, (aa, ba), cp, ldc, at(i), accumulate);
+                    i += 6;
+                }
+                if i + 4 <= i1 {
+                    block::<4, A, B>(a, b, (aa, ba), cp, ldc, at(i), accumulate);
+                    i += 4;
+                }
+                if i + 4 <= i1 {
+                    block::<4, A, B>(a, b, (aa, ba), cp, ldc, at(i), accumulate);
+                    i += 4;
+                }
+                if i + 2 <= i1 {
+                    block::<2, A, B>(a, b, (aa, ba), cp, ldc, at(i), accumulate);
+                    i += 2;
+                }
+                if i < i1 {
+                    block::<1, A, B>(a, b, (aa, ba), cp, ldc, at(i), accumulate);
+                }
+                i0 = i1;
+            }
+            j += COLS;
+        }
+    }
+
+    /// Rows `i..`, columns `j..j + 16` of `c`; lane masks of the two halves, and whether
+    /// all 16 columns lie in the view.
+    #[derive(Clone, Copy)]
+    struct Tile {
+        i: usize,
+        j: usize,
+        masks: (__m256i, __m256i, bool),
+    }
+
+    /// Lanes `lo..w` of an 8-lane half set (all bits), the rest clear.
+    #[inline(always)]
+    unsafe fn mask(w: usize, lo: usize) -> __m256i {
+        const ONES: [i32; 16] = [-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0];
+        let v = w.saturating_sub(lo).min(8);
+        _mm256_loadu_si256(ONES.as_ptr().add(8 - v).cast())
+    }
+
+    /// Rows `i..i + R`, columns `j..j + 16` of `c`, held in registers across all of k.
+    #[inline(always)]
+    unsafe fn block<const R: usize, A: Addr, B: Addr>(
+        a: &Rows<f32>,
+        b: &Rows<f32>,
+        (aa, ba): (A, B),
+        c: *mut f32,
+        ldc: usize,
+        Tile {
+            i,
+            j,
+            masks: (m0, m1, full),
+        }: Tile,
+        accumulate: bool,
+    ) {
+        let mut x0 = [_mm256_setzero_ps(); R];
+        let mut x1 = [_mm256_setzero_ps(); R];
+        if accumulate {
+            for r in 0..R {
+                let s = c.add((i + r) * ldc + j);
+                if full {
+                    x0[r] = _mm256_loadu_ps(s);
+                    x1[r] = _mm256_loadu_ps(s.add(8));
+                } else {
+                    x0[r] = _mm256_maskload_ps(s, m0);
+                    x1[r] = _mm256_maskload_ps(s.wrapping_add(8), m1);
+                }
+            }
+        }
+        let mut ap = [a.data.as_ptr(); R];
+        for (r, p) in ap.iter_mut().enumerate() {
+            *p = p.add(aa.at(i + r));
+        }
+        let bp = b.data.as_ptr().add(j);
+        for kk in 0..a.cols {
+            let br = bp.add(ba.at(kk));
+            // (masked loads never read past the view's last column)
+            let (b0, b1) = if full {
+                (_mm256_loadu_ps(br), _mm256_loadu_ps(br.add(8)))
+            } else {
+                (
+                    _mm256_maskload_ps(br, m0),
+                    _mm256_maskload_ps(br.wrapping_add(8), m1),
+                )
+            };
+            for r in 0..R {
+                let av = _mm256_broadcast_ss(&*ap[r].add(kk));
+                x0[r] = _mm256_fmadd_ps(av, b0, x0[r]);
+                x1[r] = _mm256_fmadd_ps(av, b1, x1[r]);
+            }
+        }
+        for r in 0..R {
+            let d = c.add((i + r) * ldc + j);
+            if full {
+                _mm256_storeu_ps(d, x0[r]);
+                _mm256_storeu_ps(d.add(8), x1[r]);
+            } else {
+                _mm256_maskstore_ps(d, m0, x0[r]);
+                _mm256_maskstore_ps(d.wrapping_add(8), m1, x1[r]);
+            }
         }
     }
 }
@@ -458,5 +644,83 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A register-blocked kernel's entry point.
+    #[cfg(target_arch = "x86_64")]
+    type Kernel = unsafe fn(Rows<f32>, Rows<f32>, &mut [f32], usize, bool);
+
+    /// Each register-blocked kernel this CPU runs equals the plain loop of one fused
+    /// multiply-add per term in k order, bit for bit (so AVX-512 and AVX2 agree too), for
+    /// strided and gathered views, every edge of the 6/4/2/1-row and masked-column blocks.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn kernels_equal_fma_in_k_order_bit_for_bit() {
+        let mut kernels: Vec<(&str, Kernel)> = Vec::new();
+        if std::arch::is_x86_feature_detected!("fma") {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                kernels.push(("avx512", avx512::product));
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                kernels.push(("avx2", avx2::product));
+            }
+        }
+        if simd_uncapped() {
+            assert_eq!(kernels.is_empty(), isa::<f32>().is_none());
+        }
+        for &(m, k, n) in &[
+            (1, 1, 1),
+            (7, 5, 9),
+            (8, 7, 24),
+            (13, 17, 33),
+            (14, 3, 16),
+            (25, 3, 16),
+            (61, 9, 40),
+        ] {
+            let (ars, brs, ldc) = (k + 1, n + 3, n + 2);
+            let a: Vec<f32> = (0..m * ars)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.3)
+                .collect();
+            let b: Vec<f32> = (0..k * brs)
+                .map(|i| ((i * 53 % 97) as f32 - 48.0) / 3.1)
+                .collect();
+            let c0: Vec<f32> = (0..m * ldc).map(|i| (i % 7) as f32 * 0.37).collect();
+            let offs: Vec<usize> = (0..k).map(|kk| (k - 1 - kk) * brs).collect();
+            let brev: Vec<f32> = (0..k)
+                .flat_map(|kk| b[(k - 1 - kk) * brs..][..brs].to_vec())
+                .collect();
+            for acc in [false, true] {
+                let mut want = c0.clone();
+                for i in 0..m {
+                    for j in 0..n {
+                        let mut s = if acc { c0[i * ldc + j] } else { 0.0 };
+                        for kk in 0..k {
+                            s = a[i * ars + kk].mul_add(b[kk * brs + j], s);
+                        }
+                        want[i * ldc + j] = s;
+                    }
+                }
+                for &(name, f) in &kernels {
+                    for gathered in [false, true] {
+                        let bv = if gathered {
+                            Rows::gathered(&brev, &offs, n)
+                        } else {
+                            Rows::new(&b, k, n, brs)
+                        };
+                        let mut c = c0.clone();
+                        // SAFETY: the kernel's features were detected above; views in bounds.
+                        unsafe { f(Rows::new(&a, m, k, ars), bv, &mut c, ldc, acc) };
+                        let same = c.iter().zip(&want).all(|(x, y)| x.to_bits() == y.to_bits());
+                        assert!(same, "{name} {m}x{k}x{n} acc={acc} gathered={gathered}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether `RNTK_SIMD` leaves the detected level alone (it may cap it to scalar).
+    #[cfg(target_arch = "x86_64")]
+    fn simd_uncapped() -> bool {
+        !matches!(std::env::var("RNTK_SIMD").as_deref(), Ok("scalar"))
     }
 }

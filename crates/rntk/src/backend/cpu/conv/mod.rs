@@ -2,15 +2,17 @@
 //! backward-filter (`convolution`), max and average pooling, their gradients and max
 //! unpooling (`pool`), ROI max pooling (`roi`). Patches are packed block by block
 //! (`pack`), or read in place from a zero-padded image for stride-1 convolutions
-//! (`implicit`), and multiplied by a
-//! register-blocked AVX-512 kernel or `gemm` (`micro`). `reference` holds the plain loops
-//! every kernel is tested against.
+//! (`implicit`), and multiplied by a register-blocked AVX-512 or AVX2 kernel or `gemm`
+//! (`micro`). `reference` holds the plain loops every kernel is tested against.
 
 mod convolution;
+mod dots;
 mod implicit;
 mod micro;
 mod pack;
 mod pool;
+#[cfg(target_arch = "x86_64")]
+mod pool_avx2;
 mod pool_simd;
 #[cfg(test)]
 mod reference;

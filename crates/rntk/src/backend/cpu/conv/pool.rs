@@ -231,14 +231,15 @@ pub fn pool_forward<T: Element>(
     let (pin, pout) = (g.in_spatial(), g.out_spatial());
     let fast = inside(&a);
     let simd = super::pool_simd::applies::<T>(pin);
+    let win = super::pool_simd::Windows::new(&a);
     let out2 = a[2].output;
     for_planes(n * g.planes, threads, y, pout, x, pin, |yo, xi, _| {
-        if kind == PoolKind::Max && fast && simd {
-            // SAFETY: T is f32 and the CPU has AVX-512F (`applies`).
-            #[cfg(target_arch = "x86_64")]
+        #[cfg(target_arch = "x86_64")]
+        if let (PoolKind::Max, true, Some(isa)) = (kind, fast, simd) {
+            // SAFETY: T is f32 and the CPU has `isa`'s features (`applies`).
             unsafe {
                 let y = super::pool_simd::Pass::Forward(as_f32_mut(yo));
-                return super::pool_simd::plane(&a, as_f32(xi), y);
+                return super::pool_simd::plane(isa, &win, as_f32(xi), y);
             }
         }
         if kind == PoolKind::Max && fast {
@@ -291,6 +292,7 @@ pub fn pool_backward<T: Element>(
     assert_eq!(x.len(), dx.len(), "pooling gradient size");
     let fast = inside(&a);
     let simd = super::pool_simd::applies::<T>(pin);
+    let win = super::pool_simd::Windows::new(&a);
     let out2 = a[2].output;
     // pair each plane's dx with its x and dy
     for_planes(n * g.planes, threads, dx, pin, dy, pout, |dxi, dyi, p| {
@@ -298,12 +300,12 @@ pub fn pool_backward<T: Element>(
             dxi.fill(T::zero());
         }
         let xi = &x[p * pin..(p + 1) * pin];
-        if kind == PoolKind::Max && fast && simd {
-            // SAFETY: T is f32 and the CPU has AVX-512F (`applies`).
-            #[cfg(target_arch = "x86_64")]
+        #[cfg(target_arch = "x86_64")]
+        if let (PoolKind::Max, true, Some(isa)) = (kind, fast, simd) {
+            // SAFETY: T is f32 and the CPU has `isa`'s features (`applies`).
             unsafe {
                 let g = super::pool_simd::Pass::Backward(as_f32(dyi), as_f32_mut(dxi));
-                return super::pool_simd::plane(&a, as_f32(xi), g);
+                return super::pool_simd::plane(isa, &win, as_f32(xi), g);
             }
         }
         if kind == PoolKind::Max && fast {

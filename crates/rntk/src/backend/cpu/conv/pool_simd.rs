@@ -1,5 +1,5 @@
-//! The AVX-512 f32 kernel of max pooling (`pool.rs` runs it for f32 when every window lies
-//! inside the input): a whole plane at a time, output row by output row, up to 16
+//! The AVX-512 f32 kernel of max pooling (`pool.rs` runs it, or its AVX2 twin in
+//! `pool_avx2.rs`, for f32 when every window lies inside the input): a whole plane at a time, output row by output row, up to 16
 //! outputs of a row at once. Each tap is read for those outputs together: a masked load at
 //! stride 1; at stride s ≤ 31, the `(w − 1)·s + 1` cells of `w = min(16, ⌊31/s⌋ + 1)`
 //! outputs as two masked loads and one two-register permute (gathers are several times
@@ -9,13 +9,14 @@
 //! in `pool.rs` stay the path for f64 and other CPUs, and the reference this kernel is
 //! tested against.
 
+use super::micro::Isa;
 use crate::backend::conv::ConvAxis;
 use crate::tensor::Element;
 
-/// Whether the kernel runs for `T` on planes of `len` cells: f32, AVX-512F, and every
-/// offset fits 32-bit lanes.
-pub(super) fn applies<T: Element>(len: usize) -> bool {
-    super::micro::fast::<T>() && len < i32::MAX as usize
+/// Whether a kernel runs for `T` on planes of `len` cells, and which: f32, AVX-512F (this
+/// file) or AVX2 (`pool_avx2`), and every offset fits 32-bit lanes.
+pub(super) fn applies<T: Element>(len: usize) -> Option<Isa> {
+    super::micro::isa::<T>().filter(|_| len < i32::MAX as usize)
 }
 
 /// What a plane pass produces.
@@ -26,43 +27,88 @@ pub(super) enum Pass<'a> {
     Backward(&'a [f32], &'a mut [f32]),
 }
 
-/// Max pooling over one plane `x` of geometry `a`, every window inside the plane.
+/// Max pooling over one plane `x` of `win`'s geometry, every window inside the plane, by
+/// the kernel of `isa`.
 ///
 /// # Safety
-/// The CPU has AVX-512F. (Bounds are checked here: the plane's last window and the
-/// output sizes are asserted before any access.)
+/// The CPU has `isa`'s features (`applies` said so).
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-pub(super) unsafe fn plane(a: &[ConvAxis; 3], x: &[f32], mut pass: Pass<'_>) {
-    use std::arch::x86_64::*;
-    let (n1, n2) = (a[1].input, a[2].input);
-    let (out0, out1, out2) = (a[0].output, a[1].output, a[2].output);
-    if out0 * out1 * out2 == 0 {
-        return;
+pub(super) unsafe fn plane(isa: Isa, win: &Windows<'_>, x: &[f32], pass: Pass<'_>) {
+    match isa {
+        Isa::Avx512 => plane_avx512(win, x, pass),
+        Isa::Avx2 => super::pool_avx2::plane(win, x, pass),
     }
-    let s = a[2].stride;
-    // tap offsets from a window's first cell, row-major (argmax's order)
-    let mut taps: smallvec::SmallVec<[usize; 32]> = smallvec::SmallVec::new();
-    for j0 in 0..a[0].kernel {
-        for j1 in 0..a[1].kernel {
-            for j2 in 0..a[2].kernel {
-                let t = (j0 * a[0].dilation * n1 + j1 * a[1].dilation) * n2 + j2 * a[2].dilation;
-                taps.push(t);
+}
+
+/// The windows of a pooling geometry: the tap offsets from a window's first cell
+/// (row-major, `argmax`'s order) and where the first window of each output row starts.
+pub(super) struct Windows<'a> {
+    pub a: &'a [ConvAxis; 3],
+    pub taps: smallvec::SmallVec<[usize; 32]>,
+}
+
+impl<'a> Windows<'a> {
+    /// The windows of `a` (built once per call, used for every plane).
+    pub fn new(a: &'a [ConvAxis; 3]) -> Self {
+        let (n1, n2) = (a[1].input, a[2].input);
+        let mut taps = smallvec::SmallVec::new();
+        for j0 in 0..a[0].kernel {
+            for j1 in 0..a[1].kernel {
+                for j2 in 0..a[2].kernel {
+                    taps.push(
+                        (j0 * a[0].dilation * n1 + j1 * a[1].dilation) * n2 + j2 * a[2].dilation,
+                    );
+                }
             }
         }
+        Windows { a, taps }
     }
-    let first = |o0: usize, o1: usize| {
-        (a[0].at(o0, 0) as usize * n1 + a[1].at(o1, 0) as usize) * n2 + a[2].at(0, 0) as usize
-    };
-    let last = first(out0 - 1, out1 - 1) + (out2 - 1) * s + taps[taps.len() - 1];
-    assert!(last < x.len(), "pooling plane out of bounds");
-    match &pass {
-        Pass::Forward(y) => assert!(y.len() >= out0 * out1 * out2, "pooling output size"),
-        Pass::Backward(dy, dx) => assert!(
-            dy.len() >= out0 * out1 * out2 && dx.len() >= x.len(),
-            "pooling gradient size"
-        ),
+
+    /// Whether there are outputs; asserts that the last window of plane `x` and the
+    /// outputs of `pass` lie inside their buffers.
+    pub fn check(&self, x: &[f32], pass: &Pass<'_>) -> bool {
+        let a = self.a;
+        let (out0, out1, out2) = (a[0].output, a[1].output, a[2].output);
+        if out0 * out1 * out2 == 0 || self.taps.is_empty() {
+            return false;
+        }
+        let last = self.first(out0 - 1, out1 - 1)
+            + (out2 - 1) * a[2].stride
+            + self.taps[self.taps.len() - 1];
+        assert!(last < x.len(), "pooling plane out of bounds");
+        match pass {
+            Pass::Forward(y) => assert!(y.len() >= out0 * out1 * out2, "pooling output size"),
+            Pass::Backward(dy, dx) => assert!(
+                dy.len() >= out0 * out1 * out2 && dx.len() >= x.len(),
+                "pooling gradient size"
+            ),
+        }
+        true
     }
+
+    /// The first cell of output row `(o0, o1)`'s first window.
+    pub fn first(&self, o0: usize, o1: usize) -> usize {
+        let a = self.a;
+        (a[0].at(o0, 0) as usize * a[1].input + a[1].at(o1, 0) as usize) * a[2].input
+            + a[2].at(0, 0) as usize
+    }
+}
+
+/// The AVX-512 kernel of [`plane`].
+///
+/// # Safety
+/// The CPU has AVX-512F. (Bounds are checked by `Windows::check` before any access.)
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn plane_avx512(win: &Windows<'_>, x: &[f32], mut pass: Pass<'_>) {
+    use std::arch::x86_64::*;
+    if !win.check(x, &pass) {
+        return;
+    }
+    let a = win.a;
+    let (taps, first) = (&win.taps, |o0, o1| win.first(o0, o1));
+    let (out0, out1, out2) = (a[0].output, a[1].output, a[2].output);
+    let s = a[2].stride;
     let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     let step = _mm512_mullo_epi32(lanes, _mm512_set1_epi32(s as i32));
     let p = x.as_ptr();
