@@ -8,7 +8,7 @@ use crate::device::{Cuda, KArg};
 use crate::memory::{CMut, CRef};
 use cudarc::driver::{CudaSlice, LaunchConfig};
 use rntk::backend::reduce::{NormArgs, NormGeom, ReduceGeom, ReduceOp, Reductions};
-use rntk::backend::{Cpu, Operand};
+use rntk::backend::{Cpu, Operand, Par};
 use rntk::tensor::Element;
 
 fn code(op: ReduceOp) -> i32 {
@@ -115,12 +115,13 @@ impl Reductions for Cuda {
         training: bool,
         out: CMut<'_, T>,
         stats: CMut<'_, T>,
+        par: Par,
     ) {
         self.on_host("batch_norm");
         let h = args.map(|a| self.fetch(a));
         let (mut ho, mut hs) = (self.fetch_mut(&out), self.fetch_mut(&stats));
         let refs: [&[T]; 6] = std::array::from_fn(|k| &h[k][..]);
-        Cpu.batch_norm(g, refs, training, &mut ho, &mut hs);
+        Cpu.batch_norm(g, refs, training, &mut ho, &mut hs, par);
         self.put(&ho, out);
         self.put(&hs, stats);
     }
@@ -133,8 +134,9 @@ impl Reductions for Cuda {
         x: CRef<'_, T>,
         scale: CRef<'_, T>,
         stats: CRef<'_, T>,
-        dout: CRef<'_, T>,
-        din: CMut<'_, T>,
+        (out, dout): (CRef<'_, T>, CRef<'_, T>),
+        (din, assign): (CMut<'_, T>, bool),
+        par: Par,
     ) {
         self.on_host("batch_norm_backward");
         let (hx, hsc, hst, hg) = (
@@ -143,8 +145,12 @@ impl Reductions for Cuda {
             self.fetch(stats),
             self.fetch(dout),
         );
+        // the output masks the gradient only with a ReLU folded in
+        let ho = if g.relu { self.fetch(out) } else { Vec::new() };
+        let od = (if g.relu { &ho[..] } else { &hg[..] }, &hg[..]);
+        // (an unzeroed buffer is read back all the same: the host kernel overwrites it)
         let mut hd = self.fetch_mut(&din);
-        Cpu.batch_norm_backward(g, i, trained, &hx, &hsc, &hst, &hg, &mut hd);
+        Cpu.batch_norm_backward(g, i, trained, &hx, &hsc, &hst, od, (&mut hd, assign), par);
         self.put(&hd, din);
     }
 }

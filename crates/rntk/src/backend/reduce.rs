@@ -2,7 +2,7 @@
 //! statistics of batch normalization.
 
 use super::elementwise::MAX_RANK;
-use super::memory::{Memory, Operand};
+use super::memory::{Memory, Operand, Par};
 use crate::error::{Error, Result};
 use crate::tensor::{Element, Shape};
 
@@ -151,6 +151,9 @@ pub struct NormGeom {
     pub inner: usize,
     pub epsilon: f64,
     pub time_constant: f64,
+    /// A ReLU folded in: the output is `max(·, 0)`, and the backward's `dout` is the
+    /// ReLU's gradient, masked by the output (`out > 0`).
+    pub relu: bool,
 }
 
 impl NormGeom {
@@ -200,7 +203,8 @@ pub trait Reductions: Memory {
         din: Self::Mut<'_, T>,
     );
     /// Batch normalization forward: minibatch statistics when `training` (the updated
-    /// running estimates into `stats`), the running estimates otherwise.
+    /// running estimates into `stats`), the running estimates otherwise. `par` may split
+    /// the work over threads; every statistic is summed in the same order regardless.
     fn batch_norm<T: Element>(
         &self,
         g: &NormGeom,
@@ -208,8 +212,11 @@ pub trait Reductions: Memory {
         training: bool,
         out: Self::Mut<'_, T>,
         stats: Self::Mut<'_, T>,
+        par: Par,
     );
-    /// `din +=` the gradient of operand `i` (0 = x, 1 = scale, 2 = bias).
+    /// `din +=` the gradient of operand `i` (0 = x, 1 = scale, 2 = bias) given `od` =
+    /// (the forward's output, its gradient); the output is read only when `g.relu`.
+    /// `din.1` (only for operand 0): `din.0` holds no values yet, write `0 + gradient`.
     #[allow(clippy::too_many_arguments)]
     fn batch_norm_backward<T: Element>(
         &self,
@@ -219,8 +226,9 @@ pub trait Reductions: Memory {
         x: Self::Ref<'_, T>,
         scale: Self::Ref<'_, T>,
         stats: Self::Ref<'_, T>,
-        dout: Self::Ref<'_, T>,
-        din: Self::Mut<'_, T>,
+        od: (Self::Ref<'_, T>, Self::Ref<'_, T>),
+        din: (Self::Mut<'_, T>, bool),
+        par: Par,
     );
     /// [`Reductions::batch_norm_backward`] for operand `i`, and the scale and bias
     /// gradients of the same pass added into `params` (`groups` values each: scale, then
@@ -233,13 +241,14 @@ pub trait Reductions: Memory {
         i: usize,
         trained: bool,
         (x, scale, stats): (Self::Ref<'_, T>, Self::Ref<'_, T>, Self::Ref<'_, T>),
-        dout: Self::Ref<'_, T>,
-        din: Self::Mut<'_, T>,
+        od: (Self::Ref<'_, T>, Self::Ref<'_, T>),
+        din: (Self::Mut<'_, T>, bool),
         params: Self::Mut<'_, T>,
+        par: Par,
     ) {
-        self.batch_norm_backward(g, i, trained, x, scale, stats, dout, din);
+        self.batch_norm_backward(g, i, trained, x, scale, stats, od, din, par);
         let (ps, pb) = Self::split_at(params, g.groups);
-        self.batch_norm_backward(g, 1, trained, x, scale, stats, dout, ps);
-        self.batch_norm_backward(g, 2, trained, x, scale, stats, dout, pb);
+        self.batch_norm_backward(g, 1, trained, x, scale, stats, od, (ps, false), par);
+        self.batch_norm_backward(g, 2, trained, x, scale, stats, od, (pb, false), par);
     }
 }

@@ -106,8 +106,9 @@ impl<T: Element, B: Backend> Executor<T, B> {
             .filter_map(|(v, _)| self.plan.var_slots.get(&v.key()).copied())
             .collect();
         self.pass = self.pass_through(&reach, wrt_slots, &seeded);
+        let assign = self.written_once(&reach, wrt_slots, &seeded);
         let work = Work::Pass(self.pass_work());
-        self.zero_grads(&reach, work);
+        self.zero_grads(&reach, &assign, work);
         self.add_seeds(seeds, &reach)?;
         if let Some(st) = stream.as_deref_mut() {
             // gradients no step reads: final (zero) at once
@@ -115,6 +116,7 @@ impl<T: Element, B: Backend> Executor<T, B> {
         }
         let (plan, backend) = (self.plan.clone(), self.backend.clone());
         let (arena, pass, training) = (&mut self.arena, &self.pass, self.training);
+        let fold = self.inference.is_none();
         backend.scope(work, |par| {
             let guards = read_params(&plan);
             let params = param_bufs::<T, B>(&backend, &guards);
@@ -125,8 +127,10 @@ impl<T: Element, B: Backend> Executor<T, B> {
                 params: &params,
                 reach: &reach,
                 pass,
+                assign: &assign,
                 training,
                 par,
+                fold,
             };
             run.all(stream)
         })
@@ -168,14 +172,46 @@ impl<T: Element, B: Backend> Executor<T, B> {
         pass
     }
 
+    /// Slots whose gradient one node's backward writes whole instead of adding into
+    /// (`Op::writes_gradient`): read by that operand alone, in a node run on its own,
+    /// not asked for (`wrt`) or seeded. They are not zeroed; the node is told
+    /// (`RowCtx::assign`). A convolution's or normalization's input: a full pass saved.
+    fn written_once(&self, reach: &[bool], wrt: &[usize], seeded: &[usize]) -> Vec<bool> {
+        let plan = &*self.plan;
+        let mut assign = vec![false; plan.slots.len()];
+        for step in &plan.steps {
+            let Step::Node(n) = *step else { continue };
+            let node = &plan.nodes[n];
+            for (i, &s) in node.ins.iter().enumerate() {
+                assign[s] = reach[s]
+                    && reach[node.out]
+                    && plan.readers[s] == 1
+                    && node.op.writes_gradient(i)
+                    && node.op.differentiable(i)
+                    && !wrt.contains(&s)
+                    && !seeded.contains(&s);
+            }
+        }
+        assign
+    }
+
     /// Zeroed gradient buffers for every slot that carries gradient (a handed-over one
-    /// gets its buffer from its consumer: no zeros). Zeroing an output layer's
-    /// gradient is a memory-bound pass: spread over the pool for large minibatches.
-    fn zero_grads(&mut self, reach: &[bool], work: Work) {
+    /// gets its buffer from its consumer, one in `assign` is written whole: no zeros).
+    /// Zeroing an output layer's gradient is a memory-bound pass: spread over the pool
+    /// for large minibatches.
+    fn zero_grads(&mut self, reach: &[bool], assign: &[bool], work: Work) {
         let mut handed = vec![false; reach.len()];
         for (n, p) in self.pass.iter().enumerate() {
             if let Some(i) = *p {
                 handed[self.plan.nodes[n].ins[i]] = true;
+            }
+        }
+        if self.inference.is_none() {
+            // a normalization with a ReLU folded in reads the ReLU's gradient, not its own
+            for (n, m) in self.plan.relu_after.iter().enumerate() {
+                if m.is_some() {
+                    handed[self.plan.nodes[n].out] = true;
+                }
             }
         }
         let (b, a) = (&self.backend, &mut self.arena);
@@ -183,7 +219,9 @@ impl<T: Element, B: Backend> Executor<T, B> {
             for s in (0..reach.len()).filter(|&s| reach[s] && !handed[s]) {
                 let len = a.layouts[s].rows() * a.numels[s];
                 b.resize(&mut a.grads[s], len);
-                b.zero(B::view_mut(&mut a.grads[s]), par);
+                if !assign[s] {
+                    b.zero(B::view_mut(&mut a.grads[s]), par);
+                }
             }
         });
     }
@@ -294,8 +332,12 @@ struct Back<'r, 'p, T: Element, B: Backend> {
     params: &'r Params<'p, T, B>,
     reach: &'r [bool],
     pass: &'r [Option<usize>],
+    /// Slots whose one reader writes their gradient (`written_once`).
+    assign: &'r [bool],
     training: bool,
     par: Par,
+    /// Whether ReLUs ran inside the normalizations they follow (`Plan::relu_after`).
+    fold: bool,
 }
 
 impl<T: Element, B: Backend> Back<'_, '_, T, B> {
@@ -318,6 +360,7 @@ impl<T: Element, B: Backend> Back<'_, '_, T, B> {
             row0: rows.start,
             training: self.training,
             par: self.par,
+            assign: false,
         }
     }
 
@@ -342,7 +385,10 @@ impl<T: Element, B: Backend> Back<'_, '_, T, B> {
             }
             let mut din = std::mem::take(&mut self.arena.grads[s]);
             let mut st = std::mem::take(&mut self.arena.states[n]);
-            let ctx = self.ctx(rows.clone());
+            let ctx = RowCtx {
+                assign: self.assign[s],
+                ..self.ctx(rows.clone())
+            };
             let a = &*self.arena;
             let args: Args<T, B> = node
                 .ins
@@ -375,7 +421,8 @@ impl<T: Element, B: Backend> Back<'_, '_, T, B> {
     fn node(&mut self, n: usize) -> Result<()> {
         let node = &self.plan.nodes[n];
         let out = node.out;
-        if !self.reach[out] {
+        if !self.reach[out] || (self.fold && self.plan.folded_into[n].is_some()) {
+            // (a ReLU folded into a normalization: that one's backward covers it)
             return Ok(());
         }
         match node.op.exec_kind() {
@@ -471,9 +518,18 @@ impl<T: Element, B: Backend> Back<'_, '_, T, B> {
             if !self.reach[s] || !node.op.differentiable(i) {
                 continue;
             }
+            // a folded ReLU's output and gradient stand for the normalization's
+            let fo = match plan.relu_after[n] {
+                Some(m) if self.fold => plan.nodes[m].out,
+                _ => out,
+            };
+            let ctx = RowCtx {
+                assign: self.assign[s],
+                ..ctx
+            };
             self.with_operand(n, i, |a, args, din, st| {
                 let o = (&a.shapes[out], &a.layouts[out]);
-                let od = (B::view(&a.data[out]), B::view(&a.grads[out]));
+                let od = (B::view(&a.data[fo]), B::view(&a.grads[fo]));
                 node.op.backward_whole(b, i, args, o, od, din, ctx, st)
             })?;
         }

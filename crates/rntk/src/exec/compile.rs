@@ -5,7 +5,7 @@
 use crate::error::{Error, Result};
 use crate::graph::flat::Flat;
 use crate::graph::{DynamicAxes, VarKey, Variable};
-use crate::ops::{ExecKind, Op};
+use crate::ops::{ExecKind, Op, UnaryOp};
 use crate::tensor::{Shape, Tensor};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -61,6 +61,10 @@ pub(crate) struct Plan {
     pub readers: Vec<usize>,
     /// Shared storage of parameter and constant slots.
     pub stores: Vec<Option<Arc<RwLock<Tensor>>>>,
+    /// Per node: the ReLU node folded into this batch normalization (see `fold_relus`).
+    pub relu_after: Vec<Option<usize>>,
+    /// Per node: the batch normalization this ReLU node is folded into.
+    pub folded_into: Vec<Option<usize>>,
     /// Per set of `wrt` slots: which slots carry gradient (see `Plan::reach`).
     pub reach_cache: Mutex<HashMap<Vec<usize>, Arc<Vec<bool>>>>,
 }
@@ -232,6 +236,7 @@ pub(crate) fn compile(roots: &[Variable]) -> Result<Plan> {
             }
         }
     }
+    let (relu_after, folded_into) = fold_relus(&b.nodes, &steps, &readers, &var_slots);
     let stores = b
         .slots
         .iter()
@@ -244,6 +249,8 @@ pub(crate) fn compile(roots: &[Variable]) -> Result<Plan> {
         densify,
         readers,
         stores,
+        relu_after,
+        folded_into,
         slots: b.slots,
         nodes: b.nodes,
         steps,
@@ -251,4 +258,41 @@ pub(crate) fn compile(roots: &[Variable]) -> Result<Plan> {
         roots: root_slots,
         reach_cache: Mutex::new(HashMap::new()),
     })
+}
+
+/// Batch normalizations followed by a ReLU that alone reads their output, which is not
+/// visible from outside (no root, no variable): a training executor computes the ReLU
+/// inside the normalization (its output, and its gradient masked by it) and skips the
+/// ReLU node, saving full passes over the activation. Returns, per node, the ReLU folded
+/// into it, and per ReLU node, its normalization.
+fn fold_relus(
+    nodes: &[PNode],
+    steps: &[Step],
+    readers: &[usize],
+    var_slots: &HashMap<VarKey, usize>,
+) -> (Vec<Option<usize>>, Vec<Option<usize>>) {
+    let mut after = vec![None; nodes.len()];
+    let mut into = vec![None; nodes.len()];
+    let by_out: HashMap<usize, usize> = nodes.iter().enumerate().map(|(n, p)| (p.out, n)).collect();
+    let mut own_step = vec![false; nodes.len()];
+    for step in steps {
+        if let Step::Node(n) = *step {
+            own_step[n] = true;
+        }
+    }
+    for step in steps {
+        let Step::Node(m) = *step else { continue };
+        let relu = &nodes[m];
+        if relu.op != Op::Unary(UnaryOp::Relu) || relu.ins.len() != 1 {
+            continue;
+        }
+        let s = relu.ins[0];
+        let Some(&n) = by_out.get(&s) else { continue };
+        let single = readers[s] == 1 && !var_slots.values().any(|&v| v == s);
+        if single && own_step[n] && matches!(nodes[n].op, Op::BatchNorm { .. }) {
+            after[n] = Some(m);
+            into[m] = Some(n);
+        }
+    }
+    (after, into)
 }

@@ -40,6 +40,9 @@ impl<T: Element, B: Backend> Executor<T, B> {
         let work = Work::Pass(self.pass_work());
         let (plan, backend) = (self.plan.clone(), self.backend.clone());
         let (arena, inference) = (&mut self.arena, &mut self.inference);
+        // folding a ReLU into its normalization moves buffers between the two slots,
+        // which a forward-only executor's buffer pool does not expect
+        let fold = inference.is_none();
         let result = backend.scope(work, |par| {
             let guards = read_params(&plan);
             let params = param_bufs::<T, B>(&backend, &guards);
@@ -50,6 +53,7 @@ impl<T: Element, B: Backend> Executor<T, B> {
                 params: &params,
                 training,
                 par,
+                fold,
             };
             for i in 0..plan.steps.len() {
                 if let Some(inf) = inference.as_mut() {
@@ -106,6 +110,8 @@ pub(super) struct Run<'r, 'p, T: Element, B: Backend> {
     pub params: &'r Params<'p, T, B>,
     pub training: bool,
     pub par: Par,
+    /// Whether ReLUs run inside the normalizations they follow (`Plan::relu_after`).
+    pub fold: bool,
 }
 
 impl<T: Element, B: Backend> Run<'_, '_, T, B> {
@@ -115,6 +121,7 @@ impl<T: Element, B: Backend> Run<'_, '_, T, B> {
             row0: rows.start,
             training: self.training,
             par: self.par,
+            assign: false,
         }
     }
 
@@ -192,6 +199,13 @@ impl<T: Element, B: Backend> Run<'_, '_, T, B> {
     fn forward_node(&mut self, n: usize) -> Result<()> {
         let node = &self.plan.nodes[n];
         let out = node.out;
+        if self.fold && self.plan.folded_into[n].is_some() {
+            // the normalization before it computed this ReLU: its output moves over
+            let s = node.ins[0];
+            self.arena.data.swap(s, out);
+            self.arena.layouts[out] = self.arena.layouts[s].clone();
+            return Ok(());
+        }
         let numel = node.out_shape.numel();
         let mut buf = std::mem::take(&mut self.arena.data[out]);
         let r = match node.op.exec_kind() {
@@ -250,6 +264,7 @@ impl<T: Element, B: Backend> Run<'_, '_, T, B> {
     fn whole_forward(&mut self, n: usize, buf: &mut B::Buf<T>) -> Result<()> {
         let (plan, b, ctx) = (self.plan, self.b, self.ctx(0..0));
         let node = &plan.nodes[n];
+        self.arena.states[n].relu_folded = self.fold && plan.relu_after[n].is_some();
         let (layout, shape) = self.with_whole_args(n, |args, st| {
             node.op
                 .forward_whole(b, args, &node.out_shape, buf, ctx, st)

@@ -123,3 +123,63 @@ fn attention_weights_are_planned_only_when_asked_for() {
     assert_eq!(count(&[y.clone(), weights.clone()], is_weights), 1);
     assert_eq!(count(&[y, weights], is_fused), 1);
 }
+
+/// A training executor folds each ReLU into the batch normalization before it and
+/// writes the convolutions' and normalizations' input gradients instead of zeroing and
+/// adding; with those values made visible (roots, `wrt`) neither applies. Outputs and
+/// every parameter gradient agree bit for bit.
+#[test]
+fn folded_relus_and_written_gradients_equal_the_plain_path() {
+    use crate::functions::relu;
+    use crate::initializer::{Initializer, RandomKind};
+    use crate::layers::{Activation, BatchNormalization, Convolution, Layer};
+    let x = crate::input_variable([2, 6, 6]);
+    let conv = |n: usize| {
+        Convolution::d2([3, 3])
+            .num_filters(n)
+            .pad(true)
+            .bias(false)
+            .init(Initializer::random(RandomKind::HeNormal, 1.0))
+            .activation(Activation::Identity)
+    };
+    let bn = || BatchNormalization::new().map_rank(Some(1));
+    let c0 = conv(4).apply(&x).unwrap();
+    let b0 = bn().apply(&c0).unwrap();
+    let r0 = relu(&b0).unwrap();
+    let c1 = conv(3).apply(&r0).unwrap();
+    let b1 = bn().apply(&c1).unwrap();
+    let z = relu(&b1).unwrap();
+    let params = z.owner().unwrap().parameters();
+    let inner = [&c0, &b0, &r0, &c1, &b1];
+    let rows = 3;
+    let data: Vec<f32> = (0..rows * 72)
+        .map(|i| ((i * 37 % 53) as f32 - 26.0) / 9.0)
+        .collect();
+    let xv = Value::batch([2, 6, 6], data).unwrap();
+    let seed: Vec<f32> = (0..rows * 108)
+        .map(|i| ((i * 29 % 41) as f32 - 20.0) / 7.0)
+        .collect();
+    let seed = Value::batch([3, 6, 6], seed).unwrap();
+    let run = |visible: bool| {
+        let mut roots = vec![z.clone()];
+        let mut wrt: Vec<&Variable> = params.iter().collect();
+        if visible {
+            roots.extend(inner.iter().map(|&v| v.clone()));
+            wrt.extend(inner);
+        }
+        let mut ex = Executor::<f32>::new(&roots).unwrap();
+        let folds = ex.plan.relu_after.iter().filter(|m| m.is_some()).count();
+        assert_eq!(folds, if visible { 0 } else { 2 });
+        ex.forward(&[(&x, &xv)], true).unwrap();
+        let out = ex.value(&z).unwrap().dense_rows::<f32>();
+        let g = ex.backward(&[(&z, Some(&seed))], &wrt).unwrap();
+        let bits = |v: &Value| v.dense_rows::<f32>().iter().map(|f| f.to_bits()).collect();
+        let grads: Vec<Vec<u32>> = g[..params.len()].iter().map(bits).collect();
+        (out.iter().map(|f| f.to_bits()).collect::<Vec<u32>>(), grads)
+    };
+    let (folded, plain) = (run(false), run(true));
+    assert!(folded.0.contains(&0) && folded.0.iter().any(|&b| b != 0));
+    assert_eq!(folded.0, plain.0, "outputs");
+    assert_eq!(folded.1.len(), 6, "two filters, two scales, two biases");
+    assert_eq!(folded.1, plain.1, "parameter gradients");
+}

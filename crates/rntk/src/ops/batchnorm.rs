@@ -16,7 +16,7 @@
 //! count grows by m on each training forward. Inference with a never-trained layer
 //! simply uses the initial estimates (mean 0, variance 0), as CNTK does.
 
-use super::{dense_info, expect_arity, Inferred, NodeState, VarInfo, WholeArg};
+use super::{dense_info, expect_arity, Inferred, NodeState, RowCtx, VarInfo, WholeArg};
 use crate::backend::reduce::NormGeom;
 use crate::backend::{Backend, Par};
 use crate::error::{Error, Result};
@@ -102,6 +102,7 @@ pub(crate) fn stat_shape(x: &Shape, spatial: bool) -> Option<Shape> {
 fn geom<B: Backend, T: Element>(
     (spatial, epsilon, time_constant): (bool, f64, f64),
     x: &WholeArg<B, T>,
+    relu: bool,
 ) -> NormGeom {
     let d = x.shape.numel();
     let groups = if spatial {
@@ -116,6 +117,7 @@ fn geom<B: Backend, T: Element>(
         inner: d / groups,
         epsilon,
         time_constant,
+        relu,
     }
 }
 
@@ -134,7 +136,7 @@ pub(crate) fn forward<B: Backend, T: Element>(
     attrs: (bool, f64, f64),
     args: &[WholeArg<B, T>],
     out: B::Mut<'_, T>,
-    training: bool,
+    (training, par): (bool, Par),
     st: &mut NodeState<B, T>,
 ) -> Result<()> {
     let what = [
@@ -149,30 +151,34 @@ pub(crate) fn forward<B: Backend, T: Element>(
     for k in 1..6 {
         ins[k] = dense(&args[k], what[k])?;
     }
-    let g = geom(attrs, &args[0]);
+    let g = geom(attrs, &args[0], st.relu_folded);
     b.resize(&mut st.aux, g.stats_len());
     st.trained = training;
     st.grad_ready = false;
-    b.batch_norm(&g, ins, training, out, B::view_mut(&mut st.aux));
+    b.batch_norm(&g, ins, training, out, B::view_mut(&mut st.aux), par);
     Ok(())
 }
 
 /// Gradient for operand `i` (0 = x, 1 = scale, 2 = bias), accumulated into `din`. The
 /// first call of a backward pass also leaves the scale and bias gradients in
 /// `NodeState::grad` (one pass over the data for all three); the later calls add them.
+/// With a ReLU folded in (`NodeState::relu_folded`), `(out, dout)` are the ReLU's;
+/// `ctx.assign`: `din` (operand 0's) is not zeroed, the gradient is written into it.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn backward<B: Backend, T: Element>(
     b: &B,
     spatial: bool,
     i: usize,
     args: &[WholeArg<B, T>],
-    dout: B::Ref<'_, T>,
+    od: (B::Ref<'_, T>, B::Ref<'_, T>),
     din: B::Mut<'_, T>,
+    ctx: RowCtx,
     st: &mut NodeState<B, T>,
 ) -> Result<()> {
+    let par = ctx.par;
     let x = dense(&args[0], "operand")?;
     let scale = dense(&args[1], "scale")?;
-    let g = geom((spatial, 0.0, 0.0), &args[0]);
+    let g = geom((spatial, 0.0, 0.0), &args[0], st.relu_folded);
     if B::len(&st.aux) != g.stats_len() {
         return Err(Error::Runtime {
             op: "BatchNormalization".into(),
@@ -194,9 +200,10 @@ pub(crate) fn backward<B: Backend, T: Element>(
         i,
         st.trained,
         (x, scale, stats),
-        dout,
-        din,
+        od,
+        (din, ctx.assign && i == 0),
         B::view_mut(&mut st.grad),
+        par,
     );
     st.grad_ready = true;
     Ok(())

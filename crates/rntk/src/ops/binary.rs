@@ -142,6 +142,7 @@ mod tests {
             row0: 0,
             training: false,
             par: Par::Seq,
+            assign: false,
         };
         let args = [Arg::<Cpu, f64>::Rows(&x[..]), Arg::Static(&b[..])];
         forward(

@@ -19,7 +19,7 @@
 use super::conv_attrs::{conv_geometry, pool_geometry, ConvAttrs, PoolAttrs};
 use super::{dense_info, expect_arity, join_axes, Inferred, RowCtx, VarInfo};
 use crate::backend::conv::{ConvGeometry, PoolGeometry};
-use crate::backend::{Arg, Backend};
+use crate::backend::{Arg, Backend, Par};
 use crate::error::{Error, Result};
 use crate::tensor::{DynamicAxes, Element, Shape};
 
@@ -225,6 +225,13 @@ pub(crate) fn backward_conv<B: Backend, T: Element>(
     let (xl, yl) = if transpose { (cout, cin) } else { (cin, cout) };
     let dy = head::<B, T>(dout, yl);
     let p = ctx.par;
+    // the data gradient is written when the executor left `din` unzeroed (it always
+    // covers the whole view; should it not, zeros first, then the usual add)
+    let mut din = din;
+    let add = !ctx.assign || B::mut_len(&din) != xl;
+    if ctx.assign && add {
+        b.zero(B::reborrow(&mut din), Par::Seq);
+    }
     match (i, transpose) {
         (0, false) => {
             let x = dense(&args[1], xl, "operand")?;
@@ -236,11 +243,11 @@ pub(crate) fn backward_conv<B: Backend, T: Element>(
         }
         (_, false) => {
             let w = dense(&args[0], g.filter_size(), "filter")?;
-            b.conv_backward_data(&g, n, dy, w, head_mut::<B, T>(din, cin), true, p)
+            b.conv_backward_data(&g, n, dy, w, head_mut::<B, T>(din, cin), add, p)
         }
         (_, true) => {
             let w = dense(&args[0], g.filter_size(), "filter")?;
-            b.conv_forward(&g, n, dy, w, head_mut::<B, T>(din, cout), true, p)
+            b.conv_forward(&g, n, dy, w, head_mut::<B, T>(din, cout), add, p)
         }
     }
     Ok(())

@@ -395,6 +395,7 @@ mod tests {
             row0,
             training,
             par: Par::Seq,
+            assign: false,
         }
     }
 

@@ -300,6 +300,20 @@ impl Op {
         matches!(self, Op::AdditiveAttention) && (i == 1 || i == 2)
     }
 
+    /// Whether the backward for operand `i` writes its whole gradient when asked to
+    /// (`RowCtx::assign`) instead of adding into it: the executor then skips zeroing a
+    /// buffer this op alone fills. The input of a row-local convolution and of batch
+    /// normalization (both read whole activations, so the zeroing is a full pass).
+    pub(crate) fn writes_gradient(&self, i: usize) -> bool {
+        match self {
+            Op::Convolution(_) | Op::ConvolutionTranspose(_) => {
+                i == 1 && self.exec_kind() == ExecKind::RowLocal
+            }
+            Op::BatchNorm { .. } => i == 0,
+            _ => false,
+        }
+    }
+
     /// Whether operand `i` can receive a gradient at all (indices, conditions and
     /// stop_gradient cannot).
     pub(crate) fn differentiable(&self, i: usize) -> bool {

@@ -145,6 +145,7 @@ mod tests {
             row0: 0,
             training: false,
             par: Par::Seq,
+            assign: false,
         }
     }
 

@@ -29,6 +29,10 @@ pub(crate) struct RowCtx {
     pub row0: usize,
     pub training: bool,
     pub par: Par,
+    /// Backward only: the operand's gradient buffer `din` was not zeroed; the op writes
+    /// it (`0 + v`: the bits adding into zeros gives) instead of adding into it. Set
+    /// only for operands whose op says `Op::writes_gradient`.
+    pub assign: bool,
 }
 
 /// One operand of a whole-value op.
@@ -62,6 +66,10 @@ pub(crate) struct NodeState<B: Memory, T: Element> {
     pub work: B::Buf<T>,
     /// Whether the last forward was a training one whose results `Op::commit` writes.
     pub trained: bool,
+    /// Set by the executor before a forward: the ReLU that alone reads this node's
+    /// output runs inside it (batch normalization; `exec::compile::fold_relus`), so the
+    /// output is the ReLU's and the backward receives the ReLU's output and gradient.
+    pub relu_folded: bool,
     /// Row maps a sequence op computed in its forward, for its backward (host data).
     pub pairs: Vec<(usize, usize)>,
     /// A whole op's output layout and the input layout it follows from, reused while
@@ -82,6 +90,7 @@ impl<B: Memory, T: Element> Default for NodeState<B, T> {
             grad_rows: 0,
             work: Default::default(),
             trained: false,
+            relu_folded: false,
             pairs: Vec::new(),
             out_layout: None,
         }
@@ -276,9 +285,10 @@ impl Op {
                 normalization_time_constant,
             } => {
                 let rows = args[0].layout.rows();
-                zeroed(b, self, out, (rows, static_shape.numel()))?;
+                // sized, not zeroed: the normalization writes every element
+                sized(b, self, out, (rows, static_shape.numel()))?;
                 let g = (*spatial, *epsilon, *normalization_time_constant);
-                batchnorm::forward(b, g, args, B::view_mut(out), ctx.training, st)?;
+                batchnorm::forward(b, g, args, B::view_mut(out), (ctx.training, ctx.par), st)?;
                 Ok(fixed(args[0].layout.clone()))
             }
             Op::LstmScan { reverse } => {
@@ -328,7 +338,7 @@ impl Op {
             }
             Op::ReduceAll { op } => reduce::backward_all(b, *op, &args[0], (out, dout), din),
             Op::BatchNorm { spatial, .. } => {
-                batchnorm::backward(b, *spatial, i, args, dout, din, st)
+                batchnorm::backward(b, *spatial, i, args, (out, dout), din, ctx, st)
             }
             Op::WeightedLogistic
             | Op::LambdaRank

@@ -89,6 +89,7 @@ mod tests {
             row0: 0,
             training: false,
             par: Par::Seq,
+            assign: false,
         };
         let xa = Arg::<Cpu, f64>::Rows(&x);
         forward(&Cpu, false, 0, xa, &Shape::from([3]), &mut y, ctx).unwrap();

@@ -236,9 +236,10 @@ impl Reductions for Arena {
         training: bool,
         out: AMut<'_, T>,
         stats: AMut<'_, T>,
+        par: Par,
     ) {
         self.call(|cx| unsafe {
-            Cpu.batch_norm(g, args.get(cx), training, out.get(cx), stats.get(cx))
+            Cpu.batch_norm(g, args.get(cx), training, out.get(cx), stats.get(cx), par)
         })
     }
     fn batch_norm_backward<T: Element>(
@@ -249,12 +250,14 @@ impl Reductions for Arena {
         x: ARef<'_, T>,
         scale: ARef<'_, T>,
         stats: ARef<'_, T>,
-        dout: ARef<'_, T>,
-        din: AMut<'_, T>,
+        (out, dout): (ARef<'_, T>, ARef<'_, T>),
+        (din, assign): (AMut<'_, T>, bool),
+        par: Par,
     ) {
         self.call(|cx| unsafe {
             let (x, scale, stats) = (x.get(cx), scale.get(cx), stats.get(cx));
-            Cpu.batch_norm_backward(g, i, trained, x, scale, stats, dout.get(cx), din.get(cx))
+            let (od, din) = ((out.get(cx), dout.get(cx)), (din.get(cx), assign));
+            Cpu.batch_norm_backward(g, i, trained, x, scale, stats, od, din, par)
         })
     }
 }

@@ -4,7 +4,7 @@
 use super::batchnorm;
 use super::Cpu;
 use crate::backend::reduce::{NormArgs, NormGeom, ReduceGeom, ReduceOp, Reductions};
-use crate::backend::Operand;
+use crate::backend::{Operand, Par};
 use crate::tensor::Element;
 
 /// Reduce the values that `visit` feeds (it may be called twice: max, then sum).
@@ -179,6 +179,7 @@ impl Reductions for Cpu {
         training: bool,
         out: &mut [T],
         stats: &mut [T],
+        par: Par,
     ) {
         let c = g.groups;
         let count = rcount.first().map(|c| c.as_f64()).unwrap_or(0.0);
@@ -189,7 +190,7 @@ impl Reductions for Cpu {
         if training {
             // Sums in f64: a float32 minibatch of thousands of rows would lose digits.
             let (mu, s2) = (&mut zeros_f64(c), &mut zeros_f64(c));
-            batchnorm::moments(g, x, mu, s2);
+            batchnorm::moments(g, x, mu, s2, par);
             let k = (g.rows * g.inner).max(1) as f64;
             let m = g.rows as f64;
             let f = exp_avg_factor(g.time_constant, count, m);
@@ -212,7 +213,7 @@ impl Reductions for Cpu {
                 invstd[j] = T::from_f64(1.0 / (rvar[j].as_f64() + g.epsilon).sqrt());
             }
         }
-        batchnorm::normalize(g, x, (mean, invstd), (scale, bias), out);
+        batchnorm::normalize(g, x, (mean, invstd), (scale, bias), out, par);
     }
 
     fn batch_norm_backward<T: Element>(
@@ -223,10 +224,11 @@ impl Reductions for Cpu {
         x: &[T],
         scale: &[T],
         stats: &[T],
-        dout: &[T],
-        din: &mut [T],
+        od: (&[T], &[T]),
+        din: (&mut [T], bool),
+        par: Par,
     ) {
-        bn_backward(g, i, trained, (x, scale, stats), dout, din, None);
+        bn_backward(g, (i, trained), (x, scale, stats), od, din, None, par);
     }
 
     fn batch_norm_backward_keep<T: Element>(
@@ -235,24 +237,27 @@ impl Reductions for Cpu {
         i: usize,
         trained: bool,
         xss: (&[T], &[T], &[T]),
-        dout: &[T],
-        din: &mut [T],
+        od: (&[T], &[T]),
+        din: (&mut [T], bool),
         params: &mut [T],
+        par: Par,
     ) {
-        bn_backward(g, i, trained, xss, dout, din, Some(params));
+        bn_backward(g, (i, trained), xss, od, din, Some(params), par);
     }
 }
 
 /// Batch normalization's gradient for operand `i` (0 = x, 1 = scale, 2 = bias) into
 /// `din`, and, given `params`, the scale and bias gradients into it (one pass of sums).
+/// `out` masks `dout` when a ReLU is folded in (`g.relu`); `assign`: `din` (operand 0's)
+/// holds no values yet.
 fn bn_backward<T: Element>(
     g: &NormGeom,
-    i: usize,
-    trained: bool,
+    (i, trained): (usize, bool),
     (x, scale, stats): (&[T], &[T], &[T]),
-    dout: &[T],
-    din: &mut [T],
+    (out, dout): (&[T], &[T]),
+    (din, assign): (&mut [T], bool),
     params: Option<&mut [T]>,
+    par: Par,
 ) {
     let c = g.groups;
     let mean = &stats[1..1 + c];
@@ -261,19 +266,20 @@ fn bn_backward<T: Element>(
     // terms through which the batch mean and variance depend on x (the bias alone needs
     // only Σ dy).
     let (sdy, sdyx) = (&mut zeros_f64(c), &mut zeros_f64(c));
-    if i == 2 && params.is_none() {
-        batchnorm::dy_sums(g, dout, sdy);
+    if i == 2 && params.is_none() && !g.relu {
+        batchnorm::dy_sums(g, dout, sdy, par);
     } else {
-        batchnorm::grad_sums(g, (x, dout), (mean, invstd), (sdy, sdyx));
+        batchnorm::grad_sums(g, (x, dout, out), (mean, invstd), (sdy, sdyx), par);
     }
     match i {
         0 => batchnorm::input_grad(
             g,
             trained,
-            (x, dout),
+            (x, dout, out),
             (mean, invstd, scale),
             (sdy, sdyx),
-            din,
+            (din, assign),
+            par,
         ),
         1 => {
             for j in 0..c {
